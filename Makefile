@@ -1,0 +1,47 @@
+# warmd: every target installs what it needs (venv, pip, Debian packages where missing).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+APT_PACKAGES := redis-server redis-tools memcached
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: venv system-deps test demo bench chaos lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+# Install the Debian packages the tests and the demo use, only when a command is missing.
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
+	command -v memcached >/dev/null || missing="$$missing memcached"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+test: venv system-deps
+	$(BIN)/python -m pytest -q
+
+demo: venv system-deps
+	$(BIN)/warmd demo
+
+bench: venv system-deps
+	$(BIN)/pip install -q -e '.[test,bench]'
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+
+chaos: venv system-deps
+	$(BIN)/python -m chaos --nodes 5 --duration 120
+
+lint: venv
+	$(BIN)/ruff check warmd tests bench chaos
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""The admin Unix-socket protocol, server and client."""

@@ -1,0 +1,1 @@
+"""Pure log analysis: formats, template mining and mergeable summaries."""

@@ -1,0 +1,1 @@
+"""Cache backends behind one CacheBackend protocol."""

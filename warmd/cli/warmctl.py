@@ -1,0 +1,19 @@
+"""The `warmctl` command: operate a running warmd over its admin socket."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from warmd.cli import command
+
+# One module per subcommand group; each has register(subparsers).
+COMMAND_MODULES: tuple[str, ...] = (
+    "warmd.cli.version",
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = command.build_parser(
+        "warmctl", "Operate a running warmd cluster through the local admin socket.", COMMAND_MODULES
+    )
+    return command.run(parser, argv)

@@ -1,0 +1,1 @@
+"""Extension protocols, entry-point loading, built-in readiness checks and loaders."""

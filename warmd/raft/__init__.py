@@ -1,0 +1,1 @@
+"""Pure Raft consensus: tick/step/propose in, Ready out; no I/O, clocks or threads."""

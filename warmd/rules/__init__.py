@@ -1,0 +1,1 @@
+"""Pure rule language: grammar, parser, compiler, diagnosis tree and prediction."""

@@ -1,0 +1,1 @@
+"""The I/O shell: driver, transport, disk, applier, warmer, tailer, daemon."""

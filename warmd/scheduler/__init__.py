@@ -1,0 +1,1 @@
+"""Pure leader decisions: plan, assign, reassign, expire; output is commands to propose."""

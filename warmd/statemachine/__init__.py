@@ -1,0 +1,1 @@
+"""Pure replicated state: commands, the task lifecycle table, apply, snapshots."""

@@ -1,0 +1,1 @@
+"""The aiohttp web UI and REST API."""
