@@ -1,0 +1,154 @@
+"""The values the Raft core exchanges with its driver: entries, messages, hard state, Ready.
+
+All are frozen dataclasses with slots, so a Ready handed to the driver cannot be
+changed under the core's feet, and `warmd.codec` can encode any of them by field.
+Node id 0 means "none" (no vote, no leader).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+NO_NODE = 0
+
+
+class EntryType(IntEnum):
+    """What an entry's `data` holds."""
+
+    NORMAL = 0  # application command (empty data: the leader's no-op of a new term)
+    CONF_CHANGE = 1  # an encoded ConfChange
+
+
+class ConfChangeType(IntEnum):
+    ADD_VOTER = 0  # adds a voter, or promotes a learner
+    ADD_LEARNER = 1
+    REMOVE_NODE = 2
+
+
+class MessageType(IntEnum):
+    """Every message kind; LOCAL_* kinds never cross the network."""
+
+    APPEND = 1
+    APPEND_RESPONSE = 2
+    VOTE = 3
+    VOTE_RESPONSE = 4
+    PRE_VOTE = 5
+    PRE_VOTE_RESPONSE = 6
+    HEARTBEAT = 7
+    HEARTBEAT_RESPONSE = 8
+    SNAPSHOT = 9  # one chunk of an InstallSnapshot
+    SNAPSHOT_RESPONSE = 10  # acknowledges a chunk (or asks to restart at an offset)
+    TIMEOUT_NOW = 11  # leadership transfer: campaign now, skipping pre-vote
+    TRANSFER_LEADER = 12  # a request to the leader to transfer to `from_id`'s choice
+    PROPOSE = 13  # a proposal forwarded from a follower to the leader
+    READ_INDEX = 14  # a ReadIndex request forwarded to the leader
+    READ_INDEX_RESPONSE = 15
+
+
+class Role(IntEnum):
+    FOLLOWER = 0
+    PRE_CANDIDATE = 1
+    CANDIDATE = 2
+    LEADER = 3
+    LEARNER = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    term: int
+    index: int
+    type: EntryType = EntryType.NORMAL
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class HardState:
+    """What must be on disk before any message that depends on it is sent."""
+
+    term: int = 0
+    vote: int = NO_NODE
+    commit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConfState:
+    voters: tuple[int, ...] = ()
+    learners: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConfChange:
+    type: ConfChangeType
+    node_id: int
+    context: bytes = b""  # e.g. the new node's advertised address
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMeta:
+    index: int = 0
+    term: int = 0
+    conf_state: ConfState = field(default_factory=ConfState)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    meta: SnapshotMeta = field(default_factory=SnapshotMeta)
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One Raft message; which fields matter depends on `type` (as in etcd's raftpb)."""
+
+    type: MessageType
+    from_id: int
+    to: int
+    term: int = 0
+    log_term: int = 0
+    index: int = 0
+    entries: tuple[Entry, ...] = ()
+    commit: int = 0
+    reject: bool = False
+    reject_hint: int = 0  # conflict index hint for fast back-tracking
+    reject_term: int = 0  # conflict term hint
+    context: bytes = b""  # ReadIndex request id, or campaign reason
+    snapshot_meta: SnapshotMeta | None = None
+    chunk_offset: int = 0
+    chunk_data: bytes = b""
+    chunk_done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """A ReadIndex answer: the read `context` may be served once `index` is applied."""
+
+    index: int
+    context: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SoftState:
+    """Volatile state the driver may show but need not persist."""
+
+    leader_id: int = NO_NODE
+    role: Role = Role.FOLLOWER
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A batch of work for the driver, handled in etcd's order.
+
+    Persist `hard_state`, `snapshot` and `entries` (fsync when `must_sync`), then
+    send `messages`, then apply `committed_entries`, then call `advance(ready)`.
+    All fields are read-only.
+    """
+
+    soft_state: SoftState | None = None
+    hard_state: HardState | None = None
+    entries: tuple[Entry, ...] = ()
+    snapshot: Snapshot | None = None
+    committed_entries: tuple[Entry, ...] = ()
+    messages: tuple[Message, ...] = ()
+    read_states: tuple[ReadState, ...] = ()
+    must_sync: bool = False
