@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-APT_PACKAGES := redis-server redis-tools memcached
+
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv system-deps test demo bench chaos lint clean
+.PHONY: venv system-deps bench-deps test demo bench chaos lint clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,7 @@ system-deps:
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
 	command -v memcached >/dev/null || missing="$$missing memcached"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -33,7 +34,19 @@ test: venv system-deps
 demo: venv system-deps
 	$(BIN)/warmd demo
 
-bench: venv system-deps
+# The peers each benchmark measures in the same run.
+bench-deps: system-deps
+	@missing=""; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v memcslap >/dev/null || missing="$$missing libmemcached-tools"; \
+	command -v goaccess >/dev/null || missing="$$missing goaccess"; \
+	command -v etcd >/dev/null || missing="$$missing etcd-server etcd-client"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing benchmark peers:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+bench: venv bench-deps
 	$(BIN)/pip install -q -e '.[test,bench]'
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
 

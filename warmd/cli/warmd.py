@@ -9,6 +9,11 @@ from warmd.cli import command
 # One module per subcommand; each has register(subparsers).
 COMMAND_MODULES: tuple[str, ...] = (
     "warmd.cli.demo",
+    "warmd.cli.run",
+    "warmd.cli.check_config",
+    "warmd.cli.analyze",
+    "warmd.cli.predict",
+    "warmd.cli.backtest",
 )
 
 

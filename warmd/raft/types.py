@@ -40,9 +40,9 @@ class MessageType(IntEnum):
     SNAPSHOT = 9  # one chunk of an InstallSnapshot
     SNAPSHOT_RESPONSE = 10  # acknowledges a chunk (or asks to restart at an offset)
     TIMEOUT_NOW = 11  # leadership transfer: campaign now, skipping pre-vote
-    TRANSFER_LEADER = 12  # a request to the leader to transfer to `from_id`'s choice
-    PROPOSE = 13  # a proposal forwarded from a follower to the leader
-    READ_INDEX = 14  # a ReadIndex request forwarded to the leader
+    TRANSFER_LEADER = 12  # asks the leader to transfer leadership to node `index` (term 0)
+    PROPOSE = 13  # a proposal forwarded from a follower to the leader (term 0)
+    READ_INDEX = 14  # a ReadIndex request forwarded to the leader (term 0)
     READ_INDEX_RESPONSE = 15
 
 
@@ -152,3 +152,45 @@ class Ready:
     messages: tuple[Message, ...] = ()
     read_states: tuple[ReadState, ...] = ()
     must_sync: bool = False
+    # A snapshot the application handed in through RaftNode.compact(): persist it
+    # (MemoryStorage.create_snapshot + compact) so the log may drop entries up to
+    # its index. Unlike `snapshot`, the application must NOT restore from it.
+    compaction: Snapshot | None = None
+
+
+class ProgressState(IntEnum):
+    """How the leader replicates to one follower (etcd's tracker states)."""
+
+    PROBE = 0  # one APPEND at a time until the follower's match is found
+    REPLICATE = 1  # pipelined APPENDs within the in-flight window
+    SNAPSHOT = 2  # an InstallSnapshot is under way; APPENDs paused
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    """The leader's view of one member's replication."""
+
+    node_id: int
+    match: int
+    next: int
+    state: ProgressState
+    inflight: int
+    recent_active: bool
+    is_learner: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RaftStatus:
+    """A read-only picture of a RaftNode for status pages and tests."""
+
+    node_id: int
+    term: int
+    vote: int
+    role: Role
+    leader_id: int
+    commit: int
+    applied: int
+    last_index: int
+    conf_state: ConfState
+    progress: tuple[PeerStatus, ...] = ()  # filled on the leader only
+    lead_transferee: int = NO_NODE

@@ -1,0 +1,113 @@
+"""Log analysis throughput: warmd's parse + summarise against GoAccess and a bare baseline.
+
+Generates a combined log (2M lines by default) in a temporary directory, then measures in the
+same run: warmd (`summarise_files`, one worker per core), a bare single-process Python loop
+(one regex match per line + a Counter of paths), and GoAccess on the same file. Peak RSS is
+that of a separate `warmd analyze` process on the file. The last line is `name=value ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from warmd.runtime.analysis_worker import summarise_files
+from warmd.testing.loggen import LogSpec, generate_lines
+
+BARE = re.compile(r'(\S+) \S+ \S+ \[([^\]]+)\] "(\S+) (\S+)[^"]*" (\d{3}) (\S+)')
+
+
+def write_log(path: Path, lines: int, seed: int) -> int:
+    """A combined log of about `lines` lines (several synthetic weeks end to end)."""
+    days = max(1.0, lines / 200_000)
+    written = 0
+    with open(path, "w") as handle:
+        for line in generate_lines(LogSpec(seed=seed, days=days, requests_per_day=200_000)):
+            handle.write(line + "\n")
+            written += 1
+    return written
+
+
+def bare_lines_s(path: Path) -> float:
+    """The bare baseline: one regex match per line and a Counter of paths."""
+    started = time.perf_counter()
+    paths: Counter[str] = Counter()
+    lines = 0
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            lines += 1
+            match = BARE.match(line)
+            if match:
+                paths[match.group(4)] += 1
+    return lines / (time.perf_counter() - started)
+
+
+def warmd_lines_s(path: Path, lines: int, workers: int) -> float:
+    """warmd's parse + summarise, one worker process per core."""
+    started = time.perf_counter()
+    summary = summarise_files([str(path)], "combined", workers=workers)
+    elapsed = time.perf_counter() - started
+    assert summary.lines + summary.malformed == lines, "warmd lost lines"
+    return lines / elapsed
+
+
+def goaccess_lines_s(path: Path, lines: int, workdir: Path) -> float:
+    """GoAccess 1.x on the same file (JSON report to a temporary file), or 0 if missing."""
+    binary = shutil.which("goaccess")
+    if binary is None:
+        return 0.0
+    started = time.perf_counter()
+    subprocess.run([binary, str(path), "--log-format=COMBINED", "-o", str(workdir / "r.json"),
+                    "--no-progress"], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return lines / (time.perf_counter() - started)
+
+
+def peak_rss_mb(path: Path) -> float:
+    """Peak RSS of a `warmd analyze` process (and its workers) on the file."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run([sys.executable, "-m", "warmd", "analyze", str(path), "--json"],
+                   check=True, stdout=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(before, after) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lines", type=int, default=2_000_000)
+    parser.add_argument("--quick", action="store_true", help="200k lines (make bench)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    wanted = 200_000 if args.quick else args.lines
+    with tempfile.TemporaryDirectory() as directory:
+        workdir = Path(directory)
+        path = workdir / "access.log"
+        lines = write_log(path, wanted, args.seed)
+        print(f"log: {lines:,} lines, {path.stat().st_size / 1e6:.0f} MB, "
+              f"{args.workers} workers, {os.cpu_count()} cores")
+        bare = bare_lines_s(path)
+        warmd = warmd_lines_s(path, lines, args.workers)
+        goaccess = goaccess_lines_s(path, lines, workdir)
+        rss = peak_rss_mb(path)
+    ratio_goaccess = warmd / goaccess if goaccess else 0.0
+    print(f"warmd     {warmd:>12,.0f} lines/s")
+    print(f"bare      {bare:>12,.0f} lines/s   warmd/bare     = {warmd / bare:.2f}")
+    print(f"goaccess  {goaccess:>12,.0f} lines/s   warmd/goaccess = {ratio_goaccess:.2f}")
+    print(f"peak RSS of `warmd analyze`: {rss:.0f} MB")
+    print(f"lines={lines} lines_s={warmd:.0f} goaccess_lines_s={goaccess:.0f} "
+          f"ratio_vs_goaccess={ratio_goaccess:.2f} bare_lines_s={bare:.0f} "
+          f"ratio_vs_bare={warmd / bare:.2f} peak_rss_mb={rss:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The admin wire format: one JSON object per line over the Unix socket, requests and replies.
+
+JSON lines rather than binary frames because an operator can talk to a stuck daemon with
+`socat - UNIX-CONNECT:/run/warmd/admin.sock` and read the answer. Encoding and decoding are
+pure; errors travel as `{"code", "message"}` and become `AdminError`, whose code maps to a
+sysexits-style exit status for warmctl.
+
+    request:  {"v": 1, "id": 7, "command": "status", "args": {}}
+    success:  {"v": 1, "id": 7, "ok": true, "result": {...}}
+    failure:  {"v": 1, "id": 7, "ok": false, "error": {"code": "not_leader", "message": "..."}}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from warmd.errors import AdminError
+
+PROTOCOL_VERSION = 1
+LINE_BYTES_MAX = 1 << 20  # a request or reply longer than this is refused, not buffered
+COMMAND_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,63}")
+
+
+class ErrorCode(StrEnum):
+    """Why a request failed; each maps to one warmctl exit status."""
+
+    BAD_REQUEST = "bad_request"  # malformed line, wrong types, bad arguments
+    UNKNOWN_COMMAND = "unknown_command"
+    PERMISSION_DENIED = "permission_denied"  # peer credentials not allowed, or socket mode
+    NOT_LEADER = "not_leader"  # retry on the leader (the message names it)
+    UNAVAILABLE = "unavailable"  # no daemon, no quorum, shutting down
+    TIMEOUT = "timeout"
+    FAILED = "failed"  # the operation ran and failed (e.g. a rejected command)
+    PROTOCOL = "protocol"  # the peer spoke something that is not this protocol
+    INTERNAL = "internal"  # a bug in the daemon; its log has the traceback
+
+
+# sysexits.h values, so scripts can tell "try again" (75) from "you may not" (77).
+EXIT_STATUS: Mapping[str, int] = {
+    ErrorCode.BAD_REQUEST: 64,
+    ErrorCode.UNKNOWN_COMMAND: 64,
+    ErrorCode.PERMISSION_DENIED: 77,
+    ErrorCode.NOT_LEADER: 75,
+    ErrorCode.UNAVAILABLE: 69,
+    ErrorCode.TIMEOUT: 75,
+    ErrorCode.FAILED: 1,
+    ErrorCode.PROTOCOL: 76,
+    ErrorCode.INTERNAL: 70,
+}
+
+
+def exit_status(code: str) -> int:
+    """The warmctl exit status for an error code (1 for codes this version does not know)."""
+    return EXIT_STATUS.get(code, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    command: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    request_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    request_id: int
+    result: Any = None
+    error_code: str | None = None
+    error_message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error_code is None
+
+    def raise_for_error(self) -> Any:
+        """Return the result, or raise the error this response carries.
+
+        Raises:
+            AdminError: the daemon answered with an error.
+        """
+        if self.error_code is not None:
+            raise AdminError(self.error_code, self.error_message)
+        return self.result
+
+
+def encode_request(request: Request) -> bytes:
+    """One request line.
+
+    Raises:
+        AdminError: (bad_request) the command name is invalid or an argument is not JSON.
+    """
+    _check_command(request.command)
+    document = {
+        "v": PROTOCOL_VERSION,
+        "id": request.request_id,
+        "command": request.command,
+        "args": dict(request.args),
+    }
+    return _dump(document, ErrorCode.BAD_REQUEST)
+
+
+def decode_request(line: bytes) -> Request:
+    """Parse one request line.
+
+    Raises:
+        AdminError: (bad_request) the line is not a valid request object.
+    """
+    document = _load(line, ErrorCode.BAD_REQUEST)
+    request_id = document.get("id", 0)
+    if not isinstance(request_id, int) or isinstance(request_id, bool):
+        raise AdminError(ErrorCode.BAD_REQUEST, '"id" must be an integer')
+    command = document.get("command")
+    if not isinstance(command, str):
+        raise AdminError(ErrorCode.BAD_REQUEST, '"command" must be a string')
+    _check_command(command)
+    args = document.get("args", {})
+    if not isinstance(args, dict):
+        raise AdminError(ErrorCode.BAD_REQUEST, '"args" must be an object')
+    return Request(command, args, request_id)
+
+
+def encode_response(response: Response) -> bytes:
+    """One reply line; a result that is not JSON becomes an internal error reply."""
+    document: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": response.request_id}
+    if response.ok:
+        document |= {"ok": True, "result": response.result}
+    else:
+        error = {"code": response.error_code, "message": response.error_message}
+        document |= {"ok": False, "error": error}
+    try:
+        return _dump(document, ErrorCode.INTERNAL)
+    except AdminError as error:
+        return encode_response(error_response(response.request_id, error))
+
+
+def decode_response(line: bytes) -> Response:
+    """Parse one reply line.
+
+    Raises:
+        AdminError: (protocol) the line is not a valid reply object.
+    """
+    document = _load(line, ErrorCode.PROTOCOL)
+    request_id = document.get("id", 0)
+    if document.get("ok") is True:
+        return Response(request_id, document.get("result"))
+    error = document.get("error")
+    if document.get("ok") is not False or not isinstance(error, dict):
+        raise AdminError(ErrorCode.PROTOCOL, "reply has neither a result nor an error")
+    code, message = error.get("code"), error.get("message", "")
+    if not isinstance(code, str) or not isinstance(message, str):
+        raise AdminError(ErrorCode.PROTOCOL, "reply error needs a string code and message")
+    return Response(request_id, None, code, message)
+
+
+def error_response(request_id: int, error: AdminError) -> Response:
+    return Response(request_id, None, error.code, error.message)
+
+
+def _check_command(command: str) -> None:
+    if not COMMAND_PATTERN.fullmatch(command):
+        raise AdminError(
+            ErrorCode.BAD_REQUEST,
+            f"command {command[:70]!r} is not a lowercase name like 'status' or 'add-learner'",
+        )
+
+
+def _dump(document: dict[str, Any], code: ErrorCode) -> bytes:
+    try:
+        text = json.dumps(document, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise AdminError(code, f"cannot encode as JSON: {error}") from None
+    line = text.encode("utf-8") + b"\n"
+    if len(line) > LINE_BYTES_MAX:
+        raise AdminError(code, f"message of {len(line)} bytes exceeds {LINE_BYTES_MAX}")
+    return line
+
+
+def _load(line: bytes, code: ErrorCode) -> dict[str, Any]:
+    if len(line) > LINE_BYTES_MAX:
+        raise AdminError(code, f"line of {len(line)} bytes exceeds {LINE_BYTES_MAX}")
+    try:
+        document = json.loads(line)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise AdminError(code, f"not a JSON line: {error}") from None
+    if not isinstance(document, dict):
+        raise AdminError(code, "expected a JSON object")
+    version = document.get("v", PROTOCOL_VERSION)
+    if version != PROTOCOL_VERSION:
+        raise AdminError(code, f"protocol version {version!r} is not {PROTOCOL_VERSION}")
+    return document

@@ -1,0 +1,345 @@
+"""The admin Unix-socket server: file mode plus peer credentials guard who may operate warmd.
+
+The socket is created 0600 (0660 and owned by the configured group), and every connection's
+SO_PEERCRED is checked: root, the daemon's own uid and members of the group are served, anyone
+else gets a `permission_denied` reply and is disconnected. The daemon registers its commands
+(`status`, `members`, ...) as handlers; `ping` and `commands` are built in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import grp
+import inspect
+import os
+import pwd
+import socket
+import stat
+import struct
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from warmd.admin.protocol import (
+    COMMAND_PATTERN,
+    LINE_BYTES_MAX,
+    ErrorCode,
+    Request,
+    Response,
+    decode_request,
+    encode_response,
+    error_response,
+)
+from warmd.errors import AdminError, WarmdError
+from warmd.logging import get_logger
+
+Handler = Callable[[Mapping[str, Any]], Awaitable[Any] | Any]
+_log = get_logger("warmd.admin")
+
+
+@dataclass(frozen=True, slots=True)
+class PeerCredentials:
+    """Who is on the other end of a Unix socket, as the kernel vouches (SO_PEERCRED)."""
+
+    pid: int
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True, slots=True)
+class AdminStatistics:
+    connections_accepted: int
+    connections_refused: int
+    requests: int
+    errors: int
+
+
+@dataclass(slots=True)
+class _Counters:
+    connections_accepted: int = 0
+    connections_refused: int = 0
+    requests: int = 0
+    errors: int = 0
+
+
+class AdminServer:
+    """Serves admin requests on a Unix socket; create, `register()` handlers, then `start()`."""
+
+    def __init__(
+        self,
+        socket_path: str | os.PathLike[str],
+        *,
+        group_id: int | None = None,
+        idle_timeout_s: float = 60.0,
+        connections_max: int = 64,
+    ) -> None:
+        self.socket_path = Path(socket_path)
+        self._group_id = group_id
+        self._idle_timeout_s = idle_timeout_s
+        self._connections_max = connections_max
+        self._handlers: dict[str, tuple[Handler, str]] = {}
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self._inode: int | None = None
+        self._counters = _Counters()
+        self.register("ping", self._ping, summary="check that the daemon answers")
+        self.register("commands", self._commands, summary="list the commands this daemon serves")
+
+    def register(self, command: str, handler: Handler, *, summary: str = "") -> None:
+        """Serve `command` with `handler(args) -> result` (a coroutine function or a plain one).
+
+        Raises:
+            ValueError: the name is not a lowercase command name or is already registered.
+        """
+        if not COMMAND_PATTERN.fullmatch(command):
+            raise ValueError(f"command name {command!r} must match {COMMAND_PATTERN.pattern}")
+        if command in self._handlers:
+            raise ValueError(f"command {command!r} is already registered")
+        self._handlers[command] = (handler, summary)
+
+    async def start(self) -> None:
+        """Create the socket with its mode and group, and start accepting connections.
+
+        Raises:
+            AdminError: (unavailable) another daemon listens on the path, or it cannot be created.
+        """
+        try:  # /run/warmd comes from systemd; a hand-started daemon makes its own directory
+            self.socket_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        except OSError as error:
+            raise AdminError(
+                ErrorCode.UNAVAILABLE,
+                f"cannot create {self.socket_path.parent} for the admin socket: {error.strerror}",
+            ) from None
+        _remove_stale_socket(self.socket_path)
+        listener = self._bind()
+        self._server = await asyncio.start_unix_server(
+            self._serve, sock=listener, limit=LINE_BYTES_MAX + 1
+        )
+        mode = 0o660 if self._group_id is not None else 0o600
+        _log.info("admin_socket_listening", path=str(self.socket_path), mode=f"{mode:04o}")
+
+    async def close(self) -> None:
+        """Stop accepting, disconnect every client and remove the socket file we created."""
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(OSError):
+            if self._inode is not None and self.socket_path.stat().st_ino == self._inode:
+                self.socket_path.unlink()
+
+    def statistics(self) -> AdminStatistics:
+        counters = self._counters
+        return AdminStatistics(
+            counters.connections_accepted,
+            counters.connections_refused,
+            counters.requests,
+            counters.errors,
+        )
+
+    def _bind(self) -> socket.socket:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            # Linux gives the socket file the mode of the unbound socket's inode (minus the
+            # umask): set 0600 first so the file never exists with a wider mode, even for a
+            # moment, and without touching the process-wide umask other threads rely on.
+            os.fchmod(listener.fileno(), 0o600)
+            listener.bind(os.fspath(self.socket_path))
+            if self._group_id is not None:
+                os.chown(self.socket_path, -1, self._group_id)
+                os.chmod(self.socket_path, 0o660)
+            else:
+                os.chmod(self.socket_path, 0o600)
+            self._inode = self.socket_path.stat().st_ino
+        except OSError as error:
+            listener.close()
+            raise AdminError(
+                ErrorCode.UNAVAILABLE,
+                f"cannot create the admin socket {self.socket_path}: {error.strerror}",
+            ) from None
+        listener.setblocking(False)
+        return listener
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            credentials = peer_credentials(writer.get_extra_info("socket"))
+            refusal = self._refusal(credentials) or self._overload()
+            if refusal is not None:
+                self._counters.connections_refused += 1
+                _log.warning(
+                    "admin_peer_refused",
+                    uid=credentials.uid,
+                    pid=credentials.pid,
+                    reason=refusal.message,
+                )
+                await _reply(writer, error_response(0, refusal))
+                return
+            self._counters.connections_accepted += 1
+            await self._serve_requests(reader, writer, credentials)
+        except (ConnectionError, OSError):
+            pass  # the client went away; nothing to answer
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _serve_requests(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        credentials: PeerCredentials,
+    ) -> None:
+        while True:
+            try:
+                line = await asyncio.wait_for(reader.readline(), self._idle_timeout_s)
+            except TimeoutError:
+                return
+            except ValueError:  # longer than the limit: refuse rather than buffer it
+                error = AdminError(ErrorCode.BAD_REQUEST, f"request exceeds {LINE_BYTES_MAX} bytes")
+                await self._refuse_request(writer, error, credentials)
+                return
+            if not line.strip():
+                if not line:
+                    return
+                continue
+            try:
+                request = decode_request(line)
+            except AdminError as error:
+                await self._refuse_request(writer, error, credentials)
+                return
+            await _reply(writer, await self._dispatch(request, credentials))
+
+    async def _refuse_request(
+        self, writer: asyncio.StreamWriter, error: AdminError, credentials: PeerCredentials
+    ) -> None:
+        """A malformed request gets one error reply and the connection is closed."""
+        self._counters.errors += 1
+        _log.warning("admin_request_malformed", uid=credentials.uid, reason=error.message)
+        await _reply(writer, error_response(0, error))
+
+    async def _dispatch(self, request: Request, credentials: PeerCredentials) -> Response:
+        self._counters.requests += 1
+        entry = self._handlers.get(request.command)
+        if entry is None:
+            self._counters.errors += 1
+            close = difflib.get_close_matches(request.command, self._handlers, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            error = AdminError(
+                ErrorCode.UNKNOWN_COMMAND, f"unknown command {request.command!r}{hint}"
+            )
+            return error_response(request.request_id, error)
+        try:
+            result = entry[0](request.args)
+            if inspect.isawaitable(result):
+                result = await result
+            return Response(request.request_id, result)
+        except AdminError as error:
+            self._counters.errors += 1
+            return error_response(request.request_id, error)
+        except WarmdError as error:
+            self._counters.errors += 1
+            return error_response(request.request_id, AdminError(ErrorCode.FAILED, str(error)))
+        except Exception:
+            self._counters.errors += 1
+            _log.exception("admin_handler_failed", command=request.command, uid=credentials.uid)
+            error = AdminError(ErrorCode.INTERNAL, "internal error; the daemon log has details")
+            return error_response(request.request_id, error)
+
+    def _refusal(self, credentials: PeerCredentials) -> AdminError | None:
+        """None when the peer may operate the daemon, else the error to send it."""
+        if credentials.uid in (0, os.geteuid()):
+            return None
+        if self._group_id is not None and self._group_id in peer_groups(credentials):
+            return None
+        allowed = f"root and uid {os.geteuid()} ({_user_name(os.geteuid())})"
+        if self._group_id is not None:
+            allowed += f" and members of group {_group_name(self._group_id)}"
+        return AdminError(
+            ErrorCode.PERMISSION_DENIED,
+            f"uid {credentials.uid} ({_user_name(credentials.uid)}) may not use this admin "
+            f"socket; only {allowed} may",
+        )
+
+    def _overload(self) -> AdminError | None:
+        """Refuse connections past the limit, so idle clients cannot exhaust descriptors."""
+        if len(self._writers) <= self._connections_max:
+            return None
+        return AdminError(
+            ErrorCode.UNAVAILABLE,
+            f"too many admin connections (limit {self._connections_max}); try again",
+        )
+
+    async def _ping(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        return {"pong": True, "pid": os.getpid()}
+
+    async def _commands(self, args: Mapping[str, Any]) -> dict[str, str]:
+        return {name: summary for name, (_, summary) in sorted(self._handlers.items())}
+
+
+def peer_credentials(sock: Any) -> PeerCredentials:
+    """Read SO_PEERCRED (pid, uid, gid) from a connected Unix socket."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return PeerCredentials(pid, uid, gid)
+
+
+def peer_groups(credentials: PeerCredentials) -> set[int]:
+    """The peer process's primary and supplementary groups.
+
+    /proc/<pid>/status shows the groups the process really holds (after `newgrp`, `sg` or
+    setgroups); when it cannot be read, the group database is the fallback.
+    """
+    groups = {credentials.gid}
+    try:
+        status = Path(f"/proc/{credentials.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("Groups:"):
+                return groups | {int(value) for value in line.split()[1:]}
+    except (OSError, ValueError):
+        pass
+    name = _user_name(credentials.uid)
+    return groups | {entry.gr_gid for entry in grp.getgrall() if name in entry.gr_mem}
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """Remove a socket left by a dead daemon; refuse to touch a live one or a non-socket."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise AdminError(ErrorCode.UNAVAILABLE, f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(os.fspath(path))
+    except OSError:
+        path.unlink(missing_ok=True)  # nobody listens: a leftover from a crash
+        return
+    finally:
+        probe.close()
+    raise AdminError(ErrorCode.UNAVAILABLE, f"another process already listens on {path}")
+
+
+async def _reply(writer: asyncio.StreamWriter, response: Response) -> None:
+    writer.write(encode_response(response))
+    await writer.drain()
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return "unknown user"
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)

@@ -1,0 +1,353 @@
+"""Access-log formats: parse a line into a Record, detect the format of a sample.
+
+Pure: works on strings handed in by the shell (runtime/analysis_worker reads files).
+Combined/common (with optional trailing fields), JSON lines and named-group regexes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import NamedTuple
+
+from warmd.errors import ConfigError
+
+
+class Record(NamedTuple):
+    """One parsed request. A NamedTuple (immutable, typed) because millions are made per run."""
+
+    time_s: float
+    method: str
+    target: str
+    status: int
+    client: str
+    agent: str
+
+
+# Combined and common share one pattern: referer/agent and anything after them are optional,
+# so nginx/apache variants with trailing request-time fields (and netnea's extended format,
+# whose "ident" column holds a country code) parse too.
+COMBINED_PATTERN = (
+    r'(?P<client>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] '
+    r'"(?P<method>[A-Z]+) (?P<target>[^\s"]+)[^"]*" (?P<status>\d{3}) (?P<bytes>\S+)'
+    r'(?: "(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)")?'
+)
+
+JSON_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "time": ("time", "timestamp", "@timestamp", "ts", "time_local", "time_iso8601"),
+    "method": ("method", "request_method", "verb"),
+    "target": ("target", "request_uri", "uri", "url", "path", "request"),
+    "status": ("status", "status_code", "response", "code"),
+    "client": ("client", "remote_addr", "ip", "client_ip", "remote_ip", "user"),
+    "agent": ("agent", "user_agent", "http_user_agent", "useragent"),
+}
+
+_MONTHS = {m: i + 1 for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))}
+_STRPTIME_FALLBACKS = ("%Y-%m-%d %I:%M%p", "%Y-%m-%d %I:%M:%S%p", "%d/%m/%Y %H:%M:%S",
+                       "%Y/%m/%d %H:%M:%S", "%Y%m%dT%H%M%S")
+
+
+@dataclass(frozen=True)
+class LogFormat:
+    """How to read one log: a named-group regex or JSON field names.
+
+    `kind` is "regex" or "json". A regex needs the groups `time` and `target` (or `request`,
+    "METHOD target PROTO"); `method`, `status`, `client` and `agent` default to GET, 200, "", "".
+    """
+
+    name: str
+    kind: str
+    pattern: str = ""
+    json_fields: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: JSON_FIELDS)
+
+    def compiled(self) -> re.Pattern[str]:
+        """The compiled regex (cached on the instance)."""
+        cached = self.__dict__.get("_compiled")
+        if cached is None:
+            cached = re.compile(self.pattern)
+            object.__setattr__(self, "_compiled", cached)
+        return cached
+
+
+COMBINED = LogFormat("combined", "regex", COMBINED_PATTERN)
+JSON_LINES = LogFormat("json", "json")
+BUILTIN_FORMATS: Mapping[str, LogFormat] = {"combined": COMBINED, "common": COMBINED,
+                                            "nginx": COMBINED, "json": JSON_LINES}
+
+
+def format_from_spec(spec: str) -> LogFormat:
+    """`combined`, `common`, `nginx`, `json`, `json:time=ts,target=uri,...` or `regex:PATTERN`.
+
+    Raises:
+        ConfigError: unknown name, invalid regex, or a regex without `time` and `target`.
+    """
+    if spec in BUILTIN_FORMATS:
+        return BUILTIN_FORMATS[spec]
+    if spec.startswith("json:"):
+        fields = dict(JSON_FIELDS)
+        for pair in filter(None, spec[5:].split(",")):
+            name, _, key = pair.partition("=")
+            if name not in JSON_FIELDS or not key:
+                raise ConfigError(f"json format: bad field mapping {pair!r} "
+                                  f"(fields: {', '.join(JSON_FIELDS)})")
+            fields[name] = (key,)
+        return LogFormat("json", "json", json_fields=fields)
+    if spec.startswith("regex:"):
+        return _regex_format(spec[6:])
+    raise ConfigError(f"unknown log format {spec!r}: use combined, common, nginx, json, "
+                      "json:FIELD=KEY,... or regex:PATTERN")
+
+
+def _regex_format(pattern: str) -> LogFormat:
+    try:
+        groups = re.compile(pattern).groupindex
+    except re.error as error:
+        raise ConfigError(f"log format regex does not compile: {error}") from error
+    if "time" not in groups or not ({"target", "request"} & set(groups)):
+        raise ConfigError("log format regex needs named groups (?P<time>...) and "
+                          "(?P<target>...) or (?P<request>...)")
+    return LogFormat("regex", "regex", pattern)
+
+
+class TimeParser:
+    """Text timestamps to epoch seconds (UTC when no offset is given), memoised by prefix."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, float] = {}
+
+    def parse(self, text: str) -> float:
+        """Epoch seconds of `text`. Raises ValueError when no known format matches."""
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached
+        if len(text) >= 26 and text[2] == "/" and text[6] == "/":
+            value = self._clf(text)
+        else:
+            value = _parse_other(text)
+            if len(self._cache) > 200_000:
+                self._cache.clear()
+            self._cache[text] = value
+        return value
+
+    def _clf(self, text: str) -> float:
+        # "17/May/2015:10:05:03 +0000": cache the hour, add minutes and seconds by hand.
+        hour_key = text[:14] + text[20:]
+        base = self._cache.get(hour_key)
+        if base is None:
+            month = _MONTHS.get(text[3:6])
+            if month is None:
+                raise ValueError(f"bad month in {text!r}")
+            offset = text[21:].strip() or "+0000"
+            sign = -1 if offset[0] == "-" else 1
+            zone = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
+            base = datetime(int(text[7:11]), month, int(text[:2]), int(text[12:14]),
+                            tzinfo=zone).timestamp()
+            if len(self._cache) > 200_000:
+                self._cache.clear()
+            self._cache[hour_key] = base
+        return base + int(text[15:17]) * 60 + int(text[18:20])
+
+
+def _parse_other(text: str) -> float:
+    stripped = text.strip()
+    if stripped.replace(".", "", 1).isdigit():
+        number = float(stripped)
+        return number / 1000.0 if number > 1e11 else number
+    try:
+        moment = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    for layout in _STRPTIME_FALLBACKS:
+        if moment is not None:
+            break
+        try:
+            moment = datetime.strptime(stripped, layout)
+        except ValueError:
+            continue
+    if moment is None:
+        raise ValueError(f"unrecognised timestamp {text!r}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+class LineParser:
+    """Parses lines of one format; counts and samples malformed lines instead of raising."""
+
+    SAMPLE_LIMIT = 5
+
+    def __init__(self, log_format: LogFormat) -> None:
+        self.log_format = log_format
+        self.times = TimeParser()
+        self.malformed = 0
+        self.malformed_samples: list[str] = []
+        self._regex = log_format.compiled() if log_format.kind == "regex" else None
+
+    def parse(self, line: str) -> Record | None:
+        """The Record of `line`, or None (counted, maybe sampled) when it is malformed."""
+        try:
+            record = self._parse(line)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            record = None
+        if record is None and line.strip():
+            self.malformed += 1
+            if len(self.malformed_samples) < self.SAMPLE_LIMIT:
+                self.malformed_samples.append(line.rstrip("\n")[:300])
+        return record
+
+    def parse_many(self, lines: Iterable[str]) -> list[Record]:
+        """Every well-formed record of `lines`, in order."""
+        parse = self.parse
+        return [record for record in map(parse, lines) if record is not None]
+
+    def _parse(self, line: str) -> Record | None:
+        if self._regex is None:
+            return self._parse_json(line)
+        match = self._regex.match(line)
+        if match is None:
+            return None
+        groups = match.groupdict()
+        target = groups.get("target")
+        method = groups.get("method") or "GET"
+        if target is None:
+            method, target = _split_request(groups["request"])
+        if not target or target[0] not in "/h*":
+            return None
+        return Record(self.times.parse(groups["time"]), method, target,
+                      int(groups.get("status") or 200), groups.get("client") or "",
+                      groups.get("agent") or "")
+
+    def _parse_json(self, line: str) -> Record | None:
+        document = json.loads(line)
+        if not isinstance(document, dict):
+            return None
+        values = {name: _first(document, keys) for name, keys in
+                  self.log_format.json_fields.items()}
+        target, method = values["target"], values["method"] or "GET"
+        if isinstance(target, str) and " " in target:
+            method, target = _split_request(target)
+        if not isinstance(target, str) or not target.startswith("/"):
+            return None
+        stamp = values["time"]
+        time_s = float(stamp) if isinstance(stamp, int | float) else self.times.parse(str(stamp))
+        return Record(time_s, str(method), target, int(values["status"] or 200),
+                      str(values["client"] or ""), str(values["agent"] or ""))
+
+
+def _first(document: Mapping[str, object], keys: tuple[str, ...]) -> object:
+    for key in keys:
+        if key in document:
+            return document[key]
+    return None
+
+
+def _split_request(request: str) -> tuple[str, str]:
+    parts = request.split()
+    if len(parts) < 2:
+        raise ValueError(f"bad request line {request!r}")
+    return parts[0], parts[1]
+
+
+def detect_format(sample: Iterable[str]) -> LogFormat:
+    """The built-in format that parses most of `sample` (combined, or JSON lines).
+
+    Raises:
+        ConfigError: neither parses at least half of the non-empty sample lines.
+    """
+    lines = [line for line in sample if line.strip()][:200]
+    if not lines:
+        raise ConfigError("cannot detect the log format of an empty log; pass --format")
+    best, best_share = COMBINED, -1.0
+    for candidate in (COMBINED, JSON_LINES):
+        parser = LineParser(candidate)
+        share = len(parser.parse_many(lines)) / len(lines)
+        if share > best_share:
+            best, best_share = candidate, share
+    if best_share < 0.5:
+        raise ConfigError(
+            f"could not detect the log format ({best_share:.0%} of the sample parses as "
+            f"{best.name}); pass --format combined|json|regex:PATTERN. First line: "
+            f"{lines[0][:120]!r}")
+    return best
+
+
+# Per-line patterns for the combined fast path: the strict one (referer and agent present)
+# is the quickest; the general one also takes common-format lines.
+_COMBINED_STRICT = re.compile(
+    r'(\S+) \S+ \S+ \[([^\]]+)\] "([A-Z]+) ([^\s"]+)[^"]*" (\d{3}) \S+ "[^"]*" "([^"]*)"')
+_COMBINED_GENERAL = re.compile(
+    r'(\S+) \S+ \S+ \[([^\]]+)\] "([A-Z]+) ([^\s"]+)[^"]*" (\d{3}) \S+(?: "[^"]*" "([^"]*)")?')
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Parsed requests as parallel lists (what Summary.add_columns takes)."""
+
+    targets: list[str]
+    times_s: list[float]
+    methods: list[str]
+    statuses: list[int]
+    clients: list[str]
+    agents: list[str]
+
+
+def parse_columns(parser: LineParser, lines: list[str]) -> Columns:
+    """Parse `lines` into columns; malformed lines are counted and sampled on `parser`.
+
+    Combined logs take a fast path (C-level matching over the chunk, timestamps converted
+    with per-hour arithmetic); other formats go line by line.
+    """
+    if parser.log_format.pattern != COMBINED_PATTERN:
+        records = parser.parse_many(lines)
+        return Columns([r.target for r in records], [r.time_s for r in records],
+                       [r.method for r in records], [r.status for r in records],
+                       [r.client for r in records], [r.agent for r in records])
+    rows = [m.groups() for m in map(_COMBINED_STRICT.match, lines) if m is not None]
+    if len(rows) < len(lines) // 2:
+        rows = [m.groups() for m in map(_COMBINED_GENERAL.match, lines) if m is not None]
+    clients, stamps, methods, targets, statuses, agents = (
+        list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [], [], [], [])
+    agents = [agent or "" for agent in agents]
+    times_s = _clf_times(parser.times, stamps)
+    if None in times_s:
+        keep = [t is not None for t in times_s]
+        clients, methods, targets, statuses, agents, times_s = (
+            [value for value, k in zip(column, keep, strict=True) if k]
+            for column in (clients, methods, targets, statuses, agents, times_s))
+    status_of = {text: int(text) for text in set(statuses)}
+    bad = 0 if len(targets) == len(lines) else (
+        sum(1 for line in lines if line.strip()) - len(targets))
+    if bad > 0:
+        if len(parser.malformed_samples) < LineParser.SAMPLE_LIMIT:
+            sampler = LineParser(parser.log_format)  # find samples the slow way
+            sampler.parse_many(lines)
+            room = LineParser.SAMPLE_LIMIT - len(parser.malformed_samples)
+            parser.malformed_samples.extend(sampler.malformed_samples[:room])
+        parser.malformed += bad
+    return Columns(targets, times_s, methods, [status_of[s] for s in statuses], clients, agents)
+
+
+def _clf_times(times: TimeParser, stamps: list[str]) -> list:
+    """Epoch seconds of CLF stamps: the hour (with zone) is parsed once, minutes and seconds
+    added by hand; other layouts are parsed once per distinct stamp. None marks a bad one."""
+    bases: dict[str, float | None] = {}
+    for hour_key in {s[:14] + s[20:] for s in stamps if len(s) >= 20 and s[2] == "/"}:
+        try:
+            bases[hour_key] = times.parse(hour_key[:14] + ":00:00" + hour_key[14:])
+        except (ValueError, IndexError):
+            bases[hour_key] = None
+    try:
+        return [bases[s[:14] + s[20:]] + int(s[15:17]) * 60 + int(s[18:20]) for s in stamps]
+    except (KeyError, TypeError, ValueError):
+        pass  # some stamp is not CLF or is broken: fall back to one parse per distinct stamp
+    parsed: dict[str, float | None] = {}
+    for stamp in set(stamps):
+        try:
+            parsed[stamp] = times.parse(stamp)
+        except (ValueError, IndexError):
+            parsed[stamp] = None
+    return [parsed[stamp] for stamp in stamps]

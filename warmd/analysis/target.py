@@ -1,0 +1,253 @@
+"""Request targets into templates and typed slots, and back into canonical targets.
+
+A target `/api/item/42?b=2&a=x` becomes the template `/api/item/{int}?a={}&b={}` with slots
+`path[3]`, `a`, `b`. Query strings are canonicalised (sorted, so order does not matter), and
+OPeNDAP-style constraint expressions (`?var[3920:1:3920][0:1:9],lat`) are split into numeric
+slots too. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+_INT = re.compile(r"-?\d{1,18}\Z")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+_HEX = re.compile(r"[0-9a-fA-F]{8,}\Z")
+_DATE = re.compile(r"(\d{4})(-?)(\d{2})\2(\d{2})\Z")
+_EMAIL = re.compile(r"[^@\s/]+(?:@|%40)[^@\s/]+\.[A-Za-z]{2,}\Z")
+_TOKEN = re.compile(r"[A-Za-z0-9_\-.~%+=]{16,}\Z")
+_WORD = re.compile(r"[A-Za-z][A-Za-z_\-.]*\Z")
+_CE_PROJECTION = re.compile(r"([A-Za-z_][\w.\-/%]*)((?:\[[-\d:]+\])*)\Z")
+_CE_QUERY = re.compile(r"[\w.\-/%\[\]:,]+\Z")
+_SLOT_TYPES_IN_PATH = ("int", "uuid", "hex", "date")
+_EMBEDDED_DATE = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2}|\d{8})(?!\d)")
+_NUMBERED_NAME = re.compile(r"[A-Za-z][A-Za-z]*[_\-](\d{1,12})(?:\.[A-Za-z0-9]{1,8})?\Z")
+
+
+def value_type(value: str) -> str:
+    """The type of a slot value: int, date, uuid, hex, email, token, word, empty or other."""
+    if not value:
+        return "empty"
+    if _INT.match(value):
+        return "date" if len(value) == 8 and _valid_date(value) else "int"
+    if _DATE.match(value) and _valid_date(value):
+        return "date"
+    if _UUID.match(value):
+        return "uuid"
+    if _HEX.match(value) and any(c.isdigit() for c in value) and any(c.isalpha() for c in value):
+        return "hex"
+    if _EMAIL.match(value):
+        return "email"
+    if _WORD.match(value):
+        return "word"
+    if _TOKEN.match(value) and sum(c.isdigit() for c in value) >= 2:
+        return "token"
+    return "other"
+
+
+def _valid_date(value: str) -> bool:
+    match = _DATE.match(value)
+    if match is None:
+        return False
+    year, month, day = int(match.group(1)), int(match.group(3)), int(match.group(4))
+    return 1900 <= year <= 2200 and 1 <= month <= 12 and 1 <= day <= 31
+
+
+@dataclass(frozen=True)
+class Template:
+    """An endpoint template: literal pieces around named slots (len(pieces) == slots + 1)."""
+
+    pieces: tuple[str, ...]
+    slot_names: tuple[str, ...]
+    slot_kinds: tuple[str, ...]
+
+    @property
+    def pattern(self) -> str:
+        """Human form, e.g. `/api/item/{int}?page={}`."""
+        out = [self.pieces[0]]
+        for kind, piece in zip(self.slot_kinds, self.pieces[1:], strict=True):
+            out.append("{" + kind + "}" if kind else "{}")
+            out.append(piece)
+        return "".join(out)
+
+    def compose(self, values: tuple[str, ...]) -> str:
+        """The canonical target with `values` in the slots."""
+        out = [self.pieces[0]]
+        for value, piece in zip(values, self.pieces[1:], strict=True):
+            out.append(value)
+            out.append(piece)
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class Decomposed:
+    """A target split into its template and the slot values."""
+
+    template: Template
+    values: tuple[str, ...]
+
+
+def decompose(target: str, generalised: frozenset[tuple[int, int, str]] = frozenset()) -> Decomposed:
+    """Split `target` into template and slot values.
+
+    `generalised` holds path positions that per-position statistics turned into `{slug}`
+    slots, as (segment count, position, sibling signature) triples (see PathGeneraliser).
+    """
+    path, _, query = target.partition("?")
+    path = path.split("#", 1)[0]
+    pieces: list[str] = []
+    names: list[str] = []
+    kinds: list[str] = []
+    values: list[str] = []
+    literal = _split_path(path, generalised, pieces, names, kinds, values)
+    if query:
+        literal = _split_query(query, literal, pieces, names, kinds, values)
+    pieces.append(literal)
+    return Decomposed(Template(tuple(pieces), tuple(names), tuple(kinds)), tuple(values))
+
+
+def _split_path(path: str, generalised: frozenset[tuple[int, int, str]], pieces: list[str],
+                names: list[str], kinds: list[str], values: list[str]) -> str:
+    segments = path.split("/")
+    literal = ""
+    for position, segment in enumerate(segments):
+        if position:
+            literal += "/"
+        kind = value_type(segment) if segment else "empty"
+        if kind not in _SLOT_TYPES_IN_PATH and generalised and (
+                (len(segments), position, sibling_signature(segments, position)) in generalised):
+            kind = "slug"
+        if kind in _SLOT_TYPES_IN_PATH or kind == "slug":
+            pieces.append(literal)
+            names.append(f"path[{position}]")
+            kinds.append(kind)
+            values.append(segment)
+            literal = ""
+        else:
+            literal = _split_embedded(segment, position, literal, pieces, names, kinds, values)
+    return literal
+
+
+def _split_embedded(segment: str, position: int, literal: str, pieces: list[str],
+                    names: list[str], kinds: list[str], values: list[str]) -> str:
+    """A date or a numbered name inside a segment (`report-2024-05-18.pdf`, `page-12.html`)
+    becomes a typed slot `path[i].date` / `path[i].int`; the rest stays literal."""
+    match = _EMBEDDED_DATE.search(segment)
+    kind = "date"
+    if match is None or not _valid_date(match.group(1)):
+        match, kind = _NUMBERED_NAME.match(segment), "int"
+    if match is None:
+        return literal + segment
+    pieces.append(literal + segment[:match.start(1)])
+    names.append(f"path[{position}].{kind}")
+    kinds.append(kind)
+    values.append(match.group(1))
+    return segment[match.end(1):]
+
+
+def sibling_signature(segments: list[str], position: int) -> str:
+    """The path with one position blanked: paths differing only there are siblings."""
+    return "/".join("*" if i == position else s for i, s in enumerate(segments))
+
+
+def _split_query(query: str, literal: str, pieces: list[str], names: list[str],
+                 kinds: list[str], values: list[str]) -> str:
+    if "=" not in query and "%" in query:
+        query = unquote(query)  # constraint expressions often arrive as %5b...%5d
+    if "=" not in query and _CE_QUERY.match(query) and ("[" in query or "," in query):
+        projections = sorted(query.split(","))
+        if all(_CE_PROJECTION.match(p) for p in projections):
+            return _split_constraint(projections, literal + "?", pieces, names, kinds, values)
+    pairs = sorted(part.partition("=") for part in query.split("&") if part)
+    seen: dict[str, int] = {}
+    separator = "?"
+    for name, equals, value in pairs:
+        if not equals:
+            literal += separator + name
+        else:
+            count = seen[name] = seen.get(name, 0) + 1
+            pieces.append(literal + separator + name + "=")
+            names.append(name if count == 1 else f"{name}#{count}")
+            kinds.append("")
+            values.append(value)
+            literal = ""
+        separator = "&"
+    return literal
+
+
+def _split_constraint(projections: list[str], literal: str, pieces: list[str],
+                      names: list[str], kinds: list[str], values: list[str]) -> str:
+    """OPeNDAP `var[a:b:c][d]` projections: each number is an int slot `var[i].start` etc."""
+    for number, projection in enumerate(projections):
+        if number:
+            literal += ","
+        match = _CE_PROJECTION.match(projection)
+        assert match is not None  # checked by the caller
+        name, ranges = match.group(1), match.group(2)
+        literal += name
+        for dimension, bounds in enumerate(re.findall(r"\[([-\d:]+)\]", ranges)):
+            parts = bounds.split(":")
+            roles = ("start", "stop") if len(parts) == 2 else ("start", "stride", "stop")
+            literal += "["
+            for part_number, part in enumerate(parts):
+                if part_number:
+                    literal += ":"
+                role = roles[part_number] if len(parts) <= 3 else str(part_number)
+                pieces.append(literal)
+                names.append(f"{name}[{dimension}].{role}")
+                kinds.append("int")
+                values.append(part)
+                literal = ""
+            literal += "]"
+    return literal
+
+
+def canonical(target: str) -> str:
+    """The order-insensitive form of `target` (query parameters sorted)."""
+    parts = decompose(target)
+    return parts.template.compose(parts.values)
+
+
+class PathGeneraliser:
+    """Per-position statistics over path segments: a literal position that takes many
+    distinct values among otherwise identical paths becomes a `{slug}` slot.
+
+    Memory is bounded by `max_signatures`; the threshold is `min_distinct` values.
+    """
+
+    def __init__(self, min_distinct: int = 12, max_signatures: int = 20_000) -> None:
+        self.min_distinct = min_distinct
+        self.max_signatures = max_signatures
+        self._distinct: dict[tuple[int, int, str], set[str]] = {}
+        self._seen: set[str] = set()
+        self.generalised: set[tuple[int, int, str]] = set()
+
+    def observe(self, path: str) -> bool:
+        """Count the literal segments of `path`; True when a new slug position appeared."""
+        path = path.split("?", 1)[0]
+        if path in self._seen:
+            return False
+        if len(self._seen) > 4 * self.max_signatures:
+            self._seen.clear()
+        self._seen.add(path)
+        segments = path.split("/")
+        changed = False
+        for position, segment in enumerate(segments):
+            if not segment or value_type(segment) in _SLOT_TYPES_IN_PATH:
+                continue
+            key = (len(segments), position, sibling_signature(segments, position))
+            if key in self.generalised:
+                continue
+            seen = self._distinct.get(key)
+            if seen is None:
+                if len(self._distinct) >= self.max_signatures:
+                    continue
+                seen = self._distinct[key] = set()
+            seen.add(segment)
+            if len(seen) >= self.min_distinct:
+                self.generalised.add(key)
+                del self._distinct[key]
+                changed = True
+        return changed

@@ -1,0 +1,136 @@
+"""HTTP replay and origin fetch over one aiohttp session.
+
+Replay GETs the predicted URL against the service itself so its own read-through cache
+fills; fetch GETs an origin URL whose body is then written to a cache. Every request
+records status, bytes and latency; aiohttp errors never leave this module.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from warmd.cache.http_raw import RawHttpPool, build_request
+from warmd.errors import CacheError, CacheUnavailable
+
+TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class HttpStatusError(CacheError):
+    """The origin answered with a status that is not a success."""
+
+    def __init__(self, url: str, status: int) -> None:
+        super().__init__(f"GET {url} -> {status}")
+        self.url = url
+        self.status = status
+        self.transient = status in TRANSIENT_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """What one GET returned: status, body (kept only when asked) and latency."""
+
+    url: str
+    status: int
+    body_bytes: int
+    latency_s: float
+    body: bytes | None = None
+
+
+class HttpClient:
+    """A bounded aiohttp session with fixed headers and an optional Host override.
+
+    `base_url` joins relative paths; `host_header` lets a replay reach one instance while
+    the service sees the public host name. With engine "raw" (default), plain-http GETs use
+    `RawHttpPool` (about 5x less CPU per request than aiohttp); https always uses aiohttp.
+    """
+
+    def __init__(self, *, base_url: str = "", headers: Mapping[str, str] | None = None,
+                 host_header: str | None = None, timeout_s: float = 10.0,
+                 connection_limit: int = 256, engine: Literal["raw", "aiohttp"] = "raw",
+                 name: str | None = None) -> None:
+        if engine not in ("raw", "aiohttp"):
+            raise CacheError(f"unknown http engine {engine!r}")
+        self.base_url, self.engine, self.timeout_s = base_url, engine, timeout_s
+        self.headers = dict(headers or {})
+        self.host_header = host_header
+        if host_header:
+            self.headers["Host"] = host_header
+        self._pools: dict[str, RawHttpPool] = {}
+        base = urlsplit(base_url)
+        self._base_origin = f"{base.scheme}://{base.netloc}" if base_url else ""
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.connection_limit = connection_limit
+        self.name = name or f"http:{base_url or 'absolute'}"
+        self._session: aiohttp.ClientSession | None = None
+
+    def _session_now(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self.connection_limit, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self.timeout, headers=self.headers,
+                auto_decompress=True)
+        return self._session
+
+    def resolve(self, url: str) -> str:
+        if not self.base_url:
+            return url
+        if url.startswith("/") and not url.startswith("//"):  # the common case, no parsing
+            return self._base_origin + url
+        return urljoin(self.base_url, url)
+
+    async def get(self, url: str, *, keep_body: bool = False) -> HttpResponse:
+        """GET `url`; a non-2xx status raises HttpStatusError (with `.transient`).
+
+        Raises:
+            CacheUnavailable: the origin could not be reached or timed out.
+            HttpStatusError: the origin answered with a non-2xx status.
+        """
+        full_url = self.resolve(url)
+        started = time.perf_counter()
+        if self.engine == "raw" and full_url.startswith("http://"):
+            status, body = await self._get_raw(full_url)
+        else:
+            status, body = await self._get_aiohttp(full_url)
+        latency_s = time.perf_counter() - started
+        if not 200 <= status < 300:
+            raise HttpStatusError(full_url, status)
+        return HttpResponse(full_url, status, len(body), latency_s, body if keep_body else None)
+
+    async def _get_raw(self, full_url: str) -> tuple[int, bytes]:
+        scheme_end = full_url.index("//") + 2
+        path_start = full_url.find("/", scheme_end)
+        netloc = full_url[scheme_end:path_start] if path_start != -1 else full_url[scheme_end:]
+        target = full_url[path_start:].partition("#")[0] if path_start != -1 else "/"
+        pool = self._pools.get(netloc)
+        if pool is None:
+            parts = urlsplit(full_url)
+            try:
+                port = parts.port or 80
+            except ValueError:
+                raise CacheError(f"bad url {full_url!r}: bad port") from None
+            if not parts.hostname:
+                raise CacheError(f"bad url {full_url!r}: no host")
+            pool = self._pools[netloc] = RawHttpPool(
+                parts.hostname, port, size=self.connection_limit, timeout_s=self.timeout_s)
+        return await pool.get(build_request(target, self.host_header or netloc, self.headers))
+
+    async def _get_aiohttp(self, full_url: str) -> tuple[int, bytes]:
+        try:
+            async with self._session_now().get(full_url, allow_redirects=False) as response:
+                return response.status, await response.read()
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as error:
+            raise CacheUnavailable(f"http {full_url}", repr(error)) from error
+
+    async def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

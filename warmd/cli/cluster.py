@@ -1,0 +1,166 @@
+"""warmctl's cluster commands: status, members, add-learner, promote, remove, transfer-leader,
+snapshot [save FILE], check-write. Human output by default, `--json` for scripts.
+
+Errors come back from the daemon with a code; command.run prints them and exits with the
+code's status (75 for not_leader and timeout: retry, at the leader the message names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from warmd.admin.client import AdminClient, add_socket_argument, socket_from_args
+from warmd.config_table import parse_address
+
+SLOW_CALL_TIMEOUT_S = 60.0  # membership changes and snapshots wait for a commit
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    _command(subparsers, "status", "show this node's Raft role, term, leader and indexes", _status)
+    _command(subparsers, "members", "list the cluster's voters and learners", _members)
+    parser = _command(subparsers, "add-learner", "add a non-voting member", _add_learner)
+    parser.add_argument("node_id", type=_positive_int, metavar="ID")
+    parser.add_argument("address", type=_address, metavar="HOST:PORT")
+    parser = _command(subparsers, "promote", "make a caught-up learner a voter", _promote)
+    parser.add_argument("node_id", type=_positive_int, metavar="ID")
+    parser = _command(subparsers, "remove", "remove a member from the cluster", _remove)
+    parser.add_argument("node_id", type=_positive_int, metavar="ID")
+    parser = _command(subparsers, "transfer-leader", "hand leadership to another voter",
+                      _transfer)
+    parser.add_argument("node_id", type=_positive_int, nargs="?", metavar="ID",
+                        help="the new leader (default: the most caught-up voter)")
+    parser = _command(subparsers, "snapshot",
+                      "snapshot and compact the log now; `snapshot save FILE` also writes it",
+                      _snapshot)
+    parser.add_argument("action", nargs="?", choices=["save"])
+    parser.add_argument("file", nargs="?", metavar="FILE")
+    parser = _command(subparsers, "check-write",
+                      "replicate COUNT heartbeats of this node and report the rate", _check_write)
+    parser.add_argument("count", type=_positive_int, nargs="?", default=100, metavar="COUNT")
+
+
+def _command(subparsers: argparse._SubParsersAction, name: str, help_text: str,
+             handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    add_socket_argument(parser)
+    parser.add_argument("--json", action="store_true", help="print the reply as JSON")
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
+    return value
+
+
+def _address(text: str) -> str:
+    try:
+        return str(parse_address(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _call(args: argparse.Namespace, command: str, timeout_s: float = 10.0, **call_args: Any) -> Any:
+    with AdminClient(socket_from_args(args), timeout_s=timeout_s) as client:
+        return client.call(command, **call_args)
+
+
+def _print(args: argparse.Namespace, reply: Any, human: Callable[[Any], str]) -> int:
+    print(json.dumps(reply, sort_keys=True) if args.json else human(reply))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    return _print(args, _call(args, "status"), format_status)
+
+
+def format_status(status: Mapping[str, Any]) -> str:
+    """The human form of `warmctl status`."""
+    leader = status["leader_id"] or "unknown"
+    lines = [
+        f"node {status['node_id']}: {status['role']}, term {status['term']}, leader {leader}",
+        f"commit {status['commit_index']}, applied {status['applied_index']}, "
+        f"last {status['last_index']}, snapshot {status['snapshot_index']}",
+    ]
+    if status.get("removed"):
+        lines.append("this node has been removed from the cluster")
+    lines += [_peer_line(peer) for peer in status["peers"]]
+    return "\n".join(lines)
+
+
+def _peer_line(peer: Mapping[str, Any]) -> str:
+    kind = "voter" if peer["voter"] else "learner"
+    line = f"  {peer['node_id']:>3} {kind:<7} {peer['address'] or '-'}"
+    if peer["match_index"] is not None:
+        line += (f"  match {peer['match_index']} next {peer['next_index']} "
+                 f"inflight {peer['inflight']} ({peer['replication']})")
+    if peer["last_contact_s"] is not None:
+        line += f"  heard {peer['last_contact_s']:.1f}s ago"
+    return line
+
+
+def _members(args: argparse.Namespace) -> int:
+    def human(reply: Mapping[str, Any]) -> str:
+        lines = [f"leader {reply['leader_id'] or 'unknown'}, term {reply['term']}"]
+        for member in reply["members"]:
+            kind = "voter" if member["voter"] else "learner"
+            mark = " (leader)" if member["node_id"] == reply["leader_id"] else ""
+            lines.append(f"{member['node_id']:>3} {kind:<7} {member['address'] or '-'}{mark}")
+        return "\n".join(lines)
+
+    return _print(args, _call(args, "members"), human)
+
+
+def _conf_line(reply: Mapping[str, Any]) -> str:
+    return f"voters {reply['voters']}, learners {reply['learners']}"
+
+
+def _add_learner(args: argparse.Namespace) -> int:
+    reply = _call(args, "add-learner", SLOW_CALL_TIMEOUT_S, node_id=args.node_id,
+                  address=args.address)
+    return _print(args, reply, _conf_line)
+
+
+def _promote(args: argparse.Namespace) -> int:
+    return _print(args, _call(args, "promote", SLOW_CALL_TIMEOUT_S, node_id=args.node_id),
+                  _conf_line)
+
+
+def _remove(args: argparse.Namespace) -> int:
+    return _print(args, _call(args, "remove", SLOW_CALL_TIMEOUT_S, node_id=args.node_id),
+                  _conf_line)
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    call_args = {} if args.node_id is None else {"node_id": args.node_id}
+    reply = _call(args, "transfer-leader", SLOW_CALL_TIMEOUT_S, **call_args)
+    return _print(args, reply, lambda reply: f"node {reply['leader_id']} now leads")
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    if args.action is None:
+        if args.file is not None:
+            raise SystemExit("warmctl snapshot: use `warmctl snapshot save FILE`")
+        reply = _call(args, "snapshot", SLOW_CALL_TIMEOUT_S)
+        return _print(args, reply, lambda r: f"snapshot at index {r['index']} term {r['term']} "
+                                             f"({r['data_bytes']} bytes)")
+    if args.file is None:
+        raise SystemExit("warmctl snapshot save: FILE is required")
+    reply = _call(args, "snapshot-save", SLOW_CALL_TIMEOUT_S, path=os.path.abspath(args.file))
+    return _print(args, reply, lambda r: f"wrote {r['path']}: snapshot at index {r['index']} "
+                                         f"term {r['term']} ({r['bytes']} bytes)")
+
+
+def _check_write(args: argparse.Namespace) -> int:
+    reply = _call(args, "check-write", SLOW_CALL_TIMEOUT_S, count=args.count)
+    return _print(args, reply, lambda r: f"{r['count']} writes in {r['elapsed_s']} s "
+                                         f"({r['per_second']}/s), applied {r['applied_index']}")

@@ -1,0 +1,322 @@
+"""Prediction: from a summary and the diagnoses, the requests of the next window, best first.
+
+Three sources of candidates, all scored in expected hits within [at, at + horizon]:
+recurring keys (decayed frequency x time-of-day), date-relative keys re-anchored on the target
+days (dates never seen), and advancing series extended past their last value (indexes never
+seen). Pure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+from warmd.analysis.summary import EPOCH_ORDINAL, SeriesStats, Summary, TemplateStats
+from warmd.analysis.target import Template
+from warmd.rules.tree import (
+    Diagnosis,
+    Overrides,
+    ParamClass,
+    TemplateDiagnosis,
+    TreeConfig,
+    diagnose_template,
+)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One request to warm, its expected hits in the window, and where it came from."""
+
+    target: str
+    expected_hits: float
+    first_use_s: float
+    source: str
+    template: str
+    score: float = 0.0
+
+    @property
+    def request_line(self) -> str:
+        """The `GET /path?query` form of the CLI contract."""
+        return f"GET {self.target}"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Knobs of the predictor (thresholds of the tree live in TreeConfig)."""
+
+    tree: TreeConfig = field(default_factory=TreeConfig)
+    profile_prior: float = 1.0
+    min_step_share: float = 0.05
+
+
+def diagnose_all(summary: Summary, overrides: Overrides | None = None,
+                 config: TreeConfig | None = None) -> dict[str, TemplateDiagnosis]:
+    """Every template's diagnosis."""
+    return {pattern: diagnose_template(pattern, stats, overrides, config)
+            for pattern, stats in summary.templates.items()}
+
+
+def predict(summary: Summary, at_s: float, horizon_s: float, budget: int,
+            overrides: Overrides | None = None,
+            config: EngineConfig | None = None) -> list[Prediction]:
+    """The `budget` requests most likely to be asked in [at_s, at_s + horizon_s].
+
+    Raises:
+        ValueError: a negative budget or a non-positive horizon.
+    """
+    if budget < 0 or horizon_s <= 0:
+        raise ValueError("budget must be >= 0 and horizon must be > 0")
+    if budget == 0:
+        return []
+    config = config or EngineConfig()
+    diagnoses = diagnose_all(summary, overrides, config.tree)
+    best: dict[str, Prediction] = {}
+    sources = (_recurring(summary, diagnoses, at_s, horizon_s, config),
+               _date_relative(summary, diagnoses, at_s, horizon_s, config),
+               _sequences(summary, diagnoses, at_s, horizon_s, budget, config))
+    lifetime_s = _cache_lifetime_s(summary, at_s, budget)
+    for source in sources:
+        for prediction in source:
+            scored = replace(prediction, score=_score(prediction, lifetime_s))
+            known = best.get(scored.target)
+            if known is None or known.score < scored.score:
+                best[scored.target] = scored
+    ranked = sorted(best.values(), key=lambda p: (-p.score, p.target))
+    return ranked[:budget]
+
+
+def _cache_lifetime_s(summary: Summary, at_s: float, budget: int) -> float:
+    """How long a warmed key survives in an LRU of `budget` keys if every request missed."""
+    rate = summary.expected_rate_per_s(summary.requests.total_weight, at_s)
+    return budget / rate if rate > 0 else math.inf
+
+
+def _score(prediction: Prediction, lifetime_s: float) -> float:
+    """The miss a warmed key saves: the chance it is asked for in the window (Poisson), times
+    the chance it is still cached at its first use (later needs are evicted first)."""
+    asked = 1.0 - math.exp(-prediction.expected_hits)
+    if math.isinf(lifetime_s):
+        return asked
+    return asked * math.exp(-prediction.first_use_s / lifetime_s)
+
+
+def time_of_day_factor(stats: TemplateStats, at_s: float, horizon_s: float,
+                       prior: float = 1.0) -> float:
+    """How busy the template is in the window's hours relative to its average hour."""
+    if horizon_s >= 86_400:
+        return 1.0
+    hours = [int((at_s + offset) // 3600) % 24
+             for offset in range(0, max(1, int(horizon_s)), 3600)]
+    mean_all = (sum(stats.hours) + 24 * prior) / 24
+    mean_window = sum(stats.hours[h] + prior for h in hours) / len(hours)
+    return mean_window / mean_all
+
+
+def _recurring(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at_s: float,
+               horizon_s: float, config: EngineConfig) -> Iterator[Prediction]:
+    factors: dict[str, float] = {}
+    summed: dict[str, Prediction] = {}  # keys that differ only by a dropped nonce add up
+    for key, entry in summary.requests:
+        parts, _ = summary.split(str(key))
+        pattern = parts.template.pattern
+        diagnosis = diagnoses.get(pattern)
+        stats = summary.templates.get(pattern)
+        if diagnosis is None or stats is None or diagnosis.never_warm:
+            continue
+        if diagnosis.classes() & {ParamClass.DATE_RELATIVE, ParamClass.SEQUENCE}:
+            continue  # past dates and indexes; re-anchored and extended keys replace them
+        factor = factors.get(pattern)
+        if factor is None:
+            factor = factors[pattern] = time_of_day_factor(stats, at_s, horizon_s,
+                                                           config.profile_prior)
+        hits = summary.expected_rate_per_s(entry.weight, at_s) * horizon_s * factor
+        target = cache_target(parts.template.slot_names, parts.values, diagnosis,
+                              parts.template.compose(parts.values))
+        known = summed.get(target)
+        total = hits + (known.expected_hits if known else 0.0)
+        summed[target] = Prediction(target, total, _first_use_s(total, horizon_s),
+                                    _source_label(diagnosis, "recurring"), pattern)
+    yield from summed.values()
+
+
+def _first_use_s(expected_hits: float, horizon_s: float) -> float:
+    """Mean wait for the first request of a Poisson stream, truncated at the horizon."""
+    if expected_hits <= 0:
+        return horizon_s
+    rate = expected_hits / horizon_s
+    return (1.0 - math.exp(-expected_hits)) / rate
+
+
+def _date_relative(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at_s: float,
+                   horizon_s: float, config: EngineConfig) -> Iterator[Prediction]:
+    days = _days_in_window(at_s, horizon_s)
+    for pattern, stats in summary.templates.items():
+        diagnosis = diagnoses[pattern]
+        if stats.date_keys is None or diagnosis.never_warm or \
+                ParamClass.DATE_RELATIVE not in diagnosis.classes():
+            continue
+        template = stats.decomposed_example.template
+        factor = time_of_day_factor(stats, at_s, horizon_s, config.profile_prior)
+        for tokens, entry in stats.date_keys:
+            rate = summary.expected_rate_per_s(entry.weight, at_s)
+            for ordinal, overlap_s in days:
+                values = tuple(_instantiate(token, ordinal) for token in tokens)  # type: ignore[union-attr]
+                target = cache_target(template.slot_names, values, diagnosis,
+                                      template.compose(values))
+                hits = rate * overlap_s * factor
+                yield Prediction(target, hits, _first_use_s(hits, horizon_s),
+                                 _source_label(diagnosis, "date-relative"), pattern)
+
+
+def _days_in_window(at_s: float, horizon_s: float) -> list[tuple[int, float]]:
+    """(proleptic ordinal, seconds of the window on that day) for each day overlapped."""
+    out = []
+    start, end = at_s, at_s + horizon_s
+    while start < end:
+        day = math.floor(start / 86_400)
+        stop = min(end, (day + 1) * 86_400)
+        out.append((day + EPOCH_ORDINAL, stop - start))
+        start = stop
+    return out
+
+
+def _instantiate(token: str, ordinal: int) -> str:
+    if not token.startswith("{date:"):
+        return token
+    offset_text, layout = token[6:-1].split(":", 1)
+    return date.fromordinal(ordinal + int(offset_text)).strftime(layout)
+
+
+def _sequences(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at_s: float,
+               horizon_s: float, budget: int, config: EngineConfig) -> Iterator[Prediction]:
+    for (pattern, _label), series in summary.series.items():
+        diagnosis = diagnoses.get(pattern)
+        stats = summary.templates.get(pattern)
+        if diagnosis is None or stats is None or diagnosis.never_warm:
+            continue
+        template = stats.decomposed_example.template
+        sequence_slots = {i for i, name in enumerate(template.slot_names)
+                          if diagnosis.slots.get(name) is not None
+                          and diagnosis.slots[name].param_class is ParamClass.SEQUENCE}
+        if sequence_slots:
+            yield from _extend_series(series, template, diagnosis, sequence_slots, pattern,
+                                      at_s, horizon_s, budget, config)
+
+
+def _extend_series(series: SeriesStats, template: Template, diagnosis: TemplateDiagnosis,
+                   sequence_slots: set[int], pattern: str, at_s: float, horizon_s: float,
+                   budget: int, config: EngineConfig) -> Iterator[Prediction]:
+    """The next values of one advancing series, scored by survival to their expected time.
+
+    The unit step is the gcd of the steps seen (a client sampling every 2nd or 3rd value still
+    walks a unit-1 series); the pace is the distance travelled over the series' lifetime.
+    """
+    unit = _unit_step(series, sequence_slots, config)
+    if unit is None or len(series.first_values) != len(series.values):
+        return
+    lead = next(iter(unit))
+    travelled = (int(series.values[lead]) - int(series.first_values[lead])) // unit[lead]
+    if travelled < config.tree.advances_min:
+        return
+    lived_s = max(60.0, series.last_s - series.first_s)
+    seconds_per_value = lived_s / travelled
+    hits_per_value = series.requests / (travelled + 1)
+    end_s = at_s + horizon_s
+    # Values due before `at` were not asked for (we saw every line before it): the series
+    # resumes at `at` at the earliest, and a long silence lowers its survival odds.
+    resume_s = max(at_s, series.last_s)
+    for index in range(0, budget + 1):  # 0: the current value may still be asked for
+        eta_s = resume_s + index * seconds_per_value
+        if eta_s > end_s:
+            break
+        values = tuple(str(int(v) + index * unit[i]) if i in unit else v
+                       for i, v in enumerate(series.values))
+        survival = lived_s / (lived_s + (eta_s - series.last_s))
+        target = cache_target(template.slot_names, values, diagnosis, template.compose(values))
+        yield Prediction(target, hits_per_value * survival, eta_s - at_s,
+                         _source_label(diagnosis, "sequence"), pattern)
+
+
+def _unit_step(series: SeriesStats, sequence_slots: set[int],
+               config: EngineConfig) -> dict[int, int] | None:
+    """Slot position -> unit increment, from the common steps of the series (None: no pace)."""
+    if series.advances < config.tree.advances_min:
+        return None
+    numeric = [i for i, v in enumerate(series.values) if v.lstrip("-").isdigit()]
+    floor = max(2, config.min_step_share * series.advances)
+    common = [step for step, count in series.steps.items()
+              if count >= floor and len(step) == len(numeric)]
+    if not common:
+        return None
+    unit: dict[int, int] = {}
+    for position, slot in enumerate(numeric):
+        divisor = 0
+        for step in common:
+            if step[position] > 0:  # steps back are jitter (late or retried requests)
+                divisor = math.gcd(divisor, step[position])
+        if slot in sequence_slots and divisor > 0:
+            unit[slot] = divisor
+    return unit or None
+
+
+def _source_label(diagnosis: TemplateDiagnosis, source: str) -> str:
+    classes = sorted({d.param_class.value for d in diagnosis.slots.values()})
+    return f"{source} ({', '.join(classes)})" if classes else source
+
+
+def cache_target(slot_names: tuple[str, ...], values: tuple[str, ...],
+                 diagnosis: TemplateDiagnosis | None, composed: str) -> str:
+    """The canonical target with slots the diagnosis drops from the key (nonces) removed."""
+    if diagnosis is None:
+        return composed
+    dropped = {name for name, d in diagnosis.slots.items() if d.drop_from_key}
+    if not dropped:
+        return composed
+    path, _, query = composed.partition("?")
+    kept_values = dict(zip(slot_names, values, strict=True))
+    parts = [part for part in query.split("&")
+             if not (part.partition("=")[0] in dropped
+                     and kept_values.get(part.partition("=")[0]) == part.partition("=")[2])]
+    return path + ("?" + "&".join(parts) if parts else "")
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a request would or would not be warmed."""
+
+    request: str
+    template: str
+    known_template: bool
+    diagnoses: tuple[Diagnosis, ...]
+    would_warm: bool
+    reasons: tuple[str, ...]
+
+
+def explain(summary: Summary, request: str, overrides: Overrides | None = None,
+            config: TreeConfig | None = None) -> Explanation:
+    """Which template `request` ('GET /path?query' or '/path?query') falls in, and why it
+    would or would not be warmed."""
+    method, _, target = request.strip().rpartition(" ")
+    method = method or "GET"
+    parts, key = summary.split(target)
+    pattern = parts.template.pattern
+    stats = summary.templates.get(pattern)
+    if stats is None:
+        return Explanation(request, pattern, False, (), False,
+                           ("template never seen in the analysed logs",))
+    diagnosis = diagnose_template(pattern, stats, overrides, config)
+    reasons = [f"template seen {stats.count} times"]
+    if method not in summary.config.methods:
+        reasons.append(f"method {method} is never warmed")
+    for slot in diagnosis.slots.values():
+        decisive = slot.evidence[-1] if slot.evidence else None
+        reasons.append(f"{slot.slot}: {slot.param_class.value}"
+                       + (f" ({decisive})" if decisive else ""))
+    entry = summary.requests.items.get(key)
+    if entry is not None:
+        reasons.append(f"request seen {entry.count} times, last at epoch {entry.last_s:.0f}")
+    warm = method in summary.config.methods and not diagnosis.never_warm
+    return Explanation(request, pattern, True, tuple(diagnosis.slots.values()), warm,
+                       tuple(reasons))

@@ -1,0 +1,322 @@
+"""Reading logs (plain or gzip) and summarising them in worker processes, off the event loop.
+
+`summarise_files` splits the files into chunks of lines, parses and summarises each chunk in a
+process pool (one worker per core by default) and merges the partial summaries in order, so a
+daemon's heartbeat never waits behind a parse. `AnalysisWorker` is the long-lived form the
+daemon uses: lines in, summaries out, in a separate process.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import multiprocessing
+import os
+import queue
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from warmd.analysis.formats import (
+    Columns,
+    LineParser,
+    LogFormat,
+    Record,
+    detect_format,
+    format_from_spec,
+    parse_columns,
+)
+from warmd.analysis.summary import Summary, SummaryConfig
+from warmd.errors import ConfigError
+
+CHUNK_LINES = 50_000
+
+
+def open_log(path: str) -> io.TextIOBase:
+    """Open a log as text, gunzipping when it starts with the gzip magic bytes.
+
+    Raises:
+        ConfigError: the file cannot be opened.
+    """
+    try:
+        with open(path, "rb") as probe:
+            magic = probe.read(2)
+        if magic == b"\x1f\x8b":
+            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
+        return open(path, encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise ConfigError(f"cannot read log {path}: {error.strerror or error}") from error
+
+
+def iter_lines(paths: Sequence[str]) -> Iterator[str]:
+    """Every line of every file, in order."""
+    for path in paths:
+        with open_log(path) as handle:
+            yield from handle
+
+
+def resolve_format(paths: Sequence[str], spec: str | None) -> LogFormat:
+    """The format named by `spec`, or the one detected from the first lines of the logs."""
+    if spec:
+        return format_from_spec(spec)
+    return detect_format(islice(iter_lines(paths), 200))
+
+
+@dataclass(frozen=True)
+class ParsedLog:
+    """Every record of some logs, sorted by time, with the malformed-line count and samples."""
+
+    records: list[Record]
+    malformed: int
+    malformed_samples: tuple[str, ...]
+    log_format: LogFormat
+
+
+def read_records(paths: Sequence[str], spec: str | None = None,
+                 progress: Callable[[int], None] | None = None) -> ParsedLog:
+    """Parse whole logs into memory (for predict and backtest, which need the lines)."""
+    log_format = resolve_format(paths, spec)
+    parser = LineParser(log_format)
+    records: list[Record] = []
+    for chunk in _chunks(iter_lines(paths), CHUNK_LINES):
+        records.extend(parser.parse_many(chunk))
+        if progress is not None:
+            progress(len(chunk))
+    records.sort(key=lambda record: record.time_s)
+    return ParsedLog(records, parser.malformed, tuple(parser.malformed_samples), log_format)
+
+
+def summarise_records(records: Iterable[Record], config: SummaryConfig | None = None,
+                      malformed: int = 0, samples: Sequence[str] = ()) -> Summary:
+    """A summary of already-parsed records, in chunks (bounded temporary memory)."""
+    summary = Summary(config)
+    for chunk in _chunks(iter(records), CHUNK_LINES):
+        summary.add_records(chunk)
+    summary.malformed = malformed
+    summary.malformed_samples = list(samples[:5])
+    return summary
+
+
+def _chunks(lines: Iterator, size: int) -> Iterator[list]:
+    while True:
+        chunk = list(islice(lines, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def astuple_shallow(columns: Columns) -> tuple[list, ...]:
+    """The columns in Summary.add_columns order (dataclasses.astuple would deep-copy)."""
+    return (columns.targets, columns.times_s, columns.methods, columns.statuses,
+            columns.clients, columns.agents)
+
+
+_PROCESS_CACHE: dict[str, Summary] = {}
+
+
+def _summarise_chunk(job: tuple[LogFormat, SummaryConfig, list[str]]) -> Summary:
+    """Summarise one chunk. A worker process keeps its template caches between chunks (the
+    shipped summary leaves them behind), so each distinct target is decomposed once."""
+    log_format, config, lines = job
+    parser = LineParser(log_format)
+    summary = Summary(config)
+    warm = _PROCESS_CACHE.get("warm")
+    if warm is not None and warm.config == config:
+        summary.generaliser, summary._targets, summary._bot_cache, summary._value_types = (
+            warm.generaliser, warm._targets, warm._bot_cache, warm._value_types)
+    _PROCESS_CACHE["warm"] = summary
+    summary.add_columns(*astuple_shallow(parse_columns(parser, lines)))
+    summary.malformed = parser.malformed
+    summary.malformed_samples = parser.malformed_samples
+    return summary
+
+
+def summarise_files(paths: Sequence[str], spec: str | None = None,
+                    config: SummaryConfig | None = None, workers: int | None = None,
+                    progress: Callable[[int], None] | None = None) -> Summary:
+    """Parse and summarise logs with one process per core; merge the parts in log order.
+
+    Plain files are cut into one byte range per worker, each read by its own process (no
+    lines cross a pipe); gzip files, which cannot be cut, go through the pool in chunks.
+    """
+    config = config or SummaryConfig()
+    log_format = resolve_format(paths, spec)
+    workers = workers or os.cpu_count() or 1
+    if workers == 1:
+        return _summarise_serially(paths, log_format, config, progress)
+    if not any(_is_gzip(path) for path in paths):
+        return _summarise_ranges(paths, log_format, config, workers, progress)
+    jobs = ((log_format, config, chunk) for chunk in _chunks(iter_lines(paths), CHUNK_LINES))
+    total = Summary(config)
+    context = multiprocessing.get_context("forkserver")
+    with context.Pool(workers) as pool:
+        _merge_all(total, pool.imap(_summarise_chunk, jobs), progress)
+    return total
+
+
+def _is_gzip(path: str) -> bool:
+    try:
+        with open(path, "rb") as probe:
+            return probe.read(2) == b"\x1f\x8b"
+    except OSError as error:
+        raise ConfigError(f"cannot read log {path}: {error.strerror or error}") from error
+
+
+def _summarise_serially(paths: Sequence[str], log_format: LogFormat, config: SummaryConfig,
+                        progress: Callable[[int], None] | None) -> Summary:
+    summary = Summary(config)
+    parser = LineParser(log_format)
+    for chunk in _chunks(iter_lines(paths), CHUNK_LINES):
+        summary.add_columns(*astuple_shallow(parse_columns(parser, chunk)))
+        if progress is not None:
+            progress(len(chunk))
+    summary.malformed = parser.malformed
+    summary.malformed_samples = list(parser.malformed_samples)
+    return summary
+
+
+def _summarise_ranges(paths: Sequence[str], log_format: LogFormat, config: SummaryConfig,
+                      workers: int, progress: Callable[[int], None] | None) -> Summary:
+    jobs = []
+    for path in paths:
+        size = os.path.getsize(path)
+        bounds = [size * part // workers for part in range(workers + 1)]
+        jobs.extend((path, start, end, log_format, config)
+                    for start, end in zip(bounds, bounds[1:], strict=False) if end > start)
+    context = multiprocessing.get_context("forkserver")
+    done = context.Value("q", 0)
+    with context.Pool(workers, initializer=_set_counter, initargs=(done,)) as pool:
+        pending = pool.map_async(_summarise_range, jobs)
+        reported = 0
+        while not pending.ready():
+            pending.wait(0.2)
+            if progress is not None and done.value > reported:
+                progress(done.value - reported)
+                reported = done.value
+        parts = pending.get()
+    if progress is not None and done.value > reported:
+        progress(done.value - reported)
+    total = Summary(config)
+    for part in parts:
+        total.merge(part)
+    return total
+
+
+_COUNTER: list[Any] = []
+
+
+def _set_counter(counter: Any) -> None:
+    _COUNTER[:] = [counter]
+
+
+def _summarise_range(job: tuple[str, int, int, LogFormat, SummaryConfig]) -> Summary:
+    """The lines that start in [start, end) of a plain file, in one summary."""
+    path, start, end, log_format, config = job
+    parser = LineParser(log_format)
+    summary = Summary(config)
+    for chunk in _range_chunks(path, start, end):
+        summary.add_columns(*astuple_shallow(parse_columns(parser, chunk)))
+        if _COUNTER:
+            with _COUNTER[0].get_lock():
+                _COUNTER[0].value += len(chunk)
+    summary.malformed = parser.malformed
+    summary.malformed_samples = list(parser.malformed_samples)
+    return summary
+
+
+def _range_chunks(path: str, start: int, end: int) -> Iterator[list[str]]:
+    with open(path, "rb") as handle:
+        if start:
+            handle.seek(start - 1)
+            handle.readline()  # the line in progress at `start` belongs to the range before
+        position = handle.tell()
+        while position < end:
+            block = handle.readlines(8_000_000)
+            if not block:
+                return
+            size = sum(map(len, block))
+            if position + size > end:
+                kept = []
+                for line in block:
+                    if position >= end:
+                        break
+                    kept.append(line)
+                    position += len(line)
+                block = kept
+            else:
+                position += size
+            yield [line.decode("utf-8", "replace") for line in block]
+
+
+def _merge_all(total: Summary, parts: Iterable[Summary],
+               progress: Callable[[int], None] | None) -> None:
+    for part in parts:
+        total.merge(part)
+        if progress is not None:
+            progress(part.lines + part.malformed)
+
+
+class AnalysisWorker:
+    """A long-lived analysis process: the daemon feeds it lines and asks for summaries.
+
+    Feeding never blocks on parsing (the lines go through a pipe to the other process), so the
+    event loop's heartbeats never wait behind a parse. `snapshot()` returns the summary so far.
+    """
+
+    def __init__(self, log_format: LogFormat, config: SummaryConfig | None = None) -> None:
+        context = multiprocessing.get_context("forkserver")
+        self._requests = context.Queue()
+        self._replies = context.Queue()
+        self._process = context.Process(
+            target=_worker_loop, args=(log_format, config or SummaryConfig(), self._requests,
+                                       self._replies), daemon=True, name="warmd-analysis")
+        self._process.start()
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id."""
+        return self._process.pid
+
+    def feed(self, lines: list[str]) -> None:
+        """Queue lines for parsing (returns at once)."""
+        self._requests.put(("lines", lines))
+
+    def snapshot(self, timeout_s: float = 30.0) -> Summary:
+        """The summary of every line fed so far.
+
+        Raises:
+            TimeoutError: the worker did not answer in time.
+        """
+        self._requests.put(("snapshot", None))
+        try:
+            return self._replies.get(timeout=timeout_s)
+        except queue.Empty:
+            raise TimeoutError("analysis worker did not answer") from None
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Ask the worker to exit and wait for it (terminating it if it does not)."""
+        if self._process.is_alive():
+            self._requests.put(("stop", None))
+            self._process.join(timeout_s)
+            if self._process.is_alive():
+                self._process.terminate()
+                self._process.join(timeout_s)
+        self._requests.close()
+        self._replies.close()
+
+
+def _worker_loop(log_format: LogFormat, config: SummaryConfig, requests: Any,
+                 replies: Any) -> None:
+    parser = LineParser(log_format)
+    summary = Summary(config)
+    while True:
+        kind, payload = requests.get()
+        if kind == "lines":
+            summary.add_columns(*astuple_shallow(parse_columns(parser, payload)))
+        elif kind == "snapshot":
+            summary.malformed = parser.malformed
+            summary.malformed_samples = list(parser.malformed_samples)
+            replies.put(summary)
+        else:
+            return

@@ -1,0 +1,224 @@
+"""The daemon: start-up -> serve -> shutdown of one warmd node.
+
+Start-up opens the data directory (verifying every record: a corrupt log refuses to start),
+the peer transport, the Raft driver and the admin socket, in that order, and tells systemd
+READY=1 once a leader is known (a node with `join = true` is ready as soon as its sockets
+are open: it waits to be added). Signals: SIGTERM/SIGINT stop cleanly (admin socket closed
+first, then the driver finishes its Ready, peers are closed, the log is synced); a second
+one exits at once. SIGHUP re-reads the config file and applies what `reload_plan` says is
+reloadable (logging now; the rest is logged as needing a restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import ssl
+import sys
+from dataclasses import dataclass, replace
+
+from warmd import config as config_module
+from warmd import logging as warmd_logging
+from warmd.admin.server import AdminServer
+from warmd.clock import SystemClock
+from warmd.config import Config
+from warmd.errors import ConfigError, WarmdError
+from warmd.raft.config import RaftConfig
+from warmd.raft.core import RaftNode
+from warmd.raft.types import ConfState
+from warmd.runtime.applier import Applier
+from warmd.runtime.cluster_admin import ClusterCommands
+from warmd.runtime.disk import DiskOptions, DiskStorage
+from warmd.runtime.driver import Driver, DriverOptions
+from warmd.runtime.driver_status import DriverStatus
+from warmd.runtime.sdnotify import SdNotifier, run_watchdog, watchdog_settings
+from warmd.runtime.transport import TcpTransport, TransportOptions
+from warmd.statemachine.machine import StateMachine
+
+_log = warmd_logging.get_logger("warmd.daemon")
+EXIT_SOFTWARE = 70  # sysexits EX_SOFTWARE: the driver failed (disk, invariant)
+READY_POLL_S = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    """What serve() starts and stops, in start order."""
+
+    storage: DiskStorage
+    transport: TcpTransport
+    driver: Driver
+    admin: AdminServer
+
+
+def tls_contexts(config: Config) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+    """Server and client contexts for mutual TLS between peers, or (None, None)."""
+    tls = config.cluster.tls
+    if tls is None:
+        return None, None
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca_file))
+    server.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    server.verify_mode = ssl.CERT_REQUIRED
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
+    client.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    client.check_hostname = False  # peers are dialed by address; the CA vouches for them
+    return server, client
+
+
+def open_storage(config: Config) -> DiskStorage:
+    """Open the data directory; the founding configuration is [peers] unless joining.
+
+    Raises:
+        DiskCorruption: a damaged record (the message names the file and offset).
+        DiskFailed: the directory cannot be read or repaired.
+    """
+    founding = ConfState() if config.node.join else ConfState(
+        voters=tuple(peer.node_id for peer in config.peers))
+    options = DiskOptions(segment_size_bytes=config.raft.segment_bytes)
+    return DiskStorage.open(config.node.data_dir, options, conf_state=founding)
+
+
+def build(config: Config, storage: DiskStorage) -> Components:
+    """Wire transport, core, applier and driver for this config (nothing started yet)."""
+    settings = config.raft
+    server_ssl, client_ssl = tls_contexts(config)
+    transport = TcpTransport(TransportOptions(
+        cluster_id=config.cluster.cluster_id, node_id=config.node.node_id,
+        secret=config.cluster.secret, listen_host=config.node.listen.host,
+        listen_port=config.node.listen.port, max_frame_bytes=settings.max_frame_bytes,
+        server_ssl=server_ssl, client_ssl=client_ssl,
+    ))
+    raft_config = RaftConfig(
+        node_id=config.node.node_id, election_timeout_ticks=settings.election_timeout_ticks,
+        heartbeat_ticks=settings.heartbeat_ticks, pre_vote=settings.pre_vote,
+        check_quorum=settings.check_quorum,
+    )
+    node = RaftNode(raft_config, storage, random.Random())
+    applier = Applier(StateMachine(), config.peer_addresses())
+    options = DriverOptions(
+        tick_interval_s=settings.tick_interval_s,
+        proposal_timeout_s=settings.proposal_timeout_ms / 1000,
+        snapshot_interval_entries=settings.snapshot_interval_entries,
+        client_id=f"node-{config.node.node_id}-{os.getpid()}-{random.getrandbits(32):08x}",
+    )
+    driver = Driver(node, storage, transport, applier, options)
+    admin = AdminServer(config.admin.socket_path, group_id=config.admin.group_id)
+    ClusterCommands(driver).register(admin)
+    return Components(storage, transport, driver, admin)
+
+
+def status_line(status: DriverStatus) -> str:
+    """The STATUS= text systemd shows: role, term, leader."""
+    leader = status.leader_id or "unknown"
+    return f"{status.role}, term {status.term}, leader {leader}, applied {status.applied_index}"
+
+
+class Daemon:
+    """One running node: `await Daemon(config).serve()` returns the exit status."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._notifier = SdNotifier.from_environment()
+        self._stop = asyncio.Event()
+        self._signals = 0
+        self._components: Components | None = None
+
+    async def serve(self) -> int:
+        storage = open_storage(self.config)
+        components = build(self.config, storage)
+        self._components = components
+        try:
+            await components.transport.start()
+            await components.driver.start()
+            await components.admin.start()
+        except BaseException:
+            await self._shutdown(components)
+            raise
+        self._install_signals()
+        components.driver.on_state_change = lambda status: self._notifier.status(status_line(status))
+        background = [asyncio.create_task(self._announce_ready(components.driver))]
+        watchdog = watchdog_settings()
+        if watchdog is not None:
+            background.append(asyncio.create_task(
+                run_watchdog(self._notifier, watchdog, SystemClock())))
+        assert components.driver.finished is not None
+        stop_wait = asyncio.create_task(self._stop.wait())
+        await asyncio.wait([stop_wait, components.driver.finished],
+                           return_when=asyncio.FIRST_COMPLETED)
+        failed = components.driver.finished.done()
+        for task in [stop_wait, *background]:
+            task.cancel()
+        await asyncio.gather(stop_wait, *background, return_exceptions=True)
+        self._notifier.stopping("stopping")
+        await self._shutdown(components)
+        return EXIT_SOFTWARE if failed else 0
+
+    async def _announce_ready(self, driver: Driver) -> None:
+        """READY=1 once a leader is known (or at once when waiting to join)."""
+        while not self.config.node.join and driver.leader_id == 0:
+            await asyncio.sleep(READY_POLL_S)
+        status = driver.status()
+        self._notifier.ready(status_line(status))
+        _log.info("daemon_ready", node_id=status.node_id, role=status.role, term=status.term,
+                  leader_id=status.leader_id)
+
+    async def _shutdown(self, components: Components) -> None:
+        """Stop accepting, finish and stop the driver, close peers, sync the log."""
+        with contextlib.suppress(WarmdError, OSError):
+            await components.admin.close()
+        await components.driver.stop()
+        await components.transport.close()
+        components.storage.close()
+        self._notifier.close()
+        _log.info("daemon_stopped", node_id=self.config.node.node_id)
+
+    # ------------------------------------------------------------------ signals
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal, "SIGTERM")
+        loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, "SIGINT")
+        loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+
+    def _on_stop_signal(self, name: str) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            _log.warning("forced_exit", signal=name)
+            os._exit(1)  # the operator insists; the log is crash-safe by design
+        _log.info("shutdown_requested", signal=name)
+        self._stop.set()
+
+    def _on_reload_signal(self) -> None:
+        self._notifier.reloading()
+        try:
+            candidate = config_module.load(self.config.origin)
+        except ConfigError as error:
+            _log.error("reload_refused", error=str(error))
+            self._notifier.ready()
+            return
+        plan = config_module.reload_plan(self.config, candidate)
+        if "logging" in plan.applied:
+            warmd_logging.configure(candidate.logging.level, candidate.logging.format)
+        if plan.needs_restart:
+            _log.warning("reload_needs_restart", sections=list(plan.needs_restart))
+        _log.info("config_reloaded", applied=list(plan.applied))
+        self.config = _merge_reloadable(self.config, candidate, plan.applied)
+        self._notifier.ready()
+
+
+def _merge_reloadable(current: Config, candidate: Config, sections: tuple[str, ...]) -> Config:
+    """The running config with only the reloaded sections taken from the candidate."""
+    return replace(current, **{name: getattr(candidate, name) for name in sections})
+
+
+def run(config: Config) -> int:
+    """Run the daemon on uvloop until it stops; returns the exit status."""
+    import uvloop
+
+    warmd_logging.configure(config.logging.level, config.logging.format)
+    _log.info("daemon_starting", node_id=config.node.node_id, config=config.origin,
+              pid=os.getpid(), python=sys.version.split()[0])
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(Daemon(config).serve())

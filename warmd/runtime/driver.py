@@ -1,0 +1,421 @@
+"""Driver: the one asyncio task that owns a RaftNode and does its I/O.
+
+Ticks, received messages and local requests (proposals, reads, membership changes,
+transfers) all go through one queue into one task, so the core is never touched
+concurrently and a request can never land between `ready()` and `advance()`. Each
+Ready is handled in etcd's order (docs/raft.md): persist through DiskStorage.save on one
+worker thread (a leader sends its messages first, while it persists: the core counts
+its own vote only after `advance`), send, apply the committed entries (applier.py),
+serve ReadIndex answers, `advance`. Requests that arrive while a Ready is persisted
+wait in the queue and travel together in the next one: that is the group commit.
+
+A failed disk write (DiskFailed) or a broken invariant ends the task; the daemon
+watches `Driver.finished` and exits, because a node that cannot persist must not vote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from warmd.clock import Clock, SystemClock
+from warmd.config_table import Address
+from warmd.errors import InvariantViolation, WarmdError
+from warmd.logging import get_logger
+from warmd.raft.confchange import encode_conf_change
+from warmd.raft.core import RaftNode
+from warmd.raft.errors import NotLeader, ProposalDropped, RaftError, SnapshotOutOfDate
+from warmd.raft.types import (
+    NO_NODE,
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Message,
+    Ready,
+    Role,
+    Snapshot,
+)
+from warmd.runtime.applier import Applier
+from warmd.runtime.disk import DiskStorage
+from warmd.runtime.driver_status import DriverStatus, build_status
+from warmd.runtime.transport import Transport
+from warmd.statemachine.commands import Command, Session, encode_command
+from warmd.statemachine.state import ApplyResult
+
+__all__ = ["Driver", "DriverOptions", "DriverStopped", "NotLeader", "ProposalDropped",
+           "ProposalTimeout"]
+
+_log = get_logger("warmd.driver")
+_T = TypeVar("_T")
+EVENT_QUEUE_CAPACITY = 16384
+EVENTS_PER_BATCH_MAX = 4096  # events taken before the next Ready, so ticks stay prompt
+
+
+class ProposalTimeout(RaftError):
+    """The request was not committed and applied in time (no quorum, or a forward was lost)."""
+
+
+class DriverStopped(RaftError):
+    """The driver is stopping or has failed; the request was not (or may not have been) done."""
+
+
+@dataclass(frozen=True, slots=True)
+class DriverOptions:
+    """tick_interval_s: one core tick; proposal_timeout_s: how long a request may wait;
+    snapshot_interval_entries: snapshot and compact after this many applied entries;
+    client_id: names this process's proposals (unique per start, for exactly-once)."""
+
+    tick_interval_s: float
+    proposal_timeout_s: float
+    snapshot_interval_entries: int
+    client_id: str
+
+    def __post_init__(self) -> None:
+        if self.tick_interval_s <= 0 or self.proposal_timeout_s <= 0:
+            raise ValueError("tick_interval_s and proposal_timeout_s must be positive")
+        if self.snapshot_interval_entries < 1:
+            raise ValueError("snapshot_interval_entries must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """Run `function` on the driver task and hand its result (or error) to `future`."""
+
+    function: Callable[[], Any]
+    future: asyncio.Future[Any]
+
+
+_TICK = object()
+_STOP = object()
+
+
+class Driver:
+    """Runs one RaftNode; see the module docstring. `start()`, then the async API, then `stop()`."""
+
+    def __init__(self, node: RaftNode, storage: DiskStorage, transport: Transport,
+                 applier: Applier, options: DriverOptions, clock: Clock | None = None) -> None:
+        self.node = node
+        self.storage = storage
+        self.transport = transport
+        self.applier = applier
+        self.options = options
+        self._clock = clock or SystemClock()
+        self._events: asyncio.Queue[Any] = asyncio.Queue(EVENT_QUEUE_CAPACITY)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-disk")
+        self._sequence = itertools.count(1)
+        self._reads: dict[bytes, asyncio.Future[int]] = {}
+        self._read_points: list[tuple[int, bytes]] = []
+        self._last_contact_s: dict[int, float] = {}
+        self._latest_snapshot = storage.snapshot()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self.finished: asyncio.Task[None] | None = None
+        self.on_state_change: Callable[[DriverStatus], None] | None = None
+        self.removed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Restore the state machine from the storage's snapshot and start the task."""
+        if self._latest_snapshot.meta.index > self.applier.applied_index:
+            self.applier.restore(self._latest_snapshot)
+        self._update_peers()
+        self.finished = asyncio.create_task(self._run(), name="raft-driver")
+        self._tasks = [
+            asyncio.create_task(self._tick_forever(), name="raft-ticker"),
+            asyncio.create_task(self._receive_forever(), name="raft-receiver"),
+        ]
+
+    async def stop(self) -> None:
+        """Finish the Ready in hand, stop the task and fail every waiting request."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.finished is not None and not self.finished.done():
+            await self._events.put(_STOP)
+            await asyncio.gather(self.finished, return_exceptions=True)
+        self._writer.shutdown(wait=True)
+        self._fail_waiting(DriverStopped("the node is shutting down"))
+
+    def _fail_waiting(self, error: BaseException) -> None:
+        self.applier.fail_all(error)
+        for future in self._reads.values():
+            if not future.done():
+                future.set_exception(error)
+        self._reads.clear()
+
+    # ------------------------------------------------------------------ the task
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                event = await self._events.get()
+                if event is _STOP:
+                    return
+                self._handle(event)
+                for _ in range(EVENTS_PER_BATCH_MAX):
+                    if self._events.empty():
+                        break
+                    event = self._events.get_nowait()
+                    if event is _STOP:
+                        return
+                    self._handle(event)
+                while self.node.has_ready():
+                    await self._handle_ready(self.node.ready())
+        except BaseException as error:
+            if not isinstance(error, asyncio.CancelledError):
+                _log.error("driver_failed", error=str(error), kind=type(error).__name__)
+                self._fail_waiting(DriverStopped(f"the driver failed: {error}"))
+            raise
+
+    def _handle(self, event: Any) -> None:
+        if event is _TICK:
+            self.node.tick()
+        elif isinstance(event, Message):
+            try:
+                self.node.step(event)
+            except (TypeError, ValueError, WarmdError) as error:
+                _log.warning("message_refused", kind=event.type.name, from_id=event.from_id,
+                             error=str(error))
+        elif isinstance(event, _Call):
+            if event.future.done():
+                return  # the caller gave up already
+            try:
+                event.future.set_result(event.function())
+            except InvariantViolation:
+                raise
+            except Exception as error:
+                event.future.set_exception(error)
+
+    async def _handle_ready(self, ready: Ready) -> None:
+        leader = self.node.role == Role.LEADER
+        if leader and ready.messages:
+            await self.transport.send(ready.messages)  # in parallel with our own fsync
+        if ready.hard_state is not None or ready.entries or ready.snapshot is not None:
+            await self._on_writer(self.storage.save, ready.hard_state, ready.entries,
+                                  ready.snapshot, ready.must_sync)
+        if ready.compaction is not None:
+            await self._persist_compaction(ready.compaction)
+        if not leader and ready.messages:
+            await self.transport.send(ready.messages)
+        if ready.snapshot is not None:
+            self.applier.restore(ready.snapshot)
+            self._latest_snapshot = ready.snapshot
+            self._update_peers()
+        outcome = self.applier.apply(ready.committed_entries)
+        if outcome.membership_changed:
+            self._on_membership_changed(outcome.removed_ids)
+        self._note_reads(ready)
+        self.node.advance(ready)
+        self._maybe_snapshot()
+        if ready.soft_state is not None:
+            self._on_soft_state()
+
+    async def _on_writer(self, function: Callable[..., _T], *args: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, function, *args)
+
+    async def _persist_compaction(self, snapshot: Snapshot) -> None:
+        try:
+            await self._on_writer(self.storage.save_compaction, snapshot)
+        except SnapshotOutOfDate as error:
+            _log.info("snapshot_skipped", index=snapshot.meta.index, reason=str(error))
+
+    def _on_membership_changed(self, removed_ids: tuple[int, ...]) -> None:
+        self._update_peers()
+        if self.node.id in removed_ids:
+            self.removed = True
+            _log.warning("removed_from_cluster", node_id=self.node.id)
+
+    def _on_soft_state(self) -> None:
+        status = self.node.status()
+        _log.info("raft_state_changed", role=status.role.name.lower(), term=status.term,
+                  leader_id=status.leader_id)
+        if self.on_state_change is not None:
+            self.on_state_change(self.status())
+
+    def _update_peers(self) -> None:
+        self.transport.update_peers(
+            {node_id: (address.host, address.port)
+             for node_id, address in self.applier.addresses.items()}
+        )
+
+    # ------------------------------------------------------------------ ticks and messages
+
+    async def _tick_forever(self) -> None:
+        interval_s = self.options.tick_interval_s
+        while True:
+            await self._clock.sleep(interval_s)
+            if not self._events.full():
+                self._events.put_nowait(_TICK)
+
+    async def _receive_forever(self) -> None:
+        async for message in self.transport.received():
+            self._last_contact_s[message.from_id] = self._clock.monotonic()
+            await self._events.put(message)
+
+    # ------------------------------------------------------------------ reads
+
+    def _note_reads(self, ready: Ready) -> None:
+        for read_state in ready.read_states:
+            if read_state.context in self._reads:
+                self._read_points.append((read_state.index, read_state.context))
+        if not self._read_points:
+            return
+        applied, still_waiting = self.applier.applied_index, []
+        for index, context in self._read_points:
+            future = self._reads.pop(context, None) if index <= applied else None
+            if index > applied:
+                still_waiting.append((index, context))
+            elif future is not None and not future.done():
+                future.set_result(index)
+        self._read_points = still_waiting
+
+    async def read(self) -> int:
+        """A linearizable read point (ReadIndex): once this returns, the local state machine
+        reflects every write committed before the call; returns that applied index."""
+        context = f"{self.options.client_id}:read:{next(self._sequence)}".encode()
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._reads[context] = future
+        try:
+            await self._call(lambda: self.node.read_index(context))
+            return await self._wait(future, "read")
+        finally:
+            self._reads.pop(context, None)
+
+    # ------------------------------------------------------------------ proposals
+
+    async def _call(self, function: Callable[[], _T]) -> _T:
+        if self._stopping or self.finished is None or self.finished.done():
+            raise DriverStopped("the node is not running")
+        future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        await self._events.put(_Call(function, future))
+        return await future
+
+    async def _wait(self, future: asyncio.Future[_T], what: str) -> _T:
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.options.proposal_timeout_s)
+        except TimeoutError:
+            raise ProposalTimeout(
+                f"{what} not applied within {self.options.proposal_timeout_s:g} s "
+                f"(leader {self.node.leader_id or 'unknown'})"
+            ) from None
+
+    async def propose(self, command: Command) -> ApplyResult:
+        """Replicate a state machine command once (session envelope) and return its result.
+
+        Raises:
+            ProposalDropped: no leader, a transfer in progress, not a member, ...
+            NotLeader: this node does not forward and is not the leader.
+            ProposalTimeout, DriverStopped.
+        """
+        envelope = Session(client_id=self.options.client_id, sequence=next(self._sequence),
+                           command=command)
+        return await self.propose_data(encode_command(envelope))
+
+    async def propose_data(self, data: bytes) -> ApplyResult:
+        """Replicate raw entry bytes; the result of the first entry with these bytes."""
+        future = self.applier.wait_for(data)
+        try:
+            await self._call(lambda: self.node.propose(data))
+            return await self._wait(future, "proposal")
+        finally:
+            self.applier.forget(data, future)
+
+    # ------------------------------------------------------------------ membership
+
+    async def add_learner(self, node_id: int, address: Address) -> ConfState:
+        """Add a non-voting member that will receive the log (then `promote` it)."""
+        known = node_id in self.applier.addresses
+        self.applier.addresses.setdefault(node_id, address)
+        self._update_peers()  # so the leader reaches it as soon as the change is appended
+        try:
+            change = ConfChange(ConfChangeType.ADD_LEARNER, node_id, str(address).encode())
+            return await self._change(change)
+        except BaseException:
+            if not known:
+                self.applier.addresses.pop(node_id, None)
+                self._update_peers()
+            raise
+
+    async def promote(self, node_id: int) -> ConfState:
+        """Make a caught-up learner a voter (the core refuses a lagging one)."""
+        return await self._change(ConfChange(ConfChangeType.ADD_VOTER, node_id))
+
+    async def remove(self, node_id: int) -> ConfState:
+        """Remove a voter or learner; a removed leader hands over leadership first."""
+        return await self._change(ConfChange(ConfChangeType.REMOVE_NODE, node_id))
+
+    async def _change(self, change: ConfChange) -> ConfState:
+        data = encode_conf_change(change)
+        future = self.applier.wait_for(data)
+        try:
+            await self._call(lambda: self.node.propose_conf_change(change))
+            await self._wait(future, "membership change")
+        finally:
+            self.applier.forget(data, future)
+        return self.node.conf_state
+
+    async def transfer_leadership(self, target_id: int | None = None) -> int:
+        """Hand leadership to `target_id` (default: the most caught-up other voter); returns
+        the new leader once it leads. Raises NotLeader when no target is given on a follower."""
+        if target_id is None:
+            target_id = await self._call(self._best_transferee)
+        await self._call(lambda: self.node.transfer_leadership(target_id))
+        deadline_s = self._clock.monotonic() + self.options.proposal_timeout_s
+        while self._clock.monotonic() < deadline_s:
+            if self.node.leader_id == target_id:
+                return target_id
+            await self._clock.sleep(self.options.tick_interval_s)
+        raise ProposalTimeout(f"node {target_id} did not take over leadership in time")
+
+    def _best_transferee(self) -> int:
+        status = self.node.status()
+        if status.role != Role.LEADER:
+            raise NotLeader(status.leader_id)
+        candidates = [peer for peer in status.progress
+                      if peer.node_id != self.node.id and not peer.is_learner]
+        if not candidates:
+            raise ProposalDropped(ProposalDropped.NOT_A_VOTER, "no other voter to transfer to")
+        return max(candidates, key=lambda peer: (peer.match, -peer.node_id)).node_id
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _maybe_snapshot(self) -> None:
+        applied = self.applier.applied_index
+        if applied - self._latest_snapshot.meta.index >= self.options.snapshot_interval_entries:
+            self._compact_now()
+
+    def _compact_now(self) -> Snapshot:
+        applied = self.applier.applied_index
+        if applied <= self._latest_snapshot.meta.index:
+            return self._latest_snapshot
+        try:
+            snapshot = self.node.compact(applied, self.applier.snapshot_data())
+        except SnapshotOutOfDate:
+            return self._latest_snapshot
+        if snapshot is None:
+            raise ProposalDropped(ProposalDropped.NOT_MEMBER, "this node has not joined yet")
+        self._latest_snapshot = snapshot
+        _log.info("snapshot_taken", index=snapshot.meta.index, data_bytes=len(snapshot.data))
+        return snapshot
+
+    async def snapshot_now(self) -> Snapshot:
+        """Snapshot the applied state now (compacting the log); the newest one if nothing is new."""
+        return await self._call(self._compact_now)
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> DriverStatus:
+        """Term, role, leader, indexes and, on the leader, each peer's replication."""
+        return build_status(self.node.status(), self.applier, self._latest_snapshot.meta.index,
+                            self._last_contact_s, self._clock.monotonic(), self.removed)
+
+    @property
+    def leader_id(self) -> int:
+        return self.node.leader_id or NO_NODE

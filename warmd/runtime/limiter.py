@@ -1,0 +1,202 @@
+"""Adaptive concurrency limit for an origin: AIMD on latency and errors, under hard caps.
+
+`AimdLimit` is the pure decision (no clock: it is fed samples); `OriginLimiter` does the
+timing: it holds requests while in-flight >= the limit and spaces them to the rate cap.
+Like Netflix's concurrency-limits, the healthy latency is the minimum of a recent window,
+so a lasting change of the origin's speed is relearned instead of throttled forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from warmd.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class LimitConfig:
+    """Hard caps come from the rule; the rest tunes how fast the limit moves."""
+
+    concurrency_max: int = 64
+    concurrency_min: int = 1
+    concurrency_initial: int = 8
+    rate_per_s_max: float = 0.0  # 0 means no rate cap
+    latency_tolerance: float = 2.0  # slower than this x healthy latency = congestion
+    # ...but only when also slower by this much: sub-millisecond jitter of a fast origin
+    # (or of our own event loop) is not the origin slowing down.
+    latency_slack_s: float = 0.005
+    backoff_ratio: float = 0.7
+    baseline_window_samples: int = 500
+
+    def validate(self) -> LimitConfig:
+        if not 1 <= self.concurrency_min <= self.concurrency_max:
+            raise ConfigError("need 1 <= concurrency_min <= concurrency_max")
+        if not 0 < self.backoff_ratio < 1:
+            raise ConfigError("backoff_ratio must be between 0 and 1")
+        if self.latency_tolerance <= 1 or self.rate_per_s_max < 0 or self.latency_slack_s < 0:
+            raise ConfigError("latency_tolerance must be > 1, rate_per_s_max and "
+                              "latency_slack_s >= 0")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSample:
+    """One finished origin request as the limit sees it."""
+
+    latency_s: float
+    failed: bool  # an error or a throttling status (503, 429 ...)
+    in_flight: int  # requests in flight when it started
+
+
+class AimdLimit:
+    """Additive increase (+1 per `limit` good samples), multiplicative decrease on a
+    congestion signal, at most once per limit-many samples so that the requests of one
+    congested round do not collapse the limit several times."""
+
+    def __init__(self, config: LimitConfig) -> None:
+        self.config = config.validate()
+        self.limit = float(min(config.concurrency_max,
+                               max(config.concurrency_min, config.concurrency_initial)))
+        self._recent: deque[float] = deque(maxlen=config.baseline_window_samples)
+        self._samples_since_backoff = 0
+        self._baseline_s: float | None = None
+        self._samples_since_baseline = 0
+        self.backoff_count = 0
+
+    @property
+    def healthy_latency_s(self) -> float | None:
+        """Minimum latency of the recent window, recomputed every 64 samples (a full
+        min() per sample costs more than the rest of the decision)."""
+        if not self._recent:
+            return None
+        if self._baseline_s is None or self._samples_since_baseline >= 64:
+            self._baseline_s = min(self._recent)
+            self._samples_since_baseline = 0
+        return min(self._baseline_s, self._recent[-1])
+
+    def congested(self, sample: LimitSample) -> bool:
+        baseline = self.healthy_latency_s
+        if sample.failed:
+            return True
+        if baseline is None:
+            return False
+        threshold_s = max(baseline * self.config.latency_tolerance,
+                          baseline + self.config.latency_slack_s)
+        return sample.latency_s > threshold_s
+
+    def on_sample(self, sample: LimitSample) -> int:
+        """Update and return the whole-number limit."""
+        congested = self.congested(sample)
+        if not sample.failed:
+            self._recent.append(sample.latency_s)
+            self._samples_since_baseline += 1
+        self._samples_since_backoff += 1
+        if congested:
+            if self._samples_since_backoff >= self.limit:
+                self.limit = max(float(self.config.concurrency_min),
+                                 self.limit * self.config.backoff_ratio)
+                self._samples_since_backoff = 0
+                self.backoff_count += 1
+        elif sample.in_flight * 2 >= self.limit:  # grow only when the limit is what binds
+            self.limit = min(float(self.config.concurrency_max), self.limit + 1.0 / self.limit)
+        return self.current()
+
+    def current(self) -> int:
+        return max(self.config.concurrency_min, int(self.limit))
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterStatistics:
+    limit: int
+    in_flight: int
+    in_flight_max: int
+    backoff_count: int
+    healthy_latency_s: float | None
+
+
+class OriginLimiter:
+    """Async gate in front of an origin: `async with limiter.slot() as report:`.
+
+    Waiters queue in FIFO order and a release wakes only as many as the limit has room
+    for, so hundreds of waiting workers cost nothing per request.
+    """
+
+    def __init__(self, config: LimitConfig) -> None:
+        self.decision = AimdLimit(config)
+        self.config = config
+        self._in_flight = 0
+        self._in_flight_max = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._next_start_s = 0.0
+
+    async def _acquire(self) -> int:
+        if self._in_flight < self.decision.current() and not self._waiters:
+            self._in_flight += 1
+        else:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter  # the releaser counted us in before waking us
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()  # woken and cancelled at once: give the slot back
+                else:
+                    self._waiters.remove(waiter)
+                raise
+        self._in_flight_max = max(self._in_flight_max, self._in_flight)
+        return self._in_flight
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._in_flight < self.decision.current():
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._in_flight += 1
+                waiter.set_result(None)
+
+    async def _wait_rate(self) -> None:
+        if self.config.rate_per_s_max <= 0:
+            return
+        now = time.monotonic()
+        start = max(now, self._next_start_s)
+        self._next_start_s = start + 1.0 / self.config.rate_per_s_max
+        if start > now:
+            await asyncio.sleep(start - now)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[SlotReport]:
+        """Hold one unit of origin concurrency; the body marks failures on the report."""
+        in_flight = await self._acquire()
+        report = SlotReport()
+        try:
+            await self._wait_rate()
+            started = time.perf_counter()
+            try:
+                yield report
+            except BaseException:
+                report.failed = True
+                raise
+            finally:
+                latency_s = time.perf_counter() - started
+                self.decision.on_sample(LimitSample(latency_s, report.failed, in_flight))
+        finally:
+            self._release()
+
+    def statistics(self) -> LimiterStatistics:
+        return LimiterStatistics(self.decision.current(), self._in_flight, self._in_flight_max,
+                                 self.decision.backoff_count, self.decision.healthy_latency_s)
+
+
+@dataclass(slots=True)
+class SlotReport:
+    """Mutable note the caller fills in while holding a slot."""
+
+    failed: bool = False

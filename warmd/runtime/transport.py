@@ -1,0 +1,482 @@
+"""TcpTransport: Raft messages between nodes over authenticated (optionally TLS) TCP.
+
+Each node dials one outbound connection per peer and only sends on it; it receives
+on the connections its peers dialed. `send` never blocks and never raises for a
+dead or slow peer: each peer has a bounded queue that drops its oldest message
+when full. A bad frame or a failed handshake closes that one connection only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+
+from warmd import codec
+from warmd.codec import CodecError
+from warmd.raft.types import NO_NODE, Message
+from warmd.runtime import handshake
+from warmd.runtime.framing import FrameError, FrameReader, FrameTooLarge, encode_frame
+from warmd.runtime.handshake import HandshakeError, Hello, Refusal
+
+log = structlog.get_logger("warmd.transport")
+WRITE_BATCH_BYTES = 1024 * 1024
+TLS_READY = b"T"  # the listener's invitation to start TLS
+
+
+class Transport(Protocol):
+    """What the driver needs from a transport (TcpTransport here, fakes in tests)."""
+
+    async def start(self) -> None: ...
+
+    async def send(self, messages: Sequence[Message]) -> None:
+        """Best effort: never raises for a peer, never waits for one."""
+        ...
+
+    def received(self) -> AsyncIterator[Message]: ...
+
+    def update_peers(self, peers: Mapping[int, tuple[str, int]]) -> None: ...
+
+    def statistics(self) -> TransportStatistics: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    """Settings of one node's transport.
+
+    The secret proves membership in the cluster (HMAC in the handshake); TLS
+    contexts, when given, also encrypt and authenticate every byte.
+    """
+
+    cluster_id: str
+    node_id: int
+    secret: bytes
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0  # 0: any free port (see TcpTransport.listen_address)
+    max_frame_bytes: int = 16 * 1024 * 1024
+    outbound_queue_messages: int = 4096
+    received_queue_messages: int = 8192
+    handshake_timeout_s: float = 5.0
+    connect_timeout_s: float = 5.0
+    reconnect_initial_s: float = 0.05
+    reconnect_max_s: float = 2.0
+    server_ssl: ssl.SSLContext | None = None
+    client_ssl: ssl.SSLContext | None = None
+    tls_server_hostname: str | None = None  # name checked in the peer's certificate
+
+    def __post_init__(self) -> None:
+        if self.node_id <= 0:
+            raise ValueError("node_id must be positive")
+        if len(self.secret) < 16:
+            raise ValueError("the cluster secret must be at least 16 bytes")
+        if self.max_frame_bytes < handshake.MAX_HANDSHAKE_FRAME_BYTES:
+            raise ValueError("max_frame_bytes is too small for a handshake")
+        if self.outbound_queue_messages < 1 or self.received_queue_messages < 1:
+            raise ValueError("queue sizes must be positive")
+        if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:
+            raise ValueError("need 0 < reconnect_initial_s <= reconnect_max_s")
+        if self.client_ssl is not None and self.client_ssl.check_hostname \
+                and not self.tls_server_hostname:
+            raise ValueError("client_ssl checks host names: set tls_server_hostname")
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatistics:
+    """Counters for one peer (node id 0 holds connections that never authenticated)."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    dropped: int = 0  # outbound messages discarded: queue full, or peer unknown
+    malformed: int = 0
+    oversized: int = 0
+    auth_failures: int = 0
+    reconnects: int = 0
+    connected: bool = False  # the outbound connection is up
+
+
+@dataclass(frozen=True, slots=True)
+class TransportStatistics:
+    peers: Mapping[int, PeerStatistics] = field(default_factory=dict)
+
+    def total(self, counter: str) -> int:
+        """The sum of one counter over all peers."""
+        return sum(getattr(peer, counter) for peer in self.peers.values())
+
+
+class _Counters:
+    __slots__ = ("auth_failures", "connected", "dropped", "frames_in", "frames_out",
+                 "malformed", "oversized", "reconnects")
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+    def freeze(self) -> PeerStatistics:
+        return PeerStatistics(**{name: getattr(self, name) for name in self.__slots__
+                                 if name != "connected"}, connected=bool(self.connected))
+
+
+class _Peer:
+    """The outbound side of one peer: its queue, its dialing task, its connection."""
+
+    def __init__(self, node_id: int, address: tuple[str, int], capacity: int) -> None:
+        self.node_id = node_id
+        self.address = address
+        self.queue: deque[bytes] = deque()
+        self.capacity = capacity
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.stopped = False
+
+    def enqueue(self, frame: bytes) -> bool:
+        """Queue a frame; returns False when the oldest frame was dropped to make room."""
+        dropped = len(self.queue) >= self.capacity
+        if dropped:
+            self.queue.popleft()
+        self.queue.append(frame)
+        self.wake.set()
+        return not dropped
+
+    def take_batch(self) -> list[bytes]:
+        batch: list[bytes] = []
+        size = 0
+        while self.queue and size < WRITE_BATCH_BYTES:
+            frame = self.queue.popleft()
+            batch.append(frame)
+            size += len(frame)
+        return batch
+
+    def stop(self) -> None:
+        """End the dialing task for good (peer removed or transport closed)."""
+        self.stopped = True
+        self.wake.set()
+        if self.task is not None:
+            self.task.cancel()
+        self.drop_connection()
+
+    def drop_connection(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class TcpTransport:
+    """Raft messages over TCP; see the module docstring.
+
+    Received messages are read with `async for message in transport.received()`;
+    the driver forwards them into its one event queue.
+    """
+
+    def __init__(self, options: TransportOptions, peers: Mapping[int, tuple[str, int]] | None = None,
+                 rng: random.Random | None = None) -> None:
+        self._options = options
+        self._rng = rng or random.Random()
+        self._peers: dict[int, _Peer] = {}
+        self._counters: dict[int, _Counters] = {}
+        self._received: asyncio.Queue[Message | None] = asyncio.Queue(options.received_queue_messages)
+        self._nonces = handshake.NonceMemory()
+        self._server: asyncio.Server | None = None
+        self._inbound: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self.update_peers(peers or {})
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Listen for peers' connections.
+
+        Raises:
+            OSError: the listen address cannot be bound.
+        """
+        options = self._options
+        self._server = await asyncio.start_server(
+            self._serve_inbound, options.listen_host, options.listen_port,
+        )  # TLS is started inside the handler, so that its failures are counted too
+        host, port = self.listen_address
+        log.info("transport_listening", node_id=options.node_id, host=host, port=port,
+                 tls=options.server_ssl is not None)
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        """The bound (host, port); meaningful after `start`."""
+        if self._server is None or not self._server.sockets:
+            return (self._options.listen_host, self._options.listen_port)
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return (host, port)
+
+    async def close(self) -> None:
+        """Stop listening, close every connection and end `received()`."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._server is not None:
+            self._server.close()
+        tasks = [peer.task for peer in self._peers.values() if peer.task is not None]
+        tasks += list(self._inbound)
+        for peer in self._peers.values():
+            peer.stop()
+        for task in self._inbound:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+        with contextlib.suppress(asyncio.QueueFull):
+            self._received.put_nowait(None)
+        log.info("transport_closed", node_id=self._options.node_id)
+
+    def update_peers(self, peers: Mapping[int, tuple[str, int]]) -> None:
+        """Set the peers to send to (id -> (host, port)); dialing starts with the first send."""
+        for node_id in list(self._peers):
+            if node_id not in peers:
+                self._remove_peer(node_id)
+        for node_id, address in peers.items():
+            if node_id == self._options.node_id:
+                continue
+            peer = self._peers.get(node_id)
+            if peer is None:
+                self._peers[node_id] = _Peer(node_id, tuple(address),  # type: ignore[arg-type]
+                                             self._options.outbound_queue_messages)
+            elif peer.address != tuple(address):
+                peer.address = tuple(address)  # type: ignore[assignment]
+                peer.drop_connection()  # the dialing task reconnects to the new address
+
+    def _remove_peer(self, node_id: int) -> None:
+        self._peers.pop(node_id).stop()
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(self, messages: Sequence[Message]) -> None:
+        """Queue messages for their peers; never blocks and never raises for a peer."""
+        self.send_nowait(messages)
+
+    def send_nowait(self, messages: Sequence[Message]) -> None:
+        """`send` for synchronous callers."""
+        if self._closed:
+            return
+        for message in messages:
+            peer = self._peers.get(message.to)
+            if peer is None:
+                self._counter(message.to).dropped += 1
+                continue
+            if not peer.enqueue(encode_frame(codec.encode_message(message))):
+                self._counter(message.to).dropped += 1
+            if (peer.task is None or peer.task.done()) and not peer.stopped:
+                peer.task = asyncio.create_task(self._run_peer(peer), name=f"peer-{peer.node_id}")
+
+    async def _run_peer(self, peer: _Peer) -> None:
+        """Dial, handshake and pump frames; on failure wait a jittered backoff and redial."""
+        failures = 0
+        counter = self._counter(peer.node_id)
+        # Checked as well as cancellation: Python 3.11 can lose a cancel that races with
+        # a finishing connect, and this loop must still end.
+        while not peer.stopped:
+            try:
+                await self._connect_and_pump(peer, counter)
+            except HandshakeError as error:
+                counter.auth_failures += 1
+                log.warning("handshake_refused", peer_id=peer.node_id, side="dialer",
+                            reason=error.refusal.value, detail=error.detail)
+            except (TimeoutError, OSError, EOFError, FrameError) as error:
+                log.debug("peer_connection_failed", peer_id=peer.node_id, error=repr(error))
+            finally:
+                # A connection that got through the handshake restarts the backoff.
+                failures = 1 if counter.connected else failures + 1
+                if counter.connected:
+                    log.info("peer_disconnected", peer_id=peer.node_id)
+                counter.connected = False
+                peer.drop_connection()
+            await asyncio.sleep(self._backoff_s(failures))
+            counter.reconnects += 1
+
+    def _backoff_s(self, failures: int) -> float:
+        """Full-jitter exponential backoff: uniform(0.5, 1) x min(cap, initial x 2^failures)."""
+        options = self._options
+        ceiling = min(options.reconnect_max_s, options.reconnect_initial_s * 2 ** min(failures, 30))
+        return ceiling * (0.5 + 0.5 * self._rng.random())
+
+    async def _connect_and_pump(self, peer: _Peer, counter: _Counters) -> None:
+        options = self._options
+        host, port = peer.address
+        async with asyncio.timeout(options.connect_timeout_s):
+            reader, writer = await asyncio.open_connection(host, port)
+        peer.writer = writer
+        stream = FrameReader(reader, handshake.MAX_HANDSHAKE_FRAME_BYTES)
+        try:
+            async with asyncio.timeout(options.handshake_timeout_s):
+                if options.client_ssl is not None:
+                    await self._dial_tls(reader, writer)
+                await self._dial_handshake(stream, writer, peer.node_id)
+        except TimeoutError:
+            raise HandshakeError(Refusal.TIMEOUT, "no handshake in time") from None
+        counter.connected = True
+        log.info("peer_connected", peer_id=peer.node_id, host=host, port=port)
+        closed = asyncio.ensure_future(reader.read(1))  # the listener never sends: EOF = gone
+        try:
+            await self._pump(peer, writer, counter, closed)
+        finally:
+            closed.cancel()
+
+    async def _pump(self, peer: _Peer, writer: asyncio.StreamWriter, counter: _Counters,
+                    closed: asyncio.Future[bytes]) -> None:
+        while True:
+            if not peer.queue:
+                peer.wake.clear()
+                woken = asyncio.ensure_future(peer.wake.wait())
+                try:
+                    await asyncio.wait((woken, closed), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    woken.cancel()
+            if closed.done() or writer.is_closing():
+                raise ConnectionResetError("connection closed")
+            batch = peer.take_batch()
+            writer.write(b"".join(batch))
+            counter.frames_out += len(batch)
+            await writer.drain()
+
+    async def _dial_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Upgrade to TLS once the listener says it is ready (see `_accept_connection`)."""
+        if await reader.readexactly(1) != TLS_READY:
+            raise HandshakeError(Refusal.TLS_FAILED, "listener does not offer TLS")
+        try:
+            await writer.start_tls(self._options.client_ssl,  # type: ignore[arg-type]
+                                   server_hostname=self._options.tls_server_hostname)
+        except ssl.SSLError as error:
+            raise HandshakeError(Refusal.TLS_FAILED, str(error)) from None
+
+    async def _dial_handshake(self, stream: FrameReader, writer: asyncio.StreamWriter,
+                              peer_id: int) -> None:
+        options = self._options
+        ours = Hello(options.cluster_id, options.node_id, handshake.random_nonce())
+        writer.write(encode_frame(handshake.encode_hello(ours)))
+        theirs = handshake.decode_hello(await stream.read_frame())
+        handshake.check_cluster(theirs, options.cluster_id)
+        if theirs.node_id != peer_id:
+            raise HandshakeError(Refusal.UNEXPECTED_NODE, f"expected node {peer_id}, met {theirs.node_id}")
+        proof = handshake.compute_proof(options.secret, "dialer", options.cluster_id, ours, theirs)
+        writer.write(encode_frame(handshake.encode_proof(proof)))
+        expected = handshake.compute_proof(options.secret, "listener", options.cluster_id, ours, theirs)
+        handshake.check_proof(await stream.read_frame(), expected)
+
+    # ------------------------------------------------------------------ receiving
+
+    async def received(self) -> AsyncIterator[Message]:
+        """Every message peers send, in arrival order per connection; ends at `close()`."""
+        while True:
+            message = await self._received.get()
+            if message is None:
+                self._received.put_nowait(None)  # let other iterators end too
+                return
+            yield message
+
+    async def _serve_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One inbound connection: handshake, then frames until it fails or closes."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._inbound.add(task)
+        remote = writer.get_extra_info("peername")
+        peer_id = NO_NODE
+        stream = FrameReader(reader, handshake.MAX_HANDSHAKE_FRAME_BYTES)
+        try:
+            peer_id = await self._accept_connection(stream, writer)
+            stream.decoder.max_frame_bytes = self._options.max_frame_bytes
+            await self._receive_frames(stream, peer_id)
+        except HandshakeError as error:
+            self._count_refusal(error, remote)
+        except FrameTooLarge as error:
+            self._counter(peer_id).oversized += 1
+            log.warning("frame_oversized", peer_id=peer_id, remote=str(remote),
+                        length_bytes=error.length_bytes, max_frame_bytes=error.max_frame_bytes)
+        except (FrameError, CodecError) as error:
+            self._counter(peer_id).malformed += 1
+            log.warning("frame_malformed", peer_id=peer_id, remote=str(remote), error=str(error))
+        except (TimeoutError, OSError, EOFError) as error:
+            log.debug("inbound_connection_ended", peer_id=peer_id, remote=str(remote), error=repr(error))
+        except asyncio.CancelledError:
+            # Only close() cancels; ending quietly spares asyncio's stream callback
+            # (Python 3.11) from raising CancelledError out of task.exception().
+            pass
+        finally:
+            self._inbound.discard(task)
+            writer.close()
+
+    async def _accept_connection(self, stream: FrameReader, writer: asyncio.StreamWriter) -> int:
+        """TLS (if configured) and the HMAC handshake, within the handshake timeout."""
+        options = self._options
+        try:
+            async with asyncio.timeout(options.handshake_timeout_s):
+                if options.server_ssl is not None:
+                    # STARTTLS-style: the dialer starts TLS only after this byte, so no
+                    # TLS bytes can reach the plain stream buffer before the upgrade,
+                    # and a TLS failure reaches this handler to be logged and counted.
+                    writer.write(TLS_READY)
+                    await writer.start_tls(options.server_ssl)
+                return await self._accept_handshake(stream, writer)
+        except TimeoutError:
+            raise HandshakeError(Refusal.TIMEOUT, "no handshake in time") from None
+        except ssl.SSLError as error:
+            raise HandshakeError(Refusal.TLS_FAILED, str(error)) from None
+
+    def _count_refusal(self, error: HandshakeError, remote: object) -> None:
+        counter = self._counter(NO_NODE)
+        if error.refusal is Refusal.MALFORMED:
+            counter.malformed += 1
+        else:
+            counter.auth_failures += 1
+        log.warning("handshake_refused", side="listener", remote=str(remote),
+                    reason=error.refusal.value, detail=error.detail)
+
+    async def _accept_handshake(self, stream: FrameReader, writer: asyncio.StreamWriter) -> int:
+        options = self._options
+        try:
+            theirs = handshake.decode_hello(await stream.read_frame())
+        except FrameError as error:
+            raise HandshakeError(Refusal.MALFORMED, str(error)) from None
+        handshake.check_cluster(theirs, options.cluster_id)
+        if theirs.node_id == options.node_id:
+            raise HandshakeError(Refusal.UNEXPECTED_NODE, "peer claims our own node id")
+        self._nonces.check_fresh(theirs.nonce)
+        ours = Hello(options.cluster_id, options.node_id, handshake.random_nonce())
+        writer.write(encode_frame(handshake.encode_hello(ours)))
+        expected = handshake.compute_proof(options.secret, "dialer", options.cluster_id, theirs, ours)
+        try:
+            handshake.check_proof(await stream.read_frame(), expected)
+        except FrameError as error:
+            raise HandshakeError(Refusal.MALFORMED, str(error)) from None
+        proof = handshake.compute_proof(options.secret, "listener", options.cluster_id, theirs, ours)
+        writer.write(encode_frame(handshake.encode_proof(proof)))
+        log.info("peer_accepted", peer_id=theirs.node_id)
+        return theirs.node_id
+
+    async def _receive_frames(self, stream: FrameReader, peer_id: int) -> None:
+        counter = self._counter(peer_id)
+        while True:
+            for payload in await stream.read_frames():
+                message = codec.decode_message(payload)
+                if message.from_id != peer_id or message.to != self._options.node_id:
+                    raise CodecError(f"message from {message.from_id} to {message.to} "
+                                     f"on the connection of node {peer_id}")
+                counter.frames_in += 1
+                await self._received.put(message)  # a full queue slows only this peer's socket
+
+    # ------------------------------------------------------------------ statistics
+
+    def _counter(self, node_id: int) -> _Counters:
+        counter = self._counters.get(node_id)
+        if counter is None:
+            counter = self._counters[node_id] = _Counters()
+        return counter
+
+    def statistics(self) -> TransportStatistics:
+        """A frozen snapshot of the per-peer counters."""
+        return TransportStatistics({node_id: counter.freeze()
+                                    for node_id, counter in self._counters.items()})

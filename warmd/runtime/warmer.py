@@ -1,0 +1,447 @@
+"""The warm runner: readiness gates → loader (behind the origin limiter) → cache writes.
+
+The executor hands `Runner.run` one `WarmTask` and gets one `WarmResult`; progress is
+reported per batch as a checkpoint (requests done) so a reassigned task resumes there.
+Plugins are called through `call_plugin`: a bad plugin fails its task, never the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from operator import itemgetter
+from typing import Protocol
+
+from warmd.cache.base import CacheBackend, CacheItem, KeyFailure, WriteOutcome, values_bytes
+from warmd.cache.guard import MemoryGuard
+from warmd.cache.http import HttpStatusError
+from warmd.errors import CacheError, CacheUnavailable, ConfigError
+from warmd.hooks.base import PluginError, WarmRequest, call_plugin
+from warmd.hooks.loaders import RequestKeyMapper, ValueLoader
+from warmd.hooks.registry import HookRegistry
+from warmd.logging import get_logger
+from warmd.runtime.limiter import LimitConfig, OriginLimiter
+
+_log = get_logger("warmd.warmer")
+ProgressCallback = Callable[[int], Awaitable[None]]
+FAILURE_SAMPLE_SIZE = 20
+KEY_OF = itemgetter(0)
+REQUEST_OVERHEAD_BYTES = 64  # protocol framing and per-key server overhead, per item
+
+
+@dataclass(frozen=True, slots=True)
+class WarmLimits:
+    """Per-task limits from the rule: origin caps, TTL and jitter, memory guard, retries."""
+
+    origin: LimitConfig = field(default_factory=LimitConfig)
+    ttl_s: int = 3600
+    ttl_jitter_ratio: float = 0.1  # TTLs spread over [ttl_s * (1 - ratio), ttl_s]
+    only_if_absent: bool = False
+    batch_keys: int = 1000
+    retry_attempts: int = 3
+    retry_backoff_s: float = 0.05
+    memory_fill_slow: float = 0.85
+    memory_fill_stop: float = 0.95
+    slow_pause_s: float = 0.2
+    stop_on_evictions: bool = True
+    verify_sample_keys: int = 20
+    plugin_timeout_s: float = 5.0
+
+    def validate(self) -> WarmLimits:
+        if self.ttl_s < 0 or not 0 <= self.ttl_jitter_ratio < 1:
+            raise ConfigError("ttl_s must be >= 0 and ttl_jitter_ratio in [0, 1)")
+        if self.batch_keys < 1 or self.retry_attempts < 1 or self.plugin_timeout_s <= 0:
+            raise ConfigError("batch_keys, retry_attempts and plugin_timeout_s must be > 0")
+        if self.verify_sample_keys < 0 or self.retry_backoff_s < 0 or self.slow_pause_s < 0:
+            raise ConfigError("verify_sample_keys, retry_backoff_s and slow_pause_s must be >= 0")
+        if not 0 < self.memory_fill_slow <= self.memory_fill_stop <= 1:
+            raise ConfigError("need 0 < memory_fill_slow <= memory_fill_stop <= 1")
+        self.origin.validate()
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class WarmTask:
+    """A batch of predicted requests, the backend and loader to use, and the limits."""
+
+    task_id: str
+    requests: tuple[WarmRequest, ...]
+    target: str  # backend name; "" when the loader itself warms (HTTP replay)
+    loader: str
+    limits: WarmLimits = field(default_factory=WarmLimits)
+    key_mapper: str = "request_key"
+    readiness: tuple[str, ...] = ()
+    verifier: str = ""  # "" compares the read-back value with the written one
+    context: Mapping[str, str] = field(default_factory=dict)  # template fields: {date} ...
+    checkpoint: int = 0  # requests already done by an earlier owner
+    seed: int = 0
+
+
+class TaskOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"  # stopped on purpose (memory guard), with a reason
+    NOT_READY = "not_ready"
+
+
+@dataclass(frozen=True, slots=True)
+class WarmResult:
+    """What one run did; `checkpoint` is how many requests are done."""
+
+    task_id: str
+    outcome: TaskOutcome
+    keys_ok: int
+    keys_failed: int
+    keys_skipped: int
+    bytes_written: int
+    origin_p50_ms: float | None
+    origin_p99_ms: float | None
+    duration_s: float
+    checkpoint: int
+    reason: str = ""
+    failures: tuple[KeyFailure, ...] = ()  # the first FAILURE_SAMPLE_SIZE
+    verified_keys: int = 0
+    verify_mismatches: int = 0
+    origin_in_flight_max: int = 0
+    finished_at_s: float = 0.0  # monotonic time, the start of the effect window
+
+
+class Runner(Protocol):
+    """What the executor calls for each assigned task."""
+
+    async def run(self, task: WarmTask, progress: ProgressCallback | None = None
+                  ) -> WarmResult: ...
+
+
+def percentile_ms(latencies_s: Sequence[float], fraction: float) -> float | None:
+    if not latencies_s:
+        return None
+    ordered = sorted(latencies_s)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000.0
+
+
+def jittered_ttls(base_ttl_s: int, ratio: float, count: int, rng: random.Random) -> list[int]:
+    """TTLs spread uniformly over [base * (1 - ratio), base] so a bulk warm does not
+    expire at one instant; never above the TTL the rule allows."""
+    if base_ttl_s == 0 or ratio == 0:
+        return [base_ttl_s] * count
+    low = max(1.0, base_ttl_s * (1.0 - ratio))
+    start, span, draw = low + 0.5, base_ttl_s - low, rng.random
+    return [int(start + draw() * span) for _ in range(count)]
+
+
+def is_transient(error: CacheError) -> bool:
+    if isinstance(error, HttpStatusError):
+        return error.transient
+    return isinstance(error, CacheUnavailable)
+
+
+@dataclass
+class _Tally:
+    """Mutable counters of one run (private to WarmRunner)."""
+
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    bytes_written: int = 0
+    failures: list[KeyFailure] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)
+    written: list[CacheItem] = field(default_factory=list)
+
+    def add_failures(self, failures: Sequence[KeyFailure]) -> None:
+        self.failed += len(failures)
+        room = FAILURE_SAMPLE_SIZE - len(self.failures)
+        if room > 0:
+            self.failures.extend(failures[:room])
+
+    def add_outcome(self, outcome: WriteOutcome) -> None:
+        self.ok += outcome.written
+        self.skipped += outcome.skipped
+        self.bytes_written += outcome.bytes_written
+        self.add_failures(outcome.failures)
+
+
+class WarmRunner:
+    """Runs warm tasks against named backends with plugins from a HookRegistry."""
+
+    def __init__(self, backends: Mapping[str, CacheBackend], registry: HookRegistry) -> None:
+        self.backends = dict(backends)
+        self.registry = registry
+        # One limiter per origin loader, shared by every task that uses it: the hard cap
+        # is the origin's, so two tasks at once must not each get the whole of it.
+        self.limiters: dict[str, OriginLimiter] = {}
+        if "request_key" not in registry.plugins["key_mapper"]:
+            registry.add(RequestKeyMapper())
+        if "value" not in registry.plugins["loader"]:
+            registry.add(ValueLoader())
+
+    async def run(self, task: WarmTask, progress: ProgressCallback | None = None
+                  ) -> WarmResult:
+        """Run one task to a result; never raises for plugin, origin or cache failures."""
+        started = time.monotonic()
+        tally = _Tally()
+        state = _RunState(task.checkpoint)
+        try:
+            task.limits.validate()
+            await self._notify("task_started", task)
+            reason = await self._check_readiness(task)
+            if reason:
+                outcome = TaskOutcome.NOT_READY
+            else:
+                outcome, reason = await self._run_batches(task, tally, state, progress)
+                state.verified, state.mismatches = await self._verify(task, tally)
+        except (PluginError, CacheError, ConfigError, LookupError) as error:
+            outcome, reason = TaskOutcome.FAILED, str(error)
+        result = self._result(task, tally, state, started, outcome, reason)
+        try:
+            await self._notify("task_finished", task, result)
+        except PluginError as error:
+            result = self._result(task, tally, state, started, TaskOutcome.FAILED, str(error))
+        _log.info("warm_task_finished", task_id=task.task_id, outcome=result.outcome.value,
+                  keys_ok=result.keys_ok, keys_failed=result.keys_failed,
+                  checkpoint=result.checkpoint, duration_s=round(result.duration_s, 3),
+                  reason=result.reason)
+        return result
+
+    def limiter_for(self, loader_name: str, config: LimitConfig) -> OriginLimiter:
+        """The shared limiter of this loader's origin (created with the first task's caps)."""
+        limiter = self.limiters.get(loader_name)
+        if limiter is None:
+            limiter = self.limiters[loader_name] = OriginLimiter(config)
+        return limiter
+
+    def _result(self, task: WarmTask, tally: _Tally, state: _RunState, started: float,
+                outcome: TaskOutcome, reason: str) -> WarmResult:
+        return WarmResult(
+            task_id=task.task_id, outcome=outcome, keys_ok=tally.ok, keys_failed=tally.failed,
+            keys_skipped=tally.skipped, bytes_written=tally.bytes_written,
+            origin_p50_ms=percentile_ms(tally.latencies_s, 0.5),
+            origin_p99_ms=percentile_ms(tally.latencies_s, 0.99),
+            duration_s=time.monotonic() - started, checkpoint=state.checkpoint, reason=reason,
+            failures=tuple(tally.failures), verified_keys=state.verified,
+            verify_mismatches=state.mismatches, origin_in_flight_max=state.in_flight_max,
+            finished_at_s=time.monotonic())
+
+    async def _notify(self, method: str, task: WarmTask, *args: object) -> None:
+        for listener in self.registry.plugins["listener"].values():
+            await call_plugin(listener.name, getattr(listener, method), task, *args,
+                              timeout_s=task.limits.plugin_timeout_s)
+
+    async def _check_readiness(self, task: WarmTask) -> str:
+        """Return '' when every gate is open, else the first closed gate's evidence."""
+        for name in task.readiness:
+            check = self.registry.get("readiness", name)
+            answer = await call_plugin(name, check.check, task.context,
+                                       timeout_s=task.limits.plugin_timeout_s)
+            if not hasattr(answer, "ready"):
+                raise PluginError(name, f"returned {type(answer).__name__}, not Readiness")
+            if not answer.ready:
+                return f"not ready: {name}: {answer.detail}"
+        return ""
+
+    async def _run_batches(self, task: WarmTask, tally: _Tally, state: _RunState,
+                           progress: ProgressCallback | None) -> tuple[TaskOutcome, str]:
+        loader = self.registry.get("loader", task.loader)
+        limits = task.limits
+        backend = self.backends.get(task.target) if task.target else None
+        if task.target and backend is None:
+            raise ConfigError(f"task {task.task_id}: unknown target {task.target!r}")
+        limiter = self.limiter_for(loader.name, limits.origin) if loader.uses_origin else None
+        guard = await MemoryGuard.start(backend, limits) if backend else None
+        rng = random.Random(f"{task.task_id}:{task.seed}")
+        # One write stays in flight while the next batch loads, so the cache and this
+        # process work at the same time; the checkpoint moves only when a write is done.
+        writing: _PendingWrite | None = None
+        try:
+            for start in range(task.checkpoint, len(task.requests), limits.batch_keys):
+                batch = task.requests[start:start + limits.batch_keys]
+                items = await self._load_batch(task, batch, loader, limiter, tally, rng)
+                if writing is not None:
+                    await self._settle(writing, tally, state, progress)
+                    writing = None
+                if guard is not None:
+                    stop_reason = await guard.check(batch_bytes(items))
+                    if stop_reason:
+                        return TaskOutcome.STOPPED, stop_reason
+                if limiter is not None:
+                    state.in_flight_max = limiter.statistics().in_flight_max
+                end = start + len(batch)
+                if backend is not None and items:
+                    tally.written.extend(items[: limits.verify_sample_keys])
+                    writing = _PendingWrite(
+                        asyncio.create_task(self._write(backend, items, limits)), end)
+                else:
+                    await self._advance(state, end, progress)
+            if writing is not None:
+                await self._settle(writing, tally, state, progress)
+                writing = None
+        finally:
+            if writing is not None:  # failing: let the write finish so connections stay sane
+                with contextlib.suppress(CacheError):
+                    await writing.task
+        return TaskOutcome.SUCCEEDED, ""
+
+    async def _settle(self, writing: _PendingWrite, tally: _Tally, state: _RunState,
+                      progress: ProgressCallback | None) -> None:
+        tally.add_outcome(await writing.task)
+        await self._advance(state, writing.end, progress)
+
+    @staticmethod
+    async def _advance(state: _RunState, checkpoint: int,
+                       progress: ProgressCallback | None) -> None:
+        state.checkpoint = checkpoint
+        if progress is not None:
+            await progress(checkpoint)
+
+    async def _load_batch(self, task: WarmTask, batch: Sequence[WarmRequest], loader: object,
+                          limiter: OriginLimiter | None, tally: _Tally, rng: random.Random
+                          ) -> list[CacheItem]:
+        keys = await self._map_keys(task, batch)
+        ttls = jittered_ttls(task.limits.ttl_s, task.limits.ttl_jitter_ratio, len(batch), rng)
+        if isinstance(loader, ValueLoader):  # direct fill: no origin, no per-key plugin call
+            values: list[bytes | None] = [request.value for request in batch]
+            if None in values:
+                tally.add_failures([KeyFailure(k, "no value")
+                                    for k, v in zip(keys, values, strict=True) if v is None])
+        else:
+            values = await _OriginBatch(task, loader, limiter, tally).load_all(batch, keys)
+        # Plain tuples, not CacheItem(...): see CacheItem's docstring (GC cost per item).
+        items: list[CacheItem] = list(zip(keys, values, ttls, strict=True))  # type: ignore[arg-type]
+        if None in values:
+            items = [item for item in items if item[1] is not None]
+        if items and not task.target:
+            raise ConfigError(f"task {task.task_id}: loader {task.loader!r} returned values "
+                              "but the task has no target to write them to")
+        return items
+
+    async def _map_keys(self, task: WarmTask, batch: Sequence[WarmRequest]) -> list[str]:
+        mapper = self.registry.get("key_mapper", task.key_mapper)
+        if isinstance(mapper, RequestKeyMapper):
+            return [mapper.key_for(request) for request in batch]
+
+        def map_all() -> list[str]:
+            return [mapper.key_for(request) for request in batch]
+
+        keys = await call_plugin(mapper.name, map_all, timeout_s=task.limits.plugin_timeout_s)
+        if len(keys) != len(batch) or not all(isinstance(k, str) and k for k in keys):
+            raise PluginError(mapper.name, "key_for must return a non-empty str per request")
+        return keys
+
+    async def _write(self, backend: CacheBackend, items: list[CacheItem],
+                     limits: WarmLimits) -> WriteOutcome:
+        """Write with exponential backoff on CacheUnavailable; other errors fail the task."""
+        for attempt in range(limits.retry_attempts):
+            try:
+                return await backend.write_many(items, only_if_absent=limits.only_if_absent)
+            except CacheUnavailable:
+                if attempt + 1 == limits.retry_attempts:
+                    raise
+                await asyncio.sleep(limits.retry_backoff_s * 2**attempt)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _verify(self, task: WarmTask, tally: _Tally) -> tuple[int, int]:
+        """Read back a seeded sample of written keys; return (checked, mismatched)."""
+        backend = self.backends.get(task.target) if task.target else None
+        if backend is None or not tally.written or task.limits.verify_sample_keys == 0:
+            return 0, 0
+        rng = random.Random(f"verify:{task.task_id}:{task.seed}")
+        sample = rng.sample(tally.written, min(len(tally.written), task.limits.verify_sample_keys))
+        sample = [CacheItem(*item) for item in sample]  # a few: named access is worth it
+        actual = await backend.read_many([item.key for item in sample])
+        verifier = self.registry.get("verifier", task.verifier) if task.verifier else None
+        mismatches = 0
+        for item in sample:
+            if verifier is None:
+                good = actual.get(item.key) == item.value
+            else:
+                good = await call_plugin(verifier.name, verifier.verify, item.key, item.value,
+                                         actual.get(item.key), expect=bool,
+                                         timeout_s=task.limits.plugin_timeout_s)
+            mismatches += 0 if good else 1
+        return len(sample), mismatches
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingWrite:
+    task: asyncio.Task[WriteOutcome]
+    end: int  # the checkpoint once this write is done
+
+
+def batch_bytes(items: Sequence[CacheItem]) -> int:
+    """Bytes a batch adds to the cache (and to its pipeline buffer while it runs)."""
+    return (values_bytes(items) + sum(map(len, map(KEY_OF, items)))
+            + REQUEST_OVERHEAD_BYTES * len(items))
+
+
+@dataclass
+class _RunState:
+    checkpoint: int
+    verified: int = 0
+    mismatches: int = 0
+    in_flight_max: int = 0
+
+
+class _OriginBatch:
+    """Loads one batch through the origin limiter with retries for transient errors."""
+
+    def __init__(self, task: WarmTask, loader: object, limiter: OriginLimiter | None,
+                 tally: _Tally) -> None:
+        self.task, self.loader, self.limiter, self.tally = task, loader, limiter, tally
+
+    async def load_all(self, batch: Sequence[WarmRequest], keys: list[str]) -> list[bytes | None]:
+        values: list[bytes | None] = [None] * len(batch)
+        positions = list(range(len(batch) - 1, -1, -1))
+        worker_count = min(len(batch), self.task.limits.origin.concurrency_max)
+
+        async def worker() -> None:
+            while positions:
+                position = positions.pop()
+                values[position] = await self._load_one(batch[position], keys[position])
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(worker_count):
+                    group.create_task(worker())
+        except BaseExceptionGroup as errors:  # surface the plugin's own error, not a group
+            first = errors.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
+        return values
+
+    async def _load_one(self, request: WarmRequest, key: str) -> bytes | None:
+        limits = self.task.limits
+        name = getattr(self.loader, "name", "loader")
+        for attempt in range(limits.retry_attempts):
+            try:
+                return await self._attempt(request, name)
+            except CacheError as error:
+                if not is_transient(error) or attempt + 1 == limits.retry_attempts:
+                    self.tally.add_failures([KeyFailure(key, str(error))])
+                    return None
+                await asyncio.sleep(limits.retry_backoff_s * 2**attempt)
+        return None
+
+    async def _attempt(self, request: WarmRequest, name: str) -> bytes | None:
+        timeout_s = self.task.limits.plugin_timeout_s
+        load = self.loader.load  # type: ignore[attr-defined]
+        if self.limiter is None:
+            return await call_plugin(name, load, request, timeout_s=timeout_s,
+                                     expect=(bytes, type(None)))
+        async with self.limiter.slot() as report:
+            started = time.perf_counter()
+            try:
+                value = await call_plugin(name, load, request, timeout_s=timeout_s,
+                                          expect=(bytes, type(None)))
+            except CacheError:
+                report.failed = True
+                raise
+            self.tally.latencies_s.append(time.perf_counter() - started)
+            if value is None:
+                self.tally.ok += 1  # replay: the request itself warmed the service
+            return value

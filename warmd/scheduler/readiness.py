@@ -1,0 +1,34 @@
+"""Admission: open a submitted task's window, route gated tasks to their gate, give up on gates."""
+
+from __future__ import annotations
+
+from warmd.statemachine.commands import MarkReady, MarkWaiting, Skip
+from warmd.statemachine.lifecycle import TaskState
+from warmd.statemachine.state import MachineState
+
+
+def admissions(
+    state: MachineState, now_ms: int, skip: frozenset[str]
+) -> list[MarkReady | MarkWaiting | Skip]:
+    """Decide for PENDING and WAITING tasks (except those in `skip`).
+
+    A PENDING task whose window is open and backoff over becomes READY when it has no
+    readiness gate, WAITING when it has one (the runtime's gate checker then proposes
+    MarkReady). A WAITING task past its gate timeout is SKIPPED.
+    """
+    commands: list[MarkReady | MarkWaiting | Skip] = []
+    for task in state.in_state(TaskState.PENDING):
+        opens_ms = max(task.spec.not_before_ms, task.not_before_ms)
+        if task.task_id in skip or now_ms < opens_ms:
+            continue
+        if task.spec.gate:
+            reason = f"waiting for gate {task.spec.gate}"
+            commands.append(MarkWaiting(task_id=task.task_id, now_ms=now_ms, reason=reason))
+        else:
+            commands.append(MarkReady(task_id=task.task_id, now_ms=now_ms))
+    for task in state.in_state(TaskState.WAITING):
+        waited_ms = now_ms - task.waiting_since_ms
+        if task.task_id not in skip and waited_ms >= task.spec.gate_timeout_ms:
+            reason = f"gate {task.spec.gate} still closed after {waited_ms} ms"
+            commands.append(Skip(task_id=task.task_id, now_ms=now_ms, reason=reason))
+    return commands

@@ -1,0 +1,370 @@
+"""Every command the replicated log can hold: frozen dataclasses and their tagged msgpack maps.
+
+Construction validates each field (type and range), so a malformed command is refused
+with `InvalidCommand` when it is built or decoded — before it is proposed — and
+`apply()` only ever sees well-formed commands. Time enters only as `now_ms`, stamped
+by the leader (`stamp()`); no command reads a clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar, Union
+
+import msgpack
+
+from warmd.statemachine.schema import (
+    TEXT_CHARS_MAX,
+    InvalidCommand,  # re-exported: callers catch it from here
+    Validated,
+    build,
+    check_min,
+    check_name,
+    check_text,
+    fail,
+    from_map,
+    to_wire,
+)
+
+Labels = tuple[tuple[str, str], ...]
+
+KEY_BYTES_MAX = 65_536  # one cache key or request line
+KEYS_PER_TASK_MAX = 100_000
+COMMAND_BYTES_MAX = 64 * 1024 * 1024
+
+
+def labels_from(mapping: typing.Mapping[str, str]) -> Labels:
+    """Return labels in their canonical form: (key, value) pairs sorted by key."""
+    return tuple(sorted(mapping.items()))
+
+
+_FROZEN = {"frozen": True, "slots": True, "kw_only": True}
+
+
+@dataclass(**_FROZEN)
+class TaskSpec(Validated):
+    """What a task is: its work items, where they go, and the policy the scheduler applies."""
+
+    WIRE_TAGGED: ClassVar[bool] = False  # always nested in SubmitTask or a snapshot
+
+    keys: tuple[str, ...]  # cache keys or request lines; the checkpoint counts these
+    target: str  # the cache or service the keys are warmed into
+    rule: str = ""  # the rule that produced the task; per-rule concurrency limits key on it
+    priority: int = 0  # higher is assigned first
+    not_before_ms: int = 0  # the useful window opens
+    deadline_ms: int | None = None  # the useful window closes: past it the task EXPIRES
+    required_labels: Labels = ()  # a node must carry all of these labels to run it
+    max_attempts: int = 3  # runs allowed, counting the first; retries stop after
+    gate: str = ""  # readiness gate name; empty means ready as soon as the window opens
+    gate_timeout_ms: int = 600_000  # how long a WAITING task waits before it is SKIPPED
+
+    def _check_values(self) -> None:
+        if not 1 <= len(self.keys) <= KEYS_PER_TASK_MAX:
+            fail("TaskSpec.keys", f"must hold 1..{KEYS_PER_TASK_MAX} keys, got {len(self.keys)}")
+        for key in self.keys:
+            if not key or len(key) > KEY_BYTES_MAX:
+                fail("TaskSpec.keys", f"each key must be 1..{KEY_BYTES_MAX} characters")
+        check_min("TaskSpec.max_attempts", self.max_attempts, 1)
+        check_min("TaskSpec.gate_timeout_ms", self.gate_timeout_ms, 1)
+        if self.deadline_ms is not None and self.deadline_ms <= self.not_before_ms:
+            fail("TaskSpec.deadline_ms", "must be after not_before_ms")
+        _canonical_labels(self, "required_labels")
+
+
+def _canonical_labels(owner: object, name: str) -> None:
+    """Check labels and store them sorted by key, so equal label sets compare equal."""
+    where = f"{type(owner).__name__}.{name}"
+    labels = tuple(sorted(getattr(owner, name)))
+    object.__setattr__(owner, name, labels)
+    keys = [key for key, _ in labels]
+    if len(set(keys)) != len(keys):
+        fail(where, "duplicate label key")
+    for key, value in labels:
+        check_name(where, key)
+        if len(value) > TEXT_CHARS_MAX:
+            fail(where, f"label value longer than {TEXT_CHARS_MAX}")
+
+
+# ---- task commands -------------------------------------------------------------------------
+
+
+@dataclass(**_FROZEN)
+class SubmitTask(Validated):
+    """Create a task in PENDING. Applied value: the task id."""
+
+    task_id: str
+    spec: TaskSpec
+    now_ms: int
+
+
+@dataclass(**_FROZEN)
+class MarkReady(Validated):
+    """The task may run: its window is open and its readiness gate (if any) passed."""
+
+    task_id: str
+    now_ms: int
+
+
+@dataclass(**_FROZEN)
+class MarkWaiting(Validated):
+    """The task's readiness gate is not yet satisfied; it waits, up to its gate timeout."""
+
+    task_id: str
+    now_ms: int
+    reason: str = ""
+
+    def _check_values(self) -> None:
+        check_text("MarkWaiting.reason", self.reason)
+
+
+@dataclass(**_FROZEN)
+class Skip(Validated):
+    """Give up on the task before it runs (its gate never opened); SKIPPED is final."""
+
+    task_id: str
+    now_ms: int
+    reason: str
+
+    def _check_values(self) -> None:
+        check_text("Skip.reason", self.reason)
+
+
+@dataclass(**_FROZEN)
+class Assign(Validated):
+    """Give the task to a node. The fence is this entry's log index. Applied value: the fence."""
+
+    task_id: str
+    node_id: int
+    now_ms: int
+
+
+@dataclass(**_FROZEN)
+class Start(Validated):
+    """The assigned node begins the task; refused past the deadline (never run late)."""
+
+    task_id: str
+    node_id: int
+    fence: int
+    now_ms: int
+
+
+@dataclass(**_FROZEN)
+class ReportProgress(Validated):
+    """Checkpoint: `keys_done` of the task's keys are warmed; a new owner resumes from here."""
+
+    task_id: str
+    node_id: int
+    fence: int
+    keys_done: int
+    now_ms: int
+
+
+@dataclass(**_FROZEN)
+class Finish(Validated):
+    """The task succeeded; SUCCEEDED is final."""
+
+    task_id: str
+    node_id: int
+    fence: int
+    now_ms: int
+    result: str = ""
+
+    def _check_values(self) -> None:
+        check_text("Finish.result", self.result)
+
+
+@dataclass(**_FROZEN)
+class Fail(Validated):
+    """The attempt failed; `retryable` says whether another attempt could succeed."""
+
+    task_id: str
+    node_id: int
+    fence: int
+    now_ms: int
+    error: str
+    retryable: bool = True
+
+    def _check_values(self) -> None:
+        check_text("Fail.error", self.error)
+
+
+@dataclass(**_FROZEN)
+class Release(Validated):
+    """Take the task back from an owner that is dead or removed; it returns to READY."""
+
+    task_id: str
+    fence: int
+    now_ms: int
+    reason: str = ""
+
+    def _check_values(self) -> None:
+        check_text("Release.reason", self.reason)
+
+
+@dataclass(**_FROZEN)
+class Cancel(Validated):
+    """Stop the task for good (operator request); CANCELLED is final."""
+
+    task_id: str
+    now_ms: int
+    reason: str = ""
+
+    def _check_values(self) -> None:
+        check_text("Cancel.reason", self.reason)
+
+
+@dataclass(**_FROZEN)
+class Retry(Validated):
+    """Send a FAILED task back to PENDING, not to be made ready before `not_before_ms`.
+
+    The leader draws the backoff (with jitter) and stamps it here, so every replica
+    agrees. `manual` retries (an operator's) ignore the attempt limit.
+    """
+
+    task_id: str
+    not_before_ms: int
+    now_ms: int
+    manual: bool = False
+
+
+@dataclass(**_FROZEN)
+class Expire(Validated):
+    """The task's window closed before it finished; EXPIRED is final and recorded."""
+
+    task_id: str
+    now_ms: int
+
+
+# ---- node commands -------------------------------------------------------------------------
+
+
+@dataclass(**_FROZEN)
+class RegisterNode(Validated):
+    """A node joins (or rejoins) the executor pool with its capacity, labels and lease."""
+
+    node_id: int
+    capacity: int  # tasks it runs at once
+    lease_ms: int  # silence longer than this makes it dead
+    now_ms: int
+    labels: Labels = ()
+
+    def _check_values(self) -> None:
+        check_min("RegisterNode.capacity", self.capacity, 0)
+        check_min("RegisterNode.lease_ms", self.lease_ms, 1)
+        _canonical_labels(self, "labels")
+
+
+@dataclass(**_FROZEN)
+class Heartbeat(Validated):
+    """A node is alive; a node declared dead comes back to life (its old fences stay stale)."""
+
+    node_id: int
+    now_ms: int
+
+
+@dataclass(**_FROZEN)
+class Drain(Validated):
+    """Stop (or, with draining=False, resume) giving new tasks to a node; running ones finish."""
+
+    node_id: int
+    now_ms: int
+    draining: bool = True
+
+
+@dataclass(**_FROZEN)
+class DeclareDead(Validated):
+    """The node missed its heartbeats past its lease; its tasks may be released."""
+
+    node_id: int
+    now_ms: int
+
+
+@dataclass(**_FROZEN)
+class RemoveNode(Validated):
+    """Forget a node; tasks it still owned may be released."""
+
+    node_id: int
+    now_ms: int
+
+
+# ---- the client-session envelope -----------------------------------------------------------
+
+
+@dataclass(**_FROZEN)
+class Session(Validated):
+    """Apply `command` once per (client_id, sequence): a retry gets the first result back."""
+
+    client_id: str
+    sequence: int
+    command: Command
+
+    def _check_values(self) -> None:
+        check_min("Session.sequence", self.sequence, 1)
+        if isinstance(self.command, Session):
+            fail("Session.command", "a session envelope cannot hold another")
+
+
+TaskCommand = Union[  # noqa: UP007 - a runtime Union, used for isinstance and type hints
+    SubmitTask, MarkReady, MarkWaiting, Skip, Assign, Start, ReportProgress, Finish, Fail,
+    Release, Cancel, Retry, Expire,
+]
+NodeCommand = Union[RegisterNode, Heartbeat, Drain, DeclareDead, RemoveNode]  # noqa: UP007
+Command = Union[TaskCommand, NodeCommand, Session]  # noqa: UP007
+
+TASK_COMMANDS: tuple[type, ...] = typing.get_args(TaskCommand)
+NODE_COMMANDS: tuple[type, ...] = typing.get_args(NodeCommand)
+COMMAND_TYPES: dict[str, type] = {
+    cls.__name__: cls for cls in (*TASK_COMMANDS, *NODE_COMMANDS, Session)
+}
+_COMMAND_CLASSES = tuple(COMMAND_TYPES.values())
+FENCED_COMMANDS: tuple[type, ...] = (Start, ReportProgress, Finish, Fail)
+
+
+def stamp(command: Command, now_ms: int) -> Command:
+    """Return `command` with the leader's clock in `now_ms` (inside a session envelope too)."""
+    if isinstance(command, Session):
+        return dataclasses.replace(command, command=stamp(command.command, now_ms))
+    return dataclasses.replace(command, now_ms=now_ms)
+
+
+# ---- wire form -----------------------------------------------------------------------------
+
+
+def command_to_wire(command: Command | TaskSpec) -> Any:
+    """The command (or spec) as plain msgpack-able maps and lists; snapshots reuse it."""
+    return to_wire(command)
+
+
+def command_from_wire(wire: Any) -> Command:
+    """Inverse of command_to_wire. Raises: InvalidCommand."""
+    return from_map(wire, "command", COMMAND_TYPES)
+
+
+def spec_from_wire(wire: Any) -> TaskSpec:
+    """Inverse of command_to_wire for a TaskSpec. Raises: InvalidCommand."""
+    return build(TaskSpec, wire, "TaskSpec")
+
+
+def encode_command(command: Command) -> bytes:
+    """Encode a command as a tagged msgpack map: {"type": "Start", "task_id": ..., ...}."""
+    if not isinstance(command, _COMMAND_CLASSES):
+        raise InvalidCommand(f"not a command: {type(command).__name__}")
+    return msgpack.packb(to_wire(command), use_bin_type=True)
+
+
+def decode_command(data: bytes) -> Command:
+    """Decode and validate a command. Raises: InvalidCommand, with what is wrong and where."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidCommand(f"command data must be bytes, got {type(data).__name__}")
+    if len(data) > COMMAND_BYTES_MAX:
+        raise InvalidCommand(f"command of {len(data)} bytes exceeds {COMMAND_BYTES_MAX}")
+    try:
+        wire = msgpack.unpackb(bytes(data), raw=False, strict_map_key=True, use_list=True)
+    except (ValueError, TypeError, msgpack.UnpackException) as error:
+        raise InvalidCommand(f"command is not valid msgpack: {error}") from None
+    try:
+        return from_map(wire, "command", COMMAND_TYPES)
+    except TypeError as error:  # e.g. an unhashable map key inside a field
+        raise InvalidCommand(f"command is malformed: {error}") from None

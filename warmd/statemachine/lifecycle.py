@@ -1,0 +1,326 @@
+"""The task lifecycle: its states, THE transition table, and the guard on each transition.
+
+h11's rule 1: everything that decides whether a task may change state lives in this file;
+machine.py only carries the change out. docs/lifecycle.md is rendered from this module:
+`python -m warmd.statemachine.lifecycle --markdown > docs/lifecycle.md`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from warmd.statemachine.commands import (
+    FENCED_COMMANDS,
+    NODE_COMMANDS,
+    TASK_COMMANDS,
+    Assign,
+    Cancel,
+    Expire,
+    Fail,
+    Finish,
+    MarkReady,
+    MarkWaiting,
+    Release,
+    ReportProgress,
+    Retry,
+    Session,
+    Skip,
+    Start,
+    SubmitTask,
+)
+
+if TYPE_CHECKING:
+    from warmd.statemachine.state import MachineState, TaskRecord
+
+
+class TaskState(StrEnum):
+    PENDING = "PENDING"
+    WAITING = "WAITING"
+    READY = "READY"
+    ASSIGNED = "ASSIGNED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+    SKIPPED = "SKIPPED"
+
+
+STATE_MEANINGS: dict[TaskState, str] = {
+    TaskState.PENDING: "submitted; waits for its window to open (or its retry backoff to end)",
+    TaskState.WAITING: "its readiness gate is not yet satisfied",
+    TaskState.READY: "may run; waits for a node with free capacity and the right labels",
+    TaskState.ASSIGNED: "given to a node under a fence (the assignment's log index)",
+    TaskState.RUNNING: "the owner started it and reports progress checkpoints",
+    TaskState.SUCCEEDED: "final: every key is warmed",
+    TaskState.FAILED: "the attempt failed; a retry sends it back to PENDING",
+    TaskState.CANCELLED: "final: stopped by request",
+    TaskState.EXPIRED: "final: its window closed first (misfire: recorded, never run late)",
+    TaskState.SKIPPED: "final: its readiness gate never opened",
+}
+
+TERMINAL_STATES = frozenset(
+    {TaskState.SUCCEEDED, TaskState.CANCELLED, TaskState.EXPIRED, TaskState.SKIPPED}
+)
+INITIAL_STATE = TaskState.PENDING  # SubmitTask creates a task here
+
+_GIVE_UP = {Cancel: TaskState.CANCELLED, Expire: TaskState.EXPIRED}
+
+TRANSITIONS: dict[TaskState, dict[type, TaskState]] = {
+    TaskState.PENDING: {
+        MarkReady: TaskState.READY, MarkWaiting: TaskState.WAITING, Skip: TaskState.SKIPPED,
+        **_GIVE_UP,
+    },
+    TaskState.WAITING: {
+        MarkReady: TaskState.READY, MarkWaiting: TaskState.WAITING, Skip: TaskState.SKIPPED,
+        **_GIVE_UP,
+    },
+    TaskState.READY: {Assign: TaskState.ASSIGNED, **_GIVE_UP},
+    TaskState.ASSIGNED: {
+        Start: TaskState.RUNNING, Fail: TaskState.FAILED, Release: TaskState.READY, **_GIVE_UP,
+    },
+    TaskState.RUNNING: {
+        ReportProgress: TaskState.RUNNING, Finish: TaskState.SUCCEEDED, Fail: TaskState.FAILED,
+        Release: TaskState.READY, **_GIVE_UP,
+    },
+    TaskState.FAILED: {Retry: TaskState.PENDING, **_GIVE_UP},
+    TaskState.SUCCEEDED: {},
+    TaskState.CANCELLED: {},
+    TaskState.EXPIRED: {},
+    TaskState.SKIPPED: {},
+}
+
+
+# Who proposes each command (documentation; the machine does not check the proposer).
+PROPOSERS: dict[type, str] = {
+    SubmitTask: "clients: warmctl, the REST API, the planner",
+    MarkReady: "the scheduler (tasks without a gate); the gate checker (gated tasks)",
+    MarkWaiting: "the scheduler (gated tasks); the gate checker (gate still closed)",
+    Skip: "the scheduler (gate timeout); the gate checker",
+    Assign: "the scheduler",
+    Start: "the owning executor",
+    ReportProgress: "the owning executor",
+    Finish: "the owning executor",
+    Fail: "the owning executor",
+    Release: "the scheduler (owner dead or removed)",
+    Cancel: "operators: warmctl tasks cancel",
+    Retry: "the scheduler (backoff); operators: warmctl tasks retry (manual)",
+    Expire: "the scheduler (deadline passed)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a command may not change a task; `stale_fence` marks a superseded owner's report."""
+
+    reason: str
+    stale_fence: bool = False
+
+
+def decide(task: TaskRecord | None, command: Any, state: MachineState) -> TaskState | Refusal:
+    """The state `command` moves `task` to, or why it may not. Never raises for bad input.
+
+    Order: the task must exist (or, for SubmitTask, must not), a fenced report must
+    carry the current fence, the table must allow the pair, and the guard must pass.
+    """
+    if isinstance(command, SubmitTask):
+        if task is not None:
+            return Refusal(f"task {command.task_id} already exists ({task.state})")
+        reason = _guard_submit(None, command, state)
+        return Refusal(reason) if reason else INITIAL_STATE
+    if task is None:
+        return Refusal(f"unknown task {command.task_id}")
+    if isinstance(command, FENCED_COMMANDS) and command.fence != task.fence:
+        return Refusal(
+            f"stale fence {command.fence}: task {task.task_id} is now under fence {task.fence}",
+            stale_fence=True,
+        )
+    target = TRANSITIONS[task.state].get(type(command))
+    if target is None:
+        return Refusal(f"{type(command).__name__} is not allowed in state {task.state}")
+    guard = GUARDS.get(type(command))
+    reason = guard(task, command, state) if guard else None
+    return Refusal(reason) if reason else target
+
+
+# ---- guards: a reason to refuse, or None -----------------------------------------------------
+
+
+def _past_deadline(task_deadline_ms: int | None, now_ms: int) -> bool:
+    return task_deadline_ms is not None and now_ms >= task_deadline_ms
+
+
+def _guard_submit(task: TaskRecord | None, command: SubmitTask, state: MachineState) -> str | None:
+    """Refused when the task's window has already closed: there is nothing left to run."""
+    if _past_deadline(command.spec.deadline_ms, command.now_ms):
+        return f"deadline {command.spec.deadline_ms} already passed at {command.now_ms}"
+    return None
+
+
+def _guard_ready(task: TaskRecord, command: MarkReady, state: MachineState) -> str | None:
+    """Refused before the window opens or the retry backoff ends."""
+    opens_ms = max(task.spec.not_before_ms, task.not_before_ms)
+    if command.now_ms < opens_ms:
+        return f"not ready before {opens_ms} (now {command.now_ms})"
+    return None
+
+
+def _guard_assign(task: TaskRecord, command: Assign, state: MachineState) -> str | None:
+    """Refused unless the node is live, not draining, has a free slot and every required
+    label, and the deadline has not passed."""
+    node = state.nodes.get(command.node_id)
+    if node is None:
+        return f"unknown node {command.node_id}"
+    if not node.is_live(command.now_ms):
+        return f"node {command.node_id} is not live"
+    if node.draining:
+        return f"node {command.node_id} is draining"
+    if state.load(node.node_id) >= node.capacity:
+        return f"node {command.node_id} is full ({node.capacity} tasks)"
+    if not node.carries(task.spec.required_labels):
+        return f"node {command.node_id} lacks labels {dict(task.spec.required_labels)}"
+    if _past_deadline(task.spec.deadline_ms, command.now_ms):
+        return f"deadline {task.spec.deadline_ms} passed"
+    return None
+
+
+def _guard_owner(task: TaskRecord, command: Any, state: MachineState) -> str | None:
+    """Refused from any node but the owner (the fence was checked before)."""
+    if command.node_id != task.owner:
+        return f"node {command.node_id} does not own task {task.task_id}"
+    return None
+
+
+def _guard_start(task: TaskRecord, command: Start, state: MachineState) -> str | None:
+    """Refused from any node but the owner, and at or past the deadline (never run late)."""
+    if _past_deadline(task.spec.deadline_ms, command.now_ms):
+        return f"deadline {task.spec.deadline_ms} passed; the task will expire"
+    return _guard_owner(task, command, state)
+
+
+def _guard_progress(task: TaskRecord, command: ReportProgress, state: MachineState) -> str | None:
+    """Refused from any node but the owner, and for a checkpoint that goes backwards or past
+    the task's key count."""
+    if not task.checkpoint <= command.keys_done <= len(task.spec.keys):
+        return (
+            f"checkpoint {command.keys_done} outside {task.checkpoint}..{len(task.spec.keys)}"
+        )
+    return _guard_owner(task, command, state)
+
+
+def _guard_release(task: TaskRecord, command: Release, state: MachineState) -> str | None:
+    """Refused for a stale fence (a duplicate release) and while the owner is alive."""
+    if command.fence != task.fence:
+        return f"fence {command.fence} is not the current fence {task.fence}"
+    owner = state.nodes.get(task.owner)
+    if owner is not None and owner.alive:
+        return f"owner node {task.owner} is alive"
+    return None
+
+
+def _guard_retry(task: TaskRecord, command: Retry, state: MachineState) -> str | None:
+    """Refused once the window closed; an automatic retry also when the failure was not
+    retryable or the attempts are used up (a manual one ignores both)."""
+    if _past_deadline(task.spec.deadline_ms, command.now_ms):
+        return f"deadline {task.spec.deadline_ms} passed"
+    if command.manual:
+        return None
+    if not task.retryable:
+        return "the failure is not retryable"
+    if task.attempt >= task.spec.max_attempts:
+        return f"attempts used up ({task.attempt} of {task.spec.max_attempts})"
+    return None
+
+
+def _guard_expire(task: TaskRecord, command: Expire, state: MachineState) -> str | None:
+    """Refused before the deadline, or when the task has none."""
+    if task.spec.deadline_ms is None:
+        return "the task has no deadline"
+    if command.now_ms < task.spec.deadline_ms:
+        return f"deadline {task.spec.deadline_ms} not reached (now {command.now_ms})"
+    return None
+
+
+GUARDS: dict[type, Callable[[Any, Any, Any], str | None]] = {
+    SubmitTask: _guard_submit,
+    MarkReady: _guard_ready,
+    Assign: _guard_assign,
+    Start: _guard_start,
+    ReportProgress: _guard_progress,
+    Finish: _guard_owner,
+    Fail: _guard_owner,
+    Release: _guard_release,
+    Retry: _guard_retry,
+    Expire: _guard_expire,
+}
+
+
+# ---- rendering docs/lifecycle.md -------------------------------------------------------------
+
+
+def _doc(obj: object) -> str:
+    return " ".join((inspect.getdoc(obj) or "").split())
+
+
+def _fields(cls: type) -> str:
+    return ", ".join(f"`{field.name}`" for field in dataclasses.fields(cls))
+
+
+def render_markdown() -> str:
+    """The lifecycle as Markdown, from the table, guards and command docstrings above."""
+    names = [cls.__name__ for cls in TASK_COMMANDS]
+    lines = [
+        "# Task lifecycle",
+        "",
+        "Generated by `python -m warmd.statemachine.lifecycle --markdown` from",
+        "`warmd/statemachine/lifecycle.py`; a test keeps this file equal to the rendering.",
+        "",
+        "## States",
+        "",
+        *(f"- **{state}**: {STATE_MEANINGS[state]}" for state in TaskState),
+        "",
+        "## Transitions",
+        "",
+        "A row is the task's state, a column the command; a cell is the next state, or `-`",
+        "when the command is refused in that state. `SubmitTask` creates a task in "
+        f"{INITIAL_STATE}.",
+        "Start, ReportProgress, Finish and Fail carry a fence and are refused (and counted in",
+        "`stale_fence_rejections`) unless it is the task's current fence.",
+        "",
+        "| state | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    for state in TaskState:
+        row = TRANSITIONS[state]
+        cells = [str(row[cls]) if cls in row else "-" for cls in TASK_COMMANDS]
+        lines.append(f"| {state} | " + " | ".join(cells) + " |")
+    lines += ["", "## Task commands", ""]
+    for cls in TASK_COMMANDS:
+        guard = GUARDS.get(cls)
+        lines.append(f"- **{cls.__name__}**({_fields(cls)}): {_doc(cls)}")
+        lines.append(f"  Proposed by {PROPOSERS[cls]}.")
+        if guard is not None:
+            lines.append(f"  Guard: {_doc(guard)}")
+    lines += ["", "## Node commands", "", "They change the node registry, never a task's state.", ""]
+    lines += [f"- **{cls.__name__}**({_fields(cls)}): {_doc(cls)}" for cls in NODE_COMMANDS]
+    lines += ["", "## Envelope", "", f"- **Session**({_fields(Session)}): {_doc(Session)}", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """Print the Markdown rendering (the only option, `--markdown`)."""
+    if argv != ["--markdown"]:
+        print("usage: python -m warmd.statemachine.lifecycle --markdown", file=sys.stderr)
+        return 2
+    sys.stdout.write(render_markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

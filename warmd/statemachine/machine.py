@@ -1,0 +1,231 @@
+"""`StateMachine.apply(index, command)`: the one pure function every replica runs on the log.
+
+It asks lifecycle.py whether a task may change, then makes the change; it keeps the node
+registry and client sessions. A bad command is answered with `Rejected(reason)`, never an
+exception: the same entry must have the same effect (none) on every replica.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from warmd.errors import invariant
+from warmd.statemachine import snapshot as snapshot_format
+from warmd.statemachine.commands import (
+    NODE_COMMANDS,
+    TASK_COMMANDS,
+    Assign,
+    Cancel,
+    Command,
+    DeclareDead,
+    Drain,
+    Expire,
+    Fail,
+    Finish,
+    Heartbeat,
+    InvalidCommand,
+    MarkWaiting,
+    RegisterNode,
+    Release,
+    RemoveNode,
+    ReportProgress,
+    Retry,
+    Session,
+    Skip,
+    SubmitTask,
+    decode_command,
+)
+from warmd.statemachine.lifecycle import Refusal, TaskState, decide
+from warmd.statemachine.state import (
+    NO_NODE,
+    Applied,
+    ApplyResult,
+    MachineState,
+    NodeRecord,
+    Rejected,
+    SessionRecord,
+    TaskRecord,
+)
+
+# A constant, not a setting: replicas with different limits would evict differently and diverge.
+SESSIONS_MAX = 10_000
+
+
+class StateMachine:
+    """The replicated state and the only code that changes it."""
+
+    def __init__(self) -> None:
+        self.state = MachineState()
+
+    # ---- applying --------------------------------------------------------------------------
+
+    def apply(self, index: int, command: Command) -> ApplyResult:
+        """Apply the committed entry at `index`. Returns Applied(value) or Rejected(reason).
+
+        Raises InvariantViolation only for a driver bug: indexes must strictly increase.
+        """
+        invariant(
+            index > self.state.applied_index,
+            f"apply index {index} is not after the applied index {self.state.applied_index}",
+        )
+        self.state.applied_index = index
+        if isinstance(command, Session):
+            return self._apply_session(index, command)
+        return self._apply_one(index, command)
+
+    def apply_entry(self, index: int, data: bytes) -> ApplyResult:
+        """Decode and apply an entry's bytes; undecodable bytes are Rejected, not raised."""
+        try:
+            command = decode_command(data)
+        except InvalidCommand as error:
+            invariant(index > self.state.applied_index, f"apply index {index} out of order")
+            self.state.applied_index = index
+            return Rejected(f"invalid command: {error}")
+        return self.apply(index, command)
+
+    def _apply_session(self, index: int, envelope: Session) -> ApplyResult:
+        """Apply once per (client, sequence); a repeat gets the first result back."""
+        sessions = self.state.sessions
+        session = sessions.pop(envelope.client_id, None)
+        if session is not None and envelope.sequence <= session.sequence:
+            session.last_index = index
+            sessions[envelope.client_id] = session  # re-inserted last: dict order is LRU
+            if envelope.sequence == session.sequence:
+                return session.result
+            return Rejected(
+                f"sequence {envelope.sequence} of client {envelope.client_id} is older than "
+                f"the last applied ({session.sequence}); its result is gone"
+            )
+        result = self._apply_one(index, envelope.command)
+        sessions[envelope.client_id] = SessionRecord(
+            envelope.client_id, envelope.sequence, result, index
+        )
+        if len(sessions) > SESSIONS_MAX:
+            del sessions[next(iter(sessions))]  # the least recently used
+        return result
+
+    def _apply_one(self, index: int, command: Any) -> ApplyResult:
+        if isinstance(command, TASK_COMMANDS):
+            return self._apply_task(index, command)
+        if isinstance(command, NODE_COMMANDS):
+            return self._apply_node(command)
+        return Rejected(f"not a command: {type(command).__name__}")
+
+    # ---- tasks -----------------------------------------------------------------------------
+
+    def _apply_task(self, index: int, command: Any) -> ApplyResult:
+        task = self.state.tasks.get(command.task_id)
+        outcome = decide(task, command, self.state)
+        if isinstance(outcome, Refusal):
+            if outcome.stale_fence:
+                self.state.stale_fence_rejections += 1
+            return Rejected(outcome.reason)
+        if task is None:
+            return self._create(command)
+        value = self._change(index, task, command)
+        task.updated_ms = command.now_ms
+        if outcome != task.state:
+            self.state.move(task, outcome)
+        return Applied(value)
+
+    def _create(self, command: SubmitTask) -> ApplyResult:
+        task = TaskRecord(
+            task_id=command.task_id,
+            spec=command.spec,
+            state=TaskState.PENDING,
+            submitted_ms=command.now_ms,
+            updated_ms=command.now_ms,
+        )
+        self.state.add(task)
+        return Applied(command.task_id)
+
+    def _change(self, index: int, task: TaskRecord, command: Any) -> Any:
+        """Carry out an allowed command's effect on the task's fields; returns Applied's value."""
+        if isinstance(command, Assign):
+            task.owner, task.fence, task.assigned_ms = command.node_id, index, command.now_ms
+            return index
+        if isinstance(command, ReportProgress):
+            task.checkpoint = command.keys_done
+        elif isinstance(command, Finish):
+            task.checkpoint, task.result = len(task.spec.keys), command.result
+        elif isinstance(command, Fail):
+            task.reason, task.retryable = command.error, command.retryable
+        elif isinstance(command, Release):
+            task.owner, task.fence, task.reason = NO_NODE, 0, command.reason
+            task.reassignments += 1
+        elif isinstance(command, Retry):
+            task.owner, task.fence, task.checkpoint = NO_NODE, 0, 0
+            task.attempt += 1
+            task.not_before_ms = command.not_before_ms
+        elif isinstance(command, MarkWaiting):
+            if task.state != TaskState.WAITING:
+                task.waiting_since_ms = command.now_ms
+            task.reason = command.reason
+        elif isinstance(command, (Skip, Cancel)):
+            task.reason = command.reason
+        elif isinstance(command, Expire):
+            task.reason = f"expired at {command.now_ms} (deadline {task.spec.deadline_ms})"
+        return None
+
+    # ---- nodes -----------------------------------------------------------------------------
+
+    def _apply_node(self, command: Any) -> ApplyResult:
+        nodes = self.state.nodes
+        if isinstance(command, RegisterNode):
+            return self._register(command)
+        node = nodes.get(command.node_id)
+        if node is None:
+            return Rejected(f"unknown node {command.node_id}")
+        if isinstance(command, Heartbeat):
+            # Leaders' clocks differ: never let a heartbeat move backwards in time.
+            node.last_heartbeat_ms = max(node.last_heartbeat_ms, command.now_ms)
+            node.alive = True
+        elif isinstance(command, Drain):
+            node.draining = command.draining
+        elif isinstance(command, DeclareDead):
+            return self._declare_dead(node, command)
+        elif isinstance(command, RemoveNode):
+            del nodes[command.node_id]
+        return Applied(None)
+
+    def _register(self, command: RegisterNode) -> ApplyResult:
+        node = self.state.nodes.get(command.node_id)
+        if node is None:
+            node = NodeRecord(
+                node_id=command.node_id, capacity=command.capacity, lease_ms=command.lease_ms,
+                labels=command.labels, registered_ms=command.now_ms,
+                last_heartbeat_ms=command.now_ms,
+            )
+            self.state.nodes[command.node_id] = node
+            return Applied(None)
+        node.capacity, node.lease_ms, node.labels = command.capacity, command.lease_ms, command.labels
+        node.last_heartbeat_ms = max(node.last_heartbeat_ms, command.now_ms)
+        node.alive = True  # draining survives a re-registration: only Drain changes it
+        return Applied(None)
+
+    def _declare_dead(self, node: NodeRecord, command: DeclareDead) -> ApplyResult:
+        if not node.alive:
+            return Rejected(f"node {node.node_id} is already dead")
+        silent_ms = command.now_ms - node.last_heartbeat_ms
+        if silent_ms <= node.lease_ms:
+            return Rejected(
+                f"node {node.node_id} was heard from {silent_ms} ms ago, within its "
+                f"{node.lease_ms} ms lease"
+            )
+        node.alive = False
+        return Applied(None)
+
+    # ---- snapshots and agreement -----------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The whole state as versioned bytes (see snapshot.py)."""
+        return snapshot_format.encode_snapshot(self.state)
+
+    def restore(self, data: bytes) -> None:
+        """Replace the state with a snapshot's. Raises: SnapshotError (state unchanged)."""
+        self.state = snapshot_format.decode_snapshot(data)
+
+    def digest(self) -> str:
+        """A stable hash of the state: equal on replicas that applied the same entries."""
+        return hashlib.sha256(self.snapshot()).hexdigest()

@@ -1,0 +1,149 @@
+"""The versioned snapshot format of the replicated state: a msgpack map with `version`.
+
+Encoding is canonical (tasks and nodes sorted by id), so equal states give equal bytes
+and `digest()` can compare replicas. A snapshot of an unknown version, or a malformed
+one, raises `SnapshotError` and restores nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import msgpack
+
+from warmd.errors import WarmdError
+from warmd.statemachine.commands import InvalidCommand, command_to_wire, spec_from_wire
+from warmd.statemachine.lifecycle import TaskState
+from warmd.statemachine.state import (
+    Applied,
+    ApplyResult,
+    MachineState,
+    NodeRecord,
+    Rejected,
+    SessionRecord,
+    TaskRecord,
+)
+
+SNAPSHOT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+
+class SnapshotError(WarmdError):
+    """A snapshot cannot be restored: unknown version or malformed contents."""
+
+
+def encode_snapshot(state: MachineState) -> bytes:
+    """The state as snapshot bytes of version SNAPSHOT_VERSION."""
+    wire = {
+        "version": SNAPSHOT_VERSION,
+        "applied_index": state.applied_index,
+        "stale_fence_rejections": state.stale_fence_rejections,
+        "tasks": [_task_to_wire(state.tasks[task_id]) for task_id in sorted(state.tasks)],
+        "nodes": [_fields_to_wire(state.nodes[node_id]) for node_id in sorted(state.nodes)],
+        # Session order is eviction order (least recently used first), so it is kept.
+        "sessions": [_session_to_wire(session) for session in state.sessions.values()],
+    }
+    return msgpack.packb(wire, use_bin_type=True)
+
+
+def decode_snapshot(data: bytes) -> MachineState:
+    """Rebuild a state from snapshot bytes. Raises: SnapshotError, saying what is wrong."""
+    try:
+        wire = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except (ValueError, TypeError, msgpack.UnpackException) as error:
+        raise SnapshotError(f"snapshot is not valid msgpack: {error}") from None
+    if not isinstance(wire, dict) or "version" not in wire:
+        raise SnapshotError("snapshot has no version field")
+    if wire["version"] not in SUPPORTED_VERSIONS:
+        raise SnapshotError(
+            f"snapshot version {wire['version']!r} is not supported "
+            f"(this build reads versions {', '.join(map(str, SUPPORTED_VERSIONS))})"
+        )
+    try:
+        return _state_from_wire(wire)
+    except (KeyError, TypeError, ValueError, InvalidCommand) as error:
+        raise SnapshotError(f"snapshot is malformed: {type(error).__name__}: {error}") from None
+
+
+def _fields_to_wire(record: Any) -> dict[str, Any]:
+    return {
+        field.name: _plain(getattr(record, field.name)) for field in dataclasses.fields(record)
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _task_to_wire(task: TaskRecord) -> dict[str, Any]:
+    wire = _fields_to_wire(task)
+    wire["spec"] = command_to_wire(task.spec)
+    wire["state"] = task.state.value
+    return wire
+
+
+def _session_to_wire(session: SessionRecord) -> dict[str, Any]:
+    result = session.result
+    outcome = (
+        {"applied": result.value} if isinstance(result, Applied) else {"rejected": result.reason}
+    )
+    return {
+        "client_id": session.client_id, "sequence": session.sequence,
+        "last_index": session.last_index, "result": outcome,
+    }
+
+
+def _state_from_wire(wire: dict[str, Any]) -> MachineState:
+    state = MachineState(
+        applied_index=_int(wire["applied_index"]),
+        stale_fence_rejections=_int(wire["stale_fence_rejections"]),
+    )
+    for task_wire in wire["tasks"]:
+        fields = dict(task_wire)
+        fields["spec"] = spec_from_wire(fields["spec"])
+        fields["state"] = TaskState(fields["state"])
+        state.add(_checked(TaskRecord(**fields)))
+    for node_wire in wire["nodes"]:
+        fields = dict(node_wire)
+        fields["labels"] = tuple((str(key), str(value)) for key, value in fields["labels"])
+        node = _checked(NodeRecord(**fields))
+        state.nodes[node.node_id] = node
+    for session_wire in wire["sessions"]:
+        session = SessionRecord(
+            client_id=str(session_wire["client_id"]),
+            sequence=_int(session_wire["sequence"]),
+            result=_result_from_wire(session_wire["result"]),
+            last_index=_int(session_wire["last_index"]),
+        )
+        state.sessions[session.client_id] = session
+    return state
+
+
+_SCALARS = {"int": int, "str": str, "bool": bool}
+
+
+def _checked(record: Any) -> Any:
+    """Refuse a record whose scalar fields have the wrong type (a hand-edited or foreign file)."""
+    for field in dataclasses.fields(record):
+        expected = _SCALARS.get(str(field.type))
+        value = getattr(record, field.name)
+        wrong_int = expected is int and (isinstance(value, bool) or not isinstance(value, int))
+        if wrong_int or (expected is not None and not isinstance(value, expected)):
+            name = "an integer" if expected is int else field.type
+            raise TypeError(f"{type(record).__name__}.{field.name}: expected {name}")
+    return record
+
+
+def _result_from_wire(wire: dict[str, Any]) -> ApplyResult:
+    if "rejected" in wire:
+        return Rejected(str(wire["rejected"]))
+    return Applied(wire["applied"])
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value

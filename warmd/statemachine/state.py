@@ -1,0 +1,157 @@
+"""The replicated state's records: tasks, nodes, client sessions, and apply results.
+
+Plain data with one rule: a task's state changes only through `MachineState.move`, which
+keeps the per-state index true. Deciding whether a change may happen is lifecycle.py's job;
+making it is machine.py's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from warmd.statemachine.commands import Labels, TaskSpec
+from warmd.statemachine.lifecycle import TaskState
+
+NO_NODE = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The command took effect; `value` is what the proposer gets back (msgpack-able)."""
+
+    value: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The command was refused and changed nothing (except refusal counters)."""
+
+    reason: str
+
+
+ApplyResult = Applied | Rejected
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    """One task as every replica knows it."""
+
+    task_id: str
+    spec: TaskSpec
+    state: TaskState
+    submitted_ms: int
+    updated_ms: int
+    attempt: int = 1  # the current attempt, counting the first run
+    owner: int = NO_NODE  # the node holding the current assignment
+    fence: int = 0  # log index of the current assignment; 0 while unassigned
+    assigned_ms: int = 0
+    checkpoint: int = 0  # keys done; a new owner resumes here
+    not_before_ms: int = 0  # retry backoff: not made ready before this
+    waiting_since_ms: int = 0  # when it entered WAITING (the gate timeout counts from here)
+    retryable: bool = True  # what the last Fail said
+    reassignments: int = 0  # how often it was taken back from a lost owner
+    reason: str = ""  # the last error, skip, cancel or release reason
+    result: str = ""
+
+
+@dataclass(slots=True)
+class NodeRecord:
+    """One executor node: what it can run, and when it was last heard from."""
+
+    node_id: int
+    capacity: int
+    lease_ms: int
+    labels: Labels
+    registered_ms: int
+    last_heartbeat_ms: int
+    alive: bool = True
+    draining: bool = False
+
+    def is_live(self, now_ms: int) -> bool:
+        """Alive in the state and heard from within its lease at `now_ms`."""
+        return self.alive and now_ms - self.last_heartbeat_ms <= self.lease_ms
+
+    def carries(self, required: Labels) -> bool:
+        """Whether the node has every required label with the required value."""
+        own = dict(self.labels)
+        return all(own.get(key) == value for key, value in required)
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """A client's last applied sequence and its result, returned again to a retry."""
+
+    client_id: str
+    sequence: int
+    result: ApplyResult
+    last_index: int  # log index of the last use; the oldest session is evicted first
+
+
+ACTIVE_STATES = (TaskState.ASSIGNED, TaskState.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class MachineStatistics:
+    """An immutable summary for `warmctl status` and /metrics."""
+
+    applied_index: int
+    tasks_by_state: tuple[tuple[str, int], ...]
+    nodes_alive: int
+    nodes_dead: int
+    nodes_draining: int
+    sessions: int
+    stale_fence_rejections: int
+
+
+@dataclass(slots=True)
+class MachineState:
+    """Everything the log has built: the input of the scheduler and of snapshots."""
+
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    nodes: dict[int, NodeRecord] = field(default_factory=dict)
+    sessions: dict[str, SessionRecord] = field(default_factory=dict)
+    applied_index: int = 0
+    stale_fence_rejections: int = 0
+    by_state: dict[TaskState, dict[str, None]] = field(
+        default_factory=lambda: {state: {} for state in TaskState}
+    )
+
+    def add(self, task: TaskRecord) -> None:
+        """Insert a new task into the table and the state index."""
+        self.tasks[task.task_id] = task
+        self.by_state[task.state][task.task_id] = None
+
+    def move(self, task: TaskRecord, state: TaskState) -> None:
+        """Change a task's state; the only place that does, so the index stays true."""
+        del self.by_state[task.state][task.task_id]
+        task.state = state
+        self.by_state[state][task.task_id] = None
+
+    def in_state(self, state: TaskState) -> list[TaskRecord]:
+        """The tasks now in `state`, in a replica-independent order (by task id)."""
+        return [self.tasks[task_id] for task_id in sorted(self.by_state[state])]
+
+    def load(self, node_id: int) -> int:
+        """How many tasks the node holds now (ASSIGNED or RUNNING)."""
+        return sum(
+            1 for state in ACTIVE_STATES for task_id in self.by_state[state]
+            if self.tasks[task_id].owner == node_id
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Tasks per state, for status displays."""
+        return {state.value: len(self.by_state[state]) for state in TaskState}
+
+    def statistics(self) -> MachineStatistics:
+        """A frozen summary of the state (counts only)."""
+        nodes = self.nodes.values()
+        return MachineStatistics(
+            applied_index=self.applied_index,
+            tasks_by_state=tuple(self.counts().items()),
+            nodes_alive=sum(1 for node in nodes if node.alive),
+            nodes_dead=sum(1 for node in nodes if not node.alive),
+            nodes_draining=sum(1 for node in nodes if node.draining),
+            sessions=len(self.sessions),
+            stale_fence_rejections=self.stale_fence_rejections,
+        )

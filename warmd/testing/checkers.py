@@ -1,0 +1,194 @@
+"""Raft safety checkers, fed by the simulator after every step of every node.
+
+Each rule of the Raft paper's Figure 3 has a check here: election safety (one leader
+per term), log matching, leader completeness, state machine safety, plus what a
+crash must not undo (committed entries, persisted term, vote and commit). The first
+broken rule raises `SafetyViolation`, which ends the simulated run with its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from warmd.raft.types import NO_NODE, Entry, HardState, Role
+
+# A node's log term at an index: None when compacted away (a snapshot covers it),
+# 0 when the log does not reach that index.
+TermLookup = Callable[[int], "int | None"]
+
+
+class SafetyViolation(AssertionError):
+    """A Raft safety property failed; `rule` names it, the message says where."""
+
+    def __init__(self, rule: str, detail: str) -> None:
+        super().__init__(f"{rule}: {detail}")
+        self.rule = rule
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """What the checker reads from one live node after a step."""
+
+    node_id: int
+    term: int
+    role: Role
+    commit: int
+    lifetime: int  # bumped by every restart: volatile state may start over
+
+
+@dataclass(slots=True)
+class _NodeRecord:
+    lifetime: int = -1
+    term: int = 0
+    commit: int = 0
+    persisted: HardState = field(default_factory=HardState)
+    last_applied: int = 0
+    led_term: int = -1  # the last term whose leadership was checked for completeness
+
+
+class SafetyChecker:
+    """Accumulates what every node persisted and applied, and checks each new fact."""
+
+    def __init__(self) -> None:
+        self.now_ticks = 0
+        self.leaders_by_term: dict[int, int] = {}
+        # (index, term) -> (type, data, previous entry's term): the log matching witness.
+        self._positions: dict[tuple[int, int], tuple[int, bytes, int | None]] = {}
+        self.committed: dict[int, Entry] = {}  # index -> the entry applied there
+        # index -> a term at or after the one in which the entry was committed (the
+        # applier's term): leaders of later terms must hold the entry.
+        self.commit_term_bound: dict[int, int] = {}
+        self._nodes: dict[int, _NodeRecord] = {}
+        self.checks = 0
+
+    def _record(self, node_id: int) -> _NodeRecord:
+        record = self._nodes.get(node_id)
+        if record is None:
+            record = self._nodes[node_id] = _NodeRecord()
+        return record
+
+    def _fail(self, rule: str, detail: str) -> None:
+        raise SafetyViolation(rule, f"{detail} (tick {self.now_ticks})")
+
+    # -- persistence ------------------------------------------------------------
+
+    def observe_hard_state(self, node_id: int, hard_state: HardState) -> None:
+        """Persisted term and commit never go back; one persisted vote per term."""
+        self.checks += 1
+        before = self._record(node_id).persisted
+        if hard_state.term < before.term:
+            self._fail("term regressed", f"node {node_id} persisted term "
+                       f"{hard_state.term} after {before.term}")
+        if hard_state.commit < before.commit:
+            self._fail("commit regressed", f"node {node_id} persisted commit "
+                       f"{hard_state.commit} after {before.commit}")
+        if (hard_state.term == before.term and before.vote != NO_NODE
+                and hard_state.vote != before.vote):
+            self._fail("double vote", f"node {node_id} voted for {before.vote} and then "
+                       f"{hard_state.vote} in term {hard_state.term}")
+        self._record(node_id).persisted = hard_state
+
+    def observe_persisted_entries(
+        self, node_id: int, entries: Iterable[Entry], term_at: TermLookup
+    ) -> None:
+        """Log matching, and no committed entry is ever overwritten on disk.
+
+        Call it BEFORE the entries are written, with the node's log as it was. Two
+        entries with the same index and term must carry the same command and follow an
+        entry of the same term; by induction the logs then match up to there.
+        """
+        previous_term: int | None = None
+        for entry in entries:
+            self.checks += 1
+            if previous_term is None:
+                previous_term = term_at(entry.index - 1) if entry.index > 1 else 0
+            position = (entry.index, entry.term)
+            witness = (int(entry.type), entry.data, previous_term)
+            known = self._positions.setdefault(position, witness)
+            if known[:2] != witness[:2] or (
+                None not in (known[2], previous_term) and known[2] != previous_term
+            ):
+                self._fail("log matching", f"node {node_id} holds a different entry at "
+                           f"index {entry.index} term {entry.term}")
+            committed = self.committed.get(entry.index)
+            if (committed is not None and committed.term != entry.term
+                    and term_at(entry.index) == committed.term):
+                self._fail("committed entry overwritten", f"node {node_id} wrote term "
+                           f"{entry.term} over committed term {committed.term} at index "
+                           f"{entry.index}")
+            previous_term = entry.term
+
+    def observe_restart(self, node_id: int, hard_state: HardState, term_at: TermLookup) -> None:
+        """After a crash the disk still holds every entry the node had known committed."""
+        record = self._record(node_id)
+        if hard_state != record.persisted:
+            self._fail("lost hard state", f"node {node_id} restarted with {hard_state}, "
+                       f"persisted {record.persisted}")
+        record.last_applied = 0
+        for index in range(1, hard_state.commit + 1):
+            self.checks += 1
+            entry = self.committed.get(index)
+            term = term_at(index)
+            if entry is not None and term is not None and term != entry.term:
+                self._fail("committed entry lost", f"node {node_id} restarted with term "
+                           f"{term} at committed index {index} (was {entry.term})")
+
+    # -- application -----------------------------------------------------------
+
+    def observe_applied(self, node_id: int, entry: Entry, node_term: int) -> None:
+        """State machine safety: every node applies the same entry at an index, in order."""
+        self.checks += 1
+        record = self._record(node_id)
+        if record.last_applied and entry.index != record.last_applied + 1:
+            self._fail("apply order", f"node {node_id} applied index {entry.index} "
+                       f"after {record.last_applied}")
+        record.last_applied = entry.index
+        known = self.committed.setdefault(entry.index, entry)
+        self.commit_term_bound.setdefault(entry.index, node_term)
+        if known != entry:
+            self._fail("state machine safety", f"node {node_id} applied {entry} at index "
+                       f"{entry.index}; another node applied {known}")
+
+    def observe_snapshot_applied(self, node_id: int, index: int) -> None:
+        """A snapshot moves a node's applied index forward, never back."""
+        record = self._record(node_id)
+        if index < record.last_applied:
+            self._fail("apply order", f"node {node_id} restored a snapshot at {index} "
+                       f"after applying {record.last_applied}")
+        record.last_applied = index
+
+    # -- volatile state ------------------------------------------------------------
+
+    def observe_node(self, view: NodeView, term_at: TermLookup) -> None:
+        """Election safety, leader completeness, and no regress within one lifetime."""
+        self.checks += 1
+        record = self._record(view.node_id)
+        if record.lifetime == view.lifetime:
+            if view.term < record.term:
+                self._fail("term regressed", f"node {view.node_id} went from term "
+                           f"{record.term} to {view.term}")
+            if view.commit < record.commit:
+                self._fail("commit regressed", f"node {view.node_id} went from commit "
+                           f"{record.commit} to {view.commit}")
+        record.lifetime, record.term, record.commit = view.lifetime, view.term, view.commit
+        if view.role is Role.LEADER:
+            leader = self.leaders_by_term.setdefault(view.term, view.node_id)
+            if leader != view.node_id:
+                self._fail("election safety", f"nodes {leader} and {view.node_id} both "
+                           f"lead term {view.term}")
+            if record.led_term != view.term:
+                record.led_term = view.term
+                self._check_leader_completeness(view.node_id, view.term, term_at)
+
+    def _check_leader_completeness(self, node_id: int, term: int, term_at: TermLookup) -> None:
+        bounds = self.commit_term_bound
+        for index, entry in self.committed.items():
+            if bounds[index] >= term:
+                continue  # maybe committed in this term or later: not yet owed
+            self.checks += 1
+            held = term_at(index)
+            if held is not None and held != entry.term:
+                self._fail("leader completeness", f"leader {node_id} of term {term} has "
+                           f"term {held} at committed index {index} (committed {entry.term})")

@@ -1,0 +1,488 @@
+"""SimCluster: N pure RaftNodes driven tick by tick over a SimNetwork, with crashes.
+
+The driver follows the Ready contract for each node: persist (snapshot, entries,
+hard state) into the node's MemoryStorage, which plays the disk; send messages;
+apply the snapshot and committed entries to the key-value machine; advance. A crash
+drops the RaftNode and the machine and keeps only the storage, so whatever was not
+persisted is lost; a restart builds a new RaftNode on that storage. The safety
+checker watches every persisted, applied and observed fact.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+import msgpack
+
+from warmd.raft.config import RaftConfig
+from warmd.raft.core import RaftNode
+from warmd.raft.errors import Compacted, NotLeader, ProposalDropped, Unavailable
+from warmd.raft.storage import MemoryStorage
+from warmd.raft.types import (
+    ConfChange,
+    ConfState,
+    Entry,
+    HardState,
+    Message,
+    MessageType,
+    ReadState,
+    Ready,
+    Role,
+)
+from warmd.testing.checkers import NodeView, SafetyChecker, SafetyViolation
+from warmd.testing.clock import VirtualClock
+from warmd.testing.kvstore import KeyValueMachine, PutCommand
+from warmd.testing.network import LinkFaults, SimNetwork
+from warmd.testing.workload import Workload
+
+NodeFactory = Callable[[RaftConfig, MemoryStorage, random.Random], RaftNode]
+
+
+READY_ROUNDS_MAX = 10_000  # a core whose has_ready() never settles is a bug, not a hang
+CAMPAIGN_RETRY_TICKS = 4  # elect(): a candidate without a result after this long tries again
+
+
+class CrashPoint(Enum):
+    """Where inside the Ready handling an armed node dies (the dangerous instants)."""
+
+    NONE = "none"
+    AFTER_PERSIST = "after-persist"  # the disk has the Ready, the network saw nothing
+    AFTER_VOTE = "after-vote"  # it just sent a vote grant (it must remember that vote)
+    AFTER_ELECTED = "after-elected"  # it just won, persisted its no-op, sent nothing
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterOptions:
+    """The shape of a simulated cluster; every node gets the same Raft settings."""
+
+    node_count: int = 3
+    raft: RaftConfig = field(default_factory=lambda: RaftConfig(node_id=1))
+    compact_every_entries: int = 0  # hand the core a snapshot this often (0: never)
+    learner_ids: tuple[int, ...] = ()  # extra nodes that start as learners
+
+    def __post_init__(self) -> None:
+        if self.node_count < 1:
+            raise ValueError(f"node_count must be >= 1, got {self.node_count}")
+        if self.compact_every_entries < 0:
+            raise ValueError("compact_every_entries must be >= 0")
+
+    def config_for(self, node_id: int) -> RaftConfig:
+        config = replace(self.raft, node_id=node_id)
+        config.validate()
+        return config
+
+
+class SimNode:
+    """One simulated server: its disk (storage) survives a crash, the rest does not."""
+
+    def __init__(self, node_id: int, storage: MemoryStorage) -> None:
+        self.node_id = node_id
+        self.storage = storage
+        self.raft: RaftNode | None = None
+        self.machine = KeyValueMachine()
+        self.lifetime = 0
+        self.read_waiting: list[ReadState] = []
+        self.snapshot_index = 0
+        self.crash_point = CrashPoint.NONE  # armed by a test or the nemesis
+        self.last_seen: tuple[int, Role, int, int] | None = None  # what the checker saw last
+        self.read_states: list[ReadState] = []  # every ReadIndex answer of this lifetime
+
+    @property
+    def up(self) -> bool:
+        return self.raft is not None
+
+    def term_at(self, index: int) -> int | None:
+        """The persisted log term at `index`: None if compacted, 0 if past the end."""
+        try:
+            return self.storage.term(index)
+        except Compacted:
+            return None
+        except Unavailable:
+            return 0
+
+
+class SimCluster:
+    """Runs a whole cluster deterministically from one `random.Random`."""
+
+    def __init__(
+        self,
+        rng: random.Random,
+        options: ClusterOptions | None = None,
+        node_factory: NodeFactory = RaftNode,
+        workload: Workload | None = None,
+        faults: LinkFaults | None = None,
+    ) -> None:
+        self.options = options or ClusterOptions()
+        self.rng = rng
+        self.node_factory = node_factory
+        self.clock = VirtualClock()
+        self.network = SimNetwork(random.Random(rng.getrandbits(64)), faults)
+        self.checker = SafetyChecker()
+        self.workload = workload
+        self._scenario_sequences: dict[int, int] = {}
+        voters = tuple(range(1, self.options.node_count + 1))
+        conf_state = ConfState(voters=voters, learners=self.options.learner_ids)
+        self.nodes: dict[int, SimNode] = {}
+        for node_id in (*voters, *self.options.learner_ids):
+            self.nodes[node_id] = SimNode(node_id, _new_storage(conf_state))
+            self.start(node_id)
+
+    @property
+    def now_ticks(self) -> int:
+        return self.clock.now_ticks
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def add_node(self, node_id: int) -> SimNode:
+        """Make a blank server that joins once a conf change names it.
+
+        Its disk starts with the founding configuration and an empty log (the
+        LogStorage contract): the log's conf changes then replay on top of it.
+        """
+        if node_id in self.nodes:
+            raise ValueError(f"node {node_id} already exists")
+        founding = ConfState(voters=tuple(range(1, self.options.node_count + 1)),
+                             learners=self.options.learner_ids)
+        node = self.nodes[node_id] = SimNode(node_id, _new_storage(founding))
+        self.start(node_id)
+        return node
+
+    def start(self, node_id: int) -> None:
+        """Boot (or reboot) a node from what its storage persisted."""
+        node = self.nodes[node_id]
+        if node.up:
+            raise ValueError(f"node {node_id} is already running")
+        hard_state, _conf_state = node.storage.initial_state()
+        if node.lifetime > 0:
+            self.checker.observe_restart(node_id, hard_state, node.term_at)
+        snapshot = node.storage.snapshot()
+        node.machine = KeyValueMachine.restore(snapshot.data)
+        node.snapshot_index = snapshot.meta.index
+        self.checker.observe_snapshot_applied(node_id, snapshot.meta.index)
+        node.read_waiting = []
+        node.raft = self.node_factory(
+            self.options.config_for(node_id), node.storage, random.Random(self.rng.getrandbits(64))
+        )
+        self._drain(node)
+
+    def crash(self, node_id: int) -> None:
+        """Kill a node: volatile state and unsent work are gone, the disk stays."""
+        node = self.nodes[node_id]
+        node.raft = None
+        node.machine = KeyValueMachine()
+        node.read_waiting = []
+        node.read_states = []
+        node.lifetime += 1
+        node.crash_point = CrashPoint.NONE
+
+    def restart(self, node_id: int) -> None:
+        """Crash (if up) and boot again from disk."""
+        if self.nodes[node_id].up:
+            self.crash(node_id)
+        self.start(node_id)
+
+    def live_node_ids(self) -> list[int]:
+        return [node_id for node_id, node in self.nodes.items() if node.up]
+
+    # -- client port (see workload.ClientPort) --------------------------------------
+
+    def client_targets(self) -> list[int]:
+        """Live members of the current configuration (clients know the member list)."""
+        conf = self.conf_state()
+        members = {*conf.voters, *conf.learners}
+        return [node_id for node_id, node in self.nodes.items()
+                if node.raft is not None and node_id in members]
+
+    def submit_write(self, node_id: int, data: bytes) -> int | None:
+        """Propose `data` on a node: None when taken, else a leader hint (0: none known)."""
+        raft = self.nodes[node_id].raft
+        if raft is None:
+            return 0
+        try:
+            raft.propose(data)
+        except NotLeader as refusal:
+            return refusal.leader_id
+        except ProposalDropped:
+            return 0
+        self._drain(self.nodes[node_id])
+        return None
+
+    def submit_read(self, node_id: int, context: bytes) -> int | None:
+        """Ask a node for a ReadIndex: None when taken, else a leader hint (0: none known)."""
+        raft = self.nodes[node_id].raft
+        if raft is None:
+            return 0
+        try:
+            raft.read_index(context)
+        except NotLeader as refusal:
+            return refusal.leader_id
+        except ProposalDropped:
+            return 0
+        self._drain(self.nodes[node_id])
+        return None
+
+    # -- time ------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """One step: deliver due messages, tick every live node, let clients act, check."""
+        now_ticks = self.clock.advance()
+        self.checker.now_ticks = now_ticks
+        nodes = self.nodes
+        for message in self.network.deliver_due(now_ticks):
+            target = nodes.get(message.to)
+            if target is not None and target.raft is not None:
+                target.raft.step(message)
+        for node in nodes.values():
+            if node.raft is not None:
+                node.raft.tick()
+        if self.workload is not None:
+            self.workload.step(self, now_ticks)
+        for node in nodes.values():
+            if node.raft is not None:
+                self._drain(node)
+        self.observe()
+
+    def run(self, ticks: int) -> None:
+        for _ in range(ticks):
+            self.tick()
+
+    def run_until(self, predicate: Callable[[], bool], max_ticks: int) -> bool:
+        """Tick until `predicate()` holds; returns False if `max_ticks` ran out first."""
+        for _ in range(max_ticks):
+            if predicate():
+                return True
+            self.tick()
+        return predicate()
+
+    def observe(self) -> None:
+        """Hand every live node's volatile state to the checker (when it changed)."""
+        checker = self.checker
+        for node in self.nodes.values():
+            raft = node.raft
+            if raft is None:
+                continue
+            seen = (raft.term, raft.role, raft.log.committed, node.lifetime)
+            if seen != node.last_seen:
+                node.last_seen = seen
+                checker.observe_node(NodeView(node.node_id, *seen), node.term_at)
+
+    # -- the Ready contract ----------------------------------------------------------
+
+    def _drain(self, node: SimNode) -> None:
+        raft = node.raft
+        rounds = 0
+        while raft is not None and raft.has_ready():
+            rounds += 1
+            if rounds > READY_ROUNDS_MAX:
+                raise SafetyViolation("ready loop", f"node {node.node_id} still has a Ready "
+                                      f"after {READY_ROUNDS_MAX} rounds in one step")
+            ready = raft.ready()
+            self._persist(node, ready)
+            if node.crash_point is not CrashPoint.NONE and self._crash_now(node, ready, sent=False):
+                return
+            now_ticks = self.clock.now_ticks
+            for message in ready.messages:
+                self.network.send(message, now_ticks)
+            if node.crash_point is CrashPoint.AFTER_VOTE and self._crash_now(node, ready, sent=True):
+                return
+            self._apply(node, ready)
+            raft.advance(ready)
+            self._maybe_compact(node)
+
+    def _crash_now(self, node: SimNode, ready: Ready, sent: bool) -> bool:
+        """Crash an armed node if this Ready is its instant; returns whether it died."""
+        point = node.crash_point
+        if sent:
+            due = any(message.type is MessageType.VOTE_RESPONSE and not message.reject
+                      for message in ready.messages)
+        elif point is CrashPoint.AFTER_PERSIST:
+            due = True
+        elif point is CrashPoint.AFTER_ELECTED:
+            soft = ready.soft_state
+            due = soft is not None and soft.role is Role.LEADER
+        else:
+            due = False
+        if due:
+            self.crash(node.node_id)
+        return due
+
+    def _persist(self, node: SimNode, ready: Ready) -> None:
+        storage = node.storage
+        checker = self.checker
+        if ready.snapshot is not None and ready.snapshot.meta.index > 0:
+            storage.apply_snapshot(ready.snapshot)
+        if ready.entries:
+            checker.observe_persisted_entries(node.node_id, ready.entries, node.term_at)
+            storage.append(list(ready.entries))
+        if ready.hard_state is not None:
+            checker.observe_hard_state(node.node_id, ready.hard_state)
+            storage.set_hard_state(ready.hard_state)
+        if ready.compaction is not None:
+            storage.save_compaction(ready.compaction)
+
+    def _apply(self, node: SimNode, ready: Ready) -> None:
+        checker = self.checker
+        if ready.snapshot is not None and ready.snapshot.meta.index > 0:
+            node.machine = KeyValueMachine.restore(ready.snapshot.data)
+            node.snapshot_index = ready.snapshot.meta.index
+            checker.observe_snapshot_applied(node.node_id, ready.snapshot.meta.index)
+        term = node.raft.term if node.raft is not None else 0
+        for entry in ready.committed_entries:
+            if entry.index <= node.machine.applied_index:
+                continue  # already inside a restored snapshot
+            checker.observe_applied(node.node_id, entry, term)
+            applied = node.machine.apply(entry)
+            if applied is not None and self.workload is not None:
+                self.workload.on_write_applied(applied.command, self.clock.now_ticks,
+                                               node.node_id)
+        if ready.read_states:
+            node.read_states.extend(ready.read_states)
+            node.read_waiting.extend(ready.read_states)
+        if node.read_waiting:
+            self._serve_reads(node)
+
+    def _serve_reads(self, node: SimNode) -> None:
+        applied_index = node.machine.applied_index
+        waiting = []
+        for read_state in node.read_waiting:
+            if read_state.index > applied_index:
+                waiting.append(read_state)
+            elif self.workload is not None:
+                key = _read_key(self.workload, read_state.context)
+                value = node.machine.values.get(key) if key is not None else None
+                self.workload.on_read_served(read_state.context, value, self.clock.now_ticks)
+        node.read_waiting = waiting
+
+    def _maybe_compact(self, node: SimNode) -> None:
+        every = self.options.compact_every_entries
+        if not every or node.raft is None:
+            return
+        applied_index = node.machine.applied_index
+        if applied_index - node.snapshot_index >= every:
+            node.raft.compact(applied_index, node.machine.snapshot())
+            node.snapshot_index = applied_index
+
+    # -- queries ---------------------------------------------------------------------
+
+    def leader_id(self) -> int | None:
+        """The live leader of the highest term, if any."""
+        best: tuple[int, int] | None = None
+        for node in self.nodes.values():
+            raft = node.raft
+            if raft is not None and raft.role is Role.LEADER and (
+                best is None or raft.term > best[0]
+            ):
+                best = (raft.term, node.node_id)
+        return None if best is None else best[1]
+
+    def conf_state(self) -> ConfState:
+        """The configuration as the leader (else the most advanced live node) sees it."""
+        leader = self.leader_id()
+        if leader is not None:
+            return self.raft(leader).conf_state
+        live = [node.raft for node in self.nodes.values() if node.raft is not None]
+        if not live:
+            return self.nodes[min(self.nodes)].storage.initial_state()[1]
+        return max(live, key=lambda raft: (raft.term, raft.log.last_index())).conf_state
+
+    def raft(self, node_id: int) -> RaftNode:
+        """The running RaftNode of `node_id` (ValueError when it is down)."""
+        raft = self.nodes[node_id].raft
+        if raft is None:
+            raise ValueError(f"node {node_id} is down")
+        return raft
+
+    def log_entries(self, node_id: int) -> list[Entry]:
+        """The persisted log of a node after its snapshot."""
+        storage = self.nodes[node_id].storage
+        first, last = storage.first_index(), storage.last_index()
+        return list(storage.entries(first, last + 1, 1 << 62)) if last >= first else []
+
+    def hard_state(self, node_id: int) -> HardState:
+        return self.nodes[node_id].storage.initial_state()[0]
+
+    # -- scenario helpers ------------------------------------------------------------
+
+    def wait_for_leader(self, max_ticks: int = 300, among: Iterable[int] | None = None) -> int:
+        """Tick until a live node (of `among`, if given) leads; returns its id.
+
+        Raises:
+            TimeoutError: no such leader within `max_ticks`.
+        """
+        allowed = set(among) if among is not None else None
+
+        def found() -> bool:
+            leader = self.leader_id()
+            return leader is not None and (allowed is None or leader in allowed)
+
+        if not self.run_until(found, max_ticks):
+            raise TimeoutError(f"no leader among {allowed or 'all'} within {max_ticks} ticks")
+        return self.leader_id()  # type: ignore[return-value]
+
+    def elect(self, node_id: int, max_ticks: int = 100) -> None:
+        """Make `node_id` campaign (again after each lost round) until it leads.
+
+        Raises:
+            TimeoutError: it did not win within `max_ticks`.
+        """
+        node = self.nodes[node_id]
+        campaign_ticks = -CAMPAIGN_RETRY_TICKS
+        for tick_number in range(max_ticks):
+            raft = node.raft
+            if raft is None:
+                break
+            if raft.role is Role.LEADER:
+                return
+            stuck = tick_number - campaign_ticks >= CAMPAIGN_RETRY_TICKS
+            if raft.role in (Role.FOLLOWER, Role.LEARNER) or stuck:
+                campaign_ticks = tick_number
+                raft.campaign()
+                self._drain(node)
+            self.tick()
+        raise TimeoutError(f"node {node_id} did not win within {max_ticks} ticks")
+
+    def put(self, node_id: int, key: str, value: str, client_id: int = 1) -> PutCommand:
+        """Propose a write on `node_id` as the next command of `client_id`."""
+        sequence = self._scenario_sequences.get(client_id, 0) + 1
+        self._scenario_sequences[client_id] = sequence
+        command = PutCommand(client_id, sequence, key, value)
+        self.raft(node_id).propose(command.encode())
+        self._drain(self.nodes[node_id])
+        return command
+
+    def propose_conf_change(self, node_id: int, change: ConfChange) -> None:
+        """Propose a membership change on `node_id` (raises as RaftNode does)."""
+        self.raft(node_id).propose_conf_change(change)
+        self._drain(self.nodes[node_id])
+
+    def applied_index(self, node_id: int) -> int:
+        return self.nodes[node_id].machine.applied_index
+
+    def wait_applied(self, index: int, node_ids: Iterable[int], max_ticks: int = 300) -> None:
+        """Tick until every node in `node_ids` has applied `index` (TimeoutError otherwise)."""
+        wanted = list(node_ids)
+        if not self.run_until(
+            lambda: all(self.applied_index(node_id) >= index for node_id in wanted), max_ticks
+        ):
+            applied = {node_id: self.applied_index(node_id) for node_id in wanted}
+            raise TimeoutError(f"index {index} not applied within {max_ticks} ticks: {applied}")
+
+    def deliver(self, messages: Iterable[Message]) -> None:
+        """Hand messages to their targets right now (scenario tests)."""
+        for message in messages:
+            target = self.nodes.get(message.to)
+            if target is not None and target.raft is not None:
+                target.raft.step(message)
+                self._drain(target)
+
+
+def _new_storage(conf_state: ConfState) -> MemoryStorage:
+    return MemoryStorage(conf_state=conf_state)
+
+
+def _read_key(workload: Workload, context: bytes) -> str | None:
+    client_id, _sequence = msgpack.unpackb(context)
+    return workload.pending_read_key(client_id)
