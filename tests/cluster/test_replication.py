@@ -71,3 +71,12 @@ def test_warmctl_status_and_members_human_and_json(
     assert sorted(member["node_id"] for member in members["members"]) == [1, 2, 3]
     assert all(member["voter"] for member in members["members"])
     assert "(leader)" in warmctl("members")
+    assert "10 writes in" in warmctl("check-write", "10")
+    target = cluster.root / "saved.snap"
+    assert f"wrote {target}: snapshot at index" in warmctl("snapshot", "save", str(target))
+    assert target.stat().st_size > 0
+    bad = subprocess.run([sys.executable, "-c", "from warmd.cli.warmctl import main; "
+                          "raise SystemExit(main())", "add-learner", "4", "no-port"],
+                         capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "WARMD_SOCKET": socket})
+    assert bad.returncode == 2 and "no-port" in bad.stderr

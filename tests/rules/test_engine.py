@@ -106,3 +106,17 @@ def test_warmd_beats_every_naive_strategy_early(summary: Summary, history: list[
     for naive in ("cold", "most_frequent", "most_recent"):
         assert warmd >= report.result(naive).hit_rate_first_10pct + 0.01, naive
     assert report.warmd_share_of_oracle_gain_first_10pct >= 2 / 3
+
+
+def test_a_search_seen_on_page_one_brings_its_next_pages() -> None:
+    """Pages never requested for a query are predicted from the template's page popularity."""
+    base = parse_instant_s("2024-03-04T00:00:00")
+    records = [Record(base + n * 60, "GET", f"/search?q=q{n % 5}&page={1 + (n % 7 == 0)}",
+                      200, f"c{n}", "") for n in range(300)]
+    records += [Record(base + 20_000 + n, "GET", "/search?q=fresh&page=1", 200, "x", "")
+                for n in range(20)]
+    predicted = {p.target: p for p in predict(summarise(records), base + 21_000, 3600, 50)}
+    assert "/search?page=2&q=fresh" in predicted
+    assert predicted["/search?page=2&q=fresh"].source.startswith("page")
+    assert (predicted["/search?page=2&q=fresh"].expected_hits
+            < predicted["/search?page=1&q=fresh"].expected_hits)

@@ -101,3 +101,14 @@ def test_overrides_from_rules_replace_the_class() -> None:
     assert items.overridden and items.never_warm and items.param_class is ParamClass.HOT_ID
     query = found["/search?page={}&q={}"].slots["q"]
     assert query.param_class is ParamClass.NONCE and query.drop_from_key
+
+
+def test_per_user_values_under_an_innocent_name_are_user_scoped() -> None:
+    """Over three days, a feed value that always comes back with its own client is found
+    USER_SCOPED from statistics alone, while shared hot ids are not."""
+    summary = summarise(generate_records(LogSpec(seed=5, days=3.0, requests_per_day=8_000)))
+    found = diagnose_all(summary)
+    viewer = found["/api/feed?viewer={}"].slots["viewer"]
+    assert viewer.param_class is ParamClass.USER_SCOPED and viewer.never_warm
+    assert viewer.evidence[-1].test == "value tied to one client"
+    assert found["/api/items/{int}"].slots["path[3]"].param_class is ParamClass.HOT_ID

@@ -15,6 +15,7 @@ from warmd.raft.core import RaftNode
 from warmd.raft.errors import ProposalDropped
 from warmd.raft.types import ConfChange, ConfChangeType, Message, MessageType, Role
 from warmd.testing.cluster import ClusterOptions, NodeFactory, SimCluster
+from warmd.testing.kvstore import PutCommand
 from warmd.testing.linearizability import Operation, OperationKind, check_history
 from warmd.testing.mutants import ServesReadsWithoutQuorum
 
@@ -227,3 +228,19 @@ def test_read_index_across_leader_change_and_partition_has_no_stale_read(
         assert linearizable
     else:
         assert not linearizable  # the stale read is reported
+
+
+def test_a_retried_write_is_applied_once_on_every_replica() -> None:
+    """The session table skips a command whose (client, sequence) already took effect."""
+    cluster = make_cluster(3)
+    leader = cluster.wait_for_leader()
+    retried = PutCommand(9, 1, "k", "first")
+    cluster.raft(leader).propose(retried.encode())
+    commit_write(cluster, leader, "second")  # another client writes after it
+    follower = next(node for node in cluster.nodes if node != leader)
+    cluster.raft(follower).propose(retried.encode())  # the retry, forwarded to the leader
+    cluster.deliver([])
+    cluster.run(10)
+    for node in cluster.nodes.values():
+        assert node.machine.values == {"k": "second"}
+        assert node.machine.duplicates_skipped == 1

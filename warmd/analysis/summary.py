@@ -19,6 +19,7 @@ from warmd.analysis.target import Decomposed, PathGeneraliser, decompose, value_
 
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 CLIENT_SAMPLE = 8
+TARGET_CACHE_SIZE = 25_000  # memoised decompositions per process (about 1 KB each)
 DATE_FORMATS = {8: "%Y%m%d", 10: "%Y-%m-%d"}
 _RESCALE_EXPONENT = 400.0
 
@@ -224,7 +225,9 @@ class Summary:
         last_s = dict(zip(targets, times_s, strict=True))
         counts = Counter(targets)
         infos = {target: self._info(target) for target in first_s}
-        for target in sorted(first_s, key=first_s.__getitem__):
+        # Last-seen order: an advancing value is last asked for after the previous one, while
+        # pages and hot ids come back late in any order (first-seen order would favour 1, 2, 3).
+        for target in sorted(first_s, key=last_s.__getitem__):
             self._add_target(infos[target], counts[target], first_s[target], last_s[target])
         for (target, hour), count in Counter(zip(targets, hours, strict=True)).items():
             self._add_hour(infos[target], hour, count, last_s[target])
@@ -257,7 +260,7 @@ class Summary:
         if info is None:
             parts = decompose(target, self._generalised())
             types = self._value_types
-            if len(types) > 200_000:
+            if len(types) > 4 * TARGET_CACHE_SIZE:
                 types.clear()
             kinds = tuple(types.get(v) or types.setdefault(v, value_type(v))
                           for v in parts.values)
@@ -265,7 +268,7 @@ class Summary:
                              for v, k in zip(parts.values, kinds, strict=True))
             info = TargetInfo(parts, parts.template.compose(parts.values),
                               parts.template.pattern, kinds, ordinals)
-            if len(self._targets) > 100_000:
+            if len(self._targets) > TARGET_CACHE_SIZE:
                 self._targets.clear()
             self._targets[target] = info
         return info

@@ -91,6 +91,8 @@ def format_status(status: Mapping[str, Any]) -> str:
         f"commit {status['commit_index']}, applied {status['applied_index']}, "
         f"last {status['last_index']}, snapshot {status['snapshot_index']}",
     ]
+    if "stale_fence_rejections" in status:
+        lines.append(f"stale-fence reports refused: {status['stale_fence_rejections']}")
     if status.get("removed"):
         lines.append("this node has been removed from the cluster")
     lines += [_peer_line(peer) for peer in status["peers"]]

@@ -15,6 +15,7 @@ from warmd import config as config_module
 from warmd.runtime.segment import DiskCorruption, DiskFailed
 
 EXIT_DATA_ERROR = 65
+EXIT_OS_ERROR = 71
 EXIT_IO_ERROR = 74
 
 
@@ -40,3 +41,6 @@ def _run(args: argparse.Namespace) -> int:
     except DiskFailed as error:
         print(f"warmd: cannot use the data directory: {error}", file=sys.stderr)
         return EXIT_IO_ERROR
+    except OSError as error:
+        print(f"warmd: cannot start: {error}", file=sys.stderr)
+        return EXIT_OS_ERROR

@@ -13,6 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "warmd.cli.ping",
     "warmd.cli.cluster",
     "warmd.cli.rules",
+    "warmd.cli.tasks",
 )
 
 

@@ -10,6 +10,7 @@ from warmd.cli import command
 COMMAND_MODULES: tuple[str, ...] = (
     "warmd.cli.demo",
     "warmd.cli.run",
+    "warmd.cli.recover",
     "warmd.cli.check_config",
     "warmd.cli.analyze",
     "warmd.cli.predict",

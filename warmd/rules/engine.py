@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 
 from warmd.analysis.summary import EPOCH_ORDINAL, SeriesStats, Summary, TemplateStats
-from warmd.analysis.target import Template
+from warmd.analysis.target import Decomposed, Template
 from warmd.rules.tree import (
     Diagnosis,
     Overrides,
@@ -138,7 +138,33 @@ def _recurring(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at_s: 
         total = hits + (known.expected_hits if known else 0.0)
         summed[target] = Prediction(target, total, _first_use_s(total, horizon_s),
                                     _source_label(diagnosis, "recurring"), pattern)
+        if ParamClass.PAGE in diagnosis.classes():
+            yield from _other_pages(summary, diagnosis, parts, hits, horizon_s)
     yield from summed.values()
+
+
+def _other_pages(summary: Summary, diagnosis: TemplateDiagnosis, parts: Decomposed,
+                 hits: float, horizon_s: float) -> Iterator[Prediction]:
+    """Pages 1..k of a request seen on one page, at the template's page popularity ratios
+    (a new search seen on page 1 brings its page 2)."""
+    template = parts.template
+    stats = summary.templates[template.pattern]
+    for position, name in enumerate(template.slot_names):
+        if diagnosis.slots[name].param_class is not ParamClass.PAGE:
+            continue
+        popularity = {str(value): entry.count for value, entry in stats.slots[name].values}
+        own = popularity.get(parts.values[position], 0)
+        if own <= 0:
+            continue
+        for page, count in popularity.items():
+            if page == parts.values[position] or not page.isdigit():
+                continue
+            values = (*parts.values[:position], page, *parts.values[position + 1:])
+            expected = hits * count / own
+            target = cache_target(template.slot_names, values, diagnosis,
+                                  template.compose(values))
+            yield Prediction(target, expected, _first_use_s(expected, horizon_s),
+                             _source_label(diagnosis, "page"), template.pattern)
 
 
 def _first_use_s(expected_hits: float, horizon_s: float) -> float:

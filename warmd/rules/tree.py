@@ -104,7 +104,8 @@ class TreeConfig:
     advances_min: int = 4
     nonce_repeat_max: float = 1.25
     high_cardinality_min: int = 20
-    user_pair_ratio_max: float = 1.2
+    user_repeats_min: int = 20
+    user_tied_share_min: float = 0.8
     user_clients_min: int = 5
     page_value_max: int = 50
     enum_distinct_max: int = 16
@@ -170,13 +171,14 @@ def _user_scoped(facts: SlotFacts, config: TreeConfig, trail: list[Evidence]) ->
         return _decide(facts, ParamClass.USER_SCOPED, trail)
     if facts.distinct < config.high_cardinality_min or facts.clients < config.user_clients_min:
         return None
-    # Clients are sampled, so both ratios are taken within the sample.
-    ratio = facts.value_client_pairs / facts.sampled_distinct
-    repeats = facts.sampled_rows / facts.sampled_distinct
-    if _check(trail, "value tied to one client", "(value, client) pairs / values (sampled)",
-              ratio, config.user_pair_ratio_max, ratio <= config.user_pair_ratio_max) and _check(
-            trail, "values reused", "requests / distinct values (sampled)", repeats, 1.5,
-            repeats >= 1.5):
+    # Within the client sample: when a value comes back, does its client come back with it?
+    value_repeats = facts.sampled_rows - facts.sampled_distinct
+    pair_repeats = facts.sampled_rows - facts.value_client_pairs
+    tied = pair_repeats / value_repeats if value_repeats > 0 else 0.0
+    if _check(trail, "values reused", "repeated values in the client sample", value_repeats,
+              config.user_repeats_min, value_repeats >= config.user_repeats_min) and _check(
+            trail, "value tied to one client", "share of value repeats by the same client",
+            tied, config.user_tied_share_min, tied >= config.user_tied_share_min):
         return _decide(facts, ParamClass.USER_SCOPED, trail)
     return None
 

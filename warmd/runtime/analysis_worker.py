@@ -15,7 +15,7 @@ import os
 import queue
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import islice, pairwise
 from typing import Any
 
 from warmd.analysis.formats import (
@@ -183,7 +183,7 @@ def _summarise_ranges(paths: Sequence[str], log_format: LogFormat, config: Summa
         size = os.path.getsize(path)
         bounds = [size * part // workers for part in range(workers + 1)]
         jobs.extend((path, start, end, log_format, config)
-                    for start, end in zip(bounds, bounds[1:], strict=False) if end > start)
+                    for start, end in pairwise(bounds) if end > start)
     context = multiprocessing.get_context("forkserver")
     done = context.Value("q", 0)
     with context.Pool(workers, initializer=_set_counter, initargs=(done,)) as pool:

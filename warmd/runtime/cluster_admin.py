@@ -75,7 +75,10 @@ class ClusterCommands:
                         summary="replicate COUNT heartbeats of this node (a write-path check)")
 
     def status(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        return self._driver.status().to_document()
+        document = self._driver.status().to_document()
+        machine = self._driver.applier.machine
+        document["stale_fence_rejections"] = machine.state.stale_fence_rejections
+        return document
 
     def members(self, args: Mapping[str, Any]) -> dict[str, Any]:
         status = self._driver.status()

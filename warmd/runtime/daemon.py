@@ -30,11 +30,15 @@ from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.types import ConfState
 from warmd.runtime.applier import Applier
+from warmd.runtime.bench_load import register_bench_commands
 from warmd.runtime.cluster_admin import ClusterCommands
 from warmd.runtime.disk import DiskOptions, DiskStorage
 from warmd.runtime.driver import Driver, DriverOptions
 from warmd.runtime.driver_status import DriverStatus
+from warmd.runtime.executor import Executor, ExecutorOptions, KeyWriterRunner
+from warmd.runtime.scheduling import SchedulingLoop, SchedulingOptions
 from warmd.runtime.sdnotify import SdNotifier, run_watchdog, watchdog_settings
+from warmd.runtime.task_admin import TaskCommands
 from warmd.runtime.transport import TcpTransport, TransportOptions
 from warmd.statemachine.machine import StateMachine
 
@@ -106,6 +110,8 @@ def build(config: Config, storage: DiskStorage) -> Components:
     driver = Driver(node, storage, transport, applier, options)
     admin = AdminServer(config.admin.socket_path, group_id=config.admin.group_id)
     ClusterCommands(driver).register(admin)
+    TaskCommands(driver).register(admin)
+    register_bench_commands(admin, driver)
     return Components(storage, transport, driver, admin)
 
 
@@ -124,6 +130,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._signals = 0
         self._components: Components | None = None
+        self._executor_options = ExecutorOptions.from_environment()  # ConfigError: refuse early
 
     async def serve(self) -> int:
         storage = open_storage(self.config)
@@ -139,6 +146,12 @@ class Daemon:
         self._install_signals()
         components.driver.on_state_change = lambda status: self._notifier.status(status_line(status))
         background = [asyncio.create_task(self._announce_ready(components.driver))]
+        runner = KeyWriterRunner(self._executor_options.batch_keys,
+                                 self._executor_options.keys_per_second)
+        background.append(asyncio.create_task(
+            Executor(components.driver, runner, self._executor_options).run()))
+        background.append(asyncio.create_task(
+            SchedulingLoop(components.driver, SchedulingOptions(), random.Random()).run()))
         watchdog = watchdog_settings()
         if watchdog is not None:
             background.append(asyncio.create_task(
@@ -151,6 +164,7 @@ class Daemon:
         for task in [stop_wait, *background]:
             task.cancel()
         await asyncio.gather(stop_wait, *background, return_exceptions=True)
+        await runner.close()
         self._notifier.stopping("stopping")
         await self._shutdown(components)
         return EXIT_SOFTWARE if failed else 0

@@ -2,8 +2,8 @@
 
 One seed fixes the whole log. Endpoints carry a date relative to the request (tomorrow's
 report), an advancing sequence index, an hourly slot, pages with decaying popularity, hot ids
-with drifting popularity, a cache-buster and a per-user token, and traffic follows the time of
-day. Pure apart from the caller's choice of where to write the lines.
+with drifting popularity, a cache-buster, a per-user token and a per-user feed value under an
+innocent name, and traffic follows the time of day. Pure apart from the caller's choice of where to write the lines.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def _endpoint(rng: random.Random, moment: datetime, spec: LogSpec, user: int,
     """One request target; the mix leans on the hour (reports by day, search by evening)."""
     hour = moment.hour
     weights = (3.0 + 2 * math.sin(hour / 24 * 2 * math.pi), 2.0, 1.0,
-               3.0 + 2 * math.cos(hour / 24 * 2 * math.pi), 6.0, 1.0, 0.7)
-    kind = rng.choices(range(7), weights)[0]
+               3.0 + 2 * math.cos(hour / 24 * 2 * math.pi), 6.0, 1.0, 0.7, 1.5)
+    kind = rng.choices(range(8), weights)[0]
     epoch_s = moment.timestamp()
     if kind == 0:
         offset = 1 if rng.random() < 0.8 else 0
@@ -66,7 +66,10 @@ def _endpoint(rng: random.Random, moment: datetime, spec: LogSpec, user: int,
         return f"/api/items/{item}"
     if kind == 5:
         return f"/static/app.js?_={rng.getrandbits(48)}"
-    return f"/account/settings?token=tok{user:05d}x{(user * 2654435761) % 10**9:09d}"
+    if kind == 6:
+        return f"/account/settings?token=tok{user:05d}x{(user * 2654435761) % 10**9:09d}"
+    # A per-user value under an innocent name: only its statistics say it is user-scoped.
+    return f"/api/feed?viewer=v{(user * 40503) % 999_983:06d}"
 
 
 def generate_lines(spec: LogSpec | None = None) -> Iterator[str]:

@@ -38,10 +38,11 @@ class ClusterTimeout(WarmdError):
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """Raft timing for test clusters: short ticks keep elections around 100-200 ms."""
+    """Raft timing for test clusters: short ticks keep elections within 250-500 ms, long
+    enough that a loaded 2-core machine does not see spurious elections."""
 
     tick_interval_ms: int = 10
-    election_timeout_ticks: int = 10
+    election_timeout_ticks: int = 25
     heartbeat_ticks: int = 2
     snapshot_interval_entries: int = 100_000
     proposal_timeout_ms: int = 3000

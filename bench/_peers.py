@@ -1,0 +1,258 @@
+"""Shared helpers for the Raft benches: warmd, PySyncObj and etcd clusters on loopback.
+
+All three run as three real processes each, on free ports, in a fresh temporary directory
+that is removed afterwards; every process is started in its own session and killed by its
+own pid on exit. The workload is the same for all: closed-loop 100-byte writes with a fixed
+number in flight, acknowledged after commit (and apply).
+
+- warmd: `bench-propose` inside the leader daemon (bench_load.py says why), fsync on, the
+  config's default Raft timing and segment size.
+- PySyncObj: bench/_pysyncobj_node.py, journal file on (PySyncObj does not fsync it).
+- etcd (Debian etcd-server, 3.4): defaults (fsync on, heartbeat 100 ms, election 1000 ms);
+  load from an aiohttp client on etcd's gRPC-gateway JSON endpoint `/v3/kv/put`, all
+  requests to the leader. The client runs in this process and its latency includes the HTTP
+  round trip, which warmd's in-daemon figure does not: a handicap for etcd, said in the docs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from warmd.testing.procs import NodeProcess, ProcessCluster, Timing
+from warmd.testing.servers import free_port
+
+BENCH_DIR = Path(__file__).resolve().parent
+# warmd's own defaults (warmd/config.py), so failover is measured "with default settings".
+DEFAULT_TIMING = Timing(tick_interval_ms=50, election_timeout_ticks=10, heartbeat_ticks=2,
+                        snapshot_interval_entries=100_000, proposal_timeout_ms=5000)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """One system's figures for one run; latencies in milliseconds."""
+
+    ops_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+def percentile_ms(sorted_s: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of sorted durations (seconds) in milliseconds."""
+    if not sorted_s:
+        return 0.0
+    rank = min(len(sorted_s) - 1, max(0, int(fraction * len(sorted_s) + 0.999999) - 1))
+    return sorted_s[rank] * 1000
+
+
+def kill_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL one process we started (its own session) and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+
+
+# ---------------------------------------------------------------------------- warmd
+
+class BenchCluster(ProcessCluster):
+    """ProcessCluster with the config's default segment size (tests use 64 KiB segments)."""
+
+    def write_config(self, node: NodeProcess, secret_path: Path | None = None) -> None:
+        super().write_config(node, secret_path)
+        text = node.config_path.read_text().replace("segment_bytes = 65536\n", "")
+        node.config_path.write_text(text)
+
+
+def warmd_load(cluster: ProcessCluster, count: int, concurrency: int,
+               size_bytes: int = 100) -> LoadResult:
+    """Run `bench-propose` on the current leader; raises if any write was rejected."""
+    leader = cluster.wait_for_leader(30)
+    report = cluster.call(leader, "bench-propose", timeout_s=600, count=count,
+                          size_bytes=size_bytes, concurrency=concurrency)
+    if report["rejected"]:
+        raise RuntimeError(f"warmd rejected {report['rejected']} bench writes: {report}")
+    return LoadResult(report["ops_per_s"], report["p50_ms"], report["p99_ms"])
+
+
+# ---------------------------------------------------------------------------- PySyncObj
+
+def pysyncobj_load(count: int, concurrency: int, size_bytes: int = 100,
+                   timeout_s: float = 300) -> LoadResult:
+    """Three PySyncObj processes with journals; the leader runs the load and reports."""
+    root = Path(tempfile.mkdtemp(prefix="pso-"))
+    addresses = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    processes = []
+    try:
+        for number, address in enumerate(addresses):
+            command = [sys.executable, str(BENCH_DIR / "_pysyncobj_node.py"), "--self", address,
+                       "--journal", str(root / f"journal{number}"), "--count", str(count),
+                       "--size", str(size_bytes), "--concurrency", str(concurrency)]
+            for partner in addresses:
+                if partner != address:
+                    command += ["--partner", partner]
+            processes.append(subprocess.Popen(command, stdout=subprocess.PIPE,
+                                              stderr=subprocess.DEVNULL, start_new_session=True))
+        report = _first_report(processes, timeout_s)
+        return LoadResult(report["ops_s"], report["p50_ms"], report["p99_ms"])
+    finally:
+        for process in processes:
+            kill_process(process)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _first_report(processes: list[subprocess.Popen[bytes]], timeout_s: float) -> dict:
+    """The JSON line the leading node prints (the others print nothing)."""
+    import selectors
+
+    selector = selectors.DefaultSelector()
+    for process in processes:
+        assert process.stdout is not None
+        selector.register(process.stdout, selectors.EVENT_READ)
+    deadline_s = time.monotonic() + timeout_s
+    while time.monotonic() < deadline_s:
+        for key, _ in selector.select(timeout=1.0):
+            line = key.fileobj.readline()  # type: ignore[union-attr]
+            if line.strip():
+                return json.loads(line)
+    raise TimeoutError(f"PySyncObj gave no report within {timeout_s} s")
+
+
+# ---------------------------------------------------------------------------- etcd
+
+@dataclass(slots=True)
+class EtcdMember:
+    name: str
+    peer_port: int
+    client_port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+
+class EtcdCluster:
+    """Three etcd members with default settings on loopback; a context manager."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="etcd-"))
+        self.members = [EtcdMember(f"m{number}", free_port(), free_port(),
+                                   self.root / f"m{number}") for number in range(3)]
+        self.token = f"bench-{os.getpid()}-{time.monotonic_ns()}"
+
+    def start(self, member: EtcdMember, new: bool = True) -> None:
+        cluster = ",".join(f"{m.name}=http://127.0.0.1:{m.peer_port}" for m in self.members)
+        command = ["etcd", "--name", member.name, "--data-dir", str(member.data_dir),
+                   "--listen-peer-urls", f"http://127.0.0.1:{member.peer_port}",
+                   "--initial-advertise-peer-urls", f"http://127.0.0.1:{member.peer_port}",
+                   "--listen-client-urls", member.client_url,
+                   "--advertise-client-urls", member.client_url,
+                   "--initial-cluster", cluster, "--initial-cluster-token", self.token,
+                   "--initial-cluster-state", "new", "--log-level", "error"]
+        log = open(self.root / f"{member.name}.log", "ab")  # noqa: SIM115 - the child owns it
+        member.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+
+    def start_all(self) -> EtcdCluster:
+        for member in self.members:
+            self.start(member)
+        return self
+
+    def kill(self, member: EtcdMember) -> None:
+        if member.process is not None:
+            kill_process(member.process)
+            member.process = None
+
+    def close(self) -> None:
+        for member in self.members:
+            self.kill(member)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> EtcdCluster:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def leader(self, timeout_s: float = 30.0) -> EtcdMember:
+        """The member that reports itself leader (polls /v3/maintenance/status)."""
+        return asyncio.run(self._leader(timeout_s))
+
+    async def _leader(self, timeout_s: float) -> EtcdMember:
+        deadline_s = time.monotonic() + timeout_s
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1.0)) as session:
+            while time.monotonic() < deadline_s:
+                for member in self.members:
+                    if member.process is None:
+                        continue
+                    with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                        async with session.post(f"{member.client_url}/v3/maintenance/status",
+                                                json={}) as reply:
+                            status = await reply.json(content_type=None)
+                        if status.get("leader") == status.get("header", {}).get("member_id"):
+                            return member
+                await asyncio.sleep(0.05)
+        raise TimeoutError(f"etcd elected no leader within {timeout_s} s")
+
+
+def put_body(number: int, size_bytes: int) -> dict[str, str]:
+    """A /v3/kv/put body whose key and value together are `size_bytes` bytes."""
+    key = f"k{number % 100000:06d}".encode()
+    value = b"v" * (size_bytes - len(key))
+    return {"key": base64.b64encode(key).decode(), "value": base64.b64encode(value).decode()}
+
+
+def etcd_load(url: str, count: int, concurrency: int, size_bytes: int = 100) -> LoadResult:
+    """Closed-loop puts from `concurrency` aiohttp workers against one member."""
+    return asyncio.run(_etcd_load(url, count, concurrency, size_bytes))
+
+
+async def _etcd_load(url: str, count: int, concurrency: int, size_bytes: int) -> LoadResult:
+    latencies_s: list[float] = []
+    remaining = [count]
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def worker() -> None:
+            while remaining[0] > 0:
+                remaining[0] -= 1
+                body = put_body(remaining[0], size_bytes)
+                sent_s = time.perf_counter()
+                async with session.post(f"{url}/v3/kv/put", json=body) as reply:
+                    if reply.status != 200:
+                        raise RuntimeError(f"etcd put failed: {reply.status} {await reply.text()}")
+                    await reply.read()
+                latencies_s.append(time.perf_counter() - sent_s)
+
+        started_s = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed_s = time.perf_counter() - started_s
+    latencies_s.sort()
+    return LoadResult(count / elapsed_s, percentile_ms(latencies_s, 0.5),
+                      percentile_ms(latencies_s, 0.99))
+
+
+async def etcd_put_once(url: str, timeout_s: float) -> bool:
+    """One put; True when etcd acknowledged it within `timeout_s`."""
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+            async with session.post(f"{url}/v3/kv/put", json=put_body(0, 100)) as reply:
+                await reply.read()
+                return reply.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return False

@@ -1,0 +1,85 @@
+"""One PySyncObj node for bench/raft_throughput.py (run as a separate process).
+
+Every node serves a replicated dict with its journal file on. The node that finds itself
+leader runs the closed-loop load: `concurrency` 100-byte `set` calls in flight, each
+acknowledged by PySyncObj's callback once the entry is committed and applied; it prints one
+JSON line with the figures and keeps serving until killed (the parent kills all three).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+
+from pysyncobj import SyncObj, SyncObjConf, replicated
+
+
+class Store(SyncObj):
+    """A replicated dict: the same key/value workload as warmd's and etcd's."""
+
+    def __init__(self, self_address: str, partners: list[str], conf: SyncObjConf) -> None:
+        super().__init__(self_address, partners, conf)
+        self._data: dict[str, bytes] = {}
+
+    @replicated
+    def put(self, key: str, value: bytes) -> None:
+        self._data[key] = value
+
+
+def run_load(store: Store, count: int, size_bytes: int, concurrency: int) -> dict[str, float]:
+    """`count` puts with `concurrency` in flight; latency from call to commit callback."""
+    slots = threading.Semaphore(concurrency)
+    done = threading.Event()
+    latencies_s: list[float] = []
+    failures = [0]
+    lock = threading.Lock()
+    value = b"v" * (size_bytes - 16)  # key + value + call overhead come to about size_bytes
+
+    def finished(sent_s: float):
+        def callback(result: object, error: int) -> None:
+            with lock:
+                latencies_s.append(time.perf_counter() - sent_s)
+                failures[0] += error != 0
+                if len(latencies_s) == count:
+                    done.set()
+            slots.release()
+        return callback
+
+    started_s = time.perf_counter()
+    for number in range(count):
+        slots.acquire()
+        store.put(f"k{number % 100000:06d}", value, callback=finished(time.perf_counter()))
+    done.wait()
+    elapsed_s = time.perf_counter() - started_s
+    latencies_s.sort()
+    return {"ops_s": count / elapsed_s, "p50_ms": latencies_s[len(latencies_s) // 2] * 1000,
+            "p99_ms": latencies_s[int(len(latencies_s) * 0.99) - 1] * 1000,
+            "failures": failures[0], "elapsed_s": elapsed_s}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--self", dest="self_address", required=True)
+    parser.add_argument("--partner", action="append", required=True)
+    parser.add_argument("--journal", required=True)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+    conf = SyncObjConf(journalFile=args.journal, dynamicMembershipChange=False)
+    store = Store(args.self_address, args.partner, conf)
+    while store._getLeader() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)  # let the cluster settle before the leader loads it
+    if store._isLeader():
+        report = run_load(store, args.count, args.size, args.concurrency)
+        print(json.dumps(report), flush=True)
+    while True:
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""First-screen latency after a cache flush: cold, after warmd's warm-up, and fully warm.
+
+One redis-server and one demo shop (child processes) with days of seeded history; each
+repetition runs the demo's three phases (flush + restart, measure; flush + restart, warm up
+from the access log, measure; settle, measure) over the first `--requests` first-screen
+requests. Prints each repetition, the medians, the issue-8 targets, and last a line
+`cold_p95_ms=... warm_p95_ms=... steady_p95_ms=... origin_cut=...` (medians).
+
+Usage: python bench/first_screen.py [--quick] [--repetitions N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from warmd.demo.measure import MeasureSettings, PhaseResult, format_table
+from warmd.demo.runner import Children, DemoSettings, run_demo_phases, start_demo
+from warmd.demo.traffic import TrafficSpec
+from warmd.logging import configure as configure_logging
+
+
+def origin_cut(results: dict[str, PhaseResult]) -> float:
+    """Share of the cold phase's origin queries that the warm phase did not need."""
+    cold = results["cold"].origin_queries
+    return 1.0 - results["warm"].origin_queries / cold if cold else 0.0
+
+
+async def bench(settings: DemoSettings, repetitions: int) -> list[dict[str, PhaseResult]]:
+    children = Children()
+    directory = Path(tempfile.mkdtemp(prefix="warmd-bench-first-screen-"))
+    try:
+        history_end_s = await start_demo(settings, children, directory)
+        assert children.shop is not None
+        runs = []
+        for repetition in range(repetitions):
+            started = time.monotonic()
+            results = await run_demo_phases(settings, children.shop, history_end_s)
+            print(f"# repetition {repetition + 1}/{repetitions} "
+                  f"({time.monotonic() - started:.1f} s)\n{format_table(results)}", flush=True)
+            runs.append(results)
+        return runs
+    finally:
+        children.stop_all()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller history, under a minute")
+    parser.add_argument("--repetitions", type=int, default=0, help="default 2 quick, 5 full")
+    args = parser.parse_args()
+    configure_logging(level="warning")
+    repetitions = args.repetitions or (2 if args.quick else 5)
+    traffic = (TrafficSpec(days=3.0, sessions_per_day=1200) if args.quick
+               else TrafficSpec(days=7.0, sessions_per_day=2000))
+    settings = DemoSettings(traffic=traffic, measure=MeasureSettings(request_limit=1000))
+    runs = asyncio.run(bench(settings, repetitions))
+    medians = {f"{phase}_p95_ms": statistics.median(run[phase].p95_ms for run in runs)
+               for phase in ("cold", "warm", "steady")}
+    medians["origin_cut"] = statistics.median(origin_cut(run) for run in runs)
+    steady = medians["steady_p95_ms"]
+    print(f"# targets: warm/steady p95 = {medians['warm_p95_ms'] / steady:.2f} (<= 1.3), "
+          f"cold/steady p95 = {medians['cold_p95_ms'] / steady:.2f} (>= 5), "
+          f"origin cut = {medians['origin_cut']:.1%} (>= 90 %)")
+    print(" ".join(f"{name}={value:.3f}" for name, value in medians.items()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,322 @@
+"""The executor: on every node (voter or learner), run the tasks the replicated state gives it.
+
+It registers the node, heartbeats through Raft, and watches the locally applied state for
+ASSIGNED or RUNNING tasks owned by this node. Each is run under its fence (the log index of
+its assignment): Start, then the Runner with progress checkpoints, then Finish or Fail, all
+carrying the fence. Whenever the local state shows the fence superseded (the leader released
+and reassigned the task after this node went silent), the run is cancelled at once; a report
+that still reaches the log with the old fence is refused there and counted. A restarted
+executor first catches up (a ReadIndex read), then ADOPTS the tasks the state says it owns:
+a RUNNING one resumes from its checkpoint without a new Start, so nothing sticks in RUNNING.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from warmd.cache.base import CacheBackend
+from warmd.cache.factory import backend_from_url
+from warmd.errors import CacheError, ConfigError
+from warmd.hooks.base import WarmRequest
+from warmd.logging import get_logger
+from warmd.raft.errors import RaftError
+from warmd.runtime.driver import Driver, DriverStopped
+from warmd.runtime.warmer import ProgressCallback, Runner, TaskOutcome, WarmResult, WarmTask
+from warmd.statemachine.commands import (
+    Command,
+    Fail,
+    Finish,
+    Heartbeat,
+    RegisterNode,
+    ReportProgress,
+    Start,
+)
+from warmd.statemachine.lifecycle import TaskState
+from warmd.statemachine.state import ACTIVE_STATES, Applied, ApplyResult, TaskRecord
+
+_log = get_logger("warmd.executor")
+ENVIRONMENT_PREFIX = "WARMD_EXECUTOR_"
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds: the time this node stamps into its own commands."""
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutorOptions:
+    """How this node executes. capacity: tasks at once (0: never assigned any);
+    lease_ms: silence after which the leader declares the node dead and takes its tasks
+    back; heartbeat_interval_s: well under the lease; batch_keys: keys per write and per
+    progress checkpoint; keys_per_second: a rate cap per task (0: none)."""
+
+    capacity: int = 4
+    lease_ms: int = 3_000
+    heartbeat_interval_s: float = 0.5
+    poll_interval_s: float = 0.05
+    retry_pause_s: float = 0.1
+    batch_keys: int = 10
+    keys_per_second: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.capacity < 0 or self.lease_ms < 1 or self.batch_keys < 1:
+            raise ConfigError("executor needs capacity >= 0, lease_ms >= 1, batch_keys >= 1")
+        if self.heartbeat_interval_s * 1000 >= self.lease_ms:
+            raise ConfigError(
+                f"executor heartbeat_interval_s ({self.heartbeat_interval_s}) must be shorter "
+                f"than the lease ({self.lease_ms} ms)")
+        if self.keys_per_second < 0 or self.poll_interval_s <= 0 or self.retry_pause_s <= 0:
+            raise ConfigError("executor keys_per_second >= 0 and positive intervals required")
+
+    @classmethod
+    def from_environment(cls, environment: Mapping[str, str] | None = None) -> ExecutorOptions:
+        """Options from WARMD_EXECUTOR_CAPACITY, _LEASE_MS, _HEARTBEAT_MS, _BATCH_KEYS,
+        _KEYS_PER_SECOND (until the config file grows an [executor] section).
+
+        Raises:
+            ConfigError: a value is not a number or out of range.
+        """
+        source = os.environ if environment is None else environment
+        defaults = cls()
+
+        def number(name: str, default: float) -> float:
+            text = source.get(ENVIRONMENT_PREFIX + name)
+            if text is None:
+                return default
+            try:
+                return float(text)
+            except ValueError:
+                raise ConfigError(f"{ENVIRONMENT_PREFIX}{name}={text!r} is not a number") from None
+
+        return cls(
+            capacity=int(number("CAPACITY", defaults.capacity)),
+            lease_ms=int(number("LEASE_MS", defaults.lease_ms)),
+            heartbeat_interval_s=number("HEARTBEAT_MS", defaults.heartbeat_interval_s * 1000) / 1000,
+            batch_keys=int(number("BATCH_KEYS", defaults.batch_keys)),
+            keys_per_second=number("KEYS_PER_SECOND", defaults.keys_per_second),
+        )
+
+
+class FenceLost(Exception):
+    """This node no longer holds the task under its fence; the run stops."""
+
+
+class KeyWriterRunner:
+    """A Runner that writes each of a task's keys into the cache its target URL names
+    (redis://, memcached://, ...), in batches, reporting a checkpoint after each batch.
+    The value is the request's value, or the task id: enough to prove the work was done."""
+
+    def __init__(self, batch_keys: int, keys_per_second: float = 0.0) -> None:
+        self._batch_keys = batch_keys
+        self._keys_per_second = keys_per_second
+        self._backends: dict[str, CacheBackend] = {}
+
+    async def _backend(self, target: str) -> CacheBackend:
+        backend = self._backends.get(target)
+        if backend is None:
+            backend = await backend_from_url(target)
+            self._backends[target] = backend
+        return backend
+
+    async def run(self, task: WarmTask, progress: ProgressCallback | None = None) -> WarmResult:
+        started_s = time.monotonic()
+        done, written = task.checkpoint, 0
+        try:
+            backend = await self._backend(task.target)
+            while done < len(task.requests):
+                batch = task.requests[done:done + self._batch_keys]
+                items = [(request.key, request.value or task.task_id.encode(), 0) for request in batch]
+                await backend.write_many(items)  # type: ignore[arg-type]
+                done, written = done + len(batch), written + len(batch)
+                if self._keys_per_second:
+                    await asyncio.sleep(len(batch) / self._keys_per_second)
+                if progress is not None:
+                    await progress(done)
+        except (CacheError, ConfigError) as error:
+            return self._result(task, TaskOutcome.FAILED, written, started_s, done, str(error))
+        return self._result(task, TaskOutcome.SUCCEEDED, written, started_s, done)
+
+    @staticmethod
+    def _result(task: WarmTask, outcome: TaskOutcome, written: int, started_s: float,
+                checkpoint: int, reason: str = "") -> WarmResult:
+        return WarmResult(
+            task_id=task.task_id, outcome=outcome, keys_ok=written, keys_failed=0,
+            keys_skipped=task.checkpoint, bytes_written=0, origin_p50_ms=None,
+            origin_p99_ms=None, duration_s=time.monotonic() - started_s,
+            checkpoint=checkpoint, reason=reason)
+
+    async def close(self) -> None:
+        """Close every backend opened so far."""
+        for backend in self._backends.values():
+            with contextlib.suppress(CacheError):
+                await backend.close()
+        self._backends.clear()
+
+
+class Executor:
+    """Runs this node's share of the tasks; `await run()` until cancelled."""
+
+    def __init__(self, driver: Driver, runner: Runner, options: ExecutorOptions) -> None:
+        self._driver = driver
+        self._runner = runner
+        self.options = options
+        self.node_id = driver.node.id
+        self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self.superseded_runs = 0  # runs stopped because the fence moved on
+
+    async def run(self) -> None:
+        """Catch up, register, then heartbeat and reconcile until cancelled."""
+        heartbeats: asyncio.Task[None] | None = None
+        try:
+            await self._catch_up()
+            await self._register()
+            heartbeats = asyncio.create_task(self._heartbeat_forever())
+            while True:
+                self._reconcile()
+                await asyncio.sleep(self.options.poll_interval_s)
+        finally:
+            if heartbeats is not None:
+                heartbeats.cancel()
+            for running in list(self._running.values()):
+                running.cancel()
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def _catch_up(self) -> None:
+        """Wait for a ReadIndex read, so adoption sees every assignment made before we started."""
+        while True:
+            try:
+                await self._driver.read()
+                return
+            except DriverStopped:
+                raise
+            except RaftError:
+                await asyncio.sleep(self.options.retry_pause_s)
+
+    async def _register(self) -> None:
+        options = self.options
+        while True:
+            result = await self._propose(RegisterNode(
+                node_id=self.node_id, capacity=options.capacity, lease_ms=options.lease_ms,
+                now_ms=now_ms()))
+            if isinstance(result, Applied):
+                _log.info("executor_registered", node_id=self.node_id, capacity=options.capacity,
+                          lease_ms=options.lease_ms)
+                return
+            await asyncio.sleep(options.retry_pause_s)
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.heartbeat_interval_s)
+            await self._propose(Heartbeat(node_id=self.node_id, now_ms=now_ms()))
+
+    async def _propose(self, command: Command) -> ApplyResult | None:
+        """Propose once; None when Raft could not take it now (no leader, timeout)."""
+        try:
+            return await self._driver.propose(command)
+        except DriverStopped:
+            raise
+        except RaftError as error:
+            _log.debug("executor_propose_failed", command=type(command).__name__, error=str(error))
+            return None
+
+    # ------------------------------------------------------------------ reconciling
+
+    def owned(self) -> dict[tuple[str, int], TaskRecord]:
+        """The ASSIGNED or RUNNING tasks the local state says this node owns, by (id, fence)."""
+        state = self._driver.applier.machine.state
+        return {
+            (task.task_id, task.fence): task
+            for task_state in ACTIVE_STATES for task in state.in_state(task_state)
+            if task.owner == self.node_id
+        }
+
+    def _reconcile(self) -> None:
+        """Start runs for newly owned tasks; cancel runs whose fence was superseded."""
+        owned = self.owned()
+        for key, running in list(self._running.items()):
+            if running.done():
+                del self._running[key]
+            elif key not in owned:
+                self.superseded_runs += 1
+                _log.warning("executor_fence_superseded", task_id=key[0], fence=key[1])
+                running.cancel()
+                del self._running[key]
+        for key in owned:
+            if key not in self._running:
+                self._running[key] = asyncio.create_task(self._run_task(*key))
+
+    def _holds(self, task_id: str, fence: int) -> TaskRecord | None:
+        task = self._driver.applier.machine.state.tasks.get(task_id)
+        if task is None or task.owner != self.node_id or task.fence != fence:
+            return None
+        return task if task.state in ACTIVE_STATES else None
+
+    async def _run_task(self, task_id: str, fence: int) -> None:
+        try:
+            if not await self._start(task_id, fence):
+                return
+            task = self._holds(task_id, fence)
+            if task is None:
+                return
+            result = await self._runner.run(self._warm_task(task), self._progress(task_id, fence))
+            await self._settle(task_id, fence, result)
+        except FenceLost:
+            self.superseded_runs += 1
+            _log.warning("executor_fence_lost", task_id=task_id, fence=fence)
+
+    def _warm_task(self, task: TaskRecord) -> WarmTask:
+        requests = tuple(WarmRequest(path=key, key=key) for key in task.spec.keys)
+        return WarmTask(task_id=task.task_id, requests=requests, target=task.spec.target,
+                        loader="", checkpoint=task.checkpoint)
+
+    async def _start(self, task_id: str, fence: int) -> bool:
+        """Propose Start unless the task is already RUNNING under our fence (adoption)."""
+        while (task := self._holds(task_id, fence)) is not None:
+            if task.state == TaskState.RUNNING:
+                if task.checkpoint:
+                    _log.info("executor_resuming", task_id=task_id, fence=fence,
+                              checkpoint=task.checkpoint)
+                return True
+            await self._propose(Start(task_id=task_id, node_id=self.node_id, fence=fence,
+                                      now_ms=now_ms()))
+            if self._holds(task_id, fence) is None:
+                break
+            if self._holds(task_id, fence).state != TaskState.RUNNING:  # type: ignore[union-attr]
+                await asyncio.sleep(self.options.retry_pause_s)
+        return False
+
+    def _progress(self, task_id: str, fence: int) -> ProgressCallback:
+        async def report(keys_done: int) -> None:
+            while True:
+                result = await self._propose(ReportProgress(
+                    task_id=task_id, node_id=self.node_id, fence=fence, keys_done=keys_done,
+                    now_ms=now_ms()))
+                task = self._holds(task_id, fence)
+                if task is None:
+                    raise FenceLost(task_id)
+                if result is not None:
+                    return  # applied, or refused while we still hold the fence: go on
+                await asyncio.sleep(self.options.retry_pause_s)
+        return report
+
+    async def _settle(self, task_id: str, fence: int, result: WarmResult) -> None:
+        """Finish or Fail under the fence, retrying until the log has taken it."""
+        while self._holds(task_id, fence) is not None:
+            if result.outcome == TaskOutcome.SUCCEEDED:
+                command: Command = Finish(task_id=task_id, node_id=self.node_id, fence=fence,
+                                          now_ms=now_ms(), result=f"{result.keys_ok} keys written")
+            else:
+                command = Fail(task_id=task_id, node_id=self.node_id, fence=fence,
+                               now_ms=now_ms(), error=result.reason[:200] or result.outcome.value)
+            outcome = await self._propose(command)
+            if outcome is not None:
+                if not isinstance(outcome, Applied):
+                    _log.warning("executor_settle_refused", task_id=task_id, fence=fence,
+                                 reason=getattr(outcome, "reason", ""))
+                return
+            await asyncio.sleep(self.options.retry_pause_s)

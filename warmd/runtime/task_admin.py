@@ -1,0 +1,178 @@
+"""The daemon's task and node commands on the admin socket: submit, list, show, cancel, retry
+tasks; list nodes; drain a node. Writes go through Raft (any node forwards to the leader);
+reads first take a ReadIndex read point, so what warmctl shows is linearizable.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from warmd.admin.protocol import ErrorCode
+from warmd.errors import AdminError
+from warmd.runtime.cluster_admin import raft_errors
+from warmd.runtime.driver import Driver
+from warmd.statemachine.commands import (
+    Cancel,
+    Command,
+    Drain,
+    InvalidCommand,
+    Retry,
+    SubmitTask,
+    TaskSpec,
+)
+from warmd.statemachine.lifecycle import TaskState
+from warmd.statemachine.state import Applied, NodeRecord, TaskRecord
+
+LIST_LIMIT_DEFAULT = 100
+SPEC_FIELDS = ("rule", "priority", "not_before_ms", "deadline_ms", "max_attempts")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _text(args: Mapping[str, Any], name: str) -> str:
+    value = args.get(name)
+    if not isinstance(value, str) or not value:
+        raise AdminError(ErrorCode.BAD_REQUEST, f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def task_document(task: TaskRecord, with_keys: bool = False) -> dict[str, Any]:
+    """A task as JSON-able fields (keys only on request: a task may hold 10^5)."""
+    document = {
+        "task_id": task.task_id, "state": task.state.value, "target": task.spec.target,
+        "keys": len(task.spec.keys), "checkpoint": task.checkpoint, "owner": task.owner,
+        "fence": task.fence, "attempt": task.attempt, "reassignments": task.reassignments,
+        "submitted_ms": task.submitted_ms, "updated_ms": task.updated_ms,
+        "reason": task.reason, "result": task.result, "rule": task.spec.rule,
+        "priority": task.spec.priority, "deadline_ms": task.spec.deadline_ms,
+    }
+    if with_keys:
+        document["key_list"] = list(task.spec.keys)
+    return document
+
+
+def node_document(node: NodeRecord, load: int, now_ms: int) -> dict[str, Any]:
+    """A node registry entry as JSON-able fields, with its current load and liveness."""
+    return {
+        "node_id": node.node_id, "capacity": node.capacity, "load": load,
+        "lease_ms": node.lease_ms, "alive": node.alive, "live": node.is_live(now_ms),
+        "draining": node.draining, "labels": dict(node.labels),
+        "last_heartbeat_ms": node.last_heartbeat_ms,
+    }
+
+
+def spec_from_args(args: Mapping[str, Any]) -> TaskSpec:
+    """Build a TaskSpec from `keys` (a list) or `key_prefix` + `key_count`, and a target."""
+    keys = args.get("keys")
+    if keys is None and "key_prefix" in args:
+        count = args.get("key_count")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise AdminError(ErrorCode.BAD_REQUEST, f"key_count must be a positive integer, got {count!r}")
+        keys = [f"{args['key_prefix']}{number}" for number in range(count)]
+    if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
+        raise AdminError(ErrorCode.BAD_REQUEST, "keys must be a list of strings (or give key_prefix and key_count)")
+    extra = {name: args[name] for name in SPEC_FIELDS if args.get(name) is not None}
+    try:
+        return TaskSpec(keys=tuple(keys), target=_text(args, "target"), **extra)
+    except (InvalidCommand, TypeError) as error:
+        raise AdminError(ErrorCode.BAD_REQUEST, f"invalid task: {error}") from None
+
+
+class TaskCommands:
+    """Handlers bound to one driver; `register(server)` adds them to the admin server."""
+
+    def __init__(self, driver: Driver) -> None:
+        self._driver = driver
+
+    def register(self, server: Any) -> None:
+        server.register("task-submit", self.submit, summary="submit a task (keys and a target)")
+        server.register("task-list", self.list_tasks, summary="list tasks, optionally by state")
+        server.register("task-show", self.show, summary="one task in full")
+        server.register("task-cancel", self.cancel, summary="cancel a task for good")
+        server.register("task-retry", self.retry, summary="send a FAILED task back to PENDING")
+        server.register("nodes", self.nodes, summary="the executor nodes and their load")
+        server.register("drain", self.drain, summary="stop (or resume) assigning to a node")
+
+    @property
+    def _state(self) -> Any:
+        return self._driver.applier.machine.state
+
+    async def _write(self, command: Command) -> Any:
+        async with raft_errors():
+            result = await self._driver.propose(command)
+        if not isinstance(result, Applied):
+            raise AdminError(ErrorCode.FAILED, f"refused: {result.reason}")
+        return result.value
+
+    async def _read_point(self) -> int:
+        async with raft_errors():
+            return await self._driver.read()
+
+    async def submit(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        spec = spec_from_args(args)
+        task_id = args.get("task_id") or f"t-{secrets.token_hex(8)}"
+        if not isinstance(task_id, str):
+            raise AdminError(ErrorCode.BAD_REQUEST, f"task_id must be a string, got {task_id!r}")
+        try:
+            command = SubmitTask(task_id=task_id, spec=spec, now_ms=_now_ms())
+        except InvalidCommand as error:
+            raise AdminError(ErrorCode.BAD_REQUEST, f"invalid task: {error}") from None
+        await self._write(command)
+        return {"task_id": task_id, "applied_index": self._driver.applier.applied_index}
+
+    async def list_tasks(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        wanted = args.get("state")
+        limit = args.get("limit", LIST_LIMIT_DEFAULT)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            raise AdminError(ErrorCode.BAD_REQUEST, f"limit must be an integer >= 0, got {limit!r}")
+        states = list(TaskState)
+        if wanted is not None:
+            try:
+                states = [TaskState(str(wanted).upper())]
+            except ValueError:
+                raise AdminError(ErrorCode.BAD_REQUEST, f"unknown state {wanted!r}; one of "
+                                 + ", ".join(state.value for state in TaskState)) from None
+        read_index = await self._read_point()
+        tasks = [task for state in states for task in self._state.in_state(state)]
+        documents = [task_document(task) for task in tasks[:limit] if limit]
+        return {"read_index": read_index, "total": len(tasks), "counts": self._state.counts(),
+                "tasks": documents, "stale_fence_rejections": self._state.stale_fence_rejections}
+
+    async def show(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        task_id = _text(args, "task_id")
+        read_index = await self._read_point()
+        task = self._state.tasks.get(task_id)
+        if task is None:
+            raise AdminError(ErrorCode.FAILED, f"no task {task_id!r}")
+        return {"read_index": read_index, "task": task_document(task, bool(args.get("keys")))}
+
+    async def cancel(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        task_id = _text(args, "task_id")
+        await self._write(Cancel(task_id=task_id, now_ms=_now_ms(), reason="cancelled by operator"))
+        return {"task_id": task_id, "state": TaskState.CANCELLED.value}
+
+    async def retry(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        task_id = _text(args, "task_id")
+        now_ms = _now_ms()
+        await self._write(Retry(task_id=task_id, not_before_ms=now_ms, now_ms=now_ms, manual=True))
+        return {"task_id": task_id, "state": TaskState.PENDING.value}
+
+    async def nodes(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        read_index = await self._read_point()
+        state, now_ms = self._state, _now_ms()
+        return {"read_index": read_index, "nodes": [
+            node_document(node, state.load(node_id), now_ms)
+            for node_id, node in sorted(state.nodes.items())]}
+
+    async def drain(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        node_id = args.get("node_id")
+        if not isinstance(node_id, int) or isinstance(node_id, bool) or node_id < 1:
+            raise AdminError(ErrorCode.BAD_REQUEST, f"node_id must be a positive integer, got {node_id!r}")
+        draining = args.get("undo") is not True
+        await self._write(Drain(node_id=node_id, now_ms=_now_ms(), draining=draining))
+        return {"node_id": node_id, "draining": draining}
