@@ -32,7 +32,7 @@ test: venv system-deps
 	$(BIN)/python -m pytest -q
 
 demo: venv system-deps
-	$(BIN)/warmd demo
+	$(BIN)/warmd demo $(DEMO_ARGS)
 
 # The peers each benchmark measures in the same run.
 bench-deps: system-deps

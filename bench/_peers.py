@@ -249,10 +249,11 @@ async def _etcd_load(url: str, count: int, concurrency: int, size_bytes: int) ->
 
 async def etcd_put_once(url: str, timeout_s: float) -> bool:
     """One put; True when etcd acknowledged it within `timeout_s`."""
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
-            async with session.post(f"{url}/v3/kv/put", json=put_body(0, 100)) as reply:
-                await reply.read()
-                return reply.status == 200
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
+                f"{url}/v3/kv/put", json=put_body(0, 100)) as reply:
+            await reply.read()
+            return reply.status == 200
+    except (TimeoutError, aiohttp.ClientError):
         return False

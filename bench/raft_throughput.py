@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _peers import (  # noqa: E402 - bench/ is not a package
+from _peers import (
     DEFAULT_TIMING,
     BenchCluster,
     EtcdCluster,

@@ -25,12 +25,12 @@ def redis_target() -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def make_task_cluster() -> Iterator[Callable[..., ProcessCluster]]:
-    """Make an N-node cluster whose executors have a 1.5 s lease (closed at the end)."""
+    """Make an N-node cluster whose executors have a 1.5 s lease by default (closed at the end)."""
     clusters: list[ProcessCluster] = []
 
-    def make(size: int, **executor: float) -> ProcessCluster:
+    def make(size: int, lease_ms: int = LEASE_MS, **executor: float) -> ProcessCluster:
         cluster = ProcessCluster(size)
-        environment = executor_environment(LEASE_MS, HEARTBEAT_MS, **executor)  # type: ignore[arg-type]
+        environment = executor_environment(lease_ms, HEARTBEAT_MS, **executor)  # type: ignore[arg-type]
         for node in cluster.nodes.values():
             node.extra_environment.update(environment)
         clusters.append(cluster)

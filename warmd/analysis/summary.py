@@ -41,7 +41,7 @@ class SummaryConfig:
 
     requests_capacity: int = 20_000
     values_per_slot: int = 64
-    max_templates: int = 5_000
+    max_templates: int = 2_000
     max_series: int = 5_000
     half_life_s: float = 86_400.0
     series_gap_s: float = 6 * 3600.0
@@ -55,9 +55,10 @@ class SlotStats:
 
     values: HeavyHitters
     distinct: DistinctCount = field(default_factory=DistinctCount)
-    pairs_with_client: DistinctCount = field(default_factory=DistinctCount)
-    clients: DistinctCount = field(default_factory=DistinctCount)
-    sampled_values: DistinctCount = field(default_factory=DistinctCount)
+    # The client-sample sketches need less precision than `distinct` (nonce detection).
+    pairs_with_client: DistinctCount = field(default_factory=lambda: DistinctCount(64))
+    clients: DistinctCount = field(default_factory=lambda: DistinctCount(64))
+    sampled_values: DistinctCount = field(default_factory=lambda: DistinctCount(64))
     types: Counter[str] = field(default_factory=Counter)
     date_offsets: Counter[int] = field(default_factory=Counter)
     count: int = 0

@@ -217,7 +217,7 @@ class PathGeneraliser:
     Memory is bounded by `max_signatures`; the threshold is `min_distinct` values.
     """
 
-    def __init__(self, min_distinct: int = 12, max_signatures: int = 20_000) -> None:
+    def __init__(self, min_distinct: int = 12, max_signatures: int = 5_000) -> None:
         self.min_distinct = min_distinct
         self.max_signatures = max_signatures
         self._distinct: dict[tuple[int, int, str], set[str]] = {}
@@ -242,7 +242,7 @@ class PathGeneraliser:
                 continue
             seen = self._distinct.get(key)
             if seen is None:
-                if len(self._distinct) >= self.max_signatures:
+                if len(self._distinct) >= self.max_signatures and not self._prune():
                     continue
                 seen = self._distinct[key] = set()
             seen.add(segment)
@@ -251,3 +251,9 @@ class PathGeneraliser:
                 del self._distinct[key]
                 changed = True
         return changed
+
+    def _prune(self) -> bool:
+        """Forget signatures seen with a single value (most are one-off paths); True when
+        that made room."""
+        self._distinct = {key: seen for key, seen in self._distinct.items() if len(seen) > 1}
+        return len(self._distinct) < self.max_signatures

@@ -220,9 +220,8 @@ def _raise_interrupt(signal_number: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m warmd.demo.runner", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The demo's options, shared by `python -m warmd.demo.runner` and `warmd demo`."""
     parser.add_argument("--headless", action="store_true", help="run once and exit")
     parser.add_argument("--json", action="store_true", help="print the table as one JSON object")
     parser.add_argument("--seed", type=int, default=1, help="seed of the history traffic")
@@ -231,9 +230,19 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=1000,
                         help="first-screen requests timed per phase")
     parser.add_argument("--budget", type=int, default=2000, help="requests to warm at most")
-    args = parser.parse_args(argv)
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.days <= 0 or args.sessions_per_day <= 0 or args.requests <= 0 or args.budget < 0:
         parser.error("--days, --sessions-per-day and --requests must be > 0, --budget >= 0")
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m warmd.demo.runner", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    check_arguments(parser, args)
     return args
 
 
@@ -260,7 +269,11 @@ def _wait_forever(shop: ShopProcess) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_arguments(argv)
+    return run(parse_arguments(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo with parsed options; every child is stopped however it ends."""
     configure_logging(level="warning")  # the demo prints its own progress on stderr
     signal.signal(signal.SIGTERM, _raise_interrupt)
     children = Children()

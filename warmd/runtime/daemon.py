@@ -146,12 +146,7 @@ class Daemon:
         self._install_signals()
         components.driver.on_state_change = lambda status: self._notifier.status(status_line(status))
         background = [asyncio.create_task(self._announce_ready(components.driver))]
-        runner = KeyWriterRunner(self._executor_options.batch_keys,
-                                 self._executor_options.keys_per_second)
-        background.append(asyncio.create_task(
-            Executor(components.driver, runner, self._executor_options).run()))
-        background.append(asyncio.create_task(
-            SchedulingLoop(components.driver, SchedulingOptions(), random.Random()).run()))
+        runner = self._start_tasks(components.driver, background)
         watchdog = watchdog_settings()
         if watchdog is not None:
             background.append(asyncio.create_task(
@@ -164,10 +159,23 @@ class Daemon:
         for task in [stop_wait, *background]:
             task.cancel()
         await asyncio.gather(stop_wait, *background, return_exceptions=True)
-        await runner.close()
+        if runner is not None:
+            await runner.close()
         self._notifier.stopping("stopping")
         await self._shutdown(components)
         return EXIT_SOFTWARE if failed else 0
+
+    def _start_tasks(self, driver: Driver, background: list[asyncio.Task[None]]
+                     ) -> KeyWriterRunner | None:
+        """Start the executor and the (leader-only) scheduling loop, when configured."""
+        options = self._executor_options
+        if options is None:
+            return None
+        runner = KeyWriterRunner(options.batch_keys, options.keys_per_second)
+        background.append(asyncio.create_task(Executor(driver, runner, options).run()))
+        background.append(asyncio.create_task(
+            SchedulingLoop(driver, SchedulingOptions(), random.Random()).run()))
+        return runner
 
     async def _announce_ready(self, driver: Driver) -> None:
         """READY=1 once a leader is known (or at once when waiting to join)."""

@@ -88,6 +88,17 @@ class _Call:
     future: asyncio.Future[Any]
 
 
+@dataclass(frozen=True, slots=True)
+class _Propose:
+    """Propose `data` on the driver task; a refusal fails `future`, the applier resolves it.
+
+    One future per proposal instead of a _Call's plus the applier's: a proposal then costs
+    one task wake-up, not two (profiled: the proposal path is the leader's busiest code)."""
+
+    data: bytes
+    future: asyncio.Future[ApplyResult]
+
+
 _TICK = object()
 _STOP = object()
 
@@ -145,7 +156,7 @@ class Driver:
     def _fail_waiting(self, error: BaseException) -> None:
         while not self._events.empty():  # requests queued behind the stop are never run
             event = self._events.get_nowait()
-            if isinstance(event, _Call) and not event.future.done():
+            if isinstance(event, (_Call, _Propose)) and not event.future.done():
                 event.future.set_exception(error)
         self.applier.fail_all(error)
         for future in self._reads.values():
@@ -186,6 +197,8 @@ class Driver:
             except (TypeError, ValueError, WarmdError) as error:
                 _log.warning("message_refused", kind=event.type.name, from_id=event.from_id,
                              error=str(error))
+        elif isinstance(event, _Propose):
+            self._propose(event)
         elif isinstance(event, _Call):
             if event.future.done():
                 return  # the caller gave up already
@@ -298,9 +311,22 @@ class Driver:
 
     # ------------------------------------------------------------------ proposals
 
-    async def _call(self, function: Callable[[], _T]) -> _T:
+    def _check_running(self) -> None:
         if self._stopping or self.finished is None or self.finished.done():
             raise DriverStopped("the node is not running")
+
+    def _propose(self, event: _Propose) -> None:
+        if event.future.done():
+            return  # the caller gave up already
+        try:
+            self.node.propose(event.data)
+        except InvariantViolation:
+            raise
+        except Exception as error:
+            event.future.set_exception(error)
+
+    async def _call(self, function: Callable[[], _T]) -> _T:
+        self._check_running()
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
         await self._events.put(_Call(function, future))
         return await future
@@ -341,9 +367,10 @@ class Driver:
 
     async def propose_data(self, data: bytes) -> ApplyResult:
         """Replicate raw entry bytes; the result of the first entry with these bytes."""
+        self._check_running()
         future = self.applier.wait_for(data)
         try:
-            await self._call(lambda: self.node.propose(data))
+            await self._events.put(_Propose(data, future))
             return await self._wait(future, "proposal")
         finally:
             self.applier.forget(data, future)

@@ -74,14 +74,22 @@ class ExecutorOptions:
             raise ConfigError("executor keys_per_second >= 0 and positive intervals required")
 
     @classmethod
-    def from_environment(cls, environment: Mapping[str, str] | None = None) -> ExecutorOptions:
+    def from_environment(cls, environment: Mapping[str, str] | None = None
+                         ) -> ExecutorOptions | None:
         """Options from WARMD_EXECUTOR_CAPACITY, _LEASE_MS, _HEARTBEAT_MS, _BATCH_KEYS,
-        _KEYS_PER_SECOND (until the config file grows an [executor] section).
+        _KEYS_PER_SECOND (until the config file grows an [executor] section); None, meaning
+        "this node runs no executor and no scheduling loop", when none of them is set
+        (WARMD_EXECUTOR=1 enables them with the defaults). Off by default for now because
+        an executor's heartbeats change the replicated state continuously, and the cluster
+        tests compare state digests of idle clusters across nodes.
 
         Raises:
             ConfigError: a value is not a number or out of range.
         """
         source = os.environ if environment is None else environment
+        if not any(name.startswith(ENVIRONMENT_PREFIX) for name in source) and \
+                source.get("WARMD_EXECUTOR") != "1":
+            return None
         defaults = cls()
 
         def number(name: str, default: float) -> float:

@@ -458,6 +458,11 @@ class SimCluster:
         self.raft(node_id).propose_conf_change(change)
         self._drain(self.nodes[node_id])
 
+    def transfer_leadership(self, node_id: int, target_id: int) -> None:
+        """Ask `node_id` to hand leadership to `target_id` (raises as RaftNode does)."""
+        self.raft(node_id).transfer_leadership(target_id)
+        self._drain(self.nodes[node_id])
+
     def applied_index(self, node_id: int) -> int:
         return self.nodes[node_id].machine.applied_index
 

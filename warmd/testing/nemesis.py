@@ -37,6 +37,7 @@ class Nemesis:
             self._one_way_cuts, self._heal_links, self._change_link_faults,
             self._crash_node, self._crash_leader, self._arm_crash_point,
             self._reboot_node, self._restart_everyone, self._change_membership,
+            self._transfer_leadership,
         ]
         # Swarm testing: each kind is off for some seeds; healing never is.
         self._actions = [action for action in actions
@@ -214,6 +215,22 @@ class Nemesis:
         except ProposalDropped as refusal:
             return f"{change.type.name} {change.node_id} refused: {refusal.reason}"
         return f"propose {change.type.name} {change.node_id} on leader {leader}"
+
+    def _transfer_leadership(self) -> str | None:
+        """Ask the leader to hand over to a random voter (caught up or not)."""
+        cluster = self._cluster
+        leader = cluster.leader_id()
+        if leader is None:
+            return None
+        targets = [node for node in cluster.raft(leader).conf_state.voters if node != leader]
+        if not targets:
+            return None
+        target = self._rng.choice(targets)
+        try:
+            cluster.transfer_leadership(leader, target)
+        except ProposalDropped as refusal:
+            return f"transfer {leader} -> {target} refused: {refusal.reason}"
+        return f"transfer leadership {leader} -> {target}"
 
     def _restart_everyone(self) -> str:
         cluster = self._cluster

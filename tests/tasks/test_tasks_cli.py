@@ -1,0 +1,103 @@
+"""warmctl tasks, nodes and drain against a real 3-node cluster writing into a real Redis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+import redis
+
+from chaos.ops import wait_all_terminal
+from warmd.cli.warmctl import main as warmctl_main
+from warmd.testing.procs import ProcessCluster
+from warmd.testing.servers import ServerProcess, free_port
+
+
+def warmctl(cluster: ProcessCluster, node_id: int, capsys: pytest.CaptureFixture[str],
+            *args: str) -> tuple[int, str]:
+    """Run warmctl in-process against one node; returns (exit status, stdout)."""
+    capsys.readouterr()
+    status = warmctl_main(["--socket", str(cluster.nodes[node_id].socket_path), *args])
+    return status, capsys.readouterr().out
+
+
+def test_submitted_tasks_run_to_success_with_their_keys_in_redis(
+        make_task_cluster: Callable[..., ProcessCluster], redis_target: ServerProcess,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Tasks submitted through any node are assigned, run and SUCCEEDED, every key lands in
+    Redis, and ls/show/nodes report it in human and JSON form."""
+    cluster = make_task_cluster(3).start_all()
+    cluster.wait_for_leader()
+    target = f"redis://{redis_target.address}"
+    for number in range(12):
+        status, out = warmctl(cluster, 1 + number % 3, capsys, "tasks", "submit", "--target",
+                              target, "--prefix", f"t{number}:", "--count", "50",
+                              "--id", f"task-{number}")
+        assert status == 0 and out.strip() == f"submitted task-{number}"
+    status, _ = warmctl(cluster, 2, capsys, "tasks", "submit", "--target", target,
+                        "--key", "single-a", "--key", "single-b", "--id", "task-keys")
+    assert status == 0
+    wait_all_terminal(cluster, 13, timeout_s=30)
+    status, out = warmctl(cluster, 3, capsys, "tasks", "ls", "--json")
+    listing = json.loads(out)
+    assert listing["counts"]["SUCCEEDED"] == 13 and listing["total"] == 13
+    assert {task["checkpoint"] for task in listing["tasks"] if task["task_id"] != "task-keys"} == {50}
+    client = redis.Redis(port=redis_target.port)
+    assert client.dbsize() == 12 * 50 + 2
+    assert client.get("t7:49") == b"task-7" and client.get("single-b") == b"task-keys"
+    status, out = warmctl(cluster, 1, capsys, "tasks", "show", "task-3")
+    assert status == 0 and "state: SUCCEEDED" in out and "checkpoint: 50" in out
+    status, out = warmctl(cluster, 1, capsys, "nodes", "--json")
+    nodes = json.loads(out)["nodes"]
+    assert [node["node_id"] for node in nodes] == [1, 2, 3]
+    assert all(node["live"] and node["capacity"] == 4 for node in nodes)
+    status, out = warmctl(cluster, 1, capsys, "tasks", "ls", "--state", "succeeded")
+    assert "13 tasks (SUCCEEDED 13)" in out and "stale-fence reports refused: 0" in out
+
+
+def test_a_drained_node_gets_no_new_tasks(
+        make_task_cluster: Callable[..., ProcessCluster], redis_target: ServerProcess,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """After `warmctl drain 2` every new task finishes on nodes 1 and 3; --undo resumes it."""
+    cluster = make_task_cluster(3).start_all()
+    cluster.wait_for_leader()
+    status, out = warmctl(cluster, 3, capsys, "drain", "2")
+    assert status == 0 and out.strip() == "node 2 draining"
+    for number in range(15):
+        cluster.call(1, "task-submit", task_id=f"d{number}", target=f"redis://{redis_target.address}",
+                     key_prefix=f"d{number}:", key_count=20)
+    wait_all_terminal(cluster, 15, timeout_s=30)
+    tasks = cluster.call(1, "task-list")["tasks"]
+    assert {task["owner"] for task in tasks} <= {1, 3}
+    status, out = warmctl(cluster, 1, capsys, "nodes")
+    assert "draining" in out.splitlines()[2]
+    status, out = warmctl(cluster, 1, capsys, "drain", "2", "--undo", "--json")
+    assert json.loads(out) == {"node_id": 2, "draining": False}
+
+
+def test_failed_task_can_be_retried_and_cancelled_and_bad_input_is_refused(
+        make_task_cluster: Callable[..., ProcessCluster], capsys: pytest.CaptureFixture[str]) -> None:
+    """A task whose Redis refuses connections FAILS after its attempts; `retry` sends it back
+    to PENDING, `cancel` ends it; unknown ids and malformed submissions get clear errors."""
+    cluster = make_task_cluster(3).start_all()
+    cluster.wait_for_leader()
+    dead_target = f"redis://127.0.0.1:{free_port()}"
+    cluster.call(2, "task-submit", task_id="doomed", target=dead_target, keys=["k"],
+                 max_attempts=1)
+    cluster.wait_until(lambda: cluster.call(1, "task-show", task_id="doomed")["task"]["state"]
+                       == "FAILED", 20, "the task to fail")
+    status, out = warmctl(cluster, 1, capsys, "tasks", "retry", "doomed")
+    assert status == 0 and "PENDING" in out
+    cluster.wait_until(lambda: cluster.call(1, "task-show", task_id="doomed")["task"]["attempt"]
+                       == 2, 20, "the second attempt")
+    status, out = warmctl(cluster, 3, capsys, "tasks", "cancel", "doomed")
+    assert status == 0
+    assert cluster.call(1, "task-show", task_id="doomed")["task"]["state"] == "CANCELLED"
+    status, _ = warmctl(cluster, 1, capsys, "tasks", "cancel", "doomed")
+    assert status == 1  # CANCELLED is final: the refusal is reported, nothing crashes
+    status, _ = warmctl(cluster, 1, capsys, "tasks", "show", "no-such-task")
+    assert status == 1
+    status, _ = warmctl(cluster, 1, capsys, "tasks", "submit", "--target", "", "--key", "x")
+    assert status == 64
+    assert cluster.status(1) is not None
