@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -72,13 +71,22 @@ def goaccess_lines_s(path: Path, lines: int, workdir: Path) -> float:
     return lines / (time.perf_counter() - started)
 
 
+_RSS_PROBE = (
+    "import resource, subprocess, sys\n"
+    "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+)
+
+
 def peak_rss_mb(path: Path) -> float:
-    """Peak RSS of a `warmd analyze` process (and its workers) on the file."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run([sys.executable, "-m", "warmd", "analyze", str(path), "--json"],
-                   check=True, stdout=subprocess.DEVNULL)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(before, after) / 1024
+    """Peak RSS of a `warmd analyze` process (and the workers it waits for) on the file.
+
+    Measured from a fresh probe process: RUSAGE_CHILDREN of this process would also count
+    GoAccess, which ran before."""
+    probe = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE, sys.executable, "-m", "warmd", "analyze", str(path),
+         "--json"], check=True, capture_output=True, text=True)
+    return int(probe.stdout.split()[-1]) / 1024
 
 
 def main() -> None:

@@ -85,7 +85,10 @@ def main() -> None:
     parser.add_argument("--payload-bytes", type=int, default=100)
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="20,000 entries instead of 200,000")
     options = parser.parse_args()
+    if options.quick:
+        options.entries = min(options.entries, 20_000)
     if options.profile:
         profiler = cProfile.Profile()
         profiler.enable()

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
 
-from chaos.ops import executor_environment
+from chaos.ops import executor_environment, wait_executors
 from warmd.testing.procs import ProcessCluster
 from warmd.testing.servers import start_redis
 
@@ -81,8 +81,7 @@ def main() -> int:
         for node in cluster.nodes.values():
             node.extra_environment.update(environment)
         leader = cluster.start_all().wait_for_leader()
-        cluster.wait_until(lambda: len(cluster.call(leader, "nodes")["nodes"]) == 3, 20,
-                           "three executors")
+        wait_executors(cluster, 3)
         cluster.call(leader, "drain", node_id=leader)
         results = [one_trial(cluster, leader, f"redis://{server.address}", server.port, number,
                              args.keys) for number in range(args.trials)]

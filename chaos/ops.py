@@ -88,6 +88,19 @@ def wait_all_terminal(cluster: ProcessCluster, expected: int, timeout_s: float) 
     return cluster.wait_until(settled, timeout_s, f"{expected} tasks to finish")
 
 
+def wait_executors(cluster: ProcessCluster, count: int, timeout_s: float = 20.0) -> None:
+    """Wait until `count` executors have registered (as seen by a linearizable read)."""
+    def registered() -> bool:
+        for node_id, node in sorted(cluster.nodes.items()):
+            if node.running():
+                try:
+                    return len(cluster.call(node_id, "nodes", timeout_s=5.0)["nodes"]) >= count
+                except AdminClientError:
+                    continue
+        return False
+    cluster.wait_until(registered, timeout_s, f"{count} executors to register")
+
+
 def pause(cluster: ProcessCluster, node_id: int, paused: bool) -> None:
     """SIGSTOP (or SIGCONT) a node's whole process group."""
     process = cluster.nodes[node_id].process

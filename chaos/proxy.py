@@ -84,6 +84,8 @@ class FaultProxy:
     async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(PUMP_CHUNK_BYTES):
+                if writer.is_closing():  # blocked meanwhile: writing would raise in asyncio
+                    break
                 writer.write(data)
                 await writer.drain()
         writer.close()

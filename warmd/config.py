@@ -139,6 +139,11 @@ class SourceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RulesConfig:
+    files: tuple[Path, ...] = ()  # rule files loaded at start (one set, in order); () = none
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     origin: str  # the file this was loaded from
     node: NodeConfig
@@ -150,6 +155,7 @@ class Config:
     logging: LoggingConfig
     caches: tuple[CacheConfig, ...]
     sources: tuple[SourceConfig, ...]
+    rules: RulesConfig = RulesConfig()
 
     def peer_addresses(self) -> dict[int, Address]:
         """Every initial member's id mapped to its address, for the transport."""
@@ -213,7 +219,8 @@ def from_mapping(document: Mapping[str, Any], *, base_dir: Path, origin: str = "
 
 def _build(root: Section) -> Config:
     root.expect_keys(
-        "node", "cluster", "peers", "raft", "admin", "web", "logging", "caches", "sources"
+        "node", "cluster", "peers", "raft", "admin", "web", "logging", "caches", "sources",
+        "rules",
     )
     node_section = root.section("node", required=True)
     peers = _peers(root.section("peers"))
@@ -229,7 +236,18 @@ def _build(root: Section) -> Config:
         logging=_logging(root.section("logging")),
         caches=tuple(_cache(s) for s in root.section("caches").subsections()),
         sources=tuple(_source(s) for s in root.section("sources").subsections()),
+        rules=_rules(root.section("rules")),
     )
+
+
+def _rules(section: Section) -> RulesConfig:
+    """`[rules] files = [...]`, resolved against the config's directory (not read here: the
+    daemon checks them at start and `warmctl rules reload` re-reads them)."""
+    section.expect_keys("files")
+    if not section.has("files"):
+        return RulesConfig()
+    return RulesConfig(tuple((section.base_dir / name).resolve()
+                             for name in section.string_list("files")))
 
 
 def _node(section: Section, peers: tuple[PeerConfig, ...]) -> NodeConfig:

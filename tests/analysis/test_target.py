@@ -85,3 +85,13 @@ def test_dates_and_numbers_inside_segments_become_slots() -> None:
     assert decompose("/data/20240518.csv").template.pattern == "/data/{date}.csv"
     assert decompose("/blog/page-12.html").template.pattern == "/blog/page-{int}.html"
     assert decompose("/static/MOD09CMG.006.ncml").template.pattern == "/static/MOD09CMG.006.ncml"
+
+
+def test_one_off_paths_do_not_block_generalisation() -> None:
+    """When the signature table is full of one-off paths, they make room for new siblings."""
+    generaliser = PathGeneraliser(min_distinct=3, max_signatures=10)
+    for number in range(20):
+        generaliser.observe(f"/junk/{number}x/unique{number}")
+    for name in ("a", "b", "c"):
+        generaliser.observe(f"/tiles/{name}/x")
+    assert generaliser.generalised

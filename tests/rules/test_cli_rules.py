@@ -80,11 +80,11 @@ def test_fmt_prints_canonical_form(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_rules_test_on_the_shipped_example(capsys: pytest.CaptureFixture[str]) -> None:
-    """The shipped reports.test.toml passes; engine checks are pending, never passed."""
+    """The shipped reports.test.toml passes, engine checks included (none left pending)."""
     assert main(["rules", "test", str(ROOT / "conf/rules/reports.test.toml")]) == 0
     out = capsys.readouterr().out
-    assert "7 passed, 0 failed, 2 pending" in out
-    assert "PENDING tomorrow's daily report: must predict" in out
+    assert "9 passed, 0 failed, 0 pending" in out
+    assert "PASS    tomorrow's daily report: must predict GET /api/report/2026-11-28" in out
 
 
 def test_rules_test_failure_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from warmd.cli.rules import check_file
+from warmd.cli.rules import check_file, engine_predictor
 from warmd.rules.compile import KnownNames, check, load
 from warmd.rules.ruletest import parse_spec, run, summary_line
 
@@ -54,9 +54,9 @@ def test_docs_rule_test_example_runs(tmp_path: Path) -> None:
     """The documented rule unit test passes against the walkthrough's rule file, as shown."""
     spec = parse_spec(_block("toml", "rule_files"))
     ruleset = load(RULE_BLOCKS[0])
-    outcomes = run(spec, ruleset)
-    assert summary_line(outcomes) == "3 passed, 0 failed, 2 pending"
-    assert "3 passed, 0 failed, 2 pending" in _block("console", "rules test")
+    outcomes = run(spec, ruleset, engine_predictor())
+    assert summary_line(outcomes) == "5 passed, 0 failed, 0 pending"
+    assert "5 passed, 0 failed, 0 pending" in _block("console", "rules test")
 
 
 def test_docs_mention_every_parameter_class_and_hook() -> None:

@@ -98,7 +98,7 @@ async def test_an_unanswered_request_times_out_and_cancellation_propagates(tmp_p
     driver = await _started_driver(tmp_path, proposal_timeout_s=0.05)
     try:
         never: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        with pytest.raises(ProposalTimeout, match="not applied within 0.05 s"):
+        with pytest.raises(ProposalTimeout, match=r"not applied within 0\.05 s"):
             await driver._wait(never, "proposal")
         pending: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         waiter = asyncio.create_task(driver._wait(pending, "proposal"))

@@ -37,6 +37,7 @@ from warmd.statemachine.commands import (
     labels_from,
     stamp,
 )
+from warmd.statemachine.ruleset import SetRules
 
 SPEC = TaskSpec(
     keys=("user:1", "user:2"), target="redis-main", rule="users", priority=5,
@@ -62,6 +63,7 @@ SAMPLES = [
     Drain(node_id=3, now_ms=3, draining=False),
     DeclareDead(node_id=3, now_ms=9_000),
     RemoveNode(node_id=3, now_ms=9_001),
+    SetRules.of((("a.rules", "rule a {\n    match GET /a\n}\n"),), now_ms=10),
     Session(client_id="warmctl-1", sequence=4, command=Cancel(task_id="t1", now_ms=1)),
 ]
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from chaos.ops import wait_all_terminal
+from chaos.ops import wait_all_terminal, wait_executors
 from warmd.cli.warmctl import main as warmctl_main
 from warmd.testing.procs import ProcessCluster
 from warmd.testing.servers import ServerProcess, free_port
@@ -62,6 +62,7 @@ def test_a_drained_node_gets_no_new_tasks(
     """After `warmctl drain 2` every new task finishes on nodes 1 and 3; --undo resumes it."""
     cluster = make_task_cluster(3).start_all()
     cluster.wait_for_leader()
+    wait_executors(cluster, 3)
     status, out = warmctl(cluster, 3, capsys, "drain", "2")
     assert status == 0 and out.strip() == "node 2 draining"
     for number in range(15):

@@ -12,9 +12,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import compress
 
 from warmd.analysis.formats import Record
-from warmd.analysis.sketch import DistinctCount, HeavyHitters
+from warmd.analysis.sketch import DistinctCount, HeavyHitters, stable_hash
 from warmd.analysis.target import Decomposed, PathGeneraliser, decompose, value_type
 
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -33,6 +34,7 @@ class TargetInfo:
     pattern: str
     kinds: tuple[str, ...]
     ordinals: tuple[int | None, ...]
+    value_hashes: tuple[int, ...]  # stable hashes of the slot values (for the KMV sketches)
 
 
 @dataclass(frozen=True)
@@ -210,9 +212,9 @@ class Summary:
         self.last_s = max(self.last_s, max(times_s))
         keep = self._cacheable_mask(methods, statuses, agents)
         if not all(keep):
-            targets = [t for t, k in zip(targets, keep, strict=True) if k]
-            times_s = [t for t, k in zip(times_s, keep, strict=True) if k]
-            clients = [c for c, k in zip(clients, keep, strict=True) if k]
+            targets = list(compress(targets, keep))
+            times_s = list(compress(times_s, keep))
+            clients = list(compress(clients, keep))
         if not targets:
             return
         if self.landmark_s is None:
@@ -221,7 +223,8 @@ class Summary:
         paths = {t.partition("?")[0] for t in set(targets) if t not in known}
         if any([self.generaliser.observe(path) for path in paths]):
             self._targets.clear()
-        hours = [int(t // 3600) for t in times_s]
+        hour_of = {time_s: int(time_s // 3600) for time_s in set(times_s)}
+        hours = list(map(hour_of.__getitem__, times_s))
         first_s = dict(zip(reversed(targets), reversed(times_s), strict=True))
         last_s = dict(zip(targets, times_s, strict=True))
         counts = Counter(targets)
@@ -239,22 +242,34 @@ class Summary:
 
     def _cacheable_mask(self, methods: list[str], statuses: list[int],
                         agents: list[str]) -> list[bool]:
+        """Per line: may it enter warm sets? Decided once per distinct (method, status, agent)
+        and counted into `excluded` by reason (method, then status, then bot)."""
         allowed = set(self.config.methods)
         bots = self._bot_cache
-        if self._bot is not None:
-            for agent in set(agents) - bots.keys():
-                bots[agent] = bool(agent) and bool(self._bot.search(agent))
-        method_ok = [m in allowed for m in methods]
-        status_ok = [200 <= s < 300 for s in statuses]
-        human = [not bots.get(a, False) for a in agents]
-        self.excluded["method"] += method_ok.count(False)
-        self.excluded["status"] += sum(m and not s for m, s in zip(method_ok, status_ok,
-                                                                   strict=True))
-        keep = [m and s for m, s in zip(method_ok, status_ok, strict=True)]
-        self.excluded["bot"] += sum(k and not h for k, h in zip(keep, human, strict=True))
         if len(bots) > 50_000:
             bots.clear()
-        return [k and h for k, h in zip(keep, human, strict=True)]
+        combos = list(zip(methods, statuses, agents, strict=True))
+        verdict: dict[tuple[str, int, str], bool] = {}
+        for combo, count in Counter(combos).items():
+            method, status, agent = combo
+            if method not in allowed:
+                self.excluded["method"] += count
+            elif not 200 <= status < 300:
+                self.excluded["status"] += count
+            elif agent and self._bot is not None and self._is_bot(agent):
+                self.excluded["bot"] += count
+            else:
+                verdict[combo] = True
+                continue
+            verdict[combo] = False
+        return list(map(verdict.__getitem__, combos))
+
+    def _is_bot(self, agent: str) -> bool:
+        known = self._bot_cache.get(agent)
+        if known is None:
+            assert self._bot is not None
+            known = self._bot_cache[agent] = bool(self._bot.search(agent))
+        return known
 
     def _info(self, target: str) -> TargetInfo:
         info = self._targets.get(target)
@@ -268,7 +283,8 @@ class Summary:
             ordinals = tuple(date_ordinal(v) if k == "date" else None
                              for v, k in zip(parts.values, kinds, strict=True))
             info = TargetInfo(parts, parts.template.compose(parts.values),
-                              parts.template.pattern, kinds, ordinals)
+                              parts.template.pattern, kinds, ordinals,
+                              tuple(map(stable_hash, parts.values)))
             if len(self._targets) > TARGET_CACHE_SIZE:
                 self._targets.clear()
             self._targets[target] = info
@@ -308,7 +324,7 @@ class Summary:
             slot.count += count
             slot.values.add(value, count, count, last_s)
             slot.types[info.kinds[position]] += count
-            slot.distinct.add(value)
+            slot.distinct.add_hash(info.value_hashes[position])
         if "int" in info.kinds:
             self._add_series(info, stats, first_s, last_s, count)
 
@@ -338,11 +354,13 @@ class Summary:
         stats = self.templates.get(info.pattern)
         if stats is None:
             return
-        for name, value in zip(info.parts.template.slot_names, info.parts.values, strict=True):
+        client_hash = stable_hash(client)  # once, not once per slot
+        for name, value, value_hash in zip(info.parts.template.slot_names, info.parts.values,
+                                           info.value_hashes, strict=True):
             slot = stats.slots[name]
-            slot.clients.add(client)
+            slot.clients.add_hash(client_hash)
             slot.sampled_rows += count
-            slot.sampled_values.add(value)  # pairs are sampled: compare with sampled values
+            slot.sampled_values.add_hash(value_hash)  # pairs are sampled: compare with these
             slot.pairs_with_client.add(value + "\x00" + client)
 
     def decay_weight(self, time_s: float) -> float:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import sys
 from datetime import UTC, datetime
 
 from warmd.analysis.formats import TimeParser
@@ -72,10 +74,13 @@ def _analyze(args: argparse.Namespace) -> int:
                               progress=progress)
     progress.close()
     report = analysis_report(summary)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(render_text(report))
+    text = json.dumps(report, indent=2) if args.json else render_text(report)
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `warmd analyze ... | head`: the reader has what it wanted; exit quietly.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     return 0
 
 

@@ -10,8 +10,12 @@ from dataclasses import asdict
 from warmd.analysis.formats import Record
 from warmd.cli.analyze import add_format_argument, iso, parse_duration_s, parse_instant_s
 from warmd.cli.progress import Progress
+from warmd.cli.rules import add_rule_arguments, load_rule_files
 from warmd.errors import ConfigError
-from warmd.rules.backtest import BacktestReport, backtest
+from warmd.rules.apply import make_plan, predict_with_rules, select_records, summarise_selected
+from warmd.rules.backtest import BacktestReport, Predictor, backtest
+from warmd.rules.compiled import CompiledRuleSet
+from warmd.rules.tree import Overrides
 from warmd.runtime.analysis_worker import read_records, summarise_records
 
 
@@ -26,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--horizon", default=None,
                         help="prediction window (default: the replayed span)")
     add_format_argument(parser)
+    add_rule_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=_backtest)
 
@@ -42,6 +47,7 @@ def default_split_s(records: list[Record]) -> float:
 def _backtest(args: argparse.Namespace) -> int:
     if args.capacity < 1:
         raise ConfigError("--capacity must be at least 1")
+    ruleset = load_rule_files(args)
     progress = Progress()
     parsed = read_records(args.logs, args.log_format, progress=progress)
     progress.close()
@@ -55,12 +61,29 @@ def _backtest(args: argparse.Namespace) -> int:
         raise ConfigError(f"the split {iso(split_s)} leaves no history or no future")
     summary = summarise_records(history)
     horizon_s = parse_duration_s(args.horizon) if args.horizon else None
-    report = backtest(summary, history, future, args.capacity, horizon_s)
+    predictor, overrides = _rule_predictor(ruleset, history) if ruleset else (None, None)
+    report = backtest(summary, history, future, args.capacity, horizon_s, overrides, predictor)
     if args.json:
         print(json.dumps({"split": iso(split_s), **asdict(report)}, indent=2))
     else:
         print(render_text(report, split_s))
     return 0
+
+
+def _rule_predictor(ruleset: CompiledRuleSet, history: list[Record]
+                    ) -> tuple[Predictor, Overrides]:
+    """warmd's strategy under the rules, and the rules' overrides, so every strategy's cache
+    keys leave out the parameters the rules drop (the cache the rules describe)."""
+    selected = select_records(ruleset, history)
+    summary = summarise_selected(selected)
+    plan = make_plan(ruleset, summary, selected)
+
+    def predictor(at_s: float, window_s: float, budget: int) -> list[str]:
+        if not selected.records:
+            return []
+        return [p.target for p in predict_with_rules(summary, plan, at_s, window_s, budget)]
+
+    return predictor, plan.overrides
 
 
 def render_text(report: BacktestReport, split_s: float) -> str:

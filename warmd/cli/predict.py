@@ -8,8 +8,10 @@ import sys
 
 from warmd.cli.analyze import add_format_argument, parse_duration_s, parse_instant_s
 from warmd.cli.progress import Progress
+from warmd.cli.rules import add_rule_arguments, load_rule_files
 from warmd.errors import ConfigError
-from warmd.rules.engine import predict
+from warmd.rules.apply import predict_records
+from warmd.rules.engine import Prediction, predict
 from warmd.runtime.analysis_worker import read_records, summarise_records
 
 
@@ -22,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(default: the last timestamp of the log)")
     parser.add_argument("--horizon", default="6h", help="window after --at (default 6h)")
     add_format_argument(parser)
+    add_rule_arguments(parser)
     parser.add_argument("--explain", action="store_true",
                         help="append expected hits and source after a tab")
     parser.set_defaults(handler=_predict)
@@ -33,6 +36,7 @@ def _predict(args: argparse.Namespace) -> int:
     horizon_s = parse_duration_s(args.horizon)
     if horizon_s <= 0:
         raise ConfigError("--horizon must be positive")
+    ruleset = load_rule_files(args)
     progress = Progress()
     parsed = read_records(args.logs, args.log_format, progress=progress)
     progress.close()
@@ -40,12 +44,24 @@ def _predict(args: argparse.Namespace) -> int:
         raise ConfigError("no parsable request in the logs")
     at_s = parse_instant_s(args.at) if args.at else parsed.records[-1].time_s
     history = [r for r in parsed.records if r.time_s < at_s] if args.at else parsed.records
-    summary = summarise_records(history, malformed=parsed.malformed,
-                                samples=parsed.malformed_samples)
+    if ruleset is None:
+        summary = summarise_records(history, malformed=parsed.malformed,
+                                    samples=parsed.malformed_samples)
+        predictions = predict(summary, at_s, horizon_s, args.budget)
+    else:
+        predictions, selected = predict_records(ruleset, history, at_s, horizon_s, args.budget)
+        print(f"rules: {len(selected.records):,} requests selected, {selected.unmatched:,} "
+              f"matched no rule (never warmed)", file=sys.stderr)
+    _write(predictions, args.explain)
+    return 0
+
+
+def _write(predictions: list[Prediction], explain: bool) -> None:
+    """Print the predictions; a closed pipe (`| head`) ends the output quietly."""
     out = sys.stdout
     try:
-        for prediction in predict(summary, at_s, horizon_s, args.budget):
-            if args.explain:
+        for prediction in predictions:
+            if explain:
                 out.write(f"{prediction.request_line}\t{prediction.score:.4f}\t"
                           f"{prediction.expected_hits:.3f}\t{prediction.source}\n")
             else:
@@ -54,4 +70,3 @@ def _predict(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         # `warmd predict ... | head`: the reader has what it wanted; exit quietly.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-    return 0

@@ -1,8 +1,8 @@
 """`warmctl rules`: check, format and unit-test rule files, without a running daemon.
 
 `check` prints compiler-style errors and exits 0 (valid) or 2 (errors), like
-`promtool check rules` and `nginx -t`. `reload` and `show` need the daemon and
-are added with the admin socket.
+`promtool check rules` and `nginx -t`. `test` runs rule unit tests, with
+`must`/`must_not` checked against real engine predictions.
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ import zoneinfo
 from collections.abc import Sequence
 from pathlib import Path
 
+from warmd.analysis.formats import Record
+from warmd.cli.cluster import _call, _command, _print
+from warmd.errors import WarmdError
+from warmd.rules.apply import predict_records
 from warmd.rules.compile import KnownNames, check_files
 from warmd.rules.compiled import CompiledRuleSet
 from warmd.rules.errors import render_all
@@ -41,6 +45,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tester.add_argument("file", metavar="FILE")
     _known_arguments(tester)
     tester.set_defaults(handler=_test)
+    reloader = _command(commands, "reload", "check rule files on the daemon's node, then commit "
+                        "them cluster-wide (default: the files of [rules] in its config)", _reload)
+    reloader.add_argument("files", nargs="*", metavar="FILE")
+    _command(commands, "show", "print the committed rule set: version and text", _show)
+
+
+class RuleFilesError(WarmdError):
+    """Rule files given to predict/backtest do not check (exit 2, like `rules check`)."""
+
+    exit_status = EXIT_ERRORS
+
+
+def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--rules FILE` (repeatable) and the names rule files may use, for predict/backtest."""
+    parser.add_argument("--rules", action="append", default=[], metavar="FILE",
+                        help="rule files (one set); only requests a rule selects are warmed")
+    _known_arguments(parser)
+
+
+def load_rule_files(args: argparse.Namespace) -> CompiledRuleSet | None:
+    """The checked rule set of `--rules`, or None when none were given.
+
+    Raises:
+        RuleFilesError: a file is missing or fails a check (every error in the message).
+    """
+    if not args.rules:
+        return None
+    ruleset, reports = check_paths([Path(name) for name in args.rules], known_names(args))
+    if ruleset is None:
+        raise RuleFilesError("bad rule files:\n" + "\n".join(
+            text for valid, text in reports if not valid))
+    return ruleset
 
 
 def _known_arguments(parser: argparse.ArgumentParser) -> None:
@@ -151,9 +187,16 @@ def _fmt(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def engine_predictor() -> EnginePredictor | None:
-    """The prediction engine for `must`/`must_not` checks; None until the integration wires it."""
-    return None
+def engine_predictor(budget: int = 1000) -> EnginePredictor:
+    """The prediction engine for `must`/`must_not` checks: the same path as
+    `warmd predict --rules` (selection, overrides, per-rule budgets) on the sample log."""
+
+    def predicted_lines(ruleset: CompiledRuleSet, records: Sequence[Record], at_s: float,
+                        horizon_s: float) -> list[str]:
+        predictions, _ = predict_records(ruleset, records, at_s, horizon_s, budget)
+        return [prediction.request_line for prediction in predictions]
+
+    return predicted_lines
 
 
 def _test(args: argparse.Namespace) -> int:
@@ -177,3 +220,37 @@ def _test(args: argparse.Namespace) -> int:
         print(line + (f" -- {outcome.detail}" if outcome.detail else ""))
     print(f"{path}: {summary_line(outcomes)}")
     return EXIT_ERRORS if any(o.status == "fail" for o in outcomes) else EXIT_OK
+
+
+def _reload(args: argparse.Namespace) -> int:
+    """Send the files' texts (or nothing: the daemon's configured files) to be checked and
+    committed; a refused set prints the checker's errors and exits 2, the old set stays."""
+    files = []
+    for name in args.files:
+        text, problem = read_source(Path(name))
+        if text is None:
+            print(problem, file=sys.stderr)
+            return EXIT_ERRORS
+        files.append([Path(name).name, text])
+    reply = _call(args, "rules-reload", timeout_s=30.0, **({"files": files} if files else {}))
+    if not reply["ok"]:
+        print(reply["errors"], file=sys.stderr)
+        print(f"rules not reloaded: the committed set stays "
+              f"(version {reply['version'] or 'none'})", file=sys.stderr)
+        return EXIT_ERRORS
+    return _print(args, reply, lambda r: f"rules version {r['version']} committed "
+                                         f"({', '.join(r['files'])}; was {r['previous'] or 'none'})")
+
+
+def _show(args: argparse.Namespace) -> int:
+    return _print(args, _call(args, "rules-show"), format_rules)
+
+
+def format_rules(reply: dict) -> str:
+    """The human form of `warmctl rules show`: the version, then each file's text."""
+    if reply["version"] is None:
+        return "no rule set committed"
+    lines = [f"version {reply['version']} (log index {reply['index']})"]
+    for entry in reply["files"]:
+        lines += [f"# --- {entry['name']}", entry["text"].rstrip("\n")]
+    return "\n".join(lines)

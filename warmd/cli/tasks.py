@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--id", dest="task_id", help="task id (default: a random one)")
     parser.add_argument("--priority", type=int)
     parser.add_argument("--deadline-in-s", type=float, help="expire unless done within this")
-    parser = _command(actions, "ls", "list tasks (newest state index order, by id)", _list)
+    parser = _command(actions, "ls", "list tasks, by state then id (--state to filter)", _list)
     parser.add_argument("--state", type=str.upper, choices=[state.value for state in TaskState])
     parser.add_argument("--limit", type=int, default=100)
     parser = _command(actions, "show", "show one task", _show)

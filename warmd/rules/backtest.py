@@ -15,6 +15,10 @@ from warmd.analysis.summary import Summary
 from warmd.rules.engine import cache_target, diagnose_all, predict
 from warmd.rules.tree import Overrides
 
+# (at_s, horizon_s, budget) -> targets to warm, best first: replaces the plain engine for
+# the "warmd" strategy (`backtest --rules` passes the rule-aware prediction).
+Predictor = Callable[[float, float, int], Sequence[str]]
+
 
 @dataclass(frozen=True)
 class StrategyResult:
@@ -77,7 +81,8 @@ def simulate_lru(capacity: int, warm_set: Sequence[str], replay: Sequence[str],
 
 def backtest(summary: Summary, history: Sequence[Record], future: Sequence[Record],
              capacity: int, horizon_s: float | None = None,
-             overrides: Overrides | None = None) -> BacktestReport:
+             overrides: Overrides | None = None,
+             predictor: Predictor | None = None) -> BacktestReport:
     """Train on `history` (already summarised in `summary`), replay `future`.
 
     The simulated cache keys on the canonical request with parameters diagnosed as
@@ -97,7 +102,10 @@ def backtest(summary: Summary, history: Sequence[Record], future: Sequence[Recor
               if summary.is_cacheable(r)]
     at_s = min(r.time_s for r in future)
     horizon_s = horizon_s or max(3600.0, max(r.time_s for r in future) - at_s)
-    predicted = [p.target for p in predict(summary, at_s, horizon_s, capacity, overrides)]
+    if predictor is not None:
+        predicted = [key_of(target) for target in predictor(at_s, horizon_s, capacity)]
+    else:
+        predicted = [p.target for p in predict(summary, at_s, horizon_s, capacity, overrides)]
     strategies: dict[str, list[str]] = {
         "cold": [],
         "most_frequent": [k for k, _ in Counter(past).most_common(capacity)],

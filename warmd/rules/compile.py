@@ -7,7 +7,6 @@ mismatches, and template placeholders that name no capture or parameter.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from warmd.rules.scope import (
     regex_problem,
 )
 from warmd.rules.values import Reporter, read_duration_s, read_string
+from warmd.statemachine.ruleset import rules_digest
 
 __all__ = ["HOOKS", "CheckResult", "KnownNames", "RuleSetResult", "check", "check_files",
            "compile_tree", "digest", "load", "merge"]
@@ -136,13 +136,9 @@ def merge(rulesets: Sequence[CompiledRuleSet]) -> CompiledRuleSet:
 
 
 def digest(files: Sequence[tuple[str, str]]) -> str:
-    """The rule set's version: sha256 over each file's name and text, in order."""
-    hasher = hashlib.sha256()
-    for name, text in files:
-        for part in (name, text):
-            encoded = part.encode("utf-8", "surrogatepass")
-            hasher.update(len(encoded).to_bytes(8, "big") + encoded)
-    return hasher.hexdigest()
+    """The rule set's version: sha256 over each file's name and text, in order (the same
+    function the replicated `SetRules` command checks its version with)."""
+    return rules_digest(files)
 
 
 def compile_tree(tree: ast.RuleFile, known: KnownNames,

@@ -185,15 +185,29 @@ def _date_relative(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at
             continue
         template = stats.decomposed_example.template
         factor = time_of_day_factor(stats, at_s, horizon_s, config.profile_prior)
+        forced = _forced_date_tokens(template, diagnosis)
         for tokens, entry in stats.date_keys:
             rate = summary.expected_rate_per_s(entry.weight, at_s)
+            tokens = tuple(forced.get(i, token) if str(token).startswith("{date:") else token
+                           for i, token in enumerate(tokens))  # type: ignore[union-attr]
             for ordinal, overlap_s in days:
-                values = tuple(_instantiate(token, ordinal) for token in tokens)  # type: ignore[union-attr]
+                values = tuple(_instantiate(token, ordinal) for token in tokens)
                 target = cache_target(template.slot_names, values, diagnosis,
                                       template.compose(values))
                 hits = rate * overlap_s * factor
                 yield Prediction(target, hits, _first_use_s(hits, horizon_s),
                                  _source_label(diagnosis, "date-relative"), pattern)
+
+
+def _forced_date_tokens(template: Template, diagnosis: TemplateDiagnosis) -> dict[int, str]:
+    """Slot position -> date token for slots whose offset a rule fixes (`param day
+    date-relative offset=+2d`): the rule's offset and format replace the measured ones."""
+    forced = {}
+    for position, name in enumerate(template.slot_names):
+        slot = diagnosis.slots.get(name)
+        if slot is not None and slot.overridden and slot.date_offset_days is not None:
+            forced[position] = f"{{date:{slot.date_offset_days:+d}:{slot.date_format or '%Y-%m-%d'}}}"
+    return forced
 
 
 def _days_in_window(at_s: float, horizon_s: float) -> list[tuple[int, float]]:

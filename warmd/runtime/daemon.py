@@ -36,6 +36,7 @@ from warmd.runtime.disk import DiskOptions, DiskStorage
 from warmd.runtime.driver import Driver, DriverOptions
 from warmd.runtime.driver_status import DriverStatus
 from warmd.runtime.executor import Executor, ExecutorOptions, KeyWriterRunner
+from warmd.runtime.rules_admin import RulesCommands
 from warmd.runtime.scheduling import SchedulingLoop, SchedulingOptions
 from warmd.runtime.sdnotify import SdNotifier, run_watchdog, watchdog_settings
 from warmd.runtime.task_admin import TaskCommands
@@ -111,6 +112,7 @@ def build(config: Config, storage: DiskStorage) -> Components:
     admin = AdminServer(config.admin.socket_path, group_id=config.admin.group_id)
     ClusterCommands(driver).register(admin)
     TaskCommands(driver).register(admin)
+    RulesCommands(driver, config).register(admin)
     register_bench_commands(admin, driver)
     return Components(storage, transport, driver, admin)
 

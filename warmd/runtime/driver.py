@@ -440,20 +440,45 @@ class Driver:
     # ------------------------------------------------------------------ snapshots
 
     def _snapshot_if_due(self) -> None:
+        """Snapshot every `snapshot_interval_entries`; while the core cannot snapshot yet
+        (a blank joiner, docs/raft.md) skip quietly and try after the next Ready: raising
+        here would end the driver task and with it the node."""
         applied = self.applier.applied_index
-        if applied - self._latest_snapshot.meta.index >= self.options.snapshot_interval_entries:
-            self._compact_now()
+        if applied - self._latest_snapshot.meta.index < self.options.snapshot_interval_entries:
+            return
+        if self._try_compact() is None:
+            _log.debug("snapshot_deferred", applied_index=applied,
+                       reason="no configuration known at the applied index yet")
 
     def _compact_now(self) -> Snapshot:
+        """The operator's snapshot: like the periodic one, but "not possible yet" is an error.
+
+        Raises: ProposalDropped (NOT_MEMBER) on a node that has not learned its configuration.
+        """
+        snapshot = self._try_compact()
+        if snapshot is None:
+            raise ProposalDropped(
+                ProposalDropped.NOT_MEMBER,
+                f"cannot snapshot at applied index {self.applier.applied_index}: this node has "
+                "no configuration for it yet (a blank joiner still joining); retry once it has "
+                "joined",
+            )
+        return snapshot
+
+    def _try_compact(self) -> Snapshot | None:
+        """Snapshot the applied state; the newest snapshot if nothing is new, None while the
+        core cannot snapshot (RaftNode.compact returns None on a blank joiner)."""
         applied = self.applier.applied_index
         if applied <= self._latest_snapshot.meta.index:
             return self._latest_snapshot
+        if not self.node.conf_state.voters:
+            return None  # a blank joiner: skip serialising a state the core would refuse
         try:
             snapshot = self.node.compact(applied, self.applier.snapshot_data())
         except SnapshotOutOfDate:
             return self._latest_snapshot
         if snapshot is None:
-            raise ProposalDropped(ProposalDropped.NOT_MEMBER, "this node has not joined yet")
+            return None
         self._latest_snapshot = snapshot
         _log.info("snapshot_taken", index=snapshot.meta.index, data_bytes=len(snapshot.data))
         return snapshot

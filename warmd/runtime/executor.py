@@ -114,6 +114,16 @@ class FenceLost(Exception):
     """This node no longer holds the task under its fence; the run stops."""
 
 
+def run_result(task: WarmTask, outcome: TaskOutcome, written: int, started_s: float,
+               checkpoint: int, reason: str = "") -> WarmResult:
+    """A WarmResult for a run that only wrote keys (no origin, no verification)."""
+    return WarmResult(
+        task_id=task.task_id, outcome=outcome, keys_ok=written, keys_failed=0,
+        keys_skipped=task.checkpoint, bytes_written=0, origin_p50_ms=None,
+        origin_p99_ms=None, duration_s=time.monotonic() - started_s,
+        checkpoint=checkpoint, reason=reason)
+
+
 class KeyWriterRunner:
     """A Runner that writes each of a task's keys into the cache its target URL names
     (redis://, memcached://, ...), in batches, reporting a checkpoint after each batch.
@@ -146,17 +156,8 @@ class KeyWriterRunner:
                 if progress is not None:
                     await progress(done)
         except (CacheError, ConfigError) as error:
-            return self._result(task, TaskOutcome.FAILED, written, started_s, done, str(error))
-        return self._result(task, TaskOutcome.SUCCEEDED, written, started_s, done)
-
-    @staticmethod
-    def _result(task: WarmTask, outcome: TaskOutcome, written: int, started_s: float,
-                checkpoint: int, reason: str = "") -> WarmResult:
-        return WarmResult(
-            task_id=task.task_id, outcome=outcome, keys_ok=written, keys_failed=0,
-            keys_skipped=task.checkpoint, bytes_written=0, origin_p50_ms=None,
-            origin_p99_ms=None, duration_s=time.monotonic() - started_s,
-            checkpoint=checkpoint, reason=reason)
+            return run_result(task, TaskOutcome.FAILED, written, started_s, done, str(error))
+        return run_result(task, TaskOutcome.SUCCEEDED, written, started_s, done)
 
     async def close(self) -> None:
         """Close every backend opened so far."""
@@ -185,7 +186,10 @@ class Executor:
             await self._register()
             heartbeats = asyncio.create_task(self._heartbeat_forever())
             while True:
-                self._reconcile()
+                try:
+                    self._reconcile()
+                except Exception:  # never stop watching for our tasks
+                    _log.exception("executor_reconcile_crashed")
                 await asyncio.sleep(self.options.poll_interval_s)
         finally:
             if heartbeats is not None:
@@ -220,7 +224,12 @@ class Executor:
     async def _heartbeat_forever(self) -> None:
         while True:
             await asyncio.sleep(self.options.heartbeat_interval_s)
-            await self._propose(Heartbeat(node_id=self.node_id, now_ms=now_ms()))
+            try:
+                await self._propose(Heartbeat(node_id=self.node_id, now_ms=now_ms()))
+            except DriverStopped:
+                return
+            except Exception:  # a silent node loses its tasks: never stop heartbeating
+                _log.exception("executor_heartbeat_crashed")
 
     async def _propose(self, command: Command) -> ApplyResult | None:
         """Propose once; None when Raft could not take it now (no leader, timeout)."""
@@ -271,7 +280,15 @@ class Executor:
             task = self._holds(task_id, fence)
             if task is None:
                 return
-            result = await self._runner.run(self._warm_task(task), self._progress(task_id, fence))
+            warm_task = self._warm_task(task)
+            try:
+                result = await self._runner.run(warm_task, self._progress(task_id, fence))
+            except (FenceLost, DriverStopped):
+                raise
+            except Exception as error:  # a runner bug fails its task, never the executor
+                _log.exception("executor_runner_crashed", task_id=task_id, fence=fence)
+                result = run_result(warm_task, TaskOutcome.FAILED, 0, time.monotonic(),
+                                                 warm_task.checkpoint, f"runner crashed: {error!r}")
             await self._settle(task_id, fence, result)
         except FenceLost:
             self.superseded_runs += 1

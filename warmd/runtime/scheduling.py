@@ -75,6 +75,8 @@ class SchedulingLoop:
                 return
             except RaftError as error:
                 _log.debug("scheduling_pass_failed", error=str(error))
+            except Exception:  # a bug in one pass must not end scheduling for good
+                _log.exception("scheduling_pass_crashed")
 
     async def run_pass(self) -> None:
         """One pass: read point, decide, propose all and wait for them (or leadership loss)."""
@@ -94,6 +96,7 @@ class SchedulingLoop:
             if pending and not self.is_leader():
                 for proposal in pending:
                     proposal.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
                 self.counters.abandoned_passes += 1
                 _log.info("scheduling_pass_abandoned", reason="leadership lost",
                           outstanding=len(pending))
@@ -102,7 +105,7 @@ class SchedulingLoop:
 
     def _count(self, commands: list[Command], proposals: list[asyncio.Future]) -> None:
         for command, proposal in zip(commands, proposals, strict=True):
-            if proposal.cancelled() or proposal.exception() is not None:
+            if not proposal.done() or proposal.cancelled() or proposal.exception() is not None:
                 continue
             if isinstance(proposal.result(), Applied):
                 self.counters.applied += 1

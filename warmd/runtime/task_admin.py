@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from warmd.admin.protocol import ErrorCode
+from warmd.admin.server import AdminServer
 from warmd.errors import AdminError
 from warmd.runtime.cluster_admin import raft_errors
 from warmd.runtime.driver import Driver
@@ -89,7 +90,7 @@ class TaskCommands:
     def __init__(self, driver: Driver) -> None:
         self._driver = driver
 
-    def register(self, server: Any) -> None:
+    def register(self, server: AdminServer) -> None:
         server.register("task-submit", self.submit, summary="submit a task (keys and a target)")
         server.register("task-list", self.list_tasks, summary="list tasks, optionally by state")
         server.register("task-show", self.show, summary="one task in full")

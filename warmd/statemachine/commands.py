@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Union
 
 import msgpack
 
+from warmd.statemachine.ruleset import SetRules  # the replicated rule set (ruleset.py)
 from warmd.statemachine.schema import (
     TEXT_CHARS_MAX,
     InvalidCommand,  # re-exported: callers catch it from here
@@ -63,9 +64,9 @@ class TaskSpec(Validated):
     def _check_values(self) -> None:
         if not 1 <= len(self.keys) <= KEYS_PER_TASK_MAX:
             fail("TaskSpec.keys", f"must hold 1..{KEYS_PER_TASK_MAX} keys, got {len(self.keys)}")
-        for key in self.keys:
-            if not key or len(key) > KEY_BYTES_MAX:
-                fail("TaskSpec.keys", f"each key must be 1..{KEY_BYTES_MAX} characters")
+        lengths = tuple(map(len, self.keys))  # in C: up to 100,000 keys, checked on every decode
+        if min(lengths) < 1 or max(lengths) > KEY_BYTES_MAX:
+            fail("TaskSpec.keys", f"each key must be 1..{KEY_BYTES_MAX} characters")
         check_min("TaskSpec.max_attempts", self.max_attempts, 1)
         check_min("TaskSpec.gate_timeout_ms", self.gate_timeout_ms, 1)
         if self.deadline_ms is not None and self.deadline_ms <= self.not_before_ms:
@@ -311,12 +312,12 @@ TaskCommand = Union[  # noqa: UP007 - a runtime Union, used for isinstance and t
     Release, Cancel, Retry, Expire,
 ]
 NodeCommand = Union[RegisterNode, Heartbeat, Drain, DeclareDead, RemoveNode]  # noqa: UP007
-Command = Union[TaskCommand, NodeCommand, Session]  # noqa: UP007
+Command = Union[TaskCommand, NodeCommand, SetRules, Session]  # noqa: UP007
 
 TASK_COMMANDS: tuple[type, ...] = typing.get_args(TaskCommand)
 NODE_COMMANDS: tuple[type, ...] = typing.get_args(NodeCommand)
 COMMAND_TYPES: dict[str, type] = {
-    cls.__name__: cls for cls in (*TASK_COMMANDS, *NODE_COMMANDS, Session)
+    cls.__name__: cls for cls in (*TASK_COMMANDS, *NODE_COMMANDS, SetRules, Session)
 }
 _COMMAND_CLASSES = tuple(COMMAND_TYPES.values())
 FENCED_COMMANDS: tuple[type, ...] = (Start, ReportProgress, Finish, Fail)

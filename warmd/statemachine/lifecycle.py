@@ -34,6 +34,7 @@ from warmd.statemachine.commands import (
     Start,
     SubmitTask,
 )
+from warmd.statemachine.ruleset import SetRules
 
 if TYPE_CHECKING:
     from warmd.statemachine.state import MachineState, TaskRecord
@@ -309,6 +310,9 @@ def render_markdown() -> str:
             lines.append(f"  Guard: {_doc(guard)}")
     lines += ["", "## Node commands", "", "They change the node registry, never a task's state.", ""]
     lines += [f"- **{cls.__name__}**({_fields(cls)}): {_doc(cls)}" for cls in NODE_COMMANDS]
+    lines += ["", "## Rule set commands", "", "They replace the replicated rule set "
+              "(kept in snapshots), never a task's state.", "",
+              f"- **SetRules**({_fields(SetRules)}): {_doc(SetRules)}"]
     lines += ["", "## Envelope", "", f"- **Session**({_fields(Session)}): {_doc(Session)}", ""]
     return "\n".join(lines)
 

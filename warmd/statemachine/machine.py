@@ -37,6 +37,7 @@ from warmd.statemachine.commands import (
     decode_command,
 )
 from warmd.statemachine.lifecycle import Refusal, TaskState, decide
+from warmd.statemachine.ruleset import RuleSetRecord, SetRules
 from warmd.statemachine.state import (
     NO_NODE,
     Applied,
@@ -110,6 +111,11 @@ class StateMachine:
             return self._apply_task(index, command)
         if isinstance(command, NODE_COMMANDS):
             return self._apply_node(command)
+        if isinstance(command, SetRules):
+            # Checked by the proposing node; the command re-derived its version when built.
+            self.state.rules = RuleSetRecord(command.version, command.file_names,
+                                             command.texts, index, command.now_ms)
+            return Applied(command.version)
         return Rejected(f"not a command: {type(command).__name__}")
 
     # ---- tasks -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import msgpack
 from warmd.errors import WarmdError
 from warmd.statemachine.commands import InvalidCommand, command_to_wire, spec_from_wire
 from warmd.statemachine.lifecycle import TaskState
+from warmd.statemachine.ruleset import RuleSetRecord, SetRules
 from warmd.statemachine.state import (
     Applied,
     ApplyResult,
@@ -44,6 +45,8 @@ def encode_snapshot(state: MachineState) -> bytes:
         # Session order is eviction order (least recently used first), so it is kept.
         "sessions": [_session_to_wire(session) for session in state.sessions.values()],
     }
+    if state.rules is not None:  # absent until the first SetRules: older snapshots stay valid
+        wire["rules"] = _fields_to_wire(state.rules)
     return msgpack.packb(wire, use_bin_type=True)
 
 
@@ -119,7 +122,17 @@ def _state_from_wire(wire: dict[str, Any]) -> MachineState:
             last_index=_int(session_wire["last_index"]),
         )
         state.sessions[session.client_id] = session
+    if wire.get("rules") is not None:
+        state.rules = _rules_from_wire(wire["rules"])
     return state
+
+
+def _rules_from_wire(wire: dict[str, Any]) -> RuleSetRecord:
+    """The committed rule set, its version re-checked against its texts."""
+    command = SetRules(version=wire["version"], file_names=wire["file_names"],
+                       texts=wire["texts"], now_ms=_int(wire["set_ms"]))
+    return RuleSetRecord(command.version, command.file_names, command.texts,
+                         _int(wire["index"]), command.now_ms)
 
 
 _SCALARS = {"int": int, "str": str, "bool": bool}

@@ -12,6 +12,7 @@ from typing import Any
 
 from warmd.statemachine.commands import Labels, TaskSpec
 from warmd.statemachine.lifecycle import TaskState
+from warmd.statemachine.ruleset import RuleSetRecord
 
 NO_NODE = 0
 
@@ -113,6 +114,7 @@ class MachineState:
     sessions: dict[str, SessionRecord] = field(default_factory=dict)
     applied_index: int = 0
     stale_fence_rejections: int = 0
+    rules: RuleSetRecord | None = None  # the committed rule set (SetRules), None before any
     by_state: dict[TaskState, dict[str, None]] = field(
         default_factory=lambda: {state: {} for state in TaskState}
     )

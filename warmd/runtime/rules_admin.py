@@ -1,0 +1,164 @@
+"""The daemon's rule commands on the admin socket: `rules-reload` and `rules-show`.
+
+A reload is checked on the node that receives it, against the caches of this node's
+config, before anything is proposed: a bad set is answered with the checker's errors and
+the committed set stays. A good set is committed through Raft as one `SetRules` entry, so
+every node holds the same files under the same version. At start the daemon proposes the
+files of `[rules] files` once, only when the cluster has no rule set yet (a set reloaded
+later by an operator is not overwritten by a restarting node).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zoneinfo
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from warmd.admin.protocol import ErrorCode
+from warmd.admin.server import AdminServer
+from warmd.config import Config
+from warmd.errors import AdminError, WarmdError
+from warmd.logging import get_logger
+from warmd.raft.errors import NotLeader, ProposalDropped
+from warmd.rules.compile import KnownNames, check_files
+from warmd.rules.errors import render_all
+from warmd.runtime.cluster_admin import raft_errors
+from warmd.runtime.driver import Driver, DriverStopped, ProposalTimeout
+from warmd.statemachine.commands import InvalidCommand
+from warmd.statemachine.ruleset import SetRules
+from warmd.statemachine.state import Applied
+
+_log = get_logger("warmd.rules")
+START_POLL_S = 0.2
+START_ATTEMPTS = 50
+
+
+def known_names(config: Config) -> KnownNames:
+    """What rule files on this node may refer to: its configured caches and the tz database."""
+    zones = frozenset(zoneinfo.available_timezones()) | {"UTC"}
+    return KnownNames({cache.name: cache.kind for cache in config.caches}, frozenset(),
+                      zones if len(zones) > 1 else None)
+
+
+def check_rule_files(files: Sequence[tuple[str, str]], known: KnownNames) -> str:
+    """Every error of the set, rendered like `warmctl rules check` ("" when the set is valid)."""
+    result = check_files(files, known)
+    if result.ruleset is not None:
+        return ""
+    texts = dict(files)
+    return "\n\n".join(render_all(name, texts[name], diagnostics)
+                       for name, diagnostics in result.diagnostics.items() if diagnostics)
+
+
+def read_files(config: Config) -> list[tuple[str, str]]:
+    """The configured rule files' names (base names: the version must not depend on where a
+    node keeps them) and texts.
+
+    Raises:
+        AdminError: a file cannot be read or is not UTF-8.
+    """
+    files = []
+    for path in config.rules.files:
+        try:
+            files.append((path.name, path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as error:
+            raise AdminError(ErrorCode.FAILED, f"{path}: cannot read: {error}") from None
+    return files
+
+
+def _files_arg(args: Mapping[str, Any]) -> list[tuple[str, str]] | None:
+    files = args.get("files")
+    if files is None:
+        return None
+    if not isinstance(files, list) or not all(
+            isinstance(entry, list) and len(entry) == 2
+            and all(isinstance(part, str) for part in entry) for entry in files):
+        raise AdminError(ErrorCode.BAD_REQUEST, "files must be a list of [name, text] pairs")
+    return [(name, text) for name, text in files]
+
+
+class RulesCommands:
+    """Handlers bound to one driver and config; `register(server)` adds them."""
+
+    def __init__(self, driver: Driver, config: Config) -> None:
+        self._driver = driver
+        self._config = config
+        self._known = known_names(config)
+        self._start_task: asyncio.Task[None] | None = None
+
+    def register(self, server: AdminServer) -> None:
+        server.register("rules-reload", self.reload,
+                        summary="check rule files here, then commit them as the cluster's set")
+        server.register("rules-show", self.show, summary="the committed rule set: version and text")
+        if self._config.rules.files:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # built outside the daemon's loop (tests of build()): no start load
+                return
+            self._start_task = loop.create_task(self.load_configured())
+
+    @property
+    def _committed(self) -> Any:
+        return self._driver.applier.machine.state.rules
+
+    async def reload(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        files = _files_arg(args)
+        if files is None:
+            files = read_files(self._config)
+        if not files:
+            raise AdminError(ErrorCode.BAD_REQUEST, "no rule files given and none configured")
+        names = [name for name, _ in files]
+        if len(set(names)) != len(names):
+            raise AdminError(ErrorCode.BAD_REQUEST, f"rule file names must differ: {names}")
+        previous = self._committed.version if self._committed else None
+        errors = check_rule_files(files, self._known)
+        if errors:
+            return {"ok": False, "errors": errors, "version": previous}
+        try:
+            command = SetRules.of(files, int(time.time() * 1000))
+        except InvalidCommand as error:
+            raise AdminError(ErrorCode.BAD_REQUEST, f"rule set refused: {error}") from None
+        async with raft_errors():
+            result = await self._driver.propose(command)
+        if not isinstance(result, Applied):
+            raise AdminError(ErrorCode.FAILED, f"refused: {result.reason}")
+        return {"ok": True, "version": result.value, "previous": previous,
+                "files": [name for name, _ in files]}
+
+    async def show(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        async with raft_errors():
+            read_index = await self._driver.read()
+        committed = self._committed
+        if committed is None:
+            return {"read_index": read_index, "version": None, "files": []}
+        return {"read_index": read_index, "version": committed.version, "index": committed.index,
+                "set_ms": committed.set_ms,
+                "files": [{"name": name, "text": text} for name, text in committed.files]}
+
+    async def load_configured(self) -> None:
+        """Propose the configured files once a leader is known, unless a set is committed."""
+        try:
+            files = read_files(self._config)
+        except AdminError as error:
+            _log.error("rules_unreadable", error=str(error))
+            return
+        errors = check_rule_files(files, self._known)
+        if errors:
+            _log.error("rules_invalid", errors=errors)
+            return
+        while self._driver.leader_id == 0:  # not started yet, or no leader elected yet
+            await asyncio.sleep(START_POLL_S)
+        for _ in range(START_ATTEMPTS):
+            try:
+                await self._driver.read()
+                if self._committed is None:
+                    await self._driver.propose(SetRules.of(files, int(time.time() * 1000)))
+                _log.info("rules_loaded", version=self._committed.version if self._committed else None)
+                return
+            except DriverStopped:
+                return
+            except (NotLeader, ProposalDropped, ProposalTimeout, WarmdError):
+                await asyncio.sleep(START_POLL_S)
+        _log.error("rules_not_loaded", reason="no leader accepted the configured rule set")
