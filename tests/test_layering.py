@@ -47,16 +47,16 @@ def _problem(node: ast.AST) -> str | None:
         for alias in node.names:
             if _forbidden(alias.name):
                 return f"imports {alias.name}"
-    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-        if _forbidden(node.module):
-            return f"imports from {node.module}"
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+            and _forbidden(node.module):
+        return f"imports from {node.module}"
     if isinstance(node, ast.Call):
         func = node.func
         if isinstance(func, ast.Name) and func.id == "open":
             return "calls open()"
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-            if (func.value.id, func.attr) in FORBIDDEN_CALLS:
-                return f"calls {func.value.id}.{func.attr}()"
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) \
+                and (func.value.id, func.attr) in FORBIDDEN_CALLS:
+            return f"calls {func.value.id}.{func.attr}()"
     return None
 
 
