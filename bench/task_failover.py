@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
 
-from chaos.ops import executor_environment, wait_executors
+from chaos.ops import executor_settings, wait_executors
 from warmd.testing.procs import ProcessCluster
 from warmd.testing.servers import start_redis
 
@@ -76,10 +76,10 @@ def main() -> int:
     server = start_redis()
     cluster = ProcessCluster(3)
     try:
-        environment = executor_environment(LEASE_MS, HEARTBEAT_MS, keys_per_second=1000.0,
-                                           batch_keys=50)
+        settings = executor_settings(LEASE_MS, HEARTBEAT_MS, keys_per_second=1000, batch_keys=50)
         for node in cluster.nodes.values():
-            node.extra_environment.update(environment)
+            node.executor.update(settings)
+            cluster.write_config(node)
         leader = cluster.start_all().wait_for_leader()
         wait_executors(cluster, 3)
         cluster.call(leader, "drain", node_id=leader)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from chaos.audit import AuditReport
 from chaos.faults import Nemesis
-from chaos.ops import executor_environment, stop_and_audit, wait_all_terminal
+from chaos.ops import executor_settings, stop_and_audit, wait_all_terminal
 from chaos.proxy import FaultProxy
 from chaos.workload import Workload
 from warmd import logging as warmd_logging
@@ -77,10 +77,10 @@ def run(args: argparse.Namespace) -> tuple[int, AuditReport, bool]:
     workload = None
     try:
         cluster.proxy_ports = proxy.listen_ports
-        environment = executor_environment(LEASE_MS, HEARTBEAT_MS, keys_per_second=100.0)
+        settings = executor_settings(LEASE_MS, HEARTBEAT_MS, keys_per_second=100)
         for node in cluster.nodes.values():
+            node.executor.update(settings)
             cluster.write_config(node)
-            node.extra_environment.update(environment)
         cluster.start_all().wait_for_leader(timeout_s=20)
         workload = Workload(cluster, f"redis://{redis_server.address}", args.seed, args.keys,
                             args.submit_interval).start()

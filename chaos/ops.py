@@ -29,13 +29,12 @@ class Submission:
     finished_s: float
 
 
-def executor_environment(lease_ms: int, heartbeat_ms: int, capacity: int = 4,
-                         keys_per_second: float = 0.0, batch_keys: int = 10) -> dict[str, str]:
-    """The WARMD_EXECUTOR_* variables that configure a daemon's executor."""
-    return {"WARMD_EXECUTOR_LEASE_MS": str(lease_ms), "WARMD_EXECUTOR_HEARTBEAT_MS": str(heartbeat_ms),
-            "WARMD_EXECUTOR_CAPACITY": str(capacity),
-            "WARMD_EXECUTOR_KEYS_PER_SECOND": str(keys_per_second),
-            "WARMD_EXECUTOR_BATCH_KEYS": str(batch_keys)}
+def executor_settings(lease_ms: int, heartbeat_ms: int, capacity: int = 4,
+                      keys_per_second: int = 0, batch_keys: int = 10) -> dict[str, int | bool]:
+    """The `[executor]` config keys that turn a test daemon's executor on."""
+    return {"enabled": True, "lease_ms": lease_ms, "heartbeat_interval_ms": heartbeat_ms,
+            "capacity": capacity, "keys_per_second": int(keys_per_second),
+            "batch_keys": batch_keys}
 
 
 def submit(cluster: ProcessCluster, task_id: str, target: str, keys: Sequence[str],

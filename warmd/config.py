@@ -144,6 +144,24 @@ class RulesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutorConfig:
+    """This node's task executor; every node runs one unless `enabled = false` (DESIGN.md §1).
+
+    capacity: tasks at once (0: the node is never assigned any); lease_ms: silence after which
+    the leader declares the node dead and reassigns its tasks; heartbeat_interval_ms: well
+    under the lease; batch_keys: keys per write and per progress checkpoint; keys_per_second:
+    a rate cap per task (0: none).
+    """
+
+    enabled: bool = True
+    capacity: int = 4
+    lease_ms: int = 3000
+    heartbeat_interval_ms: int = 500
+    batch_keys: int = 10
+    keys_per_second: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     origin: str  # the file this was loaded from
     node: NodeConfig
@@ -156,6 +174,7 @@ class Config:
     caches: tuple[CacheConfig, ...]
     sources: tuple[SourceConfig, ...]
     rules: RulesConfig = RulesConfig()
+    executor: ExecutorConfig = ExecutorConfig()
 
     def peer_addresses(self) -> dict[int, Address]:
         """Every initial member's id mapped to its address, for the transport."""
@@ -165,7 +184,7 @@ class Config:
 # SIGHUP re-reads the file: these sections take effect at once, the others at the next restart
 # (identity, the secret, Raft timing and the admin socket cannot change under a running node).
 RELOADABLE_SECTIONS = ("logging", "web", "caches", "sources")
-RESTART_SECTIONS = ("node", "cluster", "peers", "raft", "admin")
+RESTART_SECTIONS = ("node", "cluster", "peers", "raft", "admin", "executor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +240,7 @@ def _build(root: Section) -> Config:
     root.expect_keys(
         "node", "cluster", "peers", "raft", "admin", "web", "logging", "caches", "sources",
         "rules",
+        "executor",
     )
     node_section = root.section("node", required=True)
     peers = _peers(root.section("peers"))
@@ -237,6 +257,27 @@ def _build(root: Section) -> Config:
         caches=tuple(_cache(s) for s in root.section("caches").subsections()),
         sources=tuple(_source(s) for s in root.section("sources").subsections()),
         rules=_rules(root.section("rules")),
+        executor=_executor(root.section("executor")),
+    )
+
+
+def _executor(section: Section) -> ExecutorConfig:
+    section.expect_keys("enabled", "capacity", "lease_ms", "heartbeat_interval_ms",
+                        "batch_keys", "keys_per_second")
+    default = ExecutorConfig()
+    lease_ms = section.integer("lease_ms", default.lease_ms, minimum=100)
+    heartbeat_ms = section.integer("heartbeat_interval_ms", default.heartbeat_interval_ms,
+                                   minimum=10)
+    if heartbeat_ms >= lease_ms:
+        raise ConfigKeyError(section.key("heartbeat_interval_ms"),
+                             f"{heartbeat_ms} must be shorter than executor.lease_ms ({lease_ms})")
+    return ExecutorConfig(
+        enabled=section.boolean("enabled", default.enabled),
+        capacity=section.integer("capacity", default.capacity, minimum=0),
+        lease_ms=lease_ms,
+        heartbeat_interval_ms=heartbeat_ms,
+        batch_keys=section.integer("batch_keys", default.batch_keys, minimum=1),
+        keys_per_second=section.integer("keys_per_second", default.keys_per_second, minimum=0),
     )
 
 

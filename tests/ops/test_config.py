@@ -347,3 +347,16 @@ def test_default_socket_matches_the_clients_default() -> None:
     from warmd.config import DEFAULT_ADMIN_SOCKET
 
     assert DEFAULT_ADMIN_SOCKET == DEFAULT_SOCKET_PATH
+
+
+def test_executor_section_defaults_on_and_names_bad_keys(tmp_path: Path) -> None:
+    """Every node runs an executor by default; bad [executor] values name their key."""
+    config = load(write_config(tmp_path, MINIMAL))
+    assert config.executor.enabled and config.executor.capacity == 4
+    custom = load(write_config(tmp_path, MINIMAL + "[executor]\nenabled = false\ncapacity = 0\n"))
+    assert not custom.executor.enabled and custom.executor.capacity == 0
+    error = load_error(tmp_path, MINIMAL + "[executor]\nlease_ms = 1000\n"
+                       "heartbeat_interval_ms = 1000\n")
+    assert error.key == "executor.heartbeat_interval_ms" and "shorter" in error.reason
+    error = load_error(tmp_path, MINIMAL + "[executor]\ncapacty = 3\n")
+    assert error.key == "executor.capacty" and "capacity" in str(error)

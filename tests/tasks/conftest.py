@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from chaos.ops import executor_environment
+from chaos.ops import executor_settings
 from warmd.testing.procs import ProcessCluster
 from warmd.testing.servers import ServerProcess, start_redis
 
@@ -30,9 +30,10 @@ def make_task_cluster() -> Iterator[Callable[..., ProcessCluster]]:
 
     def make(size: int, lease_ms: int = LEASE_MS, **executor: float) -> ProcessCluster:
         cluster = ProcessCluster(size)
-        environment = executor_environment(lease_ms, HEARTBEAT_MS, **executor)  # type: ignore[arg-type]
+        settings = executor_settings(lease_ms, HEARTBEAT_MS, **executor)  # type: ignore[arg-type]
         for node in cluster.nodes.values():
-            node.extra_environment.update(environment)
+            node.executor.update(settings)
+            cluster.write_config(node)
         clusters.append(cluster)
         return cluster
 

@@ -10,6 +10,7 @@ import pytest
 
 from chaos import audit
 from chaos.audit import NodeLog, audit_logs
+from warmd.config import ExecutorConfig
 from warmd.errors import ConfigError
 from warmd.raft.types import Entry
 from warmd.runtime.executor import ExecutorOptions
@@ -123,15 +124,12 @@ def test_forked_logs_are_reported_as_divergent() -> None:
     assert report.divergent == 1 and "node 2 differs" in report.violations[0]
 
 
-def test_executor_options_come_from_the_environment_and_bad_values_are_refused() -> None:
-    """WARMD_EXECUTOR_* set the options (none set: no executor); a non-number or a
-    heartbeat beyond the lease fails."""
-    options = ExecutorOptions.from_environment({"WARMD_EXECUTOR_LEASE_MS": "2000",
-                                                "WARMD_EXECUTOR_CAPACITY": "7"})
+def test_executor_options_come_from_the_config_and_bad_values_are_refused() -> None:
+    """The [executor] section sets the options (disabled: no executor); a heartbeat beyond
+    the lease fails."""
+    options = ExecutorOptions.from_config(ExecutorConfig(lease_ms=2000, capacity=7))
     assert options is not None and (options.lease_ms, options.capacity) == (2000, 7)
-    assert ExecutorOptions.from_environment({"PATH": "/bin"}) is None
-    assert ExecutorOptions.from_environment({"WARMD_EXECUTOR": "1"}) == ExecutorOptions()
-    with pytest.raises(ConfigError, match="not a number"):
-        ExecutorOptions.from_environment({"WARMD_EXECUTOR_CAPACITY": "many"})
+    assert ExecutorOptions.from_config(ExecutorConfig(enabled=False)) is None
+    assert ExecutorOptions.from_config(ExecutorConfig()) == ExecutorOptions()
     with pytest.raises(ConfigError, match="shorter than the lease"):
-        ExecutorOptions.from_environment({"WARMD_EXECUTOR_HEARTBEAT_MS": "5000"})
+        ExecutorOptions.from_config(ExecutorConfig(heartbeat_interval_ms=5000))

@@ -132,7 +132,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._signals = 0
         self._components: Components | None = None
-        self._executor_options = ExecutorOptions.from_environment()  # ConfigError: refuse early
+        self._executor_options = ExecutorOptions.from_config(config.executor)
 
     async def serve(self) -> int:
         storage = open_storage(self.config)

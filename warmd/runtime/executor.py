@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from warmd.cache.base import CacheBackend
 from warmd.cache.factory import backend_from_url
+from warmd.config import ExecutorConfig
 from warmd.errors import CacheError, ConfigError
 from warmd.hooks.base import WarmRequest
 from warmd.logging import get_logger
@@ -40,7 +39,6 @@ from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.state import ACTIVE_STATES, Applied, ApplyResult, TaskRecord
 
 _log = get_logger("warmd.executor")
-ENVIRONMENT_PREFIX = "WARMD_EXECUTOR_"
 
 
 def now_ms() -> int:
@@ -74,39 +72,17 @@ class ExecutorOptions:
             raise ConfigError("executor keys_per_second >= 0 and positive intervals required")
 
     @classmethod
-    def from_environment(cls, environment: Mapping[str, str] | None = None
-                         ) -> ExecutorOptions | None:
-        """Options from WARMD_EXECUTOR_CAPACITY, _LEASE_MS, _HEARTBEAT_MS, _BATCH_KEYS,
-        _KEYS_PER_SECOND (until the config file grows an [executor] section); None, meaning
-        "this node runs no executor and no scheduling loop", when none of them is set
-        (WARMD_EXECUTOR=1 enables them with the defaults). Off by default for now because
-        an executor's heartbeats change the replicated state continuously, and the cluster
-        tests compare state digests of idle clusters across nodes.
-
-        Raises:
-            ConfigError: a value is not a number or out of range.
-        """
-        source = os.environ if environment is None else environment
-        if not any(name.startswith(ENVIRONMENT_PREFIX) for name in source) and \
-                source.get("WARMD_EXECUTOR") != "1":
+    def from_config(cls, config: ExecutorConfig) -> ExecutorOptions | None:
+        """Options from the `[executor]` config section; None when `enabled = false`, meaning
+        "this node runs no executor and no scheduling loop" (a Raft-only member)."""
+        if not config.enabled:
             return None
-        defaults = cls()
-
-        def number(name: str, default: float) -> float:
-            text = source.get(ENVIRONMENT_PREFIX + name)
-            if text is None:
-                return default
-            try:
-                return float(text)
-            except ValueError:
-                raise ConfigError(f"{ENVIRONMENT_PREFIX}{name}={text!r} is not a number") from None
-
         return cls(
-            capacity=int(number("CAPACITY", defaults.capacity)),
-            lease_ms=int(number("LEASE_MS", defaults.lease_ms)),
-            heartbeat_interval_s=number("HEARTBEAT_MS", defaults.heartbeat_interval_s * 1000) / 1000,
-            batch_keys=int(number("BATCH_KEYS", defaults.batch_keys)),
-            keys_per_second=number("KEYS_PER_SECOND", defaults.keys_per_second),
+            capacity=config.capacity,
+            lease_ms=config.lease_ms,
+            heartbeat_interval_s=config.heartbeat_interval_ms / 1000,
+            batch_keys=config.batch_keys,
+            keys_per_second=float(config.keys_per_second),
         )
 
 

@@ -56,6 +56,8 @@ class NodeProcess:
     join: bool
     process: subprocess.Popen[bytes] | None = None
     extra_environment: dict[str, str] = field(default_factory=dict)
+    # The [executor] section; test clusters are Raft-only unless a test enables it.
+    executor: dict[str, int | bool] = field(default_factory=lambda: {"enabled": False})
 
     @property
     def config_path(self) -> Path:
@@ -120,6 +122,7 @@ class ProcessCluster:
     def write_config(self, node: NodeProcess, secret_path: Path | None = None) -> None:
         """(Re)write a node's config; the founding members are every non-joining node."""
         timing = self.timing
+        executor = "\n".join(f"{key} = {str(value).lower()}" for key, value in node.executor.items())
         peers = "\n".join(
             f'[peers.{other.node_id}]\naddress = "{other.address}"'
             for other in self.nodes.values() if not other.join
@@ -155,6 +158,9 @@ enabled = false
 [logging]
 level = "info"
 format = "json"
+
+[executor]
+{executor}
 """)
 
     def add_joining_node(self, node_id: int) -> NodeProcess:
