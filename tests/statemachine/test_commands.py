@@ -22,6 +22,8 @@ from warmd.statemachine.commands import (
     InvalidCommand,
     MarkReady,
     MarkWaiting,
+    PlannedTask,
+    RecordEffect,
     RegisterNode,
     Release,
     RemoveNode,
@@ -30,6 +32,7 @@ from warmd.statemachine.commands import (
     Session,
     Skip,
     Start,
+    SubmitPlan,
     SubmitTask,
     TaskSpec,
     decode_command,
@@ -38,6 +41,7 @@ from warmd.statemachine.commands import (
     stamp,
 )
 from warmd.statemachine.ruleset import SetRules
+from warmd.statemachine.summaries import ReportSummary
 
 SPEC = TaskSpec(
     keys=("user:1", "user:2"), target="redis-main", rule="users", priority=5,
@@ -65,6 +69,13 @@ SAMPLES = [
     RemoveNode(node_id=3, now_ms=9_001),
     SetRules.of((("a.rules", "rule a {\n    match GET /a\n}\n"),), now_ms=10),
     Session(client_id="warmctl-1", sequence=4, command=Cancel(task_id="t1", now_ms=1)),
+    ReportSummary(node_id=2, source="nginx", sequence=5, lines=10, malformed=1,
+                  data=b"\x00summary", now_ms=11),
+    SubmitPlan(plan_id="p1", trigger="cache-flush:redis", rules_version="", requests=2,
+               tasks=(PlannedTask(task_id="p1-1", spec=SPEC),), now_ms=12, watch="redis",
+               note="zero-config"),
+    RecordEffect(plan_id="p1", cache="redis", before_hits=1, before_misses=9, after_hits=9,
+                 after_misses=1, window_ms=60_000, now_ms=13),
 ]
 
 

@@ -28,6 +28,7 @@ from warmd.statemachine.schema import (
     from_map,
     to_wire,
 )
+from warmd.statemachine.summaries import ReportSummary  # replicated summaries (summaries.py)
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -60,8 +61,25 @@ class TaskSpec(Validated):
     max_attempts: int = 3  # runs allowed, counting the first; retries stop after
     gate: str = ""  # readiness gate name; empty means ready as soon as the window opens
     gate_timeout_ms: int = 600_000  # how long a WAITING task waits before it is SKIPPED
+    # How the executor loads each key (see warmd/runtime/task_runner.py): "" writes the key
+    # itself (tests, chaos), "replay" GETs each request line from the http cache `target`,
+    # "fetch" GETs `loader_url` (with {path}) and writes the body under the matching
+    # `cache_keys` entry into `target`, "plugin:NAME" calls a loader plugin.
+    loader: str = ""
+    loader_url: str = ""
+    cache_keys: tuple[str, ...] = ()  # empty, or one cache key per entry of `keys`
+    ttl_s: int = 0  # 0: the executor's default TTL
+    rate_per_s: int = 0  # hard cap on origin requests per second for this task (0: none)
+    concurrency: int = 0  # most origin requests in flight for this task (0: adaptive default)
+    plan_id: str = ""  # the plan that made the task ("" for tasks submitted by hand)
+    rules_version: str = ""  # the rule set the plan used ("" zero-config or by hand)
 
     def _check_values(self) -> None:
+        if self.cache_keys and len(self.cache_keys) != len(self.keys):
+            fail("TaskSpec.cache_keys", "must be empty or hold one cache key per key")
+        for name in ("ttl_s", "rate_per_s", "concurrency"):
+            check_min(f"TaskSpec.{name}", getattr(self, name), 0)
+        check_text("TaskSpec.loader_url", self.loader_url)
         if not 1 <= len(self.keys) <= KEYS_PER_TASK_MAX:
             fail("TaskSpec.keys", f"must hold 1..{KEYS_PER_TASK_MAX} keys, got {len(self.keys)}")
         lengths = tuple(map(len, self.keys))  # in C: up to 100,000 keys, checked on every decode
@@ -290,6 +308,78 @@ class RemoveNode(Validated):
     now_ms: int
 
 
+# ---- plans (records in plans.py) ----------------------------------------------------------
+
+TASKS_PER_PLAN_MAX = 10_000
+
+
+@dataclass(**_FROZEN)
+class PlannedTask(Validated):
+    """One task of a plan: its id and its spec."""
+
+    WIRE_TAGGED: ClassVar[bool] = False
+
+    task_id: str
+    spec: TaskSpec
+
+
+@dataclass(**_FROZEN)
+class SubmitPlan(Validated):
+    """Create a plan's tasks (all PENDING) at once; applied value: the plan id.
+
+    trigger: why it was made: "schedule", "every:<rule>", "cron:<rule>",
+    "cache-flush:<cache>", "cache-restart:<cache>", "gate-ready:<gate>", "new-rules",
+    "manual". rules_version: the committed rule set it used ("" with no rules: zero-config).
+    requests: how many predicted requests the plan holds across its tasks. note: a word for
+    operators (e.g. why a plan is empty).
+    """
+
+    plan_id: str
+    trigger: str
+    rules_version: str
+    requests: int
+    tasks: tuple[PlannedTask, ...]
+    now_ms: int
+    watch: str = ""  # the cache whose hit rate shows the plan's effect ("" none)
+    note: str = ""
+
+    def _check_values(self) -> None:
+        check_name("SubmitPlan.plan_id", self.plan_id)
+        check_name("SubmitPlan.trigger", self.trigger)
+        check_text("SubmitPlan.note", self.note)
+        check_min("SubmitPlan.requests", self.requests, 0)
+        if len(self.tasks) > TASKS_PER_PLAN_MAX:
+            fail("SubmitPlan.tasks", f"at most {TASKS_PER_PLAN_MAX} tasks, got {len(self.tasks)}")
+        ids = [task.task_id for task in self.tasks]
+        if len(set(ids)) != len(ids):
+            fail("SubmitPlan.tasks", "two tasks have the same id")
+
+
+@dataclass(**_FROZEN)
+class RecordEffect(Validated):
+    """The hit rate of the plan's watched cache before the trigger and after the warm-up.
+
+    Counts are server-counter deltas over `window_ms` (warmd's own reads subtracted).
+    Applied value: None. A second report for the same plan replaces the first.
+    """
+
+    plan_id: str
+    cache: str
+    before_hits: int
+    before_misses: int
+    after_hits: int
+    after_misses: int
+    window_ms: int
+    now_ms: int
+
+    def _check_values(self) -> None:
+        check_name("RecordEffect.plan_id", self.plan_id)
+        check_name("RecordEffect.cache", self.cache)
+        for name in ("before_hits", "before_misses", "after_hits", "after_misses", "window_ms"):
+            check_min(f"RecordEffect.{name}", getattr(self, name), 0)
+
+
+
 # ---- the client-session envelope -----------------------------------------------------------
 
 
@@ -312,12 +402,16 @@ TaskCommand = Union[  # noqa: UP007 - a runtime Union, used for isinstance and t
     Release, Cancel, Retry, Expire,
 ]
 NodeCommand = Union[RegisterNode, Heartbeat, Drain, DeclareDead, RemoveNode]  # noqa: UP007
-Command = Union[TaskCommand, NodeCommand, SetRules, Session]  # noqa: UP007
+Command = Union[  # noqa: UP007
+    TaskCommand, NodeCommand, SetRules, ReportSummary, SubmitPlan, RecordEffect, Session,
+]
 
 TASK_COMMANDS: tuple[type, ...] = typing.get_args(TaskCommand)
 NODE_COMMANDS: tuple[type, ...] = typing.get_args(NodeCommand)
 COMMAND_TYPES: dict[str, type] = {
-    cls.__name__: cls for cls in (*TASK_COMMANDS, *NODE_COMMANDS, SetRules, Session)
+    cls.__name__: cls
+    for cls in (*TASK_COMMANDS, *NODE_COMMANDS, SetRules, ReportSummary, SubmitPlan, RecordEffect,
+                Session)
 }
 _COMMAND_CLASSES = tuple(COMMAND_TYPES.values())
 FENCED_COMMANDS: tuple[type, ...] = (Start, ReportProgress, Finish, Fail)

@@ -26,6 +26,7 @@ from warmd.statemachine.commands import (
     Heartbeat,
     InvalidCommand,
     MarkWaiting,
+    RecordEffect,
     RegisterNode,
     Release,
     RemoveNode,
@@ -33,10 +34,12 @@ from warmd.statemachine.commands import (
     Retry,
     Session,
     Skip,
+    SubmitPlan,
     SubmitTask,
     decode_command,
 )
-from warmd.statemachine.lifecycle import Refusal, TaskState, decide
+from warmd.statemachine.lifecycle import TERMINAL_STATES, Refusal, TaskState, decide
+from warmd.statemachine.plans import PLANS_KEPT, PlanEffect, PlanRecord
 from warmd.statemachine.ruleset import RuleSetRecord, SetRules
 from warmd.statemachine.state import (
     NO_NODE,
@@ -48,6 +51,7 @@ from warmd.statemachine.state import (
     SessionRecord,
     TaskRecord,
 )
+from warmd.statemachine.summaries import ReportSummary, SummaryRecord, summary_key
 
 # A constant, not a setting: replicas with different limits would evict differently and diverge.
 SESSIONS_MAX = 10_000
@@ -116,7 +120,61 @@ class StateMachine:
             self.state.rules = RuleSetRecord(command.version, command.file_names,
                                              command.texts, index, command.now_ms)
             return Applied(command.version)
+        if isinstance(command, ReportSummary):
+            return self._report_summary(index, command)
+        if isinstance(command, SubmitPlan):
+            return self._submit_plan(index, command)
+        if isinstance(command, RecordEffect):
+            return self._record_effect(command)
         return Rejected(f"not a command: {type(command).__name__}")
+
+    # ---- summaries and plans ---------------------------------------------------------------
+
+    def _report_summary(self, index: int, command: ReportSummary) -> ApplyResult:
+        key = summary_key(command.node_id, command.source)
+        current = self.state.summaries.get(key)
+        if current is not None and command.sequence <= current.sequence:
+            return Rejected(f"summary {key} sequence {command.sequence} is not newer than "
+                            f"{current.sequence}")
+        self.state.summaries[key] = SummaryRecord(
+            command.node_id, command.source, command.sequence, command.lines, command.malformed,
+            command.data, index, command.now_ms)
+        return Applied(command.sequence)
+
+    def _submit_plan(self, index: int, command: SubmitPlan) -> ApplyResult:
+        """All of the plan's tasks or none; then drop the oldest plans beyond PLANS_KEPT."""
+        if command.plan_id in self.state.plans:
+            return Rejected(f"plan {command.plan_id} exists")
+        taken = [task.task_id for task in command.tasks if task.task_id in self.state.tasks]
+        if taken:
+            return Rejected(f"plan {command.plan_id}: task {taken[0]} exists")
+        for planned in command.tasks:
+            self._create(SubmitTask(task_id=planned.task_id, spec=planned.spec,
+                                    now_ms=command.now_ms))
+        self.state.plans[command.plan_id] = PlanRecord(
+            command.plan_id, command.trigger, command.rules_version, command.requests,
+            tuple(task.task_id for task in command.tasks), command.now_ms, index,
+            command.watch, command.note)
+        while len(self.state.plans) > PLANS_KEPT:
+            self._forget_plan(next(iter(self.state.plans)))
+        return Applied(command.plan_id)
+
+    def _forget_plan(self, plan_id: str) -> None:
+        """Drop a plan and its finished tasks (unfinished ones stay until they end)."""
+        plan = self.state.plans.pop(plan_id)
+        for task_id in plan.task_ids:
+            task = self.state.tasks.get(task_id)
+            if task is not None and task.state in TERMINAL_STATES:
+                self.state.remove(task_id)
+
+    def _record_effect(self, command: RecordEffect) -> ApplyResult:
+        plan = self.state.plans.get(command.plan_id)
+        if plan is None:
+            return Rejected(f"unknown plan {command.plan_id}")
+        plan.effect = PlanEffect(command.cache, command.before_hits, command.before_misses,
+                                 command.after_hits, command.after_misses, command.window_ms,
+                                 command.now_ms)
+        return Applied(None)
 
     # ---- tasks -----------------------------------------------------------------------------
 

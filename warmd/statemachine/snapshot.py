@@ -15,6 +15,7 @@ import msgpack
 from warmd.errors import WarmdError
 from warmd.statemachine.commands import InvalidCommand, command_to_wire, spec_from_wire
 from warmd.statemachine.lifecycle import TaskState
+from warmd.statemachine.plans import PlanEffect, PlanRecord
 from warmd.statemachine.ruleset import RuleSetRecord, SetRules
 from warmd.statemachine.state import (
     Applied,
@@ -25,6 +26,7 @@ from warmd.statemachine.state import (
     SessionRecord,
     TaskRecord,
 )
+from warmd.statemachine.summaries import SummaryRecord
 
 SNAPSHOT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -47,6 +49,10 @@ def encode_snapshot(state: MachineState) -> bytes:
     }
     if state.rules is not None:  # absent until the first SetRules: older snapshots stay valid
         wire["rules"] = _fields_to_wire(state.rules)
+    if state.summaries:  # absent when empty: older snapshots and digests stay the same
+        wire["summaries"] = [_fields_to_wire(state.summaries[key]) for key in sorted(state.summaries)]
+    if state.plans:  # in creation order: the oldest is dropped first
+        wire["plans"] = [_plan_to_wire(plan) for plan in state.plans.values()]
     return msgpack.packb(wire, use_bin_type=True)
 
 
@@ -88,6 +94,12 @@ def _task_to_wire(task: TaskRecord) -> dict[str, Any]:
     return wire
 
 
+def _plan_to_wire(plan: PlanRecord) -> dict[str, Any]:
+    wire = _fields_to_wire(plan)
+    wire["effect"] = None if plan.effect is None else _fields_to_wire(plan.effect)
+    return wire
+
+
 def _session_to_wire(session: SessionRecord) -> dict[str, Any]:
     result = session.result
     outcome = (
@@ -124,7 +136,25 @@ def _state_from_wire(wire: dict[str, Any]) -> MachineState:
         state.sessions[session.client_id] = session
     if wire.get("rules") is not None:
         state.rules = _rules_from_wire(wire["rules"])
+    for summary_wire in wire.get("summaries", ()):
+        record = _checked(SummaryRecord(**summary_wire))
+        if not isinstance(record.data, bytes):
+            raise TypeError("SummaryRecord.data: expected bytes")
+        state.summaries[record.key] = record
+    for plan_wire in wire.get("plans", ()):
+        plan = _plan_from_wire(plan_wire)
+        state.plans[plan.plan_id] = plan
     return state
+
+
+def _plan_from_wire(wire: dict[str, Any]) -> PlanRecord:
+    fields = dict(wire)
+    fields["task_ids"] = tuple(str(task_id) for task_id in fields["task_ids"])
+    effect = fields.pop("effect")
+    plan = _checked(PlanRecord(**fields))
+    if effect is not None:
+        plan.effect = _checked(PlanEffect(**effect))
+    return plan
 
 
 def _rules_from_wire(wire: dict[str, Any]) -> RuleSetRecord:

@@ -12,7 +12,9 @@ from typing import Any
 
 from warmd.statemachine.commands import Labels, TaskSpec
 from warmd.statemachine.lifecycle import TaskState
+from warmd.statemachine.plans import PlanRecord
 from warmd.statemachine.ruleset import RuleSetRecord
+from warmd.statemachine.summaries import SummaryRecord
 
 NO_NODE = 0
 
@@ -115,6 +117,8 @@ class MachineState:
     applied_index: int = 0
     stale_fence_rejections: int = 0
     rules: RuleSetRecord | None = None  # the committed rule set (SetRules), None before any
+    summaries: dict[str, SummaryRecord] = field(default_factory=dict)  # by "node_id/source"
+    plans: dict[str, PlanRecord] = field(default_factory=dict)  # oldest first, PLANS_KEPT at most
     by_state: dict[TaskState, dict[str, None]] = field(
         default_factory=lambda: {state: {} for state in TaskState}
     )
@@ -133,6 +137,16 @@ class MachineState:
     def in_state(self, state: TaskState) -> list[TaskRecord]:
         """The tasks now in `state`, in a replica-independent order (by task id)."""
         return [self.tasks[task_id] for task_id in sorted(self.by_state[state])]
+
+    def remove(self, task_id: str) -> None:
+        """Drop a task from the table and the state index (pruning of old plans)."""
+        task = self.tasks.pop(task_id)
+        del self.by_state[task.state][task_id]
+
+    def last_plan_ms(self, trigger: str) -> int | None:
+        """When the newest kept plan with this trigger was made, or None."""
+        times = [plan.created_ms for plan in self.plans.values() if plan.trigger == trigger]
+        return max(times) if times else None
 
     def load(self, node_id: int) -> int:
         """How many tasks the node holds now (ASSIGNED or RUNNING)."""
