@@ -65,6 +65,14 @@ def make_plan(ruleset: CompiledRuleSet, summary: Summary, selected: Selected) ->
         parts, _ = summary.split(record.target)
         votes.setdefault(parts.template.pattern, Counter())[rule_name] += 1
     template_rules = {pattern: counter.most_common(1)[0][0] for pattern, counter in votes.items()}
+    return RulePlan(ruleset, template_rules, rule_overrides(ruleset, summary, template_rules))
+
+
+def rule_overrides(ruleset: CompiledRuleSet, summary: Summary,
+                   template_rules: Mapping[str, str]) -> dict[tuple[str, str], ParamOverride]:
+    """Each owning rule's `param` statements as tree overrides on its templates' slots
+    (shared by make_plan, which owns templates by record votes, and the leader's planner,
+    which owns them by each template's example request)."""
     overrides: dict[tuple[str, str], ParamOverride] = {}
     for pattern, rule_name in template_rules.items():
         rule = ruleset.rule(rule_name)
@@ -75,7 +83,7 @@ def make_plan(ruleset: CompiledRuleSet, summary: Summary, selected: Selected) ->
             override = _override_for_slot(rule, slot)
             if override is not None:
                 overrides[(pattern, slot)] = tree_override(override)
-    return RulePlan(ruleset, template_rules, overrides)
+    return overrides
 
 
 def _override_for_slot(rule: CompiledRule, slot: str) -> compiled.ParamOverride | None:

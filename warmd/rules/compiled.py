@@ -243,7 +243,7 @@ class CompiledRule:
                              if o.kind in NEVER_WARM_KINDS and (o.name in params or o.name in captures)))
         key = None
         if self.key_template is not None and not never:
-            key = render_template(self.key_template, _variables(request, captures, params))
+            key = render_template(self.key_template, template_variables(request, captures, params))
         return Selection(self.name, captures, params, key, dropped, never)
 
 
@@ -291,7 +291,9 @@ def render_template(template: str, variables: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def _variables(request: Request, captures: Mapping[str, str], params: Mapping[str, str]) -> dict[str, str]:
+def template_variables(request: Request, captures: Mapping[str, str],
+                       params: Mapping[str, str]) -> dict[str, str]:
+    """What `key` and `load` templates may use: params, captures and the request's parts."""
     query = "&".join(f"{name}={value}" for name, value in request.query)
     target = request.path + (f"?{query}" if query else "")
     return {**params, **captures, "method": request.method.upper(), "path": request.path,
