@@ -10,13 +10,23 @@ from __future__ import annotations
 import dataclasses
 import grp
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from warmd.config_sections import (
+    SOURCE_FORMATS,
+    AnalysisConfig,
+    ExecutorConfig,
+    PlannerConfig,
+    SourceConfig,
+    analysis_config,
+    executor_config,
+    planner_config,
+    source_config,
+)
 from warmd.config_table import (
     NAME_PATTERN,
     REQUIRED,
@@ -29,11 +39,16 @@ from warmd.config_table import (
 from warmd.errors import ConfigError
 
 __all__ = [
+    "SOURCE_FORMATS",
     "Address",
+    "AnalysisConfig",
     "Config",
     "ConfigError",
     "ConfigKeyError",
+    "ExecutorConfig",
+    "PlannerConfig",
     "ReloadPlan",
+    "SourceConfig",
     "load",
     "parse_address",
     "reload_plan",
@@ -43,7 +58,6 @@ DEFAULT_ADMIN_SOCKET = "/run/warmd/admin.sock"
 SECRET_BYTES_MIN = 16
 UNIX_SOCKET_PATH_BYTES_MAX = 107  # sun_path is 108 bytes including the terminating NUL
 CACHE_KINDS = ("redis", "redis-cluster", "memcached", "http")
-SOURCE_FORMATS = ("combined", "common", "json", "regex")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
 
@@ -130,35 +144,8 @@ class CacheConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class SourceConfig:
-    name: str
-    paths: tuple[str, ...]  # files or glob patterns, resolved against the config directory
-    format: str
-    pattern: str | None  # regex format: a pattern with named groups
-    fields: tuple[tuple[str, str], ...]  # json format: our field name -> the log's field name
-
-
-@dataclass(frozen=True, slots=True)
 class RulesConfig:
     files: tuple[Path, ...] = ()  # rule files loaded at start (one set, in order); () = none
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutorConfig:
-    """This node's task executor; every node runs one unless `enabled = false` (DESIGN.md §1).
-
-    capacity: tasks at once (0: the node is never assigned any); lease_ms: silence after which
-    the leader declares the node dead and reassigns its tasks; heartbeat_interval_ms: well
-    under the lease; batch_keys: keys per write and per progress checkpoint; keys_per_second:
-    a rate cap per task (0: none).
-    """
-
-    enabled: bool = True
-    capacity: int = 4
-    lease_ms: int = 3000
-    heartbeat_interval_ms: int = 500
-    batch_keys: int = 10
-    keys_per_second: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +161,9 @@ class Config:
     caches: tuple[CacheConfig, ...]
     sources: tuple[SourceConfig, ...]
     rules: RulesConfig = RulesConfig()
-    executor: ExecutorConfig = ExecutorConfig()
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
 
     def peer_addresses(self) -> dict[int, Address]:
         """Every initial member's id mapped to its address, for the transport."""
@@ -184,7 +173,9 @@ class Config:
 # SIGHUP re-reads the file: these sections take effect at once, the others at the next restart
 # (identity, the secret, Raft timing and the admin socket cannot change under a running node).
 RELOADABLE_SECTIONS = ("logging", "web", "caches", "sources")
-RESTART_SECTIONS = ("node", "cluster", "peers", "raft", "admin", "executor")
+RESTART_SECTIONS = (
+    "node", "cluster", "peers", "raft", "admin", "executor", "analysis", "planner",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,12 +230,12 @@ def from_mapping(document: Mapping[str, Any], *, base_dir: Path, origin: str = "
 def _build(root: Section) -> Config:
     root.expect_keys(
         "node", "cluster", "peers", "raft", "admin", "web", "logging", "caches", "sources",
-        "rules",
-        "executor",
+        "rules", "executor", "analysis", "planner",
     )
     node_section = root.section("node", required=True)
     peers = _peers(root.section("peers"))
     node = _node(node_section, peers)
+    caches = tuple(_cache(s) for s in root.section("caches").subsections())
     return Config(
         origin="",
         node=node,
@@ -254,30 +245,13 @@ def _build(root: Section) -> Config:
         admin=_admin(root.section("admin")),
         web=_web(root.section("web")),
         logging=_logging(root.section("logging")),
-        caches=tuple(_cache(s) for s in root.section("caches").subsections()),
-        sources=tuple(_source(s) for s in root.section("sources").subsections()),
+        caches=caches,
+        sources=tuple(source_config(s) for s in root.section("sources").subsections()),
         rules=_rules(root.section("rules")),
-        executor=_executor(root.section("executor")),
-    )
-
-
-def _executor(section: Section) -> ExecutorConfig:
-    section.expect_keys("enabled", "capacity", "lease_ms", "heartbeat_interval_ms",
-                        "batch_keys", "keys_per_second")
-    default = ExecutorConfig()
-    lease_ms = section.integer("lease_ms", default.lease_ms, minimum=100)
-    heartbeat_ms = section.integer("heartbeat_interval_ms", default.heartbeat_interval_ms,
-                                   minimum=10)
-    if heartbeat_ms >= lease_ms:
-        raise ConfigKeyError(section.key("heartbeat_interval_ms"),
-                             f"{heartbeat_ms} must be shorter than executor.lease_ms ({lease_ms})")
-    return ExecutorConfig(
-        enabled=section.boolean("enabled", default.enabled),
-        capacity=section.integer("capacity", default.capacity, minimum=0),
-        lease_ms=lease_ms,
-        heartbeat_interval_ms=heartbeat_ms,
-        batch_keys=section.integer("batch_keys", default.batch_keys, minimum=1),
-        keys_per_second=section.integer("keys_per_second", default.keys_per_second, minimum=0),
+        executor=executor_config(root.section("executor")),
+        analysis=analysis_config(root.section("analysis")),
+        planner=planner_config(root.section("planner"),
+                               {cache.name: cache.kind for cache in caches}),
     )
 
 
@@ -476,25 +450,6 @@ def _cache(section: Section) -> CacheConfig:
         max_concurrency=section.integer("max_concurrency", 64, minimum=1, maximum=100_000),
         headers=section.string_table("headers"),
     )
-
-
-def _source(section: Section) -> SourceConfig:
-    section.check_name()
-    log_format = section.string("format", choices=SOURCE_FORMATS)
-    keys = {"regex": ("pattern",), "json": ("fields",)}.get(log_format, ())
-    section.expect_keys("paths", "format", *keys, context=f"for format {log_format!r}")
-    paths = section.string_list("paths")
-    resolved = tuple(str(section.base_dir / path) for path in paths)
-    pattern = None
-    if log_format == "regex":
-        pattern = section.string("pattern")
-        try:
-            compiled = re.compile(pattern)
-        except re.error as error:
-            raise ConfigKeyError(f"{section.path}.pattern", f"not a valid regex: {error}") from None
-        if "path" not in compiled.groupindex:
-            raise ConfigKeyError(f"{section.path}.pattern", "needs a named group (?P<path>...)")
-    return SourceConfig(section.name, resolved, log_format, pattern, section.string_table("fields"))
 
 
 def _is_wildcard(address: Address) -> bool:

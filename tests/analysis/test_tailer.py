@@ -95,3 +95,64 @@ def test_missing_file_and_start_at_end(tmp_path: Path) -> None:
     assert _numbers(late.poll()) == [3, 4]
     tailer.close()
     late.close()
+
+
+def test_max_bytes_reads_a_backlog_over_several_polls(tmp_path: Path) -> None:
+    """With max_bytes, a big file is read in bounded chunks, each line once and in order."""
+    path = tmp_path / "access.log"
+    _append(path, 0, 1000)
+    tailer = LogTailer(str(path))
+    seen: list[str] = []
+    polls = 0
+    while len(seen) < 1000 and polls < 1000:
+        batch = tailer.poll(max_bytes=500)
+        assert not tailer.caught_up or len(seen) + len(batch) == 1000
+        assert sum(len(line) + 1 for line in batch) <= 500 + 20  # at most one carried partial
+        seen += batch
+        polls += 1
+    assert _numbers(seen) == list(range(1000)) and polls > 10
+    assert tailer.poll(max_bytes=500) == [] and tailer.caught_up
+    tailer.close()
+
+
+def test_max_bytes_finishes_a_renamed_file_before_the_new_one(tmp_path: Path) -> None:
+    """A renamed-away file still being drained in chunks is finished before the new file."""
+    path = tmp_path / "access.log"
+    _append(path, 0, 10)
+    tailer = LogTailer(str(path))
+    seen = tailer.poll(max_bytes=1000)
+    _append(path, 10, 300)
+    os.rename(path, tmp_path / "access.log.1")
+    _append(path, 300, 310)
+    for _ in range(100):
+        seen += tailer.poll(max_bytes=700)
+    assert _numbers(seen) == list(range(310)) and tailer.rotations == 1
+    tailer.close()
+
+
+def test_rotation_reopens_from_start_even_when_tailing_from_the_end(tmp_path: Path) -> None:
+    """from_start=False skips only the first file's old lines; a rotated-in file is read whole."""
+    path = tmp_path / "access.log"
+    _append(path, 0, 5)
+    tailer = LogTailer(str(path), from_start=False)
+    assert tailer.poll() == []
+    os.rename(path, tmp_path / "access.log.1")
+    assert tailer.poll() == []  # the new file is not there yet
+    _append(path, 5, 8)
+    assert _numbers(tailer.poll()) == [5, 6, 7]
+    tailer.close()
+    late = LogTailer(str(tmp_path / "later.log"), from_start=False)
+    assert late.poll() == []  # no file yet: nothing was there to skip
+    _append(tmp_path / "later.log", 0, 2)
+    assert _numbers(late.poll()) == [0, 1]
+    late.close()
+
+
+def test_a_line_without_newline_is_bounded(tmp_path: Path) -> None:
+    """Bytes with no newline in sight are handed on once past the bound, not kept forever."""
+    path = tmp_path / "access.log"
+    path.write_bytes(b"x" * ((1 << 20) + 10))
+    tailer = LogTailer(str(path))
+    (line,) = tailer.poll()
+    assert len(line) == (1 << 20) + 10
+    tailer.close()

@@ -12,7 +12,9 @@ import pytest
 
 from warmd.config import (
     Address,
+    AnalysisConfig,
     ConfigKeyError,
+    PlannerConfig,
     ReloadPlan,
     from_mapping,
     load,
@@ -137,6 +139,28 @@ ERROR_CASES = [
      "expected a non-empty string, got an integer 3"),
     ("[sources.x]\npaths = [\"a.log\"]\nformat = \"combined\"\npattern = \"x\"\n",
      "sources.x.pattern", "unknown key for format 'combined'"),
+    ("[sources.x]\npaths = [\"a.log\"]\nformat = \"regex\"\npattern = \"(?P<path>\\\\S+)\"\n",
+     "sources.x.pattern", "(?P<time>"),
+    ("[sources.x]\npaths = [\"a.log\"]\nformat = \"json\"\nfields = { url = \"u\" }\n",
+     "sources.x.fields.url", "unknown field"),
+    ("[analysis]\npoll_interval_ms = 0\n", "analysis.poll_interval_ms", "below the minimum 1"),
+    ("[analysis]\nship_interval = 5\n", "analysis.ship_interval",
+     "did you mean 'ship_interval_ms'"),
+    ("[analysis]\nfrom_start = 1\n", "analysis.from_start", "expected true or false"),
+    ("[planner]\ninterval_ms = -1\n", "planner.interval_ms", "below the minimum 0"),
+    ("[planner]\nbudget = 0\n", "planner.budget", "below the minimum 1"),
+    ("[planner]\nmin_interval_ms = 0\n", "planner.min_interval_ms", "below the minimum 1"),
+    ("[planner]\ntarget = \"nope\"\n", "planner.target", "known caches: none are configured"),
+    ("[caches.api]\nkind = \"http\"\nurl = \"http://x\"\n[planner]\ntarget = \"apj\"\n",
+     "planner.target", "no [caches.apj] (known caches: api)"),
+    ("[caches.r]\nkind = \"redis\"\naddress = \"127.0.0.1:6379\"\n"
+     "[planner]\nwatch = [\"r\", \"s\"]\n",
+     "planner.watch.1", "no [caches.s] (known caches: r)"),
+    ("[caches.api]\nkind = \"http\"\nurl = \"http://x\"\n[planner]\nwatch = [\"api\"]\n",
+     "planner.watch.0", "only redis, redis-cluster, memcached caches can be watched"),
+    ("[planner]\nwatch = []\n", "planner.watch", "at least one"),
+    ("[planner]\nwatch_intervals_ms = 5\n", "planner.watch_intervals_ms",
+     "did you mean 'watch_interval_ms'"),
     ("[cluster.tls]\ncert_file = \"nope.crt\"\nkey_file = \"k\"\nca_file = \"c\"\n",
      "cluster.tls.cert_file", "not an existing file"),
 ]
@@ -360,3 +384,78 @@ def test_executor_section_defaults_on_and_names_bad_keys(tmp_path: Path) -> None
     assert error.key == "executor.heartbeat_interval_ms" and "shorter" in error.reason
     error = load_error(tmp_path, MINIMAL + "[executor]\ncapacty = 3\n")
     assert error.key == "executor.capacty" and "capacity" in str(error)
+
+
+def test_analysis_and_planner_default_and_read_every_key(tmp_path: Path) -> None:
+    """[analysis] and [planner] are optional with documented defaults; every key is read."""
+    config = load(write_config(tmp_path, MINIMAL))
+    assert config.analysis == AnalysisConfig(10_000, 1_000, True)
+    assert config.planner == PlannerConfig() and config.planner.watch == ()
+    assert (config.planner.interval_ms, config.planner.budget) == (600_000, 1000)
+    text = MINIMAL + """
+[caches.api]
+kind = "http"
+url = "http://127.0.0.1:8000"
+[caches.r]
+kind = "redis"
+address = "127.0.0.1:6379"
+[analysis]
+ship_interval_ms = 2000
+poll_interval_ms = 100
+from_start = false
+[planner]
+enabled = false
+interval_ms = 0
+budget = 50
+batch_requests = 5
+horizon_ms = 3600000
+task_deadline_ms = 60000
+target = "api"
+watch = ["r", "r"]
+watch_interval_ms = 250
+effect_window_ms = 30000
+min_interval_ms = 1000
+"""
+    config = load(write_config(tmp_path, text))
+    assert config.analysis == AnalysisConfig(2000, 100, False)
+    assert config.planner == PlannerConfig(False, 0, 50, 5, 3_600_000, 60_000, "api", ("r",),
+                                           250, 30_000, 1000)
+
+
+def test_regex_and_json_sources_accept_the_analysis_field_names(tmp_path: Path) -> None:
+    """A regex with time and target (or request) groups, and json fields like target, load."""
+    text = MINIMAL + r"""
+[sources.a]
+paths = ["a.log"]
+format = "regex"
+pattern = '(?P<time>\S+) (?P<request>[^"]+)'
+[sources.b]
+paths = ["b.log"]
+format = "json"
+fields = { target = "uri", time = "ts" }
+[sources.c]
+paths = ["c.log"]
+format = "auto"
+"""
+    sources = {source.name: source for source in load(write_config(tmp_path, text)).sources}
+    assert sources["a"].pattern is not None and "request" in sources["a"].pattern
+    assert sources["b"].fields == (("target", "uri"), ("time", "ts"))
+    assert sources["c"].format == "auto"
+
+
+def test_analysis_and_planner_changes_wait_for_a_restart(tmp_path: Path) -> None:
+    """A reload that changes [analysis] or [planner] reports them as needing a restart."""
+    current = load(write_config(tmp_path, MINIMAL))
+    changed = MINIMAL + "[analysis]\nship_interval_ms = 5\n[planner]\nbudget = 7\n"
+    plan = reload_plan(current, load(write_config(tmp_path, changed)))
+    assert plan == ReloadPlan(applied=(), needs_restart=("analysis", "planner"))
+
+
+def test_every_analysis_and_planner_key_is_documented() -> None:
+    """docs/configuration.md and conf/warmd.toml describe every [analysis] and [planner] key."""
+    docs = (REPO / "docs" / "configuration.md").read_text()
+    example = (REPO / "conf" / "warmd.toml").read_text()
+    for settings in (AnalysisConfig(), PlannerConfig()):
+        for name in settings.__slots__:
+            assert f"| `{name}` |" in docs, name
+            assert f"{name} = " in example, name
