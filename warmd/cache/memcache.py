@@ -98,7 +98,11 @@ def node_stats_from_memcached(node: str, stats: dict[bytes | str, Any]) -> NodeS
 
     return NodeStats(node=node, hits=field("get_hits"), misses=field("get_misses"),
                      keys=field("curr_items"), memory_bytes=field("bytes"),
-                     maxmemory_bytes=field("limit_maxbytes"), evictions=field("evictions"))
+                     maxmemory_bytes=field("limit_maxbytes"), evictions=field("evictions"),
+                     run_id=(f"{field('pid')}@{field('time') - field('uptime')}"
+                             if field("pid") else ""),
+                     flushes=(field("cmd_flush")
+                              if {b"cmd_flush", "cmd_flush"} & stats.keys() else None))
 
 
 class MemcacheBackend:

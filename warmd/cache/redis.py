@@ -66,6 +66,8 @@ def node_stats_from_info(node: str, info: dict[str, str]) -> NodeStats:
         memory_bytes=int(info.get("used_memory", 0)),
         maxmemory_bytes=int(info.get("maxmemory", 0)),
         evictions=int(info.get("evicted_keys", 0)),
+        run_id=info.get("run_id", ""),
+        expired=int(info.get("expired_keys", 0)),
     )
 
 
