@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from warmd.admin.client import AdminClient, add_socket_argument, socket_from_args
+from warmd.cli.plans_view import format_warm_up
 from warmd.config_table import parse_address
 
 SLOW_CALL_TIMEOUT_S = 60.0  # membership changes and snapshots wait for a commit
@@ -95,6 +97,8 @@ def format_status(status: Mapping[str, Any]) -> str:
         lines.append(f"stale-fence reports refused: {status['stale_fence_rejections']}")
     if status.get("removed"):
         lines.append("this node has been removed from the cluster")
+    if "warm_up" in status:
+        lines += format_warm_up(status["warm_up"], int(time.time() * 1000))
     lines += [_peer_line(peer) for peer in status["peers"]]
     return "\n".join(lines)
 

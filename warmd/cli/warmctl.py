@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "warmd.cli.cluster",
     "warmd.cli.rules",
     "warmd.cli.tasks",
+    "warmd.cli.warmup",
 )
 
 

@@ -22,6 +22,7 @@ from warmd.errors import AdminError
 from warmd.raft.errors import NotLeader, ProposalDropped
 from warmd.runtime.driver import Driver, DriverStopped, ProposalTimeout
 from warmd.runtime.segment import encode_record, write_file_atomically
+from warmd.runtime.warmup_documents import warm_up_block
 from warmd.statemachine.commands import Heartbeat, RegisterNode
 from warmd.statemachine.state import Rejected
 
@@ -78,6 +79,7 @@ class ClusterCommands:
         document = self._driver.status().to_document()
         machine = self._driver.applier.machine
         document["stale_fence_rejections"] = machine.state.stale_fence_rejections
+        document["warm_up"] = warm_up_block(machine.state, int(time.time() * 1000))
         return document
 
     def members(self, args: Mapping[str, Any]) -> dict[str, Any]:

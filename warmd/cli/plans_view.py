@@ -1,0 +1,153 @@
+"""Human forms of `warmctl explain`, `plans`, `summaries` and the warm-up block of `status`.
+
+Pure functions from the daemon's JSON replies to text, so `--json` and the tables show the
+same facts and tests can check the text without a daemon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+
+def _utc(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _bytes(count: int) -> str:
+    if count < 1024:
+        return f"{count} B"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KiB"
+    return f"{count / (1024 * 1024):.1f} MiB"
+
+
+def states_text(counts: Mapping[str, int]) -> str:
+    """`SUCCEEDED 8, RUNNING 2` (or `none`)."""
+    return ", ".join(f"{state} {count}" for state, count in counts.items() if count) or "none"
+
+
+def effect_text(plan: Mapping[str, Any]) -> str:
+    """`62.0% -> 91.3% (60 s, redis)`, or the plan's effect status."""
+    effect = plan.get("effect")
+    if effect is None:
+        return str(plan["effect_status"])
+    return (f"{_rate(effect['before_hit_rate'])} -> {_rate(effect['after_hit_rate'])} "
+            f"({effect['window_ms'] / 1000:g} s, {effect['cache']})")
+
+
+def format_plans(reply: Mapping[str, Any]) -> str:
+    """The newest plans as a table, newest first."""
+    plans = reply["plans"]
+    if not plans:
+        return "no plans yet"
+    lines = [f"{'PLAN':<28} {'TRIGGER':<22} {'RULES':<12} {'CREATED (UTC)':<19} "
+             f"{'REQUESTS':>8}  TASKS / EFFECT"]
+    for plan in plans:
+        lines.append(f"{plan['plan_id']:<28} {plan['trigger']:<22} "
+                     f"{plan['rules_version_short'] or 'zero-config':<12} "
+                     f"{_utc(plan['created_ms']):<19} {plan['requests']:>8}  "
+                     f"{plan['tasks']} ({states_text(plan['tasks_by_state'])}); "
+                     f"effect {effect_text(plan)}")
+        if plan.get("note"):
+            lines.append(f"{'':<28} note: {plan['note']}")
+    lines.append(f"{len(plans)} of the {reply['total']} plans kept shown")
+    return "\n".join(lines)
+
+
+def local_lines(sources: list[Mapping[str, Any]]) -> list[str]:
+    """This node's own sources: files tailed, lines read, the last error, a malformed sample."""
+    lines = []
+    for source in sources:
+        state = f"error: {source['last_error']}" if source["last_error"] else (
+            "shipped" if source["last_shipped_ms"] is not None else "not shipped yet")
+        lines.append(f"this node: {source['source']}: {len(source['files'])} files, "
+                     f"{source['lines_read']:,} lines read, {source['malformed']:,} malformed; "
+                     f"{state}")
+        lines += [f"  malformed: {sample}" for sample in source["malformed_samples"][:1]]
+    return lines
+
+
+def format_summaries(reply: Mapping[str, Any]) -> str:
+    """One line per (node, source) report, a total, and this node's own sources."""
+    rows = reply["summaries"]
+    local = local_lines(reply.get("local", []))
+    if not rows:
+        return "\n".join(["no summaries shipped yet (is [sources] configured on any node?)",
+                          *local])
+    lines = [f"{'NODE':>4} {'SOURCE':<16} {'LINES':>12} {'MALFORMED':>9} {'AGE':>9} "
+             f"{'SIZE':>10}  PROBLEM"]
+    for row in rows:
+        lines.append(f"{row['node_id']:>4} {row['source']:<16} {row['lines']:>12,} "
+                     f"{row['malformed']:>9,} {row['age_s']:>7.1f} s {_bytes(row['bytes']):>10}  "
+                     f"{row['problem'] or '-'}")
+    lines.append(summaries_line(reply["total"]))
+    return "\n".join(lines + local)
+
+
+def summaries_line(total: Mapping[str, Any]) -> str:
+    """`3 nodes, 4 sources, 1,204,332 lines (12 malformed), newest 3.2 s old`."""
+    if not total["reports"]:
+        return "no summaries shipped yet"
+    return (f"{total['nodes']} nodes, {total['sources']} sources, {total['lines']:,} lines "
+            f"({total['malformed']:,} malformed), newest {total['newest_age_s']} s old")
+
+
+def _slot_lines(slot: Mapping[str, Any]) -> list[str]:
+    marks = [name for name, on in (("set by a rule", slot["overridden"]),
+                                   ("dropped from the key", slot["drop_from_key"]),
+                                   ("never warm", slot["never_warm"])) if on]
+    head = f"    {slot['slot']:<14} {slot['class']}" + (f"  [{', '.join(marks)}]" if marks else "")
+    evidence = [f"      {'=>' if item == slot['decisive'] else '  '} {item}"
+                for item in slot["evidence"]]
+    if slot["overridden"]:
+        evidence.append(f"      => {slot['decisive']}")
+    return [head, *evidence]
+
+
+def format_explanation(reply: Mapping[str, Any]) -> str:
+    """The verdict first, then template, rule, expected hits, and each slot's evidence."""
+    verdict = ("WARMED" if reply["would_warm"]
+               else "NOT warmed: " + "; ".join(reply["why_not"]))
+    rules = (f"rules {reply['rules_version']}" if reply.get("rules_version")
+             else "zero-config: no rules committed")
+    lines = [reply["request"], f"  verdict   {verdict}"]
+    seen = (f" (seen {reply['template_count']:,} times; this request {reply['request_count']:,})"
+            if reply["known_template"] else " (never seen)")
+    lines.append(f"  template  {reply['template']}{seen}")
+    if reply.get("key_form"):
+        lines.append("            (the request is this template's warm-up key: its dropped "
+                     "slots are left out)")
+    if reply.get("canonical") and reply["canonical"] != reply["request"].split(" ", 1)[1]:
+        lines.append(f"  as key    {reply['canonical']}  (canonical: sorted, dropped slots removed)")
+    owner = reply["rule"] or ("-" if reply["zero_config"] else "no rule selects this template")
+    lines.append(f"  rule      {owner}  ({rules})")
+    if reply["expected_hits"] is not None:
+        rank = f"rank {reply['rank']} of budget {reply['budget']}" if reply["rank"] else "unranked"
+        lines.append(f"  expected  {reply['expected_hits']:.3g} hits in the next "
+                     f"{reply['horizon_s'] / 3600:g} h; {rank}; from {reply['source']}")
+    if reply["slots"]:
+        lines.append("  slots")
+        for slot in reply["slots"]:
+            lines += _slot_lines(slot)
+    for problem in reply.get("problems", []):
+        lines.append(f"  skipped summary: {problem}")
+    return "\n".join(lines)
+
+
+def format_warm_up(block: Mapping[str, Any], now_ms: int) -> list[str]:
+    """The warm-up lines of `warmctl status`: last plan and shipped summaries."""
+    plan = block["last_plan"]
+    if plan is None:
+        head = "warm-up: no plan yet"
+    else:
+        age_s = max(0, now_ms - plan["created_ms"]) / 1000
+        head = (f"warm-up: last plan {plan['plan_id']} ({plan['trigger']}) {age_s:.0f} s ago: "
+                f"{plan['requests']} requests, {plan['tasks']} tasks "
+                f"({states_text(plan['tasks_by_state'])}), effect {effect_text(plan)}")
+    return [head, "summaries: " + summaries_line(block["summaries"])]
