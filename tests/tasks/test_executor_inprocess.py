@@ -12,6 +12,7 @@ from pathlib import Path
 
 import redis
 
+from warmd.cache.configured import ConfiguredCaches
 from warmd.config_table import Address
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
@@ -19,8 +20,9 @@ from warmd.raft.types import ConfState
 from warmd.runtime.applier import Applier
 from warmd.runtime.disk import DiskStorage
 from warmd.runtime.driver import Driver, DriverOptions
-from warmd.runtime.executor import Executor, ExecutorOptions, KeyWriterRunner
+from warmd.runtime.executor import Executor, ExecutorOptions
 from warmd.runtime.scheduling import SchedulingLoop, SchedulingOptions
+from warmd.runtime.task_runner import RunnerSettings, SpecRunner
 from warmd.runtime.transport import TcpTransport, TransportOptions
 from warmd.statemachine.commands import DeclareDead, RegisterNode, Release, SubmitTask, TaskSpec
 from warmd.statemachine.lifecycle import TaskState
@@ -58,7 +60,7 @@ async def test_superseded_fence_stops_the_run_and_the_new_assignment_resumes_it(
     released under it the run stops within a poll, and the next assignment (new fence)
     resumes from the checkpoint and finishes with every key in Redis."""
     driver = await _driver(tmp_path)
-    runner = KeyWriterRunner(batch_keys=10, keys_per_second=200.0)
+    runner = SpecRunner(ConfiguredCaches(()), RunnerSettings(batch_keys=10, keys_per_second=200.0))
     options = ExecutorOptions(capacity=1, lease_ms=LEASE_MS, heartbeat_interval_s=30.0)
     executor = Executor(driver, runner, options)
     loop = SchedulingLoop(driver, SchedulingOptions(), random.Random(1))

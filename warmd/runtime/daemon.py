@@ -29,18 +29,19 @@ from warmd.errors import ConfigError, WarmdError
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.types import ConfState
+from warmd.runtime.analysis_admin import AnalysisCommands
 from warmd.runtime.applier import Applier
 from warmd.runtime.bench_load import register_bench_commands
 from warmd.runtime.cluster_admin import ClusterCommands
 from warmd.runtime.disk import DiskOptions, DiskStorage
 from warmd.runtime.driver import Driver, DriverOptions
 from warmd.runtime.driver_status import DriverStatus
-from warmd.runtime.executor import Executor, ExecutorOptions, KeyWriterRunner
+from warmd.runtime.executor import ExecutorOptions
 from warmd.runtime.rules_admin import RulesCommands
-from warmd.runtime.scheduling import SchedulingLoop, SchedulingOptions
 from warmd.runtime.sdnotify import SdNotifier, run_watchdog, watchdog_settings
 from warmd.runtime.task_admin import TaskCommands
 from warmd.runtime.transport import TcpTransport, TransportOptions
+from warmd.runtime.warmup_services import WarmupServices
 from warmd.statemachine.machine import StateMachine
 
 _log = warmd_logging.get_logger("warmd.daemon")
@@ -56,6 +57,7 @@ class Components:
     transport: TcpTransport
     driver: Driver
     admin: AdminServer
+    analysis: AnalysisCommands
 
 
 def tls_contexts(config: Config) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
@@ -113,8 +115,10 @@ def build(config: Config, storage: DiskStorage) -> Components:
     ClusterCommands(driver).register(admin)
     TaskCommands(driver).register(admin)
     RulesCommands(driver, config).register(admin)
+    analysis = AnalysisCommands(driver, config)
+    analysis.register(admin)
     register_bench_commands(admin, driver)
-    return Components(storage, transport, driver, admin)
+    return Components(storage, transport, driver, admin, analysis)
 
 
 def status_line(status: DriverStatus) -> str:
@@ -148,7 +152,10 @@ class Daemon:
         self._install_signals()
         components.driver.on_state_change = lambda status: self._notifier.status(status_line(status))
         background = [asyncio.create_task(self._announce_ready(components.driver))]
-        runner = self._start_tasks(components.driver, background)
+        services = WarmupServices(self.config, components.driver, self._executor_options)
+        background.extend(services.start())
+        if services.pipeline is not None:
+            components.analysis.attach_pipeline(services.pipeline.status)
         watchdog = watchdog_settings()
         if watchdog is not None:
             background.append(asyncio.create_task(
@@ -161,23 +168,10 @@ class Daemon:
         for task in [stop_wait, *background]:
             task.cancel()
         await asyncio.gather(stop_wait, *background, return_exceptions=True)
-        if runner is not None:
-            await runner.close()
+        await services.close()
         self._notifier.stopping("stopping")
         await self._shutdown(components)
         return EXIT_SOFTWARE if failed else 0
-
-    def _start_tasks(self, driver: Driver, background: list[asyncio.Task[None]]
-                     ) -> KeyWriterRunner | None:
-        """Start the executor and the (leader-only) scheduling loop, when configured."""
-        options = self._executor_options
-        if options is None:
-            return None
-        runner = KeyWriterRunner(options.batch_keys, options.keys_per_second)
-        background.append(asyncio.create_task(Executor(driver, runner, options).run()))
-        background.append(asyncio.create_task(
-            SchedulingLoop(driver, SchedulingOptions(), random.Random()).run()))
-        return runner
 
     async def _announce_ready(self, driver: Driver) -> None:
         """READY=1 once a leader is known (or at once when waiting to join)."""

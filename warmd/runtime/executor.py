@@ -13,19 +13,17 @@ a RUNNING one resumes from its checkpoint without a new Start, so nothing sticks
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
-from warmd.cache.base import CacheBackend
-from warmd.cache.factory import backend_from_url
 from warmd.config import ExecutorConfig
-from warmd.errors import CacheError, ConfigError
-from warmd.hooks.base import WarmRequest
+from warmd.errors import ConfigError
 from warmd.logging import get_logger
 from warmd.raft.errors import RaftError
 from warmd.runtime.driver import Driver, DriverStopped
-from warmd.runtime.warmer import ProgressCallback, Runner, TaskOutcome, WarmResult, WarmTask
+from warmd.runtime.key_writer import run_result
+from warmd.runtime.warmer import ProgressCallback, TaskOutcome, WarmResult, WarmTask
 from warmd.statemachine.commands import (
     Command,
     Fail,
@@ -90,63 +88,26 @@ class FenceLost(Exception):
     """This node no longer holds the task under its fence; the run stops."""
 
 
-def run_result(task: WarmTask, outcome: TaskOutcome, written: int, started_s: float,
-               checkpoint: int, reason: str = "") -> WarmResult:
-    """A WarmResult for a run that only wrote keys (no origin, no verification)."""
-    return WarmResult(
-        task_id=task.task_id, outcome=outcome, keys_ok=written, keys_failed=0,
-        keys_skipped=task.checkpoint, bytes_written=0, origin_p50_ms=None,
-        origin_p99_ms=None, duration_s=time.monotonic() - started_s,
-        checkpoint=checkpoint, reason=reason)
+class TaskRunner(Protocol):
+    """Runs one replicated task from its checkpoint (warmd/runtime/task_runner.SpecRunner)."""
+
+    async def run(self, task: TaskRecord, progress: ProgressCallback | None = None
+                  ) -> WarmResult: ...
 
 
-class KeyWriterRunner:
-    """A Runner that writes each of a task's keys into the cache its target URL names
-    (redis://, memcached://, ...), in batches, reporting a checkpoint after each batch.
-    The value is the request's value, or the task id: enough to prove the work was done."""
-
-    def __init__(self, batch_keys: int, keys_per_second: float = 0.0) -> None:
-        self._batch_keys = batch_keys
-        self._keys_per_second = keys_per_second
-        self._backends: dict[str, CacheBackend] = {}
-
-    async def _backend(self, target: str) -> CacheBackend:
-        backend = self._backends.get(target)
-        if backend is None:
-            backend = await backend_from_url(target)
-            self._backends[target] = backend
-        return backend
-
-    async def run(self, task: WarmTask, progress: ProgressCallback | None = None) -> WarmResult:
-        started_s = time.monotonic()
-        done, written = task.checkpoint, 0
-        try:
-            backend = await self._backend(task.target)
-            while done < len(task.requests):
-                batch = task.requests[done:done + self._batch_keys]
-                items = [(request.key, request.value or task.task_id.encode(), 0) for request in batch]
-                await backend.write_many(items)  # type: ignore[arg-type]
-                done, written = done + len(batch), written + len(batch)
-                if self._keys_per_second:
-                    await asyncio.sleep(len(batch) / self._keys_per_second)
-                if progress is not None:
-                    await progress(done)
-        except (CacheError, ConfigError) as error:
-            return run_result(task, TaskOutcome.FAILED, written, started_s, done, str(error))
-        return run_result(task, TaskOutcome.SUCCEEDED, written, started_s, done)
-
-    async def close(self) -> None:
-        """Close every backend opened so far."""
-        for backend in self._backends.values():
-            with contextlib.suppress(CacheError):
-                await backend.close()
-        self._backends.clear()
+def result_text(result: WarmResult) -> str:
+    """The one-line result recorded on a finished task."""
+    parts = [f"{result.keys_ok} ok", f"{result.keys_failed} failed"]
+    if result.origin_p50_ms is not None:
+        parts.append(f"origin p50 {result.origin_p50_ms:.0f} ms")
+    parts.append(f"{result.duration_s:.1f} s")
+    return ", ".join(parts)
 
 
 class Executor:
     """Runs this node's share of the tasks; `await run()` until cancelled."""
 
-    def __init__(self, driver: Driver, runner: Runner, options: ExecutorOptions) -> None:
+    def __init__(self, driver: Driver, runner: TaskRunner, options: ExecutorOptions) -> None:
         self._driver = driver
         self._runner = runner
         self.options = options
@@ -256,24 +217,20 @@ class Executor:
             task = self._holds(task_id, fence)
             if task is None:
                 return
-            warm_task = self._warm_task(task)
             try:
-                result = await self._runner.run(warm_task, self._progress(task_id, fence))
+                result = await self._runner.run(task, self._progress(task_id, fence))
             except (FenceLost, DriverStopped):
                 raise
             except Exception as error:  # a runner bug fails its task, never the executor
                 _log.exception("executor_runner_crashed", task_id=task_id, fence=fence)
-                result = run_result(warm_task, TaskOutcome.FAILED, 0, time.monotonic(),
-                                                 warm_task.checkpoint, f"runner crashed: {error!r}")
+                empty = WarmTask(task_id=task_id, requests=(), target="", loader="",
+                                 checkpoint=task.checkpoint)
+                result = run_result(empty, TaskOutcome.FAILED, 0, time.monotonic(),
+                                    task.checkpoint, f"runner crashed: {error!r}")
             await self._settle(task_id, fence, result)
         except FenceLost:
             self.superseded_runs += 1
             _log.warning("executor_fence_lost", task_id=task_id, fence=fence)
-
-    def _warm_task(self, task: TaskRecord) -> WarmTask:
-        requests = tuple(WarmRequest(path=key, key=key) for key in task.spec.keys)
-        return WarmTask(task_id=task.task_id, requests=requests, target=task.spec.target,
-                        loader="", checkpoint=task.checkpoint)
 
     async def _start(self, task_id: str, fence: int) -> bool:
         """Propose Start unless the task is already RUNNING under our fence (adoption)."""
@@ -310,7 +267,7 @@ class Executor:
         while self._holds(task_id, fence) is not None:
             if result.outcome == TaskOutcome.SUCCEEDED:
                 command: Command = Finish(task_id=task_id, node_id=self.node_id, fence=fence,
-                                          now_ms=now_ms(), result=f"{result.keys_ok} keys written")
+                                          now_ms=now_ms(), result=result_text(result))
             else:
                 command = Fail(task_id=task_id, node_id=self.node_id, fence=fence,
                                now_ms=now_ms(), error=result.reason[:200] or result.outcome.value)

@@ -51,6 +51,8 @@ def task_document(task: TaskRecord, with_keys: bool = False) -> dict[str, Any]:
         "submitted_ms": task.submitted_ms, "updated_ms": task.updated_ms,
         "reason": task.reason, "result": task.result, "rule": task.spec.rule,
         "priority": task.spec.priority, "deadline_ms": task.spec.deadline_ms,
+        "loader": task.spec.loader, "plan_id": task.spec.plan_id,
+        "rules_version": task.spec.rules_version,
     }
     if with_keys:
         document["key_list"] = list(task.spec.keys)

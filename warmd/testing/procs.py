@@ -58,6 +58,8 @@ class NodeProcess:
     extra_environment: dict[str, str] = field(default_factory=dict)
     # The [executor] section; test clusters are Raft-only unless a test enables it.
     executor: dict[str, int | bool] = field(default_factory=lambda: {"enabled": False})
+    # TOML appended to the generated config ([caches.X], [sources.X], [planner] ...).
+    extra_config: str = ""
 
     @property
     def config_path(self) -> Path:
@@ -161,6 +163,8 @@ format = "json"
 
 [executor]
 {executor}
+
+{node.extra_config}
 """)
 
     def add_joining_node(self, node_id: int) -> NodeProcess:

@@ -1,0 +1,251 @@
+"""The whole loop on three real daemons, zero-config: each node tails its own access log and
+ships its summary, the leader merges them, a FLUSHALL on the watched Redis triggers a plan,
+the executors replay its predicted requests against the service, and the plan's effect on
+the cache's hit rate is recorded in the replicated state."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from warmd.testing.loggen import LogSpec, generate_lines
+from warmd.testing.origin import OriginState, TestOrigin
+from warmd.testing.procs import ProcessCluster
+from warmd.testing.servers import ServerProcess
+
+NODES = 3
+BUDGET = 120
+
+
+class ThreadedOrigin:
+    """A TestOrigin on its own event loop in a thread, so the test may block while the
+    daemons (other processes) replay requests against it."""
+
+    def __init__(self) -> None:
+        self.origin = TestOrigin(OriginState(), record_paths=True)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ThreadedOrigin:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.origin.__aenter__(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.origin.__aexit__(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def paths(self) -> list[str]:
+        return list(self.origin.state.paths)
+
+
+@pytest.fixture
+def origin() -> Iterator[ThreadedOrigin]:
+    with ThreadedOrigin() as running:
+        yield running
+
+
+def write_logs(directory: Path, count: int) -> list[Path]:
+    """Two days of generated traffic ending now, dealt round-robin into `count` logs (one
+    per host behind a load balancer)."""
+    start = datetime.now(UTC) - timedelta(days=2)
+    lines = list(generate_lines(LogSpec(start=start, days=2.0, requests_per_day=4_000, seed=5)))
+    paths = [directory / f"access-{number}.log" for number in range(1, count + 1)]
+    for number, path in enumerate(paths):
+        path.write_text("".join(line + "\n" for line in lines[number::count]))
+    return paths
+
+
+def warm_up_config(log: Path, origin_url: str, redis_address: str) -> str:
+    return f"""
+[caches.api]
+kind = "http"
+url = "{origin_url}"
+
+[caches.redis]
+kind = "redis"
+address = "{redis_address}"
+
+[sources.web]
+paths = ["{log}"]
+format = "combined"
+
+[analysis]
+ship_interval_ms = 300
+poll_interval_ms = 100
+
+[planner]
+interval_ms = 0
+budget = {BUDGET}
+batch_requests = 30
+min_interval_ms = 1000
+watch_interval_ms = 200
+effect_window_ms = 1000
+"""
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float, what: str,
+             cluster: ProcessCluster) -> Any:
+    deadline_s = time.monotonic() + timeout_s
+    while time.monotonic() < deadline_s:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}\n{cluster.describe()}")
+
+
+def newest_plan(cluster: ProcessCluster, node_id: int) -> dict[str, Any] | None:
+    plans = cluster.call(node_id, "plans", limit=1)["plans"]
+    return plans[0] if plans else None
+
+
+def finished_plan(cluster: ProcessCluster, node_id: int, what: str) -> dict[str, Any]:
+    """Wait for the newest plan to exist with every task SUCCEEDED; return it."""
+    def done() -> dict[str, Any] | None:
+        plan = newest_plan(cluster, node_id)
+        succeeded = plan is not None and plan["tasks"] and plan["tasks_by_state"] == {
+            "SUCCEEDED": plan["tasks"]}
+        return plan if succeeded else None
+    return wait_for(done, 40, f"{what} to finish", cluster)  # type: ignore[no-any-return]
+
+
+def test_a_flush_is_warmed_back_from_the_merged_logs_of_every_node(
+        make_task_cluster: Callable[..., ProcessCluster], redis_target: ServerProcess,
+        origin: ThreadedOrigin, tmp_path: Path) -> None:
+    """Three nodes, three logs, no rule file: after FLUSHALL, one plan made from all three
+    summaries is committed, every task succeeds through HTTP replay, the requests reach the
+    service, and the effect is recorded."""
+    cache = redis.Redis(port=redis_target.port)
+    cache.mset({f"page:{number}": b"x" for number in range(50)})
+    logs = write_logs(tmp_path, NODES)
+    cluster = make_task_cluster(NODES)
+    for node_id, node in cluster.nodes.items():
+        node.extra_config = warm_up_config(logs[node_id - 1], origin.origin.url,
+                                           redis_target.address)
+        cluster.write_config(node)
+    cluster.start_all()
+    leader = cluster.wait_for_leader(timeout_s=20)
+
+    def shipped() -> bool:
+        total = cluster.call(leader, "summaries")["total"]
+        return total["nodes"] == NODES and total["lines"] > 7_000
+
+    wait_for(shipped, 30, "every node's summary", cluster)
+    assert newest_plan(cluster, leader) is None  # nothing happened yet: nothing planned
+    cache.flushall()
+
+    plan = finished_plan(cluster, leader, "the flush plan")
+    assert plan["trigger"] == "cache-flush:redis" and plan["rules_version"] == ""
+    assert plan["requests"] == BUDGET and plan["tasks"] == BUDGET // 30
+    replayed = origin.paths()
+    assert len(replayed) >= BUDGET
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
+    assert any(f"date={tomorrow}" in path for path in replayed)  # predicted, never logged
+    assert not any("token=" in path for path in replayed)  # user-scoped: never warmed
+    tasks = cluster.call(leader, "task-list")["tasks"]
+    owners = {task["owner"] for task in tasks if task["plan_id"] == plan["plan_id"]}
+    assert owners and owners <= set(cluster.nodes)
+    measured = wait_for(lambda: (p := newest_plan(cluster, leader)) and p["effect"], 20,
+                        "the effect", cluster)
+    assert measured["cache"] == "redis" and measured["window_ms"] == 1000
+
+
+def start_with_rules(cluster: ProcessCluster, rules_text: str, origin: ThreadedOrigin,
+                     redis_target: ServerProcess, tmp_path: Path) -> ProcessCluster:
+    """Start a one-node cluster tailing a generated log, with `rules_text` as its rule file."""
+    rules = tmp_path / "test.rules"
+    rules.write_text(rules_text)
+    node = cluster.nodes[1]
+    node.extra_config = (warm_up_config(write_logs(tmp_path, 1)[0], origin.origin.url,
+                                        redis_target.address)
+                         + f'\n[rules]\nfiles = ["{rules}"]\n')
+    cluster.write_config(node)
+    cluster.start_all()
+    cluster.wait_for_leader(timeout_s=20)
+    return cluster
+
+
+ITEMS_RULES = """\
+rule items {{
+    match GET /api/items/{{item:int}}
+    key "item:{{item}}"
+    load fetch "{origin}/api/items/{{item}}?from=warmd"
+    backend redis
+    budget top 30
+    ttl 10m
+}}
+"""
+
+
+def test_committed_rules_steer_a_direct_fill_and_the_plan_records_their_version(
+        make_task_cluster: Callable[..., ProcessCluster], redis_target: ServerProcess,
+        origin: ThreadedOrigin, tmp_path: Path) -> None:
+    """With a rule file, the new rule version triggers a plan that warms only what the rule
+    selects: each hot item is fetched from the origin URL the rule renders and written into
+    Redis under the rule's key, and the plan and its tasks carry the committed version."""
+    cluster = start_with_rules(make_task_cluster(1), ITEMS_RULES.format(origin=origin.origin.url),
+                               origin, redis_target, tmp_path)
+
+    plan = finished_plan(cluster, 1, "the new-rules plan")
+    version = cluster.call(1, "rules-show")["version"]
+    assert plan["trigger"] == "new-rules" and plan["rules_version"] == version
+    assert plan["requests"] == 30
+    cache = redis.Redis(port=redis_target.port)
+    keys = sorted(key.decode() for key in cache.keys("*"))
+    assert len(keys) == 30 and all(key.startswith("item:") for key in keys)
+    assert cache.get(keys[0]).startswith(b"/api/items/")
+    assert 0 < cache.ttl(keys[0]) <= 600
+    replayed = origin.paths()
+    assert replayed and all(path.startswith("/api/items/") and path.endswith("?from=warmd")
+                            for path in replayed)
+    tasks = cluster.call(1, "task-list")["tasks"]
+    assert {task["rules_version"] for task in tasks} == {version}
+
+
+GATED_RULES = """\
+gate etl {{
+    check file path="{marker}"
+    poll 200ms
+    timeout 1m
+}}
+
+rule items {{
+    match GET /api/items/{{item:int}}
+    key "item:{{item}}"
+    load fetch "{origin}/api/items/{{item}}"
+    backend redis
+    budget top 10
+    gate etl
+    on gate-ready etl
+}}
+"""
+
+
+def test_a_gate_turning_ready_triggers_its_plan(
+        make_task_cluster: Callable[..., ProcessCluster], redis_target: ServerProcess,
+        origin: ThreadedOrigin, tmp_path: Path) -> None:
+    """A rule that warms `on gate-ready etl` plans nothing while the marker is missing, and
+    once the marker appears its plan is made and run through the open gate."""
+    marker = tmp_path / "etl.done"
+    cluster = start_with_rules(make_task_cluster(1),
+                               GATED_RULES.format(marker=marker, origin=origin.origin.url),
+                               origin, redis_target, tmp_path)
+    wait_for(lambda: cluster.call(1, "summaries")["total"]["lines"] > 7_000, 30,
+             "the summary", cluster)
+    time.sleep(1.0)
+    assert newest_plan(cluster, 1) is None  # the gate is closed: nothing to plan
+    marker.write_text("")
+
+    plan = finished_plan(cluster, 1, "the gate-ready plan")
+    assert plan["trigger"] == "gate-ready:etl" and plan["requests"] == 10
+    assert len(redis.Redis(port=redis_target.port).keys("item:*")) == 10

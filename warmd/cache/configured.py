@@ -1,0 +1,78 @@
+"""The caches named in the config (`[caches.NAME]`) as live backends and HTTP clients.
+
+Redis, Redis Cluster and Memcached caches become CacheBackends the warm runner writes to
+and the cache watcher reads stats from; `http` caches become HttpClients that replay
+requests against the service (its own read-through cache fills) or fetch from an origin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+
+from warmd.cache.base import CacheBackend
+from warmd.cache.http import HttpClient
+from warmd.cache.memcache import MemcacheBackend
+from warmd.cache.redis import RedisBackend
+from warmd.cache.redis_cluster import RedisClusterBackend
+from warmd.config import CacheConfig
+from warmd.errors import CacheError, ConfigError
+
+HTTP_KIND = "http"
+
+
+def open_backend(cache: CacheConfig) -> CacheBackend:
+    """A backend for a redis, redis-cluster or memcached cache (connections open lazily).
+
+    Raises:
+        ConfigError: an http cache (use open_http_client) or a setting not supported here.
+    """
+    timeout_s = cache.timeout_ms / 1000
+    addresses = [str(address) for address in cache.addresses]
+    if cache.kind == "redis":
+        if cache.db != 0:
+            raise ConfigError(f"caches.{cache.name}.db: only db 0 can be warmed for now")
+        return RedisBackend(addresses[0], timeout_s=timeout_s, password=cache.password,
+                            name=cache.name)
+    if cache.kind == "redis-cluster":
+        return RedisClusterBackend(addresses, timeout_s=timeout_s, password=cache.password,
+                                   name=cache.name)
+    if cache.kind == "memcached":
+        return MemcacheBackend(addresses, timeout_s=timeout_s, name=cache.name)
+    raise ConfigError(f"caches.{cache.name}: kind {cache.kind!r} is not a key-value backend")
+
+
+def open_http_client(cache: CacheConfig) -> HttpClient:
+    """The client of an http cache: relative request lines are joined to its url."""
+    if cache.kind != HTTP_KIND or not cache.url:
+        raise ConfigError(f"caches.{cache.name}: not an http cache with a url")
+    return HttpClient(base_url=cache.url, headers=dict(cache.headers),
+                      timeout_s=cache.timeout_ms / 1000,
+                      connection_limit=cache.max_concurrency, name=cache.name)
+
+
+class ConfiguredCaches:
+    """Every configured cache, opened once and closed together."""
+
+    def __init__(self, caches: Iterable[CacheConfig]) -> None:
+        self.configs = {cache.name: cache for cache in caches}
+        self.backends: dict[str, CacheBackend] = {}
+        self.http: dict[str, HttpClient] = {}
+        for cache in self.configs.values():
+            if cache.kind == HTTP_KIND:
+                self.http[cache.name] = open_http_client(cache)
+            else:
+                self.backends[cache.name] = open_backend(cache)
+
+    def kind(self, name: str) -> str | None:
+        """The kind of cache `name`, or None when the config has no such cache."""
+        cache = self.configs.get(name)
+        return cache.kind if cache else None
+
+    async def close(self) -> None:
+        for backend in self.backends.values():
+            with contextlib.suppress(CacheError, OSError):
+                await backend.close()
+        for client in self.http.values():
+            with contextlib.suppress(CacheError, OSError):
+                await client.close()

@@ -1,0 +1,340 @@
+"""The planner in the daemon: on the leader, turn triggers into committed warm-up plans.
+
+Triggers: the schedule (`[planner] interval_ms`), a rule's own `every`/`cron`, a flush or
+restart of a watched cache (the CacheWatcher), a readiness gate turning true, and a new
+committed rule version. For each, the leader reads a linearizable point, merges every
+node's latest summary from the replicated state, compiles the committed rules (cached by
+version), asks the pure planner for a plan, and proposes it as ONE SubmitPlan entry.
+Afterwards it measures the plan's effect on the watched cache's hit rate and records it.
+Nothing is kept between passes that a new leader would need: the schedule's last run is
+the newest plan in the state, and the rule version of the newest plan says whether the
+committed rules were planned with yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from warmd.analysis.summary import Summary
+from warmd.cache.configured import HTTP_KIND
+from warmd.config import Config
+from warmd.logging import get_logger
+from warmd.raft.errors import RaftError
+from warmd.raft.types import Role
+from warmd.rules.compile import check_files
+from warmd.rules.compiled import CompiledRuleSet
+from warmd.runtime.cache_watch import CacheWatcher
+from warmd.runtime.driver import Driver, DriverStopped
+from warmd.runtime.gates import GatePoller
+from warmd.runtime.rules_admin import known_names
+from warmd.scheduler.merge import merged_summary
+from warmd.scheduler.planner import (
+    PlanInputs,
+    PlannerSettings,
+    event_rules,
+    plan_warm_up,
+    triggers_due,
+)
+from warmd.statemachine.commands import MarkReady, RecordEffect, SubmitPlan
+from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
+from warmd.statemachine.state import Applied, MachineState
+
+_log = get_logger("warmd.planning")
+POLL_S = 0.2
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def planner_settings(config: Config) -> PlannerSettings:
+    """The pure planner's settings from `[planner]`; the zero-config target defaults to the
+    only http cache (replaying requests through the service fills its own cache)."""
+    planner = config.planner
+    target = planner.target
+    if not target:
+        http = [cache.name for cache in config.caches if cache.kind == HTTP_KIND]
+        target = http[0] if len(http) == 1 else ""
+    return PlannerSettings(
+        budget=planner.budget, batch_requests=planner.batch_requests,
+        horizon_s=planner.horizon_ms / 1000, task_deadline_s=planner.task_deadline_ms / 1000,
+        default_target=target)
+
+
+def watched_caches(config: Config) -> tuple[str, ...]:
+    """`[planner] watch`, or every key-value cache when it is empty."""
+    if config.planner.watch:
+        return tuple(config.planner.watch)
+    return tuple(cache.name for cache in config.caches if cache.kind != HTTP_KIND)
+
+
+@dataclass(slots=True)
+class PlanningCounters:
+    """What the loop did, for status and tests."""
+
+    plans: int = 0
+    empty_plans: int = 0
+    refused: int = 0
+    events: int = 0
+    events_suppressed: int = 0
+    effects: int = 0
+    last_error: str = ""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A plan this leader made whose effect it has yet to measure."""
+
+    plan_id: str
+    watch: str
+    triggered_s: float  # monotonic
+    finished_s: float | None = None
+
+
+@dataclass(slots=True)
+class _Caches:
+    summary_key: tuple[tuple[str, int], ...] = ()
+    summary: Summary | None = None
+    problems: tuple[str, ...] = ()
+    rules_version: str = ""
+    ruleset: CompiledRuleSet | None = None
+    last_event_ms: dict[str, int] = field(default_factory=dict)
+
+
+class PlanningLoop:
+    """`await run()` on every node; it plans only while this node is the Raft leader."""
+
+    def __init__(self, driver: Driver, config: Config, watcher: CacheWatcher | None) -> None:
+        self._driver = driver
+        self._config = config
+        self._settings = planner_settings(config)
+        self._watch = watched_caches(config)
+        self._watcher = watcher
+        self._known = known_names(config)
+        self._cached = _Caches()
+        self._pending: list[_Pending] = []
+        self.gates = GatePoller()
+        self.counters = PlanningCounters()
+
+    def is_leader(self) -> bool:
+        return self._driver.node.role == Role.LEADER
+
+    @property
+    def state(self) -> MachineState:
+        return self._driver.applier.machine.state
+
+    async def run(self) -> None:
+        """Check the triggers every POLL_S until cancelled."""
+        while True:
+            await asyncio.sleep(POLL_S)
+            events = self._drain_events()
+            if not self.is_leader():
+                self._pending.clear()  # effects are measured by the leader that planned
+                continue
+            try:
+                for trigger, rules in self._due(events) + await self._gate_triggers():
+                    await self.plan_now(trigger, rules)
+                await self._open_gated_tasks()
+                await self._record_effects()
+            except DriverStopped:
+                return
+            except RaftError as error:
+                self.counters.last_error = str(error)
+                _log.debug("planning_pass_failed", error=str(error))
+            except Exception as error:  # a bug in one pass must not end planning for good
+                self.counters.last_error = repr(error)
+                _log.exception("planning_pass_crashed")
+
+    # ------------------------------------------------------------------ triggers
+
+    def _drain_events(self) -> list[tuple[str, str]]:
+        """(kind, cache) of every cache event since the last poll, watched caches only."""
+        if self._watcher is None:
+            return []
+        events = []
+        while not self._watcher.events.empty():
+            event = self._watcher.events.get_nowait()
+            if event.cache in self._watch:
+                events.append((event.kind, event.cache))
+        return events
+
+    def _due(self, events: list[tuple[str, str]]) -> list[tuple[str, tuple[str, ...]]]:
+        """Every trigger that fires now, with the rules it restricts the plan to."""
+        now = wall_ms()
+        ruleset = self._ruleset()
+        due: list[tuple[str, tuple[str, ...]]] = []
+        for kind, cache in dict.fromkeys(events):
+            self.counters.events += 1
+            trigger = f"{kind}:{cache}"
+            if now - self._cached.last_event_ms.get(trigger, 0) < self._config.planner.min_interval_ms:
+                self.counters.events_suppressed += 1
+                continue
+            self._cached.last_event_ms[trigger] = now
+            _add(due, trigger, event_rules(ruleset, kind, cache))
+        if self._rules_unplanned():
+            _add(due, "new-rules", event_rules(ruleset, "new-rules", ""))
+        interval_ms = self._config.planner.interval_ms
+        if interval_ms and self.state.summaries:
+            last = self.state.last_plan_ms("schedule")
+            if last is None or now - last >= interval_ms:
+                due.append(("schedule", ()))
+        if ruleset is not None:
+            last_by_trigger = {plan.trigger: plan.created_ms for plan in self.state.plans.values()}
+            due.extend(triggers_due(ruleset, last_by_trigger, now))
+        return due
+
+    def _rules_unplanned(self) -> bool:
+        """A committed rule set that no plan has used yet (and there is data to plan on)."""
+        rules = self.state.rules
+        if rules is None or not self.state.summaries:
+            return False
+        return not any(plan.rules_version == rules.version for plan in self.state.plans.values())
+
+    async def _gate_triggers(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Poll the committed rules' gates; a "gate-ready" trigger for each that opened."""
+        ruleset = self._ruleset()
+        gates = {gate.name: gate for gate in ruleset.gates} if ruleset is not None else {}
+        due: list[tuple[str, tuple[str, ...]]] = []
+        for name in await self.gates.poll(gates):
+            _add(due, f"gate-ready:{name}", event_rules(ruleset, "gate-ready", name))
+        return due
+
+    async def _open_gated_tasks(self) -> None:
+        """MarkReady every WAITING task whose gate is open now."""
+        for task in self.state.in_state(TaskState.WAITING):
+            if task.spec.gate and self.gates.is_open(task.spec.gate):
+                await self._driver.propose(MarkReady(task_id=task.task_id, now_ms=wall_ms()))
+
+    # ------------------------------------------------------------------ planning
+
+    async def plan_now(self, trigger: str, only_rules: tuple[str, ...] = ()) -> SubmitPlan | None:
+        """Make one plan for `trigger` from the current state and propose it.
+
+        Returns the plan when it was committed, None when the state machine refused it.
+        """
+        await self._driver.read()
+        if not self.is_leader():
+            return None
+        now = wall_ms()
+        summary = self._summary()
+        ruleset = self._ruleset()
+        rules = self.state.rules
+        plan_id = f"p{now}-{_slug(trigger)}"
+        inputs = PlanInputs(summary=summary, ruleset=ruleset,
+                            rules_version=rules.version if rules else "", trigger=trigger,
+                            plan_id=plan_id, now_ms=now, watch=self._watch[0] if self._watch else "",
+                            only_rules=only_rules)
+        if rules is not None and ruleset is None:
+            # Never fall back to zero-config on a rule set the leader cannot compile: that
+            # would warm everything the operator's rules leave out.
+            plan = SubmitPlan(plan_id=plan_id, trigger=trigger, rules_version=rules.version,
+                              requests=0, tasks=(), now_ms=now, watch=inputs.watch,
+                              note="the committed rules do not compile on the leader; "
+                                   "see `warmctl rules show` and the leader's log")
+        else:
+            plan = await asyncio.to_thread(plan_warm_up, inputs, self._settings)
+        result = await self._driver.propose(plan)
+        if not isinstance(result, Applied):
+            self.counters.refused += 1
+            _log.warning("plan_refused", plan_id=plan_id, reason=getattr(result, "reason", ""))
+            return None
+        self.counters.plans += 1
+        if not plan.tasks:
+            self.counters.empty_plans += 1
+        _log.info("plan_committed", plan_id=plan_id, trigger=trigger, tasks=len(plan.tasks),
+                  requests=plan.requests, rules_version=plan.rules_version[:12], note=plan.note)
+        if plan.watch and plan.tasks and self._watcher is not None:
+            self._pending.append(_Pending(plan_id, plan.watch, time.monotonic()))
+        return plan
+
+    def _summary(self) -> Summary | None:
+        """The merged summary of every node's latest report, re-merged only when one changed."""
+        records = self.state.summaries
+        key = tuple((name, record.sequence) for name, record in sorted(records.items()))
+        if key != self._cached.summary_key:
+            summary, problems = merged_summary(records.values())
+            for problem in problems:
+                _log.warning("summary_unusable", problem=problem)
+            self._cached.summary_key, self._cached.summary = key, summary
+            self._cached.problems = problems
+        return self._cached.summary
+
+    def _ruleset(self) -> CompiledRuleSet | None:
+        """The committed rule set compiled (once per version); None without one."""
+        rules = self.state.rules
+        if rules is None:
+            return None
+        if rules.version != self._cached.rules_version:
+            result = check_files(rules.files, self._known)
+            if result.ruleset is None:
+                _log.error("committed_rules_invalid_here", version=rules.version[:12])
+            self._cached.rules_version, self._cached.ruleset = rules.version, result.ruleset
+        return self._cached.ruleset
+
+    # ------------------------------------------------------------------ effects
+
+    async def _record_effects(self) -> None:
+        """For each plan of ours that has finished and whose window after it has passed,
+        record hits/misses before the trigger and after the warm-up."""
+        window_s = self._config.planner.effect_window_ms / 1000
+        now_s = time.monotonic()
+        for pending in list(self._pending):
+            plan = self.state.plans.get(pending.plan_id)
+            if plan is None:
+                self._pending.remove(pending)
+                continue
+            if pending.finished_s is None:
+                if self._finished(plan.task_ids):
+                    pending.finished_s = now_s
+                continue
+            if now_s - pending.finished_s < window_s:
+                continue
+            self._pending.remove(pending)
+            await self._record_effect(pending, window_s)
+
+    def _finished(self, task_ids: tuple[str, ...]) -> bool:
+        tasks = self.state.tasks
+        return all(task_id not in tasks or tasks[task_id].state in TERMINAL_STATES
+                   for task_id in task_ids)
+
+    async def _record_effect(self, pending: _Pending, window_s: float) -> None:
+        assert self._watcher is not None
+        before = self._watcher.hits_between(pending.watch, pending.triggered_s - window_s,
+                                            pending.triggered_s)
+        assert pending.finished_s is not None
+        after = self._watcher.hits_between(pending.watch, pending.finished_s,
+                                           pending.finished_s + window_s)
+        if after is None:
+            _log.info("plan_effect_unknown", plan_id=pending.plan_id, cache=pending.watch)
+            return
+        before = before or (0, 0)
+        command = RecordEffect(plan_id=pending.plan_id, cache=pending.watch,
+                               before_hits=before[0], before_misses=before[1],
+                               after_hits=after[0], after_misses=after[1],
+                               window_ms=int(window_s * 1000), now_ms=wall_ms())
+        if isinstance(await self._driver.propose(command), Applied):
+            self.counters.effects += 1
+
+
+def _add(due: list[tuple[str, tuple[str, ...]]], trigger: str,
+         rules: tuple[str, ...] | None) -> None:
+    """Add a trigger unless the rules say it plans nothing (event_rules returned None)."""
+    if rules is not None:
+        due.append((trigger, rules))
+
+
+def _slug(trigger: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", trigger).strip("-")[:60] or "plan"
+
+
+def status(loop: PlanningLoop) -> Mapping[str, object]:
+    """The loop's counters for `warmctl status`."""
+    counters = loop.counters
+    return {"plans": counters.plans, "empty_plans": counters.empty_plans,
+            "refused": counters.refused, "events": counters.events,
+            "events_suppressed": counters.events_suppressed, "effects": counters.effects,
+            "last_error": counters.last_error}
