@@ -1,9 +1,10 @@
 """First-screen latency after a cache flush: cold, after warmd's warm-up, and fully warm.
 
-One redis-server and one demo shop (child processes) with days of seeded history; each
-repetition runs the demo's three phases (flush + restart, measure; flush + restart, warm up
-from the access log, measure; settle, measure) over the first `--requests` first-screen
-requests. Prints each repetition, the medians, the issue-8 targets, and last a line
+Each repetition is the whole demo on fresh child processes (redis-server, the demo shop and
+a three-node warmd cluster, with days of seeded history split over the nodes' logs): flush +
+restart, measure cold; start warmd; flush + restart, let warmd plan and warm, measure warm;
+settle, measure steady; each phase over the first 1,000 first-screen requests. Prints each
+repetition, the medians, the issue-8 targets, and last a line
 `cold_p95_ms=... warm_p95_ms=... steady_p95_ms=... origin_cut=...` (medians).
 
 Usage: python bench/first_screen.py [--quick] [--repetitions N]
@@ -34,23 +35,28 @@ def origin_cut(results: dict[str, PhaseResult]) -> float:
     return 1.0 - results["warm"].origin_queries / cold if cold else 0.0
 
 
-async def bench(settings: DemoSettings, repetitions: int) -> list[dict[str, PhaseResult]]:
+async def one_run(settings: DemoSettings) -> dict[str, PhaseResult]:
+    """A whole demo on fresh children: cold is measured before the daemons start, so each
+    repetition needs its own redis, shop and warmd cluster."""
     children = Children()
     directory = Path(tempfile.mkdtemp(prefix="warmd-bench-first-screen-"))
     try:
-        history_end_s = await start_demo(settings, children, directory)
-        assert children.shop is not None
-        runs = []
-        for repetition in range(repetitions):
-            started = time.monotonic()
-            results = await run_demo_phases(settings, children.shop, history_end_s)
-            print(f"# repetition {repetition + 1}/{repetitions} "
-                  f"({time.monotonic() - started:.1f} s)\n{format_table(results)}", flush=True)
-            runs.append(results)
-        return runs
+        layout = await start_demo(settings, children, directory)
+        return await run_demo_phases(settings, children, layout)
     finally:
         children.stop_all()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+async def bench(settings: DemoSettings, repetitions: int) -> list[dict[str, PhaseResult]]:
+    runs = []
+    for repetition in range(repetitions):
+        started = time.monotonic()
+        results = await one_run(settings)
+        print(f"# repetition {repetition + 1}/{repetitions} "
+              f"({time.monotonic() - started:.1f} s)\n{format_table(results)}", flush=True)
+        runs.append(results)
+    return runs
 
 
 def main() -> int:

@@ -1,49 +1,49 @@
-"""The demo runner as a real process: a short headless run, and a clean stop on a signal."""
+"""The demo runner as a real process: redis, the shop and three warmd daemons; a headless
+run warmed by the cluster's own plan, the interactive mode, and a clean stop on a signal."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
-
-RUNNER = [sys.executable, "-m", "warmd.demo.runner", "--headless"]
-
-
-def children_of(parent_pid: int) -> set[int]:
-    """Live (non-zombie) processes whose parent is `parent_pid`, from /proc."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent_pid and fields[0] != "Z":
-            found.add(int(entry.name))
-    return found
+RUNNER = [sys.executable, "-m", "warmd.demo.runner"]
+SMALL = ["--days", "2", "--sessions-per-day", "400", "--requests", "300", "--budget", "600"]
+WARMCTL = str(Path(sys.executable).with_name("warmctl"))
 
 
-def alive(pid: int) -> bool:
+def wait_for_children(runner: subprocess.Popen[str], process_tree: tuple, count: int,
+                      timeout_s: float) -> set[int]:
+    """Every process below the runner once it has `count` direct children (redis, the shop,
+    three daemons), with their own children (the daemons' analysis workers)."""
+    descendants, _ = process_tree
+    deadline_s = time.monotonic() + timeout_s
+    while time.monotonic() < deadline_s and runner.poll() is None:
+        below = descendants(runner.pid)
+        direct = [pid for pid in below if _parent(pid) == runner.pid]
+        if len(direct) >= count:
+            return below
+        time.sleep(0.1)
+    raise AssertionError(f"the runner never had {count} children (exit {runner.poll()})")
+
+
+def _parent(pid: int) -> int | None:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except OSError:
-        return False
-    return state != "Z"
+        return None
 
 
-def test_headless_json_run_shows_warm_beating_cold() -> None:
-    """A short run prints one JSON object; warm has a higher hit rate and fewer origin
-    queries than cold, and no child outlives the runner."""
-    completed = subprocess.run(
-        [*RUNNER, "--json", "--days", "2", "--sessions-per-day", "500", "--requests", "300"],
-        capture_output=True, text=True, timeout=120)
+def test_headless_json_run_is_warmed_by_the_cluster_plan() -> None:
+    """A short headless run prints one JSON object; the warm-up comes from a plan the
+    cluster made on the flush, and warm beats cold on hit rate and origin queries."""
+    completed = subprocess.run([*RUNNER, "--headless", "--json", *SMALL],
+                               capture_output=True, text=True, timeout=150)
     assert completed.returncode == 0, completed.stderr
     table = json.loads(completed.stdout)
     assert set(table) == {"cold", "warm", "steady"}
@@ -52,32 +52,64 @@ def test_headless_json_run_shows_warm_beating_cold() -> None:
     assert warm["origin_queries"] < cold["origin_queries"] / 2
     assert steady["hit_rate"] == 1.0 and steady["origin_queries"] == 0
     assert cold["p95_ms"] > steady["p95_ms"]
-    assert "warm-up replayed" in completed.stderr
+    stderr = completed.stderr
+    assert re.search(r"leader node \d", stderr)
+    assert re.search(r"summaries shipped: node 1 \d+ lines, node 2 \d+ lines, node 3", stderr)
+    assert re.search(r"planned after the flush: plan \S+ \(cache-flush:redis\)", stderr)
+    assert "warm-up done in" in stderr
 
 
 def test_bad_arguments_exit_2_with_a_reason() -> None:
     """A non-positive history length is refused before anything starts."""
-    completed = subprocess.run([*RUNNER, "--days", "0"], capture_output=True, text=True,
-                               timeout=30)
+    completed = subprocess.run([*RUNNER, "--headless", "--days", "0"], capture_output=True,
+                               text=True, timeout=30)
     assert completed.returncode == 2 and "--days" in completed.stderr
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
-def test_signal_stops_every_child(signal_number: int) -> None:
-    """Ctrl-C (or SIGTERM) mid-run stops redis and the shop and exits 130."""
-    runner = subprocess.Popen([*RUNNER, "--days", "3", "--sessions-per-day", "1500"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def test_sigterm_mid_run_stops_every_child(process_tree: tuple) -> None:
+    """SIGTERM once the daemons run stops redis, the shop, the daemons and their workers,
+    and the runner exits 130."""
+    _, is_alive = process_tree
+    runner = subprocess.Popen([*RUNNER, "--headless", *SMALL], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        children: set[int] = set()
-        while time.monotonic() < deadline and len(children) < 2:
-            children = children_of(runner.pid)
-            time.sleep(0.05)
-        assert len(children) >= 2, "redis and the shop never both started"
-        os.kill(runner.pid, signal_number)
-        assert runner.wait(timeout=20) == 130
-        assert b"interrupted" in (runner.stderr.read() if runner.stderr else b"")
-        assert not [pid for pid in children if alive(pid)]
+        started = wait_for_children(runner, process_tree, 5, timeout_s=60)
+        os.kill(runner.pid, signal.SIGTERM)
+        assert runner.wait(timeout=30) == 130
+        assert "interrupted" in (runner.stderr.read() if runner.stderr else "")
+        assert not [pid for pid in started if is_alive(pid)]
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+
+
+def test_interactive_demo_shows_warmctl_and_ctrl_c_stops_all(process_tree: tuple) -> None:
+    """Without --headless the demo prints its table and a working warmctl command line,
+    stays up, and Ctrl-C stops every child it started."""
+    descendants, is_alive = process_tree
+    runner = subprocess.Popen([*RUNNER, "--json", *SMALL], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert runner.stdout is not None
+        table = json.loads(runner.stdout.readline())
+        assert table["warm"]["hit_rate"] > table["cold"]["hit_rate"]
+        shown = ""
+        while "Press Ctrl-C" not in shown:
+            line = runner.stdout.readline()
+            assert line, f"the demo ended early: {shown}"
+            shown += line
+        socket = re.search(r"warmctl --socket (\S+) plans", shown)
+        assert socket is not None, shown
+        plans = subprocess.run([WARMCTL, "--socket", socket[1], "plans", "--json"],
+                               capture_output=True, text=True, timeout=30)
+        assert plans.returncode == 0 and "cache-flush:redis" in plans.stdout, plans.stderr
+        started = descendants(runner.pid)
+        assert len(started) >= 5
+        os.kill(runner.pid, signal.SIGINT)
+        assert runner.wait(timeout=30) == 130
+        assert not [pid for pid in started if is_alive(pid)]
+        assert not Path(socket[1]).exists()
     finally:
         if runner.poll() is None:
             runner.kill()

@@ -12,7 +12,15 @@ import pytest
 
 from warmd.analysis.formats import COMBINED, LineParser
 from warmd.demo.runner import ShopProcess
-from warmd.demo.traffic import ShopTraffic, TrafficSpec, history_lines, replay, write_history
+from warmd.demo.traffic import (
+    ShopTraffic,
+    TrafficSpec,
+    history_lines,
+    history_sessions,
+    replay,
+    write_history,
+    write_split_history,
+)
 
 END_S = datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()
 SMALL = TrafficSpec(seed=3, days=2.0, sessions_per_day=300)
@@ -90,3 +98,24 @@ def test_live_replay_sends_real_requests(shop: ShopProcess) -> None:
     assert result.errors == 0 and result.requests >= 15 * 6
     assert shop_requests() - before == result.requests
     assert "u0" in shop.log_path.read_text()  # the user token reached the access log
+
+
+def test_split_history_sends_whole_sessions_round_robin(tmp_path) -> None:
+    """Three logs hold every line of the single history, each session whole in the log of
+    its turn (round robin), so each host sees about a third of the traffic."""
+    paths = [tmp_path / f"node{n}.log" for n in (1, 2, 3)]
+    counts = write_split_history(paths, SMALL, END_S)
+    expected: list[list[str]] = [[], [], []]
+    for number, lines in enumerate(history_sessions(SMALL, END_S)):
+        expected[number % 3].extend(lines)
+    written = [path.read_text().splitlines(keepends=True) for path in paths]
+    assert written == expected
+    assert counts == tuple(map(len, expected))
+    assert sum(counts) == write_history(tmp_path / "all.log", SMALL, END_S)
+    assert min(counts) > sum(counts) / 3 * 0.8
+
+
+def test_split_history_needs_a_path() -> None:
+    """No log to write to is a clear error, not a silent no-op."""
+    with pytest.raises(ValueError, match="at least one path"):
+        write_split_history([], SMALL, END_S)

@@ -157,10 +157,16 @@ async def settle(base_url: str, settings: MeasureSettings, day: date) -> int:
 
 
 async def run_phases(control: ShopControl, warm_up: Callable[[], Awaitable[object]],
-                     settings: MeasureSettings, day: date) -> dict[str, PhaseResult]:
-    """cold, then warm (after `warm_up()`), then steady (after traffic filled every key)."""
+                     settings: MeasureSettings, day: date,
+                     before_warm: Callable[[], Awaitable[object]] | None = None,
+                     ) -> dict[str, PhaseResult]:
+    """cold, then warm (`before_warm()`, a reset, then `warm_up()`), then steady (after
+    traffic filled every key). `before_warm` starts what must not see the cold phase's
+    reset, such as a warmd cluster that would warm the cache while cold is measured."""
     await control.reset()
     cold = await measure_phase(control.base_url, "cold", settings, day)
+    if before_warm is not None:
+        await before_warm()
     await control.reset()
     await warm_up()
     warm = await measure_phase(control.base_url, "warm", settings, day)

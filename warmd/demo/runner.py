@@ -1,9 +1,12 @@
-"""The demo, end to end on one machine: redis-server and the shop as child processes, days of
-history, then the cold / warm / steady first-screen phases and the before/after table.
+"""The demo, end to end on one machine: redis-server, the shop and a three-node warmd cluster
+as child processes, days of history, then the cold / warm / steady first-screen phases.
 
-Until the warmd cluster is wired in, the warm-up is the offline pipeline on one node:
-`warmd predict` over the shop's access log, then the warm runner replays the predictions
-against the shop over HTTP. Every child dies with the runner: Ctrl-C, SIGTERM or exit.
+The history is written as one access log per warmd node (a load balancer spread the sessions),
+so the leader plans from the summaries every node shipped; node 1 also tails the shop's live
+log. Cold is measured before the daemons start (they would warm the cache during it). The
+warm-up is production's: the runner restarts the shop and flushes its Redis, warmd notices
+the flush, the leader plans from the merged summaries, and the executors replay the plan
+through the shop. Every child dies with the runner: Ctrl-C, SIGTERM or exit.
 Run as `python -m warmd.demo.runner --headless --json`.
 """
 
@@ -30,37 +33,44 @@ from types import FrameType
 import redis.asyncio as aioredis
 
 from warmd.cache.http import HttpClient
+from warmd.demo.cluster import DemoCluster, DemoClusterSpec, PlanProgress
 from warmd.demo.measure import MeasureSettings, PhaseResult, format_table, results_json
 from warmd.demo.measure import run_phases as measure_phases
 from warmd.demo.shop import create_database
-from warmd.demo.traffic import TrafficSpec, write_history
+from warmd.demo.traffic import TrafficSpec, write_split_history
 from warmd.errors import CacheError, WarmdError
-from warmd.hooks.base import WarmRequest
-from warmd.hooks.loaders import ReplayLoader
-from warmd.hooks.registry import HookRegistry
 from warmd.logging import configure as configure_logging
-from warmd.rules.engine import predict
-from warmd.runtime.analysis_worker import read_records, summarise_records
-from warmd.runtime.warmer import WarmResult, WarmRunner, WarmTask
 from warmd.testing.servers import ServerProcess, free_port, start_redis
 
 SHOP_START_TIMEOUT_S = 15.0
 
 
 class DemoError(WarmdError):
-    """A demo child would not start or the warm-up could not run."""
+    """A demo child would not start or the warm-up did not finish as it should."""
 
 
 @dataclass(frozen=True, slots=True)
 class DemoSettings:
-    """The whole demo run: history shape, measurement, warm-up budget, shop slowness."""
+    """The whole demo run: history shape, measurement, warm-up budget, cluster, timeouts."""
 
     traffic: TrafficSpec = field(
         default_factory=lambda: TrafficSpec(days=5.0, sessions_per_day=1500))
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     warm_budget: int = 2000
-    horizon_s: float = 6 * 3600.0
     shop_delay_ms: str = "20-50"
+    nodes: int = 3
+    summaries_timeout_s: float = 90.0  # every node has shipped the summary of its history
+    plan_timeout_s: float = 30.0  # the flush is noticed and a plan committed
+    warm_up_timeout_s: float = 150.0  # every task of that plan has finished
+
+
+@dataclass(frozen=True, slots=True)
+class DemoLayout:
+    """Where the demo's files are, and how much history each node's log holds."""
+
+    directory: Path
+    history_paths: tuple[Path, ...]
+    history_lines: tuple[int, ...]
 
 
 class ShopProcess:
@@ -118,26 +128,38 @@ class ShopProcess:
         raise DemoError(f"the shop did not answer within {SHOP_START_TIMEOUT_S} s")
 
     async def reset(self) -> None:
-        """Flush the cache and restart the shop: the cold start of the demo."""
+        """Restart the shop, then flush its cache: a cold start.
+
+        The restart comes first so that a warm-up planned on the flush never replays into a
+        shop that is still starting; the end state is the same either way.
+        """
+        self.stop()
+        self.start()
+        await self.wait_ready()
         redis = aioredis.from_url(self.redis_url)
         try:
             await redis.flushall()
         finally:
             await redis.aclose()
-        self.stop()
-        self.start()
-        await self.wait_ready()
 
 
 class Children:
     """Every child of the demo; `stop_all` is idempotent and runs at exit whatever happens."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_files: bool = False) -> None:
         self.redis: ServerProcess | None = None
         self.shop: ShopProcess | None = None
+        self.cluster: DemoCluster | None = None
+        self.keep_files = keep_files
         atexit.register(self.stop_all)
 
     def stop_all(self) -> None:
+        """The daemons first (they watch the others), then the shop, then redis."""
+        cluster, self.cluster = self.cluster, None
+        if cluster is not None:
+            cluster.stop_all(keep_files=self.keep_files)
+            if self.keep_files:
+                _announce(f"demo: kept the daemons' files in {cluster.root}")
         if self.shop is not None:
             self.shop.stop()
         if self.redis is not None:
@@ -145,78 +167,114 @@ class Children:
             self.redis = None
 
 
-async def replay_warm_up(log_path: Path, history_end_s: float, base_url: str, budget: int,
-                         horizon_s: float) -> WarmResult:
-    """`warmd predict` over the log lines before `history_end_s`, then the warm runner
-    replays the predicted requests against the shop so its read-through cache fills.
-
-    Raises:
-        DemoError: the log holds no request to learn from.
-    """
-    parsed = await asyncio.to_thread(read_records, [str(log_path)])
-    history = [record for record in parsed.records if record.time_s < history_end_s]
-    if not history:
-        raise DemoError(f"no request in {log_path} before the warm-up")
-    summary = await asyncio.to_thread(summarise_records, history)
-    predictions = predict(summary, time.time(), horizon_s, budget)
-    client = HttpClient(base_url=base_url, headers={"User-Agent": "warmd-demo-warmer"})
-    registry = HookRegistry()
-    registry.add(ReplayLoader(client))
-    task = WarmTask(task_id="demo-warm-up", target="", loader="replay",
-                    requests=tuple(WarmRequest(path=p.target) for p in predictions))
-    try:
-        return await WarmRunner({}, registry).run(task)
-    finally:
-        await client.close()
-
-
 def _announce(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
 async def start_demo(settings: DemoSettings, children: Children, directory: Path,
-                     say: Callable[[str], None] = _announce) -> float:
-    """Start redis, write the history into the shop's access log, start the shop; return
-    the end of the history (the warm-up learns only from lines before it)."""
+                     say: Callable[[str], None] = _announce) -> DemoLayout:
+    """Start redis, write one history log per node, start the shop (its live log is empty)."""
     (directory / "redis").mkdir(exist_ok=True)
     children.redis = start_redis(directory=directory / "redis")
     shop = children.shop = ShopProcess(directory, f"redis://{children.redis.address}/0",
                                        settings.shop_delay_ms)
     create_database(shop.db_path)
     history_end_s = time.time()
-    lines = write_history(shop.log_path, settings.traffic, history_end_s)
-    say(f"demo: redis at {children.redis.address}, shop at {shop.base_url}; "
-        f"wrote {lines} lines ({settings.traffic.days:g} days) of history to {shop.log_path}")
+    paths = tuple(directory / f"history-node{n}.log" for n in range(1, settings.nodes + 1))
+    lines = await asyncio.to_thread(write_split_history, paths, settings.traffic, history_end_s)
+    say(f"demo: redis at {children.redis.address}, shop at {shop.base_url}; wrote "
+        f"{sum(lines)} lines ({settings.traffic.days:g} days) of history as {len(paths)} "
+        f"access logs, one per warmd node ({', '.join(map(str, lines))} lines)")
     shop.start()
     await shop.wait_ready()
-    return history_end_s
+    return DemoLayout(directory, paths, lines)
 
 
-async def run_demo_phases(settings: DemoSettings, shop: ShopProcess, history_end_s: float,
+class ClusterWarmUp:
+    """The warm-up as production runs it: `start()` brings the cluster up and waits until
+    every node shipped its history; after the runner's flush and restart, `wait()` follows
+    the plan warmd made on the flush until its tasks are done."""
+
+    def __init__(self, settings: DemoSettings, children: Children, layout: DemoLayout,
+                 say: Callable[[str], None] = _announce) -> None:
+        self.settings, self.children, self.layout, self.say = settings, children, layout, say
+        self.known_plans: set[str] = set()
+        self.plan: PlanProgress | None = None
+        self.duration_s = 0.0
+
+    @property
+    def cluster(self) -> DemoCluster:
+        if self.children.cluster is None:
+            raise DemoError("the warmd cluster is not running")
+        return self.children.cluster
+
+    async def start(self) -> None:
+        """Start the daemons and wait for a leader and for every node's history summary.
+
+        Raises:
+            DemoError, DemoClusterError: a child is missing, a daemon died, or a wait
+                timed out (the message names the daemons' log files).
+        """
+        shop, redis = self.children.shop, self.children.redis
+        if shop is None or redis is None:
+            raise DemoError("the shop and redis must run before the cluster starts")
+        started = time.monotonic()
+        spec = DemoClusterSpec(shop_url=shop.base_url, redis_address=redis.address,
+                               history_paths=self.layout.history_paths,
+                               live_log_path=shop.log_path, budget=self.settings.warm_budget)
+        self.children.cluster = DemoCluster(spec)
+        self.cluster.start_all()
+        leader = await self.cluster.wait_leader()
+        self.say(f"demo: warmd cluster up: {spec.size} nodes, leader node {leader} "
+                 f"({time.monotonic() - started:.1f} s)")
+        wanted = dict(enumerate(self.layout.history_lines, start=1))
+        shipped = await self.cluster.wait_summaries(wanted, self.settings.summaries_timeout_s)
+        self.say(f"demo: summaries shipped: {shipped.describe()} "
+                 f"({time.monotonic() - started:.1f} s after start)")
+        self.known_plans = {plan.plan_id for plan in self.cluster.plans()}
+
+    async def wait(self) -> PlanProgress:
+        """Follow the first plan made after `start()`.
+
+        Raises:
+            DemoError: no plan came, it was empty, or a task did not succeed.
+        """
+        started = time.monotonic()
+        plan = await self.cluster.wait_new_plan(self.known_plans, self.settings.plan_timeout_s)
+        self.say(f"demo: warmd planned after the flush: {plan.describe()}")
+        if plan.tasks == 0:
+            raise DemoError(f"plan {plan.plan_id} holds no task; see `warmctl plans`")
+        plan = await self.cluster.wait_plan_finished(plan.plan_id,
+                                                     self.settings.warm_up_timeout_s)
+        self.plan, self.duration_s = plan, time.monotonic() - started
+        if plan.succeeded < plan.tasks:
+            raise DemoError(f"the warm-up did not succeed: {plan.describe()}")
+        self.say(f"demo: warm-up done in {self.duration_s:.1f} s: {plan.tasks} tasks "
+                 f"SUCCEEDED, {plan.requests} requests replayed through the shop")
+        return plan
+
+
+async def run_demo_phases(settings: DemoSettings, children: Children, layout: DemoLayout,
                           say: Callable[[str], None] = _announce) -> dict[str, PhaseResult]:
-    """cold, warm (after the predict-and-replay warm-up) and steady, on a running shop."""
-
-    async def warm_up() -> None:
-        result = await replay_warm_up(shop.log_path, history_end_s, shop.base_url,
-                                      settings.warm_budget, settings.horizon_s)
-        say(f"demo: warm-up replayed {result.keys_ok} predicted requests in "
-            f"{result.duration_s:.1f} s ({result.outcome.value})")
-
+    """cold (before warmd runs), then the cluster, the flush and its warm-up, then warm and
+    steady. Cold is measured before the daemons start: they would warm during it."""
+    if children.shop is None:
+        raise DemoError("the shop did not start")
+    warm_up = ClusterWarmUp(settings, children, layout, say)
     day = datetime.now(UTC).date()
-    return await measure_phases(shop, warm_up, settings.measure, day)
+    return await measure_phases(children.shop, warm_up.wait, settings.measure, day,
+                                before_warm=warm_up.start)
 
 
 async def run_demo(settings: DemoSettings, children: Children,
                    directory: Path) -> dict[str, PhaseResult]:
     """Start everything, then run the three phases; the children stay up."""
-    history_end_s = await start_demo(settings, children, directory)
-    if children.shop is None:
-        raise DemoError("the shop did not start")
-    return await run_demo_phases(settings, children.shop, history_end_s)
+    layout = await start_demo(settings, children, directory)
+    return await run_demo_phases(settings, children, layout)
 
 
 def _raise_interrupt(signal_number: int, frame: FrameType | None) -> None:
-    """SIGTERM takes the same road as Ctrl-C: unwind, stop every child, exit 130."""
+    """SIGINT and SIGTERM take one road: unwind, stop every child, exit 130."""
     raise KeyboardInterrupt
 
 
@@ -230,6 +288,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests", type=int, default=1000,
                         help="first-screen requests timed per phase")
     parser.add_argument("--budget", type=int, default=2000, help="requests to warm at most")
+    parser.add_argument("--keep-files", action="store_true",
+                        help="keep the logs, configs and data of every child for a look after")
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -260,10 +320,20 @@ def print_results(results: dict[str, PhaseResult], as_json: bool) -> None:
         print(format_table(results), flush=True)
 
 
-def _wait_forever(shop: ShopProcess) -> None:
-    print(f"\nThe demo stays up: the shop is at {shop.base_url}/ (stats at "
-          f"{shop.base_url}/_stats). The warmd cluster and its UI are not wired in yet, so "
-          "there is no warmctl target; press Ctrl-C to stop everything.", flush=True)
+def _wait_forever(children: Children) -> None:
+    """Keep the demo up for a look around; Ctrl-C (or SIGTERM) ends it."""
+    shop, cluster = children.shop, children.cluster
+    if shop is None or cluster is None:
+        return
+    socket = cluster.nodes[1].socket_path
+    print(f"\nThe demo stays up. The shop: {shop.base_url}/ (counters at {shop.base_url}"
+          f"/_stats). warmd node 1's admin socket: {socket}\nTry:\n"
+          f"  .venv/bin/warmctl --socket {socket} status\n"
+          f"  .venv/bin/warmctl --socket {socket} plans\n"
+          f"  .venv/bin/warmctl --socket {socket} tasks\n"
+          f"  redis-cli -p {children.redis.port if children.redis else 6379} flushall"
+          "   # warmd notices, plans and warms again\n"
+          "Press Ctrl-C to stop everything.", flush=True)
     while True:
         time.sleep(3600)
 
@@ -275,14 +345,19 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run the demo with parsed options; every child is stopped however it ends."""
     configure_logging(level="warning")  # the demo prints its own progress on stderr
+    # SIGINT explicitly too: a shell starting the demo in the background ignores SIGINT
+    # for it, and Ctrl-C (or `kill -INT`) must still stop every child.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    children = Children()
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    children = Children(keep_files=args.keep_files)
     directory = Path(tempfile.mkdtemp(prefix="warmd-demo-"))
+    started = time.monotonic()
     try:
         results = asyncio.run(run_demo(settings_from(args), children, directory))
+        _announce(f"demo: finished in {time.monotonic() - started:.1f} s")
         print_results(results, args.json)
-        if not args.headless and children.shop is not None:
-            _wait_forever(children.shop)
+        if not args.headless:
+            _wait_forever(children)
         return 0
     except KeyboardInterrupt:
         print("demo: interrupted; stopping every child", file=sys.stderr, flush=True)
@@ -292,11 +367,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         children.stop_all()
-        _remove_tree(directory)
-
-
-def _remove_tree(directory: Path) -> None:
-    shutil.rmtree(directory, ignore_errors=True)
+        if args.keep_files:
+            _announce(f"demo: kept the shop's files in {directory}")
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,11 @@ and every banner call carries a fresh cache-buster.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import accumulate
@@ -131,8 +132,8 @@ def session_starts(spec: TrafficSpec, end_s: float, rng: random.Random) -> Itera
         yield moment_s
 
 
-def history_lines(spec: TrafficSpec, end_s: float) -> Iterator[str]:
-    """Combined-format lines (plus $request_time) of `spec.days` of sessions before `end_s`."""
+def history_sessions(spec: TrafficSpec, end_s: float) -> Iterator[list[str]]:
+    """The log lines of each session of `spec.days` before `end_s`, one list per session."""
     traffic = ShopTraffic(spec)
     rng = traffic.rng
     for start_s in session_starts(traffic.spec, end_s, random.Random(f"t:{spec.seed}")):
@@ -142,8 +143,15 @@ def history_lines(spec: TrafficSpec, end_s: float) -> Iterator[str]:
         for _ in session.browsing:
             moment_s += rng.uniform(2.0, 25.0)
             moments.append(moment_s)
-        for target, at_s in zip(session.first_screen + session.browsing, moments, strict=True):
-            yield _log_line(rng, session.user, target, min(at_s, end_s - 0.001))
+        yield [_log_line(rng, session.user, target, min(at_s, end_s - 0.001))
+               for target, at_s in zip(session.first_screen + session.browsing, moments,
+                                       strict=True)]
+
+
+def history_lines(spec: TrafficSpec, end_s: float) -> Iterator[str]:
+    """Combined-format lines (plus $request_time) of `spec.days` of sessions before `end_s`."""
+    for lines in history_sessions(spec, end_s):
+        yield from lines
 
 
 def _log_line(rng: random.Random, user: int, target: str, at_s: float) -> str:
@@ -162,6 +170,26 @@ def write_history(path: str | Path, spec: TrafficSpec, end_s: float) -> int:
             log.write(line)
             count += 1
     return count
+
+
+def write_split_history(paths: Sequence[str | Path], spec: TrafficSpec,
+                        end_s: float) -> tuple[int, ...]:
+    """Write the history as one access log per host behind a round-robin load balancer:
+    session n goes whole to `paths[n % len(paths)]`. Return the lines written to each.
+
+    The same seed gives the same lines as `write_history`, only spread over the files, so
+    no host alone sees the whole traffic: a planner must merge what every host saw.
+    """
+    if not paths:
+        raise ValueError("write_split_history needs at least one path")
+    counts = [0] * len(paths)
+    with contextlib.ExitStack() as stack:
+        logs = [stack.enter_context(open(path, "a")) for path in paths]
+        for number, lines in enumerate(history_sessions(spec, end_s)):
+            host = number % len(logs)
+            logs[host].writelines(lines)
+            counts[host] += len(lines)
+    return tuple(counts)
 
 
 async def replay(base_url: str, spec: TrafficSpec, sessions: int, concurrency: int = 8,
