@@ -23,6 +23,8 @@ system-deps:
 	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
 	command -v memcached >/dev/null || missing="$$missing memcached"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	command -v mkfs.ext4 >/dev/null || missing="$$missing e2fsprogs"; \
+	command -v fsfreeze >/dev/null || missing="$$missing util-linux"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \

@@ -327,6 +327,8 @@ def _remove_stale_socket(path: Path) -> None:
 
 
 async def _reply(writer: asyncio.StreamWriter, response: Response) -> None:
+    if writer.is_closing():  # the server is shutting down, or the client left: no one to tell
+        return
     writer.write(encode_response(response))
     await writer.drain()
 

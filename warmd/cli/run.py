@@ -9,6 +9,7 @@ driver failed while running (e.g. a failed fsync).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from warmd import config as config_module
@@ -30,6 +31,9 @@ def _run(args: argparse.Namespace) -> int:
     """A ConfigError propagates to command.run, which prints it and exits 78."""
     from warmd.runtime import daemon  # imported here: the other commands need no asyncio stack
 
+    # Until the daemon installs its handler, SIGHUP's default action would kill it: a reload
+    # sent during start-up is ignored instead (the daemon reads the file it starts with).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     config = config_module.load(args.config)
     try:
         return daemon.run(config)
