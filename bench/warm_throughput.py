@@ -5,19 +5,23 @@ pipeline loop; Memcached: vs `memcslap` and bare pymemcache `set_many`; HTTP rep
 warm runner vs `wrk` at the same concurrency against one aiohttp origin in its own process;
 and the origin limiter under a slowdown. The last line is `name=value ...`.
 
-Usage: python bench/warm_throughput.py [--quick]
+Usage: python bench/warm_throughput.py [--quick] [--only redis|memcached|http|limiter ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvloop
@@ -44,6 +48,7 @@ from warmd.testing.servers import (
 VALUE = b"v" * 100
 TTL_S = 3600
 HTTP_CONCURRENCY = 64
+RUNNER_BATCH_KEYS = 20_000
 NAN = float("nan")
 
 
@@ -58,6 +63,29 @@ def best_of(rounds: int, measure: Callable[[], float]) -> float:
     return max(measure() for _ in range(rounds))
 
 
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One measured run: its rate and the CPU seconds the client itself spent."""
+
+    keys_s: float
+    client_cpu_s: float
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process, from /proc (NaN where absent)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return NAN
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    """User + system CPU seconds of every child process waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def ratio(ours: float, peer: float) -> float:
     return ours / peer if peer and peer == peer else NAN
 
@@ -69,18 +97,23 @@ def run_tool(args: list[str], timeout_s: float = 120) -> str:
 
 # --- Redis -------------------------------------------------------------------------------
 
-def redis_benchmark_rps(port: int, count: int) -> float:
-    output = run_tool(["redis-benchmark", "-p", str(port), "-P", "64", "-t", "set",
-                       "-n", str(count), "-r", str(count), "-d", "100", "-q", "--csv"])
-    match = re.search(r'"SET","([\d.]+)"', output)
-    return float(match.group(1)) if match else NAN
+def redis_benchmark_rps(port: int, count: int, with_ttl: bool = False) -> Sample:
+    """`redis-benchmark -P 64` SET of 100-byte values: the target's peer (`-t set`, no
+    TTL), or with `with_ttl` the same command warmd sends (`SET key value EX 3600`)."""
+    command = (["SET", "key:__rand_int__", VALUE.decode(), "EX", str(TTL_S)] if with_ttl
+               else ["-t", "set", "-d", str(len(VALUE))])
+    cpu_before = children_cpu_s()
+    output = run_tool(["redis-benchmark", "-p", str(port), "-P", "64", "-n", str(count),
+                       "-r", str(count), "-q", "--csv", *command])
+    match = re.search(r'^"SET[^"]*","([\d.]+)"', output, re.MULTILINE)
+    return Sample(float(match.group(1)) if match else NAN, children_cpu_s() - cpu_before)
 
 
-async def redis_py_pipeline_keys_s(port: int, count: int) -> float:
+async def redis_py_pipeline_keys_s(port: int, count: int) -> Sample:
     import redis.asyncio as redis_asyncio
 
     client = redis_asyncio.Redis(host="127.0.0.1", port=port)
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), time.process_time()
     for start in range(0, count, 1000):
         pipe = client.pipeline(transaction=False)
         for n in range(start, min(count, start + 1000)):
@@ -88,51 +121,80 @@ async def redis_py_pipeline_keys_s(port: int, count: int) -> float:
         await pipe.execute()
     elapsed = time.perf_counter() - started
     await client.aclose()
-    return count / elapsed
+    return Sample(count / elapsed, time.process_time() - cpu_before)
 
 
-async def warmd_redis_keys_s(port: int, count: int) -> tuple[float, float]:
-    """Backend hot path, and the whole runner (direct fill) for the same key count."""
+async def warmd_redis_keys_s(port: int, count: int) -> Sample:
+    """Backend hot path alone: `write_many` of prebuilt (key, value, ttl) tuples."""
     backend = RedisBackend(f"127.0.0.1:{port}")
     batch = items(count, "warmd")
     await backend.write_many(batch[:2000])  # connect outside the timed part
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), time.process_time()
     outcome = await backend.write_many(batch)
-    backend_rate = outcome.written / (time.perf_counter() - started)
+    sample = Sample(outcome.written / (time.perf_counter() - started),
+                    time.process_time() - cpu_before)
+    await backend.close()
+    return sample
+
+
+async def warmd_runner_keys_s(port: int, count: int) -> Sample:
+    """The whole WarmRunner direct fill (`value` loader): key mapping, TTL jitter, memory
+    guard, checkpoints and verification included, as the executor runs it."""
+    backend = RedisBackend(f"127.0.0.1:{port}")
+    await backend.write_many(items(2000, "runner-connect"))  # pooled connections, as in a daemon
     requests = tuple(WarmRequest("", key=f"runner:{n}", value=VALUE) for n in range(count))
     runner = WarmRunner({"r": backend}, HookRegistry())
-    limits = WarmLimits(batch_keys=20_000, ttl_s=TTL_S)
+    limits = WarmLimits(batch_keys=RUNNER_BATCH_KEYS, ttl_s=TTL_S)
+    cpu_before = time.process_time()
     result = await runner.run(WarmTask("bench", requests, "r", "value", limits))
+    cpu_s = time.process_time() - cpu_before
     await backend.close()
-    return backend_rate, result.keys_ok / result.duration_s
+    if result.keys_ok != count or result.verify_mismatches:
+        raise RuntimeError(f"runner bench did not write every key: {result}")
+    return Sample(result.keys_ok / result.duration_s, cpu_s)
 
 
 def bench_redis(quick: bool, results: dict[str, float]) -> None:
+    """Rounds interleave the peers and warmd (each after a FLUSHALL), so a change of the
+    machine's load between rounds hits every figure alike; each rate keeps its best round.
+
+    CPU per key (client + redis-server, median round) is the steadier figure on a shared
+    machine: when the two processes share one core, it alone sets the rate.
+    """
     server = start_redis()
     rounds, count = (2, 200_000) if quick else (3, 1_000_000)
     port = server.port
-
-    def flushed(measure: Callable[[], float]) -> Callable[[], float]:
-        def run() -> float:
-            run_tool(["redis-cli", "-p", str(port), "flushall"])
-            return measure()
-        return run
-
+    measures: dict[str, Callable[[], Sample]] = {
+        "redis_benchmark": lambda: redis_benchmark_rps(port, count),
+        "redis_benchmark_ttl": lambda: redis_benchmark_rps(port, count, with_ttl=True),
+        "redis_py": lambda: uvloop.run(redis_py_pipeline_keys_s(port, count // 10)),
+        "redis": lambda: uvloop.run(warmd_redis_keys_s(port, count)),
+        "redis_runner": lambda: uvloop.run(warmd_runner_keys_s(port, count)),
+    }
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in measures}
     try:
-        results["redis_benchmark_keys_s"] = best_of(rounds, flushed(
-            lambda: redis_benchmark_rps(port, count)))
-        results["redis_py_keys_s"] = best_of(rounds, flushed(lambda: uvloop.run(
-            redis_py_pipeline_keys_s(port, count // 10))))
-        pairs = [flushed(lambda: uvloop.run(warmd_redis_keys_s(port, count)))
-                 for _ in range(rounds)]
-        measured = [pair() for pair in pairs]  # type: ignore[func-returns-value]
+        for _ in range(rounds):
+            for name, measure in measures.items():
+                run_tool(["redis-cli", "-p", str(port), "flushall"])
+                server_before = process_cpu_s(server.process.pid)
+                sample = measure()
+                server_cpu_s = process_cpu_s(server.process.pid) - server_before
+                keys = count // 10 if name == "redis_py" else count
+                samples[name].append(
+                    (sample.keys_s, (sample.client_cpu_s + server_cpu_s) / keys * 1e6))
     finally:
         server.stop()
-    ours = max(backend_rate for backend_rate, _ in measured)  # type: ignore[misc]
-    results["redis_keys_s"] = ours
-    results["redis_runner_keys_s"] = max(rate for _, rate in measured)  # type: ignore[misc]
-    results["redis_ratio_vs_redis_benchmark"] = ratio(ours, results["redis_benchmark_keys_s"])
-    results["redis_ratio_vs_redis_py"] = ratio(ours, results["redis_py_keys_s"])
+    for name, pairs in samples.items():
+        results[f"{name}_keys_s"] = max(rate for rate, _ in pairs)
+        results[f"{name}_cpu_us_per_key"] = statistics.median(cpu for _, cpu in pairs)
+    peer = results["redis_benchmark_keys_s"]
+    results["redis_ratio_vs_redis_benchmark"] = ratio(results["redis_keys_s"], peer)
+    results["redis_runner_ratio_vs_redis_benchmark"] = ratio(results["redis_runner_keys_s"], peer)
+    results["redis_runner_ratio_vs_redis_benchmark_ttl"] = ratio(
+        results["redis_runner_keys_s"], results["redis_benchmark_ttl_keys_s"])
+    results["redis_runner_cpu_ratio_vs_redis_benchmark"] = ratio(
+        results["redis_benchmark_cpu_us_per_key"], results["redis_runner_cpu_us_per_key"])
+    results["redis_ratio_vs_redis_py"] = ratio(results["redis_keys_s"], results["redis_py_keys_s"])
 
 
 # --- Memcached ---------------------------------------------------------------------------
@@ -273,17 +335,24 @@ def p99(latencies: list[float]) -> float:
     return ordered[int(0.99 * (len(ordered) - 1))]
 
 
+SECTIONS = {"redis": bench_redis, "memcached": bench_memcached, "http": bench_http}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs, under a minute")
+    parser.add_argument("--only", choices=[*SECTIONS, "limiter"], action="append",
+                        help="run only these sections (repeatable); default: all")
     args = parser.parse_args()
+    chosen = args.only or [*SECTIONS, "limiter"]
     results: dict[str, float] = {}
     started = time.monotonic()
-    for name, section in (("redis", bench_redis), ("memcached", bench_memcached),
-                          ("http", bench_http)):
-        section(args.quick, results)
-        print(f"# {name} done at {time.monotonic() - started:.1f}s", flush=True)
-    results.update(uvloop.run(limiter_under_slowdown(1.5 if args.quick else 5.0)))
+    for name, section in SECTIONS.items():
+        if name in chosen:
+            section(args.quick, results)
+            print(f"# {name} done at {time.monotonic() - started:.1f}s", flush=True)
+    if "limiter" in chosen:
+        results.update(uvloop.run(limiter_under_slowdown(1.5 if args.quick else 5.0)))
     for name, value in results.items():
         print(f"{name:40s} {value:14.2f}")
     print(" ".join(f"{name}={value:.3f}" if value % 1 else f"{name}={value:.0f}"

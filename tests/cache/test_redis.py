@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import uuid
 
 import hiredis
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from warmd.cache.base import CacheItem
+from warmd.cache.base import CacheItem, ItemColumns, values_bytes
 from warmd.cache.redis import RedisBackend, parse_address
-from warmd.cache.resp import RespConnection, all_short_replies, encode_command, encode_sets
-from warmd.errors import CacheError
+from warmd.cache.resp import (
+    _PIECES,
+    RespConnection,
+    _SetPieces,
+    all_short_replies,
+    encode_command,
+    encode_sets,
+)
+from warmd.errors import CacheError, CacheUnavailable, InvariantViolation
+from warmd.testing.servers import start_redis
 
 
 def test_encode_sets_is_valid_resp() -> None:
@@ -22,6 +32,45 @@ def test_encode_sets_is_valid_resp() -> None:
     assert parser.gets() == [b"SET", b"k1", b"v\r\n1", b"EX", b"60", b"NX"]
     assert parser.gets() == [b"SET", "ключ".encode(), b"", b"NX"]
     assert parser.gets() is False
+
+
+_ITEMS = st.lists(st.tuples(st.text(min_size=1, max_size=40), st.binary(max_size=300),
+                            st.integers(min_value=0, max_value=10**9)), max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(items=_ITEMS, only_if_absent=st.booleans())
+def test_batch_encoding_equals_one_command_at_a_time(items, only_if_absent: bool) -> None:
+    """The piece-cached batch encoder emits exactly the bytes of one SET per item."""
+    expected = b"".join(
+        encode_command("SET", key, value, *(("EX", ttl_s) if ttl_s > 0 else ()),
+                       *(("NX",) if only_if_absent else ()))
+        for key, value, ttl_s in items)
+    assert encode_sets(items, only_if_absent) == expected
+    columns = ItemColumns(*(tuple(column) for column in zip(*items, strict=True))) if items \
+        else ItemColumns((), (), ())
+    assert encode_sets(columns, only_if_absent) == expected
+
+
+def test_encoding_stays_right_when_its_piece_caches_overflow() -> None:
+    """More distinct value lengths than the cache holds: it clears itself, output stays exact."""
+    items = [CacheItem(f"k{n}", b"x" * n, 1 + n) for n in range(_SetPieces.MAX_PIECES + 50)]
+    parser = hiredis.Reader()
+    parser.feed(encode_sets(items, only_if_absent=False))
+    for key, value, ttl_s in items:
+        assert parser.gets() == [b"SET", key.encode(), value, b"EX", str(ttl_s).encode()]
+    assert len(_PIECES.value_heads) <= _SetPieces.MAX_PIECES
+
+
+def test_item_columns_behave_as_a_sequence_of_items() -> None:
+    """Columns iterate, index and slice as (key, value, ttl_s) tuples; lengths must agree."""
+    columns = ItemColumns(("a", "b", "c"), (b"1", b"22", b"333"), (1, 2, 3))
+    assert list(columns) == [("a", b"1", 1), ("b", b"22", 2), ("c", b"333", 3)]
+    assert columns[1] == ("b", b"22", 2) and len(columns) == 3
+    assert columns[1:] == ItemColumns(("b", "c"), (b"22", b"333"), (2, 3))
+    assert values_bytes(columns) == 6 == values_bytes(list(columns))
+    with pytest.raises(InvariantViolation):
+        ItemColumns(("a",), (), (1,))
 
 
 def test_short_reply_counting() -> None:
@@ -69,24 +118,79 @@ async def test_error_reply_fails_only_its_key(redis_server) -> None:
 
 
 async def test_reconnects_after_server_closes_connection(redis_server) -> None:
-    """After the server kills our connections, the next batch fails cleanly or reconnects."""
+    """After the server kills our pooled connection, the next batch reconnects and lands."""
     backend = RedisBackend(redis_server.address, connection_count=1)
     await backend.write_many([CacheItem("reconnect:1", b"1", 10)])
     admin = RespConnection("127.0.0.1", redis_server.port)
     await admin.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
-    with contextlib.suppress(CacheError):  # the dead connection is dropped, then reopened
-        await backend.write_many([CacheItem("reconnect:2", b"2", 10)])
-    outcome = await backend.write_many([CacheItem("reconnect:3", b"3", 10)])
-    assert outcome.written == 1
+    outcome = await backend.write_many([CacheItem("reconnect:2", b"2", 10)])
+    assert outcome.written == 1 and not outcome.failures
     await admin.close()
     await backend.close()
+
+
+async def test_stale_connection_resends_once_after_restart() -> None:
+    """A connection whose server restarted fails before any reply arrives; it reconnects
+    and resends once, so the command succeeds against the new server process."""
+    server = start_redis()
+    port = server.port
+    connection = RespConnection("127.0.0.1", port)
+    try:
+        assert await connection.call("SET", "restart:k", "old") == b"OK"
+        server.stop()
+        server = start_redis(port=port)
+        # No await between the restart and the call: the loop has not yet seen the old
+        # socket close, so the payload really goes out on the stale connection first.
+        assert await connection.call("GET", "restart:k") is None  # a new, empty server
+        assert connection.reconnects == 1
+        assert await connection.call("PING") == b"PONG" and connection.reconnects == 1
+    finally:
+        await connection.close()
+        server.stop()
+
+
+async def test_backend_writes_cleanly_across_restarts() -> None:
+    """Every pooled connection of a backend goes stale in a restart, yet the batch right
+    after it (and one after the close was noticed) writes every key without a failure."""
+    server = start_redis()
+    port = server.port
+    backend = RedisBackend(server.address, connection_count=4, chunk_keys=10)
+    try:
+        assert (await backend.write_many(_batch("before", 40))).written == 40
+        for label, settle_s in (("at-once", 0.0), ("later", 0.05)):
+            server.stop()
+            server = start_redis(port=port)
+            if settle_s:
+                await asyncio.sleep(settle_s)  # the loop sees the old sockets close first
+            outcome = await backend.write_many(_batch(label, 40))
+            assert (outcome.written, outcome.failures) == (40, ()), label
+        assert (await backend.stats()).nodes[0].keys == 40
+    finally:
+        await backend.close()
+        server.stop()
+
+
+async def test_dead_server_is_one_clear_error() -> None:
+    """With the server gone for good, the resend's reconnect fails with CacheUnavailable."""
+    server = start_redis()
+    connection = RespConnection("127.0.0.1", server.port, timeout_s=1.0)
+    try:
+        await connection.call("PING")
+        server.stop()
+        with pytest.raises(CacheUnavailable, match="unavailable"):
+            await connection.call("PING")
+    finally:
+        await connection.close()
+        server.stop()
+
+
+def _batch(prefix: str, count: int) -> list[CacheItem]:
+    return [CacheItem(f"{prefix}:{n}", b"v", 60) for n in range(count)]
 
 
 async def test_password_is_sent_and_missing_password_is_one_clear_error() -> None:
     """With requirepass, the right password writes; none or a wrong one fails the batch
     once with the server's reason instead of one failure per key."""
-    from warmd.testing.servers import start_redis
-
     server = start_redis(extra_args=("--requirepass", "s3cret"))
     try:
         good = RedisBackend(server.address, password="s3cret")

@@ -84,6 +84,77 @@ def test_jittered_ttls_are_seeded_and_bounded() -> None:
     assert jittered_ttls(600, 0.0, 3, random.Random(1)) == [600, 600, 600]
 
 
+def test_large_batches_draw_ttls_from_an_even_table() -> None:
+    """A large batch (table path) is seeded, stays in [low, base] and hits every TTL of the
+    range about equally often, both ends included."""
+    import collections
+    import random
+
+    ttls = jittered_ttls(3600, 0.1, 361 * 200, random.Random(3))
+    assert ttls == jittered_ttls(3600, 0.1, 361 * 200, random.Random(3))
+    counts = collections.Counter(ttls)
+    assert set(counts) == set(range(3240, 3601))
+    assert min(counts.values()) > 120 and max(counts.values()) < 290  # mean 200
+    wide = jittered_ttls(10**6, 0.5, 5000, random.Random(4))  # range too wide for the table
+    assert all(500_000 <= ttl <= 10**6 for ttl in wide) and len(set(wide)) > 4900
+
+
+class _CountingBackend(RedisBackend):
+    """A real RedisBackend that records how many writes overlap."""
+
+    in_flight = 0
+    in_flight_max = 0
+
+    async def write_many(self, items, *, only_if_absent=False):
+        self.in_flight += 1
+        self.in_flight_max = max(self.in_flight_max, self.in_flight)
+        try:
+            return await super().write_many(items, only_if_absent=only_if_absent)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_next_batch_is_written_while_the_last_settles(redis_server) -> None:
+    """Two batches are in flight at once, yet checkpoints still rise batch by batch."""
+    backend = _CountingBackend(redis_server.address)
+    checkpoints: list[int] = []
+
+    async def progress(done: int) -> None:
+        checkpoints.append(done)
+
+    task = WarmTask("overlap", _value_requests(6000), "main", "value",
+                    WarmLimits(batch_keys=1000))
+    result = await WarmRunner({"main": backend}, HookRegistry()).run(task, progress)
+    assert result.outcome is TaskOutcome.SUCCEEDED and result.keys_ok == 6000
+    assert checkpoints == [1000, 2000, 3000, 4000, 5000, 6000]
+    assert backend.in_flight_max == 2
+    await backend.close()
+
+
+async def test_cache_lost_mid_task_fails_with_an_honest_checkpoint() -> None:
+    """When the server dies mid-task, the task fails and its checkpoint counts only batches
+    whose writes were confirmed, in order (never one past a failed write)."""
+    server = start_redis()
+    backend = RedisBackend(server.address, timeout_s=1.0)
+    checkpoints: list[int] = []
+
+    async def progress(done: int) -> None:
+        checkpoints.append(done)
+        if done == 2000:
+            server.stop()
+
+    try:
+        limits = WarmLimits(batch_keys=1000, retry_attempts=2, retry_backoff_s=0.001)
+        result = await WarmRunner({"main": backend}, HookRegistry()).run(
+            WarmTask("lost", _value_requests(8000), "main", "value", limits), progress)
+        assert result.outcome is TaskOutcome.FAILED and "unavailable" in result.reason
+        assert checkpoints[:2] == [1000, 2000] and result.checkpoint == checkpoints[-1]
+        assert result.keys_ok == result.checkpoint < 8000
+    finally:
+        await backend.close()
+        server.stop()
+
+
 async def test_stops_before_evicting() -> None:
     """Near maxmemory the warm slows then stops with a reason, and the server evicted nothing."""
     server = start_redis(maxmemory_bytes=4 * 1024 * 1024)
