@@ -4,6 +4,10 @@ Generates a combined log (2M lines by default) in a temporary directory, then me
 same run: warmd (`summarise_files`, one worker per core), a bare single-process Python loop
 (one regex match per line + a Counter of paths), and GoAccess on the same file. Peak RSS is
 that of a separate `warmd analyze` process on the file. The last line is `name=value ...`.
+
+On a shared machine the wall-clock figures move with other jobs' load (printed), so the run
+also reports CPU-time rates: the bare loop's, and one warmd worker's on a quarter of the file
+(`core_lines_s`); their ratio times the core count is what an idle machine would give.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from warmd.runtime.analysis_worker import summarise_files
+from warmd.analysis.formats import COMBINED
+from warmd.analysis.summary import SummaryConfig
+from warmd.runtime.analysis_worker import _summarise_range, summarise_files
 from warmd.testing.loggen import LogSpec, generate_lines
 
 BARE = re.compile(r'(\S+) \S+ \S+ \[([^\]]+)\] "(\S+) (\S+)[^"]*" (\d{3}) (\S+)')
@@ -36,9 +42,10 @@ def write_log(path: Path, lines: int, seed: int) -> int:
     return written
 
 
-def bare_lines_s(path: Path) -> float:
-    """The bare baseline: one regex match per line and a Counter of paths."""
-    started = time.perf_counter()
+def bare_lines_s(path: Path) -> tuple[float, float]:
+    """The bare baseline: one regex match per line and a Counter of paths (wall-clock and
+    CPU-time lines/s)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     paths: Counter[str] = Counter()
     lines = 0
     with open(path, encoding="utf-8", errors="replace") as handle:
@@ -47,7 +54,16 @@ def bare_lines_s(path: Path) -> float:
             match = BARE.match(line)
             if match:
                 paths[match.group(4)] += 1
-    return lines / (time.perf_counter() - started)
+    return (lines / (time.perf_counter() - started),
+            lines / (time.process_time() - cpu_started))
+
+
+def core_lines_s(path: Path) -> float:
+    """CPU-time lines/s of one warmd worker (the byte-range path of summarise_files) on the
+    first quarter of the file, in this process."""
+    started = time.process_time()
+    part = _summarise_range((str(path), 0, path.stat().st_size // 4, COMBINED, SummaryConfig()))
+    return (part.lines + part.malformed) / (time.process_time() - started)
 
 
 def warmd_lines_s(path: Path, lines: int, workers: int) -> float:
@@ -101,10 +117,12 @@ def main() -> None:
         workdir = Path(directory)
         path = workdir / "access.log"
         lines = write_log(path, wanted, args.seed)
+        load = os.getloadavg()[0]
         print(f"log: {lines:,} lines, {path.stat().st_size / 1e6:.0f} MB, "
-              f"{args.workers} workers, {os.cpu_count()} cores")
-        bare = bare_lines_s(path)
+              f"{args.workers} workers, {os.cpu_count()} cores, load average {load:.2f}")
+        bare, bare_cpu = bare_lines_s(path)
         warmd = warmd_lines_s(path, lines, args.workers)
+        core = core_lines_s(path)
         goaccess = goaccess_lines_s(path, lines, workdir)
         rss = peak_rss_mb(path)
     ratio_goaccess = warmd / goaccess if goaccess else 0.0
@@ -112,9 +130,13 @@ def main() -> None:
     print(f"bare      {bare:>12,.0f} lines/s   warmd/bare     = {warmd / bare:.2f}")
     print(f"goaccess  {goaccess:>12,.0f} lines/s   warmd/goaccess = {ratio_goaccess:.2f}")
     print(f"peak RSS of `warmd analyze`: {rss:.0f} MB")
+    print(f"CPU time: one warmd worker {core:,.0f} lines/s, bare {bare_cpu:,.0f} lines/s "
+          f"(x {os.cpu_count()} cores = {core / bare_cpu * (os.cpu_count() or 1):.2f} of bare "
+          "on an idle machine)")
     print(f"lines={lines} lines_s={warmd:.0f} goaccess_lines_s={goaccess:.0f} "
           f"ratio_vs_goaccess={ratio_goaccess:.2f} bare_lines_s={bare:.0f} "
-          f"ratio_vs_bare={warmd / bare:.2f} peak_rss_mb={rss:.0f}")
+          f"ratio_vs_bare={warmd / bare:.2f} peak_rss_mb={rss:.0f} load_1m={load:.2f} "
+          f"core_lines_s={core:.0f} bare_cpu_lines_s={bare_cpu:.0f}")
 
 
 if __name__ == "__main__":

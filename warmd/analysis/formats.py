@@ -136,21 +136,29 @@ class TimeParser:
 
     def _clf(self, text: str) -> float:
         # "17/May/2015:10:05:03 +0000": cache the hour, add minutes and seconds by hand.
-        hour_key = text[:14] + text[20:]
+        return self.clf_hour_base(text[:14] + text[20:]) + int(text[15:17]) * 60 + int(text[18:20])
+
+    def clf_hour_base(self, hour_key: str) -> float:
+        """Epoch seconds of the hour of a CLF stamp, keyed by the stamp without its minutes
+        and seconds ("17/May/2015:10 +0000"); memoised.
+
+        Raises:
+            ValueError: the month, digits or offset do not parse.
+        """
         base = self._cache.get(hour_key)
         if base is None:
-            month = _MONTHS.get(text[3:6])
+            month = _MONTHS.get(hour_key[3:6])
             if month is None:
-                raise ValueError(f"bad month in {text!r}")
-            offset = text[21:].strip() or "+0000"
+                raise ValueError(f"bad month in {hour_key!r}")
+            offset = hour_key[15:].strip() or "+0000"
             sign = -1 if offset[0] == "-" else 1
             zone = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
-            base = datetime(int(text[7:11]), month, int(text[:2]), int(text[12:14]),
+            base = datetime(int(hour_key[7:11]), month, int(hour_key[:2]), int(hour_key[12:14]),
                             tzinfo=zone).timestamp()
             if len(self._cache) > 200_000:
                 self._cache.clear()
             self._cache[hour_key] = base
-        return base + int(text[15:17]) * 60 + int(text[18:20])
+        return base
 
 
 def _parse_other(text: str) -> float:
@@ -277,19 +285,16 @@ def detect_format(sample: Iterable[str]) -> LogFormat:
 
 
 # Per-line patterns for the combined fast path: the strict one (referer and agent present)
-# is the quickest; the general one also takes common-format lines.
+# is the quickest; the general one also takes common-format lines. Possessive quantifiers
+# (no backtracking state) match the same lines as greedy ones here, because no field can give
+# characters back to the next, and run about a tenth faster.
 _COMBINED_STRICT = re.compile(
-    r'(\S+) \S+ \S+ \[([^\]]+)\] "([A-Z]+) ([^\s"]+)[^"]*" (\d{3}) \S+ "[^"]*" "([^"]*)"')
+    r'(\S++) \S++ \S++ \[([^\]]++)\] "([A-Z]++) ([^\s"]++)[^"]*+" (\d{3}) \S++ "[^"]*+" '
+    r'"([^"]*+)"')
 _COMBINED_GENERAL = re.compile(
-    r'(\S+) \S+ \S+ \[([^\]]+)\] "([A-Z]+) ([^\s"]+)[^"]*" (\d{3}) \S+(?: "[^"]*" "([^"]*)")?')
-# The same two patterns for a whole block of lines at once (`findall` in C, no per-line call):
-# anchored at line starts, and no field may run past the end of its line.
-_BLOCK_STRICT = re.compile(
-    r'^(\S+) \S+ \S+ \[([^\]\n]+)\] "([A-Z]+) ([^\s"]+)[^"\n]*" (\d{3}) \S+ "[^"\n]*" '
-    r'"([^"\n]*)"', re.MULTILINE)
-_BLOCK_GENERAL = re.compile(
-    r'^(\S+) \S+ \S+ \[([^\]\n]+)\] "([A-Z]+) ([^\s"]+)[^"\n]*" (\d{3}) \S+'
-    r'(?: "[^"\n]*" "([^"\n]*)")?', re.MULTILINE)
+    r'(\S++) \S++ \S++ \[([^\]]++)\] "([A-Z]++) ([^\s"]++)[^"]*+" (\d{3}) \S++'
+    r'(?: "[^"]*+" "([^"]*+)")?')
+_GROUPS = re.Match.groups
 
 
 @dataclass(frozen=True)
@@ -315,25 +320,32 @@ def parse_columns(parser: LineParser, lines: list[str]) -> Columns:
         return Columns([r.target for r in records], [r.time_s for r in records],
                        [r.method for r in records], [r.status for r in records],
                        [r.client for r in records], [r.agent for r in records])
-    rows = [m.groups() for m in map(_COMBINED_STRICT.match, lines) if m is not None]
-    if len(rows) < len(lines) // 2:
-        rows = [m.groups() for m in map(_COMBINED_GENERAL.match, lines) if m is not None]
-    return _combined_columns(parser, rows, len(lines), lambda: lines)
+    return _combined_columns(parser, _combined_rows(lines), len(lines), lambda: lines)
 
 
 def parse_text(parser: LineParser, text: str) -> Columns:
     """Parse a block of whole lines (as read from a file) into columns, like parse_columns.
 
-    Combined logs are matched with one `findall` over the block, so no Python code runs per
-    line; malformed lines are the lines left without a match (counted, a few sampled).
+    Combined logs are split at newlines and matched line by line with `map` (no Python code
+    per line, and faster than one `findall` over the block, whose scanner tries the anchor
+    at every character); malformed lines are the lines left without a match.
     """
     if parser.log_format.pattern != COMBINED_PATTERN:
         return parse_columns(parser, _split_lines(text))
-    line_count = text.count("\n") + (0 if not text or text.endswith("\n") else 1)
-    rows = _BLOCK_STRICT.findall(text)
-    if len(rows) < line_count // 2:
-        rows = _BLOCK_GENERAL.findall(text)
-    return _combined_columns(parser, rows, line_count, lambda: _split_lines(text))
+    lines = text.split("\n")
+    if not lines[-1]:
+        lines.pop()  # the text ended with a newline (or was empty): no line after it
+    return _combined_columns(parser, _combined_rows(lines), len(lines),
+                             lambda: _split_lines(text))
+
+
+def _combined_rows(lines: list[str]) -> list[tuple[str, ...]]:
+    """The groups of the lines that match the strict pattern, or the general one when fewer
+    than half do (a common-format log)."""
+    rows = list(map(_GROUPS, filter(None, map(_COMBINED_STRICT.match, lines))))
+    if len(rows) < len(lines) // 2:
+        rows = list(map(_GROUPS, filter(None, map(_COMBINED_GENERAL.match, lines))))
+    return rows
 
 
 def _split_lines(text: str) -> list[str]:
@@ -372,13 +384,32 @@ def _combined_columns(parser: LineParser, rows: list[tuple[str, ...]], line_coun
                    agents)
 
 
+# "MM:SS" -> seconds past the hour, for the bulk CLF conversion (keys as CLF writes them).
+_MINUTE_SECOND = {f"{minute:02d}:{second:02d}": minute * 60 + second
+                  for minute in range(100) for second in range(100)}
+
+
 def _clf_times(times: TimeParser, stamps: list[str]) -> list:
-    """Epoch seconds of the stamps, each distinct stamp parsed once (CLF stamps by per-hour
-    arithmetic in TimeParser); None marks a stamp that does not parse."""
-    parsed: dict[str, float | None] = {}
-    for stamp in set(stamps):
-        try:
-            parsed[stamp] = times.parse(stamp)
-        except (ValueError, IndexError):
-            parsed[stamp] = None
+    """Epoch seconds of the stamps, each distinct stamp converted once; None marks a stamp
+    that does not parse.
+
+    When every distinct stamp is a plain CLF stamp, one comprehension adds the memoised hour
+    to a table lookup of "MM:SS" (no call per stamp); otherwise each goes through
+    TimeParser.parse, which gives the same value for the CLF ones.
+    """
+    distinct = set(stamps)
+    try:
+        bases = {key: times.clf_hour_base(key) for key in {s[:14] + s[20:] for s in distinct}
+                 if len(key) >= 20 and key[2] == "/" and key[6] == "/"}
+        parsed = {s: bases[s[:14] + s[20:]] + _MINUTE_SECOND[s[15:20]] for s in distinct
+                  if len(s) >= 26}
+    except (KeyError, ValueError, IndexError):
+        parsed = {}
+    if len(parsed) != len(distinct):
+        parsed = {}
+        for stamp in distinct:
+            try:
+                parsed[stamp] = times.parse(stamp)
+            except (ValueError, IndexError):
+                parsed[stamp] = None
     return list(map(parsed.__getitem__, stamps))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from warmd.errors import invariant
 
 
-@dataclass
+@dataclass(slots=True)  # millions are made and updated per log: slots are quicker
 class Counted:
     """A heavy hitter's state: decayed weight, raw count, last time seen (epoch seconds)."""
 
@@ -137,6 +137,14 @@ class DistinctCount:
         if len(self._minimums) > self.k:
             self._minimums.discard(-heapq.heappop(self._heap))
             self._threshold = -self._heap[0]
+
+    def add_hashes(self, hashed_values: Iterable[int]) -> None:
+        """Observe values by their stable hashes. The sketch keeps the k smallest distinct
+        hashes whatever the order, so a batch can come as a set; the hashes at or above the
+        current threshold (most of them, once the sketch is full) are dropped in one pass."""
+        threshold = self._threshold
+        for hashed in [value for value in hashed_values if value < threshold]:
+            self.add_hash(hashed)
 
     def add_many(self, values: Iterable[str]) -> None:
         """Observe several values."""

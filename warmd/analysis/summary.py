@@ -14,27 +14,19 @@ from dataclasses import dataclass, field
 from datetime import date
 from itertools import compress
 
+from warmd.analysis.batch import cacheable_mask, per_hour_counts, verdicts
 from warmd.analysis.formats import Record
 from warmd.analysis.sketch import DistinctCount, HeavyHitters, stable_hash
-from warmd.analysis.target import Decomposed, PathGeneraliser, decompose, value_type
+from warmd.analysis.target import Decomposed, PathGeneraliser
+from warmd.analysis.target_memo import TargetInfo, TargetMemo, date_ordinal
+
+__all__ = ["EPOCH_ORDINAL", "SeriesStats", "SlotStats", "Summary", "SummaryConfig",
+           "TemplateStats", "date_ordinal", "date_token", "summarise"]
 
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 CLIENT_SAMPLE = 8
-TARGET_CACHE_SIZE = 25_000  # memoised decompositions per process (about 1 KB each)
 DATE_FORMATS = {8: "%Y%m%d", 10: "%Y-%m-%d"}
 _RESCALE_EXPONENT = 400.0
-
-
-@dataclass(frozen=True)
-class TargetInfo:
-    """What a summary memoises per raw target: template, canonical key, value types."""
-
-    parts: Decomposed
-    key: str
-    pattern: str
-    kinds: tuple[str, ...]
-    ordinals: tuple[int | None, ...]
-    value_hashes: tuple[int, ...]  # stable hashes of the slot values (for the KMV sketches)
 
 
 @dataclass(frozen=True)
@@ -136,17 +128,6 @@ class TemplateStats:
                 self.date_keys.merge(other.date_keys)
 
 
-def date_ordinal(value: str) -> int | None:
-    """The proleptic ordinal of a YYYY-MM-DD or YYYYMMDD value, or None."""
-    digits = value.replace("-", "")
-    if len(digits) != 8 or not digits.isdigit():
-        return None
-    try:
-        return date(int(digits[:4]), int(digits[4:6]), int(digits[6:])).toordinal()
-    except ValueError:
-        return None
-
-
 def date_token(value: str, offset_days: int) -> str:
     """The placeholder for a date slot `offset_days` after the request's date."""
     return f"{{date:{offset_days:+d}:{DATE_FORMATS.get(len(value), '%Y-%m-%d')}}}"
@@ -171,17 +152,14 @@ class Summary:
         self.dropped_templates = 0
         self._bot = re.compile(self.config.bot_pattern) if self.config.bot_pattern else None
         self._bot_cache: dict[str, bool] = {}
-        self._targets: dict[str, TargetInfo] = {}
-        self._value_types: dict[str, str] = {}
-        self._frozen: tuple[int, frozenset[tuple[int, int, str]]] = (0, frozenset())
+        self._memo = TargetMemo()
 
     def __getstate__(self) -> dict:
         """Ship the summary without its caches (they are rebuilt where it lands)."""
         state = dict(self.__dict__)
         generaliser = PathGeneraliser()
         generaliser.generalised = set(self.generaliser.generalised)
-        state.update(generaliser=generaliser, _targets={}, _bot_cache={}, _bot=None,
-                     _value_types={}, _frozen=(0, frozenset()))
+        state.update(generaliser=generaliser, _memo=TargetMemo(), _bot_cache={}, _bot=None)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -211,7 +189,7 @@ class Summary:
         self.first_s = min(self.first_s, min(times_s))
         self.last_s = max(self.last_s, max(times_s))
         keep = self._cacheable_mask(methods, statuses, agents)
-        if not all(keep):
+        if keep is not None:
             targets = list(compress(targets, keep))
             times_s = list(compress(times_s, keep))
             clients = list(compress(clients, keep))
@@ -219,50 +197,41 @@ class Summary:
             return
         if self.landmark_s is None:
             self.landmark_s = min(times_s)
-        known = self._targets
-        paths = {t.partition("?")[0] for t in set(targets) if t not in known}
+        paths = {target.partition("?")[0] for target in self._memo.unknown(set(targets))}
         if any([self.generaliser.observe(path) for path in paths]):
-            self._targets.clear()
-        hour_of = {time_s: int(time_s // 3600) for time_s in set(times_s)}
-        hours = list(map(hour_of.__getitem__, times_s))
+            self._memo.forget_targets()
         first_s = dict(zip(reversed(targets), reversed(times_s), strict=True))
         last_s = dict(zip(targets, times_s, strict=True))
-        counts = Counter(targets)
+        per_hour = per_hour_counts(targets, times_s)
+        counts = per_hour[0][1]
+        if len(per_hour) > 1:
+            counts = Counter()
+            for _, hour_counts in per_hour:
+                counts.update(hour_counts)
         infos = {target: self._info(target) for target in first_s}
         # Last-seen order: an advancing value is last asked for after the previous one, while
         # pages and hot ids come back late in any order (first-seen order would favour 1, 2, 3).
         for target in sorted(first_s, key=last_s.__getitem__):
             self._add_target(infos[target], counts[target], first_s[target], last_s[target])
-        for (target, hour), count in Counter(zip(targets, hours, strict=True)).items():
-            self._add_hour(infos[target], hour, count, last_s[target])
+        self._add_hours(per_hour, infos, last_s)
         sample = slice(None, None, CLIENT_SAMPLE)
-        pairs = Counter(zip(targets[sample], clients[sample], strict=True))
-        for (target, client), count in pairs.items():
-            self._add_client(infos[target], client, count)
+        self._add_clients(infos, targets[sample], clients[sample])
 
     def _cacheable_mask(self, methods: list[str], statuses: list[int],
-                        agents: list[str]) -> list[bool]:
-        """Per line: may it enter warm sets? Decided once per distinct (method, status, agent)
-        and counted into `excluded` by reason (method, then status, then bot)."""
+                        agents: list[str]) -> bytes | None:
+        """Per line 1 when it may enter warm sets, else 0 (None: every line may); the
+        exclusions are counted into `excluded` by reason (method, then status, then bot)."""
+        if len(self._bot_cache) > 50_000:
+            self._bot_cache.clear()
         allowed = set(self.config.methods)
-        bots = self._bot_cache
-        if len(bots) > 50_000:
-            bots.clear()
-        combos = list(zip(methods, statuses, agents, strict=True))
-        verdict: dict[tuple[str, int, str], bool] = {}
-        for combo, count in Counter(combos).items():
-            method, status, agent = combo
-            if method not in allowed:
-                self.excluded["method"] += count
-            elif not 200 <= status < 300:
-                self.excluded["status"] += count
-            elif agent and self._bot is not None and self._is_bot(agent):
-                self.excluded["bot"] += count
-            else:
-                verdict[combo] = True
-                continue
-            verdict[combo] = False
-        return list(map(verdict.__getitem__, combos))
+        keep, exclusions = cacheable_mask(
+            verdicts(methods, lambda method: method in allowed),
+            verdicts(statuses, lambda status: 200 <= status < 300),
+            verdicts(agents, lambda agent: not (
+                agent and self._bot is not None and self._is_bot(agent))))
+        for reason, count in exclusions:
+            self.excluded[reason] += count
+        return keep
 
     def _is_bot(self, agent: str) -> bool:
         known = self._bot_cache.get(agent)
@@ -272,30 +241,7 @@ class Summary:
         return known
 
     def _info(self, target: str) -> TargetInfo:
-        info = self._targets.get(target)
-        if info is None:
-            parts = decompose(target, self._generalised())
-            types = self._value_types
-            if len(types) > 4 * TARGET_CACHE_SIZE:
-                types.clear()
-            kinds = tuple(types.get(v) or types.setdefault(v, value_type(v))
-                          for v in parts.values)
-            ordinals = tuple(date_ordinal(v) if k == "date" else None
-                             for v, k in zip(parts.values, kinds, strict=True))
-            info = TargetInfo(parts, parts.template.compose(parts.values),
-                              parts.template.pattern, kinds, ordinals,
-                              tuple(map(stable_hash, parts.values)))
-            if len(self._targets) > TARGET_CACHE_SIZE:
-                self._targets.clear()
-            self._targets[target] = info
-        return info
-
-    def _generalised(self) -> frozenset[tuple[int, int, str]]:
-        """The slug positions as a frozenset, rebuilt only when the set grew."""
-        size = len(self.generaliser.generalised)
-        if self._frozen[0] != size:
-            self._frozen = (size, frozenset(self.generaliser.generalised))
-        return self._frozen[1]
+        return self._memo.info(target, self.generaliser.generalised)
 
     def split(self, target: str) -> tuple[Decomposed, str]:
         """Template, slot values and canonical key of `target` (memoised, bounded)."""
@@ -316,24 +262,39 @@ class Summary:
         """Once per distinct target in a batch: counts, values, and the series it moves."""
         stats = self._template(info)
         stats.count += count
-        stats.last_s = max(stats.last_s, last_s)
+        if last_s > stats.last_s:  # as max(), without the call
+            stats.last_s = last_s
         slots = stats.slots
-        for position, name in enumerate(info.parts.template.slot_names):
+        for name, value, kind, value_hash in zip(info.parts.template.slot_names,
+                                                 info.parts.values, info.kinds,
+                                                 info.value_hashes, strict=True):
             slot = slots[name]
-            value = info.parts.values[position]
             slot.count += count
             slot.values.add(value, count, count, last_s)
-            slot.types[info.kinds[position]] += count
-            slot.distinct.add_hash(info.value_hashes[position])
+            slot.types[kind] += count
+            slot.distinct.add_hash(value_hash)
         if "int" in info.kinds:
             self._add_series(info, stats, first_s, last_s, count)
 
-    def _add_hour(self, info: TargetInfo, hour: int, count: int, last_s: float) -> None:
-        """Requests of one target within one hour: profiles, and dates against the day."""
-        stats = self.templates.get(info.pattern)
-        if stats is None:
-            return
-        weight = count * self.decay_weight(hour * 3600 + 1800)
+    def _add_hours(self, per_hour: list[tuple[int, dict[str, int]]],
+                   infos: dict[str, TargetInfo], last_s: dict[str, float]) -> None:
+        """Each hour's requests per target. The decay weight is taken once per hour, at the
+        first target whose template is kept, where line by line would first take it (taking
+        it may move the landmark)."""
+        for hour, hour_counts in per_hour:
+            weight = None
+            for target, count in hour_counts.items():
+                info = infos[target]
+                stats = self.templates.get(info.pattern)
+                if stats is not None:
+                    if weight is None:
+                        weight = self.decay_weight(hour * 3600 + 1800)
+                    self._add_hour(stats, info, hour, count, count * weight, last_s[target])
+
+    def _add_hour(self, stats: TemplateStats, info: TargetInfo, hour: int, count: int,
+                  weight: float, last_s: float) -> None:
+        """Requests of one target within one hour (`weight`: their forward-decayed weight):
+        profiles, and dates against the day."""
         self.requests.add(info.key, weight, count, last_s)
         stats.hours[hour % 24] += count
         day = hour // 24
@@ -350,18 +311,33 @@ class Summary:
             stats.date_keys = HeavyHitters(self.config.requests_capacity // 4 + 1)
         stats.date_keys.add(tuple(tokens), weight, count, last_s)
 
-    def _add_client(self, info: TargetInfo, client: str, count: int) -> None:
-        stats = self.templates.get(info.pattern)
-        if stats is None:
-            return
-        client_hash = stable_hash(client)  # once, not once per slot
-        for name, value, value_hash in zip(info.parts.template.slot_names, info.parts.values,
-                                           info.value_hashes, strict=True):
-            slot = stats.slots[name]
-            slot.clients.add_hash(client_hash)
-            slot.sampled_rows += count
-            slot.sampled_values.add_hash(value_hash)  # pairs are sampled: compare with these
-            slot.pairs_with_client.add(value + "\x00" + client)
+    def _add_clients(self, infos: dict[str, TargetInfo], targets: list[str],
+                     clients: list[str]) -> None:
+        """Sampled (target, client) lines: per slot, the rows and the distinct clients, values
+        and (value, client) pairs. The distinct counts keep the smallest hashes whatever the
+        order, so each slot takes its template's hashes of the batch as one set."""
+        client_hashes = {client: stable_hash(client) for client in set(clients)}
+        by_template: dict[tuple[str, tuple[str, ...]], list[tuple[TargetInfo, str, int]]] = {}
+        for (target, client), count in Counter(zip(targets, clients, strict=True)).items():
+            info = infos[target]
+            key = (info.pattern, info.parts.template.slot_names)
+            by_template.setdefault(key, []).append((info, client, count))
+        for (pattern, slot_names), pairs in by_template.items():
+            stats = self.templates.get(pattern)
+            if stats is None:
+                continue
+            rows = sum(count for _, _, count in pairs)
+            pair_clients = {client_hashes[client] for _, client, _ in pairs}
+            for position, name in enumerate(slot_names):
+                slot = stats.slots[name]
+                slot.sampled_rows += rows
+                slot.clients.add_hashes(pair_clients)
+                # pairs are sampled: compare them with the sampled values, not all values
+                slot.sampled_values.add_hashes({info.value_hashes[position]
+                                                for info, _, _ in pairs})
+                slot.pairs_with_client.add_hashes(
+                    {stable_hash(info.parts.values[position] + "\x00" + client)
+                     for info, client, _ in pairs})
 
     def decay_weight(self, time_s: float) -> float:
         """Forward-decay weight of a request at `time_s` (relative to the landmark)."""
@@ -391,10 +367,10 @@ class Summary:
 
     def _add_series(self, info: TargetInfo, stats: TemplateStats, first_s: float,
                     last_s: float, count: int) -> None:
-        values = info.parts.values
-        numeric = [i for i, kind in enumerate(info.kinds) if kind == "int"]
-        key = (info.pattern, tuple(v for v, k in zip(values, info.kinds, strict=True)
-                                   if k != "int"))
+        values, kinds = info.parts.values, info.kinds
+        label = () if kinds.count("int") == len(kinds) else tuple(
+            [v for v, k in zip(values, kinds, strict=True) if k != "int"])
+        key = (info.pattern, label)
         series = self.series.get(key)
         if series is None or first_s - series.last_s > self.config.series_gap_s:
             # New, or back after a long silence: pace and lifetime are measured on this run.
@@ -404,9 +380,12 @@ class Summary:
             return
         series.requests += count
         previous = series.values
-        series.values, series.last_s = values, max(series.last_s, last_s)
+        series.values = values
+        if last_s > series.last_s:
+            series.last_s = last_s
         if previous == values or len(previous) != len(values):
             return
+        numeric = [i for i, kind in enumerate(kinds) if kind == "int"]
         step = tuple(int(values[i]) - int(previous[i]) if _is_int(previous[i]) else 0
                      for i in numeric)
         series.advances += 1

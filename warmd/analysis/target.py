@@ -89,22 +89,38 @@ class Decomposed:
     values: tuple[str, ...]
 
 
-def decompose(target: str, generalised: frozenset[tuple[int, int, str]] = frozenset()) -> Decomposed:
+PathMemo = dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...], str]]
+PATH_MEMO_SIZE = 20_000  # memoised path splits (a few hundred bytes each)
+
+
+def decompose(target: str, generalised: frozenset[tuple[int, int, str]] = frozenset(),
+              memo: PathMemo | None = None) -> Decomposed:
     """Split `target` into template and slot values.
 
     `generalised` holds path positions that per-position statistics turned into `{slug}`
     slots, as (segment count, position, sibling signature) triples (see PathGeneraliser).
+    `memo` keeps the split of each path (valid for this `generalised` only: the caller clears
+    it when that changes), so targets that differ only in their query (cache-busters,
+    advancing indexes) split their path once.
     """
     path, _, query = target.partition("?")
     path = path.split("#", 1)[0]
-    pieces: list[str] = []
-    names: list[str] = []
-    kinds: list[str] = []
-    values: list[str] = []
-    literal = _split_path(path, generalised, pieces, names, kinds, values)
-    if query:
-        literal = _split_query(query, literal, pieces, names, kinds, values)
-    pieces.append(literal)
+    head = None if memo is None else memo.get(path)
+    if head is None:
+        pieces: list[str] = []
+        names: list[str] = []
+        kinds: list[str] = []
+        values: list[str] = []
+        literal = _split_path(path, generalised, pieces, names, kinds, values)
+        head = (tuple(pieces), tuple(names), tuple(kinds), tuple(values), literal)
+        if memo is not None:
+            if len(memo) >= PATH_MEMO_SIZE:
+                memo.clear()
+            memo[path] = head
+    if not query:
+        return Decomposed(Template(head[0] + (head[4],), head[1], head[2]), head[3])
+    pieces, names, kinds, values = list(head[0]), list(head[1]), list(head[2]), list(head[3])
+    pieces.append(_split_query(query, head[4], pieces, names, kinds, values))
     return Decomposed(Template(tuple(pieces), tuple(names), tuple(kinds)), tuple(values))
 
 
