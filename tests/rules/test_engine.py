@@ -9,7 +9,7 @@ from warmd.analysis.summary import Summary, summarise
 from warmd.analysis.target import decompose
 from warmd.cli.analyze import parse_instant_s
 from warmd.rules.backtest import backtest, simulate_lru
-from warmd.rules.engine import explain, predict
+from warmd.rules.engine import day_of_week_factor, explain, predict
 from warmd.testing.loggen import LogSpec, generate_records
 
 SPLIT_S = parse_instant_s("2024-03-05T00:00:00")
@@ -120,3 +120,46 @@ def test_a_search_seen_on_page_one_brings_its_next_pages() -> None:
     assert predicted["/search?page=2&q=fresh"].source.startswith("page")
     assert (predicted["/search?page=2&q=fresh"].expected_hits
             < predicted["/search?page=1&q=fresh"].expected_hits)
+
+
+def _weekly_records(weeks: int) -> list[Record]:
+    """`weeks` weeks from a Monday: /weekday-N asked on working days, /weekend-N on weekends
+    (fewer requests in all, so without a weekly profile the weekday pages would rank first)."""
+    monday_s = parse_instant_s("2024-03-04T00:00:00")
+    records = []
+    for day in range(7 * weeks):
+        weekend = day % 7 >= 5
+        for number in range(3 if weekend else 5):
+            path = f"/{'weekend' if weekend else 'weekday'}-{'abcde'[number]}"
+            for request in range(4):
+                when = monday_s + day * 86_400 + 3600 * (8 + number) + request
+                records.append(Record(time_s=when, method="GET", target=path, status=200,
+                                      client="10.0.0.1", agent="curl/8"))
+    return records
+
+
+def test_a_saturday_window_ranks_the_weekend_pages_first() -> None:
+    """With four weeks of history, a Saturday's prediction puts the pages asked on weekends
+    ahead of those asked on working days; a Wednesday's does the opposite."""
+    summary = summarise(_weekly_records(4))
+    saturday_s = parse_instant_s("2024-04-06T00:00:00")
+    wednesday_s = parse_instant_s("2024-04-03T00:00:00")
+    on_saturday = [p.target for p in predict(summary, saturday_s, 86_400, 3)]
+    on_wednesday = [p.target for p in predict(summary, wednesday_s, 86_400, 5)]
+    assert all(target.startswith("/weekend-") for target in on_saturday)
+    assert all(target.startswith("/weekday-") for target in on_wednesday)
+
+
+def test_a_short_history_has_no_weekly_profile() -> None:
+    """Under two weeks of history the weekday counts are not trusted (factor 1 for every
+    template); with three weeks, a Saturday lifts the weekend page and sinks the weekday one."""
+    saturday_s = parse_instant_s("2024-03-30T00:00:00")
+    for weeks, expect_weekend_above_one in ((1, None), (3, True)):
+        summary = summarise(_weekly_records(weeks))
+        factors = {pattern: day_of_week_factor(stats, summary.first_s, summary.last_s,
+                                               saturday_s, 86_400)
+                   for pattern, stats in summary.templates.items()}
+        if expect_weekend_above_one is None:
+            assert set(factors.values()) == {1.0}
+        else:
+            assert factors["/weekend-a"] > 1.0 > factors["/weekday-a"]

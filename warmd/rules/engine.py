@@ -114,6 +114,31 @@ def time_of_day_factor(stats: TemplateStats, at_s: float, horizon_s: float,
     return mean_window / mean_all
 
 
+SECONDS_PER_DAY = 86_400
+WEEKLY_HISTORY_S = 14 * SECONDS_PER_DAY  # two of each weekday before the profile is trusted
+
+
+def day_of_week_factor(stats: TemplateStats, first_s: float, last_s: float, at_s: float,
+                       horizon_s: float, prior: float = 1.0) -> float:
+    """How busy the template is on the window's weekdays relative to its average weekday.
+
+    Counts per weekday are divided by how often that weekday occurs in the history (ten days
+    hold two Mondays but one Sunday), and the profile is used only once the history spans
+    two weeks: with less, one odd day would pass for a weekly habit.
+    """
+    if last_s - first_s < WEEKLY_HISTORY_S or horizon_s >= 7 * SECONDS_PER_DAY:
+        return 1.0
+    occurrences = [0] * 7
+    for day in range(int(first_s // SECONDS_PER_DAY), int(last_s // SECONDS_PER_DAY) + 1):
+        occurrences[(day + 3) % 7] += 1  # 1970-01-01 was a Thursday (Monday == 0)
+    rates = [(count + prior) / max(1, seen)
+             for count, seen in zip(stats.weekdays, occurrences, strict=True)]
+    first_day = int(at_s // SECONDS_PER_DAY)
+    last_day = int((at_s + horizon_s - 1) // SECONDS_PER_DAY)
+    window = [rates[(day + 3) % 7] for day in range(first_day, last_day + 1)]
+    return (sum(window) / len(window)) / (sum(rates) / 7)
+
+
 def _recurring(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at_s: float,
                horizon_s: float, config: EngineConfig) -> Iterator[Prediction]:
     factors: dict[str, float] = {}
@@ -129,8 +154,9 @@ def _recurring(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at_s: 
             continue  # past dates and indexes; re-anchored and extended keys replace them
         factor = factors.get(pattern)
         if factor is None:
-            factor = factors[pattern] = time_of_day_factor(stats, at_s, horizon_s,
-                                                           config.profile_prior)
+            factor = factors[pattern] = time_of_day_factor(
+                stats, at_s, horizon_s, config.profile_prior) * day_of_week_factor(
+                stats, summary.first_s, summary.last_s, at_s, horizon_s, config.profile_prior)
         hits = summary.expected_rate_per_s(entry.weight, at_s) * horizon_s * factor
         target = cache_target(parts.template.slot_names, parts.values, diagnosis,
                               parts.template.compose(parts.values))
