@@ -340,11 +340,14 @@ def parse_text(parser: LineParser, text: str) -> Columns:
 
 
 def _combined_rows(lines: list[str]) -> list[tuple[str, ...]]:
-    """The groups of the lines that match the strict pattern, or the general one when fewer
-    than half do (a common-format log)."""
+    """The groups of the lines that match the strict pattern, or, when some line does not
+    (a common-format log, or common-format lines mixed into a combined one), of the lines
+    that match the general pattern: the same lines `LineParser` accepts."""
     rows = list(map(_GROUPS, filter(None, map(_COMBINED_STRICT.match, lines))))
-    if len(rows) < len(lines) // 2:
-        rows = list(map(_GROUPS, filter(None, map(_COMBINED_GENERAL.match, lines))))
+    if len(rows) < len(lines):
+        general = list(map(_GROUPS, filter(None, map(_COMBINED_GENERAL.match, lines))))
+        if len(general) > len(rows):
+            return general
     return rows
 
 
