@@ -19,19 +19,22 @@ from warmd.runtime.transport import TcpTransport, TransportOptions
 from warmd.statemachine.commands import Heartbeat, RegisterNode
 from warmd.statemachine.machine import StateMachine
 from warmd.statemachine.state import Applied, Rejected
+from warmd.statemachine.summaries import ReportSummary
 
 ADDRESS = Address("127.0.0.1", 1)
 
 
 async def _start(directory: Path, snapshot_interval_entries: int = 1000,
-                 voters: tuple[int, ...] = (1,)) -> Driver:
+                 voters: tuple[int, ...] = (1,),
+                 snapshot_interval_bytes: int = 64 * 1024 * 1024) -> Driver:
     storage = DiskStorage.open(directory, conf_state=ConfState(voters=voters))
     transport = TcpTransport(TransportOptions(cluster_id="t", node_id=1, secret=b"s" * 32))
     await transport.start()
     node = RaftNode(RaftConfig(node_id=1, election_timeout_ticks=4, heartbeat_ticks=1),
                     storage, random.Random(7))
     driver = Driver(node, storage, transport, Applier(StateMachine(), {1: ADDRESS}),
-                    DriverOptions(0.005, 1.0, snapshot_interval_entries, "test-client"))
+                    DriverOptions(0.005, 1.0, snapshot_interval_entries, "test-client",
+                                  snapshot_interval_bytes))
     await driver.start()
     return driver
 
@@ -110,3 +113,26 @@ def test_snapshot_data_round_trip_and_damage() -> None:
     for damaged in (b"", b"\x93\x01\x02\x03", data[:-3]):
         with pytest.raises(SnapshotFormatError):
             decode_snapshot_data(damaged)
+
+
+async def test_a_few_large_entries_trigger_a_snapshot_by_bytes(tmp_path: Path) -> None:
+    """Far below the entry interval, entries whose bytes pass `snapshot_interval_bytes`
+    (analysis summaries are such entries) still snapshot and compact the log."""
+    driver = await _start(tmp_path, snapshot_interval_entries=100_000,
+                          snapshot_interval_bytes=40_000)
+    try:
+        await _until_leader(driver)
+        for sequence in range(1, 5):
+            report = ReportSummary(node_id=1, source="web", sequence=sequence, lines=1,
+                                   malformed=0, data=bytes(8_000), now_ms=sequence)
+            assert isinstance(await driver.propose(report), Applied)
+        assert driver.storage.snapshot().meta.index == 0  # 32 kB so far: not yet
+        for sequence in range(5, 8):
+            report = ReportSummary(node_id=1, source="web", sequence=sequence, lines=1,
+                                   malformed=0, data=bytes(8_000), now_ms=sequence)
+            await driver.propose(report)
+        snapshot_index = driver.storage.snapshot().meta.index
+        assert snapshot_index >= 5
+        assert driver.storage.first_index() > 1  # compacted
+    finally:
+        await _close(driver)

@@ -29,15 +29,7 @@ from warmd.logging import get_logger
 from warmd.raft.confchange import encode_conf_change
 from warmd.raft.core import RaftNode
 from warmd.raft.errors import NotLeader, ProposalDropped, RaftError, SnapshotOutOfDate
-from warmd.raft.types import (
-    ConfChange,
-    ConfChangeType,
-    ConfState,
-    Message,
-    Ready,
-    Role,
-    Snapshot,
-)
+from warmd.raft.types import ConfChange, ConfChangeType, ConfState, Message, Ready, Role, Snapshot
 from warmd.runtime.applier import Applier
 from warmd.runtime.disk import DiskStorage
 from warmd.runtime.driver_status import DriverStatus, build_status
@@ -65,13 +57,16 @@ class DriverStopped(RaftError):
 @dataclass(frozen=True, slots=True)
 class DriverOptions:
     """tick_interval_s: one core tick; proposal_timeout_s: how long a request may wait;
-    snapshot_interval_entries: snapshot and compact after this many applied entries;
-    client_id: names this process's proposals (unique per start, for exactly-once)."""
+    snapshot_interval_entries / _bytes: snapshot and compact after this many applied entries
+    or bytes of entries, whichever first (a few large entries, such as analysis summaries,
+    must not grow the log for hours); client_id: names this process's proposals (unique per
+    start, for exactly-once)."""
 
     tick_interval_s: float
     proposal_timeout_s: float
     snapshot_interval_entries: int
     client_id: str
+    snapshot_interval_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.tick_interval_s <= 0 or self.proposal_timeout_s <= 0:
@@ -121,6 +116,7 @@ class Driver:
         self._read_points: list[tuple[int, bytes]] = []
         self._last_contact_s: dict[int, float] = {}
         self._latest_snapshot = storage.snapshot()
+        self._applied_bytes = 0  # entry bytes applied since the latest snapshot
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.finished: asyncio.Task[None] | None = None
@@ -225,6 +221,7 @@ class Driver:
             self._latest_snapshot = ready.snapshot
             self._update_peers()
         outcome = self.applier.apply(ready.committed_entries)
+        self._applied_bytes += sum(len(entry.data) for entry in ready.committed_entries)
         if outcome.membership_changed:
             self._on_membership_changed(outcome.removed_ids)
         self._note_reads(ready)
@@ -444,7 +441,8 @@ class Driver:
         (a blank joiner, docs/raft.md) skip quietly and try after the next Ready: raising
         here would end the driver task and with it the node."""
         applied = self.applier.applied_index
-        if applied - self._latest_snapshot.meta.index < self.options.snapshot_interval_entries:
+        if (applied - self._latest_snapshot.meta.index < self.options.snapshot_interval_entries
+                and self._applied_bytes < self.options.snapshot_interval_bytes):
             return
         if self._try_compact() is None:
             _log.debug("snapshot_deferred", applied_index=applied,
@@ -479,7 +477,7 @@ class Driver:
             return self._latest_snapshot
         if snapshot is None:
             return None
-        self._latest_snapshot = snapshot
+        self._latest_snapshot, self._applied_bytes = snapshot, 0
         _log.info("snapshot_taken", index=snapshot.meta.index, data_bytes=len(snapshot.data))
         return snapshot
 
