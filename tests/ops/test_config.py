@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tomllib
@@ -22,37 +21,16 @@ from warmd.config import (
     reload_plan,
 )
 from warmd.errors import ConfigError
+from warmd.testing.configs import ONE_NODE, TEST_SECRET, write_config
 
 REPO = Path(__file__).resolve().parents[2]
-SECRET = b"0123456789abcdef0123456789abcdef\n"
+SECRET = TEST_SECRET
 
-MINIMAL = """
-[node]
-id = 1
-listen = "127.0.0.1:7001"
-data_dir = "data"
-
-[cluster]
-id = "test"
-secret_file = "cluster.secret"
-
-[peers.1]
-address = "127.0.0.1:7001"
-[peers.2]
+MINIMAL = ONE_NODE + """[peers.2]
 address = "127.0.0.1:7002"
 [peers.3]
 address = "127.0.0.1:7003"
 """
-
-
-def write_config(directory: Path, text: str, *, secret_mode: int = 0o600) -> Path:
-    """Write a config file and its secret file (with `secret_mode`) into `directory`."""
-    secret = directory / "cluster.secret"
-    secret.write_bytes(SECRET)
-    os.chmod(secret, secret_mode)
-    path = directory / "warmd.toml"
-    path.write_text(text)
-    return path
 
 
 def load_error(directory: Path, text: str, **kwargs: int) -> ConfigKeyError:

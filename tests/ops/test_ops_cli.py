@@ -10,18 +10,10 @@ import sys
 from pathlib import Path
 
 from warmd.admin.server import AdminServer
+from warmd.testing.configs import ONE_NODE, TEST_SECRET, write_config
 
-SECRET = b"0123456789abcdef0123456789abcdef\n"
-CONFIG = """
-[node]
-id = 1
-listen = "127.0.0.1:7001"
-data_dir = "data"
-[cluster]
-id = "test"
-secret_file = "cluster.secret"
-[peers.1]
-address = "127.0.0.1:7001"
+SECRET = TEST_SECRET
+CONFIG = ONE_NODE + """
 [peers.2]
 address = "127.0.0.1:7002"
 """
@@ -53,12 +45,7 @@ async def run_warmctl(*args: str, env: dict[str, str] | None = None) -> tuple[in
 
 
 def write(tmp_path: Path, text: str) -> Path:
-    secret = tmp_path / "cluster.secret"
-    secret.write_bytes(SECRET)
-    secret.chmod(0o600)
-    path = tmp_path / "warmd.toml"
-    path.write_text(text)
-    return path
+    return write_config(tmp_path, text)
 
 
 def test_check_config_accepts_a_good_file(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,20 +9,9 @@ import pytest
 from warmd.cli.rules import format_rules
 from warmd.config import ConfigKeyError, load
 from warmd.runtime.rules_admin import check_rule_files, known_names
+from warmd.testing.configs import ONE_NODE, write_config
 
-CONFIG = """
-[node]
-id = 1
-listen = "127.0.0.1:7001"
-data_dir = "data"
-
-[cluster]
-id = "test"
-secret_file = "cluster.secret"
-
-[peers.1]
-address = "127.0.0.1:7001"
-
+CONFIG = ONE_NODE + """
 [caches.pages]
 kind = "redis"
 address = "127.0.0.1:6379"
@@ -31,12 +19,7 @@ address = "127.0.0.1:6379"
 
 
 def _config_path(directory: Path, extra: str) -> Path:
-    secret = directory / "cluster.secret"
-    secret.write_bytes(b"0123456789abcdef0123456789abcdef\n")
-    os.chmod(secret, 0o600)
-    path = directory / "warmd.toml"
-    path.write_text(CONFIG + extra)
-    return path
+    return write_config(directory, CONFIG + extra)
 
 
 def test_rules_files_resolve_against_the_config_directory(tmp_path: Path) -> None:

@@ -53,23 +53,12 @@ from warmd.statemachine.machine import StateMachine
 from warmd.statemachine.ruleset import SetRules
 from warmd.statemachine.state import Applied
 from warmd.statemachine.summaries import ReportSummary
+from warmd.testing.configs import ONE_NODE, write_config
 from warmd.testing.loggen import LogSpec, generate_lines, generate_records
 
 BUDGET = 60
 NOW_S = 1_764_300_000.0  # the moment every test explains and plans at
-CONFIG = """
-[node]
-id = 1
-listen = "127.0.0.1:7001"
-data_dir = "data"
-
-[cluster]
-id = "test"
-secret_file = "cluster.secret"
-
-[peers.1]
-address = "127.0.0.1:7001"
-
+CONFIG = ONE_NODE + """
 [caches.web]
 kind = "http"
 url = "http://127.0.0.1:8000"
@@ -95,10 +84,7 @@ rule static {
 
 
 def _config(directory: Path, extra: str = "", base: str = CONFIG) -> Config:
-    (directory / "cluster.secret").write_bytes(b"0123456789abcdef0123456789abcdef\n")
-    (directory / "cluster.secret").chmod(0o600)
-    (directory / "warmd.toml").write_text(base + extra)
-    return load(directory / "warmd.toml")
+    return load(write_config(directory, base + extra))
 
 
 @pytest.fixture(scope="module")
