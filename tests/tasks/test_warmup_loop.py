@@ -93,17 +93,6 @@ effect_window_ms = 1000
 """
 
 
-def wait_for(condition: Callable[[], Any], timeout_s: float, what: str,
-             cluster: ProcessCluster) -> Any:
-    deadline_s = time.monotonic() + timeout_s
-    while time.monotonic() < deadline_s:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}\n{cluster.describe()}")
-
-
 def newest_plan(cluster: ProcessCluster, node_id: int) -> dict[str, Any] | None:
     plans = cluster.call(node_id, "plans", limit=1)["plans"]
     return plans[0] if plans else None
@@ -116,7 +105,7 @@ def finished_plan(cluster: ProcessCluster, node_id: int, what: str) -> dict[str,
         succeeded = plan is not None and plan["tasks"] and plan["tasks_by_state"] == {
             "SUCCEEDED": plan["tasks"]}
         return plan if succeeded else None
-    return wait_for(done, 40, f"{what} to finish", cluster)  # type: ignore[no-any-return]
+    return cluster.wait_until(done, 40, f"{what} to finish")
 
 
 def test_a_flush_is_warmed_back_from_the_merged_logs_of_every_node(
@@ -140,7 +129,7 @@ def test_a_flush_is_warmed_back_from_the_merged_logs_of_every_node(
         total = cluster.call(leader, "summaries")["total"]
         return total["nodes"] == NODES and total["lines"] > 7_000
 
-    wait_for(shipped, 30, "every node's summary", cluster)
+    cluster.wait_until(shipped, 30, "every node's summary")
     assert newest_plan(cluster, leader) is None  # nothing happened yet: nothing planned
     cache.flushall()
 
@@ -155,8 +144,8 @@ def test_a_flush_is_warmed_back_from_the_merged_logs_of_every_node(
     tasks = cluster.call(leader, "task-list")["tasks"]
     owners = {task["owner"] for task in tasks if task["plan_id"] == plan["plan_id"]}
     assert owners and owners <= set(cluster.nodes)
-    measured = wait_for(lambda: (p := newest_plan(cluster, leader)) and p["effect"], 20,
-                        "the effect", cluster)
+    measured = cluster.wait_until(lambda: (p := newest_plan(cluster, leader)) and p["effect"],
+                                  20, "the effect")
     assert measured["cache"] == "redis" and measured["window_ms"] == 1000
 
 
@@ -240,8 +229,8 @@ def test_a_gate_turning_ready_triggers_its_plan(
     cluster = start_with_rules(make_task_cluster(1),
                                GATED_RULES.format(marker=marker, origin=origin.origin.url),
                                origin, redis_target, tmp_path)
-    wait_for(lambda: cluster.call(1, "summaries")["total"]["lines"] > 7_000, 30,
-             "the summary", cluster)
+    cluster.wait_until(lambda: cluster.call(1, "summaries")["total"]["lines"] > 7_000, 30,
+                       "the summary")
     time.sleep(1.0)
     assert newest_plan(cluster, 1) is None  # the gate is closed: nothing to plan
     marker.write_text("")
