@@ -446,3 +446,14 @@ def test_plan_shape_for_any_budget_and_batch(summary: Summary, budget: int, batc
     assert all(size == batch for size in sizes[:-1]) and all(0 < s <= batch for s in sizes)
     assert len({task.task_id for task in plan.tasks}) == len(plan.tasks)
     assert bool(plan.tasks) != bool(plan.note)
+
+
+@pytest.mark.parametrize(("ttl", "permille"), [
+    ("ttl 26h\n", 100), ("ttl 20h jitter 2h\n", 100), ("ttl 1h jitter 25%\n", 250),
+    ("ttl 10m jitter 1s\n", 2)])
+def test_the_rules_ttl_jitter_reaches_the_tasks(summary: Summary, ttl: str, permille: int) -> None:
+    """`ttl ... jitter` (a share or a duration) becomes thousandths of the TTL on every task;
+    without a jitter the executor's 10 % applies."""
+    plan = plan_warm_up(inputs(summary, load(BACKENDS + report_rule("    " + ttl))), SETTINGS)
+    assert plan.tasks
+    assert {task.spec.ttl_jitter_permille for task in plan.tasks} == {permille}

@@ -122,3 +122,26 @@ async def test_a_replay_where_every_request_fails_is_a_failed_run():
         await runner.close()
         await caches.close()
     assert result.outcome == TaskOutcome.FAILED and "all 2 requests failed" in result.reason
+
+
+async def test_the_tasks_ttl_jitter_spreads_the_written_ttls(redis_target: ServerProcess):
+    """A spec's TTL jitter (thousandths) spreads the keys' TTLs below the TTL; zero writes
+    every key with the TTL itself."""
+    async with TestOrigin(OriginState(body_bytes=10)) as origin:
+        caches = ConfiguredCaches([redis_cache("main", redis_target)])
+        runner = SpecRunner(caches, RunnerSettings())
+        urls = tuple(f"{origin.url}/k/{number}" for number in range(200))
+        try:
+            for prefix, permille in (("spread", 500), ("exact", 0)):
+                spec = TaskSpec(keys=urls, target="main", loader="fetch", ttl_s=1000,
+                                ttl_jitter_permille=permille,
+                                cache_keys=tuple(f"{prefix}:{n}" for n in range(200)))
+                assert (await runner.run(record(spec))).outcome == TaskOutcome.SUCCEEDED
+        finally:
+            await runner.close()
+            await caches.close()
+    client = redis.Redis(port=redis_target.port)
+    spread = [client.ttl(f"spread:{n}") for n in range(200)]
+    exact = {client.ttl(f"exact:{n}") for n in range(200)}
+    assert 490 <= min(spread) < 700 and 800 < max(spread) <= 1000
+    assert exact <= {999, 1000}

@@ -95,6 +95,7 @@ class SpecRunner:
                                  "concurrency_initial": min(8, spec.concurrency)}
                                 if spec.concurrency else {}))
         limits = WarmLimits(origin=origin, ttl_s=spec.ttl_s or self.settings.default_ttl_s,
+                            ttl_jitter_ratio=spec.ttl_jitter_permille / 1000,
                             batch_keys=PROGRESS_BATCH_REQUESTS)
         return WarmTask(task_id=task.task_id, requests=requests, target=target, loader=loader,
                         limits=limits, checkpoint=task.checkpoint)

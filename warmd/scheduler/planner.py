@@ -125,6 +125,7 @@ class TaskPolicy:
     deadline_ms: int
     loader_url: str = ""
     ttl_s: int = 0
+    ttl_jitter_permille: int = 100
     required_labels: Labels = ()
     gate: str = ""
     gate_timeout_ms: int = 600_000
@@ -251,11 +252,21 @@ def rule_policy(rule: CompiledRule, ruleset: CompiledRuleSet, target: str, now_m
         target=target, rule=rule.name, loader=loader, priority=rule.priority,
         deadline_ms=_deadline_ms(now_ms, rule.deadline_s or settings.task_deadline_s),
         ttl_s=round(rule.ttl_s) if rule.ttl_s else 0,
+        ttl_jitter_permille=_jitter_permille(rule),
         required_labels=tuple(rule.node_labels), gate=gate,
         gate_timeout_ms=max(1, round(gate_block.timeout_s * 1000)) if gate_block else 600_000,
         # A rate below 1/s cannot be written as an int: 1/s is the closest safe cap.
         rate_per_s=max(1, int(rate)) if rate > 0 else 0,
         concurrency=rule.limits.concurrency)
+
+
+def _jitter_permille(rule: CompiledRule) -> int:
+    """The rule's `ttl ... jitter` as thousandths of the TTL (a share or a duration); the
+    executor's default (10 %) when the rule sets none."""
+    share = rule.ttl_jitter_fraction
+    if not share and rule.ttl_jitter_s and rule.ttl_s:
+        share = rule.ttl_jitter_s / rule.ttl_s
+    return min(999, round(share * 1000)) if share else 100
 
 
 def _deadline_ms(now_ms: int, window_s: float) -> int:
@@ -294,6 +305,7 @@ def _spec(group: KeyGroup, start: int, stop: int, inputs: PlanInputs) -> TaskSpe
         not_before_ms=inputs.now_ms, deadline_ms=policy.deadline_ms,
         required_labels=policy.required_labels, gate=policy.gate,
         gate_timeout_ms=policy.gate_timeout_ms, loader=policy.loader,
-        loader_url=policy.loader_url, ttl_s=policy.ttl_s, rate_per_s=policy.rate_per_s,
+        loader_url=policy.loader_url, ttl_s=policy.ttl_s,
+        ttl_jitter_permille=policy.ttl_jitter_permille, rate_per_s=policy.rate_per_s,
         concurrency=policy.concurrency, plan_id=inputs.plan_id,
         rules_version=inputs.rules_version)

@@ -69,6 +69,7 @@ class TaskSpec(Validated):
     loader_url: str = ""
     cache_keys: tuple[str, ...] = ()  # empty, or one cache key per entry of `keys`
     ttl_s: int = 0  # 0: the executor's default TTL
+    ttl_jitter_permille: int = 100  # TTLs spread over [ttl * (1 - this / 1000), ttl]
     rate_per_s: int = 0  # hard cap on origin requests per second for this task (0: none)
     concurrency: int = 0  # most origin requests in flight for this task (0: adaptive default)
     plan_id: str = ""  # the plan that made the task ("" for tasks submitted by hand)
@@ -77,8 +78,10 @@ class TaskSpec(Validated):
     def _check_values(self) -> None:
         if self.cache_keys and len(self.cache_keys) != len(self.keys):
             fail("TaskSpec.cache_keys", "must be empty or hold one cache key per key")
-        for name in ("ttl_s", "rate_per_s", "concurrency"):
+        for name in ("ttl_s", "rate_per_s", "concurrency", "ttl_jitter_permille"):
             check_min(f"TaskSpec.{name}", getattr(self, name), 0)
+        if self.ttl_jitter_permille >= 1000:
+            fail("TaskSpec.ttl_jitter_permille", "must be below 1000 (a TTL never reaches 0)")
         check_text("TaskSpec.loader_url", self.loader_url)
         if not 1 <= len(self.keys) <= KEYS_PER_TASK_MAX:
             fail("TaskSpec.keys", f"must hold 1..{KEYS_PER_TASK_MAX} keys, got {len(self.keys)}")
