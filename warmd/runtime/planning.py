@@ -41,6 +41,7 @@ from warmd.scheduler.planner import (
 )
 from warmd.statemachine.commands import MarkReady, RecordEffect, SubmitPlan
 from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
+from warmd.statemachine.plans import PlanRecord
 from warmd.statemachine.state import Applied, MachineState
 
 _log = get_logger("warmd.planning")
@@ -86,16 +87,6 @@ class PlanningCounters:
 
 
 @dataclass(slots=True)
-class _Pending:
-    """A plan this leader made whose effect it has yet to measure."""
-
-    plan_id: str
-    watch: str
-    triggered_s: float  # monotonic
-    finished_s: float | None = None
-
-
-@dataclass(slots=True)
 class _Caches:
     summary_key: tuple[tuple[str, int], ...] = ()
     summary: Summary | None = None
@@ -116,7 +107,7 @@ class PlanningLoop:
         self._watcher = watcher
         self._known = known_names(config)
         self._cached = _Caches()
-        self._pending: list[_Pending] = []
+        self._unmeasurable: set[str] = set()  # plans whose windows this node did not watch
         self.gates = GatePoller()
         self.counters = PlanningCounters()
 
@@ -133,7 +124,6 @@ class PlanningLoop:
             await asyncio.sleep(POLL_S)
             events = self._drain_events()
             if not self.is_leader():
-                self._pending.clear()  # effects are measured by the leader that planned
                 continue
             try:
                 for trigger, rules in self._due(events) + await self._gate_triggers():
@@ -247,8 +237,6 @@ class PlanningLoop:
             self.counters.empty_plans += 1
         _log.info("plan_committed", plan_id=plan_id, trigger=trigger, tasks=len(plan.tasks),
                   requests=plan.requests, rules_version=plan.rules_version[:12], note=plan.note)
-        if plan.watch and plan.tasks and self._watcher is not None:
-            self._pending.append(_Pending(plan_id, plan.watch, time.monotonic()))
         return plan
 
     def _summary(self) -> Summary | None:
@@ -278,44 +266,47 @@ class PlanningLoop:
     # ------------------------------------------------------------------ effects
 
     async def _record_effects(self) -> None:
-        """For each plan of ours that has finished and whose window after it has passed,
-        record hits/misses before the trigger and after the warm-up."""
-        window_s = self._config.planner.effect_window_ms / 1000
-        now_s = time.monotonic()
-        for pending in list(self._pending):
-            plan = self.state.plans.get(pending.plan_id)
-            if plan is None:
-                self._pending.remove(pending)
+        """Record the effect of every finished, watched plan whose window after it has passed:
+        hits and misses in the window before it was made and in the window after its last task
+        ended. Derived from the replicated state, so a new leader measures the plans of the old
+        one too (its own watcher has been sampling all along)."""
+        if self._watcher is None:
+            return
+        window_ms = self._config.planner.effect_window_ms
+        now_ms = wall_ms()
+        for plan in list(self.state.plans.values()):
+            if plan.effect is not None or not plan.watch or plan.plan_id in self._unmeasurable:
                 continue
-            if pending.finished_s is None:
-                if self._finished(plan.task_ids):
-                    pending.finished_s = now_s
-                continue
-            if now_s - pending.finished_s < window_s:
-                continue
-            self._pending.remove(pending)
-            await self._record_effect(pending, window_s)
+            finished_ms = self._finished_ms(plan.task_ids)
+            if finished_ms is not None and now_ms - finished_ms >= window_ms:
+                await self._record_effect(plan, finished_ms, window_ms)
 
-    def _finished(self, task_ids: tuple[str, ...]) -> bool:
-        tasks = self.state.tasks
-        return all(task_id not in tasks or tasks[task_id].state in TERMINAL_STATES
-                   for task_id in task_ids)
+    def _finished_ms(self, task_ids: tuple[str, ...]) -> int | None:
+        """When the last of the tasks ended (wall ms); None while one is still unfinished."""
+        tasks = [self.state.tasks.get(task_id) for task_id in task_ids]
+        ended = [task.updated_ms for task in tasks if task is not None]
+        if not ended or any(task.state not in TERMINAL_STATES for task in tasks if task):
+            return None
+        return max(ended)
 
-    async def _record_effect(self, pending: _Pending, window_s: float) -> None:
+    async def _record_effect(self, plan: PlanRecord, finished_ms: int, window_ms: int) -> None:
         assert self._watcher is not None
-        before = self._watcher.hits_between(pending.watch, pending.triggered_s - window_s,
-                                            pending.triggered_s)
-        assert pending.finished_s is not None
-        after = self._watcher.hits_between(pending.watch, pending.finished_s,
-                                           pending.finished_s + window_s)
+        to_monotonic_s = time.monotonic() - time.time()  # the watcher's history is monotonic
+        created_s = plan.created_ms / 1000 + to_monotonic_s
+        finished_s = finished_ms / 1000 + to_monotonic_s
+        window_s = window_ms / 1000
+        before = self._watcher.hits_between(plan.watch, created_s - window_s, created_s)
+        after = self._watcher.hits_between(plan.watch, finished_s, finished_s + window_s)
         if after is None:
-            _log.info("plan_effect_unknown", plan_id=pending.plan_id, cache=pending.watch)
+            self._unmeasurable.add(plan.plan_id)
+            _log.info("plan_effect_unknown", plan_id=plan.plan_id, cache=plan.watch,
+                      reason="this node's watcher did not sample the window after the plan")
             return
         before = before or (0, 0)
-        command = RecordEffect(plan_id=pending.plan_id, cache=pending.watch,
+        command = RecordEffect(plan_id=plan.plan_id, cache=plan.watch,
                                before_hits=before[0], before_misses=before[1],
                                after_hits=after[0], after_misses=after[1],
-                               window_ms=int(window_s * 1000), now_ms=wall_ms())
+                               window_ms=window_ms, now_ms=wall_ms())
         if isinstance(await self._driver.propose(command), Applied):
             self.counters.effects += 1
 
