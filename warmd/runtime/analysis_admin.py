@@ -40,21 +40,13 @@ from warmd.runtime.warmup_documents import (
     summaries_total,
     summary_document,
 )
-from warmd.scheduler.merge import merged_summary
+from warmd.scheduler.merge import Signature, merged_summary, signature
 from warmd.statemachine.ruleset import RuleSetRecord
 from warmd.statemachine.summaries import SummaryRecord
 
 PLANS_LIMIT_DEFAULT = 20
 PLANS_LIMIT_MAX = 1000
 NO_SUMMARY = "no node has shipped a summary yet; is [sources] configured?"
-
-Signature = tuple[tuple[str, int], ...]  # (node/source key, sequence) of each report
-
-
-def signature(records: Mapping[str, SummaryRecord]) -> Signature:
-    """What a merged summary was made from: each report's key and sequence, sorted."""
-    return tuple(sorted((key, record.sequence) for key, record in records.items()))
-
 
 def decode_problem(record: SummaryRecord) -> str:
     """"" when the report decodes, else why not (never raises)."""

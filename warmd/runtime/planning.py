@@ -31,7 +31,7 @@ from warmd.runtime.cache_watch import CacheWatcher
 from warmd.runtime.driver import Driver, DriverStopped
 from warmd.runtime.gates import GatePoller
 from warmd.runtime.rules_admin import known_names
-from warmd.scheduler.merge import merged_summary
+from warmd.scheduler.merge import Signature, merged_summary, signature
 from warmd.scheduler.planner import (
     PlanInputs,
     PlannerSettings,
@@ -88,7 +88,7 @@ class PlanningCounters:
 
 @dataclass(slots=True)
 class _Caches:
-    summary_key: tuple[tuple[str, int], ...] = ()
+    summary_key: Signature = ()
     summary: Summary | None = None
     problems: tuple[str, ...] = ()
     rules_version: str = ""
@@ -210,7 +210,7 @@ class PlanningLoop:
         if not self.is_leader():
             return None
         now = wall_ms()
-        summary = self._summary()
+        summary = await self._summary()
         ruleset = self._ruleset()
         rules = self.state.rules
         plan_id = f"p{now}-{_slug(trigger)}"
@@ -239,12 +239,16 @@ class PlanningLoop:
                   requests=plan.requests, rules_version=plan.rules_version[:12], note=plan.note)
         return plan
 
-    def _summary(self) -> Summary | None:
-        """The merged summary of every node's latest report, re-merged only when one changed."""
-        records = self.state.summaries
-        key = tuple((name, record.sequence) for name, record in sorted(records.items()))
+    async def _summary(self) -> Summary | None:
+        """The merged summary of every node's latest report, re-merged (in a thread: decoding
+        takes up to a second for big summaries) only when a report changed. This loop keeps
+        its own merge, apart from `warmctl explain`'s: a Summary memoises as it is queried
+        and must not be used by two threads at once."""
+        records = dict(self.state.summaries)
+        key = signature(records)
         if key != self._cached.summary_key:
-            summary, problems = merged_summary(records.values())
+            summary, problems = await asyncio.to_thread(
+                merged_summary, [records[name] for name in sorted(records)])
             for problem in problems:
                 _log.warning("summary_unusable", problem=problem)
             self._cached.summary_key, self._cached.summary = key, summary

@@ -7,11 +7,19 @@ gives the same Summary on whichever node leads; one bad record costs its own dat
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from warmd.analysis.summary import Summary
 from warmd.analysis.wire import SummaryDecodeError, decode_summary
 from warmd.statemachine.summaries import SummaryRecord
+
+Signature = tuple[tuple[str, int], ...]  # (node/source key, sequence) of each report
+
+
+def signature(records: Mapping[str, SummaryRecord]) -> Signature:
+    """What a merged summary is made from: each report's key and sequence, sorted (a cache
+    of the merge is current while this is unchanged)."""
+    return tuple(sorted((key, record.sequence) for key, record in records.items()))
 
 
 def merged_summary(records: Iterable[SummaryRecord]) -> tuple[Summary | None, tuple[str, ...]]:
