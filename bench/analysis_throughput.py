@@ -25,7 +25,7 @@ from pathlib import Path
 
 from warmd.analysis.formats import COMBINED
 from warmd.analysis.summary import SummaryConfig
-from warmd.runtime.analysis_worker import _summarise_range, summarise_files
+from warmd.runtime.ingest.worker import _summarise_range, summarise_files
 from warmd.testing.loggen import LogSpec, generate_lines
 
 BARE = re.compile(r'(\S+) \S+ \S+ \[([^\]]+)\] "(\S+) (\S+)[^"]*" (\d{3}) (\S+)')

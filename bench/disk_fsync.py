@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from warmd.raft.types import ConfState, Entry, HardState
-from warmd.runtime.disk import DiskStorage
+from warmd.runtime.node.disk import DiskStorage
 
 PAYLOAD = b"p" * 100
 VOTERS = ConfState(voters=(1, 2, 3))

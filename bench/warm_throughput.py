@@ -35,8 +35,9 @@ from warmd.cache.redis import RedisBackend
 from warmd.hooks.base import WarmRequest
 from warmd.hooks.loaders import ReplayLoader
 from warmd.hooks.registry import HookRegistry
-from warmd.runtime.limiter import LimitConfig, OriginLimiter
-from warmd.runtime.warmer import WarmLimits, WarmRunner, WarmTask
+from warmd.hooks.task import LimitConfig, WarmLimits, WarmTask
+from warmd.runtime.execute.limiter import OriginLimiter
+from warmd.runtime.execute.warmer import WarmRunner
 from warmd.testing.origin import OriginState, TestOrigin
 from warmd.testing.servers import (
     _wait_port,

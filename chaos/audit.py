@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from warmd.raft.types import Entry, EntryType
-from warmd.runtime.applier import decode_snapshot_data
-from warmd.runtime.disk import DiskStorage
+from warmd.runtime.node.applier import decode_snapshot_data
+from warmd.runtime.node.disk import DiskStorage
 from warmd.statemachine.commands import (
     FENCED_COMMANDS,
     Assign,

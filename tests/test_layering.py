@@ -73,7 +73,7 @@ def test_pure_packages_do_no_io() -> None:
 @pytest.mark.parametrize(
     "snippet",
     ["import asyncio", "from time import monotonic", "open('x')", "datetime.now()",
-     "random.random()", "from warmd.runtime import driver"],
+     "random.random()", "from warmd.runtime.node import driver"],
 )
 def test_checker_catches_impurity(snippet: str, tmp_path: Path) -> None:
     """The checker itself flags each kind of impurity, so the guard above can fail."""
@@ -83,3 +83,110 @@ def test_checker_catches_impurity(snippet: str, tmp_path: Path) -> None:
         assert _violations(path), snippet
     finally:
         path.unlink()
+
+
+# The shell's wings (DESIGN.md §2): each may import only the wings named here. The modules
+# directly in `runtime/` (daemon, services, recovery, sdnotify) wire the wings together.
+WING_IMPORTS: dict[str, frozenset[str]] = {
+    "node": frozenset(),
+    "ingest": frozenset(),
+    "leader": frozenset({"node"}),
+    "execute": frozenset({"node"}),
+    "commands": frozenset({"node", "ingest", "leader", "execute"}),
+}
+# Packages that must not reach into the shell at all.
+SHELL_FREE = (*PURE_PACKAGES, "hooks", "cache", "admin")
+
+
+def _unit(module: str) -> str:
+    """The package a module belongs to; a runtime wing counts as a package of its own."""
+    parts = module.split(".")
+    if parts[:2] == ["warmd", "runtime"] and len(parts) > 2 \
+            and (ROOT / "runtime" / parts[2]).is_dir():
+        return ".".join(parts[:3])
+    if len(parts) > 1 and (ROOT / parts[1]).is_dir():
+        return ".".join(parts[:2])
+    return module
+
+
+def _module_name(path: Path) -> str:
+    name = ".".join(path.relative_to(ROOT.parent).with_suffix("").parts)
+    return name.removesuffix(".__init__")
+
+
+def _imports(path: Path) -> set[str]:
+    """Every warmd module a file imports, TYPE_CHECKING blocks included (a cycle hidden
+    there is still a cycle), except under `if __name__ == "__main__":` (entry shims)."""
+    tree = ast.parse(path.read_text())
+    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+               and ast.unparse(node.test).replace("'", '"') == '__name__ == "__main__"'
+               for n in ast.walk(node)}
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in found if name.startswith("warmd.")}
+
+
+def _package_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in ROOT.rglob("*.py"):
+        source = _unit(_module_name(path))
+        targets = {_unit(name) for name in _imports(path)} - {source}
+        graph.setdefault(source, set()).update(targets)
+    return graph
+
+
+def test_wings_import_only_the_wings_below_them() -> None:
+    graph = _package_graph()
+    wrong = []
+    for wing, allowed in WING_IMPORTS.items():
+        for target in graph.get(f"warmd.runtime.{wing}", set()):
+            other = target.removeprefix("warmd.runtime.")
+            if target.startswith("warmd.runtime.") and other not in allowed:
+                wrong.append(f"runtime/{wing} imports runtime/{other}")
+            if target == "warmd.runtime":
+                wrong.append(f"runtime/{wing} imports the runtime wiring")
+    assert wrong == []
+
+
+def test_core_and_contracts_do_not_import_the_shell() -> None:
+    graph = _package_graph()
+    wrong = [f"{package} imports {target}" for package in SHELL_FREE
+             for target in graph.get(f"warmd.{package}", set())
+             if target == "warmd.runtime" or target.startswith("warmd.runtime.")]
+    assert wrong == []
+
+
+def test_no_import_cycles_between_packages() -> None:
+    graph = _package_graph()
+    assert _cycles(graph) == []
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every package that lies on a cycle, with one cycle through it (depth-first search)."""
+    found: list[list[str]] = []
+    for start in sorted(graph):
+        stack: list[tuple[str, list[str]]] = [(start, [start])]
+        seen: set[str] = set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in sorted(graph.get(node, ())):
+                if nxt == start:
+                    found.append([*path, start])
+                    stack.clear()
+                    break
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+    return found
+
+
+def test_cycle_finder_can_fail() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) != []
+    assert _cycles({"a": {"b"}, "b": {"c"}, "d": {"a"}}) == []

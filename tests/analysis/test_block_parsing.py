@@ -10,7 +10,7 @@ import pytest
 
 from warmd.analysis.formats import COMBINED, LineParser, parse_text
 from warmd.analysis.summary import SummaryConfig
-from warmd.runtime import analysis_worker
+from warmd.runtime.ingest import worker as analysis_worker
 from warmd.testing.loggen import generate_lines
 
 

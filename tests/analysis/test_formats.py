@@ -19,7 +19,7 @@ from warmd.analysis.formats import (
     parse_columns,
 )
 from warmd.errors import ConfigError
-from warmd.runtime.analysis_worker import read_records
+from warmd.runtime.ingest.worker import read_records
 
 COMBINED_LINE = ('83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /presentations/logstash/'
                  'kibana.png?x=1 HTTP/1.1" 200 203023 "http://semicomplete.com/" '

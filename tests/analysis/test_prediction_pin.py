@@ -18,7 +18,7 @@ import msgpack
 from warmd.analysis.summary import Summary
 from warmd.analysis.summary_plain import summary_to_plain
 from warmd.rules.engine import predict
-from warmd.runtime.analysis_worker import read_records, summarise_files, summarise_records
+from warmd.runtime.ingest.worker import read_records, summarise_files, summarise_records
 from warmd.testing.loggen import LogSpec, generate_lines
 
 GOLDEN = Path(__file__).parent / "testdata" / "pinned_predictions.txt"

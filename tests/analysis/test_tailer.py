@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from warmd.runtime.tailer import LogTailer
+from warmd.runtime.ingest.tailer import LogTailer
 
 
 def _append(path: Path, first: int, last: int) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from warmd.analysis.formats import COMBINED, LineParser
 from warmd.analysis.summary import summarise
-from warmd.runtime.analysis_worker import AnalysisWorker, summarise_files
+from warmd.runtime.ingest.worker import AnalysisWorker, summarise_files
 from warmd.testing.loggen import LogSpec, generate_lines
 
 SPEC = LogSpec(seed=31, days=1.0, requests_per_day=4_000, malformed_share=0.01)

@@ -90,7 +90,8 @@ async def test_effect_recorder_measures_after_a_task(memcached_servers) -> None:
     from warmd.cache.effect import EffectRecorder
     from warmd.hooks.base import WarmRequest
     from warmd.hooks.registry import HookRegistry
-    from warmd.runtime.warmer import WarmRunner, WarmTask
+    from warmd.hooks.task import WarmTask
+    from warmd.runtime.execute.warmer import WarmRunner
 
     backend = MemcacheBackend([s.address for s in memcached_servers])
     recorder = EffectRecorder({"mc": backend}, window_s=1.0, sample_keys=5)

@@ -12,10 +12,10 @@ from warmd.config_table import Address
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.types import ConfState, Snapshot, SnapshotMeta
-from warmd.runtime.applier import Applier, SnapshotFormatError, decode_snapshot_data
-from warmd.runtime.disk import DiskStorage
-from warmd.runtime.driver import Driver, DriverOptions, DriverStopped, ProposalDropped
-from warmd.runtime.transport import TcpTransport, TransportOptions
+from warmd.runtime.node.applier import Applier, SnapshotFormatError, decode_snapshot_data
+from warmd.runtime.node.disk import DiskStorage
+from warmd.runtime.node.driver import Driver, DriverOptions, DriverStopped, ProposalDropped
+from warmd.runtime.node.transport import TcpTransport, TransportOptions
 from warmd.statemachine.commands import Heartbeat, RegisterNode
 from warmd.statemachine.machine import StateMachine
 from warmd.statemachine.state import Applied, Rejected

@@ -10,7 +10,7 @@ import pytest
 from warmd import codec
 from warmd.admin.client import AdminClientError
 from warmd.raft.types import Snapshot
-from warmd.runtime.segment import read_single_record
+from warmd.runtime.node.segment import read_single_record
 from warmd.testing.procs import ProcessCluster
 
 

@@ -16,7 +16,8 @@ import pytest
 from warmd.cache.redis import RedisBackend
 from warmd.hooks.base import WarmRequest
 from warmd.hooks.registry import ENTRY_POINT_GROUP, HookRegistry
-from warmd.runtime.warmer import TaskOutcome, WarmRunner, WarmTask
+from warmd.hooks.task import TaskOutcome, WarmTask
+from warmd.runtime.execute.warmer import WarmRunner
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "warmd-plugin-example"
 

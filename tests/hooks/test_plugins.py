@@ -12,7 +12,8 @@ import pytest
 from warmd.cache.redis import RedisBackend
 from warmd.hooks.base import PluginError, Readiness, WarmRequest, call_plugin
 from warmd.hooks.registry import HookRegistry
-from warmd.runtime.warmer import TaskOutcome, WarmLimits, WarmRunner, WarmTask
+from warmd.hooks.task import TaskOutcome, WarmLimits, WarmTask
+from warmd.runtime.execute.warmer import WarmRunner
 
 QUICK = WarmLimits(plugin_timeout_s=0.2, retry_attempts=1)
 

@@ -8,7 +8,8 @@ import pytest
 
 from warmd.cli.rules import format_rules
 from warmd.config import ConfigKeyError, load
-from warmd.runtime.rules_admin import check_rule_files, known_names
+from warmd.runtime.commands.rules import check_rule_files
+from warmd.runtime.leader.rule_names import known_names
 from warmd.testing.configs import ONE_NODE, write_config
 
 CONFIG = ONE_NODE + """

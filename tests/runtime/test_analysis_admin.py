@@ -31,14 +31,14 @@ from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.types import ConfState
 from warmd.rules.compile import load as load_rules
-from warmd.runtime.analysis_admin import AnalysisCommands
-from warmd.runtime.applier import Applier
-from warmd.runtime.cluster_admin import ClusterCommands
-from warmd.runtime.disk import DiskStorage
-from warmd.runtime.driver import Driver, DriverOptions
-from warmd.runtime.explain_request import parse_request_line
-from warmd.runtime.log_pipeline import LogPipeline
-from warmd.runtime.transport import TcpTransport, TransportOptions
+from warmd.runtime.commands.analysis import AnalysisCommands
+from warmd.runtime.commands.cluster import ClusterCommands
+from warmd.runtime.ingest.pipeline import LogPipeline
+from warmd.runtime.node.applier import Applier
+from warmd.runtime.node.disk import DiskStorage
+from warmd.runtime.node.driver import Driver, DriverOptions
+from warmd.runtime.node.transport import TcpTransport, TransportOptions
+from warmd.scheduler.explain import parse_request_line
 from warmd.scheduler.merge import merged_summary
 from warmd.scheduler.planner import PlanInputs, PlannerSettings, plan_warm_up
 from warmd.statemachine.commands import (

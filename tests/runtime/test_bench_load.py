@@ -1,4 +1,4 @@
-"""bench-propose (warmd/runtime/bench_load.py) and the driver's proposal timer, on a real
+"""bench-propose (warmd/runtime/commands/bench_load.py) and the driver's proposal timer, on a real
 single-node driver with its disk log and transport."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from warmd.errors import AdminError
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.types import ConfState
-from warmd.runtime.applier import Applier
-from warmd.runtime.bench_load import EntryMaker, LoadRequest, padded_entry, run_load
-from warmd.runtime.disk import DiskStorage
-from warmd.runtime.driver import Driver, DriverOptions, ProposalTimeout
-from warmd.runtime.transport import TcpTransport, TransportOptions
+from warmd.runtime.commands.bench_load import EntryMaker, LoadRequest, padded_entry, run_load
+from warmd.runtime.node.applier import Applier
+from warmd.runtime.node.disk import DiskStorage
+from warmd.runtime.node.driver import Driver, DriverOptions, ProposalTimeout
+from warmd.runtime.node.transport import TcpTransport, TransportOptions
 from warmd.statemachine.commands import Heartbeat, Session, decode_command
 from warmd.statemachine.machine import StateMachine
 

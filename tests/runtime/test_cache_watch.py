@@ -16,7 +16,7 @@ from warmd.cache.redis_cluster import RedisClusterBackend
 from warmd.cache.resp import RespConnection
 from warmd.clock import ManualClock
 from warmd.errors import ConfigError
-from warmd.runtime.cache_watch import (
+from warmd.runtime.leader.cache_watch import (
     CACHE_FLUSH,
     CACHE_RESTART,
     CacheEvent,

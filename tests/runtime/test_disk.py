@@ -20,8 +20,8 @@ from warmd import codec
 from warmd.raft.errors import Compacted, SnapshotOutOfDate, Unavailable
 from warmd.raft.storage import MemoryStorage
 from warmd.raft.types import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta
-from warmd.runtime import segment
-from warmd.runtime.disk import DiskCorruption, DiskFailed, DiskOptions, DiskStorage
+from warmd.runtime.node import segment
+from warmd.runtime.node.disk import DiskCorruption, DiskFailed, DiskOptions, DiskStorage
 
 VOTERS = ConfState(voters=(1, 2, 3))
 
@@ -457,7 +457,7 @@ import sys
 import structlog
 structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 from warmd.raft.types import ConfState, Entry, HardState
-from warmd.runtime.disk import DiskOptions, DiskStorage
+from warmd.runtime.node.disk import DiskOptions, DiskStorage
 storage = DiskStorage.open(sys.argv[1], DiskOptions(segment_size_bytes=64 * 1024), ConfState((1,)))
 first = storage.last_index() + 1
 while True:

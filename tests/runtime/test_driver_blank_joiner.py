@@ -14,10 +14,10 @@ from warmd.config_table import Address
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.types import ConfState, Entry, Message, MessageType, SnapshotMeta
-from warmd.runtime.applier import Applier
-from warmd.runtime.disk import DiskStorage
-from warmd.runtime.driver import Driver, DriverOptions, ProposalDropped
-from warmd.runtime.transport import TcpTransport, TransportOptions
+from warmd.runtime.node.applier import Applier
+from warmd.runtime.node.disk import DiskStorage
+from warmd.runtime.node.driver import Driver, DriverOptions, ProposalDropped
+from warmd.runtime.node.transport import TcpTransport, TransportOptions
 from warmd.statemachine.machine import StateMachine
 
 SECRET = b"s" * 32

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from warmd.runtime.framing import (
+from warmd.runtime.node.framing import (
     FRAME_HEADER,
     EmptyFrame,
     FrameDecoder,

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from warmd.rules.compiled import Gate, GateCheck
-from warmd.runtime.gates import GatePoller, gate_context
+from warmd.runtime.leader.gates import GatePoller, gate_context
 from warmd.testing.origin import OriginState, TestOrigin
 
 

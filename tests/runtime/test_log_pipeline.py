@@ -14,7 +14,7 @@ import pytest
 
 from warmd.analysis.summary import Summary
 from warmd.config import AnalysisConfig, SourceConfig
-from warmd.runtime.log_pipeline import LogPipeline, source_format
+from warmd.runtime.ingest.pipeline import LogPipeline, source_format
 from warmd.statemachine.summaries import ReportSummary
 
 SETTINGS = AnalysisConfig(ship_interval_ms=50, poll_interval_ms=10, from_start=True)
@@ -390,7 +390,7 @@ async def test_a_file_renamed_away_is_not_read_again(tmp_path: Path, make_pipeli
 async def test_a_worker_that_cannot_start_fails_only_its_source(tmp_path: Path, make_pipeline,
                                                                 monkeypatch) -> None:
     """If a worker process cannot be started, that source reports it and the next poll retries."""
-    import warmd.runtime.log_pipeline as log_pipeline
+    import warmd.runtime.ingest.pipeline as log_pipeline
 
     real_worker = log_pipeline.AnalysisWorker
     refusals = iter([True])

@@ -15,10 +15,10 @@ from structlog.testing import capture_logs
 
 from warmd import codec
 from warmd.raft.types import Entry, Message, MessageType
-from warmd.runtime import handshake
-from warmd.runtime.framing import FRAME_HEADER, FrameDecoder, encode_frame
-from warmd.runtime.handshake import Hello
-from warmd.runtime.transport import TcpTransport, TransportOptions
+from warmd.runtime.node import handshake
+from warmd.runtime.node.framing import FRAME_HEADER, FrameDecoder, encode_frame
+from warmd.runtime.node.handshake import Hello
+from warmd.runtime.node.transport import TcpTransport, TransportOptions
 
 SECRET = b"correct horse battery staple"
 CLUSTER = "test-cluster"

@@ -13,7 +13,7 @@ from chaos.audit import NodeLog, audit_logs
 from warmd.config import ExecutorConfig
 from warmd.errors import ConfigError
 from warmd.raft.types import Entry
-from warmd.runtime.executor import ExecutorOptions
+from warmd.runtime.execute.executor import ExecutorOptions
 from warmd.statemachine.commands import (
     FENCED_COMMANDS,
     Assign,

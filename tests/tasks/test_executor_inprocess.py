@@ -17,13 +17,13 @@ from warmd.config_table import Address
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.types import ConfState
-from warmd.runtime.applier import Applier
-from warmd.runtime.disk import DiskStorage
-from warmd.runtime.driver import Driver, DriverOptions
-from warmd.runtime.executor import Executor, ExecutorOptions
-from warmd.runtime.scheduling import SchedulingLoop, SchedulingOptions
-from warmd.runtime.task_runner import RunnerSettings, SpecRunner
-from warmd.runtime.transport import TcpTransport, TransportOptions
+from warmd.runtime.execute.executor import Executor, ExecutorOptions
+from warmd.runtime.execute.task_runner import RunnerSettings, SpecRunner
+from warmd.runtime.leader.scheduling import SchedulingLoop, SchedulingOptions
+from warmd.runtime.node.applier import Applier
+from warmd.runtime.node.disk import DiskStorage
+from warmd.runtime.node.driver import Driver, DriverOptions
+from warmd.runtime.node.transport import TcpTransport, TransportOptions
 from warmd.statemachine.commands import DeclareDead, RegisterNode, Release, SubmitTask, TaskSpec
 from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.machine import StateMachine

@@ -8,8 +8,8 @@ import redis
 from warmd.cache.configured import ConfiguredCaches
 from warmd.config import CacheConfig
 from warmd.config_table import Address
-from warmd.runtime.task_runner import RunnerSettings, SpecRunner
-from warmd.runtime.warmer import TaskOutcome
+from warmd.hooks.task import TaskOutcome
+from warmd.runtime.execute.task_runner import RunnerSettings, SpecRunner
 from warmd.statemachine.commands import TaskSpec
 from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.state import TaskRecord

@@ -11,7 +11,8 @@ import pytest
 
 from warmd.cache.http import HttpClient
 from warmd.errors import CacheError, ConfigError
-from warmd.runtime.limiter import AimdLimit, LimitConfig, LimitSample, OriginLimiter
+from warmd.hooks.task import LimitConfig
+from warmd.runtime.execute.limiter import AimdLimit, LimitSample, OriginLimiter
 from warmd.testing.origin import OriginState, TestOrigin
 
 

@@ -15,8 +15,8 @@ from warmd.cache.resp import RespConnection, encode_command
 from warmd.hooks.base import WarmRequest
 from warmd.hooks.loaders import FetchLoader, ReplayLoader
 from warmd.hooks.registry import HookRegistry
-from warmd.runtime.limiter import LimitConfig
-from warmd.runtime.warmer import TaskOutcome, WarmLimits, WarmRunner, WarmTask, jittered_ttls
+from warmd.hooks.task import LimitConfig, TaskOutcome, WarmLimits, WarmTask
+from warmd.runtime.execute.warmer import WarmRunner, jittered_ttls
 from warmd.testing.origin import OriginState, TestOrigin
 from warmd.testing.servers import start_redis
 

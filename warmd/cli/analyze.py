@@ -14,7 +14,7 @@ from warmd.analysis.summary import Summary
 from warmd.cli.progress import Progress
 from warmd.errors import ConfigError
 from warmd.rules.engine import diagnose_all
-from warmd.runtime.analysis_worker import summarise_files
+from warmd.runtime.ingest.worker import summarise_files
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])\Z")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}

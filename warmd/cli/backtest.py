@@ -16,7 +16,7 @@ from warmd.rules.apply import make_plan, predict_with_rules, select_records, sum
 from warmd.rules.backtest import BacktestReport, Predictor, backtest
 from warmd.rules.compiled import CompiledRuleSet
 from warmd.rules.tree import Overrides
-from warmd.runtime.analysis_worker import read_records, summarise_records
+from warmd.runtime.ingest.worker import read_records, summarise_records
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -12,7 +12,7 @@ from warmd.cli.rules import add_rule_arguments, load_rule_files
 from warmd.errors import ConfigError
 from warmd.rules.apply import predict_records
 from warmd.rules.engine import Prediction, predict
-from warmd.runtime.analysis_worker import read_records, summarise_records
+from warmd.runtime.ingest.worker import read_records, summarise_records
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from warmd import config as config_module
 from warmd.admin.client import AdminClient, AdminClientError
-from warmd.runtime.segment import DiskCorruption
+from warmd.runtime.node.segment import DiskCorruption
 
 EXIT_USAGE = 64
 EXIT_DATA_ERROR = 65

@@ -13,7 +13,7 @@ import signal
 import sys
 
 from warmd import config as config_module
-from warmd.runtime.segment import DiskCorruption, DiskFailed
+from warmd.runtime.node.segment import DiskCorruption, DiskFailed
 
 EXIT_DATA_ERROR = 65
 EXIT_OS_ERROR = 71

@@ -19,7 +19,7 @@ from warmd.cache.http import HttpClient
 from warmd.demo.shop import ShopStats
 from warmd.demo.traffic import ShopTraffic, TrafficSpec
 from warmd.errors import CacheError
-from warmd.runtime.warmer import percentile_ms
+from warmd.runtime.execute.warmer import percentile_ms
 
 PHASES = ("cold", "warm", "steady")
 

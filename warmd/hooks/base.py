@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 from warmd.errors import CacheError, WarmdError
 
 if TYPE_CHECKING:
-    from warmd.runtime.warmer import WarmResult, WarmTask
+    from warmd.hooks.task import WarmResult, WarmTask
 
 T = TypeVar("T")
 DEFAULT_PLUGIN_TIMEOUT_S = 5.0

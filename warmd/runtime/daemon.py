@@ -29,19 +29,19 @@ from warmd.errors import ConfigError, WarmdError
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.types import ConfState
-from warmd.runtime.analysis_admin import AnalysisCommands
-from warmd.runtime.applier import Applier
-from warmd.runtime.bench_load import register_bench_commands
-from warmd.runtime.cluster_admin import ClusterCommands
-from warmd.runtime.disk import DiskOptions, DiskStorage
-from warmd.runtime.driver import Driver, DriverOptions
-from warmd.runtime.driver_status import DriverStatus
-from warmd.runtime.executor import ExecutorOptions
-from warmd.runtime.rules_admin import RulesCommands
+from warmd.runtime.commands.analysis import AnalysisCommands
+from warmd.runtime.commands.bench_load import register_bench_commands
+from warmd.runtime.commands.cluster import ClusterCommands
+from warmd.runtime.commands.rules import RulesCommands
+from warmd.runtime.commands.tasks import TaskCommands
+from warmd.runtime.execute.executor import ExecutorOptions
+from warmd.runtime.node.applier import Applier
+from warmd.runtime.node.disk import DiskOptions, DiskStorage
+from warmd.runtime.node.driver import Driver, DriverOptions
+from warmd.runtime.node.status import DriverStatus
+from warmd.runtime.node.transport import TcpTransport, TransportOptions
 from warmd.runtime.sdnotify import SdNotifier, run_watchdog, watchdog_settings
-from warmd.runtime.task_admin import TaskCommands
-from warmd.runtime.transport import TcpTransport, TransportOptions
-from warmd.runtime.warmup_services import WarmupServices
+from warmd.runtime.services import WarmupServices
 from warmd.statemachine.machine import StateMachine
 
 _log = warmd_logging.get_logger("warmd.daemon")

@@ -22,10 +22,10 @@ from pathlib import Path
 from warmd.config import Config
 from warmd.errors import WarmdError
 from warmd.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
-from warmd.runtime.applier import Applier
 from warmd.runtime.daemon import open_storage
-from warmd.runtime.disk import DiskStorage
-from warmd.runtime.segment import read_single_record
+from warmd.runtime.node.applier import Applier
+from warmd.runtime.node.disk import DiskStorage
+from warmd.runtime.node.segment import read_single_record
 from warmd.statemachine.machine import StateMachine
 
 SNAPSHOT_FILE_BYTES_MAX = 1 << 30

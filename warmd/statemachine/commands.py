@@ -61,7 +61,7 @@ class TaskSpec(Validated):
     max_attempts: int = 3  # runs allowed, counting the first; retries stop after
     gate: str = ""  # readiness gate name; empty means ready as soon as the window opens
     gate_timeout_ms: int = 600_000  # how long a WAITING task waits before it is SKIPPED
-    # How the executor loads each key (see warmd/runtime/task_runner.py): "" writes the key
+    # How the executor loads each key (see warmd/runtime/execute/task_runner.py): "" writes the key
     # itself (tests, chaos), "replay" GETs each request line from the http cache `target`,
     # "fetch" GETs `loader_url` (with {path}) and writes the body under the matching
     # `cache_keys` entry into `target`, "plugin:NAME" calls a loader plugin.

@@ -1,6 +1,6 @@
 """The replicated rule set: the `SetRules` command and the record every replica holds (pure).
 
-A node checks rule files before it proposes them (warmd/runtime/rules_admin.py); the log
+A node checks rule files before it proposes them (warmd/runtime/commands/rules.py); the log
 carries each file's name and text with the set's version, the SHA-256 of those names and
 texts. The command re-derives the version on construction and on decode, so a corrupted
 or hand-made entry cannot install text under a version it does not have.

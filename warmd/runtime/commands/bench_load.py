@@ -23,8 +23,8 @@ import msgpack
 from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
 from warmd.errors import AdminError
-from warmd.runtime.cluster_admin import raft_errors
-from warmd.runtime.driver import Driver
+from warmd.runtime.commands.errors import raft_errors
+from warmd.runtime.node.driver import Driver
 from warmd.statemachine.commands import Heartbeat, RegisterNode, Session, encode_command
 from warmd.statemachine.state import Rejected
 

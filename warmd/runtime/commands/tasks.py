@@ -13,8 +13,8 @@ from typing import Any
 from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
 from warmd.errors import AdminError
-from warmd.runtime.cluster_admin import raft_errors
-from warmd.runtime.driver import Driver
+from warmd.runtime.commands.errors import raft_errors
+from warmd.runtime.node.driver import Driver
 from warmd.statemachine.commands import (
     Cancel,
     Command,

@@ -7,10 +7,9 @@ the leader") for NotLeader and timeouts and 1 for a refusal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,32 +18,16 @@ from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
 from warmd.config_table import parse_address
 from warmd.errors import AdminError
-from warmd.raft.errors import NotLeader, ProposalDropped
-from warmd.runtime.driver import Driver, DriverStopped, ProposalTimeout
-from warmd.runtime.segment import encode_record, write_file_atomically
-from warmd.runtime.warmup_documents import warm_up_block
+from warmd.runtime.commands.errors import raft_errors
+from warmd.runtime.node.driver import Driver
+from warmd.runtime.node.segment import encode_record, write_file_atomically
 from warmd.statemachine.commands import Heartbeat, RegisterNode
+from warmd.statemachine.documents import warm_up_block
 from warmd.statemachine.state import Rejected
 
 CHECK_WRITE_COUNT_MAX = 100_000
 CHECK_WRITE_WINDOW = 256  # proposals in flight at once, so they share fsyncs
 CHECK_WRITE_LEASE_MS = 60_000
-
-
-@contextlib.asynccontextmanager
-async def raft_errors() -> AsyncIterator[None]:
-    """Translate Raft errors into AdminErrors with the right code."""
-    try:
-        yield
-    except NotLeader as error:
-        raise AdminError(ErrorCode.NOT_LEADER, str(error)) from None
-    except ProposalDropped as error:
-        code = ErrorCode.UNAVAILABLE if error.reason == ProposalDropped.NO_LEADER else ErrorCode.FAILED
-        raise AdminError(code, str(error)) from None
-    except ProposalTimeout as error:
-        raise AdminError(ErrorCode.TIMEOUT, str(error)) from None
-    except DriverStopped as error:
-        raise AdminError(ErrorCode.UNAVAILABLE, str(error)) from None
 
 
 def _node_id(args: Mapping[str, Any], name: str = "node_id", required: bool = True) -> int | None:

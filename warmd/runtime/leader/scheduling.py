@@ -19,7 +19,7 @@ from warmd.errors import ConfigError
 from warmd.logging import get_logger
 from warmd.raft.errors import RaftError
 from warmd.raft.types import Role
-from warmd.runtime.driver import Driver, DriverStopped
+from warmd.runtime.node.driver import Driver, DriverStopped
 from warmd.scheduler import SchedulerConfig, decide
 from warmd.statemachine.commands import Command
 from warmd.statemachine.state import Applied

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from warmd.raft.types import RaftStatus
-from warmd.runtime.applier import Applier
+from warmd.runtime.node.applier import Applier
 
 
 @dataclass(frozen=True, slots=True)

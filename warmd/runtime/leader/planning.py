@@ -27,10 +27,10 @@ from warmd.raft.errors import RaftError
 from warmd.raft.types import Role
 from warmd.rules.compile import check_files
 from warmd.rules.compiled import CompiledRuleSet
-from warmd.runtime.cache_watch import CacheWatcher
-from warmd.runtime.driver import Driver, DriverStopped
-from warmd.runtime.gates import GatePoller
-from warmd.runtime.rules_admin import known_names
+from warmd.runtime.leader.cache_watch import CacheWatcher
+from warmd.runtime.leader.gates import GatePoller
+from warmd.runtime.leader.rule_names import known_names
+from warmd.runtime.node.driver import Driver, DriverStopped
 from warmd.scheduler.merge import Signature, merged_summary, signature
 from warmd.scheduler.planner import (
     PlanInputs,

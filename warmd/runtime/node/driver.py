@@ -30,10 +30,10 @@ from warmd.raft.confchange import encode_conf_change
 from warmd.raft.core import RaftNode
 from warmd.raft.errors import NotLeader, ProposalDropped, RaftError, SnapshotOutOfDate
 from warmd.raft.types import ConfChange, ConfChangeType, ConfState, Message, Ready, Role, Snapshot
-from warmd.runtime.applier import Applier
-from warmd.runtime.disk import DiskStorage
-from warmd.runtime.driver_status import DriverStatus, build_status
-from warmd.runtime.transport import Transport
+from warmd.runtime.node.applier import Applier
+from warmd.runtime.node.disk import DiskStorage
+from warmd.runtime.node.status import DriverStatus, build_status
+from warmd.runtime.node.transport import Transport
 from warmd.statemachine.commands import Command, Session, encode_command
 from warmd.statemachine.state import ApplyResult
 

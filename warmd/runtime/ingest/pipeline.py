@@ -28,8 +28,8 @@ from warmd.clock import Clock, SystemClock
 from warmd.config import AnalysisConfig, SourceConfig
 from warmd.errors import ConfigError
 from warmd.logging import get_logger
-from warmd.runtime.analysis_worker import AnalysisWorker, EncodedSnapshot
-from warmd.runtime.tailer import LogTailer
+from warmd.runtime.ingest.tailer import LogTailer
+from warmd.runtime.ingest.worker import AnalysisWorker, EncodedSnapshot
 from warmd.statemachine.summaries import ReportSummary
 
 _log = get_logger("warmd.log_pipeline")

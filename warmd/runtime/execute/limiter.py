@@ -15,33 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from warmd.errors import ConfigError
-
-
-@dataclass(frozen=True, slots=True)
-class LimitConfig:
-    """Hard caps come from the rule; the rest tunes how fast the limit moves."""
-
-    concurrency_max: int = 64
-    concurrency_min: int = 1
-    concurrency_initial: int = 8
-    rate_per_s_max: float = 0.0  # 0 means no rate cap
-    latency_tolerance: float = 2.0  # slower than this x healthy latency = congestion
-    # ...but only when also slower by this much: sub-millisecond jitter of a fast origin
-    # (or of our own event loop) is not the origin slowing down.
-    latency_slack_s: float = 0.005
-    backoff_ratio: float = 0.7
-    baseline_window_samples: int = 500
-
-    def validate(self) -> LimitConfig:
-        if not 1 <= self.concurrency_min <= self.concurrency_max:
-            raise ConfigError("need 1 <= concurrency_min <= concurrency_max")
-        if not 0 < self.backoff_ratio < 1:
-            raise ConfigError("backoff_ratio must be between 0 and 1")
-        if self.latency_tolerance <= 1 or self.rate_per_s_max < 0 or self.latency_slack_s < 0:
-            raise ConfigError("latency_tolerance must be > 1, rate_per_s_max and "
-                              "latency_slack_s >= 0")
-        return self
+from warmd.hooks.task import LimitConfig
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,11 @@ from typing import Protocol
 
 from warmd.config import ExecutorConfig
 from warmd.errors import ConfigError
+from warmd.hooks.task import ProgressCallback, TaskOutcome, WarmResult, WarmTask
 from warmd.logging import get_logger
 from warmd.raft.errors import RaftError
-from warmd.runtime.driver import Driver, DriverStopped
-from warmd.runtime.key_writer import run_result
-from warmd.runtime.warmer import ProgressCallback, TaskOutcome, WarmResult, WarmTask
+from warmd.runtime.execute.key_writer import run_result
+from warmd.runtime.node.driver import Driver, DriverStopped
 from warmd.statemachine.commands import (
     Command,
     Fail,

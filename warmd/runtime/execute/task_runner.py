@@ -20,16 +20,16 @@ from warmd.errors import CacheError, ConfigError
 from warmd.hooks.base import WarmRequest
 from warmd.hooks.loaders import FetchLoader, ReplayLoader
 from warmd.hooks.registry import HookRegistry
-from warmd.runtime.key_writer import KeyWriterRunner, run_result
-from warmd.runtime.limiter import LimitConfig
-from warmd.runtime.warmer import (
+from warmd.hooks.task import (
+    LimitConfig,
     ProgressCallback,
     TaskOutcome,
     WarmLimits,
     WarmResult,
-    WarmRunner,
     WarmTask,
 )
+from warmd.runtime.execute.key_writer import KeyWriterRunner, run_result
+from warmd.runtime.execute.warmer import WarmRunner
 from warmd.statemachine.commands import TaskSpec
 from warmd.statemachine.state import TaskRecord
 

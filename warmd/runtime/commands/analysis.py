@@ -23,24 +23,24 @@ from warmd.config import Config
 from warmd.errors import AdminError
 from warmd.rules.compile import KnownNames, check_files
 from warmd.rules.compiled import CompiledRuleSet
-from warmd.runtime.cluster_admin import raft_errors
-from warmd.runtime.driver import Driver
-from warmd.runtime.explain_request import (
+from warmd.runtime.commands.errors import raft_errors
+from warmd.runtime.ingest.pipeline import SourceStatus
+from warmd.runtime.leader.planning import planner_settings
+from warmd.runtime.leader.rule_names import known_names
+from warmd.runtime.node.driver import Driver
+from warmd.scheduler.explain import (
     ExplainSettings,
     RequestLine,
     explain_request,
     parse_request_line,
 )
-from warmd.runtime.log_pipeline import SourceStatus
-from warmd.runtime.planning import planner_settings
-from warmd.runtime.rules_admin import known_names
-from warmd.runtime.warmup_documents import (
+from warmd.scheduler.merge import Signature, merged_summary, signature
+from warmd.statemachine.documents import (
     newest_plans,
     short_version,
     summaries_total,
     summary_document,
 )
-from warmd.scheduler.merge import Signature, merged_summary, signature
 from warmd.statemachine.ruleset import RuleSetRecord
 from warmd.statemachine.summaries import SummaryRecord
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import zoneinfo
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,8 +23,9 @@ from warmd.logging import get_logger
 from warmd.raft.errors import NotLeader, ProposalDropped
 from warmd.rules.compile import KnownNames, check_files
 from warmd.rules.errors import render_all
-from warmd.runtime.cluster_admin import raft_errors
-from warmd.runtime.driver import Driver, DriverStopped, ProposalTimeout
+from warmd.runtime.commands.errors import raft_errors
+from warmd.runtime.leader.rule_names import known_names
+from warmd.runtime.node.driver import Driver, DriverStopped, ProposalTimeout
 from warmd.statemachine.commands import InvalidCommand
 from warmd.statemachine.ruleset import SetRules
 from warmd.statemachine.state import Applied
@@ -33,13 +33,6 @@ from warmd.statemachine.state import Applied
 _log = get_logger("warmd.rules")
 START_POLL_S = 0.2
 START_ATTEMPTS = 50
-
-
-def known_names(config: Config) -> KnownNames:
-    """What rule files on this node may refer to: its configured caches and the tz database."""
-    zones = frozenset(zoneinfo.available_timezones()) | {"UTC"}
-    return KnownNames({cache.name: cache.kind for cache in config.caches}, frozenset(),
-                      zones if len(zones) > 1 else None)
 
 
 def check_rule_files(files: Sequence[tuple[str, str]], known: KnownNames) -> str:

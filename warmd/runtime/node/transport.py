@@ -22,9 +22,9 @@ import structlog
 from warmd import codec
 from warmd.codec import CodecError
 from warmd.raft.types import NO_NODE, Message
-from warmd.runtime import handshake
-from warmd.runtime.framing import FrameError, FrameReader, FrameTooLarge, encode_frame
-from warmd.runtime.handshake import HandshakeError, Hello, Refusal
+from warmd.runtime.node import handshake
+from warmd.runtime.node.framing import FrameError, FrameReader, FrameTooLarge, encode_frame
+from warmd.runtime.node.handshake import HandshakeError, Hello, Refusal
 
 log = structlog.get_logger("warmd.transport")
 WRITE_BATCH_BYTES = 1024 * 1024

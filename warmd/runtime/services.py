@@ -18,13 +18,13 @@ from warmd.analysis.wire import encode_summary
 from warmd.cache.configured import ConfiguredCaches
 from warmd.config import Config
 from warmd.errors import CacheError
-from warmd.runtime.cache_watch import CacheWatcher, WatchSettings
-from warmd.runtime.driver import Driver
-from warmd.runtime.executor import Executor, ExecutorOptions
-from warmd.runtime.log_pipeline import LogPipeline
-from warmd.runtime.planning import PlanningLoop, watched_caches
-from warmd.runtime.scheduling import SchedulingLoop, SchedulingOptions
-from warmd.runtime.task_runner import RunnerSettings, SpecRunner
+from warmd.runtime.execute.executor import Executor, ExecutorOptions
+from warmd.runtime.execute.task_runner import RunnerSettings, SpecRunner
+from warmd.runtime.ingest.pipeline import LogPipeline
+from warmd.runtime.leader.cache_watch import CacheWatcher, WatchSettings
+from warmd.runtime.leader.planning import PlanningLoop, watched_caches
+from warmd.runtime.leader.scheduling import SchedulingLoop, SchedulingOptions
+from warmd.runtime.node.driver import Driver
 
 
 class WarmupServices:

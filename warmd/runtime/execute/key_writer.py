@@ -13,7 +13,7 @@ import time
 from warmd.cache.base import CacheBackend
 from warmd.cache.factory import backend_from_url
 from warmd.errors import CacheError, ConfigError
-from warmd.runtime.warmer import ProgressCallback, TaskOutcome, WarmResult, WarmTask
+from warmd.hooks.task import ProgressCallback, TaskOutcome, WarmResult, WarmTask
 
 
 def run_result(task: WarmTask, outcome: TaskOutcome, written: int, started_s: float,

@@ -13,12 +13,10 @@ import functools
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from itertools import chain, compress, repeat
 from operator import itemgetter, sub
-from typing import Protocol
 
 from warmd.cache.base import (
     CacheBackend,
@@ -34,99 +32,22 @@ from warmd.errors import CacheError, CacheUnavailable, ConfigError
 from warmd.hooks.base import PluginError, WarmRequest, call_plugin
 from warmd.hooks.loaders import RequestKeyMapper, ValueLoader
 from warmd.hooks.registry import HookRegistry
+from warmd.hooks.task import (
+    LimitConfig,
+    ProgressCallback,
+    TaskOutcome,
+    WarmLimits,
+    WarmResult,
+    WarmTask,
+)
 from warmd.logging import get_logger
-from warmd.runtime.limiter import LimitConfig, OriginLimiter
+from warmd.runtime.execute.limiter import OriginLimiter
 
 _log = get_logger("warmd.warmer")
-ProgressCallback = Callable[[int], Awaitable[None]]
 FAILURE_SAMPLE_SIZE = 20
 KEY_OF = itemgetter(0)
 REQUEST_OVERHEAD_BYTES = 64  # protocol framing and per-key server overhead, per item
 WRITES_IN_FLIGHT = 2  # batches written at once: one queued at the cache while one loads
-
-
-@dataclass(frozen=True, slots=True)
-class WarmLimits:
-    """Per-task limits from the rule: origin caps, TTL and jitter, memory guard, retries."""
-
-    origin: LimitConfig = field(default_factory=LimitConfig)
-    ttl_s: int = 3600
-    ttl_jitter_ratio: float = 0.1  # TTLs spread over [ttl_s * (1 - ratio), ttl_s]
-    only_if_absent: bool = False
-    batch_keys: int = 1000
-    retry_attempts: int = 3
-    retry_backoff_s: float = 0.05
-    memory_fill_slow: float = 0.85
-    memory_fill_stop: float = 0.95
-    slow_pause_s: float = 0.2
-    stop_on_evictions: bool = True
-    verify_sample_keys: int = 20
-    plugin_timeout_s: float = 5.0
-
-    def validate(self) -> WarmLimits:
-        if self.ttl_s < 0 or not 0 <= self.ttl_jitter_ratio < 1:
-            raise ConfigError("ttl_s must be >= 0 and ttl_jitter_ratio in [0, 1)")
-        if self.batch_keys < 1 or self.retry_attempts < 1 or self.plugin_timeout_s <= 0:
-            raise ConfigError("batch_keys, retry_attempts and plugin_timeout_s must be > 0")
-        if self.verify_sample_keys < 0 or self.retry_backoff_s < 0 or self.slow_pause_s < 0:
-            raise ConfigError("verify_sample_keys, retry_backoff_s and slow_pause_s must be >= 0")
-        if not 0 < self.memory_fill_slow <= self.memory_fill_stop <= 1:
-            raise ConfigError("need 0 < memory_fill_slow <= memory_fill_stop <= 1")
-        self.origin.validate()
-        return self
-
-
-@dataclass(frozen=True, slots=True)
-class WarmTask:
-    """A batch of predicted requests, the backend and loader to use, and the limits."""
-
-    task_id: str
-    requests: tuple[WarmRequest, ...]
-    target: str  # backend name; "" when the loader itself warms (HTTP replay)
-    loader: str
-    limits: WarmLimits = field(default_factory=WarmLimits)
-    key_mapper: str = "request_key"
-    readiness: tuple[str, ...] = ()
-    verifier: str = ""  # "" compares the read-back value with the written one
-    context: Mapping[str, str] = field(default_factory=dict)  # template fields: {date} ...
-    checkpoint: int = 0  # requests already done by an earlier owner
-    seed: int = 0
-
-
-class TaskOutcome(StrEnum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    STOPPED = "stopped"  # stopped on purpose (memory guard), with a reason
-    NOT_READY = "not_ready"
-
-
-@dataclass(frozen=True, slots=True)
-class WarmResult:
-    """What one run did; `checkpoint` is how many requests are done."""
-
-    task_id: str
-    outcome: TaskOutcome
-    keys_ok: int
-    keys_failed: int
-    keys_skipped: int
-    bytes_written: int
-    origin_p50_ms: float | None
-    origin_p99_ms: float | None
-    duration_s: float
-    checkpoint: int
-    reason: str = ""
-    failures: tuple[KeyFailure, ...] = ()  # the first FAILURE_SAMPLE_SIZE
-    verified_keys: int = 0
-    verify_mismatches: int = 0
-    origin_in_flight_max: int = 0
-    finished_at_s: float = 0.0  # monotonic time, the start of the effect window
-
-
-class Runner(Protocol):
-    """What the executor calls for each assigned task."""
-
-    async def run(self, task: WarmTask, progress: ProgressCallback | None = None
-                  ) -> WarmResult: ...
 
 
 def percentile_ms(latencies_s: Sequence[float], fraction: float) -> float | None:

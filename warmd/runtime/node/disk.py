@@ -24,8 +24,8 @@ from warmd.errors import invariant
 from warmd.raft.errors import Compacted, SnapshotOutOfDate, Unavailable
 from warmd.raft.storage import ENTRY_OVERHEAD_BYTES
 from warmd.raft.types import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta
-from warmd.runtime import segment
-from warmd.runtime.segment import DiskCorruption, DiskFailed, LogFiles, write_file_atomically
+from warmd.runtime.node import segment
+from warmd.runtime.node.segment import DiskCorruption, DiskFailed, LogFiles, write_file_atomically
 
 __all__ = ["DiskCorruption", "DiskFailed", "DiskOptions", "DiskStorage"]
 
