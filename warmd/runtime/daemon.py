@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from warmd import config as config_module
 from warmd import logging as warmd_logging
 from warmd.admin.server import AdminServer
-from warmd.clock import SystemClock
+from warmd.clock import Clock, SystemClock
 from warmd.config import Config
 from warmd.errors import ConfigError, WarmdError
 from warmd.raft.config import RaftConfig
@@ -43,10 +43,10 @@ from warmd.runtime.node.transport import TcpTransport, TransportOptions
 from warmd.runtime.sdnotify import SdNotifier, run_watchdog, watchdog_settings
 from warmd.runtime.services import WarmupServices
 from warmd.statemachine.machine import StateMachine
+from warmd.statemachine.topics import Topic
 
 _log = warmd_logging.get_logger("warmd.daemon")
 EXIT_SOFTWARE = 70  # sysexits EX_SOFTWARE: the driver failed (disk, invariant)
-READY_POLL_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,7 @@ def open_storage(config: Config) -> DiskStorage:
     return DiskStorage.open(config.node.data_dir, options, conf_state=founding)
 
 
-def build(config: Config, storage: DiskStorage) -> Components:
+def build(config: Config, storage: DiskStorage, clock: Clock) -> Components:
     """Wire transport, core, applier and driver for this config (nothing started yet)."""
     settings = config.raft
     server_ssl, client_ssl = tls_contexts(config)
@@ -103,14 +103,14 @@ def build(config: Config, storage: DiskStorage) -> Components:
         check_quorum=settings.check_quorum,
     )
     node = RaftNode(raft_config, storage, random.Random())
-    applier = Applier(StateMachine(), config.peer_addresses())
+    applier = Applier(StateMachine(), config.peer_addresses(), clock)
     options = DriverOptions(
         tick_interval_s=settings.tick_interval_s,
         proposal_timeout_s=settings.proposal_timeout_ms / 1000,
         snapshot_interval_entries=settings.snapshot_interval_entries,
         client_id=f"node-{config.node.node_id}-{os.getpid()}-{random.getrandbits(32):08x}",
     )
-    driver = Driver(node, storage, transport, applier, options)
+    driver = Driver(node, storage, transport, applier, options, clock)
     admin = AdminServer(config.admin.socket_path, group_id=config.admin.group_id)
     ClusterCommands(driver).register(admin)
     TaskCommands(driver).register(admin)
@@ -130,8 +130,9 @@ def status_line(status: DriverStatus) -> str:
 class Daemon:
     """One running node: `await Daemon(config).serve()` returns the exit status."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
+        self._clock = clock or SystemClock()  # the one clock every service of the node reads
         self._notifier = SdNotifier.from_environment()
         self._stop = asyncio.Event()
         self._signals = 0
@@ -140,7 +141,7 @@ class Daemon:
 
     async def serve(self) -> int:
         storage = open_storage(self.config)
-        components = build(self.config, storage)
+        components = build(self.config, storage, self._clock)
         self._components = components
         try:
             await components.transport.start()
@@ -152,14 +153,15 @@ class Daemon:
         self._install_signals()
         components.driver.on_state_change = lambda status: self._notifier.status(status_line(status))
         background = [asyncio.create_task(self._announce_ready(components.driver))]
-        services = WarmupServices(self.config, components.driver, self._executor_options)
+        services = WarmupServices(self.config, components.driver, self._executor_options,
+                                  self._clock)
         background.extend(services.start())
         if services.pipeline is not None:
             components.analysis.attach_pipeline(services.pipeline.status)
         watchdog = watchdog_settings()
         if watchdog is not None:
             background.append(asyncio.create_task(
-                run_watchdog(self._notifier, watchdog, SystemClock())))
+                run_watchdog(self._notifier, watchdog, self._clock)))
         assert components.driver.finished is not None
         stop_wait = asyncio.create_task(self._stop.wait())
         await asyncio.wait([stop_wait, components.driver.finished],
@@ -175,8 +177,12 @@ class Daemon:
 
     async def _announce_ready(self, driver: Driver) -> None:
         """READY=1 once a leader is known (or at once when waiting to join)."""
-        while not self.config.node.join and driver.leader_id == 0:
-            await asyncio.sleep(READY_POLL_S)
+        leadership = driver.changes.subscribe({Topic.LEADERSHIP})
+        try:
+            while not self.config.node.join and driver.leader_id == 0:
+                await leadership.wait()
+        finally:
+            leadership.close()
         status = driver.status()
         self._notifier.ready(status_line(status))
         _log.info("daemon_ready", node_id=status.node_id, role=status.role, term=status.term,

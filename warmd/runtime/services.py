@@ -16,6 +16,7 @@ import random
 
 from warmd.analysis.wire import encode_summary
 from warmd.cache.configured import ConfiguredCaches
+from warmd.clock import Clock, SystemClock
 from warmd.config import Config
 from warmd.errors import CacheError
 from warmd.runtime.execute.executor import Executor, ExecutorOptions
@@ -31,9 +32,10 @@ class WarmupServices:
     """Builds and owns the pipeline, executor, watcher and loops of one node."""
 
     def __init__(self, config: Config, driver: Driver,
-                 executor_options: ExecutorOptions | None) -> None:
+                 executor_options: ExecutorOptions | None, clock: Clock | None = None) -> None:
         self.config = config
         self.driver = driver
+        self.clock = clock or SystemClock()
         self.executor_options = executor_options
         self.caches: ConfiguredCaches | None = None
         self.runner: SpecRunner | None = None
@@ -56,8 +58,9 @@ class WarmupServices:
         self.caches = ConfiguredCaches(self.config.caches)
         self.runner = SpecRunner(self.caches, RunnerSettings(options.batch_keys,
                                                              options.keys_per_second))
-        self.executor = Executor(self.driver, self.runner, options)
-        self.scheduling = SchedulingLoop(self.driver, SchedulingOptions(), random.Random())
+        self.executor = Executor(self.driver, self.runner, options, self.clock)
+        self.scheduling = SchedulingLoop(self.driver, SchedulingOptions(), random.Random(),
+                                         self.clock)
         tasks += [asyncio.create_task(self.executor.run()),
                   asyncio.create_task(self.scheduling.run())]
         if self.config.planner.enabled:
@@ -73,7 +76,7 @@ class WarmupServices:
             settings = WatchSettings(interval_s=self.config.planner.watch_interval_ms / 1000)
             self.watcher = CacheWatcher(watched, settings)
             tasks.append(asyncio.create_task(self.watcher.run()))
-        self.planning = PlanningLoop(self.driver, self.config, self.watcher)
+        self.planning = PlanningLoop(self.driver, self.config, self.watcher, self.clock)
         tasks.append(asyncio.create_task(self.planning.run()))
         return tasks
 

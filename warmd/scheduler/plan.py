@@ -17,7 +17,7 @@ from warmd.scheduler.liveness import dead_nodes, releases
 from warmd.scheduler.readiness import admissions
 from warmd.scheduler.retry import retries
 from warmd.statemachine.commands import Command, MarkReady
-from warmd.statemachine.lifecycle import TaskState
+from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
 from warmd.statemachine.state import MachineState
 
 
@@ -52,3 +52,24 @@ def decide(
         *admitted,
         *assignments(state, now_ms, config, candidates, released_ids, dying_ids),
     ]
+
+
+def next_due_ms(state: MachineState) -> int | None:
+    """The earliest wall time at which `decide` may act although the state did not change:
+    a node's lease running out, a task's deadline, a backoff or window opening, a gate
+    timing out. None when only a change of the state can make it act.
+
+    The leader's loop sleeps until then or until the state changes, instead of polling.
+    """
+    times: list[int] = [node.last_heartbeat_ms + node.lease_ms + 1
+                        for node in state.nodes.values() if node.alive]
+    for task_state in TaskState:
+        if task_state in TERMINAL_STATES:
+            continue
+        times.extend(task.spec.deadline_ms for task in state.in_state(task_state)
+                     if task.spec.deadline_ms is not None)
+    times.extend(max(task.spec.not_before_ms, task.not_before_ms)
+                 for task in state.in_state(TaskState.PENDING))
+    times.extend(task.waiting_since_ms + task.spec.gate_timeout_ms
+                 for task in state.in_state(TaskState.WAITING))
+    return min(times, default=None)

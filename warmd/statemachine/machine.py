@@ -52,6 +52,7 @@ from warmd.statemachine.state import (
     TaskRecord,
 )
 from warmd.statemachine.summaries import ReportSummary, SummaryRecord, summary_key
+from warmd.statemachine.topics import EVERYTHING, TOPICS_OF, Topic
 
 # A constant, not a setting: replicas with different limits would evict differently and diverge.
 SESSIONS_MAX = 10_000
@@ -62,6 +63,12 @@ class StateMachine:
 
     def __init__(self) -> None:
         self.state = MachineState()
+        self._changed: set[Topic] = set()
+
+    def take_changed(self) -> frozenset[Topic]:
+        """The topics that applied commands (or a restore) changed since the last call."""
+        changed, self._changed = frozenset(self._changed), set()
+        return changed
 
     # ---- applying --------------------------------------------------------------------------
 
@@ -111,6 +118,12 @@ class StateMachine:
         return result
 
     def _apply_one(self, index: int, command: Any) -> ApplyResult:
+        result = self._dispatch(index, command)
+        if isinstance(result, Applied):
+            self._changed |= TOPICS_OF.get(type(command), frozenset())
+        return result
+
+    def _dispatch(self, index: int, command: Any) -> ApplyResult:
         if isinstance(command, TASK_COMMANDS):
             return self._apply_task(index, command)
         if isinstance(command, NODE_COMMANDS):
@@ -289,6 +302,7 @@ class StateMachine:
     def restore(self, data: bytes) -> None:
         """Replace the state with a snapshot's. Raises: SnapshotError (state unchanged)."""
         self.state = snapshot_format.decode_snapshot(data)
+        self._changed |= EVERYTHING
 
     def digest(self) -> str:
         """A stable hash of the state: equal on replicas that applied the same entries."""

@@ -124,7 +124,7 @@ class AnalysisCommands:
 
     @property
     def _state(self) -> Any:
-        return self._driver.applier.machine.state
+        return self._driver.state
 
     async def _read_point(self) -> int:
         async with raft_errors():

@@ -127,8 +127,8 @@ def percentile_ms(sorted_s: list[float], fraction: float) -> float:
 
 async def run_load(driver: Driver, request: LoadRequest) -> LoadReport:
     """Run the closed loop on this node's driver; see the module docstring."""
-    node_id = driver.node.id
-    if node_id not in driver.applier.machine.state.nodes:
+    node_id = driver.node_id
+    if node_id not in driver.state.nodes:
         await driver.propose(RegisterNode(node_id=node_id, capacity=0, lease_ms=REGISTER_LEASE_MS,
                                           now_ms=int(time.time() * 1000)))
     first_index = driver.applier.applied_index

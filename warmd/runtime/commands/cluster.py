@@ -132,10 +132,10 @@ class ClusterCommands:
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= CHECK_WRITE_COUNT_MAX:
             raise AdminError(ErrorCode.BAD_REQUEST, f"count must be 1..{CHECK_WRITE_COUNT_MAX}")
         driver = self._driver
-        node_id = driver.node.id
+        node_id = driver.node_id
         started_s = time.monotonic()
         async with raft_errors():
-            if node_id not in driver.applier.machine.state.nodes:
+            if node_id not in driver.state.nodes:
                 now_ms = int(time.time() * 1000)
                 await driver.propose(RegisterNode(
                     node_id=node_id, capacity=0, lease_ms=CHECK_WRITE_LEASE_MS, now_ms=now_ms))

@@ -94,7 +94,7 @@ class RulesCommands:
 
     @property
     def _committed(self) -> Any:
-        return self._driver.applier.machine.state.rules
+        return self._driver.state.rules
 
     async def reload(self, args: Mapping[str, Any]) -> dict[str, Any]:
         files = _files_arg(args)

@@ -103,7 +103,7 @@ class TaskCommands:
 
     @property
     def _state(self) -> Any:
-        return self._driver.applier.machine.state
+        return self._driver.state
 
     async def _write(self, command: Command) -> Any:
         async with raft_errors():

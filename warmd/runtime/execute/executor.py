@@ -13,10 +13,10 @@ a RUNNING one resumes from its checkpoint without a new Start, so nothing sticks
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from warmd.clock import Clock, SystemClock
 from warmd.config import ExecutorConfig
 from warmd.errors import ConfigError
 from warmd.hooks.task import ProgressCallback, TaskOutcome, WarmResult, WarmTask
@@ -35,13 +35,11 @@ from warmd.statemachine.commands import (
 )
 from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.state import ACTIVE_STATES, Applied, ApplyResult, TaskRecord
+from warmd.statemachine.topics import Topic
 
 _log = get_logger("warmd.executor")
-
-
-def now_ms() -> int:
-    """Wall-clock milliseconds: the time this node stamps into its own commands."""
-    return int(time.time() * 1000)
+# Reconcile at least this often even without a change notice: a safety net, not the path.
+RECONCILE_IDLE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +52,6 @@ class ExecutorOptions:
     capacity: int = 4
     lease_ms: int = 3_000
     heartbeat_interval_s: float = 0.5
-    poll_interval_s: float = 0.05
     retry_pause_s: float = 0.1
     batch_keys: int = 10
     keys_per_second: float = 0.0
@@ -66,7 +63,7 @@ class ExecutorOptions:
             raise ConfigError(
                 f"executor heartbeat_interval_s ({self.heartbeat_interval_s}) must be shorter "
                 f"than the lease ({self.lease_ms} ms)")
-        if self.keys_per_second < 0 or self.poll_interval_s <= 0 or self.retry_pause_s <= 0:
+        if self.keys_per_second < 0 or self.retry_pause_s <= 0:
             raise ConfigError("executor keys_per_second >= 0 and positive intervals required")
 
     @classmethod
@@ -107,11 +104,13 @@ def result_text(result: WarmResult) -> str:
 class Executor:
     """Runs this node's share of the tasks; `await run()` until cancelled."""
 
-    def __init__(self, driver: Driver, runner: TaskRunner, options: ExecutorOptions) -> None:
+    def __init__(self, driver: Driver, runner: TaskRunner, options: ExecutorOptions,
+                 clock: Clock | None = None) -> None:
         self._driver = driver
         self._runner = runner
         self.options = options
-        self.node_id = driver.node.id
+        self._clock = clock or SystemClock()
+        self.node_id = driver.node_id
         self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
         self.superseded_runs = 0  # runs stopped because the fence moved on
 
@@ -122,18 +121,26 @@ class Executor:
             await self._catch_up()
             await self._register()
             heartbeats = asyncio.create_task(self._heartbeat_forever())
-            while True:
-                try:
-                    self._reconcile()
-                except Exception:  # never stop watching for our tasks
-                    _log.exception("executor_reconcile_crashed")
-                await asyncio.sleep(self.options.poll_interval_s)
+            await self._reconcile_forever()
         finally:
             if heartbeats is not None:
                 heartbeats.cancel()
             for running in list(self._running.values()):
                 running.cancel()
             await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def _reconcile_forever(self) -> None:
+        """Reconcile whenever the tasks change (assignments, releases), not on a poll."""
+        changes = self._driver.changes.subscribe({Topic.TASKS})
+        try:
+            while True:
+                try:
+                    self._reconcile()
+                except Exception:  # never stop watching for our tasks
+                    _log.exception("executor_reconcile_crashed")
+                await changes.wait(RECONCILE_IDLE_S)
+        finally:
+            changes.close()
 
     async def _catch_up(self) -> None:
         """Wait for a ReadIndex read, so adoption sees every assignment made before we started."""
@@ -144,25 +151,25 @@ class Executor:
             except DriverStopped:
                 raise
             except RaftError:
-                await asyncio.sleep(self.options.retry_pause_s)
+                await self._clock.sleep(self.options.retry_pause_s)
 
     async def _register(self) -> None:
         options = self.options
         while True:
             result = await self._propose(RegisterNode(
                 node_id=self.node_id, capacity=options.capacity, lease_ms=options.lease_ms,
-                now_ms=now_ms()))
+                now_ms=self._clock.wall_ms()))
             if isinstance(result, Applied):
                 _log.info("executor_registered", node_id=self.node_id, capacity=options.capacity,
                           lease_ms=options.lease_ms)
                 return
-            await asyncio.sleep(options.retry_pause_s)
+            await self._clock.sleep(options.retry_pause_s)
 
     async def _heartbeat_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.options.heartbeat_interval_s)
+            await self._clock.sleep(self.options.heartbeat_interval_s)
             try:
-                await self._propose(Heartbeat(node_id=self.node_id, now_ms=now_ms()))
+                await self._propose(Heartbeat(node_id=self.node_id, now_ms=self._clock.wall_ms()))
             except DriverStopped:
                 return
             except Exception:  # a silent node loses its tasks: never stop heartbeating
@@ -182,7 +189,7 @@ class Executor:
 
     def owned(self) -> dict[tuple[str, int], TaskRecord]:
         """The ASSIGNED or RUNNING tasks the local state says this node owns, by (id, fence)."""
-        state = self._driver.applier.machine.state
+        state = self._driver.state
         return {
             (task.task_id, task.fence): task
             for task_state in ACTIVE_STATES for task in state.in_state(task_state)
@@ -205,7 +212,7 @@ class Executor:
                 self._running[key] = asyncio.create_task(self._run_task(*key))
 
     def _holds(self, task_id: str, fence: int) -> TaskRecord | None:
-        task = self._driver.applier.machine.state.tasks.get(task_id)
+        task = self._driver.state.tasks.get(task_id)
         if task is None or task.owner != self.node_id or task.fence != fence:
             return None
         return task if task.state in ACTIVE_STATES else None
@@ -225,7 +232,7 @@ class Executor:
                 _log.exception("executor_runner_crashed", task_id=task_id, fence=fence)
                 empty = WarmTask(task_id=task_id, requests=(), target="", loader="",
                                  checkpoint=task.checkpoint)
-                result = run_result(empty, TaskOutcome.FAILED, 0, time.monotonic(),
+                result = run_result(empty, TaskOutcome.FAILED, 0, self._clock.monotonic(),
                                     task.checkpoint, f"runner crashed: {error!r}")
             await self._settle(task_id, fence, result)
         except FenceLost:
@@ -241,11 +248,10 @@ class Executor:
                               checkpoint=task.checkpoint)
                 return True
             await self._propose(Start(task_id=task_id, node_id=self.node_id, fence=fence,
-                                      now_ms=now_ms()))
-            if self._holds(task_id, fence) is None:
-                break
-            if self._holds(task_id, fence).state != TaskState.RUNNING:  # type: ignore[union-attr]
-                await asyncio.sleep(self.options.retry_pause_s)
+                                      now_ms=self._clock.wall_ms()))
+            task = self._holds(task_id, fence)
+            if task is not None and task.state != TaskState.RUNNING:
+                await self._clock.sleep(self.options.retry_pause_s)
         return False
 
     def _progress(self, task_id: str, fence: int) -> ProgressCallback:
@@ -253,13 +259,13 @@ class Executor:
             while True:
                 result = await self._propose(ReportProgress(
                     task_id=task_id, node_id=self.node_id, fence=fence, keys_done=keys_done,
-                    now_ms=now_ms()))
+                    now_ms=self._clock.wall_ms()))
                 task = self._holds(task_id, fence)
                 if task is None:
                     raise FenceLost(task_id)
                 if result is not None:
                     return  # applied, or refused while we still hold the fence: go on
-                await asyncio.sleep(self.options.retry_pause_s)
+                await self._clock.sleep(self.options.retry_pause_s)
         return report
 
     async def _settle(self, task_id: str, fence: int, result: WarmResult) -> None:
@@ -267,14 +273,14 @@ class Executor:
         while self._holds(task_id, fence) is not None:
             if result.outcome == TaskOutcome.SUCCEEDED:
                 command: Command = Finish(task_id=task_id, node_id=self.node_id, fence=fence,
-                                          now_ms=now_ms(), result=result_text(result))
+                                          now_ms=self._clock.wall_ms(), result=result_text(result))
             else:
                 command = Fail(task_id=task_id, node_id=self.node_id, fence=fence,
-                               now_ms=now_ms(), error=result.reason[:200] or result.outcome.value)
+                               now_ms=self._clock.wall_ms(), error=result.reason[:200] or result.outcome.value)
             outcome = await self._propose(command)
             if outcome is not None:
                 if not isinstance(outcome, Applied):
                     _log.warning("executor_settle_refused", task_id=task_id, fence=fence,
                                  reason=getattr(outcome, "reason", ""))
                 return
-            await asyncio.sleep(self.options.retry_pause_s)
+            await self._clock.sleep(self.options.retry_pause_s)

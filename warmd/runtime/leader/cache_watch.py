@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -181,6 +181,7 @@ class CacheWatcher:
         self.settings = settings if settings is not None else WatchSettings()
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.events: asyncio.Queue[CacheEvent] = asyncio.Queue(self.settings.event_queue_size)
+        self.on_events: Callable[[], None] | None = None  # called after new events are queued
         self.errors: dict[str, int] = {name: 0 for name in self.backends}
         self.dropped_events = 0
         self._history: dict[str, deque[tuple[float, BackendStats]]] = {
@@ -213,6 +214,8 @@ class CacheWatcher:
                 self.events.get_nowait()
                 self.dropped_events += 1
             self.events.put_nowait(event)
+        if events and self.on_events is not None:
+            self.on_events()
         return events
 
     async def _poll_cache(self, cache: str) -> list[CacheEvent]:

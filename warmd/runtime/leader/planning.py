@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from warmd.analysis.summary import Summary
 from warmd.cache.configured import HTTP_KIND
+from warmd.clock import Clock, SystemClock
 from warmd.config import Config
 from warmd.logging import get_logger
 from warmd.raft.errors import RaftError
-from warmd.raft.types import Role
 from warmd.rules.compile import check_files
 from warmd.rules.compiled import CompiledRuleSet
 from warmd.runtime.leader.cache_watch import CacheWatcher
@@ -43,13 +42,13 @@ from warmd.statemachine.commands import MarkReady, RecordEffect, SubmitPlan
 from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
 from warmd.statemachine.plans import PlanRecord
 from warmd.statemachine.state import Applied, MachineState
+from warmd.statemachine.topics import Topic
 
 _log = get_logger("warmd.planning")
-POLL_S = 0.2
-
-
-def wall_ms() -> int:
-    return int(time.time() * 1000)
+IDLE_CHECK_S = 1.0  # clock triggers (schedule, every/cron, gates, effects) are seen this soon
+MIN_SPACING_S = 0.2  # a burst of changes costs one look, not one per change
+WAKING_TOPICS = frozenset({Topic.RULES, Topic.PLANS, Topic.TASKS, Topic.SUMMARIES,
+                           Topic.LEADERSHIP})
 
 
 def planner_settings(config: Config) -> PlannerSettings:
@@ -99,8 +98,10 @@ class _Caches:
 class PlanningLoop:
     """`await run()` on every node; it plans only while this node is the Raft leader."""
 
-    def __init__(self, driver: Driver, config: Config, watcher: CacheWatcher | None) -> None:
+    def __init__(self, driver: Driver, config: Config, watcher: CacheWatcher | None,
+                 clock: Clock | None = None) -> None:
         self._driver = driver
+        self._clock = clock or SystemClock()
         self._config = config
         self._settings = planner_settings(config)
         self._watch = watched_caches(config)
@@ -112,32 +113,47 @@ class PlanningLoop:
         self.counters = PlanningCounters()
 
     def is_leader(self) -> bool:
-        return self._driver.node.role == Role.LEADER
+        return self._driver.is_leader()
 
     @property
     def state(self) -> MachineState:
-        return self._driver.applier.machine.state
+        return self._driver.state
 
     async def run(self) -> None:
-        """Check the triggers every POLL_S until cancelled."""
-        while True:
-            await asyncio.sleep(POLL_S)
-            events = self._drain_events()
-            if not self.is_leader():
-                continue
-            try:
-                for trigger, rules in self._due(events) + await self._gate_triggers():
-                    await self.plan_now(trigger, rules)
-                await self._open_gated_tasks()
-                await self._record_effects()
-            except DriverStopped:
-                return
-            except RaftError as error:
-                self.counters.last_error = str(error)
-                _log.debug("planning_pass_failed", error=str(error))
-            except Exception as error:  # a bug in one pass must not end planning for good
-                self.counters.last_error = repr(error)
-                _log.exception("planning_pass_crashed")
+        """Check the triggers whenever the state or a watched cache changed, and at least
+        every IDLE_CHECK_S (clock triggers: schedule, every/cron, gates, effect windows),
+        never more often than every MIN_SPACING_S; until cancelled."""
+        changes = self._driver.changes.subscribe(WAKING_TOPICS)
+        if self._watcher is not None:
+            self._watcher.on_events = changes.poke
+        try:
+            while True:
+                await changes.wait(IDLE_CHECK_S)
+                await self._clock.sleep(MIN_SPACING_S)
+                if not await self._check_triggers():
+                    return
+        finally:
+            changes.close()
+
+    async def _check_triggers(self) -> bool:
+        """One look at every trigger (on the leader); False once the driver has stopped."""
+        events = self._drain_events()
+        if not self.is_leader():
+            return True
+        try:
+            for trigger, rules in self._due(events) + await self._gate_triggers():
+                await self.plan_now(trigger, rules)
+            await self._open_gated_tasks()
+            await self._record_effects()
+        except DriverStopped:
+            return False
+        except RaftError as error:
+            self.counters.last_error = str(error)
+            _log.debug("planning_pass_failed", error=str(error))
+        except Exception as error:  # a bug in one pass must not end planning for good
+            self.counters.last_error = repr(error)
+            _log.exception("planning_pass_crashed")
+        return True
 
     # ------------------------------------------------------------------ triggers
 
@@ -154,7 +170,7 @@ class PlanningLoop:
 
     def _due(self, events: list[tuple[str, str]]) -> list[tuple[str, tuple[str, ...]]]:
         """Every trigger that fires now, with the rules it restricts the plan to."""
-        now = wall_ms()
+        now = self._clock.wall_ms()
         ruleset = self._ruleset()
         due: list[tuple[str, tuple[str, ...]]] = []
         for kind, cache in dict.fromkeys(events):
@@ -197,7 +213,7 @@ class PlanningLoop:
         """MarkReady every WAITING task whose gate is open now."""
         for task in self.state.in_state(TaskState.WAITING):
             if task.spec.gate and self.gates.is_open(task.spec.gate):
-                await self._driver.propose(MarkReady(task_id=task.task_id, now_ms=wall_ms()))
+                await self._driver.propose(MarkReady(task_id=task.task_id, now_ms=self._clock.wall_ms()))
 
     # ------------------------------------------------------------------ planning
 
@@ -209,7 +225,7 @@ class PlanningLoop:
         await self._driver.read()
         if not self.is_leader():
             return None
-        now = wall_ms()
+        now = self._clock.wall_ms()
         summary = await self._summary()
         ruleset = self._ruleset()
         rules = self.state.rules
@@ -277,7 +293,7 @@ class PlanningLoop:
         if self._watcher is None:
             return
         window_ms = self._config.planner.effect_window_ms
-        now_ms = wall_ms()
+        now_ms = self._clock.wall_ms()
         for plan in list(self.state.plans.values()):
             if plan.effect is not None or not plan.watch or plan.plan_id in self._unmeasurable:
                 continue
@@ -295,7 +311,7 @@ class PlanningLoop:
 
     async def _record_effect(self, plan: PlanRecord, finished_ms: int, window_ms: int) -> None:
         assert self._watcher is not None
-        to_monotonic_s = time.monotonic() - time.time()  # the watcher's history is monotonic
+        to_monotonic_s = self._clock.monotonic() - self._clock.wall_ms() / 1000  # the watcher's history is monotonic
         created_s = plan.created_ms / 1000 + to_monotonic_s
         finished_s = finished_ms / 1000 + to_monotonic_s
         window_s = window_ms / 1000
@@ -310,7 +326,7 @@ class PlanningLoop:
         command = RecordEffect(plan_id=plan.plan_id, cache=plan.watch,
                                before_hits=before[0], before_misses=before[1],
                                after_hits=after[0], after_misses=after[1],
-                               window_ms=window_ms, now_ms=wall_ms())
+                               window_ms=window_ms, now_ms=self._clock.wall_ms())
         if isinstance(await self._driver.propose(command), Applied):
             self.counters.effects += 1
 

@@ -1,4 +1,8 @@
-"""The scheduling centre: on the leader only, run `warmd.scheduler.decide` at an interval.
+"""The scheduling centre: on the leader only, run `warmd.scheduler.decide` when it may act.
+
+A pass runs when the tasks, nodes or leadership changed (the change feed), or when the
+earliest timer in the state is due (`next_due_ms`: a lease, a deadline, a backoff), and
+never more often than `interval_s`; an idle cluster costs no passes.
 
 Each pass first makes the local state linearizable (a ReadIndex read, so a new leader sees
 every committed entry before deciding), stamps the leader's clock as `now_ms`, and proposes
@@ -12,25 +16,28 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from dataclasses import dataclass, field
 
+from warmd.clock import Clock, SystemClock
 from warmd.errors import ConfigError
 from warmd.logging import get_logger
 from warmd.raft.errors import RaftError
-from warmd.raft.types import Role
+from warmd.runtime.node.changes import Subscription
 from warmd.runtime.node.driver import Driver, DriverStopped
 from warmd.scheduler import SchedulerConfig, decide
+from warmd.scheduler.plan import next_due_ms
 from warmd.statemachine.commands import Command
 from warmd.statemachine.state import Applied
+from warmd.statemachine.topics import Topic
 
 _log = get_logger("warmd.scheduling")
-LEADERSHIP_POLL_S = 0.01
+IDLE_PASS_S = 5.0  # a pass at least this often while leading, whatever the feed says
+WAKING_TOPICS = frozenset({Topic.TASKS, Topic.NODES, Topic.PLANS, Topic.LEADERSHIP})
 
 
 @dataclass(frozen=True, slots=True)
 class SchedulingOptions:
-    """interval_s: pause between passes; config: the scheduler's policy."""
+    """interval_s: the least time between two passes; config: the scheduler's policy."""
 
     interval_s: float = 0.1
     config: SchedulerConfig = field(default_factory=SchedulerConfig)
@@ -54,21 +61,35 @@ class SchedulingCounters:
 class SchedulingLoop:
     """`await run()` on every node; it acts only while this node is the Raft leader."""
 
-    def __init__(self, driver: Driver, options: SchedulingOptions, rng: random.Random) -> None:
+    def __init__(self, driver: Driver, options: SchedulingOptions, rng: random.Random,
+                 clock: Clock | None = None) -> None:
         self._driver = driver
         self.options = options
         self._rng = rng
+        self._clock = clock or SystemClock()
         self.counters = SchedulingCounters()
 
     def is_leader(self) -> bool:
-        return self._driver.node.role == Role.LEADER
+        return self._driver.is_leader()
 
     async def run(self) -> None:
         """Pass after pass until cancelled; each is skipped unless this node leads."""
+        changes = self._driver.changes.subscribe(WAKING_TOPICS)
+        try:
+            await self._run(changes)
+        finally:
+            changes.close()
+
+    async def _run(self, changes: Subscription) -> None:
+        last_pass_s = float("-inf")
         while True:
-            await asyncio.sleep(self.options.interval_s)
+            await changes.wait(self._idle_s())
+            spacing_s = self.options.interval_s - (self._clock.monotonic() - last_pass_s)
+            if spacing_s > 0:
+                await self._clock.sleep(spacing_s)
             if not self.is_leader():
                 continue
+            last_pass_s = self._clock.monotonic()
             try:
                 await self.run_pass()
             except DriverStopped:
@@ -78,30 +99,53 @@ class SchedulingLoop:
             except Exception:  # a bug in one pass must not end scheduling for good
                 _log.exception("scheduling_pass_crashed")
 
+    def _idle_s(self) -> float | None:
+        """How long to sleep when nothing changes: until the state's next timer is due."""
+        if not self.is_leader():
+            return None  # the leadership topic wakes us
+        due_ms = next_due_ms(self._driver.state)
+        if due_ms is None:
+            return IDLE_PASS_S
+        return min(IDLE_PASS_S, max(0.0, (due_ms - self._clock.wall_ms()) / 1000))
+
     async def run_pass(self) -> None:
         """One pass: read point, decide, propose all and wait for them (or leadership loss)."""
         await self._driver.read()
         if not self.is_leader():
             return
-        state = self._driver.applier.machine.state
-        commands = decide(state, int(time.time() * 1000), self.options.config, self._rng)
+        state = self._driver.state
+        commands = decide(state, self._clock.wall_ms(), self.options.config, self._rng)
         self.counters.passes += 1
         if not commands:
             return
         proposals = [asyncio.ensure_future(self._driver.propose(command)) for command in commands]
         self.counters.proposed += len(proposals)
-        pending = set(proposals)
-        while pending:
-            _, pending = await asyncio.wait(pending, timeout=LEADERSHIP_POLL_S)
-            if pending and not self.is_leader():
-                for proposal in pending:
-                    proposal.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-                self.counters.abandoned_passes += 1
-                _log.info("scheduling_pass_abandoned", reason="leadership lost",
-                          outstanding=len(pending))
-                break
+        pending = await self._await_unless_deposed(proposals)
+        if pending:
+            for proposal in pending:
+                proposal.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            self.counters.abandoned_passes += 1
+            _log.info("scheduling_pass_abandoned", reason="leadership lost",
+                      outstanding=len(pending))
         self._count(commands, proposals)
+
+    async def _await_unless_deposed(self, proposals: list[asyncio.Future[object]]
+                                    ) -> set[asyncio.Future[object]]:
+        """Wait for every proposal, or until this node stops leading; returns the ones
+        still pending (none unless leadership was lost)."""
+        pending = set(proposals)
+        leadership = self._driver.changes.subscribe({Topic.LEADERSHIP})
+        try:
+            while pending and self.is_leader():
+                deposed = asyncio.ensure_future(leadership.wait())
+                _, pending = await asyncio.wait(pending | {deposed},
+                                                return_when=asyncio.FIRST_COMPLETED)
+                deposed.cancel()
+                pending.discard(deposed)
+        finally:
+            leadership.close()
+        return pending
 
     def _count(self, commands: list[Command], proposals: list[asyncio.Future]) -> None:
         for command, proposal in zip(commands, proposals, strict=True):

@@ -20,14 +20,17 @@ from dataclasses import dataclass
 
 import msgpack
 
+from warmd.clock import Clock, SystemClock
 from warmd.config_table import Address, parse_address
 from warmd.errors import WarmdError
 from warmd.logging import get_logger
 from warmd.raft.confchange import decode_conf_change
 from warmd.raft.errors import ProposalDropped
 from warmd.raft.types import ConfChange, ConfChangeType, Entry, EntryType, Snapshot
+from warmd.runtime.node.changes import ChangeFeed
 from warmd.statemachine.machine import StateMachine
 from warmd.statemachine.state import Applied, ApplyResult
+from warmd.statemachine.topics import Topic
 
 _log = get_logger("warmd.applier")
 SNAPSHOT_FORMAT_VERSION = 1
@@ -50,11 +53,18 @@ class ApplyOutcome:
 class Applier:
     """Owns the state machine and the member address book on the driver's task."""
 
-    def __init__(self, machine: StateMachine, addresses: dict[int, Address]) -> None:
+    def __init__(self, machine: StateMachine, addresses: dict[int, Address],
+                 clock: Clock | None = None) -> None:
         self.machine = machine
         self.addresses = dict(addresses)
         self.applied_index = machine.state.applied_index
         self._waiting: dict[bytes, list[asyncio.Future[ApplyResult]]] = {}
+        # What readers of the state wait on: changed topics and applied indexes.
+        self.changes = ChangeFeed(clock or SystemClock(), self.applied_index)
+
+    async def wait_applied(self, index: int, timeout_s: float | None = None) -> bool:
+        """Wait until the entries up to `index` are applied on this node; False on timeout."""
+        return await self.changes.wait_applied(index, timeout_s)
 
     # ------------------------------------------------------------------ proposers
 
@@ -105,7 +115,15 @@ class Applier:
                 result = Applied(None)  # a new leader's no-op
             self.applied_index = entry.index
             self._resolve(entry.data, result)
+        if count:
+            self._publish(membership_changed)
         return ApplyOutcome(self.applied_index, count, membership_changed, tuple(removed))
+
+    def _publish(self, membership_changed: bool) -> None:
+        topics = set(self.machine.take_changed())
+        if membership_changed:
+            topics.add(Topic.MEMBERSHIP)
+        self.changes.publish(topics, self.applied_index)
 
     def _resolve(self, data: bytes, result: ApplyResult) -> None:
         if not data:
@@ -148,15 +166,17 @@ class Applier:
         return msgpack.packb(document, use_bin_type=True)
 
     def restore(self, snapshot: Snapshot) -> None:
-        """Replace the state machine and address book with a snapshot's.
+        """Replace the state machine and address book with a snapshot's (members removed
+        before the snapshot are forgotten: the snapshot's book is the whole truth).
 
         Raises:
             SnapshotFormatError: the data is not a snapshot this version can read.
         """
         addresses, machine_data = decode_snapshot_data(snapshot.data)
         self.machine.restore(machine_data)
-        self.addresses.update(addresses)
+        self.addresses = dict(addresses)
         self.applied_index = snapshot.meta.index
+        self._publish(membership_changed=True)
         _log.info("snapshot_restored", index=snapshot.meta.index, data_bytes=len(snapshot.data))
 
 

@@ -31,11 +31,13 @@ from warmd.raft.core import RaftNode
 from warmd.raft.errors import NotLeader, ProposalDropped, RaftError, SnapshotOutOfDate
 from warmd.raft.types import ConfChange, ConfChangeType, ConfState, Message, Ready, Role, Snapshot
 from warmd.runtime.node.applier import Applier
+from warmd.runtime.node.changes import ChangeFeed
 from warmd.runtime.node.disk import DiskStorage
 from warmd.runtime.node.status import DriverStatus, build_status
 from warmd.runtime.node.transport import Transport
 from warmd.statemachine.commands import Command, Session, encode_command
-from warmd.statemachine.state import ApplyResult
+from warmd.statemachine.state import ApplyResult, MachineState
+from warmd.statemachine.topics import Topic
 
 __all__ = ["Driver", "DriverOptions", "DriverStopped", "NotLeader", "ProposalDropped",
            "ProposalTimeout"]
@@ -250,6 +252,7 @@ class Driver:
         status = self.node.status()
         _log.info("raft_state_changed", role=status.role.name.lower(), term=status.term,
                   leader_id=status.leader_id)
+        self.applier.changes.publish({Topic.LEADERSHIP})
         if self.on_state_change is not None:
             self.on_state_change(self.status())
 
@@ -336,8 +339,8 @@ class Driver:
         The future belongs to this one request, so cancelling or failing it is safe; the
         applier and the read bookkeeping skip futures that are already done.
         """
-        timer = asyncio.get_running_loop().call_later(
-            self.options.proposal_timeout_s, self._time_out, future, what)
+        timer = self._clock.call_later(self.options.proposal_timeout_s, self._time_out, future,
+                                       what)
         try:
             return await future
         finally:
@@ -418,10 +421,14 @@ class Driver:
             target_id = await self._call(self._best_transferee)
         await self._call(lambda: self.node.transfer_leadership(target_id))
         deadline_s = self._clock.monotonic() + self.options.proposal_timeout_s
-        while self._clock.monotonic() < deadline_s:
-            if self.node.leader_id == target_id:
-                return target_id
-            await self._clock.sleep(self.options.tick_interval_s)
+        leadership = self.changes.subscribe({Topic.LEADERSHIP})
+        try:
+            while (left_s := deadline_s - self._clock.monotonic()) > 0:
+                if self.node.leader_id == target_id:
+                    return target_id
+                await leadership.wait(left_s)
+        finally:
+            leadership.close()
         raise ProposalTimeout(f"node {target_id} did not take over leadership in time")
 
     def _best_transferee(self) -> int:
@@ -496,3 +503,21 @@ class Driver:
     def leader_id(self) -> int:
         """The leader this node knows of; NO_NODE (0) when none."""
         return self.node.leader_id
+
+    @property
+    def node_id(self) -> int:
+        return self.node.id
+
+    def is_leader(self) -> bool:
+        """Whether this node is the Raft leader now (it may learn otherwise at any tick)."""
+        return self.node.role == Role.LEADER
+
+    @property
+    def state(self) -> MachineState:
+        """The replicated state as applied on this node; read it, never change it."""
+        return self.applier.machine.state
+
+    @property
+    def changes(self) -> ChangeFeed:
+        """What the state's readers wait on: changed topics and applied indexes."""
+        return self.applier.changes

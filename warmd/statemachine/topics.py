@@ -1,0 +1,67 @@
+"""What a committed command changes, by topic: the table the shell's change feed reads.
+
+The leader's loops, the executor and the console wake when something they care about
+changed instead of polling the state. Each command type names the one topic it changes
+(a plan also creates tasks); heartbeats are a topic of their own because they arrive
+several times a second and change nothing a loop decides on except time.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from warmd.statemachine.commands import (
+    Assign,
+    Cancel,
+    DeclareDead,
+    Drain,
+    Expire,
+    Fail,
+    Finish,
+    Heartbeat,
+    MarkReady,
+    MarkWaiting,
+    RecordEffect,
+    RegisterNode,
+    Release,
+    RemoveNode,
+    ReportProgress,
+    Retry,
+    Skip,
+    Start,
+    SubmitPlan,
+    SubmitTask,
+)
+from warmd.statemachine.ruleset import SetRules
+from warmd.statemachine.summaries import ReportSummary
+
+
+class Topic(StrEnum):
+    """A part of the replicated state (or of the node's Raft view) that can change."""
+
+    TASKS = "tasks"
+    PROGRESS = "progress"  # a running task's checkpoint moved
+    NODES = "nodes"  # registered, drained, declared dead, removed
+    HEARTBEATS = "heartbeats"
+    PLANS = "plans"
+    RULES = "rules"
+    SUMMARIES = "summaries"
+    MEMBERSHIP = "membership"  # Raft voters and learners (from the applier)
+    LEADERSHIP = "leadership"  # this node's view of role, term and leader (from the driver)
+
+
+EVERYTHING = frozenset(Topic)
+
+TOPICS_OF: dict[type, frozenset[Topic]] = {
+    **{command: frozenset({Topic.TASKS}) for command in (
+        SubmitTask, MarkReady, MarkWaiting, Skip, Assign, Start, Finish, Fail, Release,
+        Cancel, Retry, Expire)},
+    ReportProgress: frozenset({Topic.PROGRESS}),
+    **{command: frozenset({Topic.NODES}) for command in (
+        RegisterNode, Drain, DeclareDead, RemoveNode)},
+    Heartbeat: frozenset({Topic.HEARTBEATS}),
+    SubmitPlan: frozenset({Topic.PLANS, Topic.TASKS}),
+    RecordEffect: frozenset({Topic.PLANS}),
+    SetRules: frozenset({Topic.RULES}),
+    ReportSummary: frozenset({Topic.SUMMARIES}),
+}
