@@ -172,10 +172,10 @@ class Config:
 
 # SIGHUP re-reads the file: these sections take effect at once, the others at the next restart
 # (identity, the secret, Raft timing and the admin socket cannot change under a running node).
-RELOADABLE_SECTIONS = ("logging", "web", "caches", "sources")
-RESTART_SECTIONS = (
-    "node", "cluster", "peers", "raft", "admin", "executor", "analysis", "planner",
-)
+RELOADABLE_SECTIONS = ("logging", "web", "caches", "sources", "executor", "analysis", "planner")
+RESTART_SECTIONS = ("node", "cluster", "peers", "raft", "admin")
+# A reload that changes one of these restarts the node's warm-up services with the new config.
+SERVICE_SECTIONS = frozenset({"caches", "sources", "executor", "analysis", "planner"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,14 +18,6 @@ class ConfigError(WarmdError):
     exit_status = 78
 
 
-class CommandRejected(WarmdError):
-    """The replicated state machine refused a command (see ApplyResult)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 class CacheError(WarmdError):
     """A cache backend failed."""
 

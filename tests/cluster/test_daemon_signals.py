@@ -118,3 +118,45 @@ def test_a_taken_peer_port_exits_71_with_a_message(
     node.process = None
     assert "warmd: cannot start:" in node.log_text()
     assert not node.socket_path.exists()
+
+
+def test_sighup_applies_sources_executor_and_analysis_live(
+        make_cluster: Callable[..., ProcessCluster], tmp_path: Path) -> None:
+    """A reload that changes `[sources]`, `[executor]` and `[analysis]` restarts the node's
+    warm-up services on the new config: the new log is tailed and shipped, the executor
+    re-registers with the new capacity; a `[raft]` change is reported as needing a restart."""
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    line = ('127.0.0.1 - - [06/Dec/2026:10:00:00 +0000] "GET /api/item/{n} HTTP/1.1" 200 12 '
+            '"-" "curl/8"\n')
+    first.write_text("".join(line.format(n=n) for n in range(20)))
+    second.write_text("".join(line.format(n=n) for n in range(35)))
+    cluster = make_cluster(1)
+    node = cluster.nodes[1]
+    node.executor = {"enabled": True, "capacity": 2}
+    node.extra_config = (f'[sources.web]\npaths = ["{first}"]\nformat = "combined"\n\n'
+                         '[analysis]\nship_interval_ms = 200\npoll_interval_ms = 100\n')
+    cluster.write_config(node)
+    cluster.start_all()
+    cluster.wait_for_leader()
+
+    def shipped(lines: int) -> bool:
+        local = cluster.call(1, "summaries")["local"]
+        return any(item["lines_read"] == lines for item in local)
+
+    cluster.wait_until(lambda: shipped(20), 20, "the first log read")
+    cluster.wait_until(lambda: [n["capacity"] for n in cluster.call(1, "nodes")["nodes"]] == [2],
+                       20, "the executor registered with capacity 2")
+    node.executor = {"enabled": True, "capacity": 5}
+    node.extra_config = node.extra_config.replace(str(first), str(second))
+    cluster.write_config(node)
+    text = node.config_path.read_text()
+    node.config_path.write_text(text.replace("heartbeat_ticks = 2", "heartbeat_ticks = 3"))
+    assert node.process is not None
+    node.process.send_signal(signal.SIGHUP)
+    cluster.wait_until(lambda: "services_restarted" in node.log_text(), 10, "the restart")
+    cluster.wait_until(lambda: shipped(35), 20, "the second log read")
+    cluster.wait_until(lambda: [n["capacity"] for n in cluster.call(1, "nodes")["nodes"]] == [5],
+                       20, "the executor re-registered with capacity 5")
+    log = node.log_text()
+    assert "reload_needs_restart" in log and '"raft"' in log
+    assert cluster.call(1, "check-write", count=3)["rejected"] == 0

@@ -32,7 +32,7 @@ from warmd.admin.protocol import (
     exit_status,
 )
 from warmd.admin.server import AdminServer
-from warmd.errors import AdminError, CommandRejected
+from warmd.errors import AdminError, WarmdError
 
 NOBODY_UID = 65534
 REPO = Path(warmd.__file__).resolve().parent.parent
@@ -75,7 +75,7 @@ def make_server(path: Path, group_id: int | None = None) -> AdminServer:
         raise AdminError(ErrorCode.NOT_LEADER, "not the leader; the leader is node 2")
 
     def rejected(args: dict) -> None:
-        raise CommandRejected("task t1 is already running")
+        raise WarmdError("task t1 is already running")
 
     def broken(args: dict) -> None:
         raise RuntimeError("bug")

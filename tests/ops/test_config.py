@@ -421,12 +421,16 @@ format = "auto"
     assert sources["c"].format == "auto"
 
 
-def test_analysis_and_planner_changes_wait_for_a_restart(tmp_path: Path) -> None:
-    """A reload that changes [analysis] or [planner] reports them as needing a restart."""
+def test_analysis_and_planner_changes_apply_live_and_raft_waits_for_a_restart(
+        tmp_path: Path) -> None:
+    """A reload applies [analysis] and [planner] (the services restart); [raft] waits."""
     current = load(write_config(tmp_path, MINIMAL))
     changed = MINIMAL + "[analysis]\nship_interval_ms = 5\n[planner]\nbudget = 7\n"
     plan = reload_plan(current, load(write_config(tmp_path, changed)))
-    assert plan == ReloadPlan(applied=(), needs_restart=("analysis", "planner"))
+    assert plan == ReloadPlan(applied=("analysis", "planner"), needs_restart=())
+    with_raft = changed + "[raft]\nheartbeat_ticks = 3\n"
+    plan = reload_plan(current, load(write_config(tmp_path, with_raft)))
+    assert plan == ReloadPlan(applied=("analysis", "planner"), needs_restart=("raft",))
 
 
 def test_every_analysis_and_planner_key_is_documented() -> None:

@@ -362,7 +362,7 @@ format = "combined"
 paths = ["{tmp_path / 'app.log'}"]
 format = "auto"
 """)
-    pipeline = LogPipeline(1, config.sources, config.analysis, driver.propose, encode_summary)
+    pipeline = LogPipeline(1, config.sources, config.analysis, driver.propose)
     commands = AnalysisCommands(driver, config, wall_s=lambda: NOW_S)
     commands.attach_pipeline(pipeline.status)
     try:

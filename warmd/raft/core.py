@@ -268,8 +268,6 @@ class RaftNode:
         self._prune_conf_history(index)
         return self._compaction
 
-    apply_snapshot_request = compact
-
     # ------------------------------------------------------------------ Ready / advance
 
     def has_ready(self) -> bool:

@@ -24,7 +24,7 @@ from warmd import config as config_module
 from warmd import logging as warmd_logging
 from warmd.admin.server import AdminServer
 from warmd.clock import Clock, SystemClock
-from warmd.config import Config
+from warmd.config import SERVICE_SECTIONS, Config
 from warmd.errors import ConfigError, WarmdError
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
@@ -137,7 +137,10 @@ class Daemon:
         self._stop = asyncio.Event()
         self._signals = 0
         self._components: Components | None = None
-        self._executor_options = ExecutorOptions.from_config(config.executor)
+        self._services: WarmupServices | None = None
+        self._service_tasks: list[asyncio.Task[None]] = []
+        self._services_lock = asyncio.Lock()  # a reload restarts them one at a time
+        self._reloads: set[asyncio.Task[None]] = set()
 
     async def serve(self) -> int:
         storage = open_storage(self.config)
@@ -153,11 +156,7 @@ class Daemon:
         self._install_signals()
         components.driver.on_state_change = lambda status: self._notifier.status(status_line(status))
         background = [asyncio.create_task(self._announce_ready(components.driver))]
-        services = WarmupServices(self.config, components.driver, self._executor_options,
-                                  self._clock)
-        background.extend(services.start())
-        if services.pipeline is not None:
-            components.analysis.attach_pipeline(services.pipeline.status)
+        self._start_services(components)
         watchdog = watchdog_settings()
         if watchdog is not None:
             background.append(asyncio.create_task(
@@ -167,13 +166,42 @@ class Daemon:
         await asyncio.wait([stop_wait, components.driver.finished],
                            return_when=asyncio.FIRST_COMPLETED)
         failed = components.driver.finished.done()
-        for task in [stop_wait, *background]:
+        for task in [stop_wait, *background, *self._reloads]:
             task.cancel()
-        await asyncio.gather(stop_wait, *background, return_exceptions=True)
-        await services.close()
+        await asyncio.gather(stop_wait, *background, *self._reloads, return_exceptions=True)
+        await self._stop_services()
         self._notifier.stopping("stopping")
         await self._shutdown(components)
         return EXIT_SOFTWARE if failed else 0
+
+    # ------------------------------------------------------------------ warm-up services
+
+    def _start_services(self, components: Components) -> None:
+        """The pipeline, executor, watcher and leader loops, from the current config."""
+        services = WarmupServices(self.config, components.driver,
+                                  ExecutorOptions.from_config(self.config.executor), self._clock)
+        self._services, self._service_tasks = services, services.start()
+        components.analysis.attach_pipeline(
+            services.pipeline.status if services.pipeline is not None else None)
+
+    async def _stop_services(self) -> None:
+        tasks, self._service_tasks = self._service_tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._services is not None:
+            await self._services.close()
+            self._services = None
+
+    async def _restart_services(self, sections: tuple[str, ...]) -> None:
+        """Stop the warm-up services and start them again on the reloaded config. Running
+        tasks stop with them and are adopted again from their checkpoints."""
+        async with self._services_lock:
+            if self._components is None or self._stop.is_set():
+                return
+            await self._stop_services()
+            self._start_services(self._components)
+            _log.info("services_restarted", sections=list(sections))
 
     async def _announce_ready(self, driver: Driver) -> None:
         """READY=1 once a leader is known (or at once when waiting to join)."""
@@ -229,6 +257,11 @@ class Daemon:
             _log.warning("reload_needs_restart", sections=list(plan.needs_restart))
         _log.info("config_reloaded", applied=list(plan.applied))
         self.config = _merge_reloadable(self.config, candidate, plan.applied)
+        restarted = tuple(name for name in plan.applied if name in SERVICE_SECTIONS)
+        if restarted:
+            reload = asyncio.create_task(self._restart_services(restarted))
+            self._reloads.add(reload)
+            reload.add_done_callback(self._reloads.discard)
         self._notifier.ready()
 
 

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import random
 
-from warmd.analysis.wire import encode_summary
 from warmd.cache.configured import ConfiguredCaches
 from warmd.clock import Clock, SystemClock
 from warmd.config import Config
@@ -50,7 +49,8 @@ class WarmupServices:
         tasks = []
         if self.config.sources:
             self.pipeline = LogPipeline(self.config.node.node_id, self.config.sources,
-                                        self.config.analysis, self.driver.propose, encode_summary)
+                                        self.config.analysis, self.driver.propose,
+                                        clock=self.clock)
             tasks.append(asyncio.create_task(self.pipeline.run()))
         options = self.executor_options
         if options is None:

@@ -36,6 +36,11 @@ class Rejected:
 ApplyResult = Applied | Rejected
 
 
+def refusal_reason(result: object) -> str:
+    """Why a result is a refusal ("" for an Applied one, or for anything else)."""
+    return result.reason if isinstance(result, Rejected) else ""
+
+
 @dataclass(slots=True)
 class TaskRecord:
     """One task as every replica knows it."""

@@ -98,7 +98,7 @@ class AnalysisCommands:
         self._lock = asyncio.Lock()  # one explain at a time: a Summary memoises as it splits
         self._local_sources: Callable[[], Sequence[SourceStatus]] | None = None
 
-    def attach_pipeline(self, status: Callable[[], Sequence[SourceStatus]]) -> None:
+    def attach_pipeline(self, status: Callable[[], Sequence[SourceStatus]] | None) -> None:
         """Show this node's own sources too (LogPipeline.status): what it tails and why a
         source has not shipped (the daemon starts the pipeline after the admin server)."""
         self._local_sources = status

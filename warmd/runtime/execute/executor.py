@@ -34,7 +34,7 @@ from warmd.statemachine.commands import (
     Start,
 )
 from warmd.statemachine.lifecycle import TaskState
-from warmd.statemachine.state import ACTIVE_STATES, Applied, ApplyResult, TaskRecord
+from warmd.statemachine.state import ACTIVE_STATES, Applied, ApplyResult, TaskRecord, refusal_reason
 from warmd.statemachine.topics import Topic
 
 _log = get_logger("warmd.executor")
@@ -281,6 +281,6 @@ class Executor:
             if outcome is not None:
                 if not isinstance(outcome, Applied):
                     _log.warning("executor_settle_refused", task_id=task_id, fence=fence,
-                                 reason=getattr(outcome, "reason", ""))
+                                 reason=refusal_reason(outcome))
                 return
             await self._clock.sleep(self.options.retry_pause_s)

@@ -16,14 +16,12 @@ import glob
 import os
 import re
 import threading
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from warmd.analysis.formats import JSON_FIELDS, LogFormat, detect_format, format_from_spec
 from warmd.analysis.summary import Summary, SummaryConfig
-from warmd.analysis.wire import encode_summary
 from warmd.clock import Clock, SystemClock
 from warmd.config import AnalysisConfig, SourceConfig
 from warmd.errors import ConfigError
@@ -127,22 +125,21 @@ class _Snapshot:
     data: bytes
 
 
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class LogPipeline:
     """Tails every source of this node and ships its summaries; `run()` until cancelled.
 
     `propose` submits a command through Raft (any exception, e.g. no leader, is logged and
-    the report retried next interval); `encode` turns a Summary into the bytes the leader
-    decodes (warmd.analysis.wire.encode_summary in the daemon).
+    the report retried next interval); `encode`, when given, turns a Summary into the bytes
+    shipped, here in this process (tests); by default each source's worker process encodes
+    the wire form (warmd.analysis.wire) itself, off the event loop.
     """
 
     def __init__(self, node_id: int, sources: Sequence[SourceConfig], settings: AnalysisConfig,
                  propose: Callable[[ReportSummary], Awaitable[Any]],
-                 encode: Callable[[Summary], bytes], *, clock: Clock | None = None,
-                 wall_ms: Callable[[], int] = _wall_ms,
+                 encode: Callable[[Summary], bytes] | None = None, *,
+                 clock: Clock | None = None, wall_ms: Callable[[], int] | None = None,
                  summary_config: SummaryConfig | None = None,
                  read_chunk_bytes: int = READ_CHUNK_BYTES) -> None:
         names = [source.name for source in sources]
@@ -155,11 +152,11 @@ class LogPipeline:
         self._propose = propose
         self._encode = encode
         self._clock = clock or SystemClock()
-        self._wall_ms = wall_ms
+        self._wall_ms = wall_ms or self._clock.wall_ms
         self._summary_config = summary_config
         self._read_chunk_bytes = read_chunk_bytes
         self._sources = [_Source(source, source_format(source)) for source in sources]
-        self._sequence = wall_ms() - 1
+        self._sequence = self._wall_ms() - 1
         self._first_poll = True
         self._closed = False
         self._lock = threading.Lock()  # one poll, ship or close at a time
@@ -373,7 +370,7 @@ class LogPipeline:
 
     def _encoded_snapshot(self, worker: AnalysisWorker) -> EncodedSnapshot:
         """The daemon's encoder runs in the worker process; another (tests) runs here."""
-        if self._encode is encode_summary:
+        if self._encode is None:
             return worker.snapshot_encoded(SNAPSHOT_TIMEOUT_S)
         summary = worker.snapshot(SNAPSHOT_TIMEOUT_S)
         return EncodedSnapshot(summary.lines, summary.malformed,

@@ -41,7 +41,7 @@ from warmd.scheduler.planner import (
 from warmd.statemachine.commands import MarkReady, RecordEffect, SubmitPlan
 from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
 from warmd.statemachine.plans import PlanRecord
-from warmd.statemachine.state import Applied, MachineState
+from warmd.statemachine.state import Applied, MachineState, refusal_reason
 from warmd.statemachine.topics import Topic
 
 _log = get_logger("warmd.planning")
@@ -246,7 +246,7 @@ class PlanningLoop:
         result = await self._driver.propose(plan)
         if not isinstance(result, Applied):
             self.counters.refused += 1
-            _log.warning("plan_refused", plan_id=plan_id, reason=getattr(result, "reason", ""))
+            _log.warning("plan_refused", plan_id=plan_id, reason=refusal_reason(result))
             return None
         self.counters.plans += 1
         if not plan.tasks:

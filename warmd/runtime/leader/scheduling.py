@@ -27,7 +27,7 @@ from warmd.runtime.node.driver import Driver, DriverStopped
 from warmd.scheduler import SchedulerConfig, decide
 from warmd.scheduler.plan import next_due_ms
 from warmd.statemachine.commands import Command
-from warmd.statemachine.state import Applied
+from warmd.statemachine.state import Applied, refusal_reason
 from warmd.statemachine.topics import Topic
 
 _log = get_logger("warmd.scheduling")
@@ -156,4 +156,4 @@ class SchedulingLoop:
             else:
                 self.counters.refused += 1
                 _log.debug("scheduling_refused", command=type(command).__name__,
-                           reason=getattr(proposal.result(), "reason", ""))
+                           reason=refusal_reason(proposal.result()))
