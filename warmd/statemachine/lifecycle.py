@@ -1,7 +1,8 @@
-"""The task lifecycle: its states, THE transition table, and the guard on each transition.
+"""The task lifecycle: its states, THE transition table, the guard on each transition and
+the effect of each command on the task's fields.
 
-h11's rule 1: everything that decides whether a task may change state lives in this file;
-machine.py only carries the change out. docs/lifecycle.md is rendered from this module:
+h11's rule 1: everything that decides whether a task may change state, and what a change
+does to it, lives in this file; machine.py only looks the command up and applies it. docs/lifecycle.md is rendered from this module:
 `python -m warmd.statemachine.lifecycle --markdown > docs/lifecycle.md`.
 """
 
@@ -38,6 +39,8 @@ from warmd.statemachine.ruleset import SetRules
 
 if TYPE_CHECKING:
     from warmd.statemachine.state import MachineState, TaskRecord
+
+NO_NODE = 0  # "no node": an unassigned task's owner
 
 
 class TaskState(StrEnum):
@@ -262,6 +265,75 @@ GUARDS: dict[type, Callable[[Any, Any, Any], str | None]] = {
 }
 
 
+# ---- effects: what an allowed command does to the task's fields -------------------------------
+# Each returns the value the proposer gets back in Applied (None for most).
+
+
+def _effect_assign(task: TaskRecord, command: Assign, index: int) -> int:
+    """Records the owner, the assignment time and the fence: the log index of this entry."""
+    task.owner, task.fence, task.assigned_ms = command.node_id, index, command.now_ms
+    return index
+
+
+def _effect_progress(task: TaskRecord, command: ReportProgress, index: int) -> None:
+    """Moves the checkpoint to the keys done (a new owner resumes there)."""
+    task.checkpoint = command.keys_done
+
+
+def _effect_finish(task: TaskRecord, command: Finish, index: int) -> None:
+    """Marks every key done, keeps the result line and clears any earlier failure reason."""
+    task.checkpoint, task.result, task.reason = len(task.spec.keys), command.result, ""
+
+
+def _effect_fail(task: TaskRecord, command: Fail, index: int) -> None:
+    """Keeps the error and whether it may be retried."""
+    task.reason, task.retryable = command.error, command.retryable
+
+
+def _effect_release(task: TaskRecord, command: Release, index: int) -> None:
+    """Drops the owner and fence, keeps the reason and counts the reassignment."""
+    task.owner, task.fence, task.reason = NO_NODE, 0, command.reason
+    task.reassignments += 1
+
+
+def _effect_retry(task: TaskRecord, command: Retry, index: int) -> None:
+    """Starts a new attempt from scratch, not before the backoff the leader drew."""
+    task.owner, task.fence, task.checkpoint = NO_NODE, 0, 0
+    task.attempt += 1
+    task.not_before_ms = command.not_before_ms
+
+
+def _effect_waiting(task: TaskRecord, command: MarkWaiting, index: int) -> None:
+    """Starts the gate timeout when the task first waits; keeps the reason."""
+    if task.state != TaskState.WAITING:
+        task.waiting_since_ms = command.now_ms
+    task.reason = command.reason
+
+
+def _effect_reason(task: TaskRecord, command: Skip | Cancel, index: int) -> None:
+    """Keeps the reason."""
+    task.reason = command.reason
+
+
+def _effect_expire(task: TaskRecord, command: Expire, index: int) -> None:
+    """Records when it expired against which deadline."""
+    task.reason = f"expired at {command.now_ms} (deadline {task.spec.deadline_ms})"
+
+
+EFFECTS: dict[type, Callable[[Any, Any, int], object]] = {
+    Assign: _effect_assign,
+    ReportProgress: _effect_progress,
+    Finish: _effect_finish,
+    Fail: _effect_fail,
+    Release: _effect_release,
+    Retry: _effect_retry,
+    MarkWaiting: _effect_waiting,
+    Skip: _effect_reason,
+    Cancel: _effect_reason,
+    Expire: _effect_expire,
+}
+
+
 # ---- rendering docs/lifecycle.md -------------------------------------------------------------
 
 
@@ -303,11 +375,13 @@ def render_markdown() -> str:
         lines.append(f"| {state} | " + " | ".join(cells) + " |")
     lines += ["", "## Task commands", ""]
     for cls in TASK_COMMANDS:
-        guard = GUARDS.get(cls)
+        guard, effect = GUARDS.get(cls), EFFECTS.get(cls)
         lines.append(f"- **{cls.__name__}**({_fields(cls)}): {_doc(cls)}")
         lines.append(f"  Proposed by {PROPOSERS[cls]}.")
         if guard is not None:
             lines.append(f"  Guard: {_doc(guard)}")
+        if effect is not None:
+            lines.append(f"  Effect: {_doc(effect)}")
     lines += ["", "## Node commands", "", "They change the node registry, never a task's state.", ""]
     lines += [f"- **{cls.__name__}**({_fields(cls)}): {_doc(cls)}" for cls in NODE_COMMANDS]
     lines += ["", "## Rule set commands", "", "They replace the replicated rule set "

@@ -8,41 +8,30 @@ exception: the same entry must have the same effect (none) on every replica.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from warmd.errors import invariant
 from warmd.statemachine import snapshot as snapshot_format
 from warmd.statemachine.commands import (
-    NODE_COMMANDS,
     TASK_COMMANDS,
-    Assign,
-    Cancel,
     Command,
     DeclareDead,
     Drain,
-    Expire,
-    Fail,
-    Finish,
     Heartbeat,
     InvalidCommand,
-    MarkWaiting,
     RecordEffect,
     RegisterNode,
-    Release,
     RemoveNode,
-    ReportProgress,
-    Retry,
     Session,
-    Skip,
     SubmitPlan,
     SubmitTask,
     decode_command,
 )
-from warmd.statemachine.lifecycle import TERMINAL_STATES, Refusal, TaskState, decide
+from warmd.statemachine.lifecycle import EFFECTS, TERMINAL_STATES, Refusal, TaskState, decide
 from warmd.statemachine.plans import PLANS_KEPT, PlanEffect, PlanRecord
 from warmd.statemachine.ruleset import RuleSetRecord, SetRules
 from warmd.statemachine.state import (
-    NO_NODE,
     Applied,
     ApplyResult,
     MachineState,
@@ -64,6 +53,13 @@ class StateMachine:
     def __init__(self) -> None:
         self.state = MachineState()
         self._changed: set[Topic] = set()
+        # One handler per command type outside the task lifecycle (which has its own table).
+        self._handlers: dict[type, Callable[[int, Any], ApplyResult]] = {
+            RegisterNode: self._register, Heartbeat: self._heartbeat, Drain: self._drain,
+            DeclareDead: self._declare_dead, RemoveNode: self._remove_node,
+            SetRules: self._set_rules, ReportSummary: self._report_summary,
+            SubmitPlan: self._submit_plan, RecordEffect: self._record_effect,
+        }
 
     def take_changed(self) -> frozenset[Topic]:
         """The topics that applied commands (or a restore) changed since the last call."""
@@ -124,22 +120,19 @@ class StateMachine:
         return result
 
     def _dispatch(self, index: int, command: Any) -> ApplyResult:
+        """Every task command goes through the lifecycle; the others have one handler each."""
         if isinstance(command, TASK_COMMANDS):
             return self._apply_task(index, command)
-        if isinstance(command, NODE_COMMANDS):
-            return self._apply_node(command)
-        if isinstance(command, SetRules):
-            # Checked by the proposing node; the command re-derived its version when built.
-            self.state.rules = RuleSetRecord(command.version, command.file_names,
-                                             command.texts, index, command.now_ms)
-            return Applied(command.version)
-        if isinstance(command, ReportSummary):
-            return self._report_summary(index, command)
-        if isinstance(command, SubmitPlan):
-            return self._submit_plan(index, command)
-        if isinstance(command, RecordEffect):
-            return self._record_effect(command)
-        return Rejected(f"not a command: {type(command).__name__}")
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            return Rejected(f"not a command: {type(command).__name__}")
+        return handler(index, command)
+
+    def _set_rules(self, index: int, command: SetRules) -> ApplyResult:
+        # Checked by the proposing node; the command re-derived its version when built.
+        self.state.rules = RuleSetRecord(command.version, command.file_names,
+                                         command.texts, index, command.now_ms)
+        return Applied(command.version)
 
     # ---- summaries and plans ---------------------------------------------------------------
 
@@ -180,7 +173,7 @@ class StateMachine:
             if task is not None and task.state in TERMINAL_STATES:
                 self.state.remove(task_id)
 
-    def _record_effect(self, command: RecordEffect) -> ApplyResult:
+    def _record_effect(self, index: int, command: RecordEffect) -> ApplyResult:
         plan = self.state.plans.get(command.plan_id)
         if plan is None:
             return Rejected(f"unknown plan {command.plan_id}")
@@ -218,55 +211,40 @@ class StateMachine:
         return Applied(command.task_id)
 
     def _change(self, index: int, task: TaskRecord, command: Any) -> Any:
-        """Carry out an allowed command's effect on the task's fields; returns Applied's value."""
-        if isinstance(command, Assign):
-            task.owner, task.fence, task.assigned_ms = command.node_id, index, command.now_ms
-            return index
-        if isinstance(command, ReportProgress):
-            task.checkpoint = command.keys_done
-        elif isinstance(command, Finish):
-            task.checkpoint, task.result = len(task.spec.keys), command.result
-        elif isinstance(command, Fail):
-            task.reason, task.retryable = command.error, command.retryable
-        elif isinstance(command, Release):
-            task.owner, task.fence, task.reason = NO_NODE, 0, command.reason
-            task.reassignments += 1
-        elif isinstance(command, Retry):
-            task.owner, task.fence, task.checkpoint = NO_NODE, 0, 0
-            task.attempt += 1
-            task.not_before_ms = command.not_before_ms
-        elif isinstance(command, MarkWaiting):
-            if task.state != TaskState.WAITING:
-                task.waiting_since_ms = command.now_ms
-            task.reason = command.reason
-        elif isinstance(command, (Skip, Cancel)):
-            task.reason = command.reason
-        elif isinstance(command, Expire):
-            task.reason = f"expired at {command.now_ms} (deadline {task.spec.deadline_ms})"
-        return None
+        """Carry out an allowed command's effect (lifecycle.EFFECTS); returns Applied's value."""
+        effect = EFFECTS.get(type(command))
+        return effect(task, command, index) if effect is not None else None
 
     # ---- nodes -----------------------------------------------------------------------------
 
-    def _apply_node(self, command: Any) -> ApplyResult:
-        nodes = self.state.nodes
-        if isinstance(command, RegisterNode):
-            return self._register(command)
-        node = nodes.get(command.node_id)
-        if node is None:
-            return Rejected(f"unknown node {command.node_id}")
-        if isinstance(command, Heartbeat):
-            # Leaders' clocks differ: never let a heartbeat move backwards in time.
-            node.last_heartbeat_ms = max(node.last_heartbeat_ms, command.now_ms)
-            node.alive = True
-        elif isinstance(command, Drain):
-            node.draining = command.draining
-        elif isinstance(command, DeclareDead):
-            return self._declare_dead(node, command)
-        elif isinstance(command, RemoveNode):
-            del nodes[command.node_id]
+    def _node(self, node_id: int) -> NodeRecord | Rejected:
+        node = self.state.nodes.get(node_id)
+        return node if node is not None else Rejected(f"unknown node {node_id}")
+
+    def _heartbeat(self, index: int, command: Heartbeat) -> ApplyResult:
+        node = self._node(command.node_id)
+        if isinstance(node, Rejected):
+            return node
+        # Leaders' clocks differ: never let a heartbeat move backwards in time.
+        node.last_heartbeat_ms = max(node.last_heartbeat_ms, command.now_ms)
+        node.alive = True
         return Applied(None)
 
-    def _register(self, command: RegisterNode) -> ApplyResult:
+    def _drain(self, index: int, command: Drain) -> ApplyResult:
+        node = self._node(command.node_id)
+        if isinstance(node, Rejected):
+            return node
+        node.draining = command.draining
+        return Applied(None)
+
+    def _remove_node(self, index: int, command: RemoveNode) -> ApplyResult:
+        node = self._node(command.node_id)
+        if isinstance(node, Rejected):
+            return node
+        del self.state.nodes[command.node_id]
+        return Applied(None)
+
+    def _register(self, index: int, command: RegisterNode) -> ApplyResult:
         node = self.state.nodes.get(command.node_id)
         if node is None:
             node = NodeRecord(
@@ -281,7 +259,10 @@ class StateMachine:
         node.alive = True  # draining survives a re-registration: only Drain changes it
         return Applied(None)
 
-    def _declare_dead(self, node: NodeRecord, command: DeclareDead) -> ApplyResult:
+    def _declare_dead(self, index: int, command: DeclareDead) -> ApplyResult:
+        node = self._node(command.node_id)
+        if isinstance(node, Rejected):
+            return node
         if not node.alive:
             return Rejected(f"node {node.node_id} is already dead")
         silent_ms = command.now_ms - node.last_heartbeat_ms

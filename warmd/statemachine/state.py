@@ -11,12 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from warmd.statemachine.commands import Labels, TaskSpec
-from warmd.statemachine.lifecycle import TaskState
+from warmd.statemachine.lifecycle import NO_NODE, TaskState
 from warmd.statemachine.plans import PlanRecord
 from warmd.statemachine.ruleset import RuleSetRecord
 from warmd.statemachine.summaries import SummaryRecord
-
-NO_NODE = 0
 
 
 @dataclass(frozen=True, slots=True)
