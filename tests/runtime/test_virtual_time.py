@@ -27,7 +27,7 @@ from warmd.statemachine.commands import SubmitTask, TaskSpec
 from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.machine import StateMachine
 from warmd.statemachine.state import Applied, TaskRecord
-from warmd.testing.fakes import MemoryDisk, MemoryNetwork
+from warmd.testing.fakes import MemoryDisk, MemoryNetwork, SkewedClock
 
 NODES = (1, 2, 3)
 LEASE_MS = 3_000
@@ -57,6 +57,7 @@ class VirtualCluster:
     loops: dict[int, SchedulingLoop] = field(default_factory=dict)
     runners: dict[int, InstantRunner] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    clocks: dict[int, SkewedClock] = field(default_factory=dict)  # nodes off the true time
 
     async def run_for(self, seconds: float) -> None:
         """Advance virtual time in small steps, letting the loop run between them."""
@@ -82,7 +83,7 @@ class VirtualCluster:
 
 
 async def _start_node(cluster: VirtualCluster, node_id: int) -> None:
-    clock = cluster.clock
+    clock = cluster.clocks.get(node_id, cluster.clock)
     disk = MemoryDisk(ConfState(voters=NODES))
     node = RaftNode(RaftConfig(node_id=node_id, election_timeout_ticks=10, heartbeat_ticks=2),
                     disk, random.Random(node_id))
@@ -100,8 +101,10 @@ async def _start_node(cluster: VirtualCluster, node_id: int) -> None:
 
 
 @pytest.fixture
-async def cluster() -> AsyncIterator[VirtualCluster]:
+async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[VirtualCluster]:
     cluster = VirtualCluster(ManualClock(), MemoryNetwork())
+    for node_id, offset_ms in getattr(request, "param", {}).items():
+        cluster.clocks[node_id] = SkewedClock(cluster.clock, offset_ms)
     for node_id in NODES:
         await _start_node(cluster, node_id)
     try:
@@ -164,3 +167,35 @@ async def test_a_silent_executor_is_declared_dead_after_its_lease(
                                      "the silent node declared dead")
     # Its last heartbeat is at most one heartbeat interval old when the link is cut.
     assert LEASE_MS / 1000 - 0.5 <= took_s <= LEASE_MS / 1000 + 0.5
+
+
+HOUR_MS = 3_600_000
+
+
+@pytest.mark.parametrize("cluster", [{3: HOUR_MS}], indirect=True)
+async def test_a_node_an_hour_ahead_neither_refuses_nor_expires_nor_outlives_its_lease(
+        cluster: VirtualCluster) -> None:
+    """Node 3's wall clock runs an hour ahead, then jumps two hours back: a task submitted
+    through it with a deadline ten seconds ahead of the true time is taken and succeeds;
+    once node 3 falls silent (its last stamp still an hour ahead of the leader) it is
+    declared dead after its lease of the leader's time, not an hour later."""
+    leader_id = cluster.leader() or 0
+    if leader_id == 3:
+        pytest.skip("the skewed node must be a follower")  # seeds make node 1 or 2 lead
+    leader = cluster.drivers[leader_id]
+    spec = TaskSpec(keys=("k",), target="redis://127.0.0.1:1",
+                    deadline_ms=cluster.clock.wall_ms() + 10_000)
+    submitting = asyncio.create_task(cluster.drivers[3].propose(SubmitTask(
+        task_id="skewed", spec=spec, now_ms=cluster.clocks[3].wall_ms())))
+    await cluster.run_until(submitting.done, 2.0, "the submission")
+    assert isinstance(submitting.result(), Applied)
+    await cluster.run_until(
+        lambda: leader.state.tasks["skewed"].state == TaskState.SUCCEEDED, 3.0, "success")
+    cluster.clocks[3].offset_ms = -HOUR_MS
+    await cluster.run_for(1.0)
+    cluster.clocks[3].offset_ms = HOUR_MS  # its last heartbeats are stamped an hour ahead
+    await cluster.run_for(1.0)
+    cluster.network.isolate(3)
+    took_s = await cluster.run_until(lambda: not leader.state.nodes[3].alive, 10.0,
+                                     "node 3 declared dead")
+    assert took_s <= LEASE_MS / 1000 + 0.5

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from warmd.scheduler import SchedulerConfig, decide
+from warmd.scheduler.liveness import is_live, stamped_silence
 from warmd.statemachine.commands import (
     Assign,
     Drain,
@@ -56,7 +57,7 @@ def test_passes_only_propose_acceptable_assignments(cluster, seed: int) -> None:
     """Two passes over a random cluster: no Assign is refused, and afterwards no live node is
     over capacity, no draining or silent node got work, labels match and rule limits hold."""
     ledger, config, now_ms = cluster
-    before = {node_id: node.draining or not node.is_live(now_ms)
+    before = {node_id: node.draining or not is_live(node, stamped_silence(ledger.state, now_ms))
               for node_id, node in ledger.state.nodes.items()}
     for _ in range(2):
         commands = decide(ledger.state, now_ms, config, random.Random(seed))

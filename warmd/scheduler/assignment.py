@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from warmd.scheduler.config import SchedulerConfig
+from warmd.scheduler.liveness import Silence, is_live, stamped_silence
 from warmd.statemachine.commands import Assign
 from warmd.statemachine.state import ACTIVE_STATES, MachineState, NodeRecord, TaskRecord
 
@@ -17,14 +18,18 @@ def assignments(
     candidates: Iterable[TaskRecord],
     leaving: frozenset[str] = frozenset(),
     unusable_nodes: frozenset[int] = frozenset(),
+    silence: Silence | None = None,
 ) -> list[Assign]:
     """Assign `candidates` (READY now, or about to be) in priority order.
 
     Highest priority first, then oldest submission, then task id. Each goes to the eligible
     node with the most free slots (ties: lowest node id). `leaving` are active tasks released
-    in this pass (they free their rule's slots); `unusable_nodes` are being declared dead.
+    in this pass (they free their rule's slots); `unusable_nodes` are being declared dead;
+    `silence` is the leader's view of liveness (default: from the nodes' stamps).
     """
-    free = _free_slots(state, now_ms, unusable_nodes)
+    if silence is None:
+        silence = stamped_silence(state, now_ms)
+    free = _free_slots(state, silence, unusable_nodes)
     running_per_rule = _active_per_rule(state, leaving)
     commands: list[Assign] = []
     for task in sorted(candidates, key=lambda task: (-task.spec.priority, task.submitted_ms,
@@ -42,12 +47,13 @@ def assignments(
     return commands
 
 
-def _free_slots(state: MachineState, now_ms: int, unusable: frozenset[int]) -> dict[int, int]:
+def _free_slots(state: MachineState, silence: Silence, unusable: frozenset[int]
+                ) -> dict[int, int]:
     """Free slots of each node that may take work now: live, not draining, not dying."""
     return {
         node_id: node.capacity - state.load(node_id)
         for node_id, node in sorted(state.nodes.items())
-        if node.is_live(now_ms) and not node.draining and node_id not in unusable
+        if is_live(node, silence) and not node.draining and node_id not in unusable
     }
 
 

@@ -1,17 +1,38 @@
-"""Lost executors: declare silent nodes dead and take their tasks back for reassignment."""
+"""Lost executors: declare silent nodes dead and take their tasks back for reassignment.
+
+Silence is measured by the leader's own clock (`Silence`: how long since the leader saw each
+node's heartbeat count change), never by the times nodes stamp on their heartbeats: a node
+whose clock runs an hour ahead must not look alive for an hour after it died.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from warmd.statemachine.commands import DeclareDead, Release
-from warmd.statemachine.state import ACTIVE_STATES, MachineState
+from warmd.statemachine.state import ACTIVE_STATES, MachineState, NodeRecord
+
+Silence = Mapping[int, int]  # node id -> ms since the leader last saw it heartbeat
 
 
-def dead_nodes(state: MachineState, now_ms: int) -> list[DeclareDead]:
-    """Declare dead each node still alive in the state but silent for longer than its lease."""
+def stamped_silence(state: MachineState, now_ms: int) -> dict[int, int]:
+    """Silence from the nodes' own stamps: only for simulations where every node and the
+    leader share one clock (the daemon's leader passes what it observed itself)."""
+    return {node_id: now_ms - node.last_heartbeat_ms for node_id, node in state.nodes.items()}
+
+
+def is_live(node: NodeRecord, silence: Silence) -> bool:
+    """Alive in the state and heard from within its lease (unseen yet: just heard)."""
+    return node.alive and silence.get(node.node_id, 0) <= node.lease_ms
+
+
+def dead_nodes(state: MachineState, now_ms: int, silence: Silence) -> list[DeclareDead]:
+    """Declare dead each node still alive in the state but silent for longer than its
+    lease, naming the heartbeat count judged on (refused if a heartbeat lands first)."""
     return [
-        DeclareDead(node_id=node.node_id, now_ms=now_ms)
+        DeclareDead(node_id=node.node_id, now_ms=now_ms, heartbeats=node.heartbeats)
         for node_id, node in sorted(state.nodes.items())
-        if node.alive and now_ms - node.last_heartbeat_ms > node.lease_ms
+        if node.alive and not is_live(node, silence)
     ]
 
 

@@ -13,7 +13,7 @@ import random
 from warmd.scheduler.assignment import assignments
 from warmd.scheduler.config import SchedulerConfig
 from warmd.scheduler.expiry import expirations
-from warmd.scheduler.liveness import dead_nodes, releases
+from warmd.scheduler.liveness import Silence, dead_nodes, releases, stamped_silence
 from warmd.scheduler.readiness import admissions
 from warmd.scheduler.retry import retries
 from warmd.statemachine.commands import Command, MarkReady
@@ -22,18 +22,22 @@ from warmd.statemachine.state import MachineState
 
 
 def decide(
-    state: MachineState, now_ms: int, config: SchedulerConfig, rng: random.Random
+    state: MachineState, now_ms: int, config: SchedulerConfig, rng: random.Random,
+    silence: Silence | None = None,
 ) -> list[Command]:
     """Everything the leader should propose now, in the order it must be applied.
 
     Expiry first (an expired task gets nothing else), then dead nodes and the release of
     their tasks, then retries and admissions, then assignment of READY tasks together
     with the ones just released or admitted, so a lost or new task is placed in the same
-    pass.
+    pass. `silence` is how long the leader has not heard from each node by its own clock
+    (default: derived from the nodes' stamps, for simulations that run on one clock).
     """
+    if silence is None:
+        silence = stamped_silence(state, now_ms)
     expired = expirations(state, now_ms)
     finished = frozenset(command.task_id for command in expired)
-    dying = dead_nodes(state, now_ms)
+    dying = dead_nodes(state, now_ms, silence)
     dying_ids = frozenset(command.node_id for command in dying)
     released = releases(state, now_ms, dying_ids, skip=finished)
     released_ids = frozenset(command.task_id for command in released)
@@ -50,18 +54,18 @@ def decide(
         *released,
         *retries(state, now_ms, config, rng, skip=finished),
         *admitted,
-        *assignments(state, now_ms, config, candidates, released_ids, dying_ids),
+        *assignments(state, now_ms, config, candidates, released_ids, dying_ids, silence),
     ]
 
 
-def next_due_ms(state: MachineState) -> int | None:
+def next_due_ms(state: MachineState, now_ms: int, silence: Silence) -> int | None:
     """The earliest wall time at which `decide` may act although the state did not change:
     a node's lease running out, a task's deadline, a backoff or window opening, a gate
     timing out. None when only a change of the state can make it act.
 
     The leader's loop sleeps until then or until the state changes, instead of polling.
     """
-    times: list[int] = [node.last_heartbeat_ms + node.lease_ms + 1
+    times: list[int] = [now_ms + node.lease_ms - silence.get(node.node_id, 0) + 1
                         for node in state.nodes.values() if node.alive]
     for task_state in TaskState:
         if task_state in TERMINAL_STATES:

@@ -297,10 +297,15 @@ class Drain(Validated):
 
 @dataclass(**_FROZEN)
 class DeclareDead(Validated):
-    """The node missed its heartbeats past its lease; its tasks may be released."""
+    """The node missed its heartbeats past its lease; its tasks may be released.
+
+    `heartbeats` is the node's heartbeat count the leader judged it silent on: refused if a
+    heartbeat was applied since, so the judgement rests on the leader's own clock and never
+    on the time a node stamped (-1: an entry from before the count, judged on the stamps)."""
 
     node_id: int
     now_ms: int
+    heartbeats: int = -1
 
 
 @dataclass(**_FROZEN)

@@ -136,8 +136,9 @@ def decide(task: TaskRecord | None, command: Any, state: MachineState) -> TaskSt
     if isinstance(command, SubmitTask):
         if task is not None:
             return Refusal(f"task {command.task_id} already exists ({task.state})")
-        reason = _guard_submit(None, command, state)
-        return Refusal(reason) if reason else INITIAL_STATE
+        # No deadline check here: the submitter's clock is not the leader's. A task whose
+        # deadline has passed is expired by the leader's next pass, with the reason recorded.
+        return INITIAL_STATE
     if task is None:
         return Refusal(f"unknown task {command.task_id}")
     if isinstance(command, FENCED_COMMANDS) and command.fence != task.fence:
@@ -160,13 +161,6 @@ def _past_deadline(task_deadline_ms: int | None, now_ms: int) -> bool:
     return task_deadline_ms is not None and now_ms >= task_deadline_ms
 
 
-def _guard_submit(task: TaskRecord | None, command: SubmitTask, state: MachineState) -> str | None:
-    """Refused when the task's window has already closed: there is nothing left to run."""
-    if _past_deadline(command.spec.deadline_ms, command.now_ms):
-        return f"deadline {command.spec.deadline_ms} already passed at {command.now_ms}"
-    return None
-
-
 def _guard_ready(task: TaskRecord, command: MarkReady, state: MachineState) -> str | None:
     """Refused before the window opens or the retry backoff ends."""
     opens_ms = max(task.spec.not_before_ms, task.not_before_ms)
@@ -176,12 +170,12 @@ def _guard_ready(task: TaskRecord, command: MarkReady, state: MachineState) -> s
 
 
 def _guard_assign(task: TaskRecord, command: Assign, state: MachineState) -> str | None:
-    """Refused unless the node is live, not draining, has a free slot and every required
-    label, and the deadline has not passed."""
+    """Refused unless the node is alive (not declared dead), not draining, has a free slot
+    and every required label, and the deadline has not passed by the leader's clock."""
     node = state.nodes.get(command.node_id)
     if node is None:
         return f"unknown node {command.node_id}"
-    if not node.is_live(command.now_ms):
+    if not node.alive:
         return f"node {command.node_id} is not live"
     if node.draining:
         return f"node {command.node_id} is draining"
@@ -202,9 +196,9 @@ def _guard_owner(task: TaskRecord, command: Any, state: MachineState) -> str | N
 
 
 def _guard_start(task: TaskRecord, command: Start, state: MachineState) -> str | None:
-    """Refused from any node but the owner, and at or past the deadline (never run late)."""
-    if _past_deadline(task.spec.deadline_ms, command.now_ms):
-        return f"deadline {task.spec.deadline_ms} passed; the task will expire"
+    """Refused from any node but the owner. The deadline is the leader's to judge (its
+    scheduler wakes at each deadline and expires the task, which stops the run): an
+    executor's clock never refuses a start."""
     return _guard_owner(task, command, state)
 
 
@@ -252,7 +246,6 @@ def _guard_expire(task: TaskRecord, command: Expire, state: MachineState) -> str
 
 
 GUARDS: dict[type, Callable[[Any, Any, Any], str | None]] = {
-    SubmitTask: _guard_submit,
     MarkReady: _guard_ready,
     Assign: _guard_assign,
     Start: _guard_start,
@@ -336,6 +329,31 @@ EFFECTS: dict[type, Callable[[Any, Any, int], object]] = {
 
 # ---- rendering docs/lifecycle.md -------------------------------------------------------------
 
+CLOCKS = """\
+Raft's safety never depends on clocks; the task lifecycle depends on one clock only, the
+leader's. Every command carries a `now_ms`, but the state machine judges time only on
+commands the leader's own loops propose (MarkReady, Assign, Expire, Retry, Skip and the
+plans' deadlines), each stamped from the leader's clock as it proposes them:
+
+- A node's stamp is a hint. SubmitTask and Start are never refused for a deadline by the
+  submitter's or executor's clock: a task whose deadline has passed is expired by the
+  leader, whose scheduling loop wakes at each deadline, and the expiry stops its run.
+- Liveness is "heartbeat received at leader time". The state counts each node's
+  heartbeats; the leader notes, on its monotonic clock, when it sees a count move, and
+  declares a node dead when the count has stood still longer than the node's lease.
+  DeclareDead names the count it judged on and is refused if a heartbeat landed since. A
+  node whose clock runs an hour ahead therefore dies one lease after its last heartbeat,
+  not an hour later, and one an hour behind is never declared dead while it heartbeats.
+- What a skewed or jumping leader can do: its wall clock decides when windows open and
+  deadlines pass (a leader an hour ahead expires tasks an hour early, one behind runs them
+  late). Its monotonic clock decides liveness, so a wall-clock jump of the leader does not
+  kill or revive nodes.
+- How a leader change bounds it: a new leader has seen no heartbeats yet and gives every
+  node a full lease from when it takes over, so a leader change can delay a death by one
+  lease and never hastens one; deadlines are judged by the new leader's clock from its
+  first pass, so the drift between two leaders' clocks is the most a change can shift them.
+"""
+
 
 def _doc(obj: object) -> str:
     return " ".join((inspect.getdoc(obj) or "").split())
@@ -388,6 +406,7 @@ def render_markdown() -> str:
               "(kept in snapshots), never a task's state.", "",
               f"- **SetRules**({_fields(SetRules)}): {_doc(SetRules)}"]
     lines += ["", "## Envelope", "", f"- **Session**({_fields(Session)}): {_doc(Session)}", ""]
+    lines += ["## Time", "", CLOCKS]
     return "\n".join(lines)
 
 

@@ -225,8 +225,8 @@ class StateMachine:
         node = self._node(command.node_id)
         if isinstance(node, Rejected):
             return node
-        # Leaders' clocks differ: never let a heartbeat move backwards in time.
-        node.last_heartbeat_ms = max(node.last_heartbeat_ms, command.now_ms)
+        node.last_heartbeat_ms = command.now_ms  # the node's own stamp: shown, never judged
+        node.heartbeats += 1
         node.alive = True
         return Applied(None)
 
@@ -250,12 +250,13 @@ class StateMachine:
             node = NodeRecord(
                 node_id=command.node_id, capacity=command.capacity, lease_ms=command.lease_ms,
                 labels=command.labels, registered_ms=command.now_ms,
-                last_heartbeat_ms=command.now_ms,
+                last_heartbeat_ms=command.now_ms, heartbeats=1,
             )
             self.state.nodes[command.node_id] = node
             return Applied(None)
         node.capacity, node.lease_ms, node.labels = command.capacity, command.lease_ms, command.labels
-        node.last_heartbeat_ms = max(node.last_heartbeat_ms, command.now_ms)
+        node.last_heartbeat_ms = command.now_ms
+        node.heartbeats += 1
         node.alive = True  # draining survives a re-registration: only Drain changes it
         return Applied(None)
 
@@ -265,6 +266,12 @@ class StateMachine:
             return node
         if not node.alive:
             return Rejected(f"node {node.node_id} is already dead")
+        if command.heartbeats >= 0:
+            if command.heartbeats != node.heartbeats:
+                return Rejected(f"node {node.node_id} was heard from since (heartbeat "
+                                f"{node.heartbeats}, judged on {command.heartbeats})")
+            node.alive = False
+            return Applied(None)
         silent_ms = command.now_ms - node.last_heartbeat_ms
         if silent_ms <= node.lease_ms:
             return Rejected(

@@ -63,7 +63,11 @@ class TaskRecord:
 
 @dataclass(slots=True)
 class NodeRecord:
-    """One executor node: what it can run, and when it was last heard from."""
+    """One executor node: what it can run, and whether it is still heard from.
+
+    `heartbeats` counts the node's applied heartbeats (and registrations): the leader
+    watches it change on its own clock to judge silence. `last_heartbeat_ms` is the time the
+    node itself stamped on its latest heartbeat, shown to operators; a hint, never a judge."""
 
     node_id: int
     capacity: int
@@ -73,10 +77,7 @@ class NodeRecord:
     last_heartbeat_ms: int
     alive: bool = True
     draining: bool = False
-
-    def is_live(self, now_ms: int) -> bool:
-        """Alive in the state and heard from within its lease at `now_ms`."""
-        return self.alive and now_ms - self.last_heartbeat_ms <= self.lease_ms
+    heartbeats: int = 0
 
     def carries(self, required: Labels) -> bool:
         """Whether the node has every required label with the required value."""

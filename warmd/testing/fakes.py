@@ -11,8 +11,10 @@ processes keep their real-process tests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
 
+from warmd.clock import ManualClock, Timer
 from warmd.raft.storage import MemoryStorage
 from warmd.raft.types import ConfState, Entry, HardState, Message, Snapshot
 from warmd.runtime.node.transport import TransportStatistics
@@ -107,3 +109,24 @@ class MemoryTransport:
 
     async def close(self) -> None:
         self._network.detach(self.node_id)
+
+
+class SkewedClock:
+    """Another node's view of a shared ManualClock: the same monotonic time and timers, a
+    wall clock off by `offset_ms` (set it again to make the clock jump)."""
+
+    def __init__(self, base: ManualClock, offset_ms: int) -> None:
+        self.base = base
+        self.offset_ms = offset_ms
+
+    def monotonic(self) -> float:
+        return self.base.monotonic()
+
+    def wall_ms(self) -> int:
+        return self.base.wall_ms() + self.offset_ms
+
+    async def sleep(self, duration_s: float) -> None:
+        await self.base.sleep(duration_s)
+
+    def call_later(self, delay_s: float, callback: Callable[..., object], *args: Any) -> Timer:
+        return self.base.call_later(delay_s, callback, *args)

@@ -60,12 +60,15 @@ def task_document(task: TaskRecord, with_keys: bool = False) -> dict[str, Any]:
 
 
 def node_document(node: NodeRecord, load: int, now_ms: int) -> dict[str, Any]:
-    """A node registry entry as JSON-able fields, with its current load and liveness."""
+    """A node registry entry as JSON-able fields, with its current load and liveness.
+    `alive` is the replicated verdict (the leader's); `live` compares the node's own stamp
+    with this node's clock, a hint that skewed clocks can mislead."""
+    live = node.alive and now_ms - node.last_heartbeat_ms <= node.lease_ms
     return {
         "node_id": node.node_id, "capacity": node.capacity, "load": load,
-        "lease_ms": node.lease_ms, "alive": node.alive, "live": node.is_live(now_ms),
+        "lease_ms": node.lease_ms, "alive": node.alive, "live": live,
         "draining": node.draining, "labels": dict(node.labels),
-        "last_heartbeat_ms": node.last_heartbeat_ms,
+        "last_heartbeat_ms": node.last_heartbeat_ms, "heartbeats": node.heartbeats,
     }
 
 

@@ -22,6 +22,7 @@ from warmd.clock import Clock, SystemClock
 from warmd.errors import ConfigError
 from warmd.logging import get_logger
 from warmd.raft.errors import RaftError
+from warmd.runtime.leader.liveness import HeardTracker
 from warmd.runtime.node.changes import Subscription
 from warmd.runtime.node.driver import Driver, DriverStopped
 from warmd.scheduler import SchedulerConfig, decide
@@ -33,6 +34,8 @@ from warmd.statemachine.topics import Topic
 _log = get_logger("warmd.scheduling")
 IDLE_PASS_S = 5.0  # a pass at least this often while leading, whatever the feed says
 WAKING_TOPICS = frozenset({Topic.TASKS, Topic.NODES, Topic.PLANS, Topic.LEADERSHIP})
+# Heartbeats only update the leader's view of who is silent; they do not start a pass.
+WATCHED_TOPICS = WAKING_TOPICS | {Topic.HEARTBEATS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,7 @@ class SchedulingLoop:
         self.options = options
         self._rng = rng
         self._clock = clock or SystemClock()
+        self.heard = HeardTracker(self._clock)
         self.counters = SchedulingCounters()
 
     def is_leader(self) -> bool:
@@ -74,7 +78,7 @@ class SchedulingLoop:
 
     async def run(self) -> None:
         """Pass after pass until cancelled; each is skipped unless this node leads."""
-        changes = self._driver.changes.subscribe(WAKING_TOPICS)
+        changes = self._driver.changes.subscribe(WATCHED_TOPICS)
         try:
             await self._run(changes)
         finally:
@@ -83,7 +87,13 @@ class SchedulingLoop:
     async def _run(self, changes: Subscription) -> None:
         last_pass_s = float("-inf")
         while True:
-            await changes.wait(self._idle_s())
+            changed = await changes.wait(self._idle_s())
+            if not self.is_leader():
+                self.heard.forget()
+                continue
+            self.heard.observe(self._driver.state)
+            if changed == {Topic.HEARTBEATS}:
+                continue
             spacing_s = self.options.interval_s - (self._clock.monotonic() - last_pass_s)
             if spacing_s > 0:
                 await self._clock.sleep(spacing_s)
@@ -103,7 +113,8 @@ class SchedulingLoop:
         """How long to sleep when nothing changes: until the state's next timer is due."""
         if not self.is_leader():
             return None  # the leadership topic wakes us
-        due_ms = next_due_ms(self._driver.state)
+        state = self._driver.state
+        due_ms = next_due_ms(state, self._clock.wall_ms(), self.heard.silence_ms(state))
         if due_ms is None:
             return IDLE_PASS_S
         return min(IDLE_PASS_S, max(0.0, (due_ms - self._clock.wall_ms()) / 1000))
@@ -114,7 +125,8 @@ class SchedulingLoop:
         if not self.is_leader():
             return
         state = self._driver.state
-        commands = decide(state, self._clock.wall_ms(), self.options.config, self._rng)
+        commands = decide(state, self._clock.wall_ms(), self.options.config, self._rng,
+                          self.heard.silence_ms(state))
         self.counters.passes += 1
         if not commands:
             return
