@@ -8,7 +8,7 @@ exception: the same entry must have the same effect (none) on every replica.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from warmd.errors import invariant
@@ -289,7 +289,13 @@ class StateMachine:
 
     def restore(self, data: bytes) -> None:
         """Replace the state with a snapshot's. Raises: SnapshotError (state unchanged)."""
-        self.state = snapshot_format.decode_snapshot(data)
+        for _ in self.restore_steps(data):
+            pass
+
+    def restore_steps(self, data: bytes) -> Generator[None, None, None]:
+        """`restore` in steps (see snapshot.decode_snapshot_steps); the state is replaced
+        at the last step only, so readers in between see the old state whole."""
+        self.state = yield from snapshot_format.decode_snapshot_steps(data)
         self._changed |= EVERYTHING
 
     def digest(self) -> str:

@@ -8,6 +8,7 @@ one, raises `SnapshotError` and restores nothing.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Generator
 from typing import Any
 
 import msgpack
@@ -29,6 +30,9 @@ from warmd.statemachine.state import (
 from warmd.statemachine.summaries import SummaryRecord
 
 SNAPSHOT_VERSION = 1
+DECODE_BATCH = 200  # records decoded between two yields of decode_snapshot_steps
+READ_SIZE = 256 * 1024
+_LISTS = frozenset({"tasks", "nodes", "sessions", "summaries", "plans"})
 SUPPORTED_VERSIONS = (1,)
 
 
@@ -58,11 +62,27 @@ def encode_snapshot(state: MachineState) -> bytes:
 
 def decode_snapshot(data: bytes) -> MachineState:
     """Rebuild a state from snapshot bytes. Raises: SnapshotError, saying what is wrong."""
+    steps = decode_snapshot_steps(data)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            state: MachineState = done.value
+            return state
+
+
+def decode_snapshot_steps(data: bytes, batch: int = DECODE_BATCH
+                          ) -> Generator[None, None, MachineState]:
+    """`decode_snapshot` in steps: yields after every `batch` records so that the shell can
+    let other work run while a big snapshot is restored; returns the state at the end.
+
+    Raises: SnapshotError, saying what is wrong.
+    """
     try:
-        wire = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        wire = yield from _read_wire(data, batch)
     except (ValueError, TypeError, msgpack.UnpackException) as error:
         raise SnapshotError(f"snapshot is not valid msgpack: {error}") from None
-    if not isinstance(wire, dict) or "version" not in wire:
+    if "version" not in wire:
         raise SnapshotError("snapshot has no version field")
     if wire["version"] not in SUPPORTED_VERSIONS:
         raise SnapshotError(
@@ -70,9 +90,45 @@ def decode_snapshot(data: bytes) -> MachineState:
             f"(this build reads versions {', '.join(map(str, SUPPORTED_VERSIONS))})"
         )
     try:
-        return _state_from_wire(wire)
+        return (yield from _state_from_wire(wire, batch))
     except (KeyError, TypeError, ValueError, InvalidCommand) as error:
         raise SnapshotError(f"snapshot is malformed: {type(error).__name__}: {error}") from None
+
+
+def _read_wire(data: bytes, batch: int) -> Generator[None, None, dict[str, Any]]:
+    """The top-level map, its long lists read item by item (msgpack's streaming reader,
+    fed a quarter MiB at a time rather than a copy of the whole snapshot at once)."""
+    unpacker = msgpack.Unpacker(_ViewReader(data), read_size=READ_SIZE, raw=False,
+                                strict_map_key=False, max_buffer_size=max(len(data), READ_SIZE))
+    wire: dict[str, Any] = {}
+    for _ in range(unpacker.read_map_header()):
+        key = unpacker.unpack()
+        if key not in _LISTS:
+            wire[key] = unpacker.unpack()
+            continue
+        items = []
+        for number in range(unpacker.read_array_header()):
+            items.append(unpacker.unpack())
+            if number % batch == batch - 1:
+                yield
+        wire[key] = items
+    if unpacker.tell() != len(data):
+        raise ValueError(f"{len(data) - unpacker.tell()} bytes of extra data after the state")
+    return wire
+
+
+class _ViewReader:
+    """A file-like view of bytes in memory (io.BytesIO would copy a memoryview first)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._view = memoryview(data)
+        self._position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size < 0 else self._position + size
+        chunk = bytes(self._view[self._position:end])
+        self._position += len(chunk)
+        return chunk
 
 
 def _fields_to_wire(record: Any) -> dict[str, Any]:
@@ -111,16 +167,20 @@ def _session_to_wire(session: SessionRecord) -> dict[str, Any]:
     }
 
 
-def _state_from_wire(wire: dict[str, Any]) -> MachineState:
+def _state_from_wire(wire: dict[str, Any], batch: int) -> Generator[None, None, MachineState]:
     state = MachineState(
         applied_index=_int(wire["applied_index"]),
         stale_fence_rejections=_int(wire["stale_fence_rejections"]),
     )
-    for task_wire in wire["tasks"]:
+    tasks = wire["tasks"]
+    for number, task_wire in enumerate(tasks):
+        tasks[number] = None  # freed as we go: dropping them all at the end stalls too
         fields = dict(task_wire)
         fields["spec"] = spec_from_wire(fields["spec"])
         fields["state"] = TaskState(fields["state"])
         state.add(_checked(TaskRecord(**fields)))
+        if number % batch == batch - 1:
+            yield
     for node_wire in wire["nodes"]:
         fields = dict(node_wire)
         fields["labels"] = tuple((str(key), str(value)) for key, value in fields["labels"])

@@ -123,7 +123,8 @@ class ClusterCommands:
     async def read(self, args: Mapping[str, Any]) -> dict[str, Any]:
         async with raft_errors():
             index = await self._driver.read()
-        return {"read_index": index, "digest": self._driver.applier.machine.digest()}
+            digest = await self._driver.digest()
+        return {"read_index": index, "digest": digest}
 
     async def check_write(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """Register this node (capacity 0 keeps it out of scheduling until its executor

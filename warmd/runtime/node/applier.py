@@ -15,7 +15,8 @@ still knows how to reach members added before it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import gc
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import msgpack
@@ -172,8 +173,30 @@ class Applier:
         Raises:
             SnapshotFormatError: the data is not a snapshot this version can read.
         """
+        for _ in self._restore_steps(snapshot):
+            pass
+
+    async def restore_in_steps(self, snapshot: Snapshot) -> None:
+        """`restore`, yielding to the event loop between batches of records, so installing
+        a big snapshot does not stall heartbeats and admin calls (see `restore`).
+
+        The cyclic garbage collector is paused meanwhile (a full collection over millions
+        of new records would stall the loop for a second) and the restored state is then
+        frozen out of its scans: records are freed by reference counting, never in cycles.
+        """
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for _ in self._restore_steps(snapshot):
+                await asyncio.sleep(0)
+        finally:
+            if collecting:
+                gc.freeze()
+                gc.enable()
+
+    def _restore_steps(self, snapshot: Snapshot) -> Iterator[None]:
         addresses, machine_data = decode_snapshot_data(snapshot.data)
-        self.machine.restore(machine_data)
+        yield from self.machine.restore_steps(machine_data)
         self.addresses = dict(addresses)
         self.applied_index = snapshot.meta.index
         self._publish(membership_changed=True)

@@ -33,6 +33,7 @@ from warmd.raft.types import ConfChange, ConfChangeType, ConfState, Message, Rea
 from warmd.runtime.node.applier import Applier
 from warmd.runtime.node.changes import ChangeFeed
 from warmd.runtime.node.disk import DiskStorage
+from warmd.runtime.node.forked import ForkedJob, ForkedJobFailed, start_forked
 from warmd.runtime.node.status import DriverStatus, build_status
 from warmd.runtime.node.transport import Transport
 from warmd.statemachine.commands import Command, Session, encode_command
@@ -123,6 +124,7 @@ class Driver:
         self._stopping = False
         self.finished: asyncio.Task[None] | None = None
         self.on_state_change: Callable[[DriverStatus], None] | None = None
+        self._snapshot_task: asyncio.Task[Snapshot | None] | None = None
         self.removed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -130,7 +132,7 @@ class Driver:
     async def start(self) -> None:
         """Restore the state machine from the storage's snapshot and start the task."""
         if self._latest_snapshot.meta.index > self.applier.applied_index:
-            self.applier.restore(self._latest_snapshot)
+            await self.applier.restore_in_steps(self._latest_snapshot)
         self._update_peers()
         self.finished = asyncio.create_task(self._run(), name="raft-driver")
         self._tasks = [
@@ -141,9 +143,10 @@ class Driver:
     async def stop(self) -> None:
         """Finish the Ready in hand, stop the task and fail every waiting request."""
         self._stopping = True
-        for task in self._tasks:
+        snapshotting = [self._snapshot_task] if self._snapshot_task is not None else []
+        for task in [*self._tasks, *snapshotting]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *snapshotting, return_exceptions=True)
         if self.finished is not None:
             if not self.finished.done():
                 await self._events.put(_STOP)
@@ -219,7 +222,7 @@ class Driver:
         if not leader and ready.messages:
             await self.transport.send(ready.messages)
         if ready.snapshot is not None:
-            self.applier.restore(ready.snapshot)
+            await self.applier.restore_in_steps(ready.snapshot)
             self._latest_snapshot = ready.snapshot
             self._update_peers()
         outcome = self.applier.apply(ready.committed_entries)
@@ -444,42 +447,50 @@ class Driver:
     # ------------------------------------------------------------------ snapshots
 
     def _snapshot_if_due(self) -> None:
-        """Snapshot every `snapshot_interval_entries`; while the core cannot snapshot yet
-        (a blank joiner, docs/raft.md) skip quietly and try after the next Ready: raising
-        here would end the driver task and with it the node."""
+        """Snapshot every `snapshot_interval_entries` (or bytes), in a forked child so that
+        serialising a big state never stalls the loop; one at a time. While the core cannot
+        snapshot yet (a blank joiner, docs/raft.md) skip quietly and try after the next Ready:
+        raising here would end the driver task and with it the node."""
         applied = self.applier.applied_index
         if (applied - self._latest_snapshot.meta.index < self.options.snapshot_interval_entries
                 and self._applied_bytes < self.options.snapshot_interval_bytes):
             return
-        if self._try_compact() is None:
+        if self._snapshot_task is not None:
+            return
+        try:
+            started = self._fork_snapshot()
+        except OSError as error:
+            _log.warning("snapshot_fork_failed", applied_index=applied, error=str(error))
+            return
+        if started is None:
             _log.debug("snapshot_deferred", applied_index=applied,
                        reason="no configuration known at the applied index yet")
+            return
+        self._snapshot_task = asyncio.create_task(self._finish_snapshot(*started))
 
-    def _compact_now(self) -> Snapshot:
-        """The operator's snapshot: like the periodic one, but "not possible yet" is an error.
-
-        Raises: ProposalDropped (NOT_MEMBER) on a node that has not learned its configuration.
-        """
-        snapshot = self._try_compact()
-        if snapshot is None:
-            raise ProposalDropped(
-                ProposalDropped.NOT_MEMBER,
-                f"cannot snapshot at applied index {self.applier.applied_index}: this node has "
-                "no configuration for it yet (a blank joiner still joining); retry once it has "
-                "joined",
-            )
-        return snapshot
-
-    def _try_compact(self) -> Snapshot | None:
-        """Snapshot the applied state; the newest snapshot if nothing is new, None while the
-        core cannot snapshot (RaftNode.compact returns None on a blank joiner)."""
+    def _fork_snapshot(self) -> tuple[ForkedJob, int] | None:
+        """Fork a child serialising the state as applied now; None when nothing is new or
+        the core cannot snapshot yet (a blank joiner has no configuration to record)."""
         applied = self.applier.applied_index
-        if applied <= self._latest_snapshot.meta.index:
-            return self._latest_snapshot
-        if not self.node.conf_state.voters:
-            return None  # a blank joiner: skip serialising a state the core would refuse
+        if applied <= self._latest_snapshot.meta.index or not self.node.conf_state.voters:
+            return None
+        return start_forked(self.applier.snapshot_data), applied
+
+    async def _finish_snapshot(self, job: ForkedJob, index: int) -> Snapshot | None:
+        """Wait for the child's bytes, then hand them to the core at the index they show."""
         try:
-            snapshot = self.node.compact(applied, self.applier.snapshot_data())
+            data = await job.result()
+            return await self._call(lambda: self._compact_at(index, data))
+        except (ForkedJobFailed, OSError, DriverStopped) as error:
+            _log.warning("snapshot_failed", index=index, error=str(error))
+            return None
+        finally:
+            self._snapshot_task = None
+
+    def _compact_at(self, index: int, data: bytes) -> Snapshot | None:
+        """Give the core the snapshot of the state at `index` (on the driver's task)."""
+        try:
+            snapshot = self.node.compact(index, data)
         except SnapshotOutOfDate:
             return self._latest_snapshot
         if snapshot is None:
@@ -489,8 +500,35 @@ class Driver:
         return snapshot
 
     async def snapshot_now(self) -> Snapshot:
-        """Snapshot the applied state now (compacting the log); the newest one if nothing is new."""
-        return await self._call(self._compact_now)
+        """Snapshot the applied state now (compacting the log); the newest one if nothing is
+        new.
+
+        Raises: ProposalDropped (NOT_MEMBER) on a node that has not learned its
+        configuration yet (a blank joiner still joining).
+        """
+        started = await self._call(self._fork_snapshot)
+        if started is None:
+            if not self.node.conf_state.voters:
+                raise ProposalDropped(
+                    ProposalDropped.NOT_MEMBER,
+                    f"cannot snapshot at applied index {self.applier.applied_index}: this node "
+                    "has no configuration for it yet (a blank joiner still joining); retry once "
+                    "it has joined")
+            return self._latest_snapshot
+        job, index = started
+        data = await job.result()
+        snapshot = await self._call(lambda: self._compact_at(index, data))
+        if snapshot is None:
+            raise ProposalDropped(ProposalDropped.NOT_MEMBER,
+                                  f"cannot snapshot at index {index}: configuration unknown")
+        return snapshot
+
+    async def digest(self) -> str:
+        """The state's digest (equal on replicas at the same applied index), hashed in a
+        forked child so that a big state does not stall the loop."""
+        job = await self._call(lambda: start_forked(
+            lambda: self.applier.machine.digest().encode("ascii")))
+        return (await job.result()).decode("ascii")
 
     # ------------------------------------------------------------------ status
 
