@@ -135,6 +135,16 @@ class SafetyChecker:
                 self._fail("committed entry lost", f"node {node_id} restarted with term "
                            f"{term} at committed index {index} (was {entry.term})")
 
+    def observe_disk_loss(self, node_id: int, hard_state: HardState) -> None:
+        """A fault took part of a node's disk: what it persisted is now `hard_state`.
+
+        Raft assumes a disk keeps what it synced; a simulated disk loss breaks that
+        assumption on purpose, so the no-regress checks restart from what is left.
+        """
+        record = self._record(node_id)
+        record.persisted = hard_state
+        record.last_applied = 0
+
     # -- application -----------------------------------------------------------
 
     def observe_applied(self, node_id: int, entry: Entry, node_term: int) -> None:

@@ -26,6 +26,7 @@ from warmd.raft.types import (
     ConfState,
     Entry,
     HardState,
+    LostEntries,
     Message,
     MessageType,
     ReadState,
@@ -123,10 +124,10 @@ class SimCluster:
         self.checker = SafetyChecker()
         self.workload = workload
         self._scenario_sequences: dict[int, int] = {}
-        voters = tuple(range(1, self.options.node_count + 1))
-        conf_state = ConfState(voters=voters, learners=self.options.learner_ids)
+        conf_state = self._founding_conf_state()
         self.nodes: dict[int, SimNode] = {}
-        for node_id in (*voters, *self.options.learner_ids):
+        self.lost_entries: list[tuple[int, LostEntries]] = []  # (tick, report) from leaders
+        for node_id in (*conf_state.voters, *conf_state.learners):
             self.nodes[node_id] = SimNode(node_id, _new_storage(conf_state))
             self.start(node_id)
 
@@ -144,11 +145,13 @@ class SimCluster:
         """
         if node_id in self.nodes:
             raise ValueError(f"node {node_id} already exists")
-        founding = ConfState(voters=tuple(range(1, self.options.node_count + 1)),
-                             learners=self.options.learner_ids)
-        node = self.nodes[node_id] = SimNode(node_id, _new_storage(founding))
+        node = self.nodes[node_id] = SimNode(node_id, _new_storage(self._founding_conf_state()))
         self.start(node_id)
         return node
+
+    def _founding_conf_state(self) -> ConfState:
+        return ConfState(voters=tuple(range(1, self.options.node_count + 1)),
+                         learners=self.options.learner_ids)
 
     def start(self, node_id: int) -> None:
         """Boot (or reboot) a node from what its storage persisted."""
@@ -183,6 +186,34 @@ class SimCluster:
         if self.nodes[node_id].up:
             self.crash(node_id)
         self.start(node_id)
+
+    def lose_log_tail(self, node_id: int, count: int) -> int:
+        """Crash a node whose disk then loses its newest `count` entries, even synced ones.
+
+        Its commit mark drops to what is left; term and vote survive (a truncated log).
+        The node stays down; returns its new last index.
+        """
+        if self.nodes[node_id].up:
+            self.crash(node_id)
+        storage = self.nodes[node_id].storage
+        last_index = max(storage.first_index() - 1, storage.last_index() - count)
+        storage.drop_entries_after(last_index)
+        hard_state = storage.hard_state
+        if hard_state.commit > last_index:
+            storage.set_hard_state(replace(hard_state, commit=last_index))
+        self.checker.observe_disk_loss(node_id, storage.hard_state)
+        return last_index
+
+    def wipe(self, node_id: int) -> None:
+        """Crash a node and give it a blank disk under the same id: log, term and vote are gone.
+
+        The node stays down; it boots, when started, as a founding member would.
+        """
+        if self.nodes[node_id].up:
+            self.crash(node_id)
+        node = self.nodes[node_id]
+        node.storage = _new_storage(self._founding_conf_state())
+        self.checker.observe_disk_loss(node_id, node.storage.hard_state)
 
     def live_node_ids(self) -> list[int]:
         return [node_id for node_id, node in self.nodes.items() if node.up]
@@ -280,6 +311,8 @@ class SimCluster:
                 raise SafetyViolation("ready loop", f"node {node.node_id} still has a Ready "
                                       f"after {READY_ROUNDS_MAX} rounds in one step")
             ready = raft.ready()
+            if ready.lost_entries:
+                self.lost_entries.extend((self.clock.now_ticks, lost) for lost in ready.lost_entries)
             self._persist(node, ready)
             if node.crash_point is not CrashPoint.NONE and self._crash_now(node, ready, sent=False):
                 return
