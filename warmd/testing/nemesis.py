@@ -33,7 +33,7 @@ FAULT_WEIGHTS: dict[str, tuple[int, ...]] = {
     "restart-everyone": (1,), "change-membership": (2, 4, 8), "transfer-leadership": (1, 2, 4),
 }
 # How many kinds a seed enables: few kinds let one weak moment dominate a run.
-KIND_ENABLED_PROBABILITIES = (0.15, 0.35, 0.7)
+KIND_ENABLED_PROBABILITIES = (0.0, 0.15, 0.35, 0.7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +78,8 @@ class SwarmProfile:
             tick_rates=tuple(round(rng.uniform(0.6, 1.4), 2) for _ in range(node_count))
             if skewed else (),
             lose_unsynced_on_crash=rng.random() < 0.5,
-            append_crash_probability=rng.choice((0.0, 0.3, 0.6)),
-            commit_crash_probability=rng.choice((0.0, 0.2, 0.4)),
+            append_crash_probability=rng.choice((0.0, 0.5, 0.8)),
+            commit_crash_probability=rng.choice((0.0, 0.3, 0.6)),
         )
 
     def describe(self) -> str:
