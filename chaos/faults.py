@@ -13,13 +13,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from chaos.disk_faults import cut_log_tail, wipe_data
 from chaos.ops import pause
 from chaos.proxy import FaultProxy, Link
 from warmd.admin.client import AdminClientError
 from warmd.testing.procs import ProcessCluster
 
 FAULT_KINDS = ("kill-leader", "kill-follower", "pause", "partition-full", "partition-asymmetric",
-               "partition-partial", "transfer-leader")
+               "partition-partial", "transfer-leader", "truncated-log", "wiped-data")
+DISK_FAULTS = ("truncated-log", "wiped-data")  # a follower's disk loses what it acknowledged
+CUT_ENTRIES_MAX = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,8 @@ class Nemesis:
             self.cluster.kill(victim)
             time.sleep(hold_s)
             self.cluster.start(victim)
+        elif kind in DISK_FAULTS:
+            self._damage_disk(kind, victim, hold_s, rng)
         elif kind == "pause":
             pause(self.cluster, victim, paused=True)
             time.sleep(hold_s)
@@ -82,6 +87,23 @@ class Nemesis:
         record = FaultRecord(kind, nodes, hold_s)
         self.records.append(record)
         return record
+
+    def _damage_disk(self, kind: str, victim: int, hold_s: float, rng: random.Random) -> None:
+        """Kill a follower, take part of its disk away, restart it under the same id.
+
+        The leader must find the loss at its next heartbeat, re-send what is missing and
+        never spin on rejections (docs/raft.md, "A member whose disk lost entries").
+        """
+        self.cluster.kill(victim)
+        data_dir = self.cluster.nodes[victim].data_dir
+        if kind == "truncated-log":
+            cut = cut_log_tail(data_dir, rng.randint(1, CUT_ENTRIES_MAX))
+            self.log(f"  cut entries {cut.first_index}..{cut.last_index} "
+                     f"(known committed up to {cut.commit_floor})")
+        else:
+            self.log(f"  wiped {wipe_data(data_dir)} files")
+        time.sleep(hold_s / 2)
+        self.cluster.start(victim)
 
     @staticmethod
     def _partition(kind: str, victim: int, ids: list[int],

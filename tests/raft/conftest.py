@@ -45,6 +45,8 @@ class Network:
         self.drop: MessageFilter | None = None
         self.sent: list[Message] = []
         self.sent_dropped: list[bool] = []  # parallel to `sent`: lost on the way
+        # (len(sent) when it was handled, node id, Ready): where each Ready falls among the sends
+        self.ready_log: list[tuple[int, int, Ready]] = []
         for node_id in range(1, node_count + 1):
             self.add_node(node_id, MemoryStorage(self.conf_state))
 
@@ -75,6 +77,7 @@ class Network:
         while node.has_ready():
             ready = node.ready()
             self.readies[node_id].append(ready)
+            self.ready_log.append((len(self.sent), node_id, ready))
             if ready.snapshot is not None:
                 storage.apply_snapshot(ready.snapshot)
                 self.app_state[node_id] = list(msgpack.unpackb(ready.snapshot.data or b"\x90"))

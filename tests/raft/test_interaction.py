@@ -8,7 +8,9 @@ Each file in tests/raft/testdata/ is a sequence of blocks:
     expected output
 
 The runner replays the commands against the in-test Network and compares the whole
-regenerated file with the stored one. `WARMD_REWRITE=1 pytest tests/raft/test_interaction.py`
+regenerated file with the stored one. The output shows every message sent and, just
+before the messages it let out, each Ready that persists something: its hard state,
+entries or snapshot, and `sync` when it must be fsynced ("persist before send"). `WARMD_REWRITE=1 pytest tests/raft/test_interaction.py`
 rewrites the files; review the diff before committing.
 """
 
@@ -21,7 +23,15 @@ import pytest
 
 from warmd.raft.confchange import decode_conf_change
 from warmd.raft.errors import RaftError
-from warmd.raft.types import ConfChange, ConfChangeType, Entry, EntryType, Message, MessageType
+from warmd.raft.types import (
+    ConfChange,
+    ConfChangeType,
+    Entry,
+    EntryType,
+    Message,
+    MessageType,
+    Ready,
+)
 
 TESTDATA = Path(__file__).parent / "testdata"
 CHANGE_KINDS = {
@@ -37,6 +47,22 @@ def describe_entry(entry: Entry) -> str:
         change = decode_conf_change(entry.data)
         return f"{text}:{change.type.name}({change.node_id})"
     return f"{text}:{entry.data.decode()}" if entry.data else text
+
+
+def describe_ready(node_id: int, ready: Ready) -> str:
+    """A Ready's persistence work (etcd's data-driven Ready dumps): hard state, entries,
+    snapshot, and whether it must be synced; "" when it persists nothing."""
+    parts = []
+    if ready.hard_state is not None:
+        hard = ready.hard_state
+        parts.append(f"hs=term:{hard.term} vote:{hard.vote} commit:{hard.commit}")
+    if ready.entries:
+        parts.append(f"entries=[{' '.join(describe_entry(entry) for entry in ready.entries)}]")
+    if ready.snapshot is not None:
+        parts.append(f"snapshot={ready.snapshot.meta.term}/{ready.snapshot.meta.index}")
+    if not parts:
+        return ""
+    return f"{node_id} ready: {' '.join(parts)}" + (" sync" if ready.must_sync else "")
 
 
 def describe(message: Message) -> str:
@@ -85,16 +111,19 @@ class Interaction:
             return self._cluster(args)
         net = self.net
         assert net is not None, "the first command must be `cluster`"
-        sent_before = len(net.sent)
+        sent_before, readies_before = len(net.sent), len(net.ready_log)
         applied_before = {n: len(state) for n, state in net.app_state.items()}
         reads_before = {n: len(states) for n, states in net.read_states.items()}
         lines = self._dispatch(command, [int(a) if a.isdigit() else a for a in args])
-        lines += [
-            describe(message) + (" (dropped)" if dropped else "")
-            for message, dropped in zip(
-                net.sent[sent_before:], net.sent_dropped[sent_before:], strict=True
-            )
-        ]
+        readies = [(position, describe_ready(node_id, ready))
+                   for position, node_id, ready in net.ready_log[readies_before:]]
+        for position, (message, dropped) in enumerate(
+            zip(net.sent[sent_before:], net.sent_dropped[sent_before:], strict=True),
+            start=sent_before,
+        ):
+            lines += [text for at, text in readies if at == position and text]
+            lines.append(describe(message) + (" (dropped)" if dropped else ""))
+        lines += [text for at, text in readies if at >= len(net.sent) and text]
         for node_id, state in net.app_state.items():
             if len(state) != applied_before.get(node_id, 0):
                 lines.append(f"{node_id} app: {' '.join(d.decode() for d in state) or '(empty)'}")

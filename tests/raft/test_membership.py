@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from warmd.raft.confchange import decode_conf_change, encode_conf_change
-from warmd.raft.errors import ProposalDropped
+from warmd.raft.errors import PromotionCheck, PromotionRefused, ProposalDropped
 from warmd.raft.storage import MemoryStorage
 from warmd.raft.types import ConfChange, ConfChangeType, MessageType, Role
 
@@ -72,12 +72,44 @@ def test_lagging_learner_promotion_is_refused(make_network) -> None:
     net = cluster_with_learner(make_network, learner_lag_entries_max=5)
     net.isolate(4)
     net.propose(1, *[bytes([n]) for n in range(10)])
-    with pytest.raises(ProposalDropped) as raised:
+    with pytest.raises(PromotionRefused) as raised:
         net.nodes[1].propose_conf_change(ConfChange(ADD_VOTER, 4))
     assert raised.value.reason == ProposalDropped.LEARNER_LAGGING
+    assert raised.value.check is PromotionCheck.CAUGHT_UP
+    assert "10 entries behind the commit index" in str(raised.value)
     net.heal()
     net.tick(2)
     net.nodes[1].propose_conf_change(ConfChange(ADD_VOTER, 4))  # caught up now: accepted
+
+
+def test_learner_that_never_answered_is_not_promoted(make_network) -> None:
+    """A learner the leader never heard from (e.g. a rejected handshake) stays a learner.
+
+    On a young log it is within the lag limit, so only the contact check refuses it.
+    """
+    net = make_network(3)
+    net.elect(1)
+    net.nodes[1].propose_conf_change(ConfChange(ADD_LEARNER, 4))  # node 4 does not exist
+    net.stabilize()
+    with pytest.raises(PromotionRefused) as raised:
+        net.nodes[1].propose_conf_change(ConfChange(ADD_VOTER, 4))
+    assert raised.value.check is PromotionCheck.RECENT_CONTACT
+    assert raised.value.reason == ProposalDropped.LEARNER_UNREACHABLE
+    assert "never answered" in str(raised.value)
+    assert net.nodes[1].conf_state.voters == (1, 2, 3)
+
+
+def test_learner_silent_for_an_election_timeout_is_not_promoted(make_network) -> None:
+    """A caught-up learner that stopped answering is refused until it answers again."""
+    net = cluster_with_learner(make_network, election_timeout_ticks=10)
+    net.isolate(4)
+    net.tick(11, nodes=[1])
+    with pytest.raises(PromotionRefused) as raised:
+        net.nodes[1].propose_conf_change(ConfChange(ADD_VOTER, 4))
+    assert raised.value.check is PromotionCheck.RECENT_CONTACT
+    net.heal()
+    net.tick(2)
+    net.nodes[1].propose_conf_change(ConfChange(ADD_VOTER, 4))  # answered again: accepted
 
 
 def test_only_one_conf_change_may_be_pending(make_network) -> None:

@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 from warmd.errors import ConfigError, InvariantViolation
 from warmd.raft import quorum
 from warmd.raft.config import RaftConfig
-from warmd.raft.errors import Compacted, SnapshotOutOfDate, Unavailable
+from warmd.raft.core import RaftNode
+from warmd.raft.errors import Compacted, LogLost, SnapshotOutOfDate, Unavailable
 from warmd.raft.log import RaftLog
-from warmd.raft.progress import Inflights, Progress
+from warmd.raft.progress import Decrease, Inflights, Progress
 from warmd.raft.storage import MemoryStorage
-from warmd.raft.types import ConfState, Entry, ProgressState, Snapshot, SnapshotMeta
+from warmd.raft.types import ConfState, Entry, HardState, ProgressState, Snapshot, SnapshotMeta
 
 
 def entries(*terms: int, start: int = 1) -> list[Entry]:
@@ -71,23 +72,30 @@ def test_inflights_window_frees_acknowledged_messages() -> None:
 
 
 @pytest.mark.parametrize(
-    ("state", "match", "next_index", "rejected", "hint", "moved", "expected_next"),
+    ("state", "match", "next_index", "rejected", "hint", "outcome", "expected_next"),
     [
-        (ProgressState.PROBE, 0, 10, 9, 3, True, 4),  # follows the hint
-        (ProgressState.PROBE, 5, 10, 9, 2, True, 6),  # never below match + 1
-        (ProgressState.PROBE, 0, 10, 7, 3, False, 10),  # stale: not the index we probed
-        (ProgressState.REPLICATE, 5, 20, 12, 0, True, 6),  # back to match + 1
-        (ProgressState.REPLICATE, 5, 20, 4, 0, False, 20),  # stale: below match
+        (ProgressState.PROBE, 0, 10, 9, 3, Decrease.MOVED, 4),  # follows the hint
+        (ProgressState.PROBE, 5, 10, 9, 2, Decrease.MOVED, 6),  # never below match + 1 ...
+        (ProgressState.PROBE, 5, 6, 5, 2, Decrease.LOST, 3),  # ... unless match was lost
+        (ProgressState.PROBE, 5, 6, 5, 0, Decrease.LOST, 1),  # a wiped log: from the start
+        (ProgressState.PROBE, 0, 10, 7, 3, Decrease.STALE, 10),  # stale: not the index we probed
+        (ProgressState.REPLICATE, 5, 20, 12, 0, Decrease.MOVED, 6),  # back to match + 1
+        (ProgressState.REPLICATE, 5, 20, 4, 0, Decrease.STALE, 20),  # stale: below match
     ],
 )
 def test_progress_decrease_on_rejection(
     state: ProgressState, match: int, next_index: int, rejected: int, hint: int,
-    moved: bool, expected_next: int,
+    outcome: Decrease, expected_next: int,
 ) -> None:
-    """etcd's MaybeDecrTo: a fresh rejection moves next back, a stale one is ignored."""
+    """etcd's MaybeDecrTo, plus: a probe rejected at or below match proves a lost log.
+
+    Every fresh rejection moves next back (so re-probing is bounded), a stale one is
+    ignored, and a proven loss resets match so the member counts for nothing it lost.
+    """
     progress = Progress(next=next_index, max_inflight=4, match=match, state=state)
-    assert progress.maybe_decrease_to(rejected, hint) is moved
+    assert progress.maybe_decrease_to(rejected, hint) is outcome
     assert progress.next == expected_next
+    assert progress.match == (0 if outcome is Decrease.LOST else match)
 
 
 def test_progress_pauses_by_state() -> None:
@@ -212,3 +220,15 @@ def test_config_validate_names_the_bad_field(fields: dict[str, object], message:
 
     with pytest.raises(ConfigError):
         RaftNode(config, MemoryStorage(ConfState(voters=(1,))), random.Random(0))
+
+
+def test_node_refuses_to_start_on_a_log_that_lost_committed_entries() -> None:
+    """A persisted commit past the last index is LogLost (exit 65), with the recovery to follow."""
+    storage = MemoryStorage(ConfState(voters=(1, 2, 3)))
+    storage.append([Entry(term=1, index=index) for index in (1, 2, 3)])
+    storage.set_hard_state(HardState(term=1, vote=1, commit=3))
+    storage.drop_entries_after(1)
+    with pytest.raises(LogLost) as raised:
+        RaftNode(RaftConfig(node_id=1), storage, random.Random(1))
+    assert raised.value.exit_status == 65
+    assert "new id" in str(raised.value) and "commit index 3" in str(raised.value)

@@ -39,8 +39,10 @@ def _run(args: argparse.Namespace) -> int:
         return daemon.run(config)
     except DiskCorruption as error:
         print(f"warmd: refusing to start: {error}. The log is damaged before its tail, so it "
-              "cannot be repaired safely; restore this node from a snapshot or wipe its "
-              "data directory and let it catch up (docs/operations.md).", file=sys.stderr)
+              "cannot be repaired safely: remove this node (warmctl remove ID on a healthy "
+              "member), move its data directory aside and rejoin the host under a new node id; "
+              "never restart it with a wiped data directory under the same id "
+              "(docs/operations.md, 'Replacing a damaged node').", file=sys.stderr)
         return EXIT_DATA_ERROR
     except DiskFailed as error:
         print(f"warmd: cannot use the data directory: {error}", file=sys.stderr)

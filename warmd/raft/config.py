@@ -30,7 +30,8 @@ class RaftConfig:
     forward_proposals: a follower with a known leader forwards proposals and ReadIndex
         requests to it; when False, propose() raises NotLeader instead.
     learner_lag_entries_max: the leader refuses to promote a learner (ADD_VOTER) whose
-        matched index is more than this many entries behind the leader's last index.
+        matched index is more than this many entries behind the commit index (or that
+        has not answered the leader within election_timeout_ticks).
     applied_index: the index the application has already applied on restart (0: the
         storage's snapshot index, so every committed entry after it is handed out again).
     max_uncommitted_bytes: the leader refuses proposals (ProposalDropped) while the data

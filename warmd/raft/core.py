@@ -27,9 +27,18 @@ from warmd.raft.confchange import (
     encode_conf_change,
 )
 from warmd.raft.config import RaftConfig
-from warmd.raft.errors import Compacted, NotLeader, ProposalDropped, SnapshotOutOfDate, Unavailable
+from warmd.raft.errors import (
+    Compacted,
+    LogLost,
+    NotLeader,
+    PromotionCheck,
+    PromotionRefused,
+    ProposalDropped,
+    SnapshotOutOfDate,
+    Unavailable,
+)
 from warmd.raft.log import RaftLog
-from warmd.raft.progress import Progress
+from warmd.raft.progress import Decrease, Progress
 from warmd.raft.readonly import ReadOnly, ReadRequest
 from warmd.raft.storage import LogStorage
 from warmd.raft.types import (
@@ -40,6 +49,7 @@ from warmd.raft.types import (
     Entry,
     EntryType,
     HardState,
+    LostEntries,
     Message,
     MessageType,
     PeerStatus,
@@ -76,16 +86,25 @@ class RaftNode:
     """One Raft peer as a pure state machine (see the module docstring for the contract)."""
 
     def __init__(self, config: RaftConfig, storage: LogStorage, rng: random.Random) -> None:
+        """Build the node on what `storage` persisted.
+
+        Raises:
+            ConfigError: `config` is out of range.
+            LogLost: the persisted commit index is past the log's last index.
+        """
         config.validate()
         self.config = config
         self.id = config.node_id
         self._rng = rng
         self.log = RaftLog(storage)
         hard_state, conf_state = storage.initial_state()
-        invariant(
-            hard_state.commit <= self.log.last_index(),
-            f"persisted commit {hard_state.commit} is past the last index {self.log.last_index()}",
-        )
+        if hard_state.commit > self.log.last_index():
+            raise LogLost(
+                f"node {self.id}: the persisted commit index {hard_state.commit} is past the "
+                f"last log index {self.log.last_index()}: the disk lost entries this node knew "
+                "were committed. Remove the node (warmctl remove) and rejoin it under a new id "
+                "with an empty data directory (docs/operations.md, 'Replacing a damaged node')"
+            )
         self._term = hard_state.term
         self._vote = hard_state.vote
         self.log.commit_to(hard_state.commit)
@@ -101,6 +120,8 @@ class RaftNode:
         self._votes: dict[int, bool] = {}
         self._messages: list[Message] = []
         self._read_states: list[ReadState] = []
+        self._lost_entries: list[LostEntries] = []
+        self._ticks = 0  # ticks since this node started: when members last answered
         self._election_elapsed = 0
         self._heartbeat_elapsed = 0
         self._randomized_election_timeout = config.election_timeout_ticks
@@ -178,6 +199,7 @@ class RaftNode:
 
     def tick(self) -> None:
         """Advance logical time by one tick."""
+        self._ticks += 1
         if self._role == Role.LEADER:
             self._tick_heartbeat()
         else:
@@ -272,7 +294,7 @@ class RaftNode:
 
     def has_ready(self) -> bool:
         """Whether ready() would return any work."""
-        if self._broadcast_pending or self._messages or self._read_states:
+        if self._broadcast_pending or self._messages or self._read_states or self._lost_entries:
             return True
         log = self.log
         if log.unstable or log.unstable_snapshot is not None or self._compaction is not None:
@@ -305,9 +327,11 @@ class RaftNode:
             read_states=tuple(self._read_states),
             must_sync=bool(entries) or snapshot is not None or vote_changed,
             compaction=self._compaction,
+            lost_entries=tuple(self._lost_entries),
         )
         self._messages = []
         self._read_states = []
+        self._lost_entries = []
         self._compaction = None
         self._prev_hard, self._prev_soft = hard, soft
         self._ready_outstanding = ready
@@ -674,13 +698,31 @@ class RaftNode:
             raise ProposalDropped(ProposalDropped.CONF_CHANGE_PENDING, f"at {self._pending_conf_index}")
         check_conf_change(self._conf, change)
         if change.type == ConfChangeType.ADD_VOTER and change.node_id in self._learners:
-            pr = self._progress[change.node_id]
-            lag = self.log.last_index() - pr.match
-            if lag > self.config.learner_lag_entries_max:
-                raise ProposalDropped(
-                    ProposalDropped.LEARNER_LAGGING,
-                    f"{change.node_id} is {lag} entries behind (max {self.config.learner_lag_entries_max})",
-                )
+            self._check_promotion(change.node_id)
+
+    def _check_promotion(self, learner_id: int) -> None:
+        """A learner becomes a voter only if it answers and holds the committed log.
+
+        Otherwise the new voter would raise the quorum without adding a working
+        member: a cluster that then loses one original voter could commit nothing.
+        """
+        pr = self._progress[learner_id]
+        silent_ticks = self._ticks - pr.last_response_tick
+        if pr.last_response_tick < 0 or silent_ticks > self.config.election_timeout_ticks:
+            heard = ("has never answered the leader" if pr.last_response_tick < 0
+                     else f"last answered the leader {silent_ticks} ticks ago")
+            raise PromotionRefused(
+                PromotionCheck.RECENT_CONTACT,
+                f"learner {learner_id} {heard} (must be within "
+                f"{self.config.election_timeout_ticks} ticks)",
+            )
+        lag = self.log.committed - pr.match
+        if lag > self.config.learner_lag_entries_max:
+            raise PromotionRefused(
+                PromotionCheck.CAUGHT_UP,
+                f"learner {learner_id} is {lag} entries behind the commit index "
+                f"{self.log.committed} (max {self.config.learner_lag_entries_max})",
+            )
 
     def _committed_in_term(self) -> bool:
         try:
@@ -815,6 +857,7 @@ class RaftNode:
 
     def _handle_append_response(self, message: Message, pr: Progress) -> None:
         pr.recent_active = True
+        pr.last_response_tick = self._ticks
         if message.context == UNCONFIGURED:
             self._send_configuration(message.from_id, pr)
         if message.reject:
@@ -865,10 +908,20 @@ class RaftNode:
         next_probe = message.reject_hint
         if message.reject_term > 0:
             next_probe, _ = self.log.find_conflict_by_term(message.reject_hint, message.reject_term)
-        if pr.maybe_decrease_to(message.index, next_probe):
-            if pr.state == ProgressState.REPLICATE:
-                pr.become_probe()
-            self._send_append(message.from_id, pr)
+        acknowledged = pr.match
+        outcome = pr.maybe_decrease_to(message.index, next_probe)
+        if outcome is Decrease.STALE:
+            return
+        if outcome is Decrease.LOST:
+            self._report_lost_entries(message.from_id, pr, acknowledged)
+        if pr.state == ProgressState.REPLICATE:
+            pr.become_probe()
+        self._send_append(message.from_id, pr)
+
+    def _report_lost_entries(self, node_id: int, pr: Progress, acknowledged: int) -> None:
+        self._lost_entries.append(LostEntries(
+            node_id=node_id, first_index=pr.next, last_index=acknowledged, term=self._term,
+        ))
 
     def _maybe_commit(self) -> bool:
         """§5.4.2: commit the quorum's match index only if it is an entry of our term."""
@@ -940,6 +993,12 @@ class RaftNode:
 
     def _handle_heartbeat_response(self, message: Message, pr: Progress) -> None:
         pr.recent_active = True
+        pr.last_response_tick = self._ticks
+        if message.reject and message.index < pr.match:
+            # The member's log ends before entries it acknowledged: its disk lost them.
+            acknowledged = pr.match
+            pr.lose_match(message.index)
+            self._report_lost_entries(message.from_id, pr, acknowledged)
         pr.probe_sent = False
         if pr.state == ProgressState.REPLICATE and pr.inflights.full():
             # The follower is alive but the window is stuck (responses lost, or slow):
@@ -991,10 +1050,21 @@ class RaftNode:
         self._send(MessageType.APPEND_RESPONSE, to, context=context, **fields)
 
     def _handle_heartbeat(self, message: Message) -> None:
-        self.log.commit_to(min(message.commit, self.log.last_index()))
+        """Take the commit index; say so when the leader believes we hold more than we do.
+
+        A heartbeat's commit is at most what this node acknowledged, and entries it
+        acknowledged in a term are never truncated within it: a commit past our last
+        index proves the disk lost them (etcd panics here: "tocommit is out of range").
+        We answer with our last index instead, so the leader re-sends them.
+        """
+        last_index = self.log.last_index()
+        self.log.commit_to(min(message.commit, last_index))
         if not self._configured():
             self._append_response(message.from_id, index=self.log.committed)  # asks for it
-        self._send(MessageType.HEARTBEAT_RESPONSE, message.from_id, context=message.context)
+        self._send(
+            MessageType.HEARTBEAT_RESPONSE, message.from_id, context=message.context,
+            reject=message.commit > last_index, index=last_index,
+        )
 
     # ------------------------------------------------------------------ snapshots
 
@@ -1029,6 +1099,7 @@ class RaftNode:
 
     def _handle_snapshot_response(self, message: Message, pr: Progress) -> None:
         pr.recent_active = True
+        pr.last_response_tick = self._ticks
         send = pr.snapshot_send
         if pr.state != ProgressState.SNAPSHOT or send is None:
             return

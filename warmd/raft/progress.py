@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from enum import Enum
 
 from warmd.raft.types import ProgressState, Snapshot
+
+
+class Decrease(Enum):
+    """What a rejected APPEND did to a member's Progress."""
+
+    STALE = "stale"  # an old answer: ignored
+    MOVED = "moved"  # next moved back: probe again at once
+    LOST = "lost"  # the member lost entries it had acknowledged: match reset, probe again
 
 
 class Inflights:
@@ -63,6 +72,7 @@ class Progress:
     state: ProgressState = ProgressState.PROBE
     probe_sent: bool = False  # in PROBE, one APPEND is out: wait for its answer or a heartbeat
     recent_active: bool = False  # heard from since the last check-quorum round
+    last_response_tick: int = -1  # the leader's tick count when this member last answered
     is_learner: bool = False
     inflights: Inflights = field(init=False)
     snapshot_send: SnapshotSend | None = None
@@ -111,18 +121,39 @@ class Progress:
         else:
             self.probe_sent = True
 
-    def maybe_decrease_to(self, rejected: int, match_hint: int) -> bool:
-        """A follower rejected the APPEND at `rejected`; move next back. False if the reject is stale."""
+    def maybe_decrease_to(self, rejected: int, match_hint: int) -> Decrease:
+        """A follower rejected the APPEND at `rejected`; move next back.
+
+        A rejection of the current probe at or below `match` proves the follower lost
+        entries it had acknowledged (a truncated or wiped disk): match drops to 0, so
+        the member stops counting for any index until it acknowledges it again, and
+        next moves below the old match. Returns what happened (STALE: ignored).
+        """
         if self.state == ProgressState.REPLICATE:
             if rejected <= self.match:
-                return False
+                return Decrease.STALE  # etcd: an answer to an APPEND sent before match moved
             self.next = self.match + 1
-            return True
+            return Decrease.MOVED
         if self.next - 1 != rejected:
-            return False
-        self.next = max(min(rejected, match_hint + 1), self.match + 1)
+            return Decrease.STALE
         self.probe_sent = False
-        return True
+        if rejected <= self.match:
+            self.lose_match(min(rejected - 1, match_hint))
+            return Decrease.LOST
+        # rejected > match, so next moves back by at least one: every rejection that
+        # triggers a new probe lowers next, and the probes of one search are bounded.
+        self.next = max(min(rejected, match_hint + 1), self.match + 1)
+        return Decrease.MOVED
+
+    def lose_match(self, held_index: int) -> None:
+        """The member lost entries it acknowledged and holds at most up to `held_index`.
+
+        Match drops to 0 (nothing it holds is proven any more, so it counts for no
+        index until it acknowledges it again) and probing restarts after `held_index`.
+        """
+        self._reset_state(ProgressState.PROBE)
+        self.match = 0
+        self.next = max(1, held_index + 1)
 
     def is_paused(self) -> bool:
         if self.state == ProgressState.PROBE:

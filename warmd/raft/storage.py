@@ -129,6 +129,11 @@ class MemoryStorage:
         del self._entries[position:]
         self._entries.extend(new)
 
+    def drop_entries_after(self, index: int) -> None:
+        """Forget every entry after `index`: a disk that lost writes (simulated faults only)."""
+        invariant(index >= self._entries[0].index, f"index {index} is below the snapshot")
+        del self._entries[index - self._entries[0].index + 1 :]
+
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         """Replace the whole log with a snapshot received from the leader."""
         if snapshot.meta.index <= self._snapshot.meta.index:

@@ -128,6 +128,21 @@ class ReadState:
 
 
 @dataclass(frozen=True, slots=True)
+class LostEntries:
+    """The leader found that a member no longer holds entries it had acknowledged.
+
+    Its disk lost them (a truncated log, a wiped data directory). The leader no longer
+    counts the member for any index until it acknowledges it again, and re-sends
+    from `first_index`; the driver should log this at warning level.
+    """
+
+    node_id: int
+    first_index: int  # the leader re-sends from here
+    last_index: int  # the highest index the member had acknowledged
+    term: int  # the leader's term when it found out
+
+
+@dataclass(frozen=True, slots=True)
 class SoftState:
     """Volatile state the driver may show but need not persist."""
 
@@ -156,6 +171,8 @@ class Ready:
     # (MemoryStorage.create_snapshot + compact) so the log may drop entries up to
     # its index. Unlike `snapshot`, the application must NOT restore from it.
     compaction: Snapshot | None = None
+    # Members found to have lost acknowledged entries since the last Ready (leader only).
+    lost_entries: tuple[LostEntries, ...] = ()
 
 
 class ProgressState(IntEnum):

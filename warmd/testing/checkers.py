@@ -46,6 +46,7 @@ class _NodeRecord:
     persisted: HardState = field(default_factory=HardState)
     last_applied: int = 0
     led_term: int = -1  # the last term whose leadership was checked for completeness
+    acked: tuple[int, int] = (0, 0)  # (term, index): the highest APPEND it acknowledged
 
 
 class SafetyChecker:
@@ -89,6 +90,49 @@ class SafetyChecker:
             self._fail("double vote", f"node {node_id} voted for {before.vote} and then "
                        f"{hard_state.vote} in term {hard_state.term}")
         self._record(node_id).persisted = hard_state
+
+    def observe_acknowledged(self, node_id: int, term: int, index: int) -> None:
+        """The node told the leader of `term` that it holds the log up to `index`."""
+        record = self._record(node_id)
+        if (term, index) > record.acked:
+            record.acked = (term, index)
+
+    def observe_log_end(self, node_id: int, term: int, last_index: int) -> None:
+        """§5.3: within a term, a node never drops an entry it acknowledged in that term.
+
+        Only a leader of a later term may truncate it, and the node adopts that term
+        first. Call it after every write to the node's log; `term` is the node's term.
+        """
+        acked_term, acked_index = self._record(node_id).acked
+        if acked_term == term and last_index < acked_index:
+            self._fail("acknowledged entry dropped", f"node {node_id} acknowledged index "
+                       f"{acked_index} in term {term}, and its log now ends at {last_index}")
+
+    def observe_pre_candidate(self, node_id: int, hard_state: HardState | None) -> None:
+        """§9.6: a pre-candidate changes neither term nor vote.
+
+        Call it, before observe_hard_state, for a Ready whose soft state is PRE_CANDIDATE.
+        A node whose term rose in this step cannot also have timed out into pre-vote
+        (raising the term restarts its election timer), so any change is the pre-vote's.
+        """
+        before = self._record(node_id).persisted
+        if hard_state is not None and (hard_state.term, hard_state.vote) != (before.term, before.vote):
+            self._fail("pre-vote changed hard state", f"node {node_id} became a pre-candidate "
+                       f"with term {hard_state.term} vote {hard_state.vote} (was term "
+                       f"{before.term} vote {before.vote})")
+
+    def observe_promotion(self, leader_id: int, learner_id: int, learner_last_index: int,
+                          commit: int, lag_entries_max: int) -> None:
+        """§4.2.1: a learner becomes a voter only once it holds the log up to near the commit.
+
+        `learner_last_index` is what the learner's own disk holds when the leader appends
+        the promotion, read independently of the leader's bookkeeping.
+        """
+        self.checks += 1
+        if learner_last_index < commit - lag_entries_max:
+            self._fail("promotion of a lagging learner", f"leader {leader_id} promoted "
+                       f"{learner_id} holding up to {learner_last_index} with commit {commit} "
+                       f"(lag limit {lag_entries_max})")
 
     def observe_persisted_entries(
         self, node_id: int, entries: Iterable[Entry], term_at: TermLookup
@@ -135,6 +179,28 @@ class SafetyChecker:
                 self._fail("committed entry lost", f"node {node_id} restarted with term "
                            f"{term} at committed index {index} (was {entry.term})")
 
+    def observe_unsynced_loss(self, node_id: int, synced: HardState) -> None:
+        """A crash took the writes made without a sync: only a commit mark may go back.
+
+        Term and vote change only in Readies that must sync, so losing them is a bug.
+        """
+        before = self._record(node_id).persisted
+        if (synced.term, synced.vote) != (before.term, before.vote):
+            self._fail("lost hard state", f"node {node_id} lost an unsynced term or vote: "
+                       f"synced {synced}, persisted {before}")
+        self._record(node_id).persisted = synced
+
+    def observe_disk_loss(self, node_id: int, hard_state: HardState) -> None:
+        """A fault took part of a node's disk: what it persisted is now `hard_state`.
+
+        Raft assumes a disk keeps what it synced; a simulated disk loss breaks that
+        assumption on purpose, so the no-regress checks restart from what is left.
+        """
+        record = self._record(node_id)
+        record.persisted = hard_state
+        record.last_applied = 0
+        record.acked = (0, 0)
+
     # -- application -----------------------------------------------------------
 
     def observe_applied(self, node_id: int, entry: Entry, node_term: int) -> None:
@@ -150,6 +216,17 @@ class SafetyChecker:
         if known != entry:
             self._fail("state machine safety", f"node {node_id} applied {entry} at index "
                        f"{entry.index}; another node applied {known}")
+
+    def observe_leader_commit(self, node_id: int, term: int, entries: list[Entry]) -> None:
+        """A leader of `term` declared `entries` committed: they are, from now on, for every
+        later leader (leader completeness) and every applier (state machine safety)."""
+        for entry in entries:
+            self.checks += 1
+            known = self.committed.setdefault(entry.index, entry)
+            self.commit_term_bound.setdefault(entry.index, term)
+            if known != entry:
+                self._fail("state machine safety", f"leader {node_id} of term {term} committed "
+                           f"{entry} at index {entry.index}; {known} was committed there")
 
     def observe_snapshot_applied(self, node_id: int, index: int) -> None:
         """A snapshot moves a node's applied index forward, never back."""

@@ -17,15 +17,19 @@ from enum import Enum
 
 import msgpack
 
+from warmd.raft.confchange import decode_conf_change
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.errors import Compacted, NotLeader, ProposalDropped, Unavailable
 from warmd.raft.storage import MemoryStorage
 from warmd.raft.types import (
     ConfChange,
+    ConfChangeType,
     ConfState,
     Entry,
+    EntryType,
     HardState,
+    LostEntries,
     Message,
     MessageType,
     ReadState,
@@ -39,6 +43,8 @@ from warmd.testing.network import LinkFaults, SimNetwork
 from warmd.testing.workload import Workload
 
 NodeFactory = Callable[[RaftConfig, MemoryStorage, random.Random], RaftNode]
+# Decides, after a Ready is persisted and before it is sent, whether the node dies now.
+CrashHook = Callable[["SimNode", Ready], bool]
 
 
 READY_ROUNDS_MAX = 10_000  # a core whose has_ready() never settles is a bug, not a hang
@@ -62,12 +68,20 @@ class ClusterOptions:
     raft: RaftConfig = field(default_factory=lambda: RaftConfig(node_id=1))
     compact_every_entries: int = 0  # hand the core a snapshot this often (0: never)
     learner_ids: tuple[int, ...] = ()  # extra nodes that start as learners
+    # Clock skew: node i ticks tick_rates[i - 1] times per simulated tick on average
+    # (e.g. 0.7: a slow clock); nodes past the tuple tick at rate 1.
+    tick_rates: tuple[float, ...] = ()
+    # A crash also loses what was written without a sync (a commit-only hard state:
+    # Ready.must_sync was False), as a disk with a volatile write cache does.
+    lose_unsynced_on_crash: bool = False
 
     def __post_init__(self) -> None:
         if self.node_count < 1:
             raise ValueError(f"node_count must be >= 1, got {self.node_count}")
         if self.compact_every_entries < 0:
             raise ValueError("compact_every_entries must be >= 0")
+        if any(not 0.0 < rate <= 4.0 for rate in self.tick_rates):
+            raise ValueError(f"tick rates must be within (0, 4], got {self.tick_rates}")
 
     def config_for(self, node_id: int) -> RaftConfig:
         config = replace(self.raft, node_id=node_id)
@@ -89,6 +103,10 @@ class SimNode:
         self.crash_point = CrashPoint.NONE  # armed by a test or the nemesis
         self.last_seen: tuple[int, Role, int, int] | None = None  # what the checker saw last
         self.read_states: list[ReadState] = []  # every ReadIndex answer of this lifetime
+        self.synced_hard_state = storage.hard_state  # what a crash cannot take away
+        self.tick_rate = 1.0
+        self.tick_credit = 0.0  # ticks owed to this node at its rate
+        self.commit_reported = 0  # the highest commit this node, leading, told the checker
 
     @property
     def up(self) -> bool:
@@ -123,11 +141,16 @@ class SimCluster:
         self.checker = SafetyChecker()
         self.workload = workload
         self._scenario_sequences: dict[int, int] = {}
-        voters = tuple(range(1, self.options.node_count + 1))
-        conf_state = ConfState(voters=voters, learners=self.options.learner_ids)
+        conf_state = self._founding_conf_state()
         self.nodes: dict[int, SimNode] = {}
-        for node_id in (*voters, *self.options.learner_ids):
-            self.nodes[node_id] = SimNode(node_id, _new_storage(conf_state))
+        self.lost_entries: list[tuple[int, LostEntries]] = []  # (tick, report) from leaders
+        self.crash_hook: CrashHook | None = None  # e.g. the nemesis's crash rates
+        rates = self.options.tick_rates
+        self._skewed = any(rate != 1.0 for rate in rates)
+        for node_id in (*conf_state.voters, *conf_state.learners):
+            node = self.nodes[node_id] = SimNode(node_id, _new_storage(conf_state))
+            if node_id <= len(rates):
+                node.tick_rate = rates[node_id - 1]
             self.start(node_id)
 
     @property
@@ -144,11 +167,13 @@ class SimCluster:
         """
         if node_id in self.nodes:
             raise ValueError(f"node {node_id} already exists")
-        founding = ConfState(voters=tuple(range(1, self.options.node_count + 1)),
-                             learners=self.options.learner_ids)
-        node = self.nodes[node_id] = SimNode(node_id, _new_storage(founding))
+        node = self.nodes[node_id] = SimNode(node_id, _new_storage(self._founding_conf_state()))
         self.start(node_id)
         return node
+
+    def _founding_conf_state(self) -> ConfState:
+        return ConfState(voters=tuple(range(1, self.options.node_count + 1)),
+                         learners=self.options.learner_ids)
 
     def start(self, node_id: int) -> None:
         """Boot (or reboot) a node from what its storage persisted."""
@@ -172,6 +197,9 @@ class SimCluster:
         """Kill a node: volatile state and unsent work are gone, the disk stays."""
         node = self.nodes[node_id]
         node.raft = None
+        if self.options.lose_unsynced_on_crash and node.storage.hard_state != node.synced_hard_state:
+            node.storage.set_hard_state(node.synced_hard_state)
+            self.checker.observe_unsynced_loss(node_id, node.synced_hard_state)
         node.machine = KeyValueMachine()
         node.read_waiting = []
         node.read_states = []
@@ -183,6 +211,36 @@ class SimCluster:
         if self.nodes[node_id].up:
             self.crash(node_id)
         self.start(node_id)
+
+    def lose_log_tail(self, node_id: int, count: int) -> int:
+        """Crash a node whose disk then loses its newest `count` entries, even synced ones.
+
+        Its commit mark drops to what is left; term and vote survive (a truncated log).
+        The node stays down; returns its new last index.
+        """
+        if self.nodes[node_id].up:
+            self.crash(node_id)
+        storage = self.nodes[node_id].storage
+        last_index = max(storage.first_index() - 1, storage.last_index() - count)
+        storage.drop_entries_after(last_index)
+        hard_state = storage.hard_state
+        if hard_state.commit > last_index:
+            storage.set_hard_state(replace(hard_state, commit=last_index))
+        self.nodes[node_id].synced_hard_state = storage.hard_state
+        self.checker.observe_disk_loss(node_id, storage.hard_state)
+        return last_index
+
+    def wipe(self, node_id: int) -> None:
+        """Crash a node and give it a blank disk under the same id: log, term and vote are gone.
+
+        The node stays down; it boots, when started, as a founding member would.
+        """
+        if self.nodes[node_id].up:
+            self.crash(node_id)
+        node = self.nodes[node_id]
+        node.storage = _new_storage(self._founding_conf_state())
+        node.synced_hard_state = node.storage.hard_state
+        self.checker.observe_disk_loss(node_id, node.storage.hard_state)
 
     def live_node_ids(self) -> list[int]:
         return [node_id for node_id, node in self.nodes.items() if node.up]
@@ -235,15 +293,33 @@ class SimCluster:
             target = nodes.get(message.to)
             if target is not None and target.raft is not None:
                 target.raft.step(message)
-        for node in nodes.values():
-            if node.raft is not None:
-                node.raft.tick()
+        if self._skewed:
+            self._tick_skewed()
+        else:
+            for node in nodes.values():
+                if node.raft is not None:
+                    node.raft.tick()
         if self.workload is not None:
             self.workload.step(self, now_ticks)
         for node in nodes.values():
             if node.raft is not None:
                 self._drain(node)
         self.observe()
+
+    def calm_clocks(self) -> None:
+        """End the clock skew: every node ticks at rate 1 from now on."""
+        self._skewed = False
+        for node in self.nodes.values():
+            node.tick_rate, node.tick_credit = 1.0, 0.0
+
+    def _tick_skewed(self) -> None:
+        """Each node ticks at its own rate: whole ticks as its credit allows."""
+        for node in self.nodes.values():
+            node.tick_credit += node.tick_rate
+            while node.tick_credit >= 1.0:
+                node.tick_credit -= 1.0
+                if node.raft is not None:
+                    node.raft.tick()
 
     def run(self, ticks: int) -> None:
         for _ in range(ticks):
@@ -280,17 +356,38 @@ class SimCluster:
                 raise SafetyViolation("ready loop", f"node {node.node_id} still has a Ready "
                                       f"after {READY_ROUNDS_MAX} rounds in one step")
             ready = raft.ready()
+            if ready.lost_entries:
+                self.lost_entries.extend((self.clock.now_ticks, lost) for lost in ready.lost_entries)
+            if ready.hard_state is not None and raft.role is Role.LEADER:
+                self._observe_leader_commit(node, raft, ready.hard_state.commit)
             self._persist(node, ready)
             if node.crash_point is not CrashPoint.NONE and self._crash_now(node, ready, sent=False):
+                return
+            if self.crash_hook is not None and self.crash_hook(node, ready):
+                self.crash(node.node_id)
                 return
             now_ticks = self.clock.now_ticks
             for message in ready.messages:
                 self.network.send(message, now_ticks)
+                if message.type is MessageType.APPEND_RESPONSE and not message.reject:
+                    self.checker.observe_acknowledged(node.node_id, message.term, message.index)
             if node.crash_point is CrashPoint.AFTER_VOTE and self._crash_now(node, ready, sent=True):
                 return
             self._apply(node, ready)
             raft.advance(ready)
             self._maybe_compact(node)
+
+    def _observe_leader_commit(self, node: SimNode, raft: RaftNode, commit: int) -> None:
+        """A leader's commit index is a decision: hand the entries it covers to the checker
+        now, so a crash before anyone applies them cannot hide a wrong commit (Figure 8)."""
+        reported = node.commit_reported
+        if commit <= reported:
+            return
+        node.commit_reported = commit
+        lo = max(reported + 1, raft.log.first_index())
+        if lo <= commit:
+            self.checker.observe_leader_commit(node.node_id, raft.term,
+                                               raft.log.slice(lo, commit + 1))
 
     def _crash_now(self, node: SimNode, ready: Ready, sent: bool) -> bool:
         """Crash an armed node if this Ready is its instant; returns whether it died."""
@@ -317,11 +414,34 @@ class SimCluster:
         if ready.entries:
             checker.observe_persisted_entries(node.node_id, ready.entries, node.term_at)
             storage.append(list(ready.entries))
+            self._check_promotions(node, ready.entries)
+        if (ready.entries or ready.snapshot is not None) and node.raft is not None:
+            checker.observe_log_end(node.node_id, node.raft.term, storage.last_index())
+        soft = ready.soft_state
+        if soft is not None and soft.role is Role.PRE_CANDIDATE:
+            checker.observe_pre_candidate(node.node_id, ready.hard_state)
         if ready.hard_state is not None:
             checker.observe_hard_state(node.node_id, ready.hard_state)
             storage.set_hard_state(ready.hard_state)
+        if ready.must_sync:
+            node.synced_hard_state = storage.hard_state  # the sync covers earlier writes too
         if ready.compaction is not None:
             storage.save_compaction(ready.compaction)
+
+    def _check_promotions(self, node: SimNode, entries: tuple[Entry, ...]) -> None:
+        """Hand every promotion a leader appends to the checker, with the learner's disk."""
+        raft = node.raft
+        if raft is None or raft.role is not Role.LEADER:
+            return
+        for entry in entries:
+            if entry.type is not EntryType.CONF_CHANGE or entry.term != raft.term:
+                continue
+            change = decode_conf_change(entry.data)
+            learner = self.nodes.get(change.node_id)
+            if change.type is ConfChangeType.ADD_VOTER and learner is not None:
+                self.checker.observe_promotion(
+                    node.node_id, change.node_id, learner.storage.last_index(),
+                    raft.log.committed, raft.config.learner_lag_entries_max)
 
     def _apply(self, node: SimNode, ready: Ready) -> None:
         checker = self.checker

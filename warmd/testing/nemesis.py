@@ -1,53 +1,125 @@
 """The fault schedule of a simulated run: partitions, link faults, crashes and restarts.
 
-Every choice comes from the run's seeded RNG. Each seed enables its own random subset
-of fault kinds with random weights (swarm testing, as TigerBeetle's VOPR does), so
-some seeds hammer one fault hard. Crashes are short: a crashed node boots again within
+Every choice comes from the run's seeded RNG. Each seed draws a SwarmProfile: its own
+subset of fault kinds with random weights and intensities (swarm testing, as
+TigerBeetle's VOPR does), so some seeds hammer one fault hard. Crashes are short: a crashed node boots again within
 a few election timeouts, and at most a minority of voters is down at once, except for
 rare whole-cluster restarts. Armed crash points kill a node at a dangerous instant:
-right after it persisted, right after it granted a vote, right after it won.
+right after it persisted, right after it granted a vote, right after it won, and a
+leader, at a per-seed rate, right after it appended new entries (before replicating
+them) or right after it raised its commit index (before telling anyone).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from warmd.raft.errors import ProposalDropped
-from warmd.raft.types import ConfChange, ConfChangeType
-from warmd.testing.cluster import CrashPoint, SimCluster
+from warmd.raft.types import ConfChange, ConfChangeType, Ready, Role
+from warmd.testing.cluster import CrashPoint, SimCluster, SimNode
 from warmd.testing.network import LinkFaults
 
 CALM = LinkFaults(delay_ticks_min=1, delay_ticks_max=2)
 MEMBERS_MIN, MEMBERS_MAX = 3, 5  # voters kept within this range by membership changes
-_WEIGHTS = {"_restart_everyone": (1,), "_change_membership": (2, 4, 8)}  # default (1, 2, 4)
 ARMED_POINTS = (CrashPoint.AFTER_PERSIST, CrashPoint.AFTER_VOTE, CrashPoint.AFTER_ELECTED)
+# Every fault kind and the weights a seed may give it; healing links is always on.
+FAULT_WEIGHTS: dict[str, tuple[int, ...]] = {
+    "partition-halves": (1, 2, 4), "isolate-leader": (1, 2, 4), "partial-partition": (1, 2, 4),
+    "one-way-cuts": (1, 2, 4), "heal-links": (1, 2, 4), "change-link-faults": (1, 2, 4),
+    "crash-node": (1, 2, 4), "crash-leader": (1, 2, 4, 8), "arm-crash-point": (1, 2, 4),
+    "reboot-node": (1, 2, 4),
+    "restart-everyone": (1,), "change-membership": (2, 4, 8), "transfer-leadership": (1, 2, 4),
+}
+# How many kinds a seed enables: few kinds let one weak moment dominate a run.
+KIND_ENABLED_PROBABILITIES = (0.0, 0.15, 0.35, 0.7)
+
+
+@dataclass(frozen=True, slots=True)
+class SwarmProfile:
+    """One seed's fault mix and intensities (swarm testing, as TigerBeetle's VOPR does).
+
+    Each seed turns fault kinds on or off and draws how hard each one hits, so some
+    seeds hammer one weak moment (e.g. leaders crashing right after they append) that
+    an even mix would rarely reach. It is a pure function of the seed's RNG and is
+    printed with a failing seed.
+    """
+
+    event_probability: float
+    weights: tuple[tuple[str, int], ...]  # the enabled fault kinds and their weights
+    loss_probability_max: float
+    duplicate_probability_max: float
+    delay_ticks_max: int
+    downtime_timeouts_max: int  # a crashed node stays down up to this many election timeouts
+    tick_rates: tuple[float, ...]  # clock skew: per-node tick rate (empty: all 1)
+    lose_unsynced_on_crash: bool  # a crash takes writes made without a sync
+    # A leader dies right after persisting new entries, before replicating them (the
+    # old-term entries of Figure 8 come from there), or right after raising its commit
+    # index, before telling anyone; per such Ready.
+    append_crash_probability: float
+    commit_crash_probability: float
+
+    @classmethod
+    def draw(cls, rng: random.Random, node_count: int) -> SwarmProfile:
+        enabled_probability = rng.choice(KIND_ENABLED_PROBABILITIES)
+        weights = tuple(
+            (kind, rng.choice(choices)) for kind, choices in FAULT_WEIGHTS.items()
+            if kind == "heal-links" or rng.random() < enabled_probability
+        )
+        skewed = rng.random() < 0.3
+        return cls(
+            event_probability=rng.choice((0.02, 0.05, 0.1, 0.2)),
+            weights=weights,
+            loss_probability_max=rng.choice((0.0, 0.02, 0.1, 0.3)),
+            duplicate_probability_max=rng.choice((0.0, 0.02, 0.1)),
+            delay_ticks_max=rng.choice((1, 2, 3, 5, 8)),
+            downtime_timeouts_max=rng.choice((1, 3, 6)),
+            tick_rates=tuple(round(rng.uniform(0.6, 1.4), 2) for _ in range(node_count))
+            if skewed else (),
+            lose_unsynced_on_crash=rng.random() < 0.5,
+            append_crash_probability=rng.choice((0.0, 0.5, 0.8)),
+            commit_crash_probability=rng.choice((0.0, 0.3, 0.6)),
+        )
+
+    def describe(self) -> str:
+        kinds = " ".join(f"{kind}={weight}" for kind, weight in self.weights)
+        rates = ",".join(f"{rate:g}" for rate in self.tick_rates) or "1"
+        return (f"profile: event_p={self.event_probability} [{kinds}] "
+                f"loss<={self.loss_probability_max} dup<={self.duplicate_probability_max} "
+                f"delay<={self.delay_ticks_max} downtime<={self.downtime_timeouts_max}T "
+                f"tick_rates={rates} lose_unsynced={self.lose_unsynced_on_crash} "
+                f"leader_crash_after_append={self.append_crash_probability} "
+                f"leader_crash_after_commit={self.commit_crash_probability}")
 
 
 class Nemesis:
     """Picks one fault now and then; `heal()` ends all of them for the liveness phase."""
 
-    def __init__(self, rng: random.Random, cluster: SimCluster, event_probability: float) -> None:
+    def __init__(self, rng: random.Random, cluster: SimCluster, profile: SwarmProfile) -> None:
         self._rng = rng
         self._cluster = cluster
-        self.event_probability = event_probability
+        self.profile = profile
+        self.event_probability = profile.event_probability
         self.events: list[str] = []  # what happened, for a failing seed's report
-        actions: list[Callable[[], str | None]] = [
-            self._partition_halves, self._isolate_leader, self._partial_partition,
-            self._one_way_cuts, self._heal_links, self._change_link_faults,
-            self._crash_node, self._crash_leader, self._arm_crash_point,
-            self._reboot_node, self._restart_everyone, self._change_membership,
-            self._transfer_leadership,
-        ]
-        # Swarm testing: each kind is off for some seeds; healing never is.
-        self._actions = [action for action in actions
-                         if action == self._heal_links or rng.random() < 0.7]
-        self._weights = [
-            rng.choice(_WEIGHTS.get(action.__name__, (1, 2, 4))) for action in self._actions
-        ]
+        actions: dict[str, Callable[[], str | None]] = {
+            "partition-halves": self._partition_halves, "isolate-leader": self._isolate_leader,
+            "partial-partition": self._partial_partition, "one-way-cuts": self._one_way_cuts,
+            "heal-links": self._heal_links, "change-link-faults": self._change_link_faults,
+            "crash-node": self._crash_node, "crash-leader": self._crash_leader,
+            "arm-crash-point": self._arm_crash_point,
+            "reboot-node": self._reboot_node, "restart-everyone": self._restart_everyone,
+            "change-membership": self._change_membership,
+            "transfer-leadership": self._transfer_leadership,
+        }
+        self._actions = [actions[kind] for kind, _weight in profile.weights]
+        self._weights = [weight for _kind, weight in profile.weights]
+        if profile.append_crash_probability or profile.commit_crash_probability:
+            cluster.crash_hook = self._maybe_crash_leader
         self._restart_at_ticks: dict[int, int] = {}  # crashed node -> when it boots again
         self._armed: set[int] = set()  # nodes with a crash point: they reboot at once
-        self.downtime_ticks_max = 3 * cluster.options.raft.election_timeout_ticks
+        timeout_ticks = cluster.options.raft.election_timeout_ticks
+        self.downtime_ticks_max = profile.downtime_timeouts_max * timeout_ticks
 
     def maybe_act(self) -> None:
         """Boot nodes whose downtime is over; then maybe perform one weighted fault."""
@@ -78,8 +150,10 @@ class Nemesis:
                 self.events.append(f"t={now_ticks} restart {node_id}")
 
     def heal(self) -> None:
-        """Restore every link, calm the network and boot every node that is down."""
+        """Restore every link, calm the network and the clocks, boot every node that is down."""
         cluster = self._cluster
+        cluster.crash_hook = None
+        cluster.calm_clocks()
         cluster.network.heal()
         cluster.network.set_faults(CALM)
         self._restart_at_ticks.clear()
@@ -141,12 +215,12 @@ class Nemesis:
         return "heal links"
 
     def _change_link_faults(self) -> str:
-        rng = self._rng
+        rng, profile = self._rng, self.profile
         faults = LinkFaults(
-            loss_probability=rng.choice((0.0, 0.02, 0.1, 0.3)),
-            duplicate_probability=rng.choice((0.0, 0.02, 0.1)),
+            loss_probability=rng.uniform(0.0, profile.loss_probability_max),
+            duplicate_probability=rng.uniform(0.0, profile.duplicate_probability_max),
             delay_ticks_min=1,
-            delay_ticks_max=rng.choice((1, 2, 3, 5, 8)),
+            delay_ticks_max=rng.randint(1, profile.delay_ticks_max),
         )
         self._cluster.network.set_faults(faults)
         return f"link faults {faults}"
@@ -184,6 +258,30 @@ class Nemesis:
         self._cluster.nodes[victim].crash_point = point
         self._armed.add(victim)
         return f"arm crash of {victim} at {point.value}"
+
+    def _maybe_crash_leader(self, node: SimNode, ready: Ready) -> bool:
+        """The crash hook: a leader may die right after appending or after committing.
+
+        It reboots within two ticks, as an armed node does, so it can lead again: the
+        history of Figure 8 (§5.4.2) needs leaders that come back.
+        """
+        raft = node.raft
+        if raft is None or raft.role is not Role.LEADER:
+            return False
+        profile = self.profile
+        appended = bool(ready.entries) and profile.append_crash_probability > 0
+        committed = ready.hard_state is not None and profile.commit_crash_probability > 0
+        if not appended and not committed:
+            return False
+        probability = profile.append_crash_probability if appended else 0.0
+        if committed:
+            probability = max(probability, profile.commit_crash_probability)
+        if self._rng.random() >= probability or self._down_budget() <= 0:
+            return False
+        self._armed.add(node.node_id)
+        moment = "appending" if appended else "committing"
+        self.events.append(f"t={self._cluster.now_ticks} leader {node.node_id} crashes after {moment}")
+        return True
 
     def _reboot_node(self) -> str | None:
         """Crash a node and boot it again at once: it keeps only what it persisted."""

@@ -18,13 +18,14 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from warmd.errors import InvariantViolation
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.testing.checkers import SafetyViolation
 from warmd.testing.cluster import ClusterOptions, NodeFactory, SimCluster
 from warmd.testing.linearizability import check_history
 from warmd.testing.mutants import MUTANTS
-from warmd.testing.nemesis import Nemesis
+from warmd.testing.nemesis import Nemesis, SwarmProfile
 from warmd.testing.network import LinkFaults
 from warmd.testing.workload import Workload, WorkloadOptions
 
@@ -78,14 +79,20 @@ def build_run(seed: int, options: SimulationOptions) -> tuple[SimCluster, Nemesi
         node_id=1,
         election_timeout_ticks=election_timeout_ticks,
         heartbeat_ticks=rng.randint(1, 3),
-        max_entries_per_message=rng.choice((1, 4, 64)),
+        max_entries_per_message=rng.choice((1, 1, 4, 64)),
         max_inflight_messages=rng.choice((1, 4, 16)),
         snapshot_chunk_bytes=rng.choice((16, 64, 1024)),
+        pre_vote=rng.random() < 0.75,
+        check_quorum=rng.random() < 0.75,
+        learner_lag_entries_max=rng.choice((0, 4, 64)),
     )
+    profile = SwarmProfile.draw(rng, options.node_count)
     cluster_options = ClusterOptions(
         node_count=options.node_count,
         raft=raft,
         compact_every_entries=rng.choice((0, 8, 30)),
+        tick_rates=profile.tick_rates,
+        lose_unsynced_on_crash=profile.lose_unsynced_on_crash,
     )
     workload = Workload(random.Random(rng.getrandbits(64)), WorkloadOptions(
         client_count=rng.randint(2, 5),
@@ -96,8 +103,7 @@ def build_run(seed: int, options: SimulationOptions) -> tuple[SimCluster, Nemesi
     faults = LinkFaults(delay_ticks_min=1, delay_ticks_max=rng.randint(1, 3))
     cluster = SimCluster(random.Random(rng.getrandbits(64)), cluster_options,
                          options.node_factory, workload, faults)
-    nemesis = Nemesis(random.Random(rng.getrandbits(64)), cluster,
-                      event_probability=rng.choice((0.02, 0.05, 0.1, 0.2)))
+    nemesis = Nemesis(random.Random(rng.getrandbits(64)), cluster, profile)
     return cluster, nemesis, workload
 
 
@@ -114,15 +120,15 @@ def run_seed(seed: int, options: SimulationOptions) -> SeedResult:
             result = check_history(workload.final_history())
             if not result.linearizable:
                 violation = "linearizability: " + result.describe()
-    except SafetyViolation as broken:
-        violation = str(broken)
+    except (SafetyViolation, InvariantViolation) as broken:
+        violation = str(broken) if isinstance(broken, SafetyViolation) else f"invariant: {broken}"
     return SeedResult(
         seed=seed,
         violation=violation,
         ticks=cluster.now_ticks,
         operations=workload.completed_count(),
         committed=len(cluster.checker.committed),
-        events=tuple(nemesis.events) if violation else (),
+        events=(nemesis.profile.describe(), *nemesis.events) if violation else (),
     )
 
 
@@ -181,7 +187,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m warmd.raft.sim",
         description="Run seeded fault-injection simulations of the Raft core.",
     )
-    parser.add_argument("--nodes", type=int, default=5, help="voters per cluster (default 5)")
+    parser.add_argument("--nodes", type=int, default=None,
+                        help="voters per cluster (default 5; the kill table runs 3 and 5)")
     parser.add_argument("--seeds", type=int, default=200, help="how many seeds to run")
     parser.add_argument("--seed-start", type=int, default=1, help="the first seed")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
@@ -191,13 +198,36 @@ def _parser() -> argparse.ArgumentParser:
                         help="print the fault schedule of each failing seed")
     parser.add_argument("--mutant", choices=sorted(MUTANTS),
                         help="run a deliberately broken core, to see the checkers fire")
+    parser.add_argument("--kill-table", action="store_true",
+                        help="run every mutant on 3 and 5 nodes (or --nodes if given) and "
+                             "print which seeds caught each")
     return parser
+
+
+def _print_kill_table(seeds: Sequence[int], node_counts: Sequence[int], steps: int,
+                      workers: int) -> int:
+    """Print the kill table; exit status 0 exactly when every mutant was caught."""
+    from warmd.testing.kill_table import HEADER, kill_table  # it imports this module
+
+    started = time.monotonic()
+    print(HEADER, flush=True)
+    rows = []
+    for row in kill_table(seeds, node_counts, steps, workers):
+        rows.append(row)
+        print(row.render(), flush=True)
+    caught = sum(1 for row in rows if row.caught)
+    print(f"seeds={len(seeds)} steps={steps} elapsed_s={time.monotonic() - started:.1f}")
+    print(f"mutants={len(rows)} caught={caught}", flush=True)
+    return 0 if caught == len(rows) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the seeds; prints failing seeds, then `seeds=<N> violations=<K>` last."""
     arguments = _parser().parse_args(argv)
-    if arguments.nodes < 1 or arguments.seeds < 0 or arguments.steps < 0 or arguments.workers < 1:
+    if arguments.nodes is None and not arguments.kill_table:
+        arguments.nodes = 5
+    bad_nodes = arguments.nodes is not None and arguments.nodes < 1
+    if bad_nodes or arguments.seeds < 0 or arguments.steps < 0 or arguments.workers < 1:
         print("error: --nodes and --workers must be >= 1, --seeds and --steps >= 0",
               file=sys.stderr)
         return 2
@@ -209,12 +239,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: WARMD_SEED must be an integer, got {os.environ['WARMD_SEED']!r}",
                   file=sys.stderr)
             return 2
+    seeds = range(seed_start, seed_start + seed_count)
+    if arguments.kill_table:
+        node_counts = [arguments.nodes] if arguments.nodes else [3, 5]
+        return _print_kill_table(seeds, node_counts, arguments.steps, arguments.workers)
     node_factory = MUTANTS[arguments.mutant] if arguments.mutant else RaftNode
     options = SimulationOptions(node_count=arguments.nodes, steps=arguments.steps,
                                 node_factory=node_factory)
     started = time.monotonic()
     violations = ticks = operations = 0
-    seeds = range(seed_start, seed_start + seed_count)
     for result in run_seeds(seeds, options, arguments.workers):
         ticks += result.ticks
         operations += result.operations
