@@ -37,6 +37,7 @@ from warmd.config_table import (
     read_private_file,
 )
 from warmd.errors import ConfigError
+from warmd.secret import Secret
 
 __all__ = [
     "SOURCE_FORMATS",
@@ -82,7 +83,7 @@ class TlsConfig:
 class ClusterConfig:
     cluster_id: str
     secret_file: Path
-    secret: bytes = field(repr=False)
+    secret: Secret  # its repr is *** (never in a log line or traceback)
     tls: TlsConfig | None
 
 
@@ -329,7 +330,7 @@ def _cluster(section: Section) -> ClusterConfig:
             tls_section.existing_file("key_file", private=True),
             tls_section.existing_file("ca_file"),
         )
-    return ClusterConfig(cluster_id, secret_file, secret, tls)
+    return ClusterConfig(cluster_id, secret_file, Secret(secret), tls)
 
 
 def _raft(section: Section) -> RaftSettings:

@@ -46,7 +46,7 @@ def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
     assert config.node.node_id == 1
     assert config.node.advertise == Address("127.0.0.1", 7001)
     assert config.node.data_dir == tmp_path / "data"
-    assert config.cluster.secret == SECRET.strip()
+    assert config.cluster.secret.reveal() == SECRET.strip()
     assert config.peer_addresses() == {
         1: Address("127.0.0.1", 7001), 2: Address("127.0.0.1", 7002), 3: Address("127.0.0.1", 7003)
     }
