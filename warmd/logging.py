@@ -14,6 +14,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from warmd.errors import ConfigError
+
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -31,11 +33,12 @@ def configure(
     """Configure structlog and stdlib logging once at startup; return the format chosen.
 
     Raises:
-        ValueError: an unknown level or format (from the arguments or the environment).
+        ValueError: an unknown level or format in the arguments.
+        ConfigError: an unknown level or format in the environment (names the variable).
     """
     stream = stream if stream is not None else sys.stderr
-    level = os.environ.get(LEVEL_ENV, level).lower()
-    output_format = os.environ.get(FORMAT_ENV, output_format).lower()
+    level = _override(LEVEL_ENV, level, tuple(LEVELS))
+    output_format = _override(FORMAT_ENV, output_format, FORMATS)
     if level not in LEVELS:
         raise ValueError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
     chosen = resolve_format(output_format, stream)
@@ -58,6 +61,17 @@ def configure(
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level])
     return chosen
+
+
+def _override(variable: str, value: str, choices: tuple[str, ...]) -> str:
+    """The environment's value of `variable` if set (checked), else `value`."""
+    text = os.environ.get(variable)
+    if text is None:
+        return value.lower()
+    if text.lower() not in choices:
+        raise ConfigError(f"environment variable {variable}: {text[:40]!r} is not one of "
+                          f"{', '.join(choices)}")
+    return text.lower()
 
 
 def resolve_format(output_format: str, stream: TextIO) -> str:
