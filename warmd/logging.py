@@ -107,14 +107,18 @@ def _shared_processors() -> list[Any]:
 def _renderer(chosen: str) -> Any:
     if chosen == "json":
         return _JsonRenderer()
-    return structlog.dev.ConsoleRenderer(colors=False)
+    # Plain tracebacks: with `rich` installed structlog's default would print frame locals.
+    return structlog.dev.ConsoleRenderer(colors=False,
+                                         exception_formatter=structlog.dev.plain_traceback)
 
 
 class _JsonRenderer:
-    """Exceptions as structured dicts, then one JSON object per line."""
+    """Exceptions as structured dicts (type, message, stack; never frame locals, which may
+    hold a secret or a request's data), then one JSON object per line."""
 
     def __init__(self) -> None:
-        self._tracebacks = structlog.processors.dict_tracebacks
+        transformer = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        self._tracebacks = structlog.processors.ExceptionRenderer(transformer)
         self._render = structlog.processors.JSONRenderer(default=repr)
 
     def __call__(self, logger: Any, method_name: str, event_dict: Any) -> Any:
