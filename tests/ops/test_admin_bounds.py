@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import random
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,3 +70,38 @@ def test_the_daemon_still_answers_after_hostile_input(socket_path: Path) -> None
     """After all of the above, a plain status call works."""
     reply = _exchange(socket_path, _request("status"))
     assert reply["ok"] is True and reply["result"]["role"] == "leader"
+
+
+ARGUMENT_NAMES = ("node_id", "keys", "target", "limit", "state", "task_id", "files", "request",
+                  "count", "address", "undo", "key_prefix", "key_count", "priority",
+                  "deadline_ms", "not_before_ms", "max_attempts", "rule", "cursor")
+# Commands a fuzzer must not drive with valid-looking arguments: they write files anywhere
+# (snapshot-save) or run for as long as asked (check-write, bench-*).
+UNFUZZED = ("snapshot-save", "check-write", "bench-")
+FUZZ_REQUESTS = 300
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
+    makers = [lambda: None, lambda: True, lambda: rng.randrange(-2**70, 2**70),
+              lambda: rng.choice([0, 1, -1, 2**63 - 1, 2**63, 2**64]),
+              lambda: "k" * rng.randrange(5), lambda: rng.random() * 1e300, lambda: "/tmp",
+              lambda: [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))],
+              lambda: {rng.choice(ARGUMENT_NAMES): _random_value(rng, depth + 1)
+                       for _ in range(rng.randrange(4))}]
+    return rng.choice(makers if depth < 3 else makers[:7])()
+
+
+def test_random_arguments_to_every_command_never_answer_internal(socket_path: Path) -> None:
+    """A seeded fuzzer (WARMD_SEED=<n> replays it) sends every command random arguments."""
+    seed = int(os.environ.get("WARMD_SEED", random.randrange(2**32)))
+    print(f"WARMD_SEED={seed}")
+    rng = random.Random(seed)
+    commands = sorted(name for name in _exchange(socket_path, _request("commands"))["result"]
+                      if not name.startswith(UNFUZZED))
+    for _ in range(FUZZ_REQUESTS):
+        command = rng.choice(commands)
+        names = rng.sample(ARGUMENT_NAMES, rng.randrange(4))
+        args = {name: _random_value(rng) for name in names}
+        reply = _exchange(socket_path, _request(command, **args))
+        assert reply["ok"] or reply["error"]["code"] != "internal", (seed, command, args, reply)
+    assert _exchange(socket_path, _request("ping"))["ok"] is True
