@@ -78,7 +78,8 @@ def test_follower_survives_a_connection_flood_and_keeps_committing(
         commit = cluster.call(leader, "status")["commit_index"]
         assert commit > 2000  # the check-writes committed
         cluster.wait_applied(victim, commit, timeout_s=20.0)
-        assert opened[0] > 2 * FLOOD_CONNECTIONS_HELD / 3, f"only {opened[0]} connections in {flood_s:.1f} s"
+        # More connections than the follower has descriptors: without shedding it ran out.
+        assert opened[0] > 1.5 * DAEMON_OPEN_FILES, f"only {opened[0]} connections in {flood_s:.1f} s"
         assert '"peer_handshakes_full"' in node.log_text()
         assert len(list(node.data_dir.glob("log-*.seg"))) > 1  # segments rotated under the flood
     finally:
