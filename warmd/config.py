@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import grp
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,10 +34,13 @@ from warmd.config_table import (
     Address,
     ConfigKeyError,
     Section,
+    check_characters,
     parse_address,
     read_private_file,
 )
 from warmd.errors import ConfigError
+from warmd.ids import NODE_ID_MAX
+from warmd.secret import Secret
 
 __all__ = [
     "SOURCE_FORMATS",
@@ -57,6 +61,7 @@ __all__ = [
 DEFAULT_ADMIN_SOCKET = "/run/warmd/admin.sock"
 SECRET_BYTES_MIN = 16
 UNIX_SOCKET_PATH_BYTES_MAX = 107  # sun_path is 108 bytes including the terminating NUL
+PEER_ID_PATTERN = re.compile(r"[1-9][0-9]{0,18}")  # canonical: [peers.01] would be a 2nd peer 1
 CACHE_KINDS = ("redis", "redis-cluster", "memcached", "http")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
@@ -82,7 +87,7 @@ class TlsConfig:
 class ClusterConfig:
     cluster_id: str
     secret_file: Path
-    secret: bytes = field(repr=False)
+    secret: Secret  # its repr is *** (never in a log line or traceback)
     tls: TlsConfig | None
 
 
@@ -267,7 +272,7 @@ def _rules(section: Section) -> RulesConfig:
 
 def _node(section: Section, peers: tuple[PeerConfig, ...]) -> NodeConfig:
     section.expect_keys("id", "listen", "advertise", "data_dir", "join")
-    node_id = section.integer("id", minimum=1)
+    node_id = section.integer("id", minimum=1, maximum=NODE_ID_MAX)
     listen = section.address("listen", allow_port_zero=True)
     join = section.boolean("join", False)
     own = next((peer for peer in peers if peer.node_id == node_id), None)
@@ -294,9 +299,12 @@ def _peers(section: Section) -> tuple[PeerConfig, ...]:
     seen: dict[Address, str] = {}
     for peer_section in section.subsections():
         name = peer_section.name
-        if not name.isdigit() or int(name) < 1:
+        check_characters(peer_section.path, name)
+        if not PEER_ID_PATTERN.fullmatch(name) or int(name) > NODE_ID_MAX:
             raise ConfigKeyError(
-                peer_section.path, "peer ids are positive integers, e.g. [peers.1]"
+                peer_section.path,
+                f"peer ids are integers 1..{NODE_ID_MAX} written without leading zeros or "
+                "signs, e.g. [peers.1] (so that no two sections name the same peer)",
             )
         peer_section.expect_keys("address")
         address = peer_section.address("address")
@@ -329,7 +337,23 @@ def _cluster(section: Section) -> ClusterConfig:
             tls_section.existing_file("key_file", private=True),
             tls_section.existing_file("ca_file"),
         )
-    return ClusterConfig(cluster_id, secret_file, secret, tls)
+        _check_tls_files(tls, tls_section.path)
+    return ClusterConfig(cluster_id, secret_file, Secret(secret), tls)
+
+
+def _check_tls_files(tls: TlsConfig, path: str) -> None:
+    """Load the certificate, key and CA as the daemon will, so a bad file is a config error
+    (exit 78, naming the key) rather than a traceback at start."""
+    import ssl  # only configs with TLS pay for it
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    for key, load in (("ca_file", lambda: context.load_verify_locations(cafile=str(tls.ca_file))),
+                      ("cert_file", lambda: context.load_cert_chain(str(tls.cert_file),
+                                                                    str(tls.key_file)))):
+        try:
+            load()
+        except (ssl.SSLError, OSError) as error:
+            raise ConfigKeyError(f"{path}.{key}", f"cannot be loaded: {error}") from None
 
 
 def _raft(section: Section) -> RaftSettings:

@@ -19,6 +19,9 @@ from warmd.errors import ConfigError
 
 REQUIRED: Any = object()  # the default of a key that must be present
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+# NUL ends a path at the kernel (Python refuses it), and control characters in a value are
+# never meant: in a header they split it, in a path or name they hide in every log line.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _HOSTNAME_PATTERN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
@@ -138,6 +141,7 @@ class Section:
         value = self.table[name]
         if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
             raise ConfigKeyError(self.key(name), f"expected {kind_name}, got {_describe(value)}")
+        check_characters(self.key(name), value)
         return value
 
     def section(self, name: str, *, required: bool = False) -> Section:
@@ -200,6 +204,7 @@ class Section:
                     f"{self.key(name)}.{position}",
                     f"expected a non-empty string, got {_describe(value)}",
                 )
+            check_characters(f"{self.key(name)}.{position}", value)
         return values
 
     def string_table(self, name: str) -> tuple[tuple[str, str], ...]:
@@ -209,6 +214,8 @@ class Section:
                 raise ConfigKeyError(
                     f"{self.key(name)}.{key}", f"expected a string, got {_describe(value)}"
                 )
+            check_characters(f"{self.key(name)}.{key!r}", key)
+            check_characters(f"{self.key(name)}.{key}", value)
         return tuple(sorted(table.items()))
 
     def file_path(self, name: str, default: Any = REQUIRED) -> Any:
@@ -250,6 +257,14 @@ class Section:
         if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
             raise ConfigKeyError(self.key(name), f"{value!r} is not an http:// or https:// URL")
         return value.rstrip("/")
+
+
+def check_characters(key: str, value: object) -> None:
+    """Refuse a string holding NUL or another control character (a tab is allowed)."""
+    if isinstance(value, str) and (match := _CONTROL_CHARACTER.search(value)):
+        raise ConfigKeyError(
+            key, f"contains the control character U+{ord(match.group()):04X} at position "
+                 f"{match.start()}; remove it")
 
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:

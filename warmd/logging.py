@@ -14,6 +14,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from warmd.errors import ConfigError
+
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -31,11 +33,12 @@ def configure(
     """Configure structlog and stdlib logging once at startup; return the format chosen.
 
     Raises:
-        ValueError: an unknown level or format (from the arguments or the environment).
+        ValueError: an unknown level or format in the arguments.
+        ConfigError: an unknown level or format in the environment (names the variable).
     """
     stream = stream if stream is not None else sys.stderr
-    level = os.environ.get(LEVEL_ENV, level).lower()
-    output_format = os.environ.get(FORMAT_ENV, output_format).lower()
+    level = _override(LEVEL_ENV, level, tuple(LEVELS))
+    output_format = _override(FORMAT_ENV, output_format, FORMATS)
     if level not in LEVELS:
         raise ValueError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
     chosen = resolve_format(output_format, stream)
@@ -58,6 +61,17 @@ def configure(
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level])
     return chosen
+
+
+def _override(variable: str, value: str, choices: tuple[str, ...]) -> str:
+    """The environment's value of `variable` if set (checked), else `value`."""
+    text = os.environ.get(variable)
+    if text is None:
+        return value.lower()
+    if text.lower() not in choices:
+        raise ConfigError(f"environment variable {variable}: {text[:40]!r} is not one of "
+                          f"{', '.join(choices)}")
+    return text.lower()
 
 
 def resolve_format(output_format: str, stream: TextIO) -> str:
@@ -93,14 +107,18 @@ def _shared_processors() -> list[Any]:
 def _renderer(chosen: str) -> Any:
     if chosen == "json":
         return _JsonRenderer()
-    return structlog.dev.ConsoleRenderer(colors=False)
+    # Plain tracebacks: with `rich` installed structlog's default would print frame locals.
+    return structlog.dev.ConsoleRenderer(colors=False,
+                                         exception_formatter=structlog.dev.plain_traceback)
 
 
 class _JsonRenderer:
-    """Exceptions as structured dicts, then one JSON object per line."""
+    """Exceptions as structured dicts (type, message, stack; never frame locals, which may
+    hold a secret or a request's data), then one JSON object per line."""
 
     def __init__(self) -> None:
-        self._tracebacks = structlog.processors.dict_tracebacks
+        transformer = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        self._tracebacks = structlog.processors.ExceptionRenderer(transformer)
         self._render = structlog.processors.JSONRenderer(default=repr)
 
     def __call__(self, logger: Any, method_name: str, event_dict: Any) -> Any:

@@ -94,7 +94,8 @@ def test_a_bit_flip_in_the_middle_of_the_log_refuses_to_start(
 def test_a_peer_with_the_wrong_secret_is_refused(
         make_cluster: Callable[..., ProcessCluster]) -> None:
     """Node 3 with another secret never joins: the others refuse its handshake, elect a
-    leader between themselves, and node 3 never learns of it."""
+    leader between themselves, and node 3 never learns of it; node 3 itself logs that its
+    proof was refused, naming the peer."""
     cluster = make_cluster(3)
     wrong = cluster.root / "wrong.secret"
     cluster._write_secret(wrong, b"this-is-not-the-cluster-secret-0123456789")
@@ -102,12 +103,15 @@ def test_a_peer_with_the_wrong_secret_is_refused(
     cluster.start_all()
     leader = cluster.wait_for_leader(among=[1, 2])
     assert cluster.call(leader, "check-write", count=20)["rejected"] == 0
-    cluster.wait_until(
-        lambda: _events(cluster.nodes[leader].log_text(), "handshake_refused"), 10,
-        "the leader to refuse node 3")
-    refusals = _events(cluster.nodes[1].log_text() + cluster.nodes[2].log_text(),
-                       "handshake_refused")
-    assert any(event.get("reason") == "bad_proof" for event in refusals), refusals
+    def refused(node_id: int, reason: str) -> list[dict[str, object]]:
+        return [event for event in _events(cluster.nodes[node_id].log_text(), "handshake_refused")
+                if event.get("reason") == reason]
+
+    cluster.wait_until(lambda: refused(leader, "bad_proof"), 10, "the leader to refuse node 3")
+    told = cluster.wait_until(lambda: refused(3, "refused_by_peer"), 10,
+                              "node 3 to log that its proof was refused")
+    assert told[0]["level"] == "warning" and told[0]["peer_id"] in (1, 2)
+    assert "bad_proof" in str(told[0]["detail"])
     status = cluster.status(3)
     assert status is not None and status["leader_id"] == 0 and status["applied_index"] == 0
 

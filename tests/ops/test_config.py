@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
     assert config.node.node_id == 1
     assert config.node.advertise == Address("127.0.0.1", 7001)
     assert config.node.data_dir == tmp_path / "data"
-    assert config.cluster.secret == SECRET.strip()
+    assert config.cluster.secret.reveal() == SECRET.strip()
     assert config.peer_addresses() == {
         1: Address("127.0.0.1", 7001), 2: Address("127.0.0.1", 7002), 3: Address("127.0.0.1", 7003)
     }
@@ -79,7 +80,20 @@ ERROR_CASES = [
     (('"127.0.0.1:7003"', '"127.0.0.1:99999"'), "peers.3.address", "outside 1..65535"),
     (('"127.0.0.1:7003"', '"bad host!:7003"'), "peers.3.address", "neither an IP address"),
     (('"127.0.0.1:7003"', '"127.0.0.1:7002"'), "peers.3.address", "is also peers.2.address"),
-    (("[peers.3]", "[peers.x]"), "peers.x", "positive integers"),
+    (("[peers.3]", "[peers.x]"), "peers.x", "peer ids are integers"),
+    (("[peers.3]", "[peers.01]"), "peers.01", "without leading zeros"),
+    (("[peers.3]", '[peers."+3"]'), "peers.+3", "without leading zeros"),
+    (("[peers.3]", '[peers."\u0663"]'), "peers.\u0663", "without leading zeros"),
+    (("[peers.3]", "[peers.9223372036854775808]"), "peers.9223372036854775808",
+     "integers 1..9223372036854775807"),
+    (("id = 1\n", "id = 9223372036854775807\n"), "peers", "must list this node"),
+    (('data_dir = "data"', 'data_dir = "data\\u0000x"'), "node.data_dir",
+     "control character U+0000 at position 4"),
+    (('id = "test"', 'id = "te\\u001bst"'), "cluster.id", "control character U+001B"),
+    ("[caches.api]\nkind = \"http\"\nurl = \"http://x\"\nheaders = { A = \"1\\r\\nB: 2\" }\n",
+     "caches.api.headers.A", "control character U+000D"),
+    ("[sources.x]\npaths = [\"a\\u0000.log\"]\nformat = \"combined\"\n", "sources.x.paths.0",
+     "control character U+0000"),
     (("[peers.1]\naddress = \"127.0.0.1:7001\"\n", ""), "peers", "must list this node"),
     ((('[peers.1]\naddress = "127.0.0.1:7001"', '[peers.1]\naddress = "127.0.0.1:7009"'),
       ('data_dir = "data"', 'advertise = "127.0.0.1:7001"\ndata_dir = "data"')),
@@ -332,13 +346,19 @@ def test_reload_plan_separates_live_and_restart_changes(tmp_path: Path) -> None:
 
 
 def test_tls_files_are_resolved_and_key_is_private(tmp_path: Path) -> None:
-    """[cluster.tls] resolves its three files; a world-readable key is refused like a secret."""
-    for name in ("node.crt", "node.key", "ca.crt"):
-        (tmp_path / name).write_text("-----BEGIN PLACEHOLDER-----\n")
+    """[cluster.tls] resolves its three files; a world-readable key is refused like a secret,
+    and a file that is not a certificate is a config error naming its key (not a traceback)."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(tmp_path / "node.key"), "-out", str(tmp_path / "node.crt"),
+         "-days", "1", "-subj", "/CN=node"], check=True, capture_output=True)
+    shutil.copy(tmp_path / "node.crt", tmp_path / "ca.crt")
     (tmp_path / "node.key").chmod(0o600)
     text = MINIMAL + '[cluster.tls]\ncert_file = "node.crt"\nkey_file = "node.key"\nca_file = "ca.crt"\n'
     tls = load(write_config(tmp_path, text)).cluster.tls
     assert tls is not None and tls.key_file == tmp_path / "node.key"
+    (tmp_path / "ca.crt").write_text("-----BEGIN PLACEHOLDER-----\n")
+    assert load_error(tmp_path, text).key == "cluster.tls.ca_file"
     (tmp_path / "node.key").chmod(0o644)
     assert load_error(tmp_path, text).key == "cluster.tls.key_file"
 

@@ -121,3 +121,47 @@ def test_capture_logs_sees_structured_events_after_configure() -> None:
     with capture_logs() as captured:
         warmd_logging.get_logger("warmd.test").info("became_leader", term=2)
     assert captured == [{"event": "became_leader", "term": 2, "log_level": "info"}]
+
+
+LOCALS_CHILD = """
+import warmd.logging as wl
+from warmd.runtime.node.transport import TransportOptions
+print(wl.configure("info"), flush=True)
+def handshake(options):
+    secret_copy = options.secret.reveal().decode()
+    raise RuntimeError("handshake broke")
+try:
+    handshake(TransportOptions(cluster_id="c", node_id=1, secret=b"LOCAL-SECRET-0123456789"))
+except RuntimeError:
+    wl.get_logger("warmd.test").exception("transport_failed")
+"""
+
+
+@pytest.mark.parametrize("output_format", ["json", "console"])
+def test_exceptions_carry_type_message_and_stack_but_never_frame_locals(output_format: str) -> None:
+    """A logged exception shows its type, message and frames; no local variable's value."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARMD_LOG")}
+    env["WARMD_LOG_FORMAT"] = output_format
+    result = subprocess.run([sys.executable, "-c", LOCALS_CHILD], capture_output=True,
+                            text=True, env=env, check=True, timeout=60)
+    assert "LOCAL-SECRET" not in result.stderr
+    if output_format == "json":
+        (event,) = [json.loads(line) for line in result.stderr.splitlines()]
+        (exception,) = event["exception"]
+        assert (exception["exc_type"], exception["exc_value"]) == ("RuntimeError", "handshake broke")
+        assert [frame["name"] for frame in exception["frames"]] == ["<module>", "handshake"]
+        assert all("locals" not in frame for frame in exception["frames"])
+    else:
+        assert "RuntimeError: handshake broke" in result.stderr
+        assert 'in handshake' in result.stderr
+
+
+def test_a_secret_shows_as_stars() -> None:
+    """TransportOptions and the loaded config print the cluster secret as ***."""
+    from warmd.runtime.node.transport import TransportOptions
+    from warmd.secret import Secret
+
+    options = TransportOptions(cluster_id="c", node_id=1, secret=b"0123456789abcdef-secret")
+    assert "0123456789abcdef" not in repr(options) and "secret=***" in repr(options)
+    assert str(options.secret) == repr(options.secret) == "***"
+    assert options.secret == Secret(b"0123456789abcdef-secret") != Secret(b"x" * 23)

@@ -75,7 +75,7 @@ def unit_for_verify(tmp_path: Path, text: str | None = None) -> Path:
     warmd_binary = Path(sys.executable).parent / "warmd"
     assert warmd_binary.exists(), "the venv has no warmd entry point; run make venv"
     path = tmp_path / "warmd.service"
-    path.write_text(text.replace("ExecStart=/usr/bin/warmd ", f"ExecStart={warmd_binary} "))
+    path.write_text(text.replace(" /usr/bin/warmd run ", f" {warmd_binary} run "))
     return path
 
 
@@ -125,7 +125,9 @@ def test_unit_has_the_settings_the_daemon_relies_on() -> None:
     assert {key: unit.get(key, ["<missing>"])[0] for key in expected} == expected
     assert "@system-service" in unit["SystemCallFilter"]
     assert unit["WatchdogSec"][0].endswith("s")
-    assert unit["ExecStart"][0].startswith("/usr/bin/warmd run --config ")
+    assert unit["ExecStart"][0].startswith(
+        "/usr/bin/env --ignore-signal=HUP /usr/bin/warmd run --config ")
+    assert int(unit["LimitNOFILE"][0]) >= 65536
 
 
 @pytest.mark.skipif(shutil.which("systemd-sysusers") is None, reason="systemd-sysusers missing")

@@ -481,3 +481,58 @@ def test_kill_during_heavy_writes_keeps_every_acknowledged_entry(directory: Path
     assert [entry.index for entry in storage.entries(1, storage.last_index() + 1)] == \
         list(range(1, storage.last_index() + 1))
     storage.close()
+
+
+def test_running_out_of_descriptors_waits_instead_of_failing(directory: Path) -> None:
+    """EMFILE at a segment rotation (a real one: the fd limit reached) is waited out, not fatal."""
+    import resource
+
+    storage = _open(directory, segment_size_bytes=512)
+    storage.save(HardState(1, 1, 0), _entries(1, 10, term=1), None, sync=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hoard: list[int] = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 32, hard))
+    try:
+        with capture_logs() as logs:
+            while True:
+                try:
+                    hoard.append(os.open("/dev/null", os.O_RDONLY))
+                except OSError:
+                    break
+            writer = threading.Thread(target=storage.save, args=(
+                HardState(1, 1, 10), _entries(11, 60, term=1), None, True))
+            writer.start()
+            writer.join(0.5)
+            assert writer.is_alive(), "the save should wait for a descriptor"
+            for fd in hoard:
+                os.close(fd)
+            hoard.clear()
+            writer.join(10)
+        assert not writer.is_alive() and not storage.failed
+    finally:
+        for fd in hoard:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    waits = [event for event in logs if event["event"] == "disk_waiting_for_resources"]
+    assert waits and waits[0]["error"] == "EMFILE" and waits[0]["log_level"] == "warning"
+    storage.close()
+    reopened = _open(directory, segment_size_bytes=512)
+    assert reopened.entries(1, 61) == _entries(1, 60, term=1)
+    reopened.close()
+
+
+def test_only_the_disks_own_errors_are_called_disk_failures(
+        directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EIO is a disk failure (kind=disk); EACCES stops writes too but is not blamed on the disk."""
+    for code, kind in ((errno.EIO, "disk"), (errno.EACCES, "other")):
+        storage = _open(directory / str(code))
+
+        def failing_sync(fd: int, code: int = code) -> None:
+            raise OSError(code, os.strerror(code))
+
+        monkeypatch.setattr(os, "fdatasync", failing_sync)
+        with capture_logs() as logs, pytest.raises(DiskFailed):
+            storage.save(None, _entries(1, 2, term=1), None, sync=True)
+        monkeypatch.undo()
+        assert [event["kind"] for event in logs if event["event"] == "disk_failed"] == [kind]
+        storage.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import subprocess
 import time
@@ -386,3 +387,91 @@ async def test_update_peers_moves_and_removes_peers(started) -> None:
     await sender.send([_heartbeat(1, 2, term=3)])
     assert _count(sender, 2, "dropped") == 1
     await _nothing_arrives(new_home, wait_s=0.1)
+
+
+async def test_dialer_whose_proof_is_refused_warns_naming_the_peer(started) -> None:
+    """The node with the wrong secret learns why it was refused and logs it once, at warning."""
+    listener = await started(1)
+    intruder = await started(2, secret=b"a different secret value")
+    _connect(listener, intruder)
+    with capture_logs() as logs:
+        await intruder.send([_heartbeat(2, 1)])
+        await _wait_until(lambda: _count(intruder, 1, "auth_failures") >= 2)
+    refused = [event for event in logs if event["event"] == "handshake_refused"
+               and event.get("side") == "dialer"]
+    assert refused[0]["log_level"] == "warning" and refused[0]["peer_id"] == 1
+    assert refused[0]["reason"] == "refused_by_peer" and "bad_proof" in refused[0]["detail"]
+    assert [event["log_level"] for event in refused[1:]] == ["debug"] * (len(refused) - 1)
+
+
+HELD: list[asyncio.StreamWriter] = []  # a writer collected as garbage closes its connection
+
+
+async def _hold_connections(address: tuple[str, int], sources: list[str]) -> list[asyncio.StreamReader]:
+    """Open one silent connection from each source address (127.0.0.x); keep them open."""
+    readers = []
+    for source in sources:
+        reader, writer = await asyncio.open_connection(*address, local_addr=(source, 0))
+        readers.append(reader)
+        HELD.append(writer)
+    return readers
+
+
+async def _closed_at_once(reader: asyncio.StreamReader) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(1), 0.3) == b""
+    except TimeoutError:
+        return False
+
+
+async def test_handshakes_are_capped_in_total_and_per_source(started) -> None:
+    """Past the caps, a new connection is closed unread; a held slot frees at the deadline."""
+    listener = await started(1, handshakes_max=4, handshakes_per_source_max=2,
+                             handshake_timeout_s=2.0)
+    address = listener.listen_address
+    held = await _hold_connections(address, ["127.0.0.2", "127.0.0.2"])
+    (third_from_same,) = await _hold_connections(address, ["127.0.0.2"])
+    assert await _closed_at_once(third_from_same)
+    held += await _hold_connections(address, ["127.0.0.3", "127.0.0.4"])
+    (fifth,) = await _hold_connections(address, ["127.0.0.5"])
+    assert await _closed_at_once(fifth)
+    assert not any(await asyncio.gather(*map(_closed_at_once, held)))
+    assert listener.statistics().peers[0].busy_refusals == 2
+    peer = await started(2)  # once the held ones time out, a real peer gets through
+    _connect(listener, peer)
+    await peer.send([_heartbeat(2, 1)])
+    assert (await _next(listener)).from_id == 2
+    for writer in HELD:
+        writer.close()
+    HELD.clear()
+
+
+async def test_accept_pauses_when_descriptors_run_out(started) -> None:
+    """EMFILE on accept pauses the listener (counted, logged); it serves again once fds free."""
+    import os
+    import resource
+
+    listener = await started(1)
+    peer = await started(2)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hoard: list[int] = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 64, hard))
+    try:
+        with capture_logs() as logs:
+            with contextlib.suppress(OSError):
+                while True:
+                    hoard.append(os.open("/dev/null", os.O_RDONLY))
+            os.close(hoard.pop())  # room for the dialer's socket, none for accept's
+            _connect(listener, peer)
+            await peer.send([_heartbeat(2, 1)])
+            await _wait_until(lambda: _count(listener, 0, "accept_pauses") >= 1)
+            for fd in hoard:
+                os.close(fd)
+            hoard.clear()
+            assert (await _next(listener)).from_id == 2
+    finally:
+        for fd in hoard:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    paused = [event for event in logs if event["event"] == "peer_accept_paused"]
+    assert paused[0]["log_level"] == "warning" and paused[0]["error"] == "EMFILE"

@@ -9,7 +9,6 @@ driver failed while running (e.g. a failed fsync).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 from warmd import config as config_module
@@ -28,12 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """A ConfigError propagates to command.run, which prints it and exits 78."""
+    """A ConfigError propagates to command.run, which prints it and exits 78. SIGHUP is
+    already ignored (`warmd.cli.warmd.main`) until the daemon installs its reload handler."""
     from warmd.runtime import daemon  # imported here: the other commands need no asyncio stack
 
-    # Until the daemon installs its handler, SIGHUP's default action would kill it: a reload
-    # sent during start-up is ignored instead (the daemon reads the file it starts with).
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     config = config_module.load(args.config)
     try:
         return daemon.run(config)

@@ -6,21 +6,39 @@ from collections.abc import Sequence
 
 from warmd.admin.client import add_socket_argument
 from warmd.cli import command
+from warmd.cli.command import CommandModule
 
-# One module per subcommand group; each has register(subparsers).
-COMMAND_MODULES: tuple[str, ...] = (
-    "warmd.cli.version",
-    "warmd.cli.ping",
-    "warmd.cli.cluster",
-    "warmd.cli.rules",
-    "warmd.cli.tasks",
-    "warmd.cli.warmup",
+# One module per subcommand group; each has register(subparsers), imported only when chosen.
+COMMAND_MODULES: tuple[CommandModule, ...] = (
+    CommandModule("warmd.cli.version", (("version", "print the warmctl version"),)),
+    CommandModule("warmd.cli.ping", (("ping", "check that the local warmd answers"),)),
+    CommandModule("warmd.cli.cluster", (
+        ("status", "show this node's Raft role, term, leader and indexes"),
+        ("members", "list the cluster's voters and learners"),
+        ("add-learner", "add a non-voting member"),
+        ("promote", "make a caught-up learner a voter"),
+        ("remove", "remove a member from the cluster"),
+        ("transfer-leader", "hand leadership to another voter"),
+        ("snapshot", "snapshot and compact the log now; `snapshot save FILE` also writes it"),
+        ("check-write", "replicate COUNT heartbeats of this node and report the rate"),
+    )),
+    CommandModule("warmd.cli.rules", (("rules", "check, format and test rule files"),)),
+    CommandModule("warmd.cli.tasks", (
+        ("tasks", "submit, list, show, cancel and retry tasks"),
+        ("nodes", "list executor nodes: capacity, load, liveness"),
+        ("drain", "stop assigning new tasks to a node"),
+    )),
+    CommandModule("warmd.cli.warmup", (
+        ("explain", "why a request would or would not be warmed: template, diagnoses with "
+                    "evidence, owning rule, expected hits"),
+        ("plans", "the newest warm-up plans: trigger, rules, tasks by state, effect"),
+        ("summaries", "the analysis summary each node shipped, per log source"),
+    )),
 )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = command.build_parser(
-        "warmctl", "Operate a running warmd cluster through the local admin socket.", COMMAND_MODULES
+    return command.main(
+        "warmctl", "Operate a running warmd cluster through the local admin socket.",
+        COMMAND_MODULES, argv, configure=add_socket_argument,  # `warmctl --socket PATH COMMAND`
     )
-    add_socket_argument(parser)  # `warmctl --socket PATH COMMAND`
-    return command.run(parser, argv)

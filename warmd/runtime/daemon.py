@@ -35,6 +35,7 @@ from warmd.runtime.commands.cluster import ClusterCommands
 from warmd.runtime.commands.rules import RulesCommands
 from warmd.runtime.commands.tasks import TaskCommands
 from warmd.runtime.execute.executor import ExecutorOptions
+from warmd.runtime.limits import raise_open_files_limit
 from warmd.runtime.node.applier import Applier
 from warmd.runtime.node.disk import DiskOptions, DiskStorage
 from warmd.runtime.node.driver import Driver, DriverOptions
@@ -275,7 +276,9 @@ def run(config: Config) -> int:
     import uvloop
 
     warmd_logging.configure(config.logging.level, config.logging.format)
+    files = raise_open_files_limit()
     _log.info("daemon_starting", node_id=config.node.node_id, config=config.origin,
-              pid=os.getpid(), python=sys.version.split()[0])
+              pid=os.getpid(), python=sys.version.split()[0], open_files_max=files.after,
+              open_files_max_before=files.before)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(Daemon(config).serve())

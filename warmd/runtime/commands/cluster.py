@@ -18,6 +18,7 @@ from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
 from warmd.config_table import parse_address
 from warmd.errors import AdminError
+from warmd.ids import NODE_ID_MAX
 from warmd.runtime.commands.errors import raft_errors
 from warmd.runtime.node.driver import Driver
 from warmd.runtime.node.segment import encode_record, write_file_atomically
@@ -34,8 +35,9 @@ def _node_id(args: Mapping[str, Any], name: str = "node_id", required: bool = Tr
     value = args.get(name)
     if value is None and not required:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise AdminError(ErrorCode.BAD_REQUEST, f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= NODE_ID_MAX:
+        raise AdminError(ErrorCode.BAD_REQUEST,
+                         f"{name} must be an integer 1..{NODE_ID_MAX}, got {value!r:.40}")
     return value
 
 

@@ -13,9 +13,11 @@ from typing import Any
 from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
 from warmd.errors import AdminError
+from warmd.ids import NODE_ID_MAX
 from warmd.runtime.commands.errors import raft_errors
 from warmd.runtime.node.driver import Driver
 from warmd.statemachine.commands import (
+    KEYS_PER_TASK_MAX,
     Cancel,
     Command,
     Drain,
@@ -77,8 +79,9 @@ def spec_from_args(args: Mapping[str, Any]) -> TaskSpec:
     keys = args.get("keys")
     if keys is None and "key_prefix" in args:
         count = args.get("key_count")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise AdminError(ErrorCode.BAD_REQUEST, f"key_count must be a positive integer, got {count!r}")
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= KEYS_PER_TASK_MAX:
+            raise AdminError(ErrorCode.BAD_REQUEST,
+                             f"key_count must be an integer 1..{KEYS_PER_TASK_MAX}, got {count!r:.40}")
         keys = [f"{args['key_prefix']}{number}" for number in range(count)]
     if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
         raise AdminError(ErrorCode.BAD_REQUEST, "keys must be a list of strings (or give key_prefix and key_count)")
@@ -177,8 +180,9 @@ class TaskCommands:
 
     async def drain(self, args: Mapping[str, Any]) -> dict[str, Any]:
         node_id = args.get("node_id")
-        if not isinstance(node_id, int) or isinstance(node_id, bool) or node_id < 1:
-            raise AdminError(ErrorCode.BAD_REQUEST, f"node_id must be a positive integer, got {node_id!r}")
+        if not isinstance(node_id, int) or isinstance(node_id, bool) or not 1 <= node_id <= NODE_ID_MAX:
+            raise AdminError(ErrorCode.BAD_REQUEST,
+                             f"node_id must be an integer 1..{NODE_ID_MAX}, got {node_id!r:.40}")
         draining = args.get("undo") is not True
         await self._write(Drain(node_id=node_id, now_ms=_now_ms(), draining=draining))
         return {"node_id": node_id, "draining": draining}

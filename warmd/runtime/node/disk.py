@@ -25,7 +25,13 @@ from warmd.raft.errors import Compacted, SnapshotOutOfDate, Unavailable
 from warmd.raft.storage import ENTRY_OVERHEAD_BYTES
 from warmd.raft.types import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta
 from warmd.runtime.node import segment
-from warmd.runtime.node.segment import DiskCorruption, DiskFailed, LogFiles, write_file_atomically
+from warmd.runtime.node.segment import (
+    DISK_ERRNOS,
+    DiskCorruption,
+    DiskFailed,
+    LogFiles,
+    write_file_atomically,
+)
 
 __all__ = ["DiskCorruption", "DiskFailed", "DiskOptions", "DiskStorage"]
 
@@ -363,15 +369,22 @@ class DiskStorage:
 
     @contextmanager
     def _writing(self, operation: str) -> Iterator[None]:
-        """Refuse writes after a failure; turn OSError into DiskFailed and remember it."""
+        """Refuse writes after a failure; turn OSError into DiskFailed and remember it.
+
+        A lack of descriptors or memory never gets here: the file calls wait it out
+        (`segment.patient`). The disk's own errors (EIO, ENOSPC, EDQUOT, EROFS) are
+        `kind="disk"`; any other (a directory made unwritable or removed under the daemon)
+        also stops writes, since the files' state is unknown, but says it is not the disk.
+        """
         if self._failure:
             raise DiskFailed(f"storage refuses writes after an earlier failure: {self._failure}")
         try:
             yield
         except OSError as error:
             reason = "disk full" if error.errno == errno.ENOSPC else str(error)
+            kind = "disk" if error.errno in DISK_ERRNOS else "other"
             self._failure = f"{operation}: {reason}"
-            log.error("disk_failed", operation=operation, error=reason,
+            log.error("disk_failed", operation=operation, error=reason, kind=kind,
                       directory=str(self._files.directory))
             raise DiskFailed(f"{operation} failed, storage now refuses writes: {reason}") from None
 

@@ -7,6 +7,8 @@ Order on a new connection (the dialer opened it, the listener accepted it):
     dialer   -> Proof(HMAC(secret, "dialer", cluster, both ids, both nonces))
     listener -> Proof(HMAC(secret, "listener", ...))   only after checking the dialer's
 
+A listener that refuses a dialer's hello or proof says why in a refusal frame before it
+closes (`[refused, reason]`), so the node that failed logs it itself, naming the peer.
 Each proof covers both fresh nonces, so a recorded proof is useless on a new
 connection; the role inside the MAC stops a proof being reflected back. The
 listener proves itself only to a dialer that has proven itself, so an outsider gets
@@ -31,6 +33,7 @@ NONCE_BYTES = 32
 MAX_HANDSHAKE_FRAME_BYTES = 1024
 _HELLO = "hello"
 _PROOF = "proof"
+_REFUSED = "refused"
 
 
 class Refusal(Enum):
@@ -44,6 +47,13 @@ class Refusal(Enum):
     REPLAYED_NONCE = "replayed_nonce"
     TLS_FAILED = "tls_failed"
     TIMEOUT = "timeout"
+    REFUSED_BY_PEER = "refused_by_peer"  # the other side refused ours (it said why)
+
+
+# What a listener tells a dialer it refuses: each answers the dialer's own claim or proof,
+# so saying it teaches an outsider nothing the closed connection would not.
+TOLD_REFUSALS = frozenset({Refusal.WRONG_PROTOCOL, Refusal.WRONG_CLUSTER,
+                           Refusal.UNEXPECTED_NODE, Refusal.BAD_PROOF, Refusal.REPLAYED_NONCE})
 
 
 class HandshakeError(WarmdError):
@@ -74,14 +84,28 @@ def encode_hello(hello: Hello) -> bytes:
                          use_bin_type=True)
 
 
+def encode_refusal(refusal: Refusal) -> bytes:
+    return msgpack.packb([_REFUSED, refusal.value], use_bin_type=True)
+
+
 def _unpack(payload: bytes, kind: str, length: int) -> list[Any]:
     try:
         fields = msgpack.unpackb(payload, raw=False)
     except Exception:  # msgpack raises many types for garbage
         raise HandshakeError(Refusal.MALFORMED, f"{kind} is not msgpack") from None
+    if type(fields) is list and len(fields) == 2 and fields[0] == _REFUSED:
+        reason = fields[1] if type(fields[1]) is str else "?"
+        raise HandshakeError(Refusal.REFUSED_BY_PEER, f"the peer refused our {kind}-time "
+                             f"handshake: {reason[:40]}{_REFUSAL_HINTS.get(reason, '')}")
     if type(fields) is not list or len(fields) != length or fields[0] != kind:
         raise HandshakeError(Refusal.MALFORMED, f"expected a {kind} frame")
     return fields
+
+
+_REFUSAL_HINTS = {
+    Refusal.BAD_PROOF.value: " (do both nodes read the same cluster secret?)",
+    Refusal.WRONG_CLUSTER.value: " (is cluster.id the same on both nodes?)",
+}
 
 
 def decode_hello(payload: bytes) -> Hello:

@@ -9,13 +9,16 @@ good one is corruption (refuse to start). `LogFiles` owns the files themselves.
 from __future__ import annotations
 
 import bisect
+import errno
 import os
 import re
 import struct
+import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import structlog
 
@@ -28,6 +31,14 @@ RECORD_HEADER = struct.Struct(">II")
 SEGMENT_PATTERN = re.compile(r"^log-(\d{20})\.seg$")
 SNAPSHOT_PATTERN = re.compile(r"^snapshot-(\d{20})-(\d{20})\.snap$")
 log = structlog.get_logger("warmd.disk")
+_T = TypeVar("_T")
+# The process or host ran short of descriptors or memory: nothing is wrong with the disk, and
+# the shortage passes (the peer listener sheds a flood), so a file operation waits and retries.
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+# The disk's own failures: the data directory cannot be trusted with more writes.
+DISK_ERRNOS = frozenset({errno.EIO, errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+RESOURCE_RETRY_MAX_S = 1.0
+RESOURCE_LOG_INTERVAL_S = 10.0
 
 
 class DiskCorruption(WarmdError):
@@ -42,6 +53,30 @@ class DiskCorruption(WarmdError):
 
 class DiskFailed(WarmdError):
     """A write or fsync failed (disk full, I/O error); the storage refuses all further writes."""
+
+
+def patient(call: Callable[..., _T], *args: Any) -> _T:
+    """`call(*args)`, retried while it fails for lack of descriptors or memory.
+
+    Runs on the disk writer thread (or another worker thread), never on the event loop.
+    Retrying the failed call itself, rather than the whole operation, keeps the files
+    exactly as the operation left them: it continues as if the call had been slow.
+    """
+    delay_s = 0.01
+    waited_s = logged_s = 0.0
+    while True:
+        try:
+            return call(*args)
+        except OSError as error:
+            if error.errno not in RESOURCE_ERRNOS:
+                raise
+            if waited_s == 0 or waited_s - logged_s >= RESOURCE_LOG_INTERVAL_S:
+                logged_s = waited_s
+                log.warning("disk_waiting_for_resources", error=errno.errorcode[error.errno],
+                            operation=getattr(call, "__name__", "?"), waited_s=round(waited_s, 1))
+        time.sleep(delay_s)
+        waited_s += delay_s
+        delay_s = min(2 * delay_s, RESOURCE_RETRY_MAX_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,15 +217,15 @@ def write_all(fd: int, data: bytes) -> None:
     """os.write until every byte is written (a short write is not an error by itself)."""
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
+        written = patient(os.write, fd, view)
         view = view[written:]
 
 
 def fsync_directory(directory: Path) -> None:
     """Make creations, renames and deletions in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    fd = patient(os.open, directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(fd)
+        patient(os.fsync, fd)
     finally:
         os.close(fd)
 
@@ -198,10 +233,10 @@ def fsync_directory(directory: Path) -> None:
 def write_file_atomically(directory: Path, name: str, data: bytes) -> None:
     """Write a temporary file, fsync it, rename it over `name`, fsync the directory."""
     temporary = directory / f"{name}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = patient(os.open, temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         write_all(fd, data)
-        os.fsync(fd)
+        patient(os.fsync, fd)
     finally:
         os.close(fd)
     os.replace(temporary, directory / name)
@@ -210,7 +245,8 @@ def write_file_atomically(directory: Path, name: str, data: bytes) -> None:
 
 class LogFiles:
     """The files of one data directory: segments (one open for appending), hard state,
-    snapshots. Owned by DiskStorage's single writer thread; raises OSError on failure."""
+    snapshots. Owned by DiskStorage's single writer thread; raises OSError on failure, after
+    waiting out a lack of descriptors or memory (`patient`)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -272,9 +308,9 @@ class LogFiles:
 
     @staticmethod
     def _sync_path(path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY)
+        fd = patient(os.open, path, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            patient(os.fsync, fd)
         finally:
             os.close(fd)
 
@@ -287,12 +323,13 @@ class LogFiles:
             self._create_segment(next_index)
             return
         path = self.segment_path(self._firsts[-1])
-        self._active_fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._active_fd = patient(os.open, path, os.O_WRONLY | os.O_APPEND)
         self._active_bytes = os.fstat(self._active_fd).st_size
 
     def _create_segment(self, first_index: int) -> None:
         path = self.segment_path(first_index)
-        self._active_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        self._active_fd = patient(os.open, path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL,
+                                  0o600)
         self._active_bytes = 0
         self._firsts.append(first_index)
         self.directory_dirty = True
@@ -324,14 +361,14 @@ class LogFiles:
 
     def _rotate(self, first_index: int) -> None:
         """Seal the full segment (durable before its successor exists) and start the next."""
-        os.fdatasync(self._active_fd)
+        patient(os.fdatasync, self._active_fd)
         self._close_active()
         self._create_segment(first_index)
 
     def sync_active(self) -> None:
         """The group commit: one fdatasync of the active segment (and the directory if new)."""
         if self._active_fd >= 0:
-            os.fdatasync(self._active_fd)
+            patient(os.fdatasync, self._active_fd)
         if self.directory_dirty:
             fsync_directory(self.directory)
             self.directory_dirty = False

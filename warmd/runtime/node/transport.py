@@ -4,13 +4,20 @@ Each node dials one outbound connection per peer and only sends on it; it receiv
 on the connections its peers dialed. `send` never blocks and never raises for a
 dead or slow peer: each peer has a bounded queue that drops its oldest message
 when full. A bad frame or a failed handshake closes that one connection only.
+
+The listener is built to survive a flood of unauthenticated connections: it holds at
+most `handshakes_max` connections in the handshake (`handshakes_per_source_max` per
+source address), each for at most `handshake_timeout_s`, closing any beyond at once;
+and when the process runs out of descriptors, accepting pauses instead of failing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import random
+import socket
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -25,10 +32,16 @@ from warmd.raft.types import NO_NODE, Message
 from warmd.runtime.node import handshake
 from warmd.runtime.node.framing import FrameError, FrameReader, FrameTooLarge, encode_frame
 from warmd.runtime.node.handshake import HandshakeError, Hello, Refusal
+from warmd.secret import Secret
 
 log = structlog.get_logger("warmd.transport")
 WRITE_BATCH_BYTES = 1024 * 1024
 TLS_READY = b"T"  # the listener's invitation to start TLS
+LISTEN_BACKLOG = 128
+# accept() failing with these means the process or host ran out of something, not that the
+# listener broke: pause accepting (connections wait in the kernel's backlog) and retry.
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+BUSY_LOG_INTERVAL_S = 5.0
 
 
 class Transport(Protocol):
@@ -59,13 +72,16 @@ class TransportOptions:
 
     cluster_id: str
     node_id: int
-    secret: bytes
+    secret: Secret  # bytes are accepted and wrapped: the repr shows ***
     listen_host: str = "127.0.0.1"
     listen_port: int = 0  # 0: any free port (see TcpTransport.listen_address)
     max_frame_bytes: int = 16 * 1024 * 1024
     outbound_queue_messages: int = 4096
     received_queue_messages: int = 8192
-    handshake_timeout_s: float = 5.0
+    handshake_timeout_s: float = 2.0  # the deadline for TLS plus the whole handshake
+    handshakes_max: int = 64  # inbound connections not yet authenticated, in total
+    handshakes_per_source_max: int = 8  # ... and from one source address
+    accept_pause_max_s: float = 1.0  # longest pause of accepting when descriptors run out
     connect_timeout_s: float = 5.0
     reconnect_initial_s: float = 0.05
     reconnect_max_s: float = 2.0
@@ -74,6 +90,7 @@ class TransportOptions:
     tls_server_hostname: str | None = None  # name checked in the peer's certificate
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "secret", Secret.of(self.secret))
         if self.node_id <= 0:
             raise ValueError("node_id must be positive")
         if len(self.secret) < 16:
@@ -82,6 +99,8 @@ class TransportOptions:
             raise ValueError("max_frame_bytes is too small for a handshake")
         if self.outbound_queue_messages < 1 or self.received_queue_messages < 1:
             raise ValueError("queue sizes must be positive")
+        if not 1 <= self.handshakes_per_source_max <= self.handshakes_max:
+            raise ValueError("need 1 <= handshakes_per_source_max <= handshakes_max")
         if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:
             raise ValueError("need 0 < reconnect_initial_s <= reconnect_max_s")
         if self.client_ssl is not None and self.client_ssl.check_hostname \
@@ -100,6 +119,8 @@ class PeerStatistics:
     oversized: int = 0
     auth_failures: int = 0
     reconnects: int = 0
+    busy_refusals: int = 0  # connections closed unread: too many in the handshake
+    accept_pauses: int = 0  # times accepting paused for lack of descriptors
     connected: bool = False  # the outbound connection is up
 
 
@@ -113,8 +134,8 @@ class TransportStatistics:
 
 
 class _Counters:
-    __slots__ = ("auth_failures", "connected", "dropped", "frames_in", "frames_out",
-                 "malformed", "oversized", "reconnects")
+    __slots__ = ("accept_pauses", "auth_failures", "busy_refusals", "connected", "dropped",
+                 "frames_in", "frames_out", "malformed", "oversized", "reconnects")
 
     def __init__(self) -> None:
         for name in self.__slots__:
@@ -137,6 +158,7 @@ class _Peer:
         self.task: asyncio.Task[None] | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.stopped = False
+        self.last_refusal: Refusal | None = None  # the last handshake failure, until connected
 
     def enqueue(self, frame: bytes) -> bool:
         """Queue a frame; returns False when the oldest frame was dropped to make room."""
@@ -185,7 +207,11 @@ class TcpTransport:
         self._counters: dict[int, _Counters] = {}
         self._received: asyncio.Queue[Message | None] = asyncio.Queue(options.received_queue_messages)
         self._nonces = handshake.NonceMemory()
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        self._accept_task: asyncio.Task[None] | None = None
+        self._slots = _HandshakeSlots(options.handshakes_max, options.handshakes_per_source_max)
+        self._busy_logged_s = float("-inf")
+        self._refusal_logged_s: dict[Refusal, float] = {}
         self._inbound: set[asyncio.Task[None]] = set()
         self._closed = False
         self.update_peers(peers or {})
@@ -199,9 +225,9 @@ class TcpTransport:
             OSError: the listen address cannot be bound.
         """
         options = self._options
-        self._server = await asyncio.start_server(
-            self._serve_inbound, options.listen_host, options.listen_port,
-        )  # TLS is started inside the handler, so that its failures are counted too
+        self._listener = await _bind(options.listen_host, options.listen_port)
+        self._accept_task = asyncio.create_task(self._accept_loop(self._listener),
+                                                name="peer-accept")
         host, port = self.listen_address
         log.info("transport_listening", node_id=options.node_id, host=host, port=port,
                  tls=options.server_ssl is not None)
@@ -209,9 +235,9 @@ class TcpTransport:
     @property
     def listen_address(self) -> tuple[str, int]:
         """The bound (host, port); meaningful after `start`."""
-        if self._server is None or not self._server.sockets:
+        if self._listener is None:
             return (self._options.listen_host, self._options.listen_port)
-        host, port = self._server.sockets[0].getsockname()[:2]
+        host, port = self._listener.getsockname()[:2]
         return (host, port)
 
     async def close(self) -> None:
@@ -219,17 +245,18 @@ class TcpTransport:
         if self._closed:
             return
         self._closed = True
-        if self._server is not None:
-            self._server.close()
         tasks = [peer.task for peer in self._peers.values() if peer.task is not None]
         tasks += list(self._inbound)
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+            tasks.append(self._accept_task)
         for peer in self._peers.values():
             peer.stop()
         for task in self._inbound:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
+        if self._listener is not None:
+            self._listener.close()
         with contextlib.suppress(asyncio.QueueFull):
             self._received.put_nowait(None)
         log.info("transport_closed", node_id=self._options.node_id)
@@ -284,8 +311,13 @@ class TcpTransport:
                 await self._connect_and_pump(peer, counter)
             except HandshakeError as error:
                 counter.auth_failures += 1
-                log.warning("handshake_refused", peer_id=peer.node_id, side="dialer",
-                            reason=error.refusal.value, detail=error.detail)
+                # Warn once per reason until connected: a wrong secret must be seen in the
+                # log of the node that has it, but not every 2 s.
+                repeated = peer.last_refusal == error.refusal
+                peer.last_refusal = error.refusal
+                (log.debug if repeated else log.warning)(
+                    "handshake_refused", peer_id=peer.node_id, side="dialer",
+                    reason=error.refusal.value, detail=error.detail)
             except (TimeoutError, OSError, EOFError, FrameError) as error:
                 log.debug("peer_connection_failed", peer_id=peer.node_id, error=repr(error))
             finally:
@@ -319,6 +351,7 @@ class TcpTransport:
         except TimeoutError:
             raise HandshakeError(Refusal.TIMEOUT, "no handshake in time") from None
         counter.connected = True
+        peer.last_refusal = None
         log.info("peer_connected", peer_id=peer.node_id, host=host, port=port)
         closed = asyncio.ensure_future(reader.read(1))  # the listener never sends: EOF = gone
         try:
@@ -361,9 +394,9 @@ class TcpTransport:
         handshake.check_cluster(theirs, options.cluster_id)
         if theirs.node_id != peer_id:
             raise HandshakeError(Refusal.UNEXPECTED_NODE, f"expected node {peer_id}, met {theirs.node_id}")
-        proof = handshake.compute_proof(options.secret, "dialer", options.cluster_id, ours, theirs)
+        proof = handshake.compute_proof(options.secret.reveal(), "dialer", options.cluster_id, ours, theirs)
         writer.write(encode_frame(handshake.encode_proof(proof)))
-        expected = handshake.compute_proof(options.secret, "listener", options.cluster_id, ours, theirs)
+        expected = handshake.compute_proof(options.secret.reveal(), "listener", options.cluster_id, ours, theirs)
         handshake.check_proof(await stream.read_frame(), expected)
 
     # ------------------------------------------------------------------ receiving
@@ -377,20 +410,61 @@ class TcpTransport:
                 return
             yield message
 
-    async def _serve_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One inbound connection: handshake, then frames until it fails or closes."""
-        task = asyncio.current_task()
-        assert task is not None
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        """Accept peers until closed; when accept fails (no descriptors left), pause and retry.
+
+        While paused, connections wait in the kernel's backlog instead of failing the node.
+        """
+        loop = asyncio.get_running_loop()
+        pause_s = 0.0
+        while True:
+            try:
+                sock, remote = await loop.sock_accept(listener)
+            except OSError as error:
+                self._counter(NO_NODE).accept_pauses += 1
+                (log.warning if pause_s == 0 else log.debug)(
+                    "peer_accept_paused", error=errno.errorcode.get(error.errno or 0, repr(error)),
+                    resource=error.errno in RESOURCE_ERRNOS)
+                pause_s = min(max(2 * pause_s, 0.05), self._options.accept_pause_max_s)
+                await asyncio.sleep(pause_s)
+                continue
+            pause_s = 0.0
+            self._admit(sock, remote)
+
+    def _admit(self, sock: socket.socket, remote: object) -> None:
+        """Serve a new connection if a handshake slot is free; else close it unread."""
+        source = str(remote[0]) if isinstance(remote, tuple) else str(remote)
+        if not self._slots.take(source):
+            sock.close()
+            counter = self._counter(NO_NODE)
+            counter.busy_refusals += 1
+            now_s = asyncio.get_running_loop().time()
+            if now_s - self._busy_logged_s >= BUSY_LOG_INTERVAL_S:
+                self._busy_logged_s = now_s
+                log.warning("peer_handshakes_full", source=source, in_handshake=self._slots.total,
+                            busy_refusals=counter.busy_refusals)
+            return
+        task = asyncio.create_task(self._serve_inbound(sock, source, remote))
         self._inbound.add(task)
-        remote = writer.get_extra_info("peername")
+        task.add_done_callback(self._inbound.discard)
+
+    async def _serve_inbound(self, sock: socket.socket, source: str, remote: object) -> None:
+        """One inbound connection: handshake (holding a slot), then frames until it ends."""
         peer_id = NO_NODE
-        stream = FrameReader(reader, handshake.MAX_HANDSHAKE_FRAME_BYTES)
+        writer: asyncio.StreamWriter | None = None
+        in_handshake = True
         try:
+            reader, writer = await _server_streams(sock)
+            stream = FrameReader(reader, handshake.MAX_HANDSHAKE_FRAME_BYTES)
             peer_id = await self._accept_connection(stream, writer)
+            in_handshake = False
+            self._slots.release(source)
             stream.decoder.max_frame_bytes = self._options.max_frame_bytes
             await self._receive_frames(stream, peer_id)
         except HandshakeError as error:
             self._count_refusal(error, remote)
+            if writer is not None and error.refusal in handshake.TOLD_REFUSALS:
+                writer.write(encode_frame(handshake.encode_refusal(error.refusal)))
         except FrameTooLarge as error:
             self._counter(peer_id).oversized += 1
             log.warning("frame_oversized", peer_id=peer_id, remote=str(remote),
@@ -401,12 +475,14 @@ class TcpTransport:
         except (TimeoutError, OSError, EOFError) as error:
             log.debug("inbound_connection_ended", peer_id=peer_id, remote=str(remote), error=repr(error))
         except asyncio.CancelledError:
-            # Only close() cancels; ending quietly spares asyncio's stream callback
-            # (Python 3.11) from raising CancelledError out of task.exception().
-            pass
+            pass  # only close() cancels: end quietly
         finally:
-            self._inbound.discard(task)
-            writer.close()
+            if in_handshake:
+                self._slots.release(source)
+            if writer is not None:
+                writer.close()
+            else:
+                sock.close()
 
     async def _accept_connection(self, stream: FrameReader, writer: asyncio.StreamWriter) -> int:
         """TLS (if configured) and the HMAC handshake, within the handshake timeout."""
@@ -426,13 +502,20 @@ class TcpTransport:
             raise HandshakeError(Refusal.TLS_FAILED, str(error)) from None
 
     def _count_refusal(self, error: HandshakeError, remote: object) -> None:
+        """Count a refused handshake; warn at most once per reason per interval, since a
+        flood of strangers would otherwise write a warning per connection."""
         counter = self._counter(NO_NODE)
         if error.refusal is Refusal.MALFORMED:
             counter.malformed += 1
         else:
             counter.auth_failures += 1
-        log.warning("handshake_refused", side="listener", remote=str(remote),
-                    reason=error.refusal.value, detail=error.detail)
+        now_s = asyncio.get_running_loop().time()
+        quiet = now_s - self._refusal_logged_s.get(error.refusal, float("-inf")) < BUSY_LOG_INTERVAL_S
+        if not quiet:
+            self._refusal_logged_s[error.refusal] = now_s
+        (log.debug if quiet else log.warning)(
+            "handshake_refused", side="listener", remote=str(remote),
+            reason=error.refusal.value, detail=error.detail)
 
     async def _accept_handshake(self, stream: FrameReader, writer: asyncio.StreamWriter) -> int:
         options = self._options
@@ -446,12 +529,12 @@ class TcpTransport:
         self._nonces.check_fresh(theirs.nonce)
         ours = Hello(options.cluster_id, options.node_id, handshake.random_nonce())
         writer.write(encode_frame(handshake.encode_hello(ours)))
-        expected = handshake.compute_proof(options.secret, "dialer", options.cluster_id, theirs, ours)
+        expected = handshake.compute_proof(options.secret.reveal(), "dialer", options.cluster_id, theirs, ours)
         try:
             handshake.check_proof(await stream.read_frame(), expected)
         except FrameError as error:
             raise HandshakeError(Refusal.MALFORMED, str(error)) from None
-        proof = handshake.compute_proof(options.secret, "listener", options.cluster_id, theirs, ours)
+        proof = handshake.compute_proof(options.secret.reveal(), "listener", options.cluster_id, theirs, ours)
         writer.write(encode_frame(handshake.encode_proof(proof)))
         log.info("peer_accepted", peer_id=theirs.node_id)
         return theirs.node_id
@@ -479,3 +562,61 @@ class TcpTransport:
         """A frozen snapshot of the per-peer counters."""
         return TransportStatistics({node_id: counter.freeze()
                                     for node_id, counter in self._counters.items()})
+
+
+class _HandshakeSlots:
+    """Inbound connections still in the handshake, in total and per source address."""
+
+    def __init__(self, total_max: int, per_source_max: int) -> None:
+        self._total_max = total_max
+        self._per_source_max = per_source_max
+        self._by_source: dict[str, int] = {}
+        self.total = 0
+
+    def take(self, source: str) -> bool:
+        """Hold a slot for a connection from `source`; False when none is free."""
+        held = self._by_source.get(source, 0)
+        if self.total >= self._total_max or held >= self._per_source_max:
+            return False
+        self._by_source[source] = held + 1
+        self.total += 1
+        return True
+
+    def release(self, source: str) -> None:
+        held = self._by_source[source] - 1
+        if held:
+            self._by_source[source] = held
+        else:
+            del self._by_source[source]
+        self.total -= 1
+
+
+async def _bind(host: str, port: int) -> socket.socket:
+    """A non-blocking listening socket on the first address `host` resolves to."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        listener.bind(address)
+        listener.listen(LISTEN_BACKLOG)
+        listener.setblocking(False)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+async def _server_streams(sock: socket.socket) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Streams over an accepted socket as `asyncio.start_server` makes them: the protocol has
+    a connected callback, which is how `StreamWriter.start_tls` knows it is the server side."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(loop=loop)
+    writers: list[asyncio.StreamWriter] = []
+    protocol = asyncio.StreamReaderProtocol(reader, lambda _, writer: writers.append(writer),
+                                            loop=loop)
+    await loop.connect_accepted_socket(lambda: protocol, sock)
+    return reader, writers[0]
