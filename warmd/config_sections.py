@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from warmd.analysis.formats import JSON_FIELDS
-from warmd.config_table import ConfigKeyError, Section
+from warmd.config_table import Address, ConfigKeyError, Section
 
 SOURCE_FORMATS = ("combined", "common", "json", "regex", "auto")
 # `path` is the name docs/configuration.md has always used for the request target.
@@ -48,6 +48,14 @@ class ExecutorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """`[metrics]`: /metrics is always on the `[web]` listener; `listen` adds a listener that
+    serves only /metrics (None: none), e.g. on an address only Prometheus reaches."""
+
+    listen: Address | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AnalysisConfig:
     """How this node tails its `[sources.*]` and ships their summaries through Raft."""
 
@@ -72,6 +80,12 @@ class PlannerConfig:
     watch_interval_ms: int = 1000
     effect_window_ms: int = 60_000
     min_interval_ms: int = 5_000  # two event-triggered plans at least this far apart
+
+
+def metrics_config(section: Section) -> MetricsConfig:
+    """`[metrics] listen = "host:port"` (optional)."""
+    section.expect_keys("listen")
+    return MetricsConfig(listen=section.address("listen", None, allow_port_zero=True))
 
 
 def executor_config(section: Section) -> ExecutorConfig:

@@ -40,6 +40,7 @@ from warmd.runtime.node.disk import DiskOptions, DiskStorage
 from warmd.runtime.node.driver import Driver, DriverOptions
 from warmd.runtime.node.status import DriverStatus
 from warmd.runtime.node.transport import TcpTransport, TransportOptions
+from warmd.runtime.observe import Observability
 from warmd.runtime.sdnotify import SdNotifier, run_watchdog, watchdog_settings
 from warmd.runtime.services import WarmupServices
 from warmd.statemachine.machine import StateMachine
@@ -142,17 +143,19 @@ class Daemon:
         storage = open_storage(self.config)
         components = build(self.config, storage)
         self._components = components
+        services = WarmupServices(self.config, components.driver, self._executor_options)
+        observability = Observability(self.config, components.driver, services)
         try:
             await components.transport.start()
             await components.driver.start()
             await components.admin.start()
+            await observability.start()
         except BaseException:
             await self._shutdown(components)
             raise
         self._install_signals()
         components.driver.on_state_change = lambda status: self._notifier.status(status_line(status))
         background = [asyncio.create_task(self._announce_ready(components.driver))]
-        services = WarmupServices(self.config, components.driver, self._executor_options)
         background.extend(services.start())
         if services.pipeline is not None:
             components.analysis.attach_pipeline(services.pipeline.status)
@@ -168,6 +171,7 @@ class Daemon:
         for task in [stop_wait, *background]:
             task.cancel()
         await asyncio.gather(stop_wait, *background, return_exceptions=True)
+        await observability.close()
         await services.close()
         self._notifier.stopping("stopping")
         await self._shutdown(components)

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from warmd import metrics
 from warmd.clock import Clock, SystemClock
 from warmd.config_table import Address
 from warmd.errors import InvariantViolation, WarmdError
@@ -177,7 +178,8 @@ class Driver:
                         return
                     self._handle(event)
                 while self.node.has_ready():
-                    await self._handle_ready(self.node.ready())
+                    with metrics.COMMIT_DURATION.time():
+                        await self._handle_ready(self.node.ready())
         except BaseException as error:
             if not isinstance(error, asyncio.CancelledError):
                 _log.error("driver_failed", error=str(error), kind=type(error).__name__)
@@ -210,8 +212,9 @@ class Driver:
         if leader and ready.messages:
             await self.transport.send(ready.messages)  # in parallel with our own fsync
         if ready.hard_state is not None or ready.entries or ready.snapshot is not None:
-            await self._on_writer(self.storage.save, ready.hard_state, ready.entries,
-                                  ready.snapshot, ready.must_sync)
+            with metrics.WAL_FSYNC.time():
+                await self._on_writer(self.storage.save, ready.hard_state, ready.entries,
+                                      ready.snapshot, ready.must_sync)
         if ready.compaction is not None:
             await self._persist_compaction(ready.compaction)
         if not leader and ready.messages:
@@ -248,8 +251,9 @@ class Driver:
 
     def _on_soft_state(self) -> None:
         status = self.node.status()
-        _log.info("raft_state_changed", role=status.role.name.lower(), term=status.term,
-                  leader_id=status.leader_id)
+        metrics.leader_seen(status.leader_id)
+        _log.info("raft_state_changed", node_id=self.node.id, role=status.role.name.lower(),
+                  term=status.term, leader_id=status.leader_id)
         if self.on_state_change is not None:
             self.on_state_change(self.status())
 
@@ -369,6 +373,9 @@ class Driver:
         try:
             await self._events.put(_Propose(data, future))
             return await self._wait(future, "proposal")
+        except RaftError as error:
+            metrics.proposal_failed(error)
+            raise
         finally:
             self.applier.forget(data, future)
 
@@ -472,7 +479,8 @@ class Driver:
         if not self.node.conf_state.voters:
             return None  # a blank joiner: skip serialising a state the core would refuse
         try:
-            snapshot = self.node.compact(applied, self.applier.snapshot_data())
+            with metrics.SNAPSHOT_DURATION.time():
+                snapshot = self.node.compact(applied, self.applier.snapshot_data())
         except SnapshotOutOfDate:
             return self._latest_snapshot
         if snapshot is None:

@@ -1,0 +1,60 @@
+"""Wiring of observability: the node's scrape-time collector and the HTTP listeners.
+
+Kept apart from daemon.py so the daemon only calls `Observability.start()` and `close()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from warmd import metrics
+from warmd.config import Config
+from warmd.runtime.ingest.pipeline import SourceStatus
+from warmd.runtime.node.driver import Driver
+from warmd.runtime.services import WarmupServices
+from warmd.web.collector import NodeCollector, NodeReaders
+from warmd.web.listeners import WebListeners, start_listeners
+
+
+def node_readers(driver: Driver, services: WarmupServices) -> NodeReaders:
+    """Readers of this node's driver and services (looked up at each scrape: the services
+    start after the listeners)."""
+
+    def sources() -> Sequence[SourceStatus]:
+        return services.pipeline.status() if services.pipeline is not None else ()
+
+    def origin_limits() -> Mapping[str, int]:
+        if services.runner is None:
+            return {}
+        limiters = services.runner.warm_runner.limiters
+        return {name: limiter.statistics().limit for name, limiter in limiters.items()}
+
+    return NodeReaders(status=driver.status, state=lambda: driver.applier.machine.state,
+                       proposals_pending=lambda: driver.applier.waiting_count,
+                       sources=sources, transport=driver.transport.statistics,
+                       origin_limits=origin_limits)
+
+
+class Observability:
+    """Registers the node collector and runs the listeners; `close()` undoes both."""
+
+    def __init__(self, config: Config, driver: Driver, services: WarmupServices) -> None:
+        self.config = config
+        self.collector = NodeCollector(node_readers(driver, services))
+        self.listeners: WebListeners | None = None
+
+    async def start(self) -> None:
+        """Raises: ConfigError when a listener cannot bind (the collector is unregistered)."""
+        metrics.REGISTRY.register(self.collector)
+        try:
+            self.listeners = await start_listeners(self.config.web, self.config.metrics,
+                                                   metrics.REGISTRY)
+        except BaseException:
+            metrics.REGISTRY.unregister(self.collector)
+            raise
+
+    async def close(self) -> None:
+        if self.listeners is not None:
+            await self.listeners.close()
+            self.listeners = None
+            metrics.REGISTRY.unregister(self.collector)
