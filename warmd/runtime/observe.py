@@ -36,7 +36,7 @@ def node_readers(driver: Driver, services: WarmupServices) -> NodeReaders:
 
 
 class Observability:
-    """Registers the node collector and runs the listeners; `close()` undoes both."""
+    """Runs the listeners, whose /metrics adds the node collector to the event metrics."""
 
     def __init__(self, config: Config, driver: Driver, services: WarmupServices) -> None:
         self.config = config
@@ -44,17 +44,11 @@ class Observability:
         self.listeners: WebListeners | None = None
 
     async def start(self) -> None:
-        """Raises: ConfigError when a listener cannot bind (the collector is unregistered)."""
-        metrics.REGISTRY.register(self.collector)
-        try:
-            self.listeners = await start_listeners(self.config.web, self.config.metrics,
-                                                   metrics.REGISTRY)
-        except BaseException:
-            metrics.REGISTRY.unregister(self.collector)
-            raise
+        """Raises: ConfigError when a listener cannot bind (none is left running)."""
+        self.listeners = await start_listeners(self.config.web, self.config.metrics,
+                                               metrics.REGISTRY, [self.collector])
 
     async def close(self) -> None:
         if self.listeners is not None:
             await self.listeners.close()
             self.listeners = None
-            metrics.REGISTRY.unregister(self.collector)

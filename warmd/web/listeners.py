@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry
+from prometheus_client.registry import Collector
 
 from warmd.config import MetricsConfig, WebConfig
 from warmd.errors import ConfigError
@@ -30,9 +33,10 @@ class WebListeners:
                 await server.close()
 
 
-async def start_listeners(web: WebConfig, metrics: MetricsConfig,
-                          registry: CollectorRegistry) -> WebListeners:
-    """Start every configured listener, or none.
+async def start_listeners(web: WebConfig, metrics: MetricsConfig, registry: CollectorRegistry,
+                          loop_collectors: Sequence[Collector] = ()) -> WebListeners:
+    """Start every configured listener, or none; /metrics serves `registry` and the
+    collectors that must run on the event loop (metrics_route.py).
 
     Raises:
         ConfigError: an address cannot be bound (in use, not local); nothing is left running.
@@ -40,11 +44,11 @@ async def start_listeners(web: WebConfig, metrics: MetricsConfig,
     servers = []
     if web.enabled:
         app = create_app(web.token)
-        metrics_route.setup(app, registry)
+        metrics_route.setup(app, registry, loop_collectors)
         servers.append(WebServer(app, web.listen, "web"))
     if metrics.listen is not None:
         app = create_app()
-        metrics_route.setup(app, registry)
+        metrics_route.setup(app, registry, loop_collectors)
         servers.append(WebServer(app, metrics.listen, "metrics"))
     started = WebListeners([])
     for server in servers:
