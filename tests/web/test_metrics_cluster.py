@@ -7,6 +7,7 @@ leader plan, the executors replay the plan against a test origin, and the scrape
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -143,7 +144,8 @@ def cluster() -> Iterator[ProcessCluster]:
 def test_metrics_move_during_a_warm_up(cluster: ProcessCluster, redis_target: ServerProcess,
                                        origin_url: str, tmp_path: Path) -> None:
     """Per-pattern requests match the logs written; after a flush is warmed back, every node's
-    commit index has risen, tasks have finished, and exactly one node reports leading."""
+    commit index has risen, tasks have finished, exactly one node reports leading, and the
+    plan and its task transitions are JSON log events carrying the plan's id."""
     cache = redis.Redis(port=redis_target.port)
     cache.mset({f"page:{number}": b"x" for number in range(20)})  # the flush is seen as one
     ports, expected = {}, {}
@@ -183,3 +185,11 @@ def test_metrics_move_during_a_warm_up(cluster: ProcessCluster, redis_target: Se
     assert sum(value(after[n], "warmd_tasks_finished_total", target_kind="http",
                      outcome="succeeded") for n in ports) >= 1
     assert value(after[1], "warmd_plan_keys", trigger="cache-flush:redis") > 0
+    events = [json.loads(line) for node in cluster.nodes.values()
+              for line in node.log_text().splitlines() if line.startswith("{")]
+    plans = {e["plan_id"] for e in events if e["event"] == "plan_committed"}
+    finished = [e for e in events if e["event"] == "task_transition" and e["command"] == "Finish"]
+    assert len(plans) == 1 and {e["plan_id"] for e in finished} == plans
+    assert len(finished) == sum(total(s, "warmd_tasks_finished_total") for s in after.values())
+    assert any(e["event"] == "task_transition" and e["command"] == "Assign" for e in events)
+    assert any(e["event"] == "raft_state_changed" and e["role"] == "leader" for e in events)

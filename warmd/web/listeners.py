@@ -4,7 +4,6 @@ the optional `[metrics] listen` app that serves only /metrics."""
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry
