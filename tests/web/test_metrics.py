@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import string
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -13,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from warmd import metrics
 from warmd.analysis.formats import COMBINED, LineParser, parse_columns
 from warmd.analysis.summary import Summary
+from warmd.config import MetricsConfig
 from warmd.config_table import Address
 from warmd.runtime.ingest.cache_requests import (
     HIT,
@@ -235,7 +237,7 @@ async def test_a_configured_token_is_required_and_failures_are_counted() -> None
 
 async def test_a_taken_port_is_a_clear_config_error() -> None:
     """A listener that cannot bind names its config key; nothing is left listening."""
-    from warmd.config import MetricsConfig, WebConfig
+    from warmd.config import WebConfig
     from warmd.errors import ConfigError
     from warmd.web.listeners import start_listeners
 
@@ -248,3 +250,27 @@ async def test_a_taken_port_is_a_clear_config_error() -> None:
                                   CollectorRegistry())
     finally:
         await blocker.close()
+
+
+# ---------------------------------------------------------------------------- [metrics] config
+
+def test_the_metrics_section_is_off_by_default_and_reads_its_keys(tmp_path: Path) -> None:
+    """No section: no extra listener, no annotations. With one: address, URL and the token
+    from a private file; a bad URL is named by its key."""
+    from warmd.config import ConfigKeyError, load
+    from warmd.testing.configs import ONE_NODE, write_config
+
+    assert load(write_config(tmp_path, ONE_NODE)).metrics == MetricsConfig()
+    token = tmp_path / "grafana.token"
+    token.write_text("abc\n")
+    token.chmod(0o600)
+    config = load(write_config(tmp_path, ONE_NODE + f"""
+[metrics]
+listen = "127.0.0.1:9464"
+annotations_url = "http://grafana:3000/api/annotations"
+annotations_token_file = "{token}"
+"""))
+    assert config.metrics == MetricsConfig(Address("127.0.0.1", 9464),
+                                           "http://grafana:3000/api/annotations", "abc")
+    with pytest.raises(ConfigKeyError, match=r"metrics\.annotations_url"):
+        load(write_config(tmp_path, ONE_NODE + '[metrics]\nannotations_url = "grafana"\n'))

@@ -5,11 +5,13 @@ Kept apart from daemon.py so the daemon only calls `Observability.start()` and `
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 
 from warmd import metrics
 from warmd.config import Config
 from warmd.runtime.ingest.pipeline import SourceStatus
+from warmd.runtime.leader.annotations import AnnotationPoster, AnnotationSettings
 from warmd.runtime.node.driver import Driver
 from warmd.runtime.services import WarmupServices
 from warmd.web.collector import NodeCollector, NodeReaders
@@ -36,19 +38,33 @@ def node_readers(driver: Driver, services: WarmupServices) -> NodeReaders:
 
 
 class Observability:
-    """Runs the listeners, whose /metrics adds the node collector to the event metrics."""
+    """Runs the listeners, whose /metrics adds the node collector to the event metrics,
+    and the Grafana annotation poster when `[metrics] annotations_url` is set."""
 
     def __init__(self, config: Config, driver: Driver, services: WarmupServices) -> None:
         self.config = config
+        self.driver = driver
         self.collector = NodeCollector(node_readers(driver, services))
         self.listeners: WebListeners | None = None
+        self._poster: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Raises: ConfigError when a listener cannot bind (none is left running)."""
         self.listeners = await start_listeners(self.config.web, self.config.metrics,
                                                metrics.REGISTRY, [self.collector])
+        settings = self.config.metrics
+        if settings.annotations_url is not None:
+            poster = AnnotationPoster(
+                AnnotationSettings(settings.annotations_url, settings.annotations_token),
+                state=lambda: self.driver.applier.machine.state,
+                is_leader=lambda: self.driver.status().role == "leader")
+            self._poster = asyncio.create_task(poster.run(), name="annotation-poster")
 
     async def close(self) -> None:
+        if self._poster is not None:
+            self._poster.cancel()
+            await asyncio.gather(self._poster, return_exceptions=True)
+            self._poster = None
         if self.listeners is not None:
             await self.listeners.close()
             self.listeners = None
