@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "warmd.cli.rules",
     "warmd.cli.tasks",
     "warmd.cli.warmup",
+    "warmd.cli.top",
 )
 
 

@@ -144,7 +144,8 @@ class Daemon:
         components = build(self.config, storage)
         self._components = components
         services = WarmupServices(self.config, components.driver, self._executor_options)
-        observability = Observability(self.config, components.driver, services)
+        observability = Observability(self.config, components.driver, services,
+                                      components.admin)
         try:
             await components.transport.start()
             await components.driver.start()

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from warmd import metrics
+from warmd.admin.server import AdminServer
 from warmd.config import Config
 from warmd.runtime.ingest.pipeline import SourceStatus
 from warmd.runtime.leader.annotations import AnnotationPoster, AnnotationSettings
@@ -16,6 +18,7 @@ from warmd.runtime.node.driver import Driver
 from warmd.runtime.services import WarmupServices
 from warmd.web.collector import NodeCollector, NodeReaders
 from warmd.web.listeners import WebListeners, start_listeners
+from warmd.web.metrics_route import render
 
 
 def node_readers(driver: Driver, services: WarmupServices) -> NodeReaders:
@@ -41,12 +44,18 @@ class Observability:
     """Runs the listeners, whose /metrics adds the node collector to the event metrics,
     and the Grafana annotation poster when `[metrics] annotations_url` is set."""
 
-    def __init__(self, config: Config, driver: Driver, services: WarmupServices) -> None:
+    def __init__(self, config: Config, driver: Driver, services: WarmupServices,
+                 admin: AdminServer) -> None:
         self.config = config
         self.driver = driver
         self.collector = NodeCollector(node_readers(driver, services))
         self.listeners: WebListeners | None = None
         self._poster: asyncio.Task[None] | None = None
+        admin.register("metrics", self._metrics_text,
+                       summary="this node's /metrics text (for warmctl top)")
+
+    async def _metrics_text(self, args: Mapping[str, Any]) -> dict[str, str]:
+        return {"text": (await render(metrics.REGISTRY, [self.collector])).decode()}
 
     async def start(self) -> None:
         """Raises: ConfigError when a listener cannot bind (none is left running)."""
