@@ -10,10 +10,12 @@ from the shell, so every wing may import it without a cycle. Label values are bo
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from warmd import __version__
+from warmd.raft.types import Message, MessageType
 
 OTHER = "other"
 TARGET_LABELS_MAX = 64  # cache targets come from the config; a typo'd SubmitTask must not grow it
@@ -70,6 +72,9 @@ HTTP_DURATION = Histogram(
 AUTH_FAILURES = Counter(
     "warmd_auth_failures_total", "Web requests refused for their credentials.", ["reason"],
     registry=REGISTRY)
+PEER_ROUND_TRIP = Histogram(
+    "warmd_peer_round_trip_time_seconds", "From a heartbeat to the peer's answer (leader).",
+    ["peer"], buckets=_REQUEST_BUCKETS, registry=REGISTRY)
 BUILD_INFO = Gauge("warmd_build_info", "Always 1; the version in a label.", ["version"],
                    registry=REGISTRY)
 BUILD_INFO.labels(version=__version__).set(1)
@@ -151,3 +156,37 @@ def task_started(queue_wait_s: float) -> None:
 
 def warm_request(target_kind: str, duration_s: float) -> None:
     WARM_REQUEST_DURATION.labels(target_kind=target_kind or OTHER).observe(duration_s)
+
+
+class HeartbeatTimer:
+    """Peer round trips: a heartbeat's send time per peer (one at a time), matched with that
+    peer's next heartbeat answer. Sends are looked at until one heartbeat is found, then not
+    for SAMPLE_INTERVAL_S: the leader's send path is its busiest, so this samples."""
+
+    SAMPLE_INTERVAL_S = 1.0
+    FORGET_AFTER_S = 2.0  # an answer later than this is lost, not a round trip
+
+    def __init__(self) -> None:
+        self._sent_s: dict[int, float] = {}
+        self._next_sample_s = 0.0
+
+    def sent(self, messages: Sequence[Message], now_s: float) -> None:
+        if now_s < self._next_sample_s:
+            return
+        if self._sent_s:
+            self._sent_s = {peer: at_s for peer, at_s in self._sent_s.items()
+                            if now_s - at_s < self.FORGET_AFTER_S}
+        for message in messages:
+            if message.type == MessageType.HEARTBEAT:
+                self._sent_s.setdefault(message.to, now_s)
+                self._next_sample_s = now_s + self.SAMPLE_INTERVAL_S
+
+    def received(self, message: Message, now_s: float) -> None:
+        if message.type == MessageType.HEARTBEAT_RESPONSE:
+            sent_s = self._sent_s.pop(message.from_id, None)
+            if sent_s is not None:
+                PEER_ROUND_TRIP.labels(peer=peer_label(str(message.from_id))).observe(
+                    now_s - sent_s)
+
+
+heartbeats = HeartbeatTimer()

@@ -16,6 +16,7 @@ from warmd.analysis.formats import COMBINED, LineParser, parse_columns
 from warmd.analysis.summary import Summary
 from warmd.config import MetricsConfig
 from warmd.config_table import Address
+from warmd.raft.types import Message, MessageType
 from warmd.runtime.ingest.cache_requests import (
     HIT,
     MISS,
@@ -183,6 +184,25 @@ def test_a_failed_proposal_is_counted_by_its_reason() -> None:
     metrics.proposal_failed(KeyError("x"))
     assert metrics.PROPOSALS_FAILED.labels(reason="dropped")._value.get() == before + 1
     assert metrics.PROPOSALS_FAILED.labels(reason="other")._value.get() >= 1
+
+
+def test_heartbeat_round_trips_are_timed_per_peer_and_sampled() -> None:
+    """A heartbeat's answer gives one round trip; sends inside the sample interval and
+    answers without a timed heartbeat are not counted; a very late answer is not either."""
+    timer = metrics.HeartbeatTimer()
+    histogram = metrics.PEER_ROUND_TRIP.labels(peer="9")
+    before = histogram._sum.get()
+    beat = Message(MessageType.HEARTBEAT, from_id=1, to=9)
+    answer = Message(MessageType.HEARTBEAT_RESPONSE, from_id=9, to=1)
+    timer.sent([Message(MessageType.APPEND, from_id=1, to=9), beat], now_s=10.0)
+    timer.received(answer, now_s=10.25)
+    timer.sent([beat], now_s=10.5)  # inside the sample interval: not timed
+    timer.received(answer, now_s=10.75)
+    assert histogram._sum.get() - before == pytest.approx(0.25)
+    timer.sent([beat], now_s=12.0)
+    timer.sent([beat], now_s=15.0)  # the answer to 12.0 never came: forgotten
+    timer.received(answer, now_s=15.5)
+    assert histogram._sum.get() - before == pytest.approx(0.75)
 
 
 # ---------------------------------------------------------------------------- the web app

@@ -180,6 +180,8 @@ def test_metrics_move_during_a_warm_up(cluster: ProcessCluster, redis_target: Se
         assert value(after[node_id], "warmd_log_lines_total", source="web", result="ok") \
             == LINES_PER_NODE
     assert sum(value(after[n], "warmd_is_leader") for n in ports) == 1
+    leader = next(n for n in ports if value(after[n], "warmd_is_leader"))
+    assert total(after[leader], "warmd_peer_round_trip_time_seconds_count") > 0
     assert sum(value(before[n], "warmd_tasks_finished_total", target_kind="http",
                      outcome="succeeded") for n in ports) == 0
     assert sum(value(after[n], "warmd_tasks_finished_total", target_kind="http",

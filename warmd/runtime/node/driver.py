@@ -210,6 +210,7 @@ class Driver:
     async def _handle_ready(self, ready: Ready) -> None:
         leader = self.node.role == Role.LEADER
         if leader and ready.messages:
+            metrics.heartbeats.sent(ready.messages, self._clock.monotonic())
             await self.transport.send(ready.messages)  # in parallel with our own fsync
         if ready.hard_state is not None or ready.entries or ready.snapshot is not None:
             with metrics.WAL_FSYNC.time():
@@ -274,7 +275,8 @@ class Driver:
 
     async def _receive_forever(self) -> None:
         async for message in self.transport.received():
-            self._last_contact_s[message.from_id] = self._clock.monotonic()
+            now_s = self._last_contact_s[message.from_id] = self._clock.monotonic()
+            metrics.heartbeats.received(message, now_s)
             await self._events.put(message)
 
     # ------------------------------------------------------------------ reads
