@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from warmd import metrics
 from warmd.analysis.formats import COMBINED, LineParser, parse_columns
 from warmd.analysis.summary import Summary
+from warmd.cache.base import BackendStats, NodeStats
 from warmd.config import MetricsConfig
 from warmd.config_table import Address
 from warmd.raft.types import Message, MessageType
@@ -167,6 +168,25 @@ def test_the_collector_reports_raft_tasks_ingest_and_limits_at_scrape_time() -> 
     assert samples[("warmd_log_lines_total", (("result", "malformed"), ("source", "web")))] == 2
     assert samples[("warmd_log_lag_seconds", (("source", "web"),))] == 6
     assert samples[("warmd_origin_concurrency_limit", (("target", "replay:api"),))] == 12
+
+
+def test_watched_caches_report_their_own_hits_keys_and_evictions() -> None:
+    """Where the logs carry no cache status, the watched cache's own counters show the ratio."""
+    stats = BackendStats("redis", (NodeStats("a", hits=80, misses=20, keys=7, memory_bytes=1,
+                                             maxmemory_bytes=0, evictions=3),
+                                   NodeStats("b", hits=20, misses=0, keys=5, memory_bytes=1,
+                                             maxmemory_bytes=0, evictions=0)))
+    registry = CollectorRegistry()
+    registry.register(NodeCollector(NodeReaders(
+        status=driver_status, state=lambda: StateMachine().state, proposals_pending=lambda: 0,
+        cache_stats=lambda: {"redis": stats})))
+    samples = parsed(registry)
+    assert samples[("warmd_cache_server_requests_total",
+                    (("result", "hit"), ("target", "redis")))] == 100
+    assert samples[("warmd_cache_server_requests_total",
+                    (("result", "miss"), ("target", "redis")))] == 20
+    assert samples[("warmd_cache_keys", (("target", "redis"),))] == 12
+    assert samples[("warmd_cache_evictions_total", (("target", "redis"),))] == 3
 
 
 def test_a_follower_without_leader_says_so() -> None:

@@ -181,6 +181,12 @@ def test_metrics_move_during_a_warm_up(cluster: ProcessCluster, redis_target: Se
             == LINES_PER_NODE
     assert sum(value(after[n], "warmd_is_leader") for n in ports) == 1
     leader = next(n for n in ports if value(after[n], "warmd_is_leader"))
+    assert after[leader][("warmd_cache_keys", (("target", "redis"),))] == 0  # watched, flushed
+    for _ in range(3):
+        cache.get("not-there")
+    cluster.wait_until(lambda: value(scrape(ports[leader]), "warmd_cache_server_requests_total",
+                                     target="redis", result="miss") >= 3,
+                       10, "the watched cache's own misses")
     assert total(after[leader], "warmd_peer_round_trip_time_seconds_count") > 0
     assert sum(value(before[n], "warmd_tasks_finished_total", target_kind="http",
                      outcome="succeeded") for n in ports) == 0

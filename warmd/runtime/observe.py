@@ -11,6 +11,7 @@ from typing import Any
 
 from warmd import metrics
 from warmd.admin.server import AdminServer
+from warmd.cache.base import BackendStats
 from warmd.config import Config
 from warmd.runtime.ingest.pipeline import SourceStatus
 from warmd.runtime.leader.annotations import AnnotationPoster, AnnotationSettings
@@ -34,10 +35,17 @@ def node_readers(driver: Driver, services: WarmupServices) -> NodeReaders:
         limiters = services.runner.warm_runner.limiters
         return {name: limiter.statistics().limit for name, limiter in limiters.items()}
 
+    def cache_stats() -> Mapping[str, BackendStats]:
+        watcher = services.watcher
+        if watcher is None:
+            return {}
+        latest = {name: watcher.latest(name) for name in watcher.backends}
+        return {name: stats for name, stats in latest.items() if stats is not None}
+
     return NodeReaders(status=driver.status, state=lambda: driver.applier.machine.state,
                        proposals_pending=lambda: driver.applier.waiting_count,
                        sources=sources, transport=driver.transport.statistics,
-                       origin_limits=origin_limits)
+                       origin_limits=origin_limits, cache_stats=cache_stats)
 
 
 class Observability:

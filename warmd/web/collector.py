@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from warmd.cache.base import BackendStats
 from warmd.metrics import OTHER, peer_label, target_label, trigger_label
 from warmd.runtime.ingest.pipeline import SourceStatus
 from warmd.runtime.node.status import DriverStatus
@@ -33,6 +34,7 @@ class NodeReaders:
     proposals_pending: Callable[[], int]
     sources: Callable[[], Sequence[SourceStatus]] = tuple
     transport: Callable[[], TransportStatistics] = TransportStatistics
+    cache_stats: Callable[[], Mapping[str, BackendStats]] = dict  # the watcher's latest
     origin_limits: Callable[[], Mapping[str, int]] = dict
     wall_s: Callable[[], float] = time.time
 
@@ -83,6 +85,7 @@ class NodeCollector(Collector):
         yield from self._raft(status)
         yield from self._tasks_and_plans(self.readers.state(), status.node_id)
         yield from self._ingest(self.readers.sources())
+        yield from self._caches(self.readers.cache_stats())
         limits = GaugeMetricFamily("warmd_origin_concurrency_limit",
                                    "Adaptive concurrency limit of each origin.", labels=["target"])
         for name, limit in self.readers.origin_limits().items():
@@ -182,6 +185,28 @@ class NodeCollector(Collector):
         yield lines
         yield lag
         yield requests
+
+
+    # ------------------------------------------------------------------ watched caches
+
+    def _caches(self, stats: Mapping[str, BackendStats]) -> Iterator[Metric]:
+        """The watched caches' own counters (every node watches: the same on each)."""
+        requests = CounterMetricFamily(
+            "warmd_cache_server_requests", "Lookups the cache server counted, hit or miss.",
+            labels=["target", "result"])
+        keys = GaugeMetricFamily("warmd_cache_keys", "Keys the cache server holds.",
+                                 labels=["target"])
+        evictions = CounterMetricFamily("warmd_cache_evictions",
+                                        "Keys the cache server evicted.", labels=["target"])
+        for name, backend in stats.items():
+            target = target_label(name)
+            requests.add_metric([target, "hit"], backend.hits)
+            requests.add_metric([target, "miss"], backend.misses)
+            keys.add_metric([target], sum(node.keys for node in backend.nodes))
+            evictions.add_metric([target], sum(node.evictions for node in backend.nodes))
+        yield requests
+        yield keys
+        yield evictions
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
