@@ -78,3 +78,4 @@ def test_warmctl_top_once_reads_a_running_daemon(one_node: ProcessCluster,
 
     text = one_node.wait_until(screen, 20, "the log's template on the screen")
     assert "leader" in text and "source web" in text and "100.0%" in text
+
