@@ -94,8 +94,10 @@ WING_IMPORTS: dict[str, frozenset[str]] = {
     "execute": frozenset({"node"}),
     "commands": frozenset({"node", "ingest", "leader", "execute"}),
 }
-# Packages that must not reach into the shell at all.
-SHELL_FREE = (*PURE_PACKAGES, "hooks", "cache", "admin")
+# Packages that must not reach into the shell at all (`metrics` so every wing may import it).
+SHELL_FREE = (*PURE_PACKAGES, "hooks", "cache", "admin", "metrics")
+# The web server reads the wings' status and state; it never calls the admin handlers.
+WEB_IMPORTS = frozenset({"node", "ingest", "leader", "execute"})
 
 
 def _unit(module: str) -> str:
@@ -152,6 +154,15 @@ def test_wings_import_only_the_wings_below_them() -> None:
                 wrong.append(f"runtime/{wing} imports runtime/{other}")
             if target == "warmd.runtime":
                 wrong.append(f"runtime/{wing} imports the runtime wiring")
+    assert wrong == []
+
+
+def test_web_reads_the_wings_but_not_the_commands_or_the_wiring() -> None:
+    graph = _package_graph()
+    wrong = [target for target in graph.get("warmd.web", set())
+             if target == "warmd.runtime" or (target.startswith("warmd.runtime.")
+                                              and target.removeprefix("warmd.runtime.")
+                                              not in WEB_IMPORTS)]
     assert wrong == []
 
 

@@ -21,10 +21,12 @@ from warmd.config_sections import (
     SOURCE_FORMATS,
     AnalysisConfig,
     ExecutorConfig,
+    MetricsConfig,
     PlannerConfig,
     SourceConfig,
     analysis_config,
     executor_config,
+    metrics_config,
     planner_config,
     source_config,
 )
@@ -169,6 +171,7 @@ class Config:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def peer_addresses(self) -> dict[int, Address]:
         """Every initial member's id mapped to its address, for the transport."""
@@ -178,7 +181,7 @@ class Config:
 # SIGHUP re-reads the file: these sections take effect at once, the others at the next restart
 # (identity, the secret, Raft timing and the admin socket cannot change under a running node).
 RELOADABLE_SECTIONS = ("logging", "web", "caches", "sources", "executor", "analysis", "planner")
-RESTART_SECTIONS = ("node", "cluster", "peers", "raft", "admin")
+RESTART_SECTIONS = ("node", "cluster", "peers", "raft", "admin", "metrics")
 # A reload that changes one of these restarts the node's warm-up services with the new config.
 SERVICE_SECTIONS = frozenset({"caches", "sources", "executor", "analysis", "planner"})
 
@@ -235,7 +238,7 @@ def from_mapping(document: Mapping[str, Any], *, base_dir: Path, origin: str = "
 def _build(root: Section) -> Config:
     root.expect_keys(
         "node", "cluster", "peers", "raft", "admin", "web", "logging", "caches", "sources",
-        "rules", "executor", "analysis", "planner",
+        "rules", "executor", "analysis", "planner", "metrics",
     )
     node_section = root.section("node", required=True)
     peers = _peers(root.section("peers"))
@@ -257,6 +260,7 @@ def _build(root: Section) -> Config:
         analysis=analysis_config(root.section("analysis")),
         planner=planner_config(root.section("planner"),
                                {cache.name: cache.kind for cache in caches}),
+        metrics=metrics_config(root.section("metrics")),
     )
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from warmd.analysis.formats import JSON_FIELDS
-from warmd.config_table import ConfigKeyError, Section
+from warmd.config_table import Address, ConfigKeyError, Section, read_private_file
 
 SOURCE_FORMATS = ("combined", "common", "json", "regex", "auto")
 # `path` is the name docs/configuration.md has always used for the request target.
@@ -48,6 +48,18 @@ class ExecutorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """`[metrics]`: /metrics is always on the `[web]` listener; `listen` adds a listener that
+    serves only /metrics (None: none), e.g. on an address only Prometheus reaches.
+    annotations_url: Grafana's /api/annotations, where the leader posts each finished
+    warm-up (None: off); annotations_token: read from `annotations_token_file`."""
+
+    listen: Address | None = None
+    annotations_url: str | None = None
+    annotations_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class AnalysisConfig:
     """How this node tails its `[sources.*]` and ships their summaries through Raft."""
 
@@ -72,6 +84,19 @@ class PlannerConfig:
     watch_interval_ms: int = 1000
     effect_window_ms: int = 60_000
     min_interval_ms: int = 5_000  # two event-triggered plans at least this far apart
+
+
+def metrics_config(section: Section) -> MetricsConfig:
+    """`[metrics]`: every key optional."""
+    section.expect_keys("listen", "annotations_url", "annotations_token_file")
+    url = section.url("annotations_url") if "annotations_url" in section.table else None
+    token_file = section.file_path("annotations_token_file", None)
+    token = None
+    if token_file is not None:
+        token = read_private_file(token_file, section.key("annotations_token_file")).decode(
+            "utf-8", errors="replace").strip()
+    return MetricsConfig(listen=section.address("listen", None, allow_port_zero=True),
+                         annotations_url=url, annotations_token=token)
 
 
 def executor_config(section: Section) -> ExecutorConfig:

@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
         ("plans", "the newest warm-up plans: trigger, rules, tasks by state, effect"),
         ("summaries", "the analysis summary each node shipped, per log source"),
     )),
+    CommandModule("warmd.cli.top", (("top", "the node's metrics, refreshing (like htop)"),)),
 )
 
 

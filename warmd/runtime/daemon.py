@@ -41,6 +41,7 @@ from warmd.runtime.node.disk import DiskOptions, DiskStorage
 from warmd.runtime.node.driver import Driver, DriverOptions
 from warmd.runtime.node.status import DriverStatus
 from warmd.runtime.node.transport import TcpTransport, TransportOptions
+from warmd.runtime.observe import Observability
 from warmd.runtime.sdnotify import SdNotifier, run_watchdog, watchdog_settings
 from warmd.runtime.services import WarmupServices
 from warmd.statemachine.machine import StateMachine
@@ -147,10 +148,13 @@ class Daemon:
         storage = open_storage(self.config)
         components = build(self.config, storage, self._clock)
         self._components = components
+        observability = Observability(self.config, components.driver, lambda: self._services,
+                                      components.admin)
         try:
             await components.transport.start()
             await components.driver.start()
             await components.admin.start()
+            await observability.start()
         except BaseException:
             await self._shutdown(components)
             raise
@@ -170,6 +174,7 @@ class Daemon:
         for task in [stop_wait, *background, *self._reloads]:
             task.cancel()
         await asyncio.gather(stop_wait, *background, *self._reloads, return_exceptions=True)
+        await observability.close()
         await self._stop_services()
         self._notifier.stopping("stopping")
         await self._shutdown(components)

@@ -16,6 +16,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
+from warmd import metrics
 from warmd.clock import Clock, SystemClock
 from warmd.config import ExecutorConfig
 from warmd.errors import ConfigError
@@ -224,6 +225,7 @@ class Executor:
             task = self._holds(task_id, fence)
             if task is None:
                 return
+            metrics.task_started(now_ms() / 1000 - max(task.submitted_ms, task.not_before_ms) / 1000)
             try:
                 result = await self._runner.run(task, self._progress(task_id, fence))
             except (FenceLost, DriverStopped):
@@ -247,8 +249,11 @@ class Executor:
                     _log.info("executor_resuming", task_id=task_id, fence=fence,
                               checkpoint=task.checkpoint)
                 return True
-            await self._propose(Start(task_id=task_id, node_id=self.node_id, fence=fence,
-                                      now_ms=self._clock.wall_ms()))
+            started = await self._propose(Start(task_id=task_id, node_id=self.node_id,
+                                                fence=fence, now_ms=self._clock.wall_ms()))
+            if isinstance(started, Applied):
+                _log.info("task_transition", command="Start", task_id=task_id,
+                          plan_id=self._plan_of(task_id), node_id=self.node_id, fence=fence)
             task = self._holds(task_id, fence)
             if task is not None and task.state != TaskState.RUNNING:
                 await self._clock.sleep(self.options.retry_pause_s)
@@ -268,6 +273,11 @@ class Executor:
                 await self._clock.sleep(self.options.retry_pause_s)
         return report
 
+    def _plan_of(self, task_id: str) -> str:
+        """The task's plan id for log events ("" for a task submitted by hand)."""
+        task = self._driver.applier.machine.state.tasks.get(task_id)
+        return task.spec.plan_id if task is not None else ""
+
     async def _settle(self, task_id: str, fence: int, result: WarmResult) -> None:
         """Finish or Fail under the fence, retrying until the log has taken it."""
         while self._holds(task_id, fence) is not None:
@@ -279,6 +289,10 @@ class Executor:
                                now_ms=self._clock.wall_ms(), error=result.reason[:200] or result.outcome.value)
             outcome = await self._propose(command)
             if outcome is not None:
+                _log.info("task_transition", command=type(command).__name__, task_id=task_id,
+                          plan_id=self._plan_of(task_id), node_id=self.node_id, fence=fence,
+                          outcome=result.outcome.value, keys_ok=result.keys_ok,
+                          keys_failed=result.keys_failed, applied=isinstance(outcome, Applied))
                 if not isinstance(outcome, Applied):
                     _log.warning("executor_settle_refused", task_id=task_id, fence=fence,
                                  reason=refusal_reason(outcome))

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from warmd import metrics
 from warmd.hooks.task import LimitConfig
 
 
@@ -160,6 +161,7 @@ class OriginLimiter:
                 raise
             finally:
                 latency_s = time.perf_counter() - started
+                metrics.warm_request("origin", latency_s)
                 self.decision.on_sample(LimitSample(latency_s, report.failed, in_flight))
         finally:
             self._release()

@@ -14,6 +14,7 @@ import contextlib
 import time
 from dataclasses import dataclass, replace
 
+from warmd import metrics
 from warmd.cache.configured import ConfiguredCaches
 from warmd.cache.http import HttpClient
 from warmd.errors import CacheError, ConfigError
@@ -64,6 +65,13 @@ class SpecRunner:
     async def run(self, task: TaskRecord, progress: ProgressCallback | None = None
                   ) -> WarmResult:
         """Run `task` from its checkpoint; a task whose spec cannot run here fails clearly."""
+        result = await self._run(task, progress)
+        metrics.task_finished(task.spec.target, self.caches.kind(task.spec.target) or "",
+                              result.outcome.value, result.duration_s, result.keys_ok,
+                              result.keys_failed, result.bytes_written)
+        return result
+
+    async def _run(self, task: TaskRecord, progress: ProgressCallback | None) -> WarmResult:
         spec = task.spec
         if not spec.loader:
             requests = tuple(WarmRequest(path=key, key=key) for key in spec.keys)

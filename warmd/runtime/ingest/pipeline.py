@@ -26,6 +26,7 @@ from warmd.clock import Clock, SystemClock
 from warmd.config import AnalysisConfig, SourceConfig
 from warmd.errors import ConfigError
 from warmd.logging import get_logger
+from warmd.runtime.ingest.cache_requests import Row
 from warmd.runtime.ingest.tailer import LogTailer
 from warmd.runtime.ingest.worker import AnalysisWorker, EncodedSnapshot
 from warmd.statemachine.summaries import ReportSummary
@@ -62,6 +63,8 @@ class SourceStatus:
     last_error: str | None  # the last read, detection, snapshot or propose failure; None after
     # a successful ship
     lines_read: int = 0  # lines read from the files so far (ahead of `lines` between ships)
+    cache_requests: tuple[Row, ...] = ()  # (pattern, result, requests) as of the last snapshot
+    pending_since_ms: int | None = None  # wall-clock ms since lines wait to be shipped; None: none
 
 
 def source_format(source: SourceConfig) -> LogFormat | None:
@@ -112,6 +115,8 @@ class _Source:
     lines: int = 0
     malformed: int = 0
     malformed_samples: tuple[str, ...] = ()
+    cache_requests: tuple[Row, ...] = ()
+    pending_since_ms: int | None = None
     last_shipped_ms: int | None = None
     last_error: str | None = None
 
@@ -192,7 +197,8 @@ class LogPipeline:
         """Every source's files, counts, malformed samples and last ship or error."""
         return [SourceStatus(source.config.name, source.files, source.lines,
                              source.malformed, source.malformed_samples,
-                             source.last_shipped_ms, source.last_error, source.lines_read)
+                             source.last_shipped_ms, source.last_error, source.lines_read,
+                             source.cache_requests, source.pending_since_ms)
                 for source in self._sources]
 
     def worker_pids(self) -> list[int]:
@@ -233,6 +239,8 @@ class LogPipeline:
         self._track_files(source)
         lines = self._read(source)
         source.lines_read += len(lines)
+        if lines and source.pending_since_ms is None:
+            source.pending_since_ms = self._wall_ms()
         if source.log_format is None:
             lines = self._detect(source, lines)
         if lines:
@@ -365,6 +373,7 @@ class LogPipeline:
                 return None
         source.lines, source.malformed = encoded.lines, encoded.malformed
         source.malformed_samples = encoded.malformed_samples
+        source.cache_requests = encoded.cache_requests
         return _Snapshot(lines_read, encoded.lines, encoded.malformed,
                          source.malformed_samples, encoded.data)
 
@@ -389,6 +398,7 @@ class LogPipeline:
             return False
         source.lines_shipped = snapshot.lines_read
         source.last_shipped_ms = report.now_ms
+        source.pending_since_ms = None if source.lines_read == snapshot.lines_read else report.now_ms
         source.last_error = None
         _log.debug("summary_shipped", source=source.config.name, sequence=report.sequence,
                    lines=report.lines, malformed=report.malformed, data_bytes=len(report.data))

@@ -33,6 +33,7 @@ from warmd.analysis.formats import (
 from warmd.analysis.summary import Summary, SummaryConfig
 from warmd.analysis.wire import encode_summary
 from warmd.errors import ConfigError, WarmdError
+from warmd.runtime.ingest.cache_requests import CacheRequestTally, Row
 
 CHUNK_LINES = 20_000
 BLOCK_BYTES = 4_000_000  # about 25k combined-log lines
@@ -283,16 +284,17 @@ class EncodedSnapshot:
     malformed: int
     malformed_samples: tuple[str, ...]
     data: bytes
+    cache_requests: tuple[Row, ...] = ()  # (pattern, result, requests) since the worker began
 
 
-def _encoded(summary: Summary) -> EncodedSnapshot | Exception:
+def _encoded(summary: Summary, tally: CacheRequestTally) -> EncodedSnapshot | Exception:
     """The worker's reply: the encoded summary, or the encoding error (sent, not raised)."""
     try:
         data = encode_summary(summary)
     except WarmdError as error:
         return error
     return EncodedSnapshot(summary.lines, summary.malformed,
-                           tuple(summary.malformed_samples), data)
+                           tuple(summary.malformed_samples), data, tally.rows())
 
 
 class AnalysisWorker:
@@ -364,13 +366,16 @@ def _worker_loop(log_format: LogFormat, config: SummaryConfig, requests: Any,
                  replies: Any) -> None:
     parser = LineParser(log_format)
     summary = Summary(config)
+    tally = CacheRequestTally()
     while True:
         kind, payload = requests.get()
         if kind == "lines":
-            summary.add_columns(*astuple_shallow(parse_columns(parser, payload)))
+            columns = parse_columns(parser, payload)
+            summary.add_columns(*astuple_shallow(columns))
+            tally.add(payload, columns.targets, lambda t: summary.split(t)[0].template.pattern)
         elif kind in ("snapshot", "snapshot_encoded"):
             summary.malformed = parser.malformed
             summary.malformed_samples = list(parser.malformed_samples)
-            replies.put(summary if kind == "snapshot" else _encoded(summary))
+            replies.put(summary if kind == "snapshot" else _encoded(summary, tally))
         else:
             return

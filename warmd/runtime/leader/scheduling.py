@@ -165,6 +165,11 @@ class SchedulingLoop:
                 continue
             if isinstance(proposal.result(), Applied):
                 self.counters.applied += 1
+                task_id = getattr(command, "task_id", "")
+                task = self._driver.applier.machine.state.tasks.get(task_id)
+                _log.info("task_transition", command=type(command).__name__, task_id=task_id,
+                          plan_id=task.spec.plan_id if task is not None else "",
+                          node_id=getattr(command, "node_id", 0))
             else:
                 self.counters.refused += 1
                 _log.debug("scheduling_refused", command=type(command).__name__,

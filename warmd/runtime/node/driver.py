@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from warmd import metrics
 from warmd.clock import Clock, SystemClock
 from warmd.config_table import Address
 from warmd.errors import InvariantViolation, WarmdError
@@ -182,7 +183,8 @@ class Driver:
                         return
                     self._handle(event)
                 while self.node.has_ready():
-                    await self._handle_ready(self.node.ready())
+                    with metrics.COMMIT_DURATION.time():
+                        await self._handle_ready(self.node.ready())
         except BaseException as error:
             if not isinstance(error, asyncio.CancelledError):
                 _log.error("driver_failed", error=str(error), kind=type(error).__name__)
@@ -213,10 +215,12 @@ class Driver:
     async def _handle_ready(self, ready: Ready) -> None:
         leader = self.node.role == Role.LEADER
         if leader and ready.messages:
+            metrics.heartbeats.sent(ready.messages, self._clock.monotonic())
             await self.transport.send(ready.messages)  # in parallel with our own fsync
         if ready.hard_state is not None or ready.entries or ready.snapshot is not None:
-            await self._on_writer(self.storage.save, ready.hard_state, ready.entries,
-                                  ready.snapshot, ready.must_sync)
+            with metrics.WAL_FSYNC.time():
+                await self._on_writer(self.storage.save, ready.hard_state, ready.entries,
+                                      ready.snapshot, ready.must_sync)
         if ready.compaction is not None:
             await self._persist_compaction(ready.compaction)
         if not leader and ready.messages:
@@ -253,8 +257,9 @@ class Driver:
 
     def _on_soft_state(self) -> None:
         status = self.node.status()
-        _log.info("raft_state_changed", role=status.role.name.lower(), term=status.term,
-                  leader_id=status.leader_id)
+        metrics.leader_seen(status.leader_id)
+        _log.info("raft_state_changed", node_id=self.node.id, role=status.role.name.lower(),
+                  term=status.term, leader_id=status.leader_id)
         self.applier.changes.publish({Topic.LEADERSHIP})
         if self.on_state_change is not None:
             self.on_state_change(self.status())
@@ -276,7 +281,8 @@ class Driver:
 
     async def _receive_forever(self) -> None:
         async for message in self.transport.received():
-            self._last_contact_s[message.from_id] = self._clock.monotonic()
+            now_s = self._last_contact_s[message.from_id] = self._clock.monotonic()
+            metrics.heartbeats.received(message, now_s)
             await self._events.put(message)
 
     # ------------------------------------------------------------------ reads
@@ -375,6 +381,9 @@ class Driver:
         try:
             await self._events.put(_Propose(data, future))
             return await self._wait(future, "proposal")
+        except RaftError as error:
+            metrics.proposal_failed(error)
+            raise
         finally:
             self.applier.forget(data, future)
 
@@ -479,8 +488,9 @@ class Driver:
     async def _finish_snapshot(self, job: ForkedJob, index: int) -> Snapshot | None:
         """Wait for the child's bytes, then hand them to the core at the index they show."""
         try:
-            data = await job.result()
-            return await self._call(lambda: self._compact_at(index, data))
+            with metrics.SNAPSHOT_DURATION.time():
+                data = await job.result()
+                return await self._call(lambda: self._compact_at(index, data))
         except (ForkedJobFailed, OSError, DriverStopped) as error:
             _log.warning("snapshot_failed", index=index, error=str(error))
             return None

@@ -1,0 +1,63 @@
+"""The daemon's HTTP listeners: the `[web]` app (loopback by default, the token when set) and
+the optional `[metrics] listen` app that serves only /metrics."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.registry import Collector
+
+from warmd.config import MetricsConfig, WebConfig
+from warmd.errors import ConfigError
+from warmd.web import metrics_route
+from warmd.web.app import create_app
+from warmd.web.server import WebServer
+
+
+class WebListeners:
+    """The started servers; `close()` stops them all."""
+
+    def __init__(self, servers: list[WebServer]) -> None:
+        self.servers = servers
+
+    def port(self, name: str) -> int | None:
+        """The bound port of the listener called `name` ("web" or "metrics"), if running."""
+        return next((server.port for server in self.servers if server.name == name), None)
+
+    async def close(self) -> None:
+        for server in self.servers:
+            with contextlib.suppress(OSError):
+                await server.close()
+
+
+async def start_listeners(web: WebConfig, metrics: MetricsConfig, registry: CollectorRegistry,
+                          loop_collectors: Sequence[Collector] = ()) -> WebListeners:
+    """Start every configured listener, or none; /metrics serves `registry` and the
+    collectors that must run on the event loop (metrics_route.py).
+
+    Raises:
+        ConfigError: an address cannot be bound (in use, not local); nothing is left running.
+    """
+    servers = []
+    if web.enabled:
+        app = create_app(web.token)
+        metrics_route.setup(app, registry, loop_collectors)
+        servers.append(WebServer(app, web.listen, "web"))
+    if metrics.listen is not None:
+        app = create_app()
+        metrics_route.setup(app, registry, loop_collectors)
+        servers.append(WebServer(app, metrics.listen, "metrics"))
+    started = WebListeners([])
+    for server in servers:
+        try:
+            await server.start()
+        except OSError as error:
+            await started.close()
+            await server.close()
+            key = "web.listen" if server.name == "web" else "metrics.listen"
+            raise ConfigError(f"{key} {server.address}: cannot listen: {error.strerror or error}"
+                              ) from None
+        started.servers.append(server)
+    return started
