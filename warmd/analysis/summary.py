@@ -21,7 +21,8 @@ from warmd.analysis.target import Decomposed, PathGeneraliser
 from warmd.analysis.target_memo import TargetInfo, TargetMemo, date_ordinal
 
 __all__ = ["EPOCH_ORDINAL", "SeriesStats", "SlotStats", "Summary", "SummaryConfig",
-           "TemplateStats", "date_ordinal", "date_token", "summarise"]
+           "TemplateStats", "date_ordinal", "date_token", "local_offsets", "log_zone_h",
+           "summarise"]
 
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 CLIENT_SAMPLE = 8
@@ -54,11 +55,14 @@ class SlotStats:
     clients: DistinctCount = field(default_factory=lambda: DistinctCount(64))
     sampled_values: DistinctCount = field(default_factory=lambda: DistinctCount(64))
     types: Counter[str] = field(default_factory=Counter)
-    date_offsets: Counter[int] = field(default_factory=Counter)
+    # (UTC hour of the request, value date - UTC request date): the hour lets the diagnosis
+    # find the log's own time zone, in which the offset is one number (see local_offsets).
+    date_offsets: Counter[tuple[int, int]] = field(default_factory=Counter)
     count: int = 0
     sampled_rows: int = 0
     increases: int = 0
     decreases: int = 0
+    time_like: int = 0  # requests whose value is an epoch time within a day of the request
 
     def merge(self, other: SlotStats) -> None:
         """Fold in the same slot's statistics from another summary."""
@@ -73,6 +77,7 @@ class SlotStats:
         self.sampled_rows += other.sampled_rows
         self.increases += other.increases
         self.decreases += other.decreases
+        self.time_like += other.time_like
 
 
 @dataclass
@@ -273,6 +278,8 @@ class Summary:
             slot.values.add(value, count, count, last_s)
             slot.types[kind] += count
             slot.distinct.add_hash(value_hash)
+            if kind == "int" and len(value) in EPOCH_SCALES and is_request_time(value, last_s):
+                slot.time_like += count
         if "int" in info.kinds:
             self._add_series(info, stats, first_s, last_s, count)
 
@@ -305,7 +312,8 @@ class Summary:
         for position, ordinal in enumerate(info.ordinals):
             if ordinal is not None:
                 offset = max(-400, min(400, ordinal - (day + EPOCH_ORDINAL)))
-                stats.slots[info.parts.template.slot_names[position]].date_offsets[offset] += count
+                slot_offsets = stats.slots[info.parts.template.slot_names[position]].date_offsets
+                slot_offsets[(hour % 24, offset)] += count
                 tokens[position] = date_token(info.parts.values[position], offset)
         if stats.date_keys is None:
             stats.date_keys = HeavyHitters(self.config.requests_capacity // 4 + 1)
@@ -460,10 +468,43 @@ class Summary:
         return decayed * math.log(2) / self.config.half_life_s
 
 
+ZONES_H = range(-12, 15)  # UTC-12 .. UTC+14
+
+
+def local_offsets(offsets: Counter[tuple[int, int]], zone_h: int) -> Counter[int]:
+    """Offsets of value dates from the request's date in the zone UTC+`zone_h`."""
+    local: Counter[int] = Counter()
+    for (hour, offset), count in offsets.items():
+        local_hour = hour + zone_h
+        local[offset - (local_hour >= 24) + (local_hour < 0)] += count
+    return local
+
+
+def log_zone_h(offsets: Counter[tuple[int, int]]) -> int:
+    """The whole-hour zone in which the date values sit at the most consistent offset from
+    the request's date: a report asking for "yesterday" asks for yesterday in the service's
+    zone, and in any other zone its offset jumps at some hour. Ties go to the zone nearest
+    UTC; no dates: UTC."""
+    def consistency(zone_h: int) -> tuple[int, int]:
+        counts = local_offsets(offsets, zone_h)
+        return (max(counts.values(), default=0), -abs(zone_h))
+    return max(ZONES_H, key=consistency)
+
+
 def _scaled(sketch: HeavyHitters, factor: float) -> HeavyHitters:
     if factor != 1.0:
         sketch.scale(factor)
     return sketch
+
+
+EPOCH_SCALES = {10: 1, 13: 1_000, 16: 1_000_000}  # digits -> units per second (s, ms, µs)
+
+
+def is_request_time(value: str, request_s: float) -> bool:
+    """True when `value` (digits) is an epoch time in s, ms or µs within a day of the
+    request: a cache-buster or client timestamp, never a key worth warming."""
+    scale = EPOCH_SCALES.get(len(value))
+    return scale is not None and abs(int(value) / scale - request_s) <= 86_400
 
 
 def _is_int(value: str) -> bool:

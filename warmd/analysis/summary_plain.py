@@ -111,7 +111,8 @@ def _slot_plain(slot: SlotStats) -> dict[str, Any]:
             "sampled_values": _distinct_plain(slot.sampled_values),
             "types": _counter_plain(slot.types), "date_offsets": _counter_plain(slot.date_offsets),
             "count": slot.count, "sampled_rows": slot.sampled_rows,
-            "increases": slot.increases, "decreases": slot.decreases}
+            "increases": slot.increases, "decreases": slot.decreases,
+            "time_like": slot.time_like}
 
 
 def _series_plain(series: SeriesStats) -> dict[str, Any]:
@@ -284,8 +285,12 @@ def _str_key(value: Any, where: str) -> str:
     return _str(value, where)
 
 
-def _int_key(value: Any, where: str) -> int:
-    return _int(value, where, minimum=None)
+def _hour_offset_key(value: Any, where: str) -> tuple[int, int]:
+    hour, offset = (_int(item, f"{where}[{n}]", minimum=None)
+                    for n, item in enumerate(_list(value, where, 2)))
+    if not 0 <= hour < 24 or not -400 <= offset <= 400:
+        raise _fail(where, f"hour {hour} or offset {offset} out of range")
+    return hour, offset
 
 
 def _int_tuple_key(value: Any, where: str) -> tuple[int, ...]:
@@ -407,12 +412,13 @@ def _date_key(value: Any, where: str, length: int) -> tuple[str, ...]:
 
 
 _SLOT_FIELDS = ("values", "distinct", "pairs_with_client", "clients", "sampled_values",
-                "types", "date_offsets", "count", "sampled_rows", "increases", "decreases")
+                "types", "date_offsets", "count", "sampled_rows", "increases", "decreases",
+                "time_like")
 
 
 def _slot_from(plain: Any, where: str) -> SlotStats:
     (values, distinct, pairs_with_client, clients, sampled_values, types, date_offsets, count,
-     sampled_rows, increases, decreases) = _fields(plain, where, _SLOT_FIELDS)
+     sampled_rows, increases, decreases, time_like) = _fields(plain, where, _SLOT_FIELDS)
     return SlotStats(
         values=_heavy_from(values, f"{where}.values", _str_key),
         distinct=_distinct_from(distinct, f"{where}.distinct", _SLOT_KS["distinct"]),
@@ -422,11 +428,12 @@ def _slot_from(plain: Any, where: str) -> SlotStats:
         sampled_values=_distinct_from(sampled_values, f"{where}.sampled_values",
                                       _SLOT_KS["sampled_values"]),
         types=_counter_from(types, f"{where}.types", _str_key),
-        date_offsets=_counter_from(date_offsets, f"{where}.date_offsets", _int_key),
+        date_offsets=_counter_from(date_offsets, f"{where}.date_offsets", _hour_offset_key),
         count=_int(count, f"{where}.count"),
         sampled_rows=_int(sampled_rows, f"{where}.sampled_rows"),
         increases=_int(increases, f"{where}.increases"),
-        decreases=_int(decreases, f"{where}.decreases"))
+        decreases=_int(decreases, f"{where}.decreases"),
+        time_like=_int(time_like, f"{where}.time_like"))
 
 
 def _all_series_from(plain: Any, templates: dict[str, TemplateStats]

@@ -203,7 +203,6 @@ def _first_use_s(expected_hits: float, horizon_s: float) -> float:
 
 def _date_relative(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at_s: float,
                    horizon_s: float, config: EngineConfig) -> Iterator[Prediction]:
-    days = _days_in_window(at_s, horizon_s)
     for pattern, stats in summary.templates.items():
         diagnosis = diagnoses[pattern]
         if stats.date_keys is None or diagnosis.never_warm or \
@@ -211,11 +210,13 @@ def _date_relative(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at
             continue
         template = stats.decomposed_example.template
         factor = time_of_day_factor(stats, at_s, horizon_s, config.profile_prior)
-        forced = _forced_date_tokens(template, diagnosis)
+        zone_h = _zone_h(template, diagnosis)
+        days = _days_in_window(at_s + zone_h * 3600, horizon_s)
+        rates: dict[tuple[str, ...], float] = {}
         for tokens, entry in stats.date_keys:
-            rate = summary.expected_rate_per_s(entry.weight, at_s)
-            tokens = tuple(forced.get(i, token) if str(token).startswith("{date:") else token
-                           for i, token in enumerate(tokens))  # type: ignore[union-attr]
+            local = _local_tokens(tokens, template, diagnosis)  # type: ignore[arg-type]
+            rates[local] = rates.get(local, 0.0) + summary.expected_rate_per_s(entry.weight, at_s)
+        for tokens, rate in rates.items():
             for ordinal, overlap_s in days:
                 values = tuple(_instantiate(token, ordinal) for token in tokens)
                 target = cache_target(template.slot_names, values, diagnosis,
@@ -225,15 +226,39 @@ def _date_relative(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at
                                  _source_label(diagnosis, "date-relative"), pattern)
 
 
-def _forced_date_tokens(template: Template, diagnosis: TemplateDiagnosis) -> dict[int, str]:
-    """Slot position -> date token for slots whose offset a rule fixes (`param day
-    date-relative offset=+2d`): the rule's offset and format replace the measured ones."""
-    forced = {}
+def _zone_h(template: Template, diagnosis: TemplateDiagnosis) -> int:
+    """The log's zone as the template's first date-relative slot measured it."""
+    for name in template.slot_names:
+        slot = diagnosis.slots.get(name)
+        if slot is not None and slot.param_class is ParamClass.DATE_RELATIVE:
+            return slot.zone_h
+    return 0
+
+
+def _local_tokens(tokens: tuple[str, ...], template: Template,
+                  diagnosis: TemplateDiagnosis) -> tuple[str, ...]:
+    """Date tokens with their offsets counted in the log's zone.
+
+    Tokens hold the offset from the request's UTC date. In a zone ahead of UTC a request
+    late in the UTC day is already on the next local day, so its UTC offset is one more than
+    the local one (one less behind UTC): both twins of the diagnosed local offset become it.
+    A rule's offset (`date-relative offset=+2d`) replaces the measured one.
+    """
+    out = list(tokens)
     for position, name in enumerate(template.slot_names):
         slot = diagnosis.slots.get(name)
-        if slot is not None and slot.overridden and slot.date_offset_days is not None:
-            forced[position] = f"{{date:{slot.date_offset_days:+d}:{slot.date_format or '%Y-%m-%d'}}}"
-    return forced
+        token = tokens[position]
+        if slot is None or not str(token).startswith("{date:") or slot.date_offset_days is None:
+            continue
+        layout = token[6:-1].split(":", 1)[1]
+        offset = int(token[6:-1].split(":", 1)[0])
+        twin = slot.date_offset_days + (slot.zone_h > 0) - (slot.zone_h < 0)
+        if slot.overridden:
+            offset, layout = slot.date_offset_days, slot.date_format or "%Y-%m-%d"
+        elif offset in (slot.date_offset_days, twin):
+            offset = slot.date_offset_days
+        out[position] = f"{{date:{offset:+d}:{layout}}}"
+    return tuple(out)
 
 
 def _days_in_window(at_s: float, horizon_s: float) -> list[tuple[int, float]]:
