@@ -28,6 +28,10 @@ EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 CLIENT_SAMPLE = 8
 DATE_FORMATS = {8: "%Y%m%d", 10: "%Y-%m-%d"}
 _RESCALE_EXPONENT = 400.0
+# Per-hour request counts of the latest two days: what the self-backtest replays (the same
+# hours yesterday, and the day before them for the naive candidates). Bounded: 48 sketches.
+WINDOW_HOURS = 48
+WINDOW_CAPACITY = 1_024
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,7 @@ class Summary:
         self.last_s = -math.inf
         self.landmark_s: float | None = None
         self.dropped_templates = 0
+        self.windows: dict[int, HeavyHitters] = {}  # epoch hour -> requests per key
         self._bot = re.compile(self.config.bot_pattern) if self.config.bot_pattern else None
         self._bot_cache: dict[str, bool] = {}
         self._memo = TargetMemo()
@@ -219,6 +224,7 @@ class Summary:
         for target in sorted(first_s, key=last_s.__getitem__):
             self._add_target(infos[target], counts[target], first_s[target], last_s[target])
         self._add_hours(per_hour, infos, last_s)
+        self._trim_windows()
         sample = slice(None, None, CLIENT_SAMPLE)
         self._add_clients(infos, targets[sample], clients[sample])
 
@@ -290,6 +296,9 @@ class Summary:
         it may move the landmark)."""
         for hour, hour_counts in per_hour:
             weight = None
+            window = self.windows.get(hour)
+            if window is None:
+                window = self.windows[hour] = HeavyHitters(WINDOW_CAPACITY)
             for target, count in hour_counts.items():
                 info = infos[target]
                 stats = self.templates.get(info.pattern)
@@ -297,6 +306,7 @@ class Summary:
                     if weight is None:
                         weight = self.decay_weight(hour * 3600 + 1800)
                     self._add_hour(stats, info, hour, count, count * weight, last_s[target])
+                    window.add(info.key, count, count, last_s[target])
 
     def _add_hour(self, stats: TemplateStats, info: TargetInfo, hour: int, count: int,
                   weight: float, last_s: float) -> None:
@@ -318,6 +328,13 @@ class Summary:
         if stats.date_keys is None:
             stats.date_keys = HeavyHitters(self.config.requests_capacity // 4 + 1)
         stats.date_keys.add(tuple(tokens), weight, count, last_s)
+
+    def _trim_windows(self) -> None:
+        """Keep the per-hour counts of the latest WINDOW_HOURS hours only."""
+        if len(self.windows) > WINDOW_HOURS:
+            latest = max(self.windows)
+            for hour in [h for h in self.windows if h <= latest - WINDOW_HOURS]:
+                del self.windows[hour]
 
     def _add_clients(self, infos: dict[str, TargetInfo], targets: list[str],
                      clients: list[str]) -> None:
@@ -447,6 +464,12 @@ class Summary:
             self._evict_series()
         while len(self.templates) > self.config.max_templates:
             self._evict_templates()
+        for hour, window in sorted(other.windows.items()):
+            if hour in self.windows:
+                self.windows[hour].merge(window)
+            else:
+                self.windows[hour] = window
+        self._trim_windows()
         self.generaliser.generalised |= other.generaliser.generalised
         self._merge_counts(other)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from warmd.analysis.sketch import Counted, DistinctCount, HeavyHitters
 from warmd.analysis.summary import (
+    WINDOW_HOURS,
     SeriesStats,
     SlotStats,
     Summary,
@@ -65,6 +66,7 @@ def summary_to_plain(summary: Summary) -> dict[str, Any]:
         "series": [[pattern, list(label), _series_plain(series)]
                    for (pattern, label), series in summary.series.items()],
         "generaliser": _generaliser_plain(summary.generaliser),
+        "windows": [[hour, _heavy_plain(window)] for hour, window in summary.windows.items()],
     }
 
 
@@ -212,7 +214,7 @@ def _pairs(value: Any, where: str) -> list[list[Any]]:
 
 _SUMMARY_FIELDS = ("config", "lines", "malformed", "malformed_samples", "excluded", "first_s",
                    "last_s", "landmark_s", "dropped_templates", "requests", "templates",
-                   "series", "generaliser")
+                   "series", "generaliser", "windows")
 
 
 def summary_from_plain(plain: Any) -> Summary:
@@ -223,7 +225,8 @@ def summary_from_plain(plain: Any) -> Summary:
         PlainFormError: a missing or unknown field, or a value of the wrong type or range.
     """
     (config, lines, malformed, samples, excluded, first_s, last_s, landmark_s, dropped,
-     requests, templates, series, generaliser) = _fields(plain, "summary", _SUMMARY_FIELDS)
+     requests, templates, series, generaliser, windows) = _fields(plain, "summary",
+                                                                  _SUMMARY_FIELDS)
     summary = Summary(_config_from(config))
     summary.lines = _int(lines, "lines")
     summary.malformed = _int(malformed, "malformed")
@@ -237,8 +240,22 @@ def summary_from_plain(plain: Any) -> Summary:
     summary.generaliser = _generaliser_from(generaliser)
     summary.templates = _templates_from(templates, frozenset(summary.generaliser.generalised))
     summary.series = _all_series_from(series, summary.templates)
+    summary.windows = _windows_from(windows)
     _check_landmark(summary)
     return summary
+
+
+def _windows_from(plain: Any) -> dict[int, HeavyHitters]:
+    windows: dict[int, HeavyHitters] = {}
+    pairs = _pairs(plain, "windows")
+    if len(pairs) > WINDOW_HOURS:
+        raise _fail("windows", f"{len(pairs)} hours, at most {WINDOW_HOURS}")
+    for n, (hour, window) in enumerate(pairs):
+        hour = _int(hour, f"windows[{n}].hour", minimum=None)
+        if hour in windows:
+            raise _fail(f"windows[{n}]", f"repeated hour {hour}")
+        windows[hour] = _heavy_from(window, f"windows[{n}].sketch", _str_key)
+    return windows
 
 
 def _check_landmark(summary: Summary) -> None:

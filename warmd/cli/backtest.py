@@ -15,6 +15,8 @@ from warmd.errors import ConfigError
 from warmd.rules.apply import make_plan, predict_with_rules, select_records, summarise_selected
 from warmd.rules.backtest import BacktestReport, Predictor, backtest
 from warmd.rules.compiled import CompiledRuleSet
+from warmd.rules.engine import rank
+from warmd.rules.ranking import CANDIDATES, TemplateShare
 from warmd.rules.tree import Overrides
 from warmd.runtime.analysis_worker import read_records, summarise_records
 
@@ -63,10 +65,14 @@ def _backtest(args: argparse.Namespace) -> int:
     horizon_s = parse_duration_s(args.horizon) if args.horizon else None
     predictor, overrides = _rule_predictor(ruleset, history) if ruleset else (None, None)
     report = backtest(summary, history, future, args.capacity, horizon_s, overrides, predictor)
+    window_s = horizon_s or max(3600.0, future[-1].time_s - split_s)
+    shares = [] if ruleset else rank(summary, split_s, window_s, args.capacity)[1]
     if args.json:
-        print(json.dumps({"split": iso(split_s), **asdict(report)}, indent=2))
+        print(json.dumps({"split": iso(split_s), **asdict(report),
+                          "templates": [asdict(share) for share in shares]}, indent=2))
     else:
         print(render_text(report, split_s))
+        print(render_shares(shares))
     return 0
 
 
@@ -84,6 +90,24 @@ def _rule_predictor(ruleset: CompiledRuleSet, history: list[Record]
         return [p.target for p in predict_with_rules(summary, plan, at_s, window_s, budget)]
 
     return predictor, plan.overrides
+
+
+def render_shares(shares: list[TemplateShare]) -> str:
+    """The self-backtest's decision per template: winner, budget share, hits per key."""
+    if not shares:
+        return ("self-backtest: not run (rules plan their templates, or the history holds "
+                "no same window yesterday)")
+    lines = ["self-backtest on the same window yesterday, per template "
+             "(misses saved by the share: replayed, or * expected):",
+             f"{'template':<58}{'winner':>12}{'keys':>7}{'share':>7}{'per key':>9}  "
+             "class/last_day/decayed/same_window"]
+    total = sum(share.keys for share in shares) or 1
+    for share in shares:
+        mark = "" if share.measured else "*"
+        by_name = "/".join(f"{share.curves.get(name, 0.0):.1f}" for name in CANDIDATES)
+        lines.append(f"{share.template[:57]:<58}{share.winner:>12}{share.keys:>7}"
+                     f"{share.keys / total:>7.1%}{share.hits_per_key:>8.3f}{mark:1}  {by_name}")
+    return "\n".join(lines)
 
 
 def render_text(report: BacktestReport, split_s: float) -> str:

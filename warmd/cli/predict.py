@@ -7,11 +7,12 @@ import os
 import sys
 
 from warmd.cli.analyze import add_format_argument, parse_duration_s, parse_instant_s
+from warmd.cli.backtest import render_shares
 from warmd.cli.progress import Progress
 from warmd.cli.rules import add_rule_arguments, load_rule_files
 from warmd.errors import ConfigError
 from warmd.rules.apply import predict_records
-from warmd.rules.engine import Prediction, predict
+from warmd.rules.engine import Prediction, rank
 from warmd.runtime.analysis_worker import read_records, summarise_records
 
 
@@ -26,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_format_argument(parser)
     add_rule_arguments(parser)
     parser.add_argument("--explain", action="store_true",
-                        help="append expected hits and source after a tab")
+                        help="append score, expected hits and source after tabs; the "
+                             "self-backtest's table per template goes to stderr")
     parser.set_defaults(handler=_predict)
 
 
@@ -47,7 +49,9 @@ def _predict(args: argparse.Namespace) -> int:
     if ruleset is None:
         summary = summarise_records(history, malformed=parsed.malformed,
                                     samples=parsed.malformed_samples)
-        predictions = predict(summary, at_s, horizon_s, args.budget)
+        predictions, shares = rank(summary, at_s, horizon_s, args.budget)
+        if args.explain:
+            print(render_shares(shares), file=sys.stderr)
     else:
         predictions, selected = predict_records(ruleset, history, at_s, horizon_s, args.budget)
         print(f"rules: {len(selected.records):,} requests selected, {selected.unmatched:,} "
