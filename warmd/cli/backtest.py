@@ -100,12 +100,14 @@ def render_shares(shares: list[TemplateShare]) -> str:
     lines = ["self-backtest on the same window yesterday, per template "
              "(misses saved by the share: replayed, or * expected):",
              f"{'template':<58}{'winner':>12}{'keys':>7}{'share':>7}{'per key':>9}  "
-             "class/last_day/decayed/same_window"]
+             "class/last_day/decayed/same_window/frequent"]
     total = sum(share.keys for share in shares) or 1
     for share in shares:
         mark = "" if share.measured else "*"
         by_name = "/".join(f"{share.curves.get(name, 0.0):.1f}" for name in CANDIDATES)
-        lines.append(f"{share.template[:57]:<58}{share.winner:>12}{share.keys:>7}"
+        name = share.template if len(share.template) <= 57 else \
+            share.template[:27] + "..." + share.template[-27:]
+        lines.append(f"{name:<58}{share.winner:>12}{share.keys:>7}"
                      f"{share.keys / total:>7.1%}{share.hits_per_key:>8.3f}{mark:1}  {by_name}")
     return "\n".join(lines)
 

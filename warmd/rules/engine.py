@@ -137,6 +137,10 @@ def _backtested(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
     curves = ranking.measured_curves(replay, class_then, diagnoses,
                                      lambda key: template_of.get(key, ""), half_life_s,
                                      _cache_lifetime_s(summary, at_s, budget))
+    asked = ranking.evidence(replay, lambda key: template_of.get(key, ""))
+    for template, by_name in curves.items():
+        prior = _expected_curve([index[target].score for target in class_now.get(template, [])])
+        curves[template] = ranking.shrunk(by_name, prior, asked.get(template, 0))
     measured = set(curves)
     for template, targets in class_now.items():
         classes = diagnoses[template].classes()

@@ -9,12 +9,14 @@ at at - 24h, template by template:
 * `last_day`: the template's most requested keys of the 24 hours before;
 * `decayed`: the same hours, weighted by forward decay (half-life of the summary);
 * `same_window`: the keys asked in the same hours the day before;
+* `frequent`: the keys most requested over the whole history (what a long-lived cache holds);
 * advancing series (`sequence`) cannot be replayed from a summary (it keeps their latest
   position only): their extension is valued at its own expected hits.
 
 A warmed key saves a miss when it is asked for at all in the window, so a candidate's
 measurement is, per rank, whether its key was asked (hits per key). Each template's best
-curve over the candidates (its envelope) is made concave and the budget is split across the
+curve over the candidates (its envelope; each curve drawn towards the class's expected
+curve as much as the template's measurement is thin) is made concave and the budget is split across the
 templates by marginal gain, the steepest segments first: on the replayed window the split is
 never below any single candidate at the same budget. Each template then warms the keys of
 the candidate that won at its share, as that candidate ranks them now. The same hours of
@@ -32,7 +34,8 @@ from warmd.analysis.summary import Summary
 from warmd.rules.tree import ParamClass, TemplateDiagnosis
 
 DAY_S = 86_400
-CANDIDATES = ("class", "last_day", "decayed", "same_window")
+EVIDENCE_KEYS = 20  # keys asked in the replayed window at which a measurement counts half
+CANDIDATES = ("class", "last_day", "decayed", "same_window", "frequent")
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,14 @@ class Replay:
     at_s: float
     horizon_s: float
     hours: Mapping[int, Mapping[str, int]]
+    totals: Mapping[str, int]  # requests per key over the whole history, as of at_s
+
+    def totals_before(self, start_s: float) -> dict[str, int]:
+        """Requests per key over the whole history before `start_s` (hours of the summary
+        after it taken off)."""
+        later = self.counts(start_s, self.at_s)
+        return {key: count - later.get(key, 0) for key, count in self.totals.items()
+                if count > later.get(key, 0)}
 
     def counts(self, start_s: float, end_s: float) -> dict[str, int]:
         """Requests per key in [start_s, end_s) at hour granularity."""
@@ -106,7 +117,11 @@ def replay_of(summary: Summary, at_s: float, horizon_s: float,
             cache_key = key_of(str(key))
             counts[cache_key] = counts.get(cache_key, 0) + entry.count
         mapped[hour] = counts
-    return Replay(at_s, horizon_s, mapped)
+    totals: dict[str, int] = {}
+    for key, entry in summary.requests:
+        cache_key = key_of(str(key))
+        totals[cache_key] = totals.get(cache_key, 0) + entry.count
+    return Replay(at_s, horizon_s, mapped, totals)
 
 
 def ranked(scores: Mapping[str, float]) -> list[str]:
@@ -120,7 +135,8 @@ def naive_lists(replay: Replay, at_s: float, horizon_s: float,
     horizon_s = min(horizon_s, DAY_S)
     return {"last_day": ranked(replay.counts(at_s - DAY_S, at_s)),
             "decayed": ranked(replay.decayed(at_s - 2 * DAY_S, at_s, half_life_s)),
-            "same_window": ranked(replay.counts(at_s - DAY_S, at_s - DAY_S + horizon_s))}
+            "same_window": ranked(replay.counts(at_s - DAY_S, at_s - DAY_S + horizon_s)),
+            "frequent": ranked(replay.totals_before(at_s))}
 
 
 def by_template(keys: Iterable[str], template_of: Callable[[str], str]) -> dict[str, list[str]]:
@@ -214,4 +230,28 @@ def measured_curves(replay: Replay, class_lists: Mapping[str, Sequence[str]],
         else:
             curves["class"] = curves["decayed"]  # a recurring class ranks by decayed weight
         out[template] = curves
+    return out
+
+
+def evidence(replay: Replay, template_of: Callable[[str], str]) -> dict[str, int]:
+    """Per template, the distinct keys asked in the replayed window (yesterday's)."""
+    then_s = replay.at_s - DAY_S
+    out: dict[str, int] = {}
+    for key in replay.counts(then_s, then_s + min(replay.horizon_s, DAY_S)):
+        template = template_of(key)
+        out[template] = out.get(template, 0) + 1
+    return out
+
+
+def shrunk(curves: Mapping[str, Sequence[float]], prior: Sequence[float],
+           asked: int) -> dict[str, list[float]]:
+    """Each measured curve drawn towards the class's expected curve (`prior`) as much as
+    the measurement is thin: weight asked / (asked + EVIDENCE_KEYS) on the measurement. One
+    day of a template with three keys asked says little; one with three hundred says a lot."""
+    weight = asked / (asked + EVIDENCE_KEYS)
+    out = {}
+    for name, curve in curves.items():
+        length = max(len(curve), len(prior))
+        out[name] = [weight * curve[min(n, len(curve) - 1)]
+                     + (1 - weight) * prior[min(n, len(prior) - 1)] for n in range(length)]
     return out
