@@ -169,7 +169,7 @@ def _assemble(index: dict[str, Prediction], curves: dict[str, dict[str, list]],
         by_name = curves[template]
         at_share = {name: curve[min(keys, len(curve) - 1)] for name, curve in by_name.items()}
         winner = max(ranking.CANDIDATES, key=lambda name: at_share.get(name, -1.0))
-        gain = at_share[winner] / keys
+        gains = ranking.gains_by_rank(by_name[winner], keys)
         order = [winner, *[name for name in ranking.CANDIDATES if name != winner]]
         taken = 0
         for name in order:
@@ -178,8 +178,8 @@ def _assemble(index: dict[str, Prediction], curves: dict[str, dict[str, list]],
                     break
                 if target in chosen:
                     continue
-                chosen[target] = _backtested_prediction(index, target, template, name, gain,
-                                                        taken)
+                chosen[target] = _backtested_prediction(index, target, template, name,
+                                                        gains[taken], taken)
                 taken += 1
         decisions.append(ranking.TemplateShare(
             template, winner, taken, at_share[winner], template in measured,
@@ -195,8 +195,8 @@ def _assemble(index: dict[str, Prediction], curves: dict[str, dict[str, list]],
 
 def _backtested_prediction(index: dict[str, Prediction], target: str, template: str,
                            candidate: str, gain: float, rank_in_share: int) -> Prediction:
-    """A key of a template's share; its score is the share's measured gain per key (ties
-    broken by rank within the share), its source names the candidate that won."""
+    """A key of a template's share; its score is the measured gain per key of the winner's
+    hull at its rank (ties broken by rank), its source names the candidate that won."""
     known = index.get(target)
     score = gain * (1.0 - 1e-6 * rank_in_share)
     if known is not None and candidate == "class":

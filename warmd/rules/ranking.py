@@ -178,6 +178,16 @@ def _turns_up(a: tuple[int, float], b: tuple[int, float], c: tuple[int, float]) 
     return (b[1] - a[1]) * (c[0] - a[0]) <= (c[1] - a[1]) * (b[0] - a[0])
 
 
+def gains_by_rank(curve: Sequence[float], keys: int) -> list[float]:
+    """Per rank below `keys`, the gain per key of the concave hull segment holding it (the
+    hottest keys of a template come first in the warm set, as its measurement says)."""
+    gains = [0.0] * keys
+    for (n0, v0), (n1, v1) in pairwise(concave_hull(curve)):
+        for rank in range(n0, min(n1, keys)):
+            gains[rank] = (v1 - v0) / (n1 - n0)
+    return gains
+
+
 def envelope(curves: Mapping[str, Sequence[float]]) -> list[float]:
     """Per n, the best candidate's value (the longest curve's length)."""
     length = max(len(curve) for curve in curves.values())
