@@ -11,12 +11,12 @@ from warmd.analysis.formats import Record
 from warmd.cli.analyze import add_format_argument, iso, parse_duration_s, parse_instant_s
 from warmd.cli.progress import Progress
 from warmd.cli.rules import add_rule_arguments, load_rule_files
+from warmd.cli.shares_view import render_shares
 from warmd.errors import ConfigError
 from warmd.rules.apply import make_plan, predict_with_rules, select_records, summarise_selected
 from warmd.rules.backtest import BacktestReport, Predictor, backtest
 from warmd.rules.compiled import CompiledRuleSet
 from warmd.rules.engine import rank
-from warmd.rules.ranking import CANDIDATES, TemplateShare
 from warmd.rules.tree import Overrides
 from warmd.runtime.analysis_worker import read_records, summarise_records
 
@@ -90,26 +90,6 @@ def _rule_predictor(ruleset: CompiledRuleSet, history: list[Record]
         return [p.target for p in predict_with_rules(summary, plan, at_s, window_s, budget)]
 
     return predictor, plan.overrides
-
-
-def render_shares(shares: list[TemplateShare]) -> str:
-    """The self-backtest's decision per template: winner, budget share, hits per key."""
-    if not shares:
-        return ("self-backtest: not run (rules plan their templates, or the history holds "
-                "no same window yesterday)")
-    lines = ["self-backtest on the same window yesterday, per template "
-             "(misses saved by the share: replayed, or * expected):",
-             f"{'template':<58}{'winner':>12}{'keys':>7}{'share':>7}{'per key':>9}  "
-             "class/last_day/decayed/same_window/frequent"]
-    total = sum(share.keys for share in shares) or 1
-    for share in shares:
-        mark = "" if share.measured else "*"
-        by_name = "/".join(f"{share.curves.get(name, 0.0):.1f}" for name in CANDIDATES)
-        name = share.template if len(share.template) <= 57 else \
-            share.template[:27] + "..." + share.template[-27:]
-        lines.append(f"{name:<58}{share.winner:>12}{share.keys:>7}"
-                     f"{share.keys / total:>7.1%}{share.hits_per_key:>8.3f}{mark:1}  {by_name}")
-    return "\n".join(lines)
 
 
 def render_text(report: BacktestReport, split_s: float) -> str:

@@ -10,9 +10,9 @@ from itertools import islice
 from warmd.analysis.formats import LineParser
 from warmd.analysis.summary import Summary
 from warmd.cli.analyze import add_format_argument, parse_duration_s, parse_instant_s
-from warmd.cli.backtest import render_shares
 from warmd.cli.progress import Progress
 from warmd.cli.rules import add_rule_arguments, load_rule_files
+from warmd.cli.shares_view import render_shares
 from warmd.errors import ConfigError
 from warmd.rules.apply import predict_records
 from warmd.rules.engine import Prediction, rank
