@@ -2,7 +2,7 @@
 
 `cut_log_tail` drops the newest log entries, even synced (acknowledged) ones, keeping
 the term and vote; `wipe_data` empties the directory. Both act only on a stopped node.
-The daemon's own record format (`warmd.runtime.segment`) is used to find the entries.
+The daemon's own record format (`warmd.runtime.node.segment`) is used to find the entries.
 """
 
 from __future__ import annotations

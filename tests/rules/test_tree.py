@@ -54,7 +54,7 @@ def test_evidence_names_test_statistic_and_threshold(
     """The deciding evidence says which test, which statistic and which threshold held."""
     found = diagnoses["/static/app.js?_={}"].slots["_"]
     decisive = found.evidence[-1]
-    assert decisive.test == "every value new" and decisive.held
+    assert decisive.test == "every value new (before sequence)" and decisive.held
     assert decisive.value <= decisive.threshold == 1.25
     assert found.drop_from_key and not found.never_warm
     assert "requests / distinct values" in str(decisive)

@@ -21,12 +21,17 @@ from warmd.analysis.target import Decomposed, PathGeneraliser
 from warmd.analysis.target_memo import TargetInfo, TargetMemo, date_ordinal
 
 __all__ = ["EPOCH_ORDINAL", "SeriesStats", "SlotStats", "Summary", "SummaryConfig",
-           "TemplateStats", "date_ordinal", "date_token", "summarise"]
+           "TemplateStats", "date_ordinal", "date_token", "local_offsets", "log_zone_h",
+           "summarise"]
 
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 CLIENT_SAMPLE = 8
 DATE_FORMATS = {8: "%Y%m%d", 10: "%Y-%m-%d"}
 _RESCALE_EXPONENT = 400.0
+# Per-hour request counts of the latest two days: what the self-backtest replays (the same
+# hours yesterday, and the day before them for the naive candidates). Bounded: 48 sketches.
+WINDOW_HOURS = 48
+WINDOW_CAPACITY = 1_024
 
 
 @dataclass(frozen=True)
@@ -54,11 +59,14 @@ class SlotStats:
     clients: DistinctCount = field(default_factory=lambda: DistinctCount(64))
     sampled_values: DistinctCount = field(default_factory=lambda: DistinctCount(64))
     types: Counter[str] = field(default_factory=Counter)
-    date_offsets: Counter[int] = field(default_factory=Counter)
+    # (UTC hour of the request, value date - UTC request date): the hour lets the diagnosis
+    # find the log's own time zone, in which the offset is one number (see local_offsets).
+    date_offsets: Counter[tuple[int, int]] = field(default_factory=Counter)
     count: int = 0
     sampled_rows: int = 0
     increases: int = 0
     decreases: int = 0
+    time_like: int = 0  # requests whose value is an epoch time within a day of the request
 
     def merge(self, other: SlotStats) -> None:
         """Fold in the same slot's statistics from another summary."""
@@ -73,6 +81,7 @@ class SlotStats:
         self.sampled_rows += other.sampled_rows
         self.increases += other.increases
         self.decreases += other.decreases
+        self.time_like += other.time_like
 
 
 @dataclass
@@ -150,6 +159,7 @@ class Summary:
         self.last_s = -math.inf
         self.landmark_s: float | None = None
         self.dropped_templates = 0
+        self.windows: dict[int, HeavyHitters] = {}  # epoch hour -> requests per key
         self._bot = re.compile(self.config.bot_pattern) if self.config.bot_pattern else None
         self._bot_cache: dict[str, bool] = {}
         self._memo = TargetMemo()
@@ -214,6 +224,7 @@ class Summary:
         for target in sorted(first_s, key=last_s.__getitem__):
             self._add_target(infos[target], counts[target], first_s[target], last_s[target])
         self._add_hours(per_hour, infos, last_s)
+        self._trim_windows()
         sample = slice(None, None, CLIENT_SAMPLE)
         self._add_clients(infos, targets[sample], clients[sample])
 
@@ -273,6 +284,8 @@ class Summary:
             slot.values.add(value, count, count, last_s)
             slot.types[kind] += count
             slot.distinct.add_hash(value_hash)
+            if kind == "int" and len(value) in EPOCH_SCALES and is_request_time(value, last_s):
+                slot.time_like += count
         if "int" in info.kinds:
             self._add_series(info, stats, first_s, last_s, count)
 
@@ -283,6 +296,9 @@ class Summary:
         it may move the landmark)."""
         for hour, hour_counts in per_hour:
             weight = None
+            window = self.windows.get(hour)
+            if window is None:
+                window = self.windows[hour] = HeavyHitters(WINDOW_CAPACITY)
             for target, count in hour_counts.items():
                 info = infos[target]
                 stats = self.templates.get(info.pattern)
@@ -290,6 +306,7 @@ class Summary:
                     if weight is None:
                         weight = self.decay_weight(hour * 3600 + 1800)
                     self._add_hour(stats, info, hour, count, count * weight, last_s[target])
+                    window.add(info.key, count, count, last_s[target])
 
     def _add_hour(self, stats: TemplateStats, info: TargetInfo, hour: int, count: int,
                   weight: float, last_s: float) -> None:
@@ -305,11 +322,19 @@ class Summary:
         for position, ordinal in enumerate(info.ordinals):
             if ordinal is not None:
                 offset = max(-400, min(400, ordinal - (day + EPOCH_ORDINAL)))
-                stats.slots[info.parts.template.slot_names[position]].date_offsets[offset] += count
+                slot_offsets = stats.slots[info.parts.template.slot_names[position]].date_offsets
+                slot_offsets[(hour % 24, offset)] += count
                 tokens[position] = date_token(info.parts.values[position], offset)
         if stats.date_keys is None:
             stats.date_keys = HeavyHitters(self.config.requests_capacity // 4 + 1)
         stats.date_keys.add(tuple(tokens), weight, count, last_s)
+
+    def _trim_windows(self) -> None:
+        """Keep the per-hour counts of the latest WINDOW_HOURS hours only."""
+        if len(self.windows) > WINDOW_HOURS:
+            latest = max(self.windows)
+            for hour in [h for h in self.windows if h <= latest - WINDOW_HOURS]:
+                del self.windows[hour]
 
     def _add_clients(self, infos: dict[str, TargetInfo], targets: list[str],
                      clients: list[str]) -> None:
@@ -439,6 +464,12 @@ class Summary:
             self._evict_series()
         while len(self.templates) > self.config.max_templates:
             self._evict_templates()
+        for hour, window in sorted(other.windows.items()):
+            if hour in self.windows:
+                self.windows[hour].merge(window)
+            else:
+                self.windows[hour] = window
+        self._trim_windows()
         self.generaliser.generalised |= other.generaliser.generalised
         self._merge_counts(other)
 
@@ -460,10 +491,43 @@ class Summary:
         return decayed * math.log(2) / self.config.half_life_s
 
 
+ZONES_H = range(-12, 15)  # UTC-12 .. UTC+14
+
+
+def local_offsets(offsets: Counter[tuple[int, int]], zone_h: int) -> Counter[int]:
+    """Offsets of value dates from the request's date in the zone UTC+`zone_h`."""
+    local: Counter[int] = Counter()
+    for (hour, offset), count in offsets.items():
+        local_hour = hour + zone_h
+        local[offset - (local_hour >= 24) + (local_hour < 0)] += count
+    return local
+
+
+def log_zone_h(offsets: Counter[tuple[int, int]]) -> int:
+    """The whole-hour zone in which the date values sit at the most consistent offset from
+    the request's date: a report asking for "yesterday" asks for yesterday in the service's
+    zone, and in any other zone its offset jumps at some hour. Ties go to the zone nearest
+    UTC; no dates: UTC."""
+    def consistency(zone_h: int) -> tuple[int, int]:
+        counts = local_offsets(offsets, zone_h)
+        return (max(counts.values(), default=0), -abs(zone_h))
+    return max(ZONES_H, key=consistency)
+
+
 def _scaled(sketch: HeavyHitters, factor: float) -> HeavyHitters:
     if factor != 1.0:
         sketch.scale(factor)
     return sketch
+
+
+EPOCH_SCALES = {10: 1, 13: 1_000, 16: 1_000_000}  # digits -> units per second (s, ms, µs)
+
+
+def is_request_time(value: str, request_s: float) -> bool:
+    """True when `value` (digits) is an epoch time in s, ms or µs within a day of the
+    request: a cache-buster or client timestamp, never a key worth warming."""
+    scale = EPOCH_SCALES.get(len(value))
+    return scale is not None and abs(int(value) / scale - request_s) <= 86_400
 
 
 def _is_int(value: str) -> bool:

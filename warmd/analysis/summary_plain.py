@@ -14,6 +14,7 @@ from typing import Any
 
 from warmd.analysis.sketch import Counted, DistinctCount, HeavyHitters
 from warmd.analysis.summary import (
+    WINDOW_HOURS,
     SeriesStats,
     SlotStats,
     Summary,
@@ -65,6 +66,7 @@ def summary_to_plain(summary: Summary) -> dict[str, Any]:
         "series": [[pattern, list(label), _series_plain(series)]
                    for (pattern, label), series in summary.series.items()],
         "generaliser": _generaliser_plain(summary.generaliser),
+        "windows": [[hour, _heavy_plain(window)] for hour, window in summary.windows.items()],
     }
 
 
@@ -111,7 +113,8 @@ def _slot_plain(slot: SlotStats) -> dict[str, Any]:
             "sampled_values": _distinct_plain(slot.sampled_values),
             "types": _counter_plain(slot.types), "date_offsets": _counter_plain(slot.date_offsets),
             "count": slot.count, "sampled_rows": slot.sampled_rows,
-            "increases": slot.increases, "decreases": slot.decreases}
+            "increases": slot.increases, "decreases": slot.decreases,
+            "time_like": slot.time_like}
 
 
 def _series_plain(series: SeriesStats) -> dict[str, Any]:
@@ -211,7 +214,7 @@ def _pairs(value: Any, where: str) -> list[list[Any]]:
 
 _SUMMARY_FIELDS = ("config", "lines", "malformed", "malformed_samples", "excluded", "first_s",
                    "last_s", "landmark_s", "dropped_templates", "requests", "templates",
-                   "series", "generaliser")
+                   "series", "generaliser", "windows")
 
 
 def summary_from_plain(plain: Any) -> Summary:
@@ -222,7 +225,8 @@ def summary_from_plain(plain: Any) -> Summary:
         PlainFormError: a missing or unknown field, or a value of the wrong type or range.
     """
     (config, lines, malformed, samples, excluded, first_s, last_s, landmark_s, dropped,
-     requests, templates, series, generaliser) = _fields(plain, "summary", _SUMMARY_FIELDS)
+     requests, templates, series, generaliser, windows) = _fields(plain, "summary",
+                                                                  _SUMMARY_FIELDS)
     summary = Summary(_config_from(config))
     summary.lines = _int(lines, "lines")
     summary.malformed = _int(malformed, "malformed")
@@ -236,8 +240,22 @@ def summary_from_plain(plain: Any) -> Summary:
     summary.generaliser = _generaliser_from(generaliser)
     summary.templates = _templates_from(templates, frozenset(summary.generaliser.generalised))
     summary.series = _all_series_from(series, summary.templates)
+    summary.windows = _windows_from(windows)
     _check_landmark(summary)
     return summary
+
+
+def _windows_from(plain: Any) -> dict[int, HeavyHitters]:
+    windows: dict[int, HeavyHitters] = {}
+    pairs = _pairs(plain, "windows")
+    if len(pairs) > WINDOW_HOURS:
+        raise _fail("windows", f"{len(pairs)} hours, at most {WINDOW_HOURS}")
+    for n, (hour, window) in enumerate(pairs):
+        hour = _int(hour, f"windows[{n}].hour", minimum=None)
+        if hour in windows:
+            raise _fail(f"windows[{n}]", f"repeated hour {hour}")
+        windows[hour] = _heavy_from(window, f"windows[{n}].sketch", _str_key)
+    return windows
 
 
 def _check_landmark(summary: Summary) -> None:
@@ -284,8 +302,12 @@ def _str_key(value: Any, where: str) -> str:
     return _str(value, where)
 
 
-def _int_key(value: Any, where: str) -> int:
-    return _int(value, where, minimum=None)
+def _hour_offset_key(value: Any, where: str) -> tuple[int, int]:
+    hour, offset = (_int(item, f"{where}[{n}]", minimum=None)
+                    for n, item in enumerate(_list(value, where, 2)))
+    if not 0 <= hour < 24 or not -400 <= offset <= 400:
+        raise _fail(where, f"hour {hour} or offset {offset} out of range")
+    return hour, offset
 
 
 def _int_tuple_key(value: Any, where: str) -> tuple[int, ...]:
@@ -407,12 +429,13 @@ def _date_key(value: Any, where: str, length: int) -> tuple[str, ...]:
 
 
 _SLOT_FIELDS = ("values", "distinct", "pairs_with_client", "clients", "sampled_values",
-                "types", "date_offsets", "count", "sampled_rows", "increases", "decreases")
+                "types", "date_offsets", "count", "sampled_rows", "increases", "decreases",
+                "time_like")
 
 
 def _slot_from(plain: Any, where: str) -> SlotStats:
     (values, distinct, pairs_with_client, clients, sampled_values, types, date_offsets, count,
-     sampled_rows, increases, decreases) = _fields(plain, where, _SLOT_FIELDS)
+     sampled_rows, increases, decreases, time_like) = _fields(plain, where, _SLOT_FIELDS)
     return SlotStats(
         values=_heavy_from(values, f"{where}.values", _str_key),
         distinct=_distinct_from(distinct, f"{where}.distinct", _SLOT_KS["distinct"]),
@@ -422,11 +445,12 @@ def _slot_from(plain: Any, where: str) -> SlotStats:
         sampled_values=_distinct_from(sampled_values, f"{where}.sampled_values",
                                       _SLOT_KS["sampled_values"]),
         types=_counter_from(types, f"{where}.types", _str_key),
-        date_offsets=_counter_from(date_offsets, f"{where}.date_offsets", _int_key),
+        date_offsets=_counter_from(date_offsets, f"{where}.date_offsets", _hour_offset_key),
         count=_int(count, f"{where}.count"),
         sampled_rows=_int(sampled_rows, f"{where}.sampled_rows"),
         increases=_int(increases, f"{where}.increases"),
-        decreases=_int(decreases, f"{where}.decreases"))
+        decreases=_int(decreases, f"{where}.decreases"),
+        time_like=_int(time_like, f"{where}.time_like"))
 
 
 def _all_series_from(plain: Any, templates: dict[str, TemplateStats]

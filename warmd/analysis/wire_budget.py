@@ -56,6 +56,7 @@ def _sizes(plain: Plain) -> dict[str, int]:
             "date_keys": date_keys, "slot_values": values,
             "templates": max(0, _packed_len(plain["templates"]) - date_keys - values),
             "series": _packed_len(plain["series"]),
+            "windows": sum(_packed_len(sketch["items"]) for _hour, sketch in plain["windows"]),
             "generalised": _packed_len(plain["generaliser"]["generalised"])}
 
 
@@ -82,6 +83,12 @@ def _cut_all(field: str) -> Callable[[Plain], bool]:
         results = [_cut_sketch(sketch) for sketch in _sketches(plain, field)]
         return any(results)
     return halve
+
+
+def _cut_windows(plain: Plain) -> bool:
+    """Keep the heavier keys of every hour's counts (the self-backtest's replay)."""
+    results = [_cut_sketch(sketch) for _hour, sketch in plain["windows"]]
+    return any(results)
 
 
 def _recent(entries: list[Any], last_s: Callable[[Any], float]) -> list[Any]:
@@ -123,5 +130,5 @@ def _cut_generalised(plain: Plain) -> bool:
 _SHRINKERS: dict[str, Callable[[Plain], bool]] = {
     "requests": _cut_requests, "date_keys": _cut_all("date_keys"),
     "slot_values": _cut_all("values"), "templates": _cut_templates,
-    "series": _cut_series, "generalised": _cut_generalised,
+    "series": _cut_series, "generalised": _cut_generalised, "windows": _cut_windows,
 }

@@ -7,13 +7,16 @@ import json
 import os
 import re
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from warmd.analysis.formats import TimeParser
 from warmd.analysis.summary import Summary
 from warmd.cli.progress import Progress
+from warmd.cli.shares_view import render_shares
 from warmd.errors import ConfigError
-from warmd.rules.engine import diagnose_all
+from warmd.rules.engine import diagnose_all, rank
+from warmd.rules.ranking import TemplateShare
 from warmd.runtime.ingest.worker import summarise_files
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])\Z")
@@ -65,6 +68,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_format_argument(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    parser.add_argument("--budget", type=int, default=0,
+                        help="also show the self-backtest's split of N keys per template, "
+                             "for the window after the log's end")
+    parser.add_argument("--horizon", default="6h", help="that window (default 6h)")
     parser.set_defaults(handler=_analyze)
 
 
@@ -74,7 +81,14 @@ def _analyze(args: argparse.Namespace) -> int:
                               progress=progress)
     progress.close()
     report = analysis_report(summary)
-    text = json.dumps(report, indent=2) if args.json else render_text(report)
+    shares = _shares(summary, args.budget, args.horizon)
+    if args.json:
+        text = json.dumps({**report, "self_backtest": [asdict(s) for s in shares]}, indent=2) \
+            if args.budget > 0 else json.dumps(report, indent=2)
+    else:
+        text = render_text(report)
+        if args.budget > 0:
+            text += "\n" + render_shares(shares)
     try:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
@@ -82,6 +96,16 @@ def _analyze(args: argparse.Namespace) -> int:
         # `warmd analyze ... | head`: the reader has what it wanted; exit quietly.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     return 0
+
+
+def _shares(summary: Summary, budget: int, horizon: str) -> list[TemplateShare]:
+    """The self-backtest's decision per template at the log's end (none for no budget)."""
+    if budget <= 0 or summary.landmark_s is None:
+        return []
+    horizon_s = parse_duration_s(horizon)
+    if horizon_s <= 0:
+        raise ConfigError("--horizon must be positive")
+    return rank(summary, summary.last_s, horizon_s, budget)[1]
 
 
 def analysis_report(summary: Summary) -> dict:

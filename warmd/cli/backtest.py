@@ -11,10 +11,12 @@ from warmd.analysis.formats import Record
 from warmd.cli.analyze import add_format_argument, iso, parse_duration_s, parse_instant_s
 from warmd.cli.progress import Progress
 from warmd.cli.rules import add_rule_arguments, load_rule_files
+from warmd.cli.shares_view import render_shares
 from warmd.errors import ConfigError
 from warmd.rules.apply import make_plan, predict_with_rules, select_records, summarise_selected
 from warmd.rules.backtest import BacktestReport, Predictor, backtest
 from warmd.rules.compiled import CompiledRuleSet
+from warmd.rules.engine import rank
 from warmd.rules.tree import Overrides
 from warmd.runtime.ingest.worker import read_records, summarise_records
 
@@ -63,10 +65,14 @@ def _backtest(args: argparse.Namespace) -> int:
     horizon_s = parse_duration_s(args.horizon) if args.horizon else None
     predictor, overrides = _rule_predictor(ruleset, history) if ruleset else (None, None)
     report = backtest(summary, history, future, args.capacity, horizon_s, overrides, predictor)
+    window_s = horizon_s or max(3600.0, future[-1].time_s - split_s)
+    shares = [] if ruleset else rank(summary, split_s, window_s, args.capacity)[1]
     if args.json:
-        print(json.dumps({"split": iso(split_s), **asdict(report)}, indent=2))
+        print(json.dumps({"split": iso(split_s), **asdict(report),
+                          "templates": [asdict(share) for share in shares]}, indent=2))
     else:
         print(render_text(report, split_s))
+        print(render_shares(shares))
     return 0
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from itertools import islice
 
+from warmd.analysis.formats import LineParser
+from warmd.analysis.summary import Summary
 from warmd.cli.analyze import add_format_argument, parse_duration_s, parse_instant_s
 from warmd.cli.progress import Progress
 from warmd.cli.rules import add_rule_arguments, load_rule_files
+from warmd.cli.shares_view import render_shares
 from warmd.errors import ConfigError
 from warmd.rules.apply import predict_records
-from warmd.rules.engine import Prediction, predict
-from warmd.runtime.ingest.worker import read_records, summarise_records
+from warmd.rules.engine import Prediction, rank
+from warmd.runtime.ingest.worker import CHUNK_LINES, iter_lines, read_records, resolve_format
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_format_argument(parser)
     add_rule_arguments(parser)
     parser.add_argument("--explain", action="store_true",
-                        help="append expected hits and source after a tab")
+                        help="append score, expected hits and source after tabs; the "
+                             "self-backtest's table per template goes to stderr")
     parser.set_defaults(handler=_predict)
 
 
@@ -37,23 +42,51 @@ def _predict(args: argparse.Namespace) -> int:
     if horizon_s <= 0:
         raise ConfigError("--horizon must be positive")
     ruleset = load_rule_files(args)
-    progress = Progress()
-    parsed = read_records(args.logs, args.log_format, progress=progress)
-    progress.close()
-    if not parsed.records:
-        raise ConfigError("no parsable request in the logs")
-    at_s = parse_instant_s(args.at) if args.at else parsed.records[-1].time_s
-    history = [r for r in parsed.records if r.time_s < at_s] if args.at else parsed.records
+    at_s = parse_instant_s(args.at) if args.at else None
     if ruleset is None:
-        summary = summarise_records(history, malformed=parsed.malformed,
-                                    samples=parsed.malformed_samples)
-        predictions = predict(summary, at_s, horizon_s, args.budget)
+        summary = _summarise_until(args.logs, args.log_format, at_s)
+        predictions, shares = rank(summary, summary.last_s if at_s is None else at_s,
+                                   horizon_s, args.budget)
+        if args.explain:
+            print(render_shares(shares), file=sys.stderr)
     else:
+        progress = Progress()
+        parsed = read_records(args.logs, args.log_format, progress=progress)
+        progress.close()
+        if not parsed.records:
+            raise ConfigError("no parsable request in the logs")
+        at_s = parsed.records[-1].time_s if at_s is None else at_s
+        history = [r for r in parsed.records if r.time_s < at_s] if args.at else parsed.records
         predictions, selected = predict_records(ruleset, history, at_s, horizon_s, args.budget)
         print(f"rules: {len(selected.records):,} requests selected, {selected.unmatched:,} "
               f"matched no rule (never warmed)", file=sys.stderr)
     _write(predictions, args.explain)
     return 0
+
+
+def _summarise_until(paths: list[str], spec: str | None, at_s: float | None) -> Summary:
+    """The summary of the lines before `at_s` (all lines when None), streamed in chunks so
+    memory stays that of the summary, however long the logs.
+
+    Raises:
+        ConfigError: no parsable request in the logs (before `at_s`).
+    """
+    parser = LineParser(resolve_format(paths, spec))
+    summary = Summary()
+    progress = Progress()
+    lines = iter_lines(paths)
+    while chunk := list(islice(lines, CHUNK_LINES)):
+        records = parser.parse_many(chunk)
+        summary.add_records(records if at_s is None else
+                            [r for r in records if r.time_s < at_s])
+        progress(len(chunk))
+    progress.close()
+    if summary.lines == 0:
+        raise ConfigError("no parsable request in the logs" +
+                          ("" if at_s is None else " before --at"))
+    summary.malformed = parser.malformed
+    summary.malformed_samples = list(parser.malformed_samples[:5])
+    return summary
 
 
 def _write(predictions: list[Prediction], explain: bool) -> None:

@@ -138,11 +138,13 @@ def predict_with_rules(summary: Summary, plan: RulePlan, at_s: float, horizon_s:
     is asked for more candidates (doubling) until the budget fills or none are left.
     """
     if budget <= 0:
-        return predict(summary, at_s, horizon_s, budget, plan.overrides, config)
+        return predict(summary, at_s, horizon_s, budget, plan.overrides, config,
+                       self_backtest=False)
     caps = rule_caps(plan.ruleset, budget)
     asked = budget
     while True:
-        ranked = predict(summary, at_s, horizon_s, asked, plan.overrides, config)
+        ranked = predict(summary, at_s, horizon_s, asked, plan.overrides, config,
+                         self_backtest=False)  # the rules plan their templates
         kept: list[Prediction] = []
         used: Counter[str] = Counter()
         for prediction in ranked:

@@ -15,6 +15,8 @@ from datetime import date
 
 from warmd.analysis.summary import EPOCH_ORDINAL, SeriesStats, Summary, TemplateStats
 from warmd.analysis.target import Decomposed, Template
+from warmd.rules import ranking
+from warmd.rules.ranking import TemplateShare
 from warmd.rules.tree import (
     Diagnosis,
     Overrides,
@@ -59,19 +61,41 @@ def diagnose_all(summary: Summary, overrides: Overrides | None = None,
 
 
 def predict(summary: Summary, at_s: float, horizon_s: float, budget: int,
-            overrides: Overrides | None = None,
-            config: EngineConfig | None = None) -> list[Prediction]:
+            overrides: Overrides | None = None, config: EngineConfig | None = None,
+            self_backtest: bool = True) -> list[Prediction]:
     """The `budget` requests most likely to be asked in [at_s, at_s + horizon_s].
+
+    With `self_backtest` (zero-config) the budget is split across templates and candidate
+    predictors by what the same window yesterday measured (warmd/rules/ranking.py); rules
+    pass False: a template a rule owns is planned by the rule's classes.
 
     Raises:
         ValueError: a negative budget or a non-positive horizon.
     """
+    return rank(summary, at_s, horizon_s, budget, overrides, config, self_backtest)[0]
+
+
+def rank(summary: Summary, at_s: float, horizon_s: float, budget: int,
+         overrides: Overrides | None = None, config: EngineConfig | None = None,
+         self_backtest: bool = True) -> tuple[list[Prediction], list[TemplateShare]]:
+    """`predict` with the self-backtest's decision per template (empty: not backtested)."""
     if budget < 0 or horizon_s <= 0:
         raise ValueError("budget must be >= 0 and horizon must be > 0")
     if budget == 0:
-        return []
+        return [], []
     config = config or EngineConfig()
     diagnoses = diagnose_all(summary, overrides, config.tree)
+    ranked = _class_ranked(summary, diagnoses, at_s, horizon_s, budget, config)
+    if self_backtest:
+        decided = _backtested(summary, diagnoses, ranked, at_s, horizon_s, budget, config)
+        if decided is not None:
+            return decided
+    return ranked[:budget], []
+
+
+def _class_ranked(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at_s: float,
+                  horizon_s: float, budget: int, config: EngineConfig) -> list[Prediction]:
+    """Every class-based prediction, best score first."""
     best: dict[str, Prediction] = {}
     sources = (_recurring(summary, diagnoses, at_s, horizon_s, config),
                _date_relative(summary, diagnoses, at_s, horizon_s, config),
@@ -83,8 +107,109 @@ def predict(summary: Summary, at_s: float, horizon_s: float, budget: int,
             known = best.get(scored.target)
             if known is None or known.score < scored.score:
                 best[scored.target] = scored
-    ranked = sorted(best.values(), key=lambda p: (-p.score, p.target))
-    return ranked[:budget]
+    return sorted(best.values(), key=lambda p: (-p.score, p.target))
+
+
+def _backtested(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
+                ranked: list[Prediction], at_s: float, horizon_s: float, budget: int,
+                config: EngineConfig) -> tuple[list[Prediction], list[TemplateShare]] | None:
+    """The self-backtested split (None when the summary's hours cannot replay yesterday)."""
+    template_of: dict[str, str] = {}
+
+    def key_of(raw: str) -> str:
+        parts, key = summary.split(raw)
+        pattern = parts.template.pattern
+        target = cache_target(parts.template.slot_names, parts.values, diagnoses.get(pattern),
+                              key)
+        template_of[target] = pattern
+        return target
+
+    replay = ranking.replay_of(summary, at_s, horizon_s, key_of)
+    if replay is None:
+        return None
+    half_life_s = summary.config.half_life_s
+    index = {p.target: p for p in ranked}
+    class_now = ranking.by_template(index, lambda target: index[target].template)
+    then = sorted(_date_relative(summary, diagnoses, at_s - ranking.DAY_S, horizon_s, config),
+                  key=lambda p: (-p.expected_hits, p.target))
+    then_index = {p.target: p for p in then}
+    class_then = ranking.by_template(then_index, lambda target: then_index[target].template)
+    curves = ranking.measured_curves(replay, class_then, diagnoses,
+                                     lambda key: template_of.get(key, ""), half_life_s,
+                                     _cache_lifetime_s(summary, at_s, budget))
+    asked = ranking.evidence(replay, lambda key: template_of.get(key, ""))
+    for template, by_name in curves.items():
+        prior = _expected_curve([index[target].score for target in class_now.get(template, [])])
+        curves[template] = ranking.shrunk(by_name, prior, asked.get(template, 0))
+    measured = set(curves)
+    for template, targets in class_now.items():
+        classes = diagnoses[template].classes()
+        if template not in curves or (ParamClass.SEQUENCE in classes
+                                      and ParamClass.DATE_RELATIVE not in classes):
+            curves.setdefault(template, {})["class"] = _expected_curve(
+                [index[target].score for target in targets])
+            measured.discard(template)
+    now_lists = {name: ranking.by_template(keys, lambda key: template_of.get(key, ""))
+                 for name, keys in ranking.naive_lists(replay, at_s, horizon_s,
+                                                       half_life_s).items()}
+    now_lists["class"] = class_now
+    return _assemble(index, curves, measured, now_lists, budget)
+
+
+def _assemble(index: dict[str, Prediction], curves: dict[str, dict[str, list]],
+              measured: set[str], now_lists: dict[str, dict[str, list[str]]],
+              budget: int) -> tuple[list[Prediction], list[TemplateShare]]:
+    """Each template's share of the budget, filled from its winning candidate's list now
+    (then from the others), best gain per key first; what is left goes by class score."""
+    envelopes = {template: ranking.envelope(by_name) for template, by_name in curves.items()}
+    shares = ranking.split_budget(envelopes, budget)
+    chosen: dict[str, Prediction] = {}
+    decisions = []
+    for template, keys in sorted(shares.items(), key=lambda item: (-item[1], item[0])):
+        by_name = curves[template]
+        at_share = {name: curve[min(keys, len(curve) - 1)] for name, curve in by_name.items()}
+        winner = max(ranking.CANDIDATES, key=lambda name: at_share.get(name, -1.0))
+        gains = ranking.gains_by_rank(by_name[winner], keys)
+        order = [winner, *[name for name in ranking.CANDIDATES if name != winner]]
+        taken = 0
+        for name in order:
+            for target in now_lists[name].get(template, []):
+                if taken >= keys:
+                    break
+                if target in chosen:
+                    continue
+                chosen[target] = _backtested_prediction(index, target, template, name,
+                                                        gains[taken], taken)
+                taken += 1
+        decisions.append(ranking.TemplateShare(
+            template, winner, taken, at_share[winner], template in measured,
+            {name: round(value, 1) for name, value in at_share.items()}))
+    ordered = sorted(chosen.values(), key=lambda p: (-p.score, p.target))
+    for prediction in index.values():
+        if len(ordered) >= budget:
+            break
+        if prediction.target not in chosen:
+            ordered.append(replace(prediction, score=0.0))
+    return ordered[:budget], decisions
+
+
+def _backtested_prediction(index: dict[str, Prediction], target: str, template: str,
+                           candidate: str, gain: float, rank_in_share: int) -> Prediction:
+    """A key of a template's share; its score is the measured gain per key of the winner's
+    hull at its rank (ties broken by rank), its source names the candidate that won."""
+    known = index.get(target)
+    score = gain * (1.0 - 1e-6 * rank_in_share)
+    if known is not None and candidate == "class":
+        return replace(known, score=score)
+    expected = known.expected_hits if known is not None else gain
+    return Prediction(target, expected, 0.0, f"backtest {candidate}", template, score)
+
+
+def _expected_curve(scores: list[float]) -> list[float]:
+    curve = [0.0]
+    for score in scores:
+        curve.append(curve[-1] + score)
+    return curve
 
 
 def _cache_lifetime_s(summary: Summary, at_s: float, budget: int) -> float:
@@ -203,7 +328,6 @@ def _first_use_s(expected_hits: float, horizon_s: float) -> float:
 
 def _date_relative(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at_s: float,
                    horizon_s: float, config: EngineConfig) -> Iterator[Prediction]:
-    days = _days_in_window(at_s, horizon_s)
     for pattern, stats in summary.templates.items():
         diagnosis = diagnoses[pattern]
         if stats.date_keys is None or diagnosis.never_warm or \
@@ -211,11 +335,13 @@ def _date_relative(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at
             continue
         template = stats.decomposed_example.template
         factor = time_of_day_factor(stats, at_s, horizon_s, config.profile_prior)
-        forced = _forced_date_tokens(template, diagnosis)
+        zone_h = _zone_h(template, diagnosis)
+        days = _days_in_window(at_s + zone_h * 3600, horizon_s)
+        rates: dict[tuple[str, ...], float] = {}
         for tokens, entry in stats.date_keys:
-            rate = summary.expected_rate_per_s(entry.weight, at_s)
-            tokens = tuple(forced.get(i, token) if str(token).startswith("{date:") else token
-                           for i, token in enumerate(tokens))  # type: ignore[union-attr]
+            local = _local_tokens(tokens, template, diagnosis)  # type: ignore[arg-type]
+            rates[local] = rates.get(local, 0.0) + summary.expected_rate_per_s(entry.weight, at_s)
+        for tokens, rate in rates.items():
             for ordinal, overlap_s in days:
                 values = tuple(_instantiate(token, ordinal) for token in tokens)
                 target = cache_target(template.slot_names, values, diagnosis,
@@ -225,15 +351,39 @@ def _date_relative(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at
                                  _source_label(diagnosis, "date-relative"), pattern)
 
 
-def _forced_date_tokens(template: Template, diagnosis: TemplateDiagnosis) -> dict[int, str]:
-    """Slot position -> date token for slots whose offset a rule fixes (`param day
-    date-relative offset=+2d`): the rule's offset and format replace the measured ones."""
-    forced = {}
+def _zone_h(template: Template, diagnosis: TemplateDiagnosis) -> int:
+    """The log's zone as the template's first date-relative slot measured it."""
+    for name in template.slot_names:
+        slot = diagnosis.slots.get(name)
+        if slot is not None and slot.param_class is ParamClass.DATE_RELATIVE:
+            return slot.zone_h
+    return 0
+
+
+def _local_tokens(tokens: tuple[str, ...], template: Template,
+                  diagnosis: TemplateDiagnosis) -> tuple[str, ...]:
+    """Date tokens with their offsets counted in the log's zone.
+
+    Tokens hold the offset from the request's UTC date. In a zone ahead of UTC a request
+    late in the UTC day is already on the next local day, so its UTC offset is one more than
+    the local one (one less behind UTC): both twins of the diagnosed local offset become it.
+    A rule's offset (`date-relative offset=+2d`) replaces the measured one.
+    """
+    out = list(tokens)
     for position, name in enumerate(template.slot_names):
         slot = diagnosis.slots.get(name)
-        if slot is not None and slot.overridden and slot.date_offset_days is not None:
-            forced[position] = f"{{date:{slot.date_offset_days:+d}:{slot.date_format or '%Y-%m-%d'}}}"
-    return forced
+        token = tokens[position]
+        if slot is None or not str(token).startswith("{date:") or slot.date_offset_days is None:
+            continue
+        layout = token[6:-1].split(":", 1)[1]
+        offset = int(token[6:-1].split(":", 1)[0])
+        twin = slot.date_offset_days + (slot.zone_h > 0) - (slot.zone_h < 0)
+        if slot.overridden:
+            offset, layout = slot.date_offset_days, slot.date_format or "%Y-%m-%d"
+        elif offset in (slot.date_offset_days, twin):
+            offset = slot.date_offset_days
+        out[position] = f"{{date:{offset:+d}:{layout}}}"
+    return tuple(out)
 
 
 def _days_in_window(at_s: float, horizon_s: float) -> list[tuple[int, float]]:

@@ -1,7 +1,7 @@
 """The diagnostic decision tree: slot statistics -> parameter class, with its evidence.
 
-`evaluate(facts)` walks fixed tests in order (secret, constant, date, sequence, user-scoped,
-nonce, page, enum, hot id); every test it runs is recorded as Evidence, so an explanation can
+`evaluate(facts)` walks fixed tests in order (secret, constant, date, nonce, sequence,
+user-scoped, page, enum, hot id); every test it runs is recorded as Evidence, so an explanation can
 say which statistic decided and against which threshold. Rule files override the result per
 (template, slot) through `ParamOverride` values passed in as plain data. Pure.
 """
@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from warmd.analysis.summary import SlotStats, TemplateStats
+from warmd.analysis.summary import SlotStats, TemplateStats, local_offsets, log_zone_h
 
 
 class ParamClass(enum.Enum):
@@ -71,6 +71,7 @@ class Diagnosis:
     drop_from_key: bool = False
     never_warm: bool = False
     overridden: bool = False
+    zone_h: int = 0  # DATE_RELATIVE: the offset counts days in UTC+zone_h (the log's zone)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ class SlotFacts:
     increases: int
     decreases: int
     date_format: str | None = None
+    time_like_share: float = 0.0
+    zone_h: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class TreeConfig:
     advance_share_min: float = 0.8
     advances_min: int = 4
     nonce_repeat_max: float = 1.25
+    time_like_share_min: float = 0.9
     high_cardinality_min: int = 20
     user_repeats_min: int = 20
     user_tied_share_min: float = 0.8
@@ -117,7 +121,9 @@ class TreeConfig:
 def facts_from(name: str, stats: SlotStats) -> SlotFacts:
     """Extract the tree's facts from a slot's mergeable statistics."""
     total = max(1, sum(stats.types.values()))
-    offset, offset_count = (stats.date_offsets.most_common(1) or [(None, 0)])[0]
+    zone_h = log_zone_h(stats.date_offsets)
+    offsets = local_offsets(stats.date_offsets, zone_h)
+    offset, offset_count = (offsets.most_common(1) or [(None, 0)])[0]
     top = tuple((str(key), entry.count) for key, entry in stats.values.top(20))
     dated = [value for value, _ in top if len(value) in (8, 10)]
     date_format = ("%Y%m%d" if dated and len(dated[0]) == 8 else "%Y-%m-%d") if dated else None
@@ -127,8 +133,10 @@ def facts_from(name: str, stats: SlotStats) -> SlotFacts:
         sampled_distinct=max(1.0, stats.sampled_values.estimate()),
         sampled_rows=stats.sampled_rows,
         type_shares={kind: n / total for kind, n in stats.types.items()}, top_values=top,
-        top_offset=offset, top_offset_share=offset_count / max(1, sum(stats.date_offsets.values())),
-        increases=stats.increases, decreases=stats.decreases, date_format=date_format)
+        top_offset=offset, top_offset_share=offset_count / max(1, sum(offsets.values())),
+        zone_h=zone_h,
+        increases=stats.increases, decreases=stats.decreases, date_format=date_format,
+        time_like_share=stats.time_like / max(1, stats.count))
 
 
 def evaluate(facts: SlotFacts, config: TreeConfig | None = None) -> Diagnosis:
@@ -198,11 +206,13 @@ def _date(facts: SlotFacts, config: TreeConfig, trail: list[Evidence]) -> Diagno
     if share < config.type_share_min:
         return None
     _check(trail, "date values", "date share", share, config.type_share_min, True)
-    if _check(trail, "date follows request date", "share of the commonest offset",
+    if _check(trail, f"date follows request date in UTC{facts.zone_h:+d}",
+              "share of the commonest offset",
               facts.top_offset_share, config.date_offset_share_min,
               facts.top_offset_share >= config.date_offset_share_min):
         return _decide(facts, ParamClass.DATE_RELATIVE, trail,
-                       date_offset_days=facts.top_offset, date_format=facts.date_format)
+                       date_offset_days=facts.top_offset, date_format=facts.date_format,
+                       zone_h=facts.zone_h)
     return None
 
 
@@ -221,11 +231,19 @@ def _sequence(facts: SlotFacts, config: TreeConfig, trail: list[Evidence]) -> Di
 
 
 def _nonce(facts: SlotFacts, config: TreeConfig, trail: list[Evidence]) -> Diagnosis | None:
+    """Tested before SEQUENCE: a request timestamp advances with time too, but no one will
+    ask for the values a series extension would make of it."""
     if facts.name.startswith("path[") or "]." in facts.name:
         return None
+    if facts.time_like_share > 0 and _check(
+            trail, "value is the request time (before sequence)",
+            "share of values within a day of the request (epoch s/ms/µs)",
+            facts.time_like_share, config.time_like_share_min,
+            facts.time_like_share >= config.time_like_share_min):
+        return _decide(facts, ParamClass.NONCE, trail)
     repeats = facts.count / facts.distinct
     if facts.distinct >= config.high_cardinality_min and _check(
-            trail, "every value new", "requests / distinct values", repeats,
+            trail, "every value new (before sequence)", "requests / distinct values", repeats,
             config.nonce_repeat_max, repeats <= config.nonce_repeat_max):
         return _decide(facts, ParamClass.NONCE, trail)
     return None
@@ -252,7 +270,7 @@ def _enum(facts: SlotFacts, config: TreeConfig, trail: list[Evidence]) -> Diagno
     return None
 
 
-_TESTS = (_secret, _few_or_constant, _date, _sequence, _user_scoped, _nonce, _page, _enum)
+_TESTS = (_secret, _few_or_constant, _date, _nonce, _sequence, _user_scoped, _page, _enum)
 
 
 def apply_override(diagnosis: Diagnosis, override: ParamOverride | None) -> Diagnosis:

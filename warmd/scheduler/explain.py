@@ -129,7 +129,8 @@ def rank_request(summary: Summary, view: RulesView | None, target: str,
     overrides = view.ranking_overrides if view is not None else None
     asked = settings.budget
     while True:
-        ranked = predict(summary, now_s, settings.horizon_s, asked, overrides)
+        ranked = predict(summary, now_s, settings.horizon_s, asked, overrides,
+                         self_backtest=view is None)  # as the planner ranks
         found = _walk(ranked, view, target, settings.budget)
         if found.prediction is not None or len(ranked) < asked:
             return found

@@ -120,7 +120,8 @@ def predict_ruled(summary: Summary, ruleset: CompiledRuleSet, only_rules: tuple[
     verdicts: dict[str, Selection | None] = {}
     asked = budget
     while True:
-        ranked = predict(summary, at_s, horizon_s, asked, overrides)
+        ranked = predict(summary, at_s, horizon_s, asked, overrides,
+                         self_backtest=False)  # the rules plan their templates
         kept = _keep_selected(ranked, ruleset, owners, only_rules, caps, budget, verdicts)
         if len(kept) == budget or len(ranked) < asked or asked >= budget * ASK_FACTOR_MAX:
             return kept

@@ -225,7 +225,8 @@ class Executor:
             task = self._holds(task_id, fence)
             if task is None:
                 return
-            metrics.task_started(now_ms() / 1000 - max(task.submitted_ms, task.not_before_ms) / 1000)
+            waited_ms = self._clock.wall_ms() - max(task.submitted_ms, task.not_before_ms)
+            metrics.task_started(waited_ms / 1000)
             try:
                 result = await self._runner.run(task, self._progress(task_id, fence))
             except (FenceLost, DriverStopped):
