@@ -13,7 +13,7 @@ from pathlib import Path
 
 from warmd import codec
 from warmd.raft.types import Entry, HardState
-from warmd.runtime import segment
+from warmd.runtime.node import segment
 
 MAX_RECORD_BYTES = 1 << 30
 
