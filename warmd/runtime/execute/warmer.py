@@ -28,6 +28,7 @@ from warmd.cache.base import (
 )
 from warmd.cache.guard import MemoryGuard
 from warmd.cache.http import HttpStatusError
+from warmd.clock import Clock, SystemClock
 from warmd.errors import CacheError, CacheUnavailable, ConfigError
 from warmd.hooks.base import PluginError, WarmRequest, call_plugin
 from warmd.hooks.loaders import RequestKeyMapper, ValueLoader
@@ -125,9 +126,11 @@ class _Tally:
 class WarmRunner:
     """Runs warm tasks against named backends with plugins from a HookRegistry."""
 
-    def __init__(self, backends: Mapping[str, CacheBackend], registry: HookRegistry) -> None:
+    def __init__(self, backends: Mapping[str, CacheBackend], registry: HookRegistry,
+                 clock: Clock | None = None) -> None:
         self.backends = dict(backends)
         self.registry = registry
+        self._clock = clock or SystemClock()
         # One limiter per origin loader, shared by every task that uses it: the hard cap
         # is the origin's, so two tasks at once must not each get the whole of it.
         self.limiters: dict[str, OriginLimiter] = {}
@@ -139,7 +142,7 @@ class WarmRunner:
     async def run(self, task: WarmTask, progress: ProgressCallback | None = None
                   ) -> WarmResult:
         """Run one task to a result; never raises for plugin, origin or cache failures."""
-        started = time.monotonic()
+        started = self._clock.monotonic()
         tally = _Tally()
         state = _RunState(task.checkpoint)
         try:
@@ -178,10 +181,10 @@ class WarmRunner:
             keys_skipped=tally.skipped, bytes_written=tally.bytes_written,
             origin_p50_ms=percentile_ms(tally.latencies_s, 0.5),
             origin_p99_ms=percentile_ms(tally.latencies_s, 0.99),
-            duration_s=time.monotonic() - started, checkpoint=state.checkpoint, reason=reason,
+            duration_s=self._clock.monotonic() - started, checkpoint=state.checkpoint, reason=reason,
             failures=tuple(tally.failures), verified_keys=state.verified,
             verify_mismatches=state.mismatches, origin_in_flight_max=state.in_flight_max,
-            finished_at_s=time.monotonic())
+            finished_at_s=self._clock.monotonic())
 
     async def _notify(self, method: str, task: WarmTask, *args: object) -> None:
         for listener in self.registry.plugins["listener"].values():
@@ -274,7 +277,8 @@ class WarmRunner:
                 tally.add_failures([KeyFailure(k, "no value")
                                     for k, v in zip(keys, values, strict=True) if v is None])
         else:
-            values = await _OriginBatch(task, loader, limiter, tally).load_all(batch, keys)
+            values = await _OriginBatch(task, loader, limiter, tally, self._clock).load_all(
+                batch, keys)
         if None in values:  # failed or replayed keys: nothing to write for them
             kept = [value is not None for value in values]
             keys = list(compress(keys, kept))
@@ -311,7 +315,7 @@ class WarmRunner:
             except CacheUnavailable:
                 if attempt + 1 == limits.retry_attempts:
                     raise
-                await asyncio.sleep(limits.retry_backoff_s * 2**attempt)
+                await self._clock.sleep(limits.retry_backoff_s * 2**attempt)
         raise AssertionError("unreachable")  # the loop returns or raises
 
     async def _verify(self, task: WarmTask, tally: _Tally) -> tuple[int, int]:
@@ -361,8 +365,9 @@ class _OriginBatch:
     """Loads one batch through the origin limiter with retries for transient errors."""
 
     def __init__(self, task: WarmTask, loader: object, limiter: OriginLimiter | None,
-                 tally: _Tally) -> None:
+                 tally: _Tally, clock: Clock) -> None:
         self.task, self.loader, self.limiter, self.tally = task, loader, limiter, tally
+        self._clock = clock
 
     async def load_all(self, batch: Sequence[WarmRequest], keys: list[str]) -> list[bytes | None]:
         values: list[bytes | None] = [None] * len(batch)
@@ -395,7 +400,7 @@ class _OriginBatch:
                 if not is_transient(error) or attempt + 1 == limits.retry_attempts:
                     self.tally.add_failures([KeyFailure(key, str(error))])
                     return None
-                await asyncio.sleep(limits.retry_backoff_s * 2**attempt)
+                await self._clock.sleep(limits.retry_backoff_s * 2**attempt)
         return None
 
     async def _attempt(self, request: WarmRequest, name: str) -> bytes | None:
