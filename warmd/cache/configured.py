@@ -30,10 +30,8 @@ def open_backend(cache: CacheConfig) -> CacheBackend:
     timeout_s = cache.timeout_ms / 1000
     addresses = [str(address) for address in cache.addresses]
     if cache.kind == "redis":
-        if cache.db != 0:
-            raise ConfigError(f"caches.{cache.name}.db: only db 0 can be warmed for now")
         return RedisBackend(addresses[0], timeout_s=timeout_s, password=cache.password,
-                            name=cache.name)
+                            name=cache.name, db=cache.db)
     if cache.kind == "redis-cluster":
         return RedisClusterBackend(addresses, timeout_s=timeout_s, password=cache.password,
                                    name=cache.name)

@@ -16,7 +16,6 @@ import contextlib
 import os
 import random
 import signal
-import ssl
 import sys
 from dataclasses import dataclass, replace
 
@@ -29,6 +28,7 @@ from warmd.errors import ConfigError, WarmdError
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.types import ConfState
+from warmd.runtime import preflight
 from warmd.runtime.commands.analysis import AnalysisCommands
 from warmd.runtime.commands.bench_load import register_bench_commands
 from warmd.runtime.commands.cluster import ClusterCommands
@@ -39,6 +39,7 @@ from warmd.runtime.node.applier import Applier
 from warmd.runtime.node.disk import DiskOptions, DiskStorage
 from warmd.runtime.node.driver import Driver, DriverOptions
 from warmd.runtime.node.status import DriverStatus
+from warmd.runtime.node.tls import tls_contexts
 from warmd.runtime.node.transport import TcpTransport, TransportOptions
 from warmd.runtime.sdnotify import SdNotifier, run_watchdog, watchdog_settings
 from warmd.runtime.services import WarmupServices
@@ -58,20 +59,6 @@ class Components:
     driver: Driver
     admin: AdminServer
     analysis: AnalysisCommands
-
-
-def tls_contexts(config: Config) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
-    """Server and client contexts for mutual TLS between peers, or (None, None)."""
-    tls = config.cluster.tls
-    if tls is None:
-        return None, None
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca_file))
-    server.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    server.verify_mode = ssl.CERT_REQUIRED
-    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
-    client.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    client.check_hostname = False  # peers are dialed by address; the CA vouches for them
-    return server, client
 
 
 def open_storage(config: Config) -> DiskStorage:
@@ -139,39 +126,53 @@ class Daemon:
         self._executor_options = ExecutorOptions.from_config(config.executor)
 
     async def serve(self) -> int:
+        """Start everything, wait for a stop signal or a driver failure, stop everything.
+
+        Whatever fails during start-up (a socket in use, a service that cannot start),
+        every part already started is stopped before the error propagates, so the process
+        exits with its status instead of waiting on a worker process or a tailer.
+
+        Raises:
+            ConfigError: a setting the node cannot start with (checked before binding).
+        """
+        preflight.check(self.config)
         storage = open_storage(self.config)
         components = build(self.config, storage)
         self._components = components
+        services = WarmupServices(self.config, components.driver, self._executor_options)
         try:
             await components.transport.start()
             await components.driver.start()
             await components.admin.start()
-        except BaseException:
+            self._install_signals()
+            components.driver.on_state_change = \
+                lambda status: self._notifier.status(status_line(status))
+            services.start(self._background(components))
+            if services.pipeline is not None:
+                components.analysis.attach_pipeline(services.pipeline.status)
+            failed = await self._wait_stop(components.driver)
+        finally:
+            await services.close()
+            self._notifier.stopping("stopping")
             await self._shutdown(components)
-            raise
-        self._install_signals()
-        components.driver.on_state_change = lambda status: self._notifier.status(status_line(status))
-        background = [asyncio.create_task(self._announce_ready(components.driver))]
-        services = WarmupServices(self.config, components.driver, self._executor_options)
-        background.extend(services.start())
-        if services.pipeline is not None:
-            components.analysis.attach_pipeline(services.pipeline.status)
+        return EXIT_SOFTWARE if failed else 0
+
+    def _background(self, components: Components) -> list[asyncio.Task[None]]:
+        """The daemon's own tasks: READY=1 once a leader is known, and the watchdog."""
+        tasks = [asyncio.create_task(self._announce_ready(components.driver))]
         watchdog = watchdog_settings()
         if watchdog is not None:
-            background.append(asyncio.create_task(
+            tasks.append(asyncio.create_task(
                 run_watchdog(self._notifier, watchdog, SystemClock())))
-        assert components.driver.finished is not None
+        return tasks
+
+    async def _wait_stop(self, driver: Driver) -> bool:
+        """Wait for a stop signal or the driver's end; True when the driver failed."""
+        assert driver.finished is not None
         stop_wait = asyncio.create_task(self._stop.wait())
-        await asyncio.wait([stop_wait, components.driver.finished],
-                           return_when=asyncio.FIRST_COMPLETED)
-        failed = components.driver.finished.done()
-        for task in [stop_wait, *background]:
-            task.cancel()
-        await asyncio.gather(stop_wait, *background, return_exceptions=True)
-        await services.close()
-        self._notifier.stopping("stopping")
-        await self._shutdown(components)
-        return EXIT_SOFTWARE if failed else 0
+        await asyncio.wait([stop_wait, driver.finished], return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        return driver.finished.done()
 
     async def _announce_ready(self, driver: Driver) -> None:
         """READY=1 once a leader is known (or at once when waiting to join)."""

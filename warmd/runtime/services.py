@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Sequence
 
 from warmd.analysis.wire import encode_summary
 from warmd.cache.configured import ConfiguredCaches
@@ -42,43 +43,48 @@ class WarmupServices:
         self.executor: Executor | None = None
         self.planning: PlanningLoop | None = None
         self.scheduling: SchedulingLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self) -> list[asyncio.Task[None]]:
-        """Create every service and return their running tasks (the daemon cancels them)."""
-        tasks = []
+    def start(self, adopted: Sequence[asyncio.Task[None]] = ()) -> None:
+        """Build every service, then start their tasks; `close()` cancels them (and the
+        `adopted` tasks of the caller). Everything is built before anything runs, so a
+        service that cannot be built leaves nothing running.
+
+        Raises:
+            ConfigError: a cache or source the daemon cannot use.
+        """
+        self._tasks.extend(adopted)
         if self.config.sources:
             self.pipeline = LogPipeline(self.config.node.node_id, self.config.sources,
                                         self.config.analysis, self.driver.propose, encode_summary)
-            tasks.append(asyncio.create_task(self.pipeline.run()))
-        options = self.executor_options
-        if options is None:
-            return tasks
+        if self.executor_options is not None:
+            self._build_executor(self.executor_options)
+        services = (self.pipeline, self.executor, self.scheduling, self.watcher, self.planning)
+        self._tasks.extend(asyncio.create_task(service.run())
+                           for service in services if service is not None)
+
+    def _build_executor(self, options: ExecutorOptions) -> None:
         self.caches = ConfiguredCaches(self.config.caches)
         self.runner = SpecRunner(self.caches, RunnerSettings(options.batch_keys,
                                                              options.keys_per_second))
         self.executor = Executor(self.driver, self.runner, options)
         self.scheduling = SchedulingLoop(self.driver, SchedulingOptions(), random.Random())
-        tasks += [asyncio.create_task(self.executor.run()),
-                  asyncio.create_task(self.scheduling.run())]
-        if self.config.planner.enabled:
-            tasks += self._start_planning()
-        return tasks
-
-    def _start_planning(self) -> list[asyncio.Task[None]]:
-        assert self.caches is not None
-        tasks = []
+        if not self.config.planner.enabled:
+            return
         watched = {name: self.caches.backends[name] for name in watched_caches(self.config)
                    if name in self.caches.backends}
         if watched:
             settings = WatchSettings(interval_s=self.config.planner.watch_interval_ms / 1000)
             self.watcher = CacheWatcher(watched, settings)
-            tasks.append(asyncio.create_task(self.watcher.run()))
         self.planning = PlanningLoop(self.driver, self.config, self.watcher)
-        tasks.append(asyncio.create_task(self.planning.run()))
-        return tasks
 
     async def close(self) -> None:
-        """Stop the analysis workers and close every connection (tasks already cancelled)."""
+        """Cancel every task, stop the analysis workers and close every connection; safe
+        whatever `start()` got to."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
         if self.pipeline is not None:
             await asyncio.to_thread(self.pipeline.close)
         if self.runner is not None:
