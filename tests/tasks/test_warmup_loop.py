@@ -6,6 +6,8 @@ the cache's hit rate is recorded in the replicated state."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -238,3 +240,78 @@ def test_a_gate_turning_ready_triggers_its_plan(
     plan = finished_plan(cluster, 1, "the gate-ready plan")
     assert plan["trigger"] == "gate-ready:etl" and plan["requests"] == 10
     assert len(redis.Redis(port=redis_target.port).keys("item:*")) == 10
+
+
+WARMCTL = "from warmd.cli.warmctl import main; raise SystemExit(main())"
+EXAMPLE_PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "warmd-plugin-example"
+
+PLUGIN_RULES = """\
+gate flag {{
+    check env_flag ready="{ready}"
+    poll 200ms
+    timeout 1m
+}}
+
+rule items {{
+    match GET /api/items/{{item:int}}
+    key "item:{{item}}"
+    load plugin reversed_path
+    backend redis
+    budget top 10
+    gate flag
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def example_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example package installed by pip (as an operator would) into a directory the
+    daemons get on their PYTHONPATH: the test venv stays as it was."""
+    target = tmp_path_factory.mktemp("plugins")
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+         str(target), str(EXAMPLE_PLUGIN)], capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+    assert list(target.glob("warmd_plugin_example-*.dist-info/entry_points.txt"))
+    return target
+
+
+def reload_rules(cluster: ProcessCluster, text: str) -> dict[str, Any]:
+    return cluster.call(1, "rules-reload", files=[["test.rules", text]])  # type: ignore[no-any-return]
+
+
+def test_an_installed_plugin_gates_and_loads_a_planned_task(
+        make_task_cluster: Callable[..., ProcessCluster], redis_target: ServerProcess,
+        origin: ThreadedOrigin, example_plugin: Path, tmp_path: Path) -> None:
+    """With the example package pip-installed, the daemon loads its entry points: `warmctl
+    plugins` lists them with their version, a rule naming a plugin that is not installed is
+    refused with the installed names, a gate whose plugin raises shows the exception on the
+    waiting task, and once the gate opens the plugin loader fills Redis."""
+    cluster = make_task_cluster(1)
+    cluster.nodes[1].extra_environment["PYTHONPATH"] = str(example_plugin)
+    start_with_rules(cluster, PLUGIN_RULES.format(ready="maybe"), origin, redis_target, tmp_path)
+    listed = subprocess.run([sys.executable, "-c", WARMCTL, "--socket",
+                             str(cluster.nodes[1].socket_path), "plugins"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "reversed_path" in listed and "0.1.0" in listed and "warmd-plugin-example" in listed
+    assert {p["name"] for p in cluster.call(1, "status")["plugins"]} >= {"env_flag", "reversed_path"}
+
+    refused = reload_rules(cluster, PLUGIN_RULES.format(ready="yes").replace(
+        "plugin reversed_path", "plugin reversed_paths"))
+    assert not refused["ok"] and "unknown plugin 'reversed_paths'" in refused["errors"]
+    assert "reversed_path" in refused["errors"]  # the nearest installed name is suggested
+    declared = reload_rules(cluster, "plugin not_here\n" + PLUGIN_RULES.format(ready="yes"))
+    assert not declared["ok"] and "plugin 'not_here' is not installed" in declared["errors"]
+
+    def waiting_with_cause() -> list[dict[str, Any]]:
+        return [task for task in cluster.call(1, "task-list", state="WAITING")["tasks"]
+                if "ValueError: ready must be yes or no, got 'maybe'" in task["reason"]]
+
+    cluster.wait_until(waiting_with_cause, 30, "a WAITING task showing the gate's exception")
+    assert reload_rules(cluster, PLUGIN_RULES.format(ready="yes"))["ok"]
+    finished_plan(cluster, 1, "the plugin-loaded plan")
+    cache = redis.Redis(port=redis_target.port)
+    keys = sorted(key.decode() for key in cache.keys("item:*"))
+    assert len(keys) >= 10
+    item = keys[0].removeprefix("item:")
+    assert cache.get(keys[0]) == f"/api/items/{item}"[::-1].encode()

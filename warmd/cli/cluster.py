@@ -1,5 +1,5 @@
 """warmctl's cluster commands: status, members, add-learner, promote, remove, transfer-leader,
-snapshot [save FILE], check-write. Human output by default, `--json` for scripts.
+snapshot [save FILE], check-write, plugins. Human output by default, `--json` for scripts.
 
 Errors come back from the daemon with a code; command.run prints them and exits with the
 code's status (75 for not_leader and timeout: retry, at the leader the message names).
@@ -43,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = _command(subparsers, "check-write",
                       "replicate COUNT heartbeats of this node and report the rate", _check_write)
     parser.add_argument("count", type=_positive_int, nargs="?", default=100, metavar="COUNT")
+    _command(subparsers, "plugins", "list the plugins this node loaded, with their versions",
+             _plugins)
 
 
 def _command(subparsers: argparse._SubParsersAction, name: str, help_text: str,
@@ -100,7 +102,37 @@ def format_status(status: Mapping[str, Any]) -> str:
     if "warm_up" in status:
         lines += format_warm_up(status["warm_up"], int(time.time() * 1000))
     lines += [_peer_line(peer) for peer in status["peers"]]
+    if "plugins" in status:
+        lines.append(f"plugins: {format_plugins_inline(status['plugins'])}")
     return "\n".join(lines)
+
+
+def format_plugins_inline(plugins: list[Mapping[str, Any]]) -> str:
+    """`reversed_path 0.1.0, env_flag 0.1.0, broken (failed)` for the status line."""
+    if not plugins:
+        return "none installed"
+    return ", ".join(f"{p['entry_point']} (failed)" if p["error"] else f"{p['name']} {p['version']}"
+                     for p in plugins)
+
+
+def format_plugins(reply: Mapping[str, Any]) -> str:
+    """The human form of `warmctl plugins`: one line per entry point."""
+    plugins = reply["plugins"]
+    if not plugins:
+        return "no plugins installed (entry point group warmd.hooks)"
+    lines = [f"{'PLUGIN':<20} {'KIND':<11} {'VERSION':<10} PACKAGE"]
+    for plugin in plugins:
+        if plugin["error"]:
+            lines.append(f"{plugin['entry_point']:<20} {'-':<11} {plugin['version'] or '-':<10} "
+                         f"{plugin['package'] or '-'}  FAILED: {plugin['error']}")
+        else:
+            lines.append(f"{plugin['name']:<20} {plugin['kind']:<11} {plugin['version'] or '-':<10} "
+                         f"{plugin['package'] or '-'}")
+    return "\n".join(lines)
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    return _print(args, _call(args, "plugins"), format_plugins)
 
 
 def _peer_line(peer: Mapping[str, Any]) -> str:

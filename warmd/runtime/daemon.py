@@ -25,6 +25,7 @@ from warmd.admin.server import AdminServer
 from warmd.clock import SystemClock
 from warmd.config import Config
 from warmd.errors import ConfigError, WarmdError
+from warmd.hooks.registry import HookRegistry
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.types import ConfState
@@ -32,6 +33,7 @@ from warmd.runtime import preflight
 from warmd.runtime.commands.analysis import AnalysisCommands
 from warmd.runtime.commands.bench_load import register_bench_commands
 from warmd.runtime.commands.cluster import ClusterCommands
+from warmd.runtime.commands.plugins import PluginCommands
 from warmd.runtime.commands.rules import RulesCommands
 from warmd.runtime.commands.tasks import TaskCommands
 from warmd.runtime.execute.executor import ExecutorOptions
@@ -59,6 +61,7 @@ class Components:
     driver: Driver
     admin: AdminServer
     analysis: AnalysisCommands
+    plugins: HookRegistry
 
 
 def open_storage(config: Config) -> DiskStorage:
@@ -75,7 +78,8 @@ def open_storage(config: Config) -> DiskStorage:
 
 
 def build(config: Config, storage: DiskStorage) -> Components:
-    """Wire transport, core, applier and driver for this config (nothing started yet)."""
+    """Wire transport, core, applier and driver for this config (nothing started yet), and
+    load the plugins of the `warmd.hooks` entry points."""
     settings = config.raft
     server_ssl, client_ssl = tls_contexts(config)
     transport = TcpTransport(TransportOptions(
@@ -98,14 +102,29 @@ def build(config: Config, storage: DiskStorage) -> Components:
         client_id=f"node-{config.node.node_id}-{os.getpid()}-{random.getrandbits(32):08x}",
     )
     driver = Driver(node, storage, transport, applier, options)
+    plugins = HookRegistry()
+    load_plugins(plugins)
     admin = AdminServer(config.admin.socket_path, group_id=config.admin.group_id)
-    ClusterCommands(driver).register(admin)
+    ClusterCommands(driver, plugins).register(admin)
     TaskCommands(driver).register(admin)
-    RulesCommands(driver, config).register(admin)
-    analysis = AnalysisCommands(driver, config)
+    RulesCommands(driver, config, plugins).register(admin)
+    PluginCommands(plugins).register(admin)
+    analysis = AnalysisCommands(driver, config, plugins=plugins)
     analysis.register(admin)
     register_bench_commands(admin, driver)
-    return Components(storage, transport, driver, admin, analysis)
+    return Components(storage, transport, driver, admin, analysis, plugins)
+
+
+def load_plugins(registry: HookRegistry) -> None:
+    """(Re)load the entry points; log each plugin, and each that failed with its reason."""
+    registry.load_entry_points()
+    for info in registry.entry_points.values():
+        if info.error:
+            _log.error("plugin_load_failed", entry_point=info.entry_point, package=info.package,
+                       version=info.version, error=info.error)
+        else:
+            _log.info("plugin_loaded", plugin=info.name, kind=info.kind, package=info.package,
+                      version=info.version)
 
 
 def status_line(status: DriverStatus) -> str:
@@ -139,7 +158,8 @@ class Daemon:
         storage = open_storage(self.config)
         components = build(self.config, storage)
         self._components = components
-        services = WarmupServices(self.config, components.driver, self._executor_options)
+        services = WarmupServices(self.config, components.driver, self._executor_options,
+                                  components.plugins)
         try:
             await components.transport.start()
             await components.driver.start()
@@ -220,6 +240,8 @@ class Daemon:
         plan = config_module.reload_plan(self.config, candidate)
         if "logging" in plan.applied:
             warmd_logging.configure(candidate.logging.level, candidate.logging.format)
+        if self._components is not None:
+            load_plugins(self._components.plugins)
         if plan.needs_restart:
             _log.warning("reload_needs_restart", sections=list(plan.needs_restart))
         _log.info("config_reloaded", applied=list(plan.applied))

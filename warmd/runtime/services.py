@@ -19,6 +19,7 @@ from warmd.analysis.wire import encode_summary
 from warmd.cache.configured import ConfiguredCaches
 from warmd.config import Config
 from warmd.errors import CacheError
+from warmd.hooks.registry import HookRegistry
 from warmd.runtime.execute.executor import Executor, ExecutorOptions
 from warmd.runtime.execute.task_runner import RunnerSettings, SpecRunner
 from warmd.runtime.ingest.pipeline import LogPipeline
@@ -32,10 +33,12 @@ class WarmupServices:
     """Builds and owns the pipeline, executor, watcher and loops of one node."""
 
     def __init__(self, config: Config, driver: Driver,
-                 executor_options: ExecutorOptions | None) -> None:
+                 executor_options: ExecutorOptions | None,
+                 plugins: HookRegistry | None = None) -> None:
         self.config = config
         self.driver = driver
         self.executor_options = executor_options
+        self.plugins = plugins or HookRegistry()
         self.caches: ConfiguredCaches | None = None
         self.runner: SpecRunner | None = None
         self.pipeline: LogPipeline | None = None
@@ -66,7 +69,8 @@ class WarmupServices:
     def _build_executor(self, options: ExecutorOptions) -> None:
         self.caches = ConfiguredCaches(self.config.caches)
         self.runner = SpecRunner(self.caches, RunnerSettings(options.batch_keys,
-                                                             options.keys_per_second))
+                                                             options.keys_per_second),
+                                 self.plugins)
         self.executor = Executor(self.driver, self.runner, options)
         self.scheduling = SchedulingLoop(self.driver, SchedulingOptions(), random.Random())
         if not self.config.planner.enabled:
@@ -76,7 +80,7 @@ class WarmupServices:
         if watched:
             settings = WatchSettings(interval_s=self.config.planner.watch_interval_ms / 1000)
             self.watcher = CacheWatcher(watched, settings)
-        self.planning = PlanningLoop(self.driver, self.config, self.watcher)
+        self.planning = PlanningLoop(self.driver, self.config, self.watcher, self.plugins)
 
     async def close(self) -> None:
         """Cancel every task, stop the analysis workers and close every connection; safe

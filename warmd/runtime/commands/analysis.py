@@ -21,6 +21,7 @@ from warmd.analysis.summary import Summary
 from warmd.analysis.wire import SummaryDecodeError, decode_summary
 from warmd.config import Config
 from warmd.errors import AdminError
+from warmd.hooks.registry import HookRegistry
 from warmd.rules.compile import KnownNames, check_files
 from warmd.rules.compiled import CompiledRuleSet
 from warmd.runtime.commands.errors import raft_errors
@@ -86,10 +87,12 @@ class AnalysisCommands:
     """Handlers bound to one driver and config; `register(server)` adds them."""
 
     def __init__(self, driver: Driver, config: Config,
-                 wall_s: Callable[[], float] = time.time) -> None:
+                 wall_s: Callable[[], float] = time.time,
+                 plugins: HookRegistry | None = None) -> None:
         self._driver = driver
         self._wall_s = wall_s  # injected so tests can explain at the moment they planned at
-        self._known = known_names(config)
+        self._config = config
+        self._plugins = plugins or HookRegistry()
         planner = planner_settings(config)  # the leader's own reading of [planner]
         self._settings = ExplainSettings(planner.budget, planner.horizon_s, planner.default_target)
         self._merged: tuple[Signature, MergedSummary] | None = None
@@ -170,7 +173,8 @@ class AnalysisCommands:
         if rules is None:
             return None, ""
         if self._rules is None or self._rules[0] != rules.version:
-            compiled = await asyncio.to_thread(compile_committed, rules, self._known)
+            known = known_names(self._config, self._plugins.names())
+            compiled = await asyncio.to_thread(compile_committed, rules, known)
             self._rules = (rules.version, compiled)
         return self._rules[1], rules.version
 

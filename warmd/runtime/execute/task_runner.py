@@ -116,7 +116,10 @@ class SpecRunner:
             return self._fetch_loader(spec), spec.target
         if spec.loader.startswith("plugin:"):
             name = spec.loader.removeprefix("plugin:")
-            self.registry.get("loader", name)  # raises a clear error when not installed
+            try:
+                self.registry.get("loader", name)
+            except LookupError as error:  # not installed on this node: the task fails saying so
+                raise ConfigError(f"task {task_id}: {error.args[0]}") from None
             return name, spec.target
         raise ConfigError(f"task {task_id}: unknown loader {spec.loader!r}")
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from warmd.analysis.summary import Summary
 from warmd.cache.configured import HTTP_KIND
 from warmd.config import Config
+from warmd.hooks.registry import HookRegistry
 from warmd.logging import get_logger
 from warmd.raft.errors import RaftError
 from warmd.raft.types import Role
@@ -39,13 +40,14 @@ from warmd.scheduler.planner import (
     plan_warm_up,
     triggers_due,
 )
-from warmd.statemachine.commands import MarkReady, RecordEffect, SubmitPlan
+from warmd.statemachine.commands import MarkReady, MarkWaiting, RecordEffect, SubmitPlan
 from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
 from warmd.statemachine.plans import PlanRecord
 from warmd.statemachine.state import Applied, MachineState
 
 _log = get_logger("warmd.planning")
 POLL_S = 0.2
+REASON_CHARS = 400  # a task's reason is shown in lists: a line of evidence is enough
 
 
 def wall_ms() -> int:
@@ -92,6 +94,7 @@ class _Caches:
     summary: Summary | None = None
     problems: tuple[str, ...] = ()
     rules_version: str = ""
+    plugin_names: frozenset[str] = frozenset()  # compiled against these (SIGHUP may add some)
     ruleset: CompiledRuleSet | None = None
     last_event_ms: dict[str, int] = field(default_factory=dict)
 
@@ -99,16 +102,17 @@ class _Caches:
 class PlanningLoop:
     """`await run()` on every node; it plans only while this node is the Raft leader."""
 
-    def __init__(self, driver: Driver, config: Config, watcher: CacheWatcher | None) -> None:
+    def __init__(self, driver: Driver, config: Config, watcher: CacheWatcher | None,
+                 plugins: HookRegistry | None = None) -> None:
         self._driver = driver
         self._config = config
         self._settings = planner_settings(config)
         self._watch = watched_caches(config)
         self._watcher = watcher
-        self._known = known_names(config)
+        self._plugins = plugins or HookRegistry()
         self._cached = _Caches()
         self._unmeasurable: set[str] = set()  # plans whose windows this node did not watch
-        self.gates = GatePoller()
+        self.gates = GatePoller(self._plugins)
         self.counters = PlanningCounters()
 
     def is_leader(self) -> bool:
@@ -129,6 +133,7 @@ class PlanningLoop:
                 for trigger, rules in self._due(events) + await self._gate_triggers():
                     await self.plan_now(trigger, rules)
                 await self._open_gated_tasks()
+                await self._explain_closed_gates()
                 await self._record_effects()
             except DriverStopped:
                 return
@@ -199,6 +204,16 @@ class PlanningLoop:
             if task.spec.gate and self.gates.is_open(task.spec.gate):
                 await self._driver.propose(MarkReady(task_id=task.task_id, now_ms=wall_ms()))
 
+    async def _explain_closed_gates(self) -> None:
+        """Write a closed gate's last evidence (e.g. its plugin's exception) on its WAITING
+        tasks, so `warmctl tasks` shows why they wait and a skip says why it gave up."""
+        for task in self.state.in_state(TaskState.WAITING):
+            detail = self.gates.closed_detail(task.spec.gate) if task.spec.gate else None
+            reason = f"gate {task.spec.gate} closed: {detail}"[:REASON_CHARS] if detail else None
+            if reason is not None and task.reason != reason:
+                await self._driver.propose(MarkWaiting(task_id=task.task_id, now_ms=wall_ms(),
+                                                       reason=reason))
+
     # ------------------------------------------------------------------ planning
 
     async def plan_now(self, trigger: str, only_rules: tuple[str, ...] = ()) -> SubmitPlan | None:
@@ -260,11 +275,13 @@ class PlanningLoop:
         rules = self.state.rules
         if rules is None:
             return None
-        if rules.version != self._cached.rules_version:
-            result = check_files(rules.files, self._known)
+        plugins = self._plugins.names()
+        if (rules.version, plugins) != (self._cached.rules_version, self._cached.plugin_names):
+            result = check_files(rules.files, known_names(self._config, plugins))
             if result.ruleset is None:
                 _log.error("committed_rules_invalid_here", version=rules.version[:12])
             self._cached.rules_version, self._cached.ruleset = rules.version, result.ruleset
+            self._cached.plugin_names = plugins
         return self._cached.ruleset
 
     # ------------------------------------------------------------------ effects
