@@ -19,6 +19,7 @@ from warmd.cli.plans_view import format_warm_up
 from warmd.config_table import parse_address
 
 SLOW_CALL_TIMEOUT_S = 60.0  # membership changes and snapshots wait for a commit
+PAGE_ITEMS_MAX = 1000  # asked per page; the daemon may cut a page shorter to fit its line limit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -76,6 +77,39 @@ def _address(text: str) -> str:
 def _call(args: argparse.Namespace, command: str, timeout_s: float = 10.0, **call_args: Any) -> Any:
     with AdminClient(socket_from_args(args), timeout_s=timeout_s) as client:
         return client.call(command, **call_args)
+
+
+def call_pages(args: argparse.Namespace, command: str, items: str, limit: int | None,
+               cursor: str = "cursor", page_limit: str = "limit", **call_args: Any) -> Any:
+    """Call a paged command until `limit` items (None: all) are in, following the reply's
+    next cursor; the last reply with every page's `items` joined. Pages are the daemon's
+    business (each reply stays under its line limit); the operator sees one list."""
+    next_name = f"next_{cursor}"
+    collected: list[Any] = []
+    with AdminClient(socket_from_args(args), timeout_s=10.0) as client:
+        while True:
+            wanted = PAGE_ITEMS_MAX if limit is None else min(PAGE_ITEMS_MAX, limit - len(collected))
+            reply = client.call(command, **call_args, **{page_limit: wanted})
+            page = _items(reply, items)
+            collected.extend(page)
+            done = reply.get(next_name) is None or (limit is not None and len(collected) >= limit)
+            if done or not page:
+                break
+            call_args[cursor] = reply[next_name]
+    _items_parent(reply, items)[items.rpartition(".")[2]] = collected
+    return reply
+
+
+def _items(reply: Any, path: str) -> list[Any]:
+    return _items_parent(reply, path)[path.rpartition(".")[2]]  # type: ignore[no-any-return]
+
+
+def _items_parent(reply: Any, path: str) -> Any:
+    """The object holding the list at `path` (`tasks`, or `task.key_list`)."""
+    parent = reply
+    for name in path.split(".")[:-1]:
+        parent = parent[name]
+    return parent
 
 
 def _print(args: argparse.Namespace, reply: Any, human: Callable[[Any], str]) -> int:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from warmd.cli.cluster import _call, _command, _positive_int, _print
+from warmd.cli.cluster import _call, _command, _positive_int, _print, call_pages
 from warmd.statemachine.lifecycle import TaskState
 
 SUBMIT_TIMEOUT_S = 30.0
@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--deadline-in-s", type=float, help="expire unless done within this")
     parser = _command(actions, "ls", "list tasks, by state then id (--state to filter)", _list)
     parser.add_argument("--state", type=str.upper, choices=[state.value for state in TaskState])
-    parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--limit", type=_limit, default=100,
+                        help="show at most N tasks (default 100; 0 for all, fetched page by page)")
     parser = _command(actions, "show", "show one task", _show)
     parser.add_argument("task_id", metavar="ID")
     parser.add_argument("--keys", action="store_true", help="include the key list")
@@ -69,11 +70,21 @@ def task_line(task: Mapping[str, Any]) -> str:
             f"attempt {task['attempt']}  {owner}")
 
 
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 (all) or more")
+    return value
+
+
 def _list(args: argparse.Namespace) -> int:
-    call_args: dict[str, Any] = {"limit": args.limit}
+    call_args: dict[str, Any] = {}
     if args.state:
         call_args["state"] = args.state
-    reply = _call(args, "task-list", **call_args)
+    reply = call_pages(args, "task-list", "tasks", args.limit or None, **call_args)
 
     def human(reply: Mapping[str, Any]) -> str:
         counts = ", ".join(f"{state} {count}" for state, count in reply["counts"].items() if count)
@@ -85,7 +96,11 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    reply = _call(args, "task-show", task_id=args.task_id, keys=args.keys)
+    if args.keys:
+        reply = call_pages(args, "task-show", "task.key_list", None, cursor="keys_cursor",
+                           page_limit="keys_limit", task_id=args.task_id, keys=True)
+    else:
+        reply = _call(args, "task-show", task_id=args.task_id)
 
     def human(reply: Mapping[str, Any]) -> str:
         return "\n".join(f"{name}: {value}" for name, value in reply["task"].items())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from warmd.cli.cluster import _call, _command, _positive_int, _print
+from warmd.cli.cluster import _call, _command, _positive_int, _print, call_pages
 from warmd.cli.plans_view import format_explanation, format_plans, format_summaries
 
 EXPLAIN_TIMEOUT_S = 60.0  # the first explain after new reports merges every summary
@@ -35,7 +35,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _plans(args: argparse.Namespace) -> int:
-    return _print(args, _call(args, "plans", limit=args.limit), format_plans)
+    return _print(args, call_pages(args, "plans", "plans", args.limit or None), format_plans)
 
 
 def _summaries(args: argparse.Namespace) -> int:

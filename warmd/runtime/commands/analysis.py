@@ -25,6 +25,7 @@ from warmd.hooks.registry import HookRegistry
 from warmd.rules.compile import KnownNames, check_files
 from warmd.rules.compiled import CompiledRuleSet
 from warmd.runtime.commands.errors import raft_errors
+from warmd.runtime.commands.paging import page_request, take_page
 from warmd.runtime.ingest.pipeline import SourceStatus
 from warmd.runtime.leader.planning import planner_settings
 from warmd.runtime.leader.rule_names import known_names
@@ -37,7 +38,7 @@ from warmd.scheduler.explain import (
 )
 from warmd.scheduler.merge import Signature, merged_summary, signature
 from warmd.statemachine.documents import (
-    newest_plans,
+    plan_document,
     short_version,
     summaries_total,
     summary_document,
@@ -81,6 +82,15 @@ class MergedSummary:
 
     summary: Summary | None
     problems: tuple[str, ...]
+
+
+def _plan_cursor(cursor: str | None) -> float:
+    """The log index below which the page starts (a plan cursor is its SubmitPlan index)."""
+    if cursor is None:
+        return float("inf")
+    if not cursor.isdigit():
+        raise AdminError(ErrorCode.BAD_REQUEST, f"cursor {cursor!r} is not one this daemon gave")
+    return int(cursor)
 
 
 class AnalysisCommands:
@@ -179,14 +189,17 @@ class AnalysisCommands:
         return self._rules[1], rules.version
 
     async def plans(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        limit = args.get("limit", PLANS_LIMIT_DEFAULT)
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= PLANS_LIMIT_MAX:
-            raise AdminError(ErrorCode.BAD_REQUEST,
-                             f"limit must be an integer 1..{PLANS_LIMIT_MAX}, got {limit!r}")
+        """The plans newest first, a page at a time (`limit`, `cursor` -> `next_cursor`)."""
+        request = page_request(args, PLANS_LIMIT_DEFAULT, PLANS_LIMIT_MAX)
+        before = _plan_cursor(request.cursor)
         read_index = await self._read_point()
         state = self._state
-        return {"read_index": read_index, "total": len(state.plans),
-                "plans": newest_plans(state, limit)}
+        plans = sorted((plan for plan in state.plans.values() if plan.index < before),
+                       key=lambda plan: plan.index, reverse=True)
+        page = take_page(plans, request, lambda plan: str(plan.index),
+                         lambda plan: plan_document(plan, state.tasks))
+        return {"read_index": read_index, "total": len(state.plans), "plans": page.documents,
+                "next_cursor": page.next_cursor}
 
     async def summaries(self, args: Mapping[str, Any]) -> dict[str, Any]:
         read_index = await self._read_point()

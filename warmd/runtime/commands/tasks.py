@@ -14,8 +14,10 @@ from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
 from warmd.errors import AdminError
 from warmd.runtime.commands.errors import raft_errors
+from warmd.runtime.commands.paging import page_request, take_page
 from warmd.runtime.node.driver import Driver
 from warmd.statemachine.commands import (
+    KEYS_PER_TASK_MAX,
     Cancel,
     Command,
     Drain,
@@ -28,6 +30,9 @@ from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.state import Applied, NodeRecord, TaskRecord
 
 LIST_LIMIT_DEFAULT = 100
+KEYS_LIMIT_DEFAULT = 1000
+LIST_LIMIT_MAX = 10_000  # per page; the page is also cut at paging.PAGE_BYTES_MAX
+STATE_RANK = {state: rank for rank, state in enumerate(TaskState)}
 SPEC_FIELDS = ("rule", "priority", "not_before_ms", "deadline_ms", "max_attempts")
 
 
@@ -42,8 +47,47 @@ def _text(args: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def task_document(task: TaskRecord, with_keys: bool = False) -> dict[str, Any]:
-    """A task as JSON-able fields (keys only on request: a task may hold 10^5)."""
+def _optional_text(args: Mapping[str, Any], name: str) -> str | None:
+    return None if args.get(name) is None else _text(args, name)
+
+
+def _states(wanted: Any) -> list[TaskState]:
+    """Every state, or the one `wanted` names (bad_request for an unknown one)."""
+    if wanted is None:
+        return list(TaskState)
+    try:
+        return [TaskState(str(wanted).upper())]
+    except ValueError:
+        raise AdminError(ErrorCode.BAD_REQUEST, f"unknown state {wanted!r}; one of "
+                         + ", ".join(state.value for state in TaskState)) from None
+
+
+def _position(task: TaskRecord) -> str:
+    """A task's place in a listing as a cursor: `<state rank>:<task id>`."""
+    return f"{STATE_RANK[task.state]}:{task.task_id}"
+
+
+def _position_key(task: TaskRecord) -> tuple[int, str]:
+    return STATE_RANK[task.state], task.task_id
+
+
+def _cursor_key(cursor: str) -> tuple[int, str]:
+    rank, separator, task_id = cursor.partition(":")
+    if not separator or not rank.isdigit():
+        raise AdminError(ErrorCode.BAD_REQUEST, f"cursor {cursor!r} is not one this daemon gave")
+    return int(rank), task_id
+
+
+def _key_offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not cursor.isdigit():
+        raise AdminError(ErrorCode.BAD_REQUEST, f"keys_cursor {cursor!r} is not one this daemon gave")
+    return int(cursor)
+
+
+def task_document(task: TaskRecord) -> dict[str, Any]:
+    """A task as JSON-able fields (its keys are paged by task-show: a task may hold 10^5)."""
     document = {
         "task_id": task.task_id, "state": task.state.value, "target": task.spec.target,
         "keys": len(task.spec.keys), "checkpoint": task.checkpoint, "owner": task.owner,
@@ -54,8 +98,6 @@ def task_document(task: TaskRecord, with_keys: bool = False) -> dict[str, Any]:
         "loader": task.spec.loader, "plan_id": task.spec.plan_id,
         "rules_version": task.spec.rules_version,
     }
-    if with_keys:
-        document["key_list"] = list(task.spec.keys)
     return document
 
 
@@ -129,22 +171,22 @@ class TaskCommands:
         return {"task_id": task_id, "applied_index": self._driver.applier.applied_index}
 
     async def list_tasks(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        wanted = args.get("state")
-        limit = args.get("limit", LIST_LIMIT_DEFAULT)
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-            raise AdminError(ErrorCode.BAD_REQUEST, f"limit must be an integer >= 0, got {limit!r}")
-        states = list(TaskState)
-        if wanted is not None:
-            try:
-                states = [TaskState(str(wanted).upper())]
-            except ValueError:
-                raise AdminError(ErrorCode.BAD_REQUEST, f"unknown state {wanted!r}; one of "
-                                 + ", ".join(state.value for state in TaskState)) from None
+        """Tasks by state (in lifecycle order) then id, filtered by `state`, `plan` and
+        `rule`, one page at a time (`limit`, `cursor` -> `next_cursor`)."""
+        request = page_request(args, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, minimum=0)
+        states = _states(args.get("state"))
+        plan_id, rule = _optional_text(args, "plan"), _optional_text(args, "rule")
         read_index = await self._read_point()
-        tasks = [task for state in states for task in self._state.in_state(state)]
-        documents = [task_document(task) for task in tasks[:limit] if limit]
-        return {"read_index": read_index, "total": len(tasks), "counts": self._state.counts(),
-                "tasks": documents, "stale_fence_rejections": self._state.stale_fence_rejections}
+        matching = [task for state in states for task in sorted(
+            self._state.in_state(state), key=lambda task: task.task_id)
+            if (plan_id is None or task.spec.plan_id == plan_id)
+            and (rule is None or task.spec.rule == rule)]
+        after = matching if request.cursor is None else \
+            [task for task in matching if _position_key(task) > _cursor_key(request.cursor)]
+        page = take_page(after, request, _position, task_document)
+        return {"read_index": read_index, "total": len(matching), "counts": self._state.counts(),
+                "tasks": page.documents, "next_cursor": page.next_cursor,
+                "stale_fence_rejections": self._state.stale_fence_rejections}
 
     async def show(self, args: Mapping[str, Any]) -> dict[str, Any]:
         task_id = _text(args, "task_id")
@@ -152,7 +194,17 @@ class TaskCommands:
         task = self._state.tasks.get(task_id)
         if task is None:
             raise AdminError(ErrorCode.FAILED, f"no task {task_id!r}")
-        return {"read_index": read_index, "task": task_document(task, bool(args.get("keys")))}
+        reply = {"read_index": read_index, "task": task_document(task)}
+        if args.get("keys"):  # a task may hold 10^5 keys: they come a page at a time
+            request = page_request({"limit": args.get("keys_limit", KEYS_LIMIT_DEFAULT),
+                                    "cursor": args.get("keys_cursor")},
+                                   KEYS_LIMIT_DEFAULT, KEYS_PER_TASK_MAX)
+            start = _key_offset(request.cursor)
+            page = take_page(range(start, len(task.spec.keys)), request, lambda at: str(at + 1),
+                             lambda at: task.spec.keys[at])
+            reply["task"]["key_list"] = page.documents
+            reply["next_keys_cursor"] = page.next_cursor
+        return reply
 
     async def cancel(self, args: Mapping[str, Any]) -> dict[str, Any]:
         task_id = _text(args, "task_id")
