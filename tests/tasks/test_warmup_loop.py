@@ -21,7 +21,7 @@ import redis
 from warmd.testing.loggen import LogSpec, generate_lines
 from warmd.testing.origin import OriginState, TestOrigin
 from warmd.testing.procs import ProcessCluster
-from warmd.testing.servers import ServerProcess
+from warmd.testing.servers import ServerProcess, free_port
 
 NODES = 3
 BUDGET = 120
@@ -315,3 +315,53 @@ def test_an_installed_plugin_gates_and_loads_a_planned_task(
     assert len(keys) >= 10
     item = keys[0].removeprefix("item:")
     assert cache.get(keys[0]) == f"/api/items/{item}"[::-1].encode()
+
+
+UNREACHABLE_RULES = """\
+rule items {{
+    match GET /api/items/{{item:int}}
+    key "item:{{item}}"
+    load fetch "{origin}/api/items/{{item}}"
+    backend local
+    budget top 5
+}}
+"""
+
+
+def test_the_effect_is_measured_on_the_cache_the_plan_is_about(
+        make_task_cluster: Callable[..., ProcessCluster], redis_target: ServerProcess,
+        origin: ThreadedOrigin, tmp_path: Path) -> None:
+    """With a second, unreachable Redis declared first, a flush of the real one is measured
+    on the real one (not on the first watched cache), and a plan that warms the unreachable
+    cache says so in `warmctl plans` instead of "measuring" forever."""
+    cluster = make_task_cluster(1)
+    node = cluster.nodes[1]
+    node.extra_config = (f'[caches.local]\nkind = "redis"\naddress = "127.0.0.1:{free_port()}"\n'
+                         + warm_up_config(write_logs(tmp_path, 1)[0], origin.origin.url,
+                                          redis_target.address))
+    cluster.write_config(node)
+    cluster.start_all()
+    cluster.wait_for_leader(timeout_s=20)
+    cache = redis.Redis(port=redis_target.port)
+    cache.mset({f"page:{number}": b"x" for number in range(50)})
+    cluster.wait_until(lambda: cluster.call(1, "summaries")["total"]["lines"] > 7_000, 30,
+                       "the summary")
+    time.sleep(0.5)  # the watcher's first samples of the real cache
+    cache.flushall()
+    plan = finished_plan(cluster, 1, "the flush plan")
+    assert plan["trigger"] == "cache-flush:redis" and plan["watch"] == "redis"
+    measured = cluster.wait_until(lambda: (p := newest_plan(cluster, 1)) and p["effect"],
+                                  20, "the effect")
+    assert measured["cache"] == "redis"
+
+    assert reload_rules(cluster, UNREACHABLE_RULES.format(origin=origin.origin.url))["ok"]
+
+    def unreachable() -> dict[str, Any] | None:
+        plan = newest_plan(cluster, 1)
+        return plan if plan and plan["effect_status"] == "cache local unreachable" else None
+
+    plan = cluster.wait_until(unreachable, 30, "the plan on the unreachable cache")
+    assert plan["watch"] == "local" and plan["trigger"] == "new-rules"
+    shown = subprocess.run([sys.executable, "-c", WARMCTL, "--socket", str(node.socket_path),
+                            "plans"], capture_output=True, text=True, check=True).stdout
+    assert "cache local unreachable" in shown

@@ -170,6 +170,8 @@ class Daemon:
             services.start(self._background(components))
             if services.pipeline is not None:
                 components.analysis.attach_pipeline(services.pipeline.status)
+            if services.watcher is not None:
+                components.analysis.attach_cache_status(services.watcher.is_down)
             failed = await self._wait_stop(components.driver)
         finally:
             await services.close()

@@ -43,6 +43,7 @@ from warmd.statemachine.documents import (
     summaries_total,
     summary_document,
 )
+from warmd.statemachine.plans import PlanRecord
 from warmd.statemachine.ruleset import RuleSetRecord
 from warmd.statemachine.summaries import SummaryRecord
 
@@ -110,11 +111,23 @@ class AnalysisCommands:
         self._problems: dict[tuple[str, int], str] = {}
         self._lock = asyncio.Lock()  # one explain at a time: a Summary memoises as it splits
         self._local_sources: Callable[[], Sequence[SourceStatus]] | None = None
+        self._cache_is_down: Callable[[str], bool] = lambda cache: False
 
     def attach_pipeline(self, status: Callable[[], Sequence[SourceStatus]]) -> None:
         """Show this node's own sources too (LogPipeline.status): what it tails and why a
         source has not shipped (the daemon starts the pipeline after the admin server)."""
         self._local_sources = status
+
+    def attach_cache_status(self, is_down: Callable[[str], bool]) -> None:
+        """Say "unreachable" on a plan whose watched cache this node cannot read
+        (CacheWatcher.is_down): its effect cannot be measured until the cache answers."""
+        self._cache_is_down = is_down
+
+    def _plan_document(self, plan: PlanRecord) -> dict[str, Any]:
+        document = plan_document(plan, self._state.tasks)
+        if plan.effect is None and plan.watch and self._cache_is_down(plan.watch):
+            document["effect_status"] = f"cache {plan.watch} unreachable"
+        return document
 
     def _local(self) -> list[dict[str, Any]]:
         if self._local_sources is None:
@@ -196,8 +209,7 @@ class AnalysisCommands:
         state = self._state
         plans = sorted((plan for plan in state.plans.values() if plan.index < before),
                        key=lambda plan: plan.index, reverse=True)
-        page = take_page(plans, request, lambda plan: str(plan.index),
-                         lambda plan: plan_document(plan, state.tasks))
+        page = take_page(plans, request, lambda plan: str(plan.index), self._plan_document)
         return {"read_index": read_index, "total": len(state.plans), "plans": page.documents,
                 "next_cursor": page.next_cursor}
 

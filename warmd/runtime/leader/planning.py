@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from warmd.analysis.summary import Summary
 from warmd.cache.configured import HTTP_KIND
@@ -66,6 +67,19 @@ def planner_settings(config: Config) -> PlannerSettings:
         budget=planner.budget, batch_requests=planner.batch_requests,
         horizon_s=planner.horizon_ms / 1000, task_deadline_s=planner.task_deadline_ms / 1000,
         default_target=target)
+
+
+def plan_watch(trigger: str, plan: SubmitPlan, watched: tuple[str, ...]) -> str:
+    """The cache whose hit rate shows `plan`'s effect: the watched cache whose flush or
+    restart triggered it, else the watched cache most of its tasks write into, else the
+    only watched cache ("" when that leaves a choice: better no effect than a wrong one)."""
+    kind, _, cache = trigger.partition(":")
+    if kind in ("cache-flush", "cache-restart") and cache in watched:
+        return cache
+    targets = Counter(task.spec.target for task in plan.tasks if task.spec.target in watched)
+    if targets:
+        return targets.most_common(1)[0][0]
+    return watched[0] if len(watched) == 1 else ""
 
 
 def watched_caches(config: Config) -> tuple[str, ...]:
@@ -231,8 +245,7 @@ class PlanningLoop:
         plan_id = f"p{now}-{_slug(trigger)}"
         inputs = PlanInputs(summary=summary, ruleset=ruleset,
                             rules_version=rules.version if rules else "", trigger=trigger,
-                            plan_id=plan_id, now_ms=now, watch=self._watch[0] if self._watch else "",
-                            only_rules=only_rules)
+                            plan_id=plan_id, now_ms=now, watch="", only_rules=only_rules)
         if rules is not None and ruleset is None:
             # Never fall back to zero-config on a rule set the leader cannot compile: that
             # would warm everything the operator's rules leave out.
@@ -242,6 +255,7 @@ class PlanningLoop:
                                    "see `warmctl rules show` and the leader's log")
         else:
             plan = await asyncio.to_thread(plan_warm_up, inputs, self._settings)
+        plan = replace(plan, watch=plan_watch(trigger, plan, self._watch))
         result = await self._driver.propose(plan)
         if not isinstance(result, Applied):
             self.counters.refused += 1
