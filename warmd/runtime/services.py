@@ -16,13 +16,13 @@ import random
 from collections.abc import Sequence
 
 from warmd.analysis.wire import encode_summary
-from warmd.cache.configured import ConfiguredCaches
+from warmd.cache.configured import ConfiguredCaches, warm_up_user_agents
 from warmd.config import Config
 from warmd.errors import CacheError
 from warmd.hooks.registry import HookRegistry
 from warmd.runtime.execute.executor import Executor, ExecutorOptions
 from warmd.runtime.execute.task_runner import RunnerSettings, SpecRunner
-from warmd.runtime.ingest.pipeline import LogPipeline
+from warmd.runtime.ingest.pipeline import LogPipeline, own_traffic_excluded
 from warmd.runtime.leader.cache_watch import CacheWatcher, WatchSettings
 from warmd.runtime.leader.planning import PlanningLoop, watched_caches
 from warmd.runtime.leader.scheduling import SchedulingLoop, SchedulingOptions
@@ -58,8 +58,10 @@ class WarmupServices:
         """
         self._tasks.extend(adopted)
         if self.config.sources:
+            summary_config = own_traffic_excluded(warm_up_user_agents(self.config.caches))
             self.pipeline = LogPipeline(self.config.node.node_id, self.config.sources,
-                                        self.config.analysis, self.driver.propose, encode_summary)
+                                        self.config.analysis, self.driver.propose, encode_summary,
+                                        summary_config=summary_config)
         if self.executor_options is not None:
             self._build_executor(self.executor_options)
         services = (self.pipeline, self.executor, self.scheduling, self.watcher, self.planning)

@@ -14,7 +14,7 @@ import contextlib
 import time
 from dataclasses import dataclass, replace
 
-from warmd.cache.configured import ConfiguredCaches
+from warmd.cache.configured import ConfiguredCaches, warm_up_headers
 from warmd.cache.http import HttpClient
 from warmd.errors import CacheError, ConfigError
 from warmd.hooks.base import WarmRequest
@@ -130,7 +130,7 @@ class SpecRunner:
         template = spec.loader_url or "{path}"
         name = f"fetch:{template}"
         if name not in self.registry.plugins["loader"]:
-            client = HttpClient()
+            client = HttpClient(headers=warm_up_headers())
             self._fetch_clients.append(client)
             self.registry.add(FetchLoader(client, template, name=name))
         return name
