@@ -6,6 +6,7 @@ the cache's hit rate is recorded in the replicated state."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import threading
@@ -308,6 +309,16 @@ def test_an_installed_plugin_gates_and_loads_a_planned_task(
                 if "ValueError: ready must be yes or no, got 'maybe'" in task["reason"]]
 
     cluster.wait_until(waiting_with_cause, 30, "a WAITING task showing the gate's exception")
+    gated = newest_plan(cluster, 1)
+    assert gated is not None
+    socket_args = ["--socket", str(cluster.nodes[1].socket_path)]
+    cancelled = subprocess.run([sys.executable, "-c", WARMCTL, *socket_args, "plans", "cancel",
+                                gated["plan_id"]], capture_output=True, text=True, check=True)
+    assert f"{gated['tasks']} tasks cancelled" in cancelled.stdout
+    listed = json.loads(subprocess.run(
+        [sys.executable, "-c", WARMCTL, *socket_args, "tasks", "ls", "--plan", gated["plan_id"],
+         "--state", "cancelled", "--json"], capture_output=True, text=True, check=True).stdout)
+    assert listed["total"] == gated["tasks"]
     assert reload_rules(cluster, PLUGIN_RULES.format(ready="yes"))["ok"]
     finished_plan(cluster, 1, "the plugin-loaded plan")
     cache = redis.Redis(port=redis_target.port)

@@ -46,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("count", type=_positive_int, nargs="?", default=100, metavar="COUNT")
     _command(subparsers, "plugins", "list the plugins this node loaded, with their versions",
              _plugins)
+    _command(subparsers, "health", "check the quorum and every member; exit 1 if one is "
+             "unhealthy", _health)
 
 
 def _command(subparsers: argparse._SubParsersAction, name: str, help_text: str,
@@ -163,6 +165,26 @@ def format_plugins(reply: Mapping[str, Any]) -> str:
             lines.append(f"{plugin['name']:<20} {plugin['kind']:<11} {plugin['version'] or '-':<10} "
                          f"{plugin['package'] or '-'}")
     return "\n".join(lines)
+
+
+def format_health(reply: Mapping[str, Any]) -> str:
+    """One line for the quorum, one per member, and the verdict."""
+    marks = {True: "healthy", False: "UNHEALTHY", None: "unknown"}
+    quorum = reply["quorum"]
+    lines = [f"quorum    {marks[quorum['healthy']]:<9}  {quorum['detail']}"]
+    for member in reply["members"]:
+        kind = "voter" if member["voter"] else "learner"
+        lines.append(f"node {member['node_id']:<4} {marks[member['healthy']]:<9}  "
+                     f"{kind} {member['address'] or '-'}: {member['detail']}")
+    lines.append(f"cluster is {'healthy' if reply['healthy'] else 'UNHEALTHY'} "
+                 f"(as node {reply['node_id']} sees it)")
+    return "\n".join(lines)
+
+
+def _health(args: argparse.Namespace) -> int:
+    reply = _call(args, "health", SLOW_CALL_TIMEOUT_S)
+    _print(args, reply, format_health)
+    return 0 if reply["healthy"] else 1
 
 
 def _plugins(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ from warmd.runtime import preflight
 from warmd.runtime.commands.analysis import AnalysisCommands
 from warmd.runtime.commands.bench_load import register_bench_commands
 from warmd.runtime.commands.cluster import ClusterCommands
+from warmd.runtime.commands.health import HealthCommands
 from warmd.runtime.commands.plugins import PluginCommands
 from warmd.runtime.commands.rules import RulesCommands
 from warmd.runtime.commands.tasks import TaskCommands
@@ -109,6 +110,7 @@ def build(config: Config, storage: DiskStorage) -> Components:
     TaskCommands(driver).register(admin)
     RulesCommands(driver, config, plugins).register(admin)
     PluginCommands(plugins).register(admin)
+    HealthCommands(driver).register(admin)
     analysis = AnalysisCommands(driver, config, plugins=plugins)
     analysis.register(admin)
     register_bench_commands(admin, driver)

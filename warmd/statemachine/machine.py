@@ -213,6 +213,7 @@ class StateMachine:
             task.checkpoint = command.keys_done
         elif isinstance(command, Finish):
             task.checkpoint, task.result = len(task.spec.keys), command.result
+            task.reason = ""  # an earlier attempt's failure is not this success's reason
         elif isinstance(command, Fail):
             task.reason, task.retryable = command.error, command.retryable
         elif isinstance(command, Release):

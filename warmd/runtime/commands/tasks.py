@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from warmd.admin.protocol import ErrorCode
@@ -26,14 +26,15 @@ from warmd.statemachine.commands import (
     SubmitTask,
     TaskSpec,
 )
-from warmd.statemachine.lifecycle import TaskState
+from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
 from warmd.statemachine.state import Applied, NodeRecord, TaskRecord
 
 LIST_LIMIT_DEFAULT = 100
 KEYS_LIMIT_DEFAULT = 1000
 LIST_LIMIT_MAX = 10_000  # per page; the page is also cut at paging.PAGE_BYTES_MAX
 STATE_RANK = {state: rank for rank, state in enumerate(TaskState)}
-SPEC_FIELDS = ("rule", "priority", "not_before_ms", "deadline_ms", "max_attempts")
+SPEC_FIELDS = ("rule", "priority", "not_before_ms", "deadline_ms", "max_attempts", "ttl_s",
+               "value")
 
 
 def _now_ms() -> int:
@@ -96,7 +97,8 @@ def task_document(task: TaskRecord) -> dict[str, Any]:
         "reason": task.reason, "result": task.result, "rule": task.spec.rule,
         "priority": task.spec.priority, "deadline_ms": task.spec.deadline_ms,
         "loader": task.spec.loader, "plan_id": task.spec.plan_id,
-        "rules_version": task.spec.rules_version,
+        "rules_version": task.spec.rules_version, "ttl_s": task.spec.ttl_s,
+        "assigned_ms": task.assigned_ms,
     }
     return document
 
@@ -139,7 +141,10 @@ class TaskCommands:
         server.register("task-list", self.list_tasks, summary="list tasks, optionally by state")
         server.register("task-show", self.show, summary="one task in full")
         server.register("task-cancel", self.cancel, summary="cancel a task for good")
-        server.register("task-retry", self.retry, summary="send a FAILED task back to PENDING")
+        server.register("task-retry", self.retry,
+                        summary="send a FAILED task (or every FAILED task of a plan) back to PENDING")
+        server.register("plan-cancel", self.cancel_plan,
+                        summary="cancel every unfinished task of a plan")
         server.register("nodes", self.nodes, summary="the executor nodes and their load")
         server.register("drain", self.drain, summary="stop (or resume) assigning to a node")
 
@@ -212,10 +217,46 @@ class TaskCommands:
         return {"task_id": task_id, "state": TaskState.CANCELLED.value}
 
     async def retry(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        task_id = _text(args, "task_id")
-        now_ms = _now_ms()
-        await self._write(Retry(task_id=task_id, not_before_ms=now_ms, now_ms=now_ms, manual=True))
-        return {"task_id": task_id, "state": TaskState.PENDING.value}
+        """One task by `task_id`, or with `failed` every FAILED task (of `plan`, if given)."""
+        if not args.get("failed"):
+            task_id = _text(args, "task_id")
+            now_ms = _now_ms()
+            await self._write(Retry(task_id=task_id, not_before_ms=now_ms, now_ms=now_ms,
+                                    manual=True))
+            return {"task_id": task_id, "state": TaskState.PENDING.value}
+        plan_id = _optional_text(args, "plan")
+        await self._read_point()
+        failed = [task.task_id for task in self._state.in_state(TaskState.FAILED)
+                  if plan_id is None or task.spec.plan_id == plan_id]
+        retried = await self._each(failed, lambda task_id, now_ms: Retry(
+            task_id=task_id, not_before_ms=now_ms, now_ms=now_ms, manual=True))
+        return {"plan": plan_id, "retried": retried, "refused": len(failed) - len(retried)}
+
+    async def cancel_plan(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        plan_id = _text(args, "plan")
+        await self._read_point()
+        plan = self._state.plans.get(plan_id)
+        if plan is None:
+            raise AdminError(ErrorCode.FAILED, f"no plan {plan_id!r} (warmctl plans lists them)")
+        open_ids = [task_id for task_id in plan.task_ids if task_id in self._state.tasks
+                    and self._state.tasks[task_id].state not in TERMINAL_STATES]
+        reason = f"plan {plan_id} cancelled by operator"
+        cancelled = await self._each(open_ids, lambda task_id, now_ms: Cancel(
+            task_id=task_id, now_ms=now_ms, reason=reason))
+        return {"plan": plan_id, "cancelled": cancelled, "tasks": len(plan.task_ids),
+                "already_finished": len(plan.task_ids) - len(open_ids)}
+
+    async def _each(self, task_ids: list[str],
+                    command: Callable[[str, int], Command]) -> list[str]:
+        """Propose `command(task_id, now)` for each task; the ids the state machine took (a
+        task that changed state meanwhile is refused and left out)."""
+        done = []
+        for task_id in task_ids:
+            async with raft_errors():
+                result = await self._driver.propose(command(task_id, _now_ms()))
+            if isinstance(result, Applied):
+                done.append(task_id)
+        return done
 
     async def nodes(self, args: Mapping[str, Any]) -> dict[str, Any]:
         read_index = await self._read_point()

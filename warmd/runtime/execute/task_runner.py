@@ -66,10 +66,12 @@ class SpecRunner:
         """Run `task` from its checkpoint; a task whose spec cannot run here fails clearly."""
         spec = task.spec
         if not spec.loader:
-            requests = tuple(WarmRequest(path=key, key=key) for key in spec.keys)
+            value = spec.value.encode() if spec.value else None
+            requests = tuple(WarmRequest(path=key, key=key, value=value) for key in spec.keys)
+            limits = WarmLimits(ttl_s=spec.ttl_s or self.settings.default_ttl_s)
             return await self.key_writer.run(
                 WarmTask(task_id=task.task_id, requests=requests, target=spec.target,
-                         loader="", checkpoint=task.checkpoint), progress)
+                         loader="", checkpoint=task.checkpoint, limits=limits), progress)
         try:
             warm_task = self.warm_task(task)
         except ConfigError as error:
