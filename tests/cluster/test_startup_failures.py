@@ -5,6 +5,7 @@ the daemon's process group), and a Redis db other than 0 no longer stops the dae
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -143,6 +144,8 @@ def test_redis_db_other_than_zero_with_sources_runs_and_stops(
     assert node.process is not None
     node.process.send_signal(signal.SIGTERM)
     assert _wait_exit(node) == 0
+    events = [json.loads(line) for line in node.log_text().splitlines() if line.startswith("{")]
+    assert len(events) > 5 and all(event.get("node_id") == 1 for event in events)
 
 
 def test_check_config_runs_the_start_up_checks(cluster: ProcessCluster, redis_server) -> None:
