@@ -153,14 +153,17 @@ def test_a_flush_is_warmed_back_from_the_merged_logs_of_every_node(
 
 
 def start_with_rules(cluster: ProcessCluster, rules_text: str, origin: ThreadedOrigin,
-                     redis_target: ServerProcess, tmp_path: Path) -> ProcessCluster:
-    """Start a one-node cluster tailing a generated log, with `rules_text` as its rule file."""
+                     redis_target: ServerProcess, tmp_path: Path,
+                     planner_extra: str = "") -> ProcessCluster:
+    """Start a one-node cluster tailing a generated log, with `rules_text` as its rule file
+    (`planner_extra` replaces [planner] settings, e.g. `effect_window_ms = 3000`)."""
     rules = tmp_path / "test.rules"
     rules.write_text(rules_text)
     node = cluster.nodes[1]
-    node.extra_config = (warm_up_config(write_logs(tmp_path, 1)[0], origin.origin.url,
-                                        redis_target.address)
-                         + f'\n[rules]\nfiles = ["{rules}"]\n')
+    config = warm_up_config(write_logs(tmp_path, 1)[0], origin.origin.url, redis_target.address)
+    if planner_extra:
+        config = config.replace("effect_window_ms = 1000\n", planner_extra)
+    node.extra_config = config + f'\n[rules]\nfiles = ["{rules}"]\n'
     cluster.write_config(node)
     cluster.start_all()
     cluster.wait_for_leader(timeout_s=20)
@@ -376,3 +379,38 @@ def test_the_effect_is_measured_on_the_cache_the_plan_is_about(
     shown = subprocess.run([sys.executable, "-c", WARMCTL, "--socket", str(node.socket_path),
                             "plans"], capture_output=True, text=True, check=True).stdout
     assert "cache local unreachable" in shown
+
+
+def test_each_task_shows_its_effect_and_waste(
+        make_task_cluster: Callable[..., ProcessCluster], redis_target: ServerProcess,
+        origin: ThreadedOrigin, tmp_path: Path) -> None:
+    """After a direct-fill plan, the node that ran each task measures, over the effect
+    window, which of its keys the service read (effect) and which it never read (waste);
+    `tasks show` reports them and the task's share of its plan's reads."""
+    cluster = make_task_cluster(1)
+    start_with_rules(cluster, ITEMS_RULES.format(origin=origin.origin.url).replace(
+        "budget top 30", "budget top 20"), origin, redis_target, tmp_path,
+        planner_extra="effect_window_ms = 6000\n")
+    plan = finished_plan(cluster, 1, "the new-rules plan")
+    time.sleep(2.0)  # reads in the window's first second are not told apart from the write
+    cache = redis.Redis(port=redis_target.port)
+    keys = sorted(key.decode() for key in cache.keys("item:*"))
+    assert len(keys) == 20
+    for key in keys[:5]:
+        cache.get(key)
+    task_ids = [task["task_id"] for task in
+                cluster.call(1, "task-list", plan=plan["plan_id"])["tasks"]]
+
+    def measured() -> list[dict[str, Any]] | None:
+        effects = [cluster.call(1, "task-show", task_id=task_id)["task"].get("effect")
+                   for task_id in task_ids]
+        return effects if all(effects) else None
+
+    effects = cluster.wait_until(measured, 20, "every task's effect")
+    assert sum(effect["keys_read"] for effect in effects) == 5, json.dumps(effects)
+    assert sum(effect["keys_never_read"] for effect in effects) == 15
+    assert sum(effect["share_of_plan_reads"] or 0 for effect in effects) == pytest.approx(1.0)
+    shown = subprocess.run([sys.executable, "-c", WARMCTL, "--socket",
+                            str(cluster.nodes[1].socket_path), "tasks", "show", task_ids[0]],
+                           capture_output=True, text=True, check=True).stdout
+    assert "effect:" in shown and "keys_never_read:" in shown

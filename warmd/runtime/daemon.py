@@ -65,6 +65,7 @@ class Components:
     admin: AdminServer
     analysis: AnalysisCommands
     plugins: HookRegistry
+    tasks: TaskCommands
 
 
 def open_storage(config: Config) -> DiskStorage:
@@ -109,14 +110,15 @@ def build(config: Config, storage: DiskStorage) -> Components:
     load_plugins(plugins)
     admin = AdminServer(config.admin.socket_path, group_id=config.admin.group_id)
     ClusterCommands(driver, plugins).register(admin)
-    TaskCommands(driver).register(admin)
+    tasks = TaskCommands(driver)
+    tasks.register(admin)
     RulesCommands(driver, config, plugins).register(admin)
     PluginCommands(plugins).register(admin)
     HealthCommands(driver).register(admin)
     analysis = AnalysisCommands(driver, config, plugins=plugins)
     analysis.register(admin)
     register_bench_commands(admin, driver)
-    return Components(storage, transport, driver, admin, analysis, plugins)
+    return Components(storage, transport, driver, admin, analysis, plugins, tasks)
 
 
 def load_plugins(registry: HookRegistry) -> None:
@@ -176,6 +178,8 @@ class Daemon:
                 components.analysis.attach_pipeline(services.pipeline.status)
             if services.watcher is not None:
                 components.analysis.attach_cache_status(services.watcher.is_down)
+            if services.effects is not None:
+                components.tasks.attach_effects(services.effects.effects)
             failed = await self._wait_stop(components.driver)
         finally:
             await services.close()

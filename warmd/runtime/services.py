@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from warmd.analysis.wire import encode_summary
 from warmd.cache.configured import ConfiguredCaches, warm_up_user_agents
+from warmd.cache.effect import EffectRecorder
 from warmd.config import Config
 from warmd.errors import CacheError
 from warmd.hooks.registry import HookRegistry
@@ -46,6 +47,7 @@ class WarmupServices:
         self.executor: Executor | None = None
         self.planning: PlanningLoop | None = None
         self.scheduling: SchedulingLoop | None = None
+        self.effects: EffectRecorder | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self, adopted: Sequence[asyncio.Task[None]] = ()) -> None:
@@ -70,6 +72,11 @@ class WarmupServices:
 
     def _build_executor(self, options: ExecutorOptions) -> None:
         self.caches = ConfiguredCaches(self.config.caches)
+        # Each task this node runs into a key-value cache is measured after it ends: how many
+        # of its keys were read (its effect) and how many never were (its waste).
+        self.effects = EffectRecorder(self.caches.backends,
+                                      window_s=self.config.planner.effect_window_ms / 1000)
+        self.plugins.add(self.effects, "listener")
         self.runner = SpecRunner(self.caches, RunnerSettings(options.batch_keys,
                                                              options.keys_per_second),
                                  self.plugins)
@@ -93,6 +100,8 @@ class WarmupServices:
         self._tasks.clear()
         if self.pipeline is not None:
             await asyncio.to_thread(self.pipeline.close)
+        if self.effects is not None:
+            await self.effects.close()
         if self.runner is not None:
             await self.runner.close()
         if self.caches is not None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
+from warmd.cache.effect import TaskEffect
 from warmd.errors import AdminError
 from warmd.runtime.commands.errors import raft_errors
 from warmd.runtime.commands.paging import page_request, take_page
@@ -103,6 +104,20 @@ def task_document(task: TaskRecord) -> dict[str, Any]:
     return document
 
 
+def effect_document(effect: TaskEffect, plan_keys_read: int) -> dict[str, Any]:
+    """A task's effect: of a sample of its keys, how many were read in the window after it
+    (useful), never read (waste) or already gone; its share of its plan's keys read."""
+    never_read = effect.sampled_keys - effect.keys_read_in_window - effect.keys_gone
+    share = effect.keys_read_in_window / plan_keys_read if plan_keys_read else None
+    return {"window_s": effect.window_s, "cache_hits": effect.hits,
+            "cache_misses": effect.misses, "sampled_keys": effect.sampled_keys,
+            "keys_read": effect.keys_read_in_window, "keys_never_read": never_read,
+            "keys_gone": effect.keys_gone,
+            "waste_ratio": round(never_read / effect.sampled_keys, 3) if effect.sampled_keys
+            else None,
+            "share_of_plan_reads": round(share, 3) if share is not None else None}
+
+
 def node_document(node: NodeRecord, load: int, now_ms: int) -> dict[str, Any]:
     """A node registry entry as JSON-able fields, with its current load and liveness."""
     return {
@@ -135,6 +150,12 @@ class TaskCommands:
 
     def __init__(self, driver: Driver) -> None:
         self._driver = driver
+        self._effects: Mapping[str, TaskEffect] = {}
+
+    def attach_effects(self, effects: Mapping[str, TaskEffect]) -> None:
+        """Show the effect and waste of the tasks this node ran (EffectRecorder.effects):
+        measured where the task ran, so `tasks show` on that node has them."""
+        self._effects = effects
 
     def register(self, server: AdminServer) -> None:
         server.register("task-submit", self.submit, summary="submit a task (keys and a target)")
@@ -200,6 +221,9 @@ class TaskCommands:
         if task is None:
             raise AdminError(ErrorCode.FAILED, f"no task {task_id!r}")
         reply = {"read_index": read_index, "task": task_document(task)}
+        effect = self._effects.get(task_id)
+        if effect is not None:
+            reply["task"]["effect"] = effect_document(effect, self._plan_keys_read(task))
         if args.get("keys"):  # a task may hold 10^5 keys: they come a page at a time
             request = page_request({"limit": args.get("keys_limit", KEYS_LIMIT_DEFAULT),
                                     "cursor": args.get("keys_cursor")},
@@ -210,6 +234,15 @@ class TaskCommands:
             reply["task"]["key_list"] = page.documents
             reply["next_keys_cursor"] = page.next_cursor
         return reply
+
+    def _plan_keys_read(self, task: TaskRecord) -> int:
+        """Keys read after their task, summed over the tasks of `task`'s plan measured here."""
+        if not task.spec.plan_id:
+            return 0
+        plan = self._state.plans.get(task.spec.plan_id)
+        task_ids = plan.task_ids if plan is not None else (task.task_id,)
+        return sum(self._effects[task_id].keys_read_in_window
+                   for task_id in task_ids if task_id in self._effects)
 
     async def cancel(self, args: Mapping[str, Any]) -> dict[str, Any]:
         task_id = _text(args, "task_id")
