@@ -139,6 +139,9 @@ def test_operator_drill_down_commands(
     assert status == 0 and out.strip() == "2 FAILED tasks sent back to PENDING"
     cluster.wait_until(lambda: all(cluster.call(1, "task-show", task_id=name)["task"]["attempt"]
                                    == 2 for name in ("doomed-1", "doomed-2")), 20, "the retries")
+    status, out = warmctl(cluster, 1, capsys, "tasks", "show", "doomed-1")
+    assert status == 0 and "attempts (" in out and "#1 node 1 fence" in out
+    assert "Connection refused" in out.split("#1 node 1 fence")[1]  # the first attempt's end
     status, out = warmctl(cluster, 1, capsys, "tasks", "show", "valued")
     assert status == 0 and "ttl_s: 120" in out and "reason" not in out
     assert "submitted: 20" in out and " ago)" in out  # local date and age, not epoch ms

@@ -123,6 +123,19 @@ def _show(args: argparse.Namespace) -> int:
     return _print(args, reply, lambda reply: format_task(reply["task"], int(time.time() * 1000)))
 
 
+def attempt_line(attempt: Mapping[str, Any], now_ms: int) -> str:
+    """`  #2 node 3 fence 41: assigned 16:20:01 (3m ago), started ..., FAILED ...: error`."""
+    line = (f"  #{attempt['attempt']} node {attempt['node_id']} fence {attempt['fence']}: "
+            f"assigned {when(attempt['assigned_ms'], now_ms)}")
+    if attempt["started_ms"]:
+        line += f", started {when(attempt['started_ms'], now_ms)}"
+    if attempt["ended_ms"]:
+        line += f", {attempt['outcome']} {when(attempt['ended_ms'], now_ms)}"
+    else:
+        line += ", still open"
+    return line + (f": {attempt['error']}" if attempt["error"] else "")
+
+
 TIME_FIELDS = ("submitted_ms", "updated_ms", "deadline_ms", "assigned_ms")
 
 
@@ -135,6 +148,9 @@ def format_task(task: Mapping[str, Any], now_ms: int) -> str:
             continue
         if name in TIME_FIELDS:
             lines.append(f"{name.removesuffix('_ms')}: {when(value, now_ms)}")
+        elif name == "attempts":
+            lines.append(f"attempts ({len(value)} kept):" if value else "attempts: -")
+            lines += [attempt_line(attempt, now_ms) for attempt in value]
         elif isinstance(value, Mapping):
             lines.append(f"{name}:")
             lines += [f"  {key}: {item}" for key, item in value.items()]

@@ -8,6 +8,7 @@ exception: the same entry must have the same effect (none) on every replica.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 
 from warmd.errors import invariant
@@ -34,6 +35,7 @@ from warmd.statemachine.commands import (
     Retry,
     Session,
     Skip,
+    Start,
     SubmitPlan,
     SubmitTask,
     decode_command,
@@ -42,9 +44,11 @@ from warmd.statemachine.lifecycle import TERMINAL_STATES, Refusal, TaskState, de
 from warmd.statemachine.plans import PLANS_KEPT, PlanEffect, PlanRecord
 from warmd.statemachine.ruleset import RuleSetRecord, SetRules
 from warmd.statemachine.state import (
+    ATTEMPTS_KEPT,
     NO_NODE,
     Applied,
     ApplyResult,
+    AttemptRecord,
     MachineState,
     NodeRecord,
     Rejected,
@@ -55,6 +59,30 @@ from warmd.statemachine.summaries import ReportSummary, SummaryRecord, summary_k
 
 # A constant, not a setting: replicas with different limits would evict differently and diverge.
 SESSIONS_MAX = 10_000
+
+
+def _record_attempt(task: TaskRecord, command: Any) -> None:
+    """Note on the open attempt that its owner started it, or how it ended."""
+    if not task.attempts or task.attempts[-1].ended_ms:
+        return
+    current = task.attempts[-1]
+    if isinstance(command, Start):
+        current = replace(current, started_ms=command.now_ms)
+    elif isinstance(command, Finish):
+        current = replace(current, ended_ms=command.now_ms, outcome=TaskState.SUCCEEDED.value)
+    elif isinstance(command, Fail):
+        current = replace(current, ended_ms=command.now_ms, outcome=TaskState.FAILED.value,
+                          error=command.error)
+    elif isinstance(command, Release):
+        current = replace(current, ended_ms=command.now_ms, outcome="RELEASED",
+                          error=command.reason)
+    elif isinstance(command, (Cancel, Expire)):
+        outcome = TaskState.CANCELLED if isinstance(command, Cancel) else TaskState.EXPIRED
+        current = replace(current, ended_ms=command.now_ms, outcome=outcome.value,
+                          error=getattr(command, "reason", ""))
+    else:
+        return
+    task.attempts = (*task.attempts[:-1], current)
 
 
 class StateMachine:
@@ -208,7 +236,10 @@ class StateMachine:
         """Carry out an allowed command's effect on the task's fields; returns Applied's value."""
         if isinstance(command, Assign):
             task.owner, task.fence, task.assigned_ms = command.node_id, index, command.now_ms
+            attempt = AttemptRecord(task.attempt, command.node_id, index, command.now_ms)
+            task.attempts = (*task.attempts, attempt)[-ATTEMPTS_KEPT:]
             return index
+        _record_attempt(task, command)
         if isinstance(command, ReportProgress):
             task.checkpoint = command.keys_done
         elif isinstance(command, Finish):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import Any
 
 from warmd.admin.protocol import ErrorCode
@@ -100,6 +101,7 @@ def task_document(task: TaskRecord) -> dict[str, Any]:
         "loader": task.spec.loader, "plan_id": task.spec.plan_id,
         "rules_version": task.spec.rules_version, "ttl_s": task.spec.ttl_s,
         "assigned_ms": task.assigned_ms,
+        "attempts": [asdict(attempt) for attempt in task.attempts],
     }
     return document
 
