@@ -145,6 +145,9 @@ def test_operator_drill_down_commands(
     status, out = warmctl(cluster, 1, capsys, "tasks", "show", "valued")
     assert status == 0 and "ttl_s: 120" in out and "reason" not in out
     assert "submitted: 20" in out and " ago)" in out  # local date and age, not epoch ms
+    assert "result:\n  keys_ok: 5000\n  keys_failed: 0" in out and "{" not in out
+    status, out = warmctl(cluster, 1, capsys, "tasks", "show", "valued", "--json")
+    assert json.loads(out)["task"]["result"]["keys_ok"] == 5000
     status, out = warmctl(cluster, 1, capsys, "tasks", "ls", "--state", "succeeded", "--json")
     assert [task["task_id"] for task in json.loads(out)["tasks"]] == ["valued"]
 

@@ -5,6 +5,7 @@ reads first take a ReadIndex read point, so what warmctl shows is linearizable.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -89,6 +90,18 @@ def _key_offset(cursor: str | None) -> int:
     return int(cursor)
 
 
+def result_fields(result: str) -> dict[str, Any] | str | None:
+    """A finished task's result as fields (the executor records a JSON object; a result
+    recorded by an older version is prose and stays a string)."""
+    if not result:
+        return None
+    try:
+        fields = json.loads(result)
+    except ValueError:
+        return result
+    return fields if isinstance(fields, dict) else result
+
+
 def task_document(task: TaskRecord) -> dict[str, Any]:
     """A task as JSON-able fields (its keys are paged by task-show: a task may hold 10^5)."""
     document = {
@@ -96,7 +109,7 @@ def task_document(task: TaskRecord) -> dict[str, Any]:
         "keys": len(task.spec.keys), "checkpoint": task.checkpoint, "owner": task.owner,
         "fence": task.fence, "attempt": task.attempt, "reassignments": task.reassignments,
         "submitted_ms": task.submitted_ms, "updated_ms": task.updated_ms,
-        "reason": task.reason, "result": task.result, "rule": task.spec.rule,
+        "reason": task.reason, "result": result_fields(task.result), "rule": task.spec.rule,
         "priority": task.spec.priority, "deadline_ms": task.spec.deadline_ms,
         "loader": task.spec.loader, "plan_id": task.spec.plan_id,
         "rules_version": task.spec.rules_version, "ttl_s": task.spec.ttl_s,
