@@ -138,3 +138,14 @@ def test_check_json_gives_each_diagnostic_as_fields(tmp_path: Path,
     assert (error["line"], error["column"], error["severity"]) == (3, 13, "error")
     assert error["message"] == "unknown backend 'redsi'" and "redis" in error["suggestion"]
     assert third["valid"] is False and "cannot read" in third["problem"]
+
+
+def test_rules_test_and_version_speak_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """`rules test --json` gives each check's outcome as fields; `version --json` too."""
+    conf = Path(__file__).resolve().parents[2] / "conf" / "rules"
+    assert main(["rules", "test", "--json", str(conf / "reports.test.toml")]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["passed"] is True and document["outcomes"]
+    assert {outcome["status"] for outcome in document["outcomes"]} == {"pass"}
+    assert main(["version", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"]

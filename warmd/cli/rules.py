@@ -47,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     formatter.set_defaults(handler=_fmt)
     tester = commands.add_parser("test", help="run rule unit tests from a TOML test file")
     tester.add_argument("file", metavar="FILE")
+    tester.add_argument("--json", action="store_true",
+                        help="print each check's outcome as JSON (same exit status)")
     _known_arguments(tester)
     tester.set_defaults(handler=_test)
     reloader = _command(commands, "reload", "check rule files on the daemon's node, then commit "
@@ -241,11 +243,16 @@ def _test(args: argparse.Namespace) -> int:
             print(report, file=sys.stdout if valid else sys.stderr)
         return EXIT_ERRORS
     outcomes = run(spec, ruleset, engine_predictor())
+    failed = any(outcome.status == "fail" for outcome in outcomes)
+    if args.json:
+        print(json.dumps({"file": str(path), "passed": not failed,
+                          "outcomes": [asdict(outcome) for outcome in outcomes]}, indent=2))
+        return EXIT_ERRORS if failed else EXIT_OK
     for outcome in outcomes:
         line = f"{outcome.status.upper():7} {outcome.case}: {outcome.check}"
         print(line + (f" -- {outcome.detail}" if outcome.detail else ""))
     print(f"{path}: {summary_line(outcomes)}")
-    return EXIT_ERRORS if any(o.status == "fail" for o in outcomes) else EXIT_OK
+    return EXIT_ERRORS if failed else EXIT_OK
 
 
 def _reload(args: argparse.Namespace) -> int:
