@@ -203,3 +203,26 @@ async def test_password_is_sent_and_missing_password_is_one_clear_error() -> Non
             await bad.close()
     finally:
         server.stop()
+
+
+async def test_db_is_selected_on_every_connection(redis_server) -> None:
+    """A backend on db 3 writes, reads and counts keys there and leaves db 0 untouched,
+    also after the server closed its connections (a reconnect SELECTs again)."""
+    key = f"db3-{uuid.uuid4().hex}"
+    backend = RedisBackend(redis_server.address, db=3, connection_count=1)
+    default_db = RespConnection("127.0.0.1", redis_server.port)
+    db3 = RespConnection("127.0.0.1", redis_server.port, db=3)
+    try:
+        await backend.write_many([CacheItem(key, b"v", 60)])
+        assert await db3.call("GET", key) == b"v"
+        assert await default_db.call("EXISTS", key) == 0
+        await default_db.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        assert await backend.read_many([key]) == {key: b"v"}
+        stats = await backend.stats()
+        assert stats.nodes[0].keys == await db3.call("DBSIZE")
+        assert backend.name.endswith("/3")
+    finally:
+        await db3.call("DEL", key)
+        await backend.close()
+        await db3.close()
+        await default_db.close()

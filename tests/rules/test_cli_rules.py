@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,32 @@ def test_files_form_one_rule_set(tmp_path: Path, capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert f"{second}:1:6: error: duplicate rule name 'r'" in err
     assert f"help: the first rule 'r' is in {first}" in err
+
+
+def test_check_json_gives_each_diagnostic_as_fields(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`rules check --json` exits like the text form and gives each error's place, message
+    and suggestion as fields, and a file that cannot be read as a problem."""
+    bad = _write(tmp_path, "bad.rules", "rule a {\n    match GET /x\n    backend redsi\n}\n")
+    good = _write(tmp_path, "good.rules", "rule b {\n    match GET /y\n}\n")
+    assert main(["rules", "check", "--json", "--backends", "redis", bad, good,
+                 str(tmp_path / "missing.rules")]) == 2
+    document = json.loads(capsys.readouterr().out)
+    first, second, third = document["files"]
+    assert document["valid"] is False and second == {
+        "file": good, "valid": True, "diagnostics": [], "rules": 1}
+    (error,) = first["diagnostics"]
+    assert (error["line"], error["column"], error["severity"]) == (3, 13, "error")
+    assert error["message"] == "unknown backend 'redsi'" and "redis" in error["suggestion"]
+    assert third["valid"] is False and "cannot read" in third["problem"]
+
+
+def test_rules_test_and_version_speak_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """`rules test --json` gives each check's outcome as fields; `version --json` too."""
+    conf = Path(__file__).resolve().parents[2] / "conf" / "rules"
+    assert main(["rules", "test", "--json", str(conf / "reports.test.toml")]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["passed"] is True and document["outcomes"]
+    assert {outcome["status"] for outcome in document["outcomes"]} == {"pass"}
+    assert main(["version", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"]

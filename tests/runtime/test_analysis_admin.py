@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,19 +24,12 @@ from warmd.cli.plans_view import (
     format_warm_up,
 )
 from warmd.config import Config, load
-from warmd.config_table import Address
 from warmd.errors import AdminError
-from warmd.raft.config import RaftConfig
-from warmd.raft.core import RaftNode
-from warmd.raft.types import ConfState
 from warmd.rules.compile import load as load_rules
 from warmd.runtime.commands.analysis import AnalysisCommands
 from warmd.runtime.commands.cluster import ClusterCommands
 from warmd.runtime.ingest.pipeline import LogPipeline
-from warmd.runtime.node.applier import Applier
-from warmd.runtime.node.disk import DiskStorage
-from warmd.runtime.node.driver import Driver, DriverOptions
-from warmd.runtime.node.transport import TcpTransport, TransportOptions
+from warmd.runtime.node.driver import Driver
 from warmd.scheduler.explain import parse_request_line
 from warmd.scheduler.merge import merged_summary
 from warmd.scheduler.planner import PlanInputs, PlannerSettings, plan_warm_up
@@ -49,7 +41,6 @@ from warmd.statemachine.commands import (
     SubmitPlan,
     TaskSpec,
 )
-from warmd.statemachine.machine import StateMachine
 from warmd.statemachine.ruleset import SetRules
 from warmd.statemachine.state import Applied
 from warmd.statemachine.summaries import ReportSummary
@@ -92,27 +83,6 @@ def records() -> list[Record]:
     """A day of generated traffic ending at NOW_S (dates, pages, hot ids, nonces, tokens)."""
     start = datetime.fromtimestamp(NOW_S, tz=UTC) - timedelta(days=1)
     return generate_records(LogSpec(seed=3, start=start, days=1.0, requests_per_day=12_000))
-
-
-@pytest.fixture
-async def driver(tmp_path: Path) -> AsyncIterator[Driver]:
-    """A real one-node Raft driver on disk that has elected itself."""
-    storage = DiskStorage.open(tmp_path / "raft", conf_state=ConfState(voters=(1,)))
-    transport = TcpTransport(TransportOptions(cluster_id="t", node_id=1, secret=b"s" * 32))
-    await transport.start()
-    node = RaftNode(RaftConfig(node_id=1, election_timeout_ticks=4, heartbeat_ticks=1),
-                    storage, random.Random(7))
-    driver = Driver(node, storage, transport,
-                    Applier(StateMachine(), {1: Address("127.0.0.1", 1)}),
-                    DriverOptions(0.005, 2.0, 100_000, "test-client"))
-    await driver.start()
-    deadline_s = time.monotonic() + 10
-    while driver.leader_id != 1:
-        assert time.monotonic() < deadline_s, "the one-node driver did not elect itself"
-        await asyncio.sleep(0.02)
-    yield driver
-    await driver.stop()
-    await transport.close()
 
 
 def _commands(driver: Driver, tmp_path: Path) -> AnalysisCommands:

@@ -315,3 +315,24 @@ def test_indexes_must_increase() -> None:
     machine.apply(5, Heartbeat(node_id=1, now_ms=0))
     with pytest.raises(InvariantViolation):
         machine.apply(5, Heartbeat(node_id=1, now_ms=0))
+
+
+def test_every_attempt_is_kept_with_its_times_and_end() -> None:
+    """A task taken over from a lost owner lists both assignments: node, fence, leader times
+    and how each ended; a snapshot restores them, and a success clears the stale reason."""
+    ledger = _ledger(1, 2)
+    _ready(ledger, "t", keys=10)
+    old = _run(ledger, "t", 1, now_ms=10)
+    new = _take_over(ledger, "t", old, now_ms=LEASE_MS + 50)
+    assert ledger.append(Finish(task_id="t", node_id=2, fence=new, now_ms=LEASE_MS + 90)) \
+        == Applied(None)
+    task = ledger.state.tasks["t"]
+    first, second = task.attempts
+    assert (first.node_id, first.fence, first.assigned_ms, first.started_ms) == (1, old, 10, 10)
+    assert (first.outcome, first.ended_ms) == ("RELEASED", LEASE_MS + 50)
+    assert (second.node_id, second.fence, second.outcome, second.ended_ms) == (
+        2, new, "SUCCEEDED", LEASE_MS + 90)
+    assert task.reason == ""
+    restored = StateMachine()
+    restored.restore(ledger.machine.snapshot())
+    assert restored.state.tasks["t"].attempts == task.attempts

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -102,3 +105,60 @@ def test_failed_task_can_be_retried_and_cancelled_and_bad_input_is_refused(
     status, _ = warmctl(cluster, 1, capsys, "tasks", "submit", "--target", "", "--key", "x")
     assert status == 64
     assert cluster.status(1) is not None
+
+
+WARMCTL = "from warmd.cli.warmctl import main; raise SystemExit(main())"
+LONG_PREFIX = "a-key-long-enough-that-5000-of-them-overflow-a-pipe:"  # ~280 KB listed
+
+
+def test_operator_drill_down_commands(
+        make_task_cluster: Callable[..., ProcessCluster], redis_target: ServerProcess,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`tasks submit --ttl --value` writes that value with that TTL; `tasks retry --failed`
+    retries every FAILED task; `tasks show` prints local times with their age and no stale
+    failure reason; `health` checks the quorum and every member; a reader that leaves early
+    (`| head -1`) gets no traceback."""
+    cluster = make_task_cluster(1).start_all()
+    cluster.wait_for_leader()
+    wait_executors(cluster, 1)
+    status, _ = warmctl(cluster, 1, capsys, "tasks", "submit", "--target",
+                        f"redis://{redis_target.address}", "--prefix", LONG_PREFIX, "--count", "5000",
+                        "--ttl", "120", "--value", "hello", "--id", "valued")
+    assert status == 0
+    dead_target = f"redis://127.0.0.1:{free_port()}"
+    for name in ("doomed-1", "doomed-2"):
+        cluster.call(1, "task-submit", task_id=name, target=dead_target, keys=["k"],
+                     max_attempts=1)
+    cluster.wait_until(lambda: (counts := cluster.call(1, "task-list", limit=0)["counts"])
+                       ["SUCCEEDED"] == 1 and counts["FAILED"] == 2, 30, "1 success, 2 failures")
+    cache = redis.Redis(port=redis_target.port)
+    last_key = f"{LONG_PREFIX}4999"
+    assert cache.get(last_key) == b"hello" and 0 < cache.ttl(last_key) <= 120
+
+    status, out = warmctl(cluster, 1, capsys, "tasks", "retry", "--failed")
+    assert status == 0 and out.strip() == "2 FAILED tasks sent back to PENDING"
+    cluster.wait_until(lambda: all(cluster.call(1, "task-show", task_id=name)["task"]["attempt"]
+                                   == 2 for name in ("doomed-1", "doomed-2")), 20, "the retries")
+    status, out = warmctl(cluster, 1, capsys, "tasks", "show", "doomed-1")
+    assert status == 0 and "attempts (" in out and "#1 node 1 fence" in out
+    assert "Connection refused" in out.split("#1 node 1 fence")[1]  # the first attempt's end
+    status, out = warmctl(cluster, 1, capsys, "tasks", "show", "valued")
+    assert status == 0 and "ttl_s: 120" in out and "reason" not in out
+    assert "submitted: 20" in out and " ago)" in out  # local date and age, not epoch ms
+    assert "result:\n  keys_ok: 5000\n  keys_failed: 0" in out and "{" not in out
+    status, out = warmctl(cluster, 1, capsys, "tasks", "show", "valued", "--json")
+    assert json.loads(out)["task"]["result"]["keys_ok"] == 5000
+    status, out = warmctl(cluster, 1, capsys, "tasks", "ls", "--state", "succeeded", "--json")
+    assert [task["task_id"] for task in json.loads(out)["tasks"]] == ["valued"]
+
+    status, out = warmctl(cluster, 1, capsys, "health")
+    assert status == 0 and "cluster is healthy" in out and "node 1" in out
+    status, out = warmctl(cluster, 1, capsys, "health", "--json")
+    assert json.loads(out)["quorum"]["healthy"] is True
+
+    piped = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {shlex.quote(sys.executable)} -c {shlex.quote(WARMCTL)}"
+                       f" --socket {cluster.nodes[1].socket_path} tasks show valued --keys"
+                       " | head -1"], capture_output=True, text=True)
+    assert piped.stdout.startswith("task_id: valued")
+    assert "Traceback" not in piped.stderr and piped.returncode == 141, piped.stderr

@@ -6,6 +6,9 @@ the cache's hit rate is recorded in the replicated state."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +22,7 @@ import redis
 from warmd.testing.loggen import LogSpec, generate_lines
 from warmd.testing.origin import OriginState, TestOrigin
 from warmd.testing.procs import ProcessCluster
-from warmd.testing.servers import ServerProcess
+from warmd.testing.servers import ServerProcess, free_port
 
 NODES = 3
 BUDGET = 120
@@ -150,14 +153,17 @@ def test_a_flush_is_warmed_back_from_the_merged_logs_of_every_node(
 
 
 def start_with_rules(cluster: ProcessCluster, rules_text: str, origin: ThreadedOrigin,
-                     redis_target: ServerProcess, tmp_path: Path) -> ProcessCluster:
-    """Start a one-node cluster tailing a generated log, with `rules_text` as its rule file."""
+                     redis_target: ServerProcess, tmp_path: Path,
+                     planner_extra: str = "") -> ProcessCluster:
+    """Start a one-node cluster tailing a generated log, with `rules_text` as its rule file
+    (`planner_extra` replaces [planner] settings, e.g. `effect_window_ms = 3000`)."""
     rules = tmp_path / "test.rules"
     rules.write_text(rules_text)
     node = cluster.nodes[1]
-    node.extra_config = (warm_up_config(write_logs(tmp_path, 1)[0], origin.origin.url,
-                                        redis_target.address)
-                         + f'\n[rules]\nfiles = ["{rules}"]\n')
+    config = warm_up_config(write_logs(tmp_path, 1)[0], origin.origin.url, redis_target.address)
+    if planner_extra:
+        config = config.replace("effect_window_ms = 1000\n", planner_extra)
+    node.extra_config = config + f'\n[rules]\nfiles = ["{rules}"]\n'
     cluster.write_config(node)
     cluster.start_all()
     cluster.wait_for_leader(timeout_s=20)
@@ -238,3 +244,173 @@ def test_a_gate_turning_ready_triggers_its_plan(
     plan = finished_plan(cluster, 1, "the gate-ready plan")
     assert plan["trigger"] == "gate-ready:etl" and plan["requests"] == 10
     assert len(redis.Redis(port=redis_target.port).keys("item:*")) == 10
+
+
+WARMCTL = "from warmd.cli.warmctl import main; raise SystemExit(main())"
+EXAMPLE_PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "warmd-plugin-example"
+
+PLUGIN_RULES = """\
+gate flag {{
+    check env_flag ready="{ready}"
+    poll 200ms
+    timeout 1m
+}}
+
+rule items {{
+    match GET /api/items/{{item:int}}
+    key "item:{{item}}"
+    load plugin reversed_path
+    backend redis
+    budget top 10
+    gate flag
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def example_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example package installed by pip (as an operator would) into a directory the
+    daemons get on their PYTHONPATH: the test venv stays as it was."""
+    target = tmp_path_factory.mktemp("plugins")
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+         str(target), str(EXAMPLE_PLUGIN)], capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+    assert list(target.glob("warmd_plugin_example-*.dist-info/entry_points.txt"))
+    return target
+
+
+def reload_rules(cluster: ProcessCluster, text: str) -> dict[str, Any]:
+    return cluster.call(1, "rules-reload", files=[["test.rules", text]])  # type: ignore[no-any-return]
+
+
+def test_an_installed_plugin_gates_and_loads_a_planned_task(
+        make_task_cluster: Callable[..., ProcessCluster], redis_target: ServerProcess,
+        origin: ThreadedOrigin, example_plugin: Path, tmp_path: Path) -> None:
+    """With the example package pip-installed, the daemon loads its entry points: `warmctl
+    plugins` lists them with their version, a rule naming a plugin that is not installed is
+    refused with the installed names, a gate whose plugin raises shows the exception on the
+    waiting task, and once the gate opens the plugin loader fills Redis."""
+    cluster = make_task_cluster(1)
+    cluster.nodes[1].extra_environment["PYTHONPATH"] = str(example_plugin)
+    start_with_rules(cluster, PLUGIN_RULES.format(ready="maybe"), origin, redis_target, tmp_path)
+    listed = subprocess.run([sys.executable, "-c", WARMCTL, "--socket",
+                             str(cluster.nodes[1].socket_path), "plugins"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "reversed_path" in listed and "0.1.0" in listed and "warmd-plugin-example" in listed
+    assert {p["name"] for p in cluster.call(1, "status")["plugins"]} >= {"env_flag", "reversed_path"}
+
+    refused = reload_rules(cluster, PLUGIN_RULES.format(ready="yes").replace(
+        "plugin reversed_path", "plugin reversed_paths"))
+    assert not refused["ok"] and "unknown plugin 'reversed_paths'" in refused["errors"]
+    assert "reversed_path" in refused["errors"]  # the nearest installed name is suggested
+    declared = reload_rules(cluster, "plugin not_here\n" + PLUGIN_RULES.format(ready="yes"))
+    assert not declared["ok"] and "plugin 'not_here' is not installed" in declared["errors"]
+
+    def waiting_with_cause() -> list[dict[str, Any]]:
+        return [task for task in cluster.call(1, "task-list", state="WAITING")["tasks"]
+                if "ValueError: ready must be yes or no, got 'maybe'" in task["reason"]]
+
+    cluster.wait_until(waiting_with_cause, 30, "a WAITING task showing the gate's exception")
+    gated = newest_plan(cluster, 1)
+    assert gated is not None
+    socket_args = ["--socket", str(cluster.nodes[1].socket_path)]
+    cancelled = subprocess.run([sys.executable, "-c", WARMCTL, *socket_args, "plans", "cancel",
+                                gated["plan_id"]], capture_output=True, text=True, check=True)
+    assert f"{gated['tasks']} tasks cancelled" in cancelled.stdout
+    listed = json.loads(subprocess.run(
+        [sys.executable, "-c", WARMCTL, *socket_args, "tasks", "ls", "--plan", gated["plan_id"],
+         "--state", "cancelled", "--json"], capture_output=True, text=True, check=True).stdout)
+    assert listed["total"] == gated["tasks"]
+    assert reload_rules(cluster, PLUGIN_RULES.format(ready="yes"))["ok"]
+    finished_plan(cluster, 1, "the plugin-loaded plan")
+    cache = redis.Redis(port=redis_target.port)
+    keys = sorted(key.decode() for key in cache.keys("item:*"))
+    assert len(keys) >= 10
+    item = keys[0].removeprefix("item:")
+    assert cache.get(keys[0]) == f"/api/items/{item}"[::-1].encode()
+
+
+UNREACHABLE_RULES = """\
+rule items {{
+    match GET /api/items/{{item:int}}
+    key "item:{{item}}"
+    load fetch "{origin}/api/items/{{item}}"
+    backend local
+    budget top 5
+}}
+"""
+
+
+def test_the_effect_is_measured_on_the_cache_the_plan_is_about(
+        make_task_cluster: Callable[..., ProcessCluster], redis_target: ServerProcess,
+        origin: ThreadedOrigin, tmp_path: Path) -> None:
+    """With a second, unreachable Redis declared first, a flush of the real one is measured
+    on the real one (not on the first watched cache), and a plan that warms the unreachable
+    cache says so in `warmctl plans` instead of "measuring" forever."""
+    cluster = make_task_cluster(1)
+    node = cluster.nodes[1]
+    node.extra_config = (f'[caches.local]\nkind = "redis"\naddress = "127.0.0.1:{free_port()}"\n'
+                         + warm_up_config(write_logs(tmp_path, 1)[0], origin.origin.url,
+                                          redis_target.address))
+    cluster.write_config(node)
+    cluster.start_all()
+    cluster.wait_for_leader(timeout_s=20)
+    cache = redis.Redis(port=redis_target.port)
+    cache.mset({f"page:{number}": b"x" for number in range(50)})
+    cluster.wait_until(lambda: cluster.call(1, "summaries")["total"]["lines"] > 7_000, 30,
+                       "the summary")
+    time.sleep(0.5)  # the watcher's first samples of the real cache
+    cache.flushall()
+    plan = finished_plan(cluster, 1, "the flush plan")
+    assert plan["trigger"] == "cache-flush:redis" and plan["watch"] == "redis"
+    measured = cluster.wait_until(lambda: (p := newest_plan(cluster, 1)) and p["effect"],
+                                  20, "the effect")
+    assert measured["cache"] == "redis"
+
+    assert reload_rules(cluster, UNREACHABLE_RULES.format(origin=origin.origin.url))["ok"]
+
+    def unreachable() -> dict[str, Any] | None:
+        plan = newest_plan(cluster, 1)
+        return plan if plan and plan["effect_status"] == "cache local unreachable" else None
+
+    plan = cluster.wait_until(unreachable, 30, "the plan on the unreachable cache")
+    assert plan["watch"] == "local" and plan["trigger"] == "new-rules"
+    shown = subprocess.run([sys.executable, "-c", WARMCTL, "--socket", str(node.socket_path),
+                            "plans"], capture_output=True, text=True, check=True).stdout
+    assert "cache local unreachable" in shown
+
+
+def test_each_task_shows_its_effect_and_waste(
+        make_task_cluster: Callable[..., ProcessCluster], redis_target: ServerProcess,
+        origin: ThreadedOrigin, tmp_path: Path) -> None:
+    """After a direct-fill plan, the node that ran each task measures, over the effect
+    window, which of its keys the service read (effect) and which it never read (waste);
+    `tasks show` reports them and the task's share of its plan's reads."""
+    cluster = make_task_cluster(1)
+    start_with_rules(cluster, ITEMS_RULES.format(origin=origin.origin.url).replace(
+        "budget top 30", "budget top 20"), origin, redis_target, tmp_path,
+        planner_extra="effect_window_ms = 6000\n")
+    plan = finished_plan(cluster, 1, "the new-rules plan")
+    time.sleep(2.0)  # reads in the window's first second are not told apart from the write
+    cache = redis.Redis(port=redis_target.port)
+    keys = sorted(key.decode() for key in cache.keys("item:*"))
+    assert len(keys) == 20
+    for key in keys[:5]:
+        cache.get(key)
+    task_ids = [task["task_id"] for task in
+                cluster.call(1, "task-list", plan=plan["plan_id"])["tasks"]]
+
+    def measured() -> list[dict[str, Any]] | None:
+        effects = [cluster.call(1, "task-show", task_id=task_id)["task"].get("effect")
+                   for task_id in task_ids]
+        return effects if all(effects) else None
+
+    effects = cluster.wait_until(measured, 20, "every task's effect")
+    assert sum(effect["keys_read"] for effect in effects) == 5, json.dumps(effects)
+    assert sum(effect["keys_never_read"] for effect in effects) == 15
+    assert sum(effect["share_of_plan_reads"] or 0 for effect in effects) == pytest.approx(1.0)
+    shown = subprocess.run([sys.executable, "-c", WARMCTL, "--socket",
+                            str(cluster.nodes[1].socket_path), "tasks", "show", task_ids[0]],
+                           capture_output=True, text=True, check=True).stdout
+    assert "effect:" in shown and "keys_never_read:" in shown

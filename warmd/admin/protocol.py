@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     FAILED = "failed"  # the operation ran and failed (e.g. a rejected command)
     PROTOCOL = "protocol"  # the peer spoke something that is not this protocol
+    TOO_LARGE = "too_large"  # the reply would exceed LINE_BYTES_MAX: ask for a smaller page
     INTERNAL = "internal"  # a bug in the daemon; its log has the traceback
 
 
@@ -52,6 +53,7 @@ EXIT_STATUS: Mapping[str, int] = {
     ErrorCode.TIMEOUT: 75,
     ErrorCode.FAILED: 1,
     ErrorCode.PROTOCOL: 76,
+    ErrorCode.TOO_LARGE: 1,
     ErrorCode.INTERNAL: 70,
 }
 
@@ -127,7 +129,8 @@ def decode_request(line: bytes) -> Request:
 
 
 def encode_response(response: Response) -> bytes:
-    """One reply line; a result that is not JSON becomes an internal error reply."""
+    """One reply line; a result that is not JSON becomes an internal error reply, and one
+    longer than LINE_BYTES_MAX a `too_large` error that says how to page."""
     document: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": response.request_id}
     if response.ok:
         document |= {"ok": True, "result": response.result}
@@ -136,6 +139,11 @@ def encode_response(response: Response) -> bytes:
         document |= {"ok": False, "error": error}
     try:
         return _dump(document, ErrorCode.INTERNAL)
+    except ReplyTooLarge as error:
+        message = (f"the reply ({error.size_bytes} bytes) exceeds the {LINE_BYTES_MAX}-byte "
+                   "line limit; ask for fewer items with `limit` and continue from the "
+                   "reply's `next_cursor` (warmctl pages by itself)")
+        return encode_response(Response(response.request_id, None, ErrorCode.TOO_LARGE, message))
     except AdminError as error:
         return encode_response(error_response(response.request_id, error))
 
@@ -171,6 +179,14 @@ def _check_command(command: str) -> None:
         )
 
 
+class ReplyTooLarge(AdminError):
+    """An encoded message longer than LINE_BYTES_MAX."""
+
+    def __init__(self, code: str, size_bytes: int) -> None:
+        super().__init__(code, f"message of {size_bytes} bytes exceeds {LINE_BYTES_MAX}")
+        self.size_bytes = size_bytes
+
+
 def _dump(document: dict[str, Any], code: ErrorCode) -> bytes:
     try:
         text = json.dumps(document, separators=(",", ":"), allow_nan=False)
@@ -178,7 +194,7 @@ def _dump(document: dict[str, Any], code: ErrorCode) -> bytes:
         raise AdminError(code, f"cannot encode as JSON: {error}") from None
     line = text.encode("utf-8") + b"\n"
     if len(line) > LINE_BYTES_MAX:
-        raise AdminError(code, f"message of {len(line)} bytes exceeds {LINE_BYTES_MAX}")
+        raise ReplyTooLarge(code, len(line))
     return line
 
 

@@ -85,6 +85,7 @@ class AdminServer:
         self._server: asyncio.Server | None = None
         self._inode: int | None = None
         self._counters = _Counters()
+        self._too_large_logged: set[str] = set()  # commands whose too_large reply was logged
         self.register("ping", self._ping, summary="check that the daemon answers")
         self.register("commands", self._commands, summary="list the commands this daemon serves")
 
@@ -213,7 +214,8 @@ class AdminServer:
             except AdminError as error:
                 await self._refuse_request(writer, error, credentials)
                 return
-            await _reply(writer, await self._dispatch(request, credentials))
+            line = await _reply(writer, await self._dispatch(request, credentials))
+            self._log_too_large(request.command, line)
 
     async def _refuse_request(
         self, writer: asyncio.StreamWriter, error: AdminError, credentials: PeerCredentials
@@ -222,6 +224,15 @@ class AdminServer:
         self._counters.errors += 1
         _log.warning("admin_request_malformed", uid=credentials.uid, reason=error.message)
         await _reply(writer, error_response(0, error))
+
+    def _log_too_large(self, command: str, line: bytes) -> None:
+        """Log the first `too_large` reply of each command (a client that does not page would
+        otherwise repeat it on every call)."""
+        if command in self._too_large_logged or b'"code":"too_large"' not in line[:200]:
+            return
+        self._too_large_logged.add(command)
+        _log.warning("admin_reply_too_large", command=command,
+                     hint="the client must page with limit and cursor")
 
     async def _dispatch(self, request: Request, credentials: PeerCredentials) -> Response:
         self._counters.requests += 1
@@ -326,11 +337,14 @@ def _remove_stale_socket(path: Path) -> None:
     raise AdminError(ErrorCode.UNAVAILABLE, f"another process already listens on {path}")
 
 
-async def _reply(writer: asyncio.StreamWriter, response: Response) -> None:
+async def _reply(writer: asyncio.StreamWriter, response: Response) -> bytes:
+    """Send the reply; return its line (b"" when no one is left to tell)."""
     if writer.is_closing():  # the server is shutting down, or the client left: no one to tell
-        return
-    writer.write(encode_response(response))
+        return b""
+    line = encode_response(response)
+    writer.write(line)
     await writer.drain()
+    return line
 
 
 def _user_name(uid: int) -> str:

@@ -8,8 +8,9 @@ requests against the service (its own read-through cache fills) or fetch from an
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
+from warmd import __version__
 from warmd.cache.base import CacheBackend
 from warmd.cache.http import HttpClient
 from warmd.cache.memcache import MemcacheBackend
@@ -19,6 +20,28 @@ from warmd.config import CacheConfig
 from warmd.errors import CacheError, ConfigError
 
 HTTP_KIND = "http"
+# What warm-up requests say they are, so the service's access log (and warmd reading it
+# back) can tell them from real demand; an http cache's `headers` may set another.
+WARM_UP_USER_AGENT = f"warmd/{__version__} (warm-up)"
+
+
+def warm_up_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`headers` with warmd's User-Agent added unless they name one."""
+    headers = dict(headers or {})
+    if not any(name.lower() == "user-agent" for name in headers):
+        headers["User-Agent"] = WARM_UP_USER_AGENT
+    return headers
+
+
+def warm_up_user_agents(caches: Iterable[CacheConfig]) -> tuple[str, ...]:
+    """Every User-Agent this node's warm-up requests carry: the default (fetch loaders
+    use it) and each http cache's."""
+    agents = {WARM_UP_USER_AGENT}
+    for cache in caches:
+        if cache.kind == HTTP_KIND:
+            agents.update(value for name, value in warm_up_headers(dict(cache.headers)).items()
+                          if name.lower() == "user-agent")
+    return tuple(sorted(agents))
 
 
 def open_backend(cache: CacheConfig) -> CacheBackend:
@@ -30,10 +53,8 @@ def open_backend(cache: CacheConfig) -> CacheBackend:
     timeout_s = cache.timeout_ms / 1000
     addresses = [str(address) for address in cache.addresses]
     if cache.kind == "redis":
-        if cache.db != 0:
-            raise ConfigError(f"caches.{cache.name}.db: only db 0 can be warmed for now")
         return RedisBackend(addresses[0], timeout_s=timeout_s, password=cache.password,
-                            name=cache.name)
+                            name=cache.name, db=cache.db)
     if cache.kind == "redis-cluster":
         return RedisClusterBackend(addresses, timeout_s=timeout_s, password=cache.password,
                                    name=cache.name)
@@ -46,7 +67,7 @@ def open_http_client(cache: CacheConfig) -> HttpClient:
     """The client of an http cache: relative request lines are joined to its url."""
     if cache.kind != HTTP_KIND or not cache.url:
         raise ConfigError(f"caches.{cache.name}: not an http cache with a url")
-    return HttpClient(base_url=cache.url, headers=dict(cache.headers),
+    return HttpClient(base_url=cache.url, headers=warm_up_headers(dict(cache.headers)),
                       timeout_s=cache.timeout_ms / 1000,
                       connection_limit=cache.max_concurrency, name=cache.name)
 

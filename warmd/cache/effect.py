@@ -172,6 +172,12 @@ class EffectRecorder:
         while len(self.effects) > self.history_tasks:
             self.effects.popitem(last=False)
 
+    async def close(self) -> None:
+        """Abandon the measurements still waiting out their window (shutdown)."""
+        for measuring in list(self._pending):
+            measuring.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
+
     async def wait_idle(self) -> None:
         """Wait for every scheduled measurement (tests, shutdown)."""
         if self._pending:

@@ -52,11 +52,12 @@ def parse_info(text: bytes | str) -> dict[str, str]:
     return fields
 
 
-def node_stats_from_info(node: str, info: dict[str, str]) -> NodeStats:
-    """Build NodeStats from INFO fields; keys are summed over the `dbN` lines."""
+def node_stats_from_info(node: str, info: dict[str, str], db: int | None = None) -> NodeStats:
+    """Build NodeStats from INFO fields; keys are those of `db` (summed over the `dbN` lines
+    when None). Hits, misses and memory are the server's: Redis keeps them per server."""
     keys = 0
     for name, value in info.items():
-        if name.startswith("db") and name[2:].isdigit():
+        if name.startswith("db") and name[2:].isdigit() and db in (None, int(name[2:])):
             keys += int(value.split(",")[0].partition("=")[2])
     return NodeStats(
         node=node,
@@ -75,11 +76,13 @@ class RedisNode:
     """A small pool of RESP connections to one node, plus the write/read batching."""
 
     def __init__(self, host: str, port: int, *, connection_count: int = 4,
-                 timeout_s: float = 5.0, password: str | None = None) -> None:
+                 timeout_s: float = 5.0, password: str | None = None, db: int = 0) -> None:
         if connection_count < 1:
             raise CacheError("connection_count must be >= 1")
         self.address = f"{host}:{port}"
-        self.connections = [RespConnection(host, port, timeout_s=timeout_s, password=password)
+        self.db = db
+        self.connections = [RespConnection(host, port, timeout_s=timeout_s, password=password,
+                                           db=db)
                             for _ in range(connection_count)]
         self._next = 0
 
@@ -135,12 +138,12 @@ class RedisBackend:
 
     def __init__(self, address: str, *, connection_count: int = 4, timeout_s: float = 5.0,
                  password: str | None = None, chunk_keys: int = DEFAULT_CHUNK_KEYS,
-                 name: str | None = None) -> None:
+                 name: str | None = None, db: int = 0) -> None:
         host, port = parse_address(address, 6379)
-        self.name = name or f"redis://{host}:{port}"
+        self.name = name or (f"redis://{host}:{port}" + (f"/{db}" if db else ""))
         self.chunk_keys = chunk_keys
         self.node = RedisNode(host, port, connection_count=connection_count,
-                              timeout_s=timeout_s, password=password)
+                              timeout_s=timeout_s, password=password, db=db)
         self._own_hits = 0
         self._own_misses = 0
 
@@ -180,7 +183,8 @@ class RedisBackend:
 
     async def stats(self) -> BackendStats:
         info = parse_info(await self.node.connection().call("INFO"))  # type: ignore[arg-type]
-        return BackendStats(self.name, (node_stats_from_info(self.node.address, info),),
+        return BackendStats(self.name, (node_stats_from_info(self.node.address, info,
+                                                             self.node.db),),
                             OwnReads(self._own_hits, self._own_misses))
 
     async def ping(self) -> None:

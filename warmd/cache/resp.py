@@ -192,11 +192,12 @@ class RespConnection:
     """
 
     def __init__(self, host: str, port: int, *, timeout_s: float = 5.0,
-                 password: str | None = None) -> None:
+                 password: str | None = None, db: int = 0) -> None:
         self.host = host
         self.port = port
         self.timeout_s = timeout_s
         self.password = password
+        self.db = db  # SELECTed on every (re)connect, so a reopened connection keeps it
         self.lock = asyncio.Lock()
         self.reconnects = 0  # times a stale connection was replaced during a call
         self._protocol: _ReplyBuffer | None = None
@@ -206,7 +207,7 @@ class RespConnection:
         return f"{self.host}:{self.port}"
 
     async def _open(self) -> _ReplyBuffer:
-        """The open connection, connecting (and authenticating) first if there is none."""
+        """The open connection, connecting (authenticating, selecting the db) if there is none."""
         if self._protocol is not None and not self._protocol.closed_reason:
             return self._protocol
         self._drop()
@@ -222,6 +223,12 @@ class RespConnection:
             if isinstance(reply, hiredis.ReplyError):
                 self._drop()
                 raise CacheError(f"redis {self.address}: AUTH refused: {reply}")
+        if self.db:
+            reply = (await self._guarded(protocol, encode_command("SELECT", self.db),
+                                         1, False))[0]  # type: ignore[index]
+            if isinstance(reply, hiredis.ReplyError):
+                self._drop()
+                raise CacheError(f"redis {self.address}: SELECT {self.db} refused: {reply}")
         return protocol
 
     async def call(self, *args: bytes | str | int) -> object:

@@ -1,4 +1,8 @@
-"""`warmd check-config`: validate a config file without starting the daemon (like `nginx -t`)."""
+"""`warmd check-config`: validate a config file without starting the daemon (like `nginx -t`).
+
+It runs every check `warmd run` makes before it binds anything (runtime/preflight.py), so a
+file accepted here does not fail at start-up on a setting only the daemon looked at.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    """Load the file; a ConfigError propagates to command.run, which prints it and exits 78."""
-    summary = summarize(load(args.config))
+    """Load and check the file; a ConfigError propagates to command.run, which prints it and
+    exits 78."""
+    from warmd.runtime import preflight  # imported here: the other commands need no runtime
+
+    config = load(args.config)
+    preflight.check(config)
+    summary = summarize(config)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -1,5 +1,5 @@
 """warmctl's cluster commands: status, members, add-learner, promote, remove, transfer-leader,
-snapshot [save FILE], check-write. Human output by default, `--json` for scripts.
+snapshot [save FILE], check-write, plugins. Human output by default, `--json` for scripts.
 
 Errors come back from the daemon with a code; command.run prints them and exits with the
 code's status (75 for not_leader and timeout: retry, at the leader the message names).
@@ -19,6 +19,7 @@ from warmd.cli.plans_view import format_warm_up
 from warmd.config_table import parse_address
 
 SLOW_CALL_TIMEOUT_S = 60.0  # membership changes and snapshots wait for a commit
+PAGE_ITEMS_MAX = 1000  # asked per page; the daemon may cut a page shorter to fit its line limit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = _command(subparsers, "check-write",
                       "replicate COUNT heartbeats of this node and report the rate", _check_write)
     parser.add_argument("count", type=_positive_int, nargs="?", default=100, metavar="COUNT")
+    _command(subparsers, "plugins", "list the plugins this node loaded, with their versions",
+             _plugins)
+    _command(subparsers, "health", "check the quorum and every member; exit 1 if one is "
+             "unhealthy", _health)
 
 
 def _command(subparsers: argparse._SubParsersAction, name: str, help_text: str,
@@ -76,6 +81,39 @@ def _call(args: argparse.Namespace, command: str, timeout_s: float = 10.0, **cal
         return client.call(command, **call_args)
 
 
+def call_pages(args: argparse.Namespace, command: str, items: str, limit: int | None,
+               cursor: str = "cursor", page_limit: str = "limit", **call_args: Any) -> Any:
+    """Call a paged command until `limit` items (None: all) are in, following the reply's
+    next cursor; the last reply with every page's `items` joined. Pages are the daemon's
+    business (each reply stays under its line limit); the operator sees one list."""
+    next_name = f"next_{cursor}"
+    collected: list[Any] = []
+    with AdminClient(socket_from_args(args), timeout_s=10.0) as client:
+        while True:
+            wanted = PAGE_ITEMS_MAX if limit is None else min(PAGE_ITEMS_MAX, limit - len(collected))
+            reply = client.call(command, **call_args, **{page_limit: wanted})
+            page = _items(reply, items)
+            collected.extend(page)
+            done = reply.get(next_name) is None or (limit is not None and len(collected) >= limit)
+            if done or not page:
+                break
+            call_args[cursor] = reply[next_name]
+    _items_parent(reply, items)[items.rpartition(".")[2]] = collected
+    return reply
+
+
+def _items(reply: Any, path: str) -> list[Any]:
+    return _items_parent(reply, path)[path.rpartition(".")[2]]  # type: ignore[no-any-return]
+
+
+def _items_parent(reply: Any, path: str) -> Any:
+    """The object holding the list at `path` (`tasks`, or `task.key_list`)."""
+    parent = reply
+    for name in path.split(".")[:-1]:
+        parent = parent[name]
+    return parent
+
+
 def _print(args: argparse.Namespace, reply: Any, human: Callable[[Any], str]) -> int:
     print(json.dumps(reply, sort_keys=True) if args.json else human(reply))
     return 0
@@ -100,7 +138,57 @@ def format_status(status: Mapping[str, Any]) -> str:
     if "warm_up" in status:
         lines += format_warm_up(status["warm_up"], int(time.time() * 1000))
     lines += [_peer_line(peer) for peer in status["peers"]]
+    if "plugins" in status:
+        lines.append(f"plugins: {format_plugins_inline(status['plugins'])}")
     return "\n".join(lines)
+
+
+def format_plugins_inline(plugins: list[Mapping[str, Any]]) -> str:
+    """`reversed_path 0.1.0, env_flag 0.1.0, broken (failed)` for the status line."""
+    if not plugins:
+        return "none installed"
+    return ", ".join(f"{p['entry_point']} (failed)" if p["error"] else f"{p['name']} {p['version']}"
+                     for p in plugins)
+
+
+def format_plugins(reply: Mapping[str, Any]) -> str:
+    """The human form of `warmctl plugins`: one line per entry point."""
+    plugins = reply["plugins"]
+    if not plugins:
+        return "no plugins installed (entry point group warmd.hooks)"
+    lines = [f"{'PLUGIN':<20} {'KIND':<11} {'VERSION':<10} PACKAGE"]
+    for plugin in plugins:
+        if plugin["error"]:
+            lines.append(f"{plugin['entry_point']:<20} {'-':<11} {plugin['version'] or '-':<10} "
+                         f"{plugin['package'] or '-'}  FAILED: {plugin['error']}")
+        else:
+            lines.append(f"{plugin['name']:<20} {plugin['kind']:<11} {plugin['version'] or '-':<10} "
+                         f"{plugin['package'] or '-'}")
+    return "\n".join(lines)
+
+
+def format_health(reply: Mapping[str, Any]) -> str:
+    """One line for the quorum, one per member, and the verdict."""
+    marks = {True: "healthy", False: "UNHEALTHY", None: "unknown"}
+    quorum = reply["quorum"]
+    lines = [f"quorum    {marks[quorum['healthy']]:<9}  {quorum['detail']}"]
+    for member in reply["members"]:
+        kind = "voter" if member["voter"] else "learner"
+        lines.append(f"node {member['node_id']:<4} {marks[member['healthy']]:<9}  "
+                     f"{kind} {member['address'] or '-'}: {member['detail']}")
+    lines.append(f"cluster is {'healthy' if reply['healthy'] else 'UNHEALTHY'} "
+                 f"(as node {reply['node_id']} sees it)")
+    return "\n".join(lines)
+
+
+def _health(args: argparse.Namespace) -> int:
+    reply = _call(args, "health", SLOW_CALL_TIMEOUT_S)
+    _print(args, reply, format_health)
+    return 0 if reply["healthy"] else 1
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    return _print(args, _call(args, "plugins"), format_plugins)
 
 
 def _peer_line(peer: Mapping[str, Any]) -> str:

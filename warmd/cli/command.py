@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 from warmd.errors import WarmdError
 
 Configure = Callable[[argparse.ArgumentParser], None]
+
+EXIT_BROKEN_PIPE = 141  # as a shell reports a process killed by SIGPIPE (128 + 13)
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,13 @@ def main(prog: str, description: str, modules: Sequence[CommandModule],
     chosen = chosen_command(prog, description, modules, argv, configure)
     return run(build_parser(prog, description, modules, chosen, configure), argv)
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of the unread output does
+    not raise again at exit (the recipe in Python's signal module documentation)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
 
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     """Parse `argv`, run the chosen handler, and turn operating errors into exit statuses."""
@@ -78,6 +89,9 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `warmctl tasks ls | head -1`: the reader left, nothing to say
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except WarmdError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return int(getattr(error, "exit_status", 1))

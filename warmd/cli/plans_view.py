@@ -7,12 +7,41 @@ same facts and tests can check the text without a daemon.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 
-def _utc(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+def local_time(epoch_ms: int) -> str:
+    """`2026-12-06 16:20:01` in this machine's time zone."""
+    return datetime.fromtimestamp(epoch_ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def age(epoch_ms: int, now_ms: int) -> str:
+    """`3m12s ago`, `2h05m ago`, `in 40s` (a time in the future)."""
+    seconds = round((now_ms - epoch_ms) / 1000)
+    suffix = "ago" if seconds >= 0 else ""
+    seconds = abs(seconds)
+    if seconds < 60:
+        text = f"{seconds}s"
+    elif seconds < 3600:
+        text = f"{seconds // 60}m{seconds % 60:02d}s"
+    elif seconds < 86_400:
+        text = f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    else:
+        text = f"{seconds // 86_400}d{seconds % 86_400 // 3600:02d}h"
+    return f"{text} {suffix}" if suffix else f"in {text}"
+
+
+def when(epoch_ms: int | None, now_ms: int) -> str:
+    """Local time and age: `2026-12-06 16:20:01 (3m12s ago)`; `-` for none."""
+    if not epoch_ms:
+        return "-"
+    return f"{local_time(epoch_ms)} ({age(epoch_ms, now_ms)})"
+
+
+def count(value: float) -> str:
+    """A count for people: `8,060`, `12.5` (never `8.06e+03`)."""
+    return f"{value:,.0f}" if value >= 100 or float(value).is_integer() else f"{value:,.1f}"
 
 
 def _rate(value: float | None) -> str:
@@ -46,16 +75,18 @@ def format_plans(reply: Mapping[str, Any]) -> str:
     plans = reply["plans"]
     if not plans:
         return "no plans yet"
-    lines = [f"{'PLAN':<28} {'TRIGGER':<22} {'RULES':<12} {'CREATED (UTC)':<19} "
-             f"{'REQUESTS':>8}  TASKS / EFFECT"]
+    id_width = max(4, *(len(plan["plan_id"]) for plan in plans))
+    trigger_width = max(7, *(len(plan["trigger"]) for plan in plans))
+    lines = [f"{'PLAN':<{id_width}} {'TRIGGER':<{trigger_width}} {'RULES':<12} "
+             f"{'CREATED (local)':<19} {'REQUESTS':>8}  TASKS / EFFECT"]
     for plan in plans:
-        lines.append(f"{plan['plan_id']:<28} {plan['trigger']:<22} "
+        lines.append(f"{plan['plan_id']:<{id_width}} {plan['trigger']:<{trigger_width}} "
                      f"{plan['rules_version_short'] or 'zero-config':<12} "
-                     f"{_utc(plan['created_ms']):<19} {plan['requests']:>8}  "
+                     f"{local_time(plan['created_ms']):<19} {plan['requests']:>8}  "
                      f"{plan['tasks']} ({states_text(plan['tasks_by_state'])}); "
                      f"effect {effect_text(plan)}")
         if plan.get("note"):
-            lines.append(f"{'':<28} note: {plan['note']}")
+            lines.append(f"{'':<{id_width}} note: {plan['note']}")
     lines.append(f"{len(plans)} of the {reply['total']} plans kept shown")
     return "\n".join(lines)
 
@@ -129,7 +160,7 @@ def format_explanation(reply: Mapping[str, Any]) -> str:
     lines.append(f"  rule      {owner}  ({rules})")
     if reply["expected_hits"] is not None:
         rank = f"rank {reply['rank']} of budget {reply['budget']}" if reply["rank"] else "unranked"
-        lines.append(f"  expected  {reply['expected_hits']:.3g} hits in the next "
+        lines.append(f"  expected  {count(reply['expected_hits'])} hits in the next "
                      f"{reply['horizon_s'] / 3600:g} h; {rank}; from {reply['source']}")
     if reply["slots"]:
         lines.append("  slots")

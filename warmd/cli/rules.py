@@ -8,10 +8,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tomllib
 import zoneinfo
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from warmd.analysis.formats import Record
@@ -35,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands.required = True
     checker = commands.add_parser("check", help="check rule files (exit 0 valid, 2 errors)")
     checker.add_argument("files", nargs="+", metavar="FILE")
+    checker.add_argument("--json", action="store_true",
+                         help="print each file's diagnostics as JSON (same exit status)")
     _known_arguments(checker)
     checker.set_defaults(handler=_check)
     formatter = commands.add_parser("fmt", help="print a rule file in canonical form")
@@ -43,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     formatter.set_defaults(handler=_fmt)
     tester = commands.add_parser("test", help="run rule unit tests from a TOML test file")
     tester.add_argument("file", metavar="FILE")
+    tester.add_argument("--json", action="store_true",
+                        help="print each check's outcome as JSON (same exit status)")
     _known_arguments(tester)
     tester.set_defaults(handler=_test)
     reloader = _command(commands, "reload", "check rule files on the daemon's node, then commit "
@@ -162,7 +168,29 @@ def check_file(path: Path, known: KnownNames) -> tuple[CompiledRuleSet | None, s
     return ruleset, text
 
 
+def check_document(paths: Sequence[Path], known: KnownNames) -> dict[str, object]:
+    """`rules check --json`: per file, valid or not, its rule count or read problem, and
+    every diagnostic as fields (line, column, severity, message, expected, suggestion)."""
+    texts = {str(path): read_source(path) for path in paths}
+    result = check_files([(name, text) for name, (text, _) in texts.items() if text is not None],
+                         known)
+    files: list[dict[str, object]] = []
+    for name, (text, problem) in texts.items():
+        if text is None:
+            files.append({"file": name, "valid": False, "problem": problem, "diagnostics": []})
+            continue
+        diagnostics = [asdict(diagnostic) for diagnostic in result.diagnostics[name]]
+        valid = not any(d["severity"] == "error" for d in diagnostics)
+        files.append({"file": name, "valid": valid, "diagnostics": diagnostics,
+                      "rules": len(parse_recovering(text).tree.blocks("rule"))})
+    return {"valid": all(entry["valid"] for entry in files), "files": files}
+
+
 def _check(args: argparse.Namespace) -> int:
+    if args.json:
+        document = check_document([Path(name) for name in args.files], known_names(args))
+        print(json.dumps(document, indent=2))
+        return EXIT_OK if document["valid"] else EXIT_ERRORS
     _, reports = check_paths([Path(name) for name in args.files], known_names(args))
     for valid, text in reports:
         print(text, file=sys.stdout if valid else sys.stderr)
@@ -215,11 +243,16 @@ def _test(args: argparse.Namespace) -> int:
             print(report, file=sys.stdout if valid else sys.stderr)
         return EXIT_ERRORS
     outcomes = run(spec, ruleset, engine_predictor())
+    failed = any(outcome.status == "fail" for outcome in outcomes)
+    if args.json:
+        print(json.dumps({"file": str(path), "passed": not failed,
+                          "outcomes": [asdict(outcome) for outcome in outcomes]}, indent=2))
+        return EXIT_ERRORS if failed else EXIT_OK
     for outcome in outcomes:
         line = f"{outcome.status.upper():7} {outcome.case}: {outcome.check}"
         print(line + (f" -- {outcome.detail}" if outcome.detail else ""))
     print(f"{path}: {summary_line(outcomes)}")
-    return EXIT_ERRORS if any(o.status == "fail" for o in outcomes) else EXIT_OK
+    return EXIT_ERRORS if failed else EXIT_OK
 
 
 def _reload(args: argparse.Namespace) -> int:

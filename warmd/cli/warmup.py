@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 
-from warmd.cli.cluster import _call, _command, _positive_int, _print
+from warmd.cli.cluster import _call, _command, _positive_int, _print, call_pages
 from warmd.cli.plans_view import format_explanation, format_plans, format_summaries
 
-EXPLAIN_TIMEOUT_S = 60.0  # the first explain after new reports merges every summary
+EXPLAIN_TIMEOUT_S = 60.0
+CANCEL_TIMEOUT_S = 60.0  # one Cancel per unfinished task, each committed  # the first explain after new reports merges every summary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("request", metavar="REQUEST",
                         help="'GET /path?query' or a bare '/path?query' (quote it)")
     parser = _command(subparsers, "plans",
-                      "the newest warm-up plans: trigger, rules, tasks by state, effect", _plans)
+                      "the newest warm-up plans: trigger, rules, tasks by state, effect; "
+                      "`plans cancel PLAN` cancels a plan's unfinished tasks", _plans)
+    parser.add_argument("action", nargs="?", choices=["cancel"])
+    parser.add_argument("plan", nargs="?", metavar="PLAN")
     parser.add_argument("--limit", type=_positive_int, default=20, metavar="N",
                         help="how many plans, newest first (default 20)")
     _command(subparsers, "summaries",
@@ -35,7 +39,15 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _plans(args: argparse.Namespace) -> int:
-    return _print(args, _call(args, "plans", limit=args.limit), format_plans)
+    if args.action is None:
+        if args.plan is not None:
+            raise SystemExit("warmctl plans: use `warmctl plans cancel PLAN`")
+        return _print(args, call_pages(args, "plans", "plans", args.limit or None), format_plans)
+    if args.plan is None:
+        raise SystemExit("warmctl plans cancel: PLAN is required (warmctl plans lists them)")
+    reply = _call(args, "plan-cancel", CANCEL_TIMEOUT_S, plan=args.plan)
+    return _print(args, reply, lambda r: f"plan {r['plan']}: {len(r['cancelled'])} tasks "
+                                         f"cancelled, {r['already_finished']} already finished")
 
 
 def _summaries(args: argparse.Namespace) -> int:

@@ -2,7 +2,9 @@
 
 An entry point names a factory (a class or function) that returns the plugin object; its
 kind is decided by which Protocol the object satisfies. A plugin that fails to load is
-reported, not raised, so one broken package does not stop the daemon.
+reported, not raised, so one broken package does not stop the daemon. The daemon loads
+the group at start and again on SIGHUP (a package installed meanwhile is picked up), and
+`warmctl plugins` lists what was loaded, from which package and version.
 """
 
 from __future__ import annotations
@@ -29,13 +31,26 @@ def plugin_kind(plugin: object) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class PluginInfo:
+    """One entry point as `warmctl plugins` shows it: what it registered, from where."""
+
+    entry_point: str
+    kind: str  # "" when it failed to load
+    name: str  # the plugin's own name, the one rules use ("" when it failed)
+    package: str  # the distribution that declares it ("" when unknown)
+    version: str
+    error: str = ""  # why it failed to load; "" when loaded
+
+
 @dataclass
 class HookRegistry:
-    """Plugins by kind and name, plus the entry points that could not be loaded."""
+    """Plugins by kind and name, plus what each entry point gave (or why it failed)."""
 
     plugins: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {kind: {} for kind, _ in KINDS})
     load_errors: dict[str, str] = field(default_factory=dict)
+    entry_points: dict[str, PluginInfo] = field(default_factory=dict)
 
     def add(self, plugin: object, kind: str | None = None) -> str:
         """Register an object under its `name`; return its kind.
@@ -56,16 +71,38 @@ class HookRegistry:
             known = ", ".join(sorted(self.plugins.get(kind, {}))) or "none"
             raise LookupError(f"no {kind} plugin named {name!r} (known: {known})") from None
 
+    def names(self) -> frozenset[str]:
+        """Every registered plugin name, of any kind (what rules may refer to)."""
+        return frozenset(name for by_name in self.plugins.values() for name in by_name)
+
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[str]:
-        """Load every entry point of `group`; return the names loaded."""
+        """Load every entry point of `group` (again: a reload replaces what it gave before);
+        return the names loaded."""
         loaded = []
         for entry_point in entry_points(group=group):
+            package, version = _distribution(entry_point)
             try:
-                self.add(_instantiate(entry_point))
-                loaded.append(entry_point.name)
+                plugin = _instantiate(entry_point)
+                kind = self.add(plugin)
             except Exception as error:  # a broken plugin package is reported, not fatal
-                self.load_errors[entry_point.name] = f"{type(error).__name__}: {error}"
+                reason = f"{type(error).__name__}: {error}"
+                self.load_errors[entry_point.name] = reason
+                self.entry_points[entry_point.name] = PluginInfo(
+                    entry_point.name, "", "", package, version, reason)
+                continue
+            self.load_errors.pop(entry_point.name, None)
+            self.entry_points[entry_point.name] = PluginInfo(
+                entry_point.name, kind, plugin.name, package, version)  # type: ignore[attr-defined]
+            loaded.append(entry_point.name)
         return loaded
+
+
+def _distribution(entry_point: EntryPoint) -> tuple[str, str]:
+    """(package name, version) of the distribution declaring `entry_point`, if known."""
+    dist = getattr(entry_point, "dist", None)
+    if dist is None:
+        return "", ""
+    return dist.metadata["Name"] or "", dist.version or ""
 
 
 def _instantiate(entry_point: EntryPoint) -> object:

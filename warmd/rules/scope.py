@@ -42,11 +42,14 @@ class KnownNames:
 
     `backends` maps a cache name to its kind ("" when unknown). `timezones`, when
     given, is the set of valid zone names; otherwise only their shape is checked.
+    `installed`, when given (the daemon checking a set it will run), makes a `plugin NAME`
+    declaration an error unless NAME is installed: declaring does not install.
     """
 
     backends: Mapping[str, str] = field(default_factory=dict)
     hooks: frozenset[str] = frozenset()
     timezones: frozenset[str] | None = None
+    installed: frozenset[str] | None = None
 
 
 @dataclass
@@ -79,9 +82,18 @@ class Scope:
                 scope.backends[name.text] = (_backend_kind(item, report), _backend_args(item, report))
             elif isinstance(item, ast.PluginDecl):
                 scope.plugins.add(name.text)
+                scope._require_installed(name)
             else:
                 scope.blocks[kind].add(name.text)
         return scope
+
+    def _require_installed(self, name: ast.Name) -> None:
+        installed = self.known.installed
+        if installed is not None and name.text not in installed:
+            listed = ", ".join(sorted(installed)) or "none"
+            self.report.error(name.span, f"plugin '{name.text}' is not installed on this node",
+                              f"an installed plugin (installed: {listed})",
+                              "pip install the package that provides it, then SIGHUP warmd")
 
     def hooks(self) -> set[str]:
         """Built-in hooks plus declared and installed plugins."""

@@ -56,7 +56,17 @@ class Evidence:
 
     def __str__(self) -> str:
         relation = "meets" if self.held else "misses"
-        return f"{self.test}: {self.statistic}={self.value:.3g} {relation} {self.threshold:g}"
+        return (f"{self.test}: {self.statistic}={_number(self.value)} {relation} "
+                f"{_number(self.threshold)}")
+
+
+def _number(value: float) -> str:
+    """A statistic for people: `8,060` and `0.25`, never `8.06e+03`."""
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if value == int(value):
+        return str(int(value))
+    return f"{value:.3g}"
 
 
 @dataclass(frozen=True)

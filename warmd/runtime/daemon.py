@@ -16,9 +16,10 @@ import contextlib
 import os
 import random
 import signal
-import ssl
 import sys
 from dataclasses import dataclass, replace
+
+import structlog
 
 from warmd import config as config_module
 from warmd import logging as warmd_logging
@@ -26,12 +27,16 @@ from warmd.admin.server import AdminServer
 from warmd.clock import Clock, SystemClock
 from warmd.config import SERVICE_SECTIONS, Config
 from warmd.errors import ConfigError, WarmdError
+from warmd.hooks.registry import HookRegistry
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.types import ConfState
+from warmd.runtime import preflight
 from warmd.runtime.commands.analysis import AnalysisCommands
 from warmd.runtime.commands.bench_load import register_bench_commands
 from warmd.runtime.commands.cluster import ClusterCommands
+from warmd.runtime.commands.health import HealthCommands
+from warmd.runtime.commands.plugins import PluginCommands
 from warmd.runtime.commands.rules import RulesCommands
 from warmd.runtime.commands.tasks import TaskCommands
 from warmd.runtime.execute.executor import ExecutorOptions
@@ -40,6 +45,7 @@ from warmd.runtime.node.applier import Applier
 from warmd.runtime.node.disk import DiskOptions, DiskStorage
 from warmd.runtime.node.driver import Driver, DriverOptions
 from warmd.runtime.node.status import DriverStatus
+from warmd.runtime.node.tls import tls_contexts
 from warmd.runtime.node.transport import TcpTransport, TransportOptions
 from warmd.runtime.observe import Observability
 from warmd.runtime.sdnotify import SdNotifier, run_watchdog, watchdog_settings
@@ -60,20 +66,8 @@ class Components:
     driver: Driver
     admin: AdminServer
     analysis: AnalysisCommands
-
-
-def tls_contexts(config: Config) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
-    """Server and client contexts for mutual TLS between peers, or (None, None)."""
-    tls = config.cluster.tls
-    if tls is None:
-        return None, None
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca_file))
-    server.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    server.verify_mode = ssl.CERT_REQUIRED
-    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
-    client.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    client.check_hostname = False  # peers are dialed by address; the CA vouches for them
-    return server, client
+    plugins: HookRegistry
+    tasks: TaskCommands
 
 
 def open_storage(config: Config) -> DiskStorage:
@@ -90,7 +84,8 @@ def open_storage(config: Config) -> DiskStorage:
 
 
 def build(config: Config, storage: DiskStorage, clock: Clock) -> Components:
-    """Wire transport, core, applier and driver for this config (nothing started yet)."""
+    """Wire transport, core, applier and driver for this config (nothing started yet), and
+    load the plugins of the `warmd.hooks` entry points."""
     settings = config.raft
     server_ssl, client_ssl = tls_contexts(config)
     transport = TcpTransport(TransportOptions(
@@ -113,14 +108,31 @@ def build(config: Config, storage: DiskStorage, clock: Clock) -> Components:
         client_id=f"node-{config.node.node_id}-{os.getpid()}-{random.getrandbits(32):08x}",
     )
     driver = Driver(node, storage, transport, applier, options, clock)
+    plugins = HookRegistry()
+    load_plugins(plugins)
     admin = AdminServer(config.admin.socket_path, group_id=config.admin.group_id)
-    ClusterCommands(driver).register(admin)
-    TaskCommands(driver).register(admin)
-    RulesCommands(driver, config).register(admin)
-    analysis = AnalysisCommands(driver, config)
+    ClusterCommands(driver, plugins).register(admin)
+    tasks = TaskCommands(driver)
+    tasks.register(admin)
+    RulesCommands(driver, config, plugins).register(admin)
+    PluginCommands(plugins).register(admin)
+    HealthCommands(driver).register(admin)
+    analysis = AnalysisCommands(driver, config, plugins=plugins)
     analysis.register(admin)
     register_bench_commands(admin, driver)
-    return Components(storage, transport, driver, admin, analysis)
+    return Components(storage, transport, driver, admin, analysis, plugins, tasks)
+
+
+def load_plugins(registry: HookRegistry) -> None:
+    """(Re)load the entry points; log each plugin, and each that failed with its reason."""
+    registry.load_entry_points()
+    for info in registry.entry_points.values():
+        if info.error:
+            _log.error("plugin_load_failed", entry_point=info.entry_point, package=info.package,
+                       version=info.version, error=info.error)
+        else:
+            _log.info("plugin_loaded", plugin=info.name, kind=info.kind, package=info.package,
+                      version=info.version)
 
 
 def status_line(status: DriverStatus) -> str:
@@ -140,64 +152,90 @@ class Daemon:
         self._signals = 0
         self._components: Components | None = None
         self._services: WarmupServices | None = None
-        self._service_tasks: list[asyncio.Task[None]] = []
         self._services_lock = asyncio.Lock()  # a reload restarts them one at a time
         self._reloads: set[asyncio.Task[None]] = set()
 
     async def serve(self) -> int:
+        """Start everything, wait for a stop signal or a driver failure, stop everything.
+
+        Whatever fails during start-up (a socket in use, a service that cannot start),
+        every part already started is stopped before the error propagates, so the process
+        exits with its status instead of waiting on a worker process or a tailer.
+
+        Raises:
+            ConfigError: a setting the node cannot start with (checked before binding).
+        """
+        preflight.check(self.config)
         storage = open_storage(self.config)
         components = build(self.config, storage, self._clock)
         self._components = components
         observability = Observability(self.config, components.driver, lambda: self._services,
                                       components.admin)
+        background: list[asyncio.Task[None]] = []
+        failed = False
         try:
             await components.transport.start()
             await components.driver.start()
             await components.admin.start()
             await observability.start()
-        except BaseException:
+            self._install_signals()
+            components.driver.on_state_change = \
+                lambda status: self._notifier.status(status_line(status))
+            background = self._background(components)
+            self._start_services(components)
+            failed = await self._wait_stop(components.driver)
+        finally:
+            for task in [*background, *self._reloads]:
+                task.cancel()
+            await asyncio.gather(*background, *self._reloads, return_exceptions=True)
+            await observability.close()
+            await self._stop_services()
+            self._notifier.stopping("stopping")
             await self._shutdown(components)
-            raise
-        self._install_signals()
-        components.driver.on_state_change = lambda status: self._notifier.status(status_line(status))
-        background = [asyncio.create_task(self._announce_ready(components.driver))]
-        self._start_services(components)
+        return EXIT_SOFTWARE if failed else 0
+
+    def _background(self, components: Components) -> list[asyncio.Task[None]]:
+        """The daemon's own tasks: READY=1 once a leader is known, and the watchdog."""
+        tasks = [asyncio.create_task(self._announce_ready(components.driver))]
         watchdog = watchdog_settings()
         if watchdog is not None:
-            background.append(asyncio.create_task(
+            tasks.append(asyncio.create_task(
                 run_watchdog(self._notifier, watchdog, self._clock)))
-        assert components.driver.finished is not None
+        return tasks
+
+    async def _wait_stop(self, driver: Driver) -> bool:
+        """Wait for a stop signal or the driver's end; True when the driver failed."""
+        assert driver.finished is not None
         stop_wait = asyncio.create_task(self._stop.wait())
-        await asyncio.wait([stop_wait, components.driver.finished],
-                           return_when=asyncio.FIRST_COMPLETED)
-        failed = components.driver.finished.done()
-        for task in [stop_wait, *background, *self._reloads]:
-            task.cancel()
-        await asyncio.gather(stop_wait, *background, *self._reloads, return_exceptions=True)
-        await observability.close()
-        await self._stop_services()
-        self._notifier.stopping("stopping")
-        await self._shutdown(components)
-        return EXIT_SOFTWARE if failed else 0
+        await asyncio.wait([stop_wait, driver.finished], return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        return driver.finished.done()
 
     # ------------------------------------------------------------------ warm-up services
 
     def _start_services(self, components: Components) -> None:
-        """The pipeline, executor, watcher and leader loops, from the current config."""
+        """The pipeline, executor, watcher and leader loops, from the current config.
+
+        Raises:
+            ConfigError: a cache or source the daemon cannot use (nothing is left running:
+                `_stop_services` closes whatever was built).
+        """
         services = WarmupServices(self.config, components.driver,
-                                  ExecutorOptions.from_config(self.config.executor), self._clock)
-        self._services, self._service_tasks = services, services.start()
+                                  ExecutorOptions.from_config(self.config.executor),
+                                  components.plugins, self._clock)
+        self._services = services
+        services.start()
         components.analysis.attach_pipeline(
             services.pipeline.status if services.pipeline is not None else None)
+        if services.watcher is not None:
+            components.analysis.attach_cache_status(services.watcher.is_down)
+        if services.effects is not None:
+            components.tasks.attach_effects(services.effects.effects)
 
     async def _stop_services(self) -> None:
-        tasks, self._service_tasks = self._service_tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._services is not None:
-            await self._services.close()
-            self._services = None
+        services, self._services = self._services, None
+        if services is not None:
+            await services.close()
 
     async def _restart_services(self, sections: tuple[str, ...]) -> None:
         """Stop the warm-up services and start them again on the reloaded config. Running
@@ -259,6 +297,8 @@ class Daemon:
         plan = config_module.reload_plan(self.config, candidate)
         if "logging" in plan.applied:
             warmd_logging.configure(candidate.logging.level, candidate.logging.format)
+        if self._components is not None:
+            load_plugins(self._components.plugins)
         if plan.needs_restart:
             _log.warning("reload_needs_restart", sections=list(plan.needs_restart))
         _log.info("config_reloaded", applied=list(plan.applied))
@@ -282,6 +322,9 @@ def run(config: Config) -> int:
 
     warmd_logging.configure(config.logging.level, config.logging.format)
     files = raise_open_files_limit()
+    # Every event of this process names its node (tasks and threads inherit the context), so
+    # logs gathered from several hosts, or three nodes on one, can be told apart.
+    structlog.contextvars.bind_contextvars(node_id=config.node.node_id)
     _log.info("daemon_starting", node_id=config.node.node_id, config=config.origin,
               pid=os.getpid(), python=sys.version.split()[0], open_files_max=files.after,
               open_files_max_before=files.before)

@@ -99,9 +99,12 @@ def rules_view(ruleset: CompiledRuleSet, summary: Summary) -> RulesView:
 
 def slot_document(diagnosis: Diagnosis, rule_name: str | None) -> dict[str, Any]:
     """One slot's class, what warming does with it, and every test of the tree that ran
-    (the decisive one is the last, unless the owning rule's `param` statement decided)."""
+    (the decisive one is the last that held: the tree stops at the test that classifies;
+    when none held the class is the tree's default; a rule's `param` statement overrides)."""
     evidence = [str(item) for item in diagnosis.evidence]
-    decisive = evidence[-1] if evidence else ""
+    held = [str(item) for item in diagnosis.evidence if item.held]
+    decisive = held[-1] if held else (
+        f"no test held: {diagnosis.param_class.value} by default" if evidence else "")
     if diagnosis.overridden:
         decisive = f"set by a param statement of rule {rule_name}"
     return {"slot": diagnosis.slot, "class": diagnosis.param_class.value,

@@ -30,5 +30,7 @@ def admissions(
         waited_ms = now_ms - task.waiting_since_ms
         if task.task_id not in skip and waited_ms >= task.spec.gate_timeout_ms:
             reason = f"gate {task.spec.gate} still closed after {waited_ms} ms"
+            if task.reason.startswith(f"gate {task.spec.gate} closed: "):  # the last evidence
+                reason += task.reason.removeprefix(f"gate {task.spec.gate} closed")
             commands.append(Skip(task_id=task.task_id, now_ms=now_ms, reason=reason))
     return commands

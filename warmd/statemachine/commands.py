@@ -74,8 +74,10 @@ class TaskSpec(Validated):
     concurrency: int = 0  # most origin requests in flight for this task (0: adaptive default)
     plan_id: str = ""  # the plan that made the task ("" for tasks submitted by hand)
     rules_version: str = ""  # the rule set the plan used ("" zero-config or by hand)
+    value: str = ""  # what a loader-less task writes for every key ("": the task id)
 
     def _check_values(self) -> None:
+        check_text("TaskSpec.value", self.value)
         if self.cache_keys and len(self.cache_keys) != len(self.keys):
             fail("TaskSpec.cache_keys", "must be empty or hold one cache key per key")
         for name in ("ttl_s", "rate_per_s", "concurrency", "ttl_jitter_permille"):

@@ -9,21 +9,29 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Generator
+from dataclasses import replace
 from typing import Any
 
 from warmd.errors import invariant
 from warmd.statemachine import snapshot as snapshot_format
 from warmd.statemachine.commands import (
     TASK_COMMANDS,
+    Assign,
+    Cancel,
     Command,
     DeclareDead,
     Drain,
+    Expire,
+    Fail,
+    Finish,
     Heartbeat,
     InvalidCommand,
     RecordEffect,
     RegisterNode,
+    Release,
     RemoveNode,
     Session,
+    Start,
     SubmitPlan,
     SubmitTask,
     decode_command,
@@ -32,8 +40,10 @@ from warmd.statemachine.lifecycle import EFFECTS, TERMINAL_STATES, Refusal, Task
 from warmd.statemachine.plans import PLANS_KEPT, PlanEffect, PlanRecord
 from warmd.statemachine.ruleset import RuleSetRecord, SetRules
 from warmd.statemachine.state import (
+    ATTEMPTS_KEPT,
     Applied,
     ApplyResult,
+    AttemptRecord,
     MachineState,
     NodeRecord,
     Rejected,
@@ -45,6 +55,30 @@ from warmd.statemachine.topics import EVERYTHING, TOPICS_OF, Topic
 
 # A constant, not a setting: replicas with different limits would evict differently and diverge.
 SESSIONS_MAX = 10_000
+
+
+def _record_attempt(task: TaskRecord, command: Any) -> None:
+    """Note on the open attempt that its owner started it, or how it ended."""
+    if not task.attempts or task.attempts[-1].ended_ms:
+        return
+    current = task.attempts[-1]
+    if isinstance(command, Start):
+        current = replace(current, started_ms=command.now_ms)
+    elif isinstance(command, Finish):
+        current = replace(current, ended_ms=command.now_ms, outcome=TaskState.SUCCEEDED.value)
+    elif isinstance(command, Fail):
+        current = replace(current, ended_ms=command.now_ms, outcome=TaskState.FAILED.value,
+                          error=command.error)
+    elif isinstance(command, Release):
+        current = replace(current, ended_ms=command.now_ms, outcome="RELEASED",
+                          error=command.reason)
+    elif isinstance(command, (Cancel, Expire)):
+        outcome = TaskState.CANCELLED if isinstance(command, Cancel) else TaskState.EXPIRED
+        current = replace(current, ended_ms=command.now_ms, outcome=outcome.value,
+                          error=getattr(command, "reason", ""))
+    else:
+        return
+    task.attempts = (*task.attempts[:-1], current)
 
 
 class StateMachine:
@@ -211,9 +245,16 @@ class StateMachine:
         return Applied(command.task_id)
 
     def _change(self, index: int, task: TaskRecord, command: Any) -> Any:
-        """Carry out an allowed command's effect (lifecycle.EFFECTS); returns Applied's value."""
+        """Carry out an allowed command's effect (lifecycle.EFFECTS) and note it on the
+        task's attempts; returns Applied's value."""
         effect = EFFECTS.get(type(command))
-        return effect(task, command, index) if effect is not None else None
+        value = effect(task, command, index) if effect is not None else None
+        if isinstance(command, Assign):
+            attempt = AttemptRecord(task.attempt, command.node_id, index, command.now_ms)
+            task.attempts = (*task.attempts, attempt)[-ATTEMPTS_KEPT:]
+        else:
+            _record_attempt(task, command)
+        return value
 
     # ---- nodes -----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from warmd.statemachine.ruleset import RuleSetRecord, SetRules
 from warmd.statemachine.state import (
     Applied,
     ApplyResult,
+    AttemptRecord,
     MachineState,
     NodeRecord,
     Rejected,
@@ -140,6 +141,8 @@ def _fields_to_wire(record: Any) -> dict[str, Any]:
 def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_plain(item) for item in value]
+    if dataclasses.is_dataclass(value):
+        return _fields_to_wire(value)
     return value
 
 
@@ -178,6 +181,8 @@ def _state_from_wire(wire: dict[str, Any], batch: int) -> Generator[None, None, 
         fields = dict(task_wire)
         fields["spec"] = spec_from_wire(fields["spec"])
         fields["state"] = TaskState(fields["state"])
+        fields["attempts"] = tuple(_checked(AttemptRecord(**attempt))
+                                   for attempt in fields.get("attempts", ()))
         state.add(_checked(TaskRecord(**fields)))
         if number % batch == batch - 1:
             yield

@@ -39,6 +39,24 @@ def refusal_reason(result: object) -> str:
     return result.reason if isinstance(result, Rejected) else ""
 
 
+ATTEMPTS_KEPT = 20  # a task's newest assignments kept (reassignments can be many)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One assignment of a task: to which node, under which fence, when, and how it ended.
+    Times are the leader-stamped `now_ms` of the commands, like every time in the state."""
+
+    attempt: int
+    node_id: int
+    fence: int
+    assigned_ms: int
+    started_ms: int = 0  # 0 until the owner started it
+    ended_ms: int = 0  # 0 while it is assigned or running
+    outcome: str = ""  # "" while open; else the state it ended in, or RELEASED
+    error: str = ""  # the failure, release, cancel or expiry reason
+
+
 @dataclass(slots=True)
 class TaskRecord:
     """One task as every replica knows it."""
@@ -59,6 +77,7 @@ class TaskRecord:
     reassignments: int = 0  # how often it was taken back from a lost owner
     reason: str = ""  # the last error, skip, cancel or release reason
     result: str = ""
+    attempts: tuple[AttemptRecord, ...] = ()  # the newest ATTEMPTS_KEPT assignments, oldest first
 
 
 @dataclass(slots=True)

@@ -21,9 +21,11 @@ from warmd.analysis.summary import Summary
 from warmd.analysis.wire import SummaryDecodeError, decode_summary
 from warmd.config import Config
 from warmd.errors import AdminError
+from warmd.hooks.registry import HookRegistry
 from warmd.rules.compile import KnownNames, check_files
 from warmd.rules.compiled import CompiledRuleSet
 from warmd.runtime.commands.errors import raft_errors
+from warmd.runtime.commands.paging import page_request, take_page
 from warmd.runtime.ingest.pipeline import SourceStatus
 from warmd.runtime.leader.planning import planner_settings
 from warmd.runtime.leader.rule_names import known_names
@@ -36,11 +38,12 @@ from warmd.scheduler.explain import (
 )
 from warmd.scheduler.merge import Signature, merged_summary, signature
 from warmd.statemachine.documents import (
-    newest_plans,
+    plan_document,
     short_version,
     summaries_total,
     summary_document,
 )
+from warmd.statemachine.plans import PlanRecord
 from warmd.statemachine.ruleset import RuleSetRecord
 from warmd.statemachine.summaries import SummaryRecord
 
@@ -82,14 +85,25 @@ class MergedSummary:
     problems: tuple[str, ...]
 
 
+def _plan_cursor(cursor: str | None) -> float:
+    """The log index below which the page starts (a plan cursor is its SubmitPlan index)."""
+    if cursor is None:
+        return float("inf")
+    if not cursor.isdigit():
+        raise AdminError(ErrorCode.BAD_REQUEST, f"cursor {cursor!r} is not one this daemon gave")
+    return int(cursor)
+
+
 class AnalysisCommands:
     """Handlers bound to one driver and config; `register(server)` adds them."""
 
     def __init__(self, driver: Driver, config: Config,
-                 wall_s: Callable[[], float] = time.time) -> None:
+                 wall_s: Callable[[], float] = time.time,
+                 plugins: HookRegistry | None = None) -> None:
         self._driver = driver
         self._wall_s = wall_s  # injected so tests can explain at the moment they planned at
-        self._known = known_names(config)
+        self._config = config
+        self._plugins = plugins or HookRegistry()
         planner = planner_settings(config)  # the leader's own reading of [planner]
         self._settings = ExplainSettings(planner.budget, planner.horizon_s, planner.default_target)
         self._merged: tuple[Signature, MergedSummary] | None = None
@@ -97,11 +111,23 @@ class AnalysisCommands:
         self._problems: dict[tuple[str, int], str] = {}
         self._lock = asyncio.Lock()  # one explain at a time: a Summary memoises as it splits
         self._local_sources: Callable[[], Sequence[SourceStatus]] | None = None
+        self._cache_is_down: Callable[[str], bool] = lambda cache: False
 
     def attach_pipeline(self, status: Callable[[], Sequence[SourceStatus]] | None) -> None:
         """Show this node's own sources too (LogPipeline.status): what it tails and why a
         source has not shipped (the daemon starts the pipeline after the admin server)."""
         self._local_sources = status
+
+    def attach_cache_status(self, is_down: Callable[[str], bool]) -> None:
+        """Say "unreachable" on a plan whose watched cache this node cannot read
+        (CacheWatcher.is_down): its effect cannot be measured until the cache answers."""
+        self._cache_is_down = is_down
+
+    def _plan_document(self, plan: PlanRecord) -> dict[str, Any]:
+        document = plan_document(plan, self._state.tasks)
+        if plan.effect is None and plan.watch and self._cache_is_down(plan.watch):
+            document["effect_status"] = f"cache {plan.watch} unreachable"
+        return document
 
     def _local(self) -> list[dict[str, Any]]:
         if self._local_sources is None:
@@ -170,19 +196,22 @@ class AnalysisCommands:
         if rules is None:
             return None, ""
         if self._rules is None or self._rules[0] != rules.version:
-            compiled = await asyncio.to_thread(compile_committed, rules, self._known)
+            known = known_names(self._config, self._plugins.names())
+            compiled = await asyncio.to_thread(compile_committed, rules, known)
             self._rules = (rules.version, compiled)
         return self._rules[1], rules.version
 
     async def plans(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        limit = args.get("limit", PLANS_LIMIT_DEFAULT)
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= PLANS_LIMIT_MAX:
-            raise AdminError(ErrorCode.BAD_REQUEST,
-                             f"limit must be an integer 1..{PLANS_LIMIT_MAX}, got {limit!r}")
+        """The plans newest first, a page at a time (`limit`, `cursor` -> `next_cursor`)."""
+        request = page_request(args, PLANS_LIMIT_DEFAULT, PLANS_LIMIT_MAX)
+        before = _plan_cursor(request.cursor)
         read_index = await self._read_point()
         state = self._state
-        return {"read_index": read_index, "total": len(state.plans),
-                "plans": newest_plans(state, limit)}
+        plans = sorted((plan for plan in state.plans.values() if plan.index < before),
+                       key=lambda plan: plan.index, reverse=True)
+        page = take_page(plans, request, lambda plan: str(plan.index), self._plan_document)
+        return {"read_index": read_index, "total": len(state.plans), "plans": page.documents,
+                "next_cursor": page.next_cursor}
 
     async def summaries(self, args: Mapping[str, Any]) -> dict[str, Any]:
         read_index = await self._read_point()

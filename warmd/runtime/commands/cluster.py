@@ -18,8 +18,10 @@ from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
 from warmd.config_table import parse_address
 from warmd.errors import AdminError
+from warmd.hooks.registry import HookRegistry
 from warmd.ids import NODE_ID_MAX
 from warmd.runtime.commands.errors import raft_errors
+from warmd.runtime.commands.plugins import plugins_document
 from warmd.runtime.node.driver import Driver
 from warmd.runtime.node.segment import encode_record, write_file_atomically
 from warmd.statemachine.commands import Heartbeat, RegisterNode
@@ -44,8 +46,9 @@ def _node_id(args: Mapping[str, Any], name: str = "node_id", required: bool = Tr
 class ClusterCommands:
     """Handlers bound to one driver; `register(server)` adds them to the admin server."""
 
-    def __init__(self, driver: Driver) -> None:
+    def __init__(self, driver: Driver, plugins: HookRegistry | None = None) -> None:
         self._driver = driver
+        self._plugins = plugins or HookRegistry()
 
     def register(self, server: AdminServer) -> None:
         server.register("status", self.status, summary="this node's Raft role, term and indexes")
@@ -65,6 +68,7 @@ class ClusterCommands:
         machine = self._driver.applier.machine
         document["stale_fence_rejections"] = machine.state.stale_fence_rejections
         document["warm_up"] = warm_up_block(machine.state, int(time.time() * 1000))
+        document["plugins"] = plugins_document(self._plugins)
         return document
 
     def members(self, args: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
 from warmd.config import Config
 from warmd.errors import AdminError, WarmdError
+from warmd.hooks.registry import HookRegistry
 from warmd.logging import get_logger
 from warmd.raft.errors import NotLeader, ProposalDropped
 from warmd.rules.compile import KnownNames, check_files
@@ -75,10 +76,10 @@ def _files_arg(args: Mapping[str, Any]) -> list[tuple[str, str]] | None:
 class RulesCommands:
     """Handlers bound to one driver and config; `register(server)` adds them."""
 
-    def __init__(self, driver: Driver, config: Config) -> None:
+    def __init__(self, driver: Driver, config: Config, plugins: HookRegistry | None = None) -> None:
         self._driver = driver
         self._config = config
-        self._known = known_names(config)
+        self._plugins = plugins or HookRegistry()
         self._start_task: asyncio.Task[None] | None = None
 
     def register(self, server: AdminServer) -> None:
@@ -91,6 +92,11 @@ class RulesCommands:
             except RuntimeError:  # built outside the daemon's loop (tests of build()): no start load
                 return
             self._start_task = loop.create_task(self.load_configured())
+
+    @property
+    def _known(self) -> KnownNames:
+        """Read at each check: a SIGHUP may have loaded plugins since the last one."""
+        return known_names(self._config, self._plugins.names())
 
     @property
     def _committed(self) -> Any:

@@ -5,16 +5,20 @@ reads first take a ReadIndex read point, so what warmctl shows is linearizable.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import Any
 
 from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
+from warmd.cache.effect import TaskEffect
 from warmd.errors import AdminError
 from warmd.ids import NODE_ID_MAX
 from warmd.runtime.commands.errors import raft_errors
+from warmd.runtime.commands.paging import page_request, take_page
 from warmd.runtime.node.driver import Driver
 from warmd.statemachine.commands import (
     KEYS_PER_TASK_MAX,
@@ -26,11 +30,15 @@ from warmd.statemachine.commands import (
     SubmitTask,
     TaskSpec,
 )
-from warmd.statemachine.lifecycle import TaskState
+from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
 from warmd.statemachine.state import Applied, NodeRecord, TaskRecord
 
 LIST_LIMIT_DEFAULT = 100
-SPEC_FIELDS = ("rule", "priority", "not_before_ms", "deadline_ms", "max_attempts")
+KEYS_LIMIT_DEFAULT = 1000
+LIST_LIMIT_MAX = 10_000  # per page; the page is also cut at paging.PAGE_BYTES_MAX
+STATE_RANK = {state: rank for rank, state in enumerate(TaskState)}
+SPEC_FIELDS = ("rule", "priority", "not_before_ms", "deadline_ms", "max_attempts", "ttl_s",
+               "value")
 
 
 def _now_ms() -> int:
@@ -44,21 +52,86 @@ def _text(args: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def task_document(task: TaskRecord, with_keys: bool = False) -> dict[str, Any]:
-    """A task as JSON-able fields (keys only on request: a task may hold 10^5)."""
+def _optional_text(args: Mapping[str, Any], name: str) -> str | None:
+    return None if args.get(name) is None else _text(args, name)
+
+
+def _states(wanted: Any) -> list[TaskState]:
+    """Every state, or the one `wanted` names (bad_request for an unknown one)."""
+    if wanted is None:
+        return list(TaskState)
+    try:
+        return [TaskState(str(wanted).upper())]
+    except ValueError:
+        raise AdminError(ErrorCode.BAD_REQUEST, f"unknown state {wanted!r}; one of "
+                         + ", ".join(state.value for state in TaskState)) from None
+
+
+def _position(task: TaskRecord) -> str:
+    """A task's place in a listing as a cursor: `<state rank>:<task id>`."""
+    return f"{STATE_RANK[task.state]}:{task.task_id}"
+
+
+def _position_key(task: TaskRecord) -> tuple[int, str]:
+    return STATE_RANK[task.state], task.task_id
+
+
+def _cursor_key(cursor: str) -> tuple[int, str]:
+    rank, separator, task_id = cursor.partition(":")
+    if not separator or not rank.isdigit():
+        raise AdminError(ErrorCode.BAD_REQUEST, f"cursor {cursor!r} is not one this daemon gave")
+    return int(rank), task_id
+
+
+def _key_offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not cursor.isdigit():
+        raise AdminError(ErrorCode.BAD_REQUEST, f"keys_cursor {cursor!r} is not one this daemon gave")
+    return int(cursor)
+
+
+def result_fields(result: str) -> dict[str, Any] | str | None:
+    """A finished task's result as fields (the executor records a JSON object; a result
+    recorded by an older version is prose and stays a string)."""
+    if not result:
+        return None
+    try:
+        fields = json.loads(result)
+    except ValueError:
+        return result
+    return fields if isinstance(fields, dict) else result
+
+
+def task_document(task: TaskRecord) -> dict[str, Any]:
+    """A task as JSON-able fields (its keys are paged by task-show: a task may hold 10^5)."""
     document = {
         "task_id": task.task_id, "state": task.state.value, "target": task.spec.target,
         "keys": len(task.spec.keys), "checkpoint": task.checkpoint, "owner": task.owner,
         "fence": task.fence, "attempt": task.attempt, "reassignments": task.reassignments,
         "submitted_ms": task.submitted_ms, "updated_ms": task.updated_ms,
-        "reason": task.reason, "result": task.result, "rule": task.spec.rule,
+        "reason": task.reason, "result": result_fields(task.result), "rule": task.spec.rule,
         "priority": task.spec.priority, "deadline_ms": task.spec.deadline_ms,
         "loader": task.spec.loader, "plan_id": task.spec.plan_id,
-        "rules_version": task.spec.rules_version,
+        "rules_version": task.spec.rules_version, "ttl_s": task.spec.ttl_s,
+        "assigned_ms": task.assigned_ms,
+        "attempts": [asdict(attempt) for attempt in task.attempts],
     }
-    if with_keys:
-        document["key_list"] = list(task.spec.keys)
     return document
+
+
+def effect_document(effect: TaskEffect, plan_keys_read: int) -> dict[str, Any]:
+    """A task's effect: of a sample of its keys, how many were read in the window after it
+    (useful), never read (waste) or already gone; its share of its plan's keys read."""
+    never_read = effect.sampled_keys - effect.keys_read_in_window - effect.keys_gone
+    share = effect.keys_read_in_window / plan_keys_read if plan_keys_read else None
+    return {"window_s": effect.window_s, "cache_hits": effect.hits,
+            "cache_misses": effect.misses, "sampled_keys": effect.sampled_keys,
+            "keys_read": effect.keys_read_in_window, "keys_never_read": never_read,
+            "keys_gone": effect.keys_gone,
+            "waste_ratio": round(never_read / effect.sampled_keys, 3) if effect.sampled_keys
+            else None,
+            "share_of_plan_reads": round(share, 3) if share is not None else None}
 
 
 def node_document(node: NodeRecord, load: int, now_ms: int) -> dict[str, Any]:
@@ -97,13 +170,22 @@ class TaskCommands:
 
     def __init__(self, driver: Driver) -> None:
         self._driver = driver
+        self._effects: Mapping[str, TaskEffect] = {}
+
+    def attach_effects(self, effects: Mapping[str, TaskEffect]) -> None:
+        """Show the effect and waste of the tasks this node ran (EffectRecorder.effects):
+        measured where the task ran, so `tasks show` on that node has them."""
+        self._effects = effects
 
     def register(self, server: AdminServer) -> None:
         server.register("task-submit", self.submit, summary="submit a task (keys and a target)")
         server.register("task-list", self.list_tasks, summary="list tasks, optionally by state")
         server.register("task-show", self.show, summary="one task in full")
         server.register("task-cancel", self.cancel, summary="cancel a task for good")
-        server.register("task-retry", self.retry, summary="send a FAILED task back to PENDING")
+        server.register("task-retry", self.retry,
+                        summary="send a FAILED task (or every FAILED task of a plan) back to PENDING")
+        server.register("plan-cancel", self.cancel_plan,
+                        summary="cancel every unfinished task of a plan")
         server.register("nodes", self.nodes, summary="the executor nodes and their load")
         server.register("drain", self.drain, summary="stop (or resume) assigning to a node")
 
@@ -135,22 +217,22 @@ class TaskCommands:
         return {"task_id": task_id, "applied_index": self._driver.applier.applied_index}
 
     async def list_tasks(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        wanted = args.get("state")
-        limit = args.get("limit", LIST_LIMIT_DEFAULT)
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-            raise AdminError(ErrorCode.BAD_REQUEST, f"limit must be an integer >= 0, got {limit!r}")
-        states = list(TaskState)
-        if wanted is not None:
-            try:
-                states = [TaskState(str(wanted).upper())]
-            except ValueError:
-                raise AdminError(ErrorCode.BAD_REQUEST, f"unknown state {wanted!r}; one of "
-                                 + ", ".join(state.value for state in TaskState)) from None
+        """Tasks by state (in lifecycle order) then id, filtered by `state`, `plan` and
+        `rule`, one page at a time (`limit`, `cursor` -> `next_cursor`)."""
+        request = page_request(args, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, minimum=0)
+        states = _states(args.get("state"))
+        plan_id, rule = _optional_text(args, "plan"), _optional_text(args, "rule")
         read_index = await self._read_point()
-        tasks = [task for state in states for task in self._state.in_state(state)]
-        documents = [task_document(task) for task in tasks[:limit] if limit]
-        return {"read_index": read_index, "total": len(tasks), "counts": self._state.counts(),
-                "tasks": documents, "stale_fence_rejections": self._state.stale_fence_rejections}
+        matching = [task for state in states for task in sorted(
+            self._state.in_state(state), key=lambda task: task.task_id)
+            if (plan_id is None or task.spec.plan_id == plan_id)
+            and (rule is None or task.spec.rule == rule)]
+        after = matching if request.cursor is None else \
+            [task for task in matching if _position_key(task) > _cursor_key(request.cursor)]
+        page = take_page(after, request, _position, task_document)
+        return {"read_index": read_index, "total": len(matching), "counts": self._state.counts(),
+                "tasks": page.documents, "next_cursor": page.next_cursor,
+                "stale_fence_rejections": self._state.stale_fence_rejections}
 
     async def show(self, args: Mapping[str, Any]) -> dict[str, Any]:
         task_id = _text(args, "task_id")
@@ -158,7 +240,29 @@ class TaskCommands:
         task = self._state.tasks.get(task_id)
         if task is None:
             raise AdminError(ErrorCode.FAILED, f"no task {task_id!r}")
-        return {"read_index": read_index, "task": task_document(task, bool(args.get("keys")))}
+        reply = {"read_index": read_index, "task": task_document(task)}
+        effect = self._effects.get(task_id)
+        if effect is not None:
+            reply["task"]["effect"] = effect_document(effect, self._plan_keys_read(task))
+        if args.get("keys"):  # a task may hold 10^5 keys: they come a page at a time
+            request = page_request({"limit": args.get("keys_limit", KEYS_LIMIT_DEFAULT),
+                                    "cursor": args.get("keys_cursor")},
+                                   KEYS_LIMIT_DEFAULT, KEYS_PER_TASK_MAX)
+            start = _key_offset(request.cursor)
+            page = take_page(range(start, len(task.spec.keys)), request, lambda at: str(at + 1),
+                             lambda at: task.spec.keys[at])
+            reply["task"]["key_list"] = page.documents
+            reply["next_keys_cursor"] = page.next_cursor
+        return reply
+
+    def _plan_keys_read(self, task: TaskRecord) -> int:
+        """Keys read after their task, summed over the tasks of `task`'s plan measured here."""
+        if not task.spec.plan_id:
+            return 0
+        plan = self._state.plans.get(task.spec.plan_id)
+        task_ids = plan.task_ids if plan is not None else (task.task_id,)
+        return sum(self._effects[task_id].keys_read_in_window
+                   for task_id in task_ids if task_id in self._effects)
 
     async def cancel(self, args: Mapping[str, Any]) -> dict[str, Any]:
         task_id = _text(args, "task_id")
@@ -166,10 +270,46 @@ class TaskCommands:
         return {"task_id": task_id, "state": TaskState.CANCELLED.value}
 
     async def retry(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        task_id = _text(args, "task_id")
-        now_ms = _now_ms()
-        await self._write(Retry(task_id=task_id, not_before_ms=now_ms, now_ms=now_ms, manual=True))
-        return {"task_id": task_id, "state": TaskState.PENDING.value}
+        """One task by `task_id`, or with `failed` every FAILED task (of `plan`, if given)."""
+        if not args.get("failed"):
+            task_id = _text(args, "task_id")
+            now_ms = _now_ms()
+            await self._write(Retry(task_id=task_id, not_before_ms=now_ms, now_ms=now_ms,
+                                    manual=True))
+            return {"task_id": task_id, "state": TaskState.PENDING.value}
+        plan_id = _optional_text(args, "plan")
+        await self._read_point()
+        failed = [task.task_id for task in self._state.in_state(TaskState.FAILED)
+                  if plan_id is None or task.spec.plan_id == plan_id]
+        retried = await self._each(failed, lambda task_id, now_ms: Retry(
+            task_id=task_id, not_before_ms=now_ms, now_ms=now_ms, manual=True))
+        return {"plan": plan_id, "retried": retried, "refused": len(failed) - len(retried)}
+
+    async def cancel_plan(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        plan_id = _text(args, "plan")
+        await self._read_point()
+        plan = self._state.plans.get(plan_id)
+        if plan is None:
+            raise AdminError(ErrorCode.FAILED, f"no plan {plan_id!r} (warmctl plans lists them)")
+        open_ids = [task_id for task_id in plan.task_ids if task_id in self._state.tasks
+                    and self._state.tasks[task_id].state not in TERMINAL_STATES]
+        reason = f"plan {plan_id} cancelled by operator"
+        cancelled = await self._each(open_ids, lambda task_id, now_ms: Cancel(
+            task_id=task_id, now_ms=now_ms, reason=reason))
+        return {"plan": plan_id, "cancelled": cancelled, "tasks": len(plan.task_ids),
+                "already_finished": len(plan.task_ids) - len(open_ids)}
+
+    async def _each(self, task_ids: list[str],
+                    command: Callable[[str, int], Command]) -> list[str]:
+        """Propose `command(task_id, now)` for each task; the ids the state machine took (a
+        task that changed state meanwhile is refused and left out)."""
+        done = []
+        for task_id in task_ids:
+            async with raft_errors():
+                result = await self._driver.propose(command(task_id, _now_ms()))
+            if isinstance(result, Applied):
+                done.append(task_id)
+        return done
 
     async def nodes(self, args: Mapping[str, Any]) -> dict[str, Any]:
         read_index = await self._read_point()

@@ -13,6 +13,7 @@ a RUNNING one resumes from its checkpoint without a new Start, so nothing sticks
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -94,12 +95,13 @@ class TaskRunner(Protocol):
 
 
 def result_text(result: WarmResult) -> str:
-    """The one-line result recorded on a finished task."""
-    parts = [f"{result.keys_ok} ok", f"{result.keys_failed} failed"]
-    if result.origin_p50_ms is not None:
-        parts.append(f"origin p50 {result.origin_p50_ms:.0f} ms")
-    parts.append(f"{result.duration_s:.1f} s")
-    return ", ".join(parts)
+    """The result recorded on a finished task: a JSON object of fields (warmctl shows them
+    as fields, scripts read them without parsing prose)."""
+    fields = {"keys_ok": result.keys_ok, "keys_failed": result.keys_failed,
+              "origin_p50_ms": None if result.origin_p50_ms is None
+              else round(result.origin_p50_ms, 1),
+              "duration_s": round(result.duration_s, 3)}
+    return json.dumps(fields, separators=(",", ":"))
 
 
 class Executor:

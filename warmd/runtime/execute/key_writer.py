@@ -1,7 +1,7 @@
 """The simplest runner: write each of a task's keys into the cache its target URL names.
 
-Used for tasks without a loader (tests, chaos runs, benchmarks of the task path): the
-value is the request's value or the task id, enough to prove the work was done.
+Used for tasks without a loader (`warmctl tasks submit`, chaos runs, benchmarks of the task
+path): the value is the request's value (`--value`) or the task id, with the task's TTL.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ class KeyWriterRunner:
             backend = await self._backend(task.target)
             while done < len(task.requests):
                 batch = task.requests[done:done + self._batch_keys]
-                items = [(request.key, request.value or task.task_id.encode(), 0) for request in batch]
+                items = [(request.key, request.value or task.task_id.encode(), task.limits.ttl_s)
+                         for request in batch]
                 await backend.write_many(items)  # type: ignore[arg-type]
                 done, written = done + len(batch), written + len(batch)
                 if self._keys_per_second:

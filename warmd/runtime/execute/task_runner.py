@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, replace
 
 from warmd import metrics
-from warmd.cache.configured import ConfiguredCaches
+from warmd.cache.configured import ConfiguredCaches, warm_up_headers
 from warmd.cache.http import HttpClient
 from warmd.errors import CacheError, ConfigError
 from warmd.hooks.base import WarmRequest
@@ -74,10 +74,12 @@ class SpecRunner:
     async def _run(self, task: TaskRecord, progress: ProgressCallback | None) -> WarmResult:
         spec = task.spec
         if not spec.loader:
-            requests = tuple(WarmRequest(path=key, key=key) for key in spec.keys)
+            value = spec.value.encode() if spec.value else None
+            requests = tuple(WarmRequest(path=key, key=key, value=value) for key in spec.keys)
+            limits = WarmLimits(ttl_s=spec.ttl_s or self.settings.default_ttl_s)
             return await self.key_writer.run(
                 WarmTask(task_id=task.task_id, requests=requests, target=spec.target,
-                         loader="", checkpoint=task.checkpoint), progress)
+                         loader="", checkpoint=task.checkpoint, limits=limits), progress)
         try:
             warm_task = self.warm_task(task)
         except ConfigError as error:
@@ -124,7 +126,10 @@ class SpecRunner:
             return self._fetch_loader(spec), spec.target
         if spec.loader.startswith("plugin:"):
             name = spec.loader.removeprefix("plugin:")
-            self.registry.get("loader", name)  # raises a clear error when not installed
+            try:
+                self.registry.get("loader", name)
+            except LookupError as error:  # not installed on this node: the task fails saying so
+                raise ConfigError(f"task {task_id}: {error.args[0]}") from None
             return name, spec.target
         raise ConfigError(f"task {task_id}: unknown loader {spec.loader!r}")
 
@@ -135,7 +140,7 @@ class SpecRunner:
         template = spec.loader_url or "{path}"
         name = f"fetch:{template}"
         if name not in self.registry.plugins["loader"]:
-            client = HttpClient()
+            client = HttpClient(headers=warm_up_headers())
             self._fetch_clients.append(client)
             self.registry.add(FetchLoader(client, template, name=name))
         return name

@@ -17,7 +17,7 @@ import os
 import re
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from warmd.analysis.formats import JSON_FIELDS, LogFormat, detect_format, format_from_spec
@@ -90,6 +90,18 @@ def source_format(source: SourceConfig) -> LogFormat | None:
             fields["target" if ours == "path" else ours] = (theirs,)
         return LogFormat("json", "json", json_fields=fields)
     return format_from_spec(source.format)
+
+
+def own_traffic_excluded(user_agents: Sequence[str],
+                         base: SummaryConfig | None = None) -> SummaryConfig:
+    """A summary config that leaves warmd's own warm-up requests out of the warm sets, as it
+    does bots: replayed requests reach the service's access log, and learning them back as
+    demand would inflate exactly what warmd just warmed (a feedback loop)."""
+    base = base or SummaryConfig()
+    if not user_agents:
+        return base
+    own = "|".join(re.escape(agent) for agent in user_agents)
+    return replace(base, bot_pattern=f"{base.bot_pattern}|{own}")
 
 
 def _is_rotated_copy(path: str) -> bool:

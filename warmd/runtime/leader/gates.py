@@ -1,7 +1,8 @@
 """Readiness gates in the daemon: poll each gate of the committed rules, open WAITING tasks.
 
 A gate (rules: `gate NAME { check HOOK arg=value ... poll D timeout D }`) passes when all
-its checks pass. The leader polls each gate at its own `poll` interval; when a gate turns
+its checks pass; a plugin check receives its `arg=value` pairs in its context, beside the
+dates. The leader polls each gate at its own `poll` interval; when a gate turns
 from closed to open, it reports a "gate-ready" event (a trigger for rules with
 `on gate-ready NAME`), and every WAITING task held by an open gate is made READY. Tasks
 whose gate stays closed are skipped by the scheduler after their gate timeout.
@@ -95,11 +96,19 @@ class GatePoller:
         state = self.states.get(name)
         return bool(state and state.open)
 
+    def closed_detail(self, name: str) -> str | None:
+        """Why gate `name` was closed at its last check; None if open or not checked yet."""
+        state = self.states.get(name)
+        if state is None or state.open or not state.checked_s:
+            return None
+        return state.detail
+
     async def _check(self, gate: Gate) -> tuple[bool, str]:
         """(all checks pass, the evidence of the first that fails or of all)."""
-        context = gate_context(time.time())
+        now_context = gate_context(time.time())
         details = []
         for check in gate.checks:
+            context = {**now_context, **dict(check.args)}  # a plugin reads its args here
             try:
                 hook = build_check(check, self.registry)
                 answer = await call_plugin(check.hook, hook.check, context,

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from warmd.analysis.summary import Summary
 from warmd.cache.configured import HTTP_KIND
 from warmd.clock import Clock, SystemClock
 from warmd.config import Config
+from warmd.hooks.registry import HookRegistry
 from warmd.logging import get_logger
 from warmd.raft.errors import RaftError
 from warmd.rules.compile import check_files
@@ -38,7 +40,7 @@ from warmd.scheduler.planner import (
     plan_warm_up,
     triggers_due,
 )
-from warmd.statemachine.commands import MarkReady, RecordEffect, SubmitPlan
+from warmd.statemachine.commands import MarkReady, MarkWaiting, RecordEffect, SubmitPlan
 from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
 from warmd.statemachine.plans import PlanRecord
 from warmd.statemachine.state import Applied, MachineState, refusal_reason
@@ -49,6 +51,7 @@ IDLE_CHECK_S = 1.0  # clock triggers (schedule, every/cron, gates, effects) are 
 MIN_SPACING_S = 0.2  # a burst of changes costs one look, not one per change
 WAKING_TOPICS = frozenset({Topic.RULES, Topic.PLANS, Topic.TASKS, Topic.SUMMARIES,
                            Topic.LEADERSHIP})
+REASON_CHARS = 400  # a task's reason is shown in lists: a line of evidence is enough
 
 
 def planner_settings(config: Config) -> PlannerSettings:
@@ -63,6 +66,19 @@ def planner_settings(config: Config) -> PlannerSettings:
         budget=planner.budget, batch_requests=planner.batch_requests,
         horizon_s=planner.horizon_ms / 1000, task_deadline_s=planner.task_deadline_ms / 1000,
         default_target=target)
+
+
+def plan_watch(trigger: str, plan: SubmitPlan, watched: tuple[str, ...]) -> str:
+    """The cache whose hit rate shows `plan`'s effect: the watched cache whose flush or
+    restart triggered it, else the watched cache most of its tasks write into, else the
+    only watched cache ("" when that leaves a choice: better no effect than a wrong one)."""
+    kind, _, cache = trigger.partition(":")
+    if kind in ("cache-flush", "cache-restart") and cache in watched:
+        return cache
+    targets = Counter(task.spec.target for task in plan.tasks if task.spec.target in watched)
+    if targets:
+        return targets.most_common(1)[0][0]
+    return watched[0] if len(watched) == 1 else ""
 
 
 def watched_caches(config: Config) -> tuple[str, ...]:
@@ -91,6 +107,7 @@ class _Caches:
     summary: Summary | None = None
     problems: tuple[str, ...] = ()
     rules_version: str = ""
+    plugin_names: frozenset[str] = frozenset()  # compiled against these (SIGHUP may add some)
     ruleset: CompiledRuleSet | None = None
     last_event_ms: dict[str, int] = field(default_factory=dict)
 
@@ -99,17 +116,17 @@ class PlanningLoop:
     """`await run()` on every node; it plans only while this node is the Raft leader."""
 
     def __init__(self, driver: Driver, config: Config, watcher: CacheWatcher | None,
-                 clock: Clock | None = None) -> None:
+                 plugins: HookRegistry | None = None, clock: Clock | None = None) -> None:
         self._driver = driver
         self._clock = clock or SystemClock()
         self._config = config
         self._settings = planner_settings(config)
         self._watch = watched_caches(config)
         self._watcher = watcher
-        self._known = known_names(config)
+        self._plugins = plugins or HookRegistry()
         self._cached = _Caches()
         self._unmeasurable: set[str] = set()  # plans whose windows this node did not watch
-        self.gates = GatePoller()
+        self.gates = GatePoller(self._plugins)
         self.counters = PlanningCounters()
 
     def is_leader(self) -> bool:
@@ -144,6 +161,7 @@ class PlanningLoop:
             for trigger, rules in self._due(events) + await self._gate_triggers():
                 await self.plan_now(trigger, rules)
             await self._open_gated_tasks()
+            await self._explain_closed_gates()
             await self._record_effects()
         except DriverStopped:
             return False
@@ -215,6 +233,16 @@ class PlanningLoop:
             if task.spec.gate and self.gates.is_open(task.spec.gate):
                 await self._driver.propose(MarkReady(task_id=task.task_id, now_ms=self._clock.wall_ms()))
 
+    async def _explain_closed_gates(self) -> None:
+        """Write a closed gate's last evidence (e.g. its plugin's exception) on its WAITING
+        tasks, so `warmctl tasks` shows why they wait and a skip says why it gave up."""
+        for task in self.state.in_state(TaskState.WAITING):
+            detail = self.gates.closed_detail(task.spec.gate) if task.spec.gate else None
+            reason = f"gate {task.spec.gate} closed: {detail}"[:REASON_CHARS] if detail else None
+            if reason is not None and task.reason != reason:
+                await self._driver.propose(MarkWaiting(task_id=task.task_id, now_ms=self._clock.wall_ms(),
+                                                       reason=reason))
+
     # ------------------------------------------------------------------ planning
 
     async def plan_now(self, trigger: str, only_rules: tuple[str, ...] = ()) -> SubmitPlan | None:
@@ -232,8 +260,7 @@ class PlanningLoop:
         plan_id = f"p{now}-{_slug(trigger)}"
         inputs = PlanInputs(summary=summary, ruleset=ruleset,
                             rules_version=rules.version if rules else "", trigger=trigger,
-                            plan_id=plan_id, now_ms=now, watch=self._watch[0] if self._watch else "",
-                            only_rules=only_rules)
+                            plan_id=plan_id, now_ms=now, watch="", only_rules=only_rules)
         if rules is not None and ruleset is None:
             # Never fall back to zero-config on a rule set the leader cannot compile: that
             # would warm everything the operator's rules leave out.
@@ -243,6 +270,7 @@ class PlanningLoop:
                                    "see `warmctl rules show` and the leader's log")
         else:
             plan = await asyncio.to_thread(plan_warm_up, inputs, self._settings)
+        plan = replace(plan, watch=plan_watch(trigger, plan, self._watch))
         result = await self._driver.propose(plan)
         if not isinstance(result, Applied):
             self.counters.refused += 1
@@ -276,11 +304,13 @@ class PlanningLoop:
         rules = self.state.rules
         if rules is None:
             return None
-        if rules.version != self._cached.rules_version:
-            result = check_files(rules.files, self._known)
+        plugins = self._plugins.names()
+        if (rules.version, plugins) != (self._cached.rules_version, self._cached.plugin_names):
+            result = check_files(rules.files, known_names(self._config, plugins))
             if result.ruleset is None:
                 _log.error("committed_rules_invalid_here", version=rules.version[:12])
             self._cached.rules_version, self._cached.ruleset = rules.version, result.ruleset
+            self._cached.plugin_names = plugins
         return self._cached.ruleset
 
     # ------------------------------------------------------------------ effects

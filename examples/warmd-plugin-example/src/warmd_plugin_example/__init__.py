@@ -27,13 +27,16 @@ class TenantKeyMapper:
 
 
 class EnvFlagReadiness:
-    """ReadinessCheck: ready when the task context says so (a toy gate)."""
+    """ReadinessCheck: ready when the context says `ready=yes` (a toy gate; in a rule,
+    `check env_flag ready="yes"`). Any value but yes or no is a bug it raises on."""
 
     name = "env_flag"
 
     async def check(self, context: Mapping[str, str]) -> Readiness:
-        ready = context.get("ready") == "yes"
-        return Readiness(ready, f"ready={context.get('ready', '<unset>')}")
+        flag = context.get("ready", "<unset>")
+        if flag not in ("yes", "no", "<unset>"):
+            raise ValueError(f"ready must be yes or no, got {flag!r}")
+        return Readiness(flag == "yes", f"ready={flag}")
 
 
 class EventLog:
