@@ -21,6 +21,8 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
         ("transfer-leader", "hand leadership to another voter"),
         ("snapshot", "snapshot and compact the log now; `snapshot save FILE` also writes it"),
         ("check-write", "replicate COUNT heartbeats of this node and report the rate"),
+        ("plugins", "list the plugins this node loaded, with their versions"),
+        ("health", "check the quorum and every member; exit 1 if one is unhealthy"),
     )),
     CommandModule("warmd.cli.rules", (("rules", "check, format and test rule files"),)),
     CommandModule("warmd.cli.tasks", (
@@ -31,7 +33,8 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
     CommandModule("warmd.cli.warmup", (
         ("explain", "why a request would or would not be warmed: template, diagnoses with "
                     "evidence, owning rule, expected hits"),
-        ("plans", "the newest warm-up plans: trigger, rules, tasks by state, effect"),
+        ("plans", "the newest warm-up plans: trigger, rules, tasks by state, effect; "
+                  "`plans cancel PLAN` cancels a plan's unfinished tasks"),
         ("summaries", "the analysis summary each node shipped, per log source"),
     )),
     CommandModule("warmd.cli.top", (("top", "the node's metrics, refreshing (like htop)"),)),
