@@ -80,7 +80,7 @@ class WarmupServices:
         self.plugins.add(self.effects, "listener")
         self.runner = SpecRunner(self.caches, RunnerSettings(options.batch_keys,
                                                              options.keys_per_second),
-                                 self.plugins)
+                                 self.plugins, self.clock)
         self.executor = Executor(self.driver, self.runner, options, self.clock)
         self.scheduling = SchedulingLoop(self.driver, SchedulingOptions(), random.Random(),
                                          self.clock)

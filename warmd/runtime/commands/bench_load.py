@@ -74,15 +74,17 @@ class LoadReport:
     last_index: int
 
 
-def padded_entry(node_id: int, worker: str, sequence: int, size_bytes: int) -> bytes:
-    """A Session(Heartbeat) entry of exactly `size_bytes` (the client id absorbs the padding).
+def padded_entry(node_id: int, worker: str, sequence: int, size_bytes: int,
+                 now_ms: int = 0) -> bytes:
+    """A Session(Heartbeat) entry of exactly `size_bytes` (the client id absorbs the padding);
+    `now_ms` is the heartbeat's stamp (a hint the state machine shows, never judges).
 
     Raises:
         ValueError: `size_bytes` is too small for the envelope.
     """
     def encode(padding: int) -> bytes:
         client_id = f"b{worker}." + "x" * padding
-        heartbeat = Heartbeat(node_id=node_id, now_ms=int(time.time() * 1000))
+        heartbeat = Heartbeat(node_id=node_id, now_ms=now_ms)
         return encode_command(Session(client_id=client_id, sequence=sequence, command=heartbeat))
 
     bare = len(encode(0))
@@ -102,8 +104,9 @@ class EntryMaker:
     sequence's msgpack width changes, the entry is rebuilt (and validated) at the new width.
     """
 
-    def __init__(self, node_id: int, worker: str, size_bytes: int) -> None:
+    def __init__(self, node_id: int, worker: str, size_bytes: int, now_ms: int = 0) -> None:
         self._node_id, self._worker, self._size_bytes = node_id, worker, size_bytes
+        self._now_ms = now_ms
         self._wire: dict[str, Any] = {}
 
     def entry(self, sequence: int) -> bytes:
@@ -112,7 +115,8 @@ class EntryMaker:
             data: bytes = msgpack.packb(self._wire, use_bin_type=True)
             if len(data) == self._size_bytes:
                 return data
-        data = padded_entry(self._node_id, self._worker, sequence, self._size_bytes)
+        data = padded_entry(self._node_id, self._worker, sequence, self._size_bytes,
+                            self._now_ms)
         self._wire = msgpack.unpackb(data, raw=False)
         return data
 
@@ -130,7 +134,7 @@ async def run_load(driver: Driver, request: LoadRequest) -> LoadReport:
     node_id = driver.node_id
     if node_id not in driver.state.nodes:
         await driver.propose(RegisterNode(node_id=node_id, capacity=0, lease_ms=REGISTER_LEASE_MS,
-                                          now_ms=int(time.time() * 1000)))
+                                          now_ms=driver.clock.wall_ms()))
     first_index = driver.applier.applied_index
     remaining = [request.count]
     latencies_s: list[float] = []
@@ -139,7 +143,8 @@ async def run_load(driver: Driver, request: LoadRequest) -> LoadReport:
     run_tag = int(started_s * 1000) % 1000  # distinct client ids across runs, mostly
 
     async def worker(worker_id: int) -> None:
-        maker, sequence = EntryMaker(node_id, f"{run_tag}.{worker_id}", request.size_bytes), 0
+        maker, sequence = EntryMaker(node_id, f"{run_tag}.{worker_id}", request.size_bytes,
+                                     driver.clock.wall_ms()), 0
         while remaining[0] > 0:
             remaining[0] -= 1
             sequence += 1

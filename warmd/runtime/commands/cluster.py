@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -67,7 +66,7 @@ class ClusterCommands:
         document = self._driver.status().to_document()
         machine = self._driver.applier.machine
         document["stale_fence_rejections"] = machine.state.stale_fence_rejections
-        document["warm_up"] = warm_up_block(machine.state, int(time.time() * 1000))
+        document["warm_up"] = warm_up_block(machine.state, self._driver.clock.wall_ms())
         document["plugins"] = plugins_document(self._plugins)
         return document
 
@@ -140,20 +139,20 @@ class ClusterCommands:
             raise AdminError(ErrorCode.BAD_REQUEST, f"count must be 1..{CHECK_WRITE_COUNT_MAX}")
         driver = self._driver
         node_id = driver.node_id
-        started_s = time.monotonic()
+        started_s = self._driver.clock.monotonic()
         async with raft_errors():
             if node_id not in driver.state.nodes:
-                now_ms = int(time.time() * 1000)
+                now_ms = self._driver.clock.wall_ms()
                 await driver.propose(RegisterNode(
                     node_id=node_id, capacity=0, lease_ms=CHECK_WRITE_LEASE_MS, now_ms=now_ms))
             rejected = 0
             for first in range(0, count, CHECK_WRITE_WINDOW):
                 window = range(first, min(count, first + CHECK_WRITE_WINDOW))
                 results = await asyncio.gather(*(
-                    driver.propose(Heartbeat(node_id=node_id, now_ms=int(time.time() * 1000))) for _ in window
+                    driver.propose(Heartbeat(node_id=node_id, now_ms=self._driver.clock.wall_ms())) for _ in window
                 ))
                 rejected += sum(isinstance(result, Rejected) for result in results)
-        elapsed_s = time.monotonic() - started_s
+        elapsed_s = self._driver.clock.monotonic() - started_s
         return {"count": count, "rejected": rejected, "elapsed_s": round(elapsed_s, 4),
                 "per_second": round(count / elapsed_s, 1) if elapsed_s > 0 else None,
                 "applied_index": driver.applier.applied_index}

@@ -9,7 +9,6 @@ judge is "unknown", with a pointer to the leader (which can).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,7 +46,7 @@ class HealthCommands:
             quorum = {"healthy": False, "detail": f"no linearizable read: {error}"}
         status = self._driver.status()
         registry = self._driver.applier.machine.state.nodes
-        now_ms = int(time.time() * 1000)
+        now_ms = self._driver.clock.wall_ms()
         members = [self._member(peer, status, registry.get(peer.node_id), now_ms)
                    for peer in status.peers]
         healthy = quorum["healthy"] and all(member["healthy"] is not False for member in members)

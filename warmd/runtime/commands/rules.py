@@ -11,7 +11,6 @@ later by an operator is not overwritten by a restarting node).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -116,7 +115,7 @@ class RulesCommands:
         if errors:
             return {"ok": False, "errors": errors, "version": previous}
         try:
-            command = SetRules.of(files, int(time.time() * 1000))
+            command = SetRules.of(files, self._driver.clock.wall_ms())
         except InvalidCommand as error:
             raise AdminError(ErrorCode.BAD_REQUEST, f"rule set refused: {error}") from None
         async with raft_errors():
@@ -148,16 +147,16 @@ class RulesCommands:
             _log.error("rules_invalid", errors=errors)
             return
         while self._driver.leader_id == 0:  # not started yet, or no leader elected yet
-            await asyncio.sleep(START_POLL_S)
+            await self._driver.clock.sleep(START_POLL_S)
         for _ in range(START_ATTEMPTS):
             try:
                 await self._driver.read()
                 if self._committed is None:
-                    await self._driver.propose(SetRules.of(files, int(time.time() * 1000)))
+                    await self._driver.propose(SetRules.of(files, self._driver.clock.wall_ms()))
                 _log.info("rules_loaded", version=self._committed.version if self._committed else None)
                 return
             except DriverStopped:
                 return
             except (NotLeader, ProposalDropped, ProposalTimeout, WarmdError):
-                await asyncio.sleep(START_POLL_S)
+                await self._driver.clock.sleep(START_POLL_S)
         _log.error("rules_not_loaded", reason="no leader accepted the configured rule set")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
@@ -39,10 +38,6 @@ LIST_LIMIT_MAX = 10_000  # per page; the page is also cut at paging.PAGE_BYTES_M
 STATE_RANK = {state: rank for rank, state in enumerate(TaskState)}
 SPEC_FIELDS = ("rule", "priority", "not_before_ms", "deadline_ms", "max_attempts", "ttl_s",
                "value")
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _text(args: Mapping[str, Any], name: str) -> str:
@@ -210,7 +205,7 @@ class TaskCommands:
         if not isinstance(task_id, str):
             raise AdminError(ErrorCode.BAD_REQUEST, f"task_id must be a string, got {task_id!r}")
         try:
-            command = SubmitTask(task_id=task_id, spec=spec, now_ms=_now_ms())
+            command = SubmitTask(task_id=task_id, spec=spec, now_ms=self._driver.clock.wall_ms())
         except InvalidCommand as error:
             raise AdminError(ErrorCode.BAD_REQUEST, f"invalid task: {error}") from None
         await self._write(command)
@@ -266,14 +261,14 @@ class TaskCommands:
 
     async def cancel(self, args: Mapping[str, Any]) -> dict[str, Any]:
         task_id = _text(args, "task_id")
-        await self._write(Cancel(task_id=task_id, now_ms=_now_ms(), reason="cancelled by operator"))
+        await self._write(Cancel(task_id=task_id, now_ms=self._driver.clock.wall_ms(), reason="cancelled by operator"))
         return {"task_id": task_id, "state": TaskState.CANCELLED.value}
 
     async def retry(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """One task by `task_id`, or with `failed` every FAILED task (of `plan`, if given)."""
         if not args.get("failed"):
             task_id = _text(args, "task_id")
-            now_ms = _now_ms()
+            now_ms = self._driver.clock.wall_ms()
             await self._write(Retry(task_id=task_id, not_before_ms=now_ms, now_ms=now_ms,
                                     manual=True))
             return {"task_id": task_id, "state": TaskState.PENDING.value}
@@ -306,14 +301,14 @@ class TaskCommands:
         done = []
         for task_id in task_ids:
             async with raft_errors():
-                result = await self._driver.propose(command(task_id, _now_ms()))
+                result = await self._driver.propose(command(task_id, self._driver.clock.wall_ms()))
             if isinstance(result, Applied):
                 done.append(task_id)
         return done
 
     async def nodes(self, args: Mapping[str, Any]) -> dict[str, Any]:
         read_index = await self._read_point()
-        state, now_ms = self._state, _now_ms()
+        state, now_ms = self._state, self._driver.clock.wall_ms()
         return {"read_index": read_index, "nodes": [
             node_document(node, state.load(node_id), now_ms)
             for node_id, node in sorted(state.nodes.items())]}
@@ -324,5 +319,5 @@ class TaskCommands:
             raise AdminError(ErrorCode.BAD_REQUEST,
                              f"node_id must be an integer 1..{NODE_ID_MAX}, got {node_id!r:.40}")
         draining = args.get("undo") is not True
-        await self._write(Drain(node_id=node_id, now_ms=_now_ms(), draining=draining))
+        await self._write(Drain(node_id=node_id, now_ms=self._driver.clock.wall_ms(), draining=draining))
         return {"node_id": node_id, "draining": draining}

@@ -6,12 +6,12 @@ path): the value is the request's value (`--value`) or the task id, with the tas
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 
 from warmd.cache.base import CacheBackend
 from warmd.cache.factory import backend_from_url
+from warmd.clock import Clock, SystemClock
 from warmd.errors import CacheError, ConfigError
 from warmd.hooks.task import ProgressCallback, TaskOutcome, WarmResult, WarmTask
 
@@ -31,7 +31,9 @@ class KeyWriterRunner:
     (redis://, memcached://, ...), in batches, reporting a checkpoint after each batch.
     The value is the request's value, or the task id: enough to prove the work was done."""
 
-    def __init__(self, batch_keys: int, keys_per_second: float = 0.0) -> None:
+    def __init__(self, batch_keys: int, keys_per_second: float = 0.0,
+                 clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
         self._batch_keys = batch_keys
         self._keys_per_second = keys_per_second
         self._backends: dict[str, CacheBackend] = {}
@@ -44,7 +46,7 @@ class KeyWriterRunner:
         return backend
 
     async def run(self, task: WarmTask, progress: ProgressCallback | None = None) -> WarmResult:
-        started_s = time.monotonic()
+        started_s = self._clock.monotonic()
         done, written = task.checkpoint, 0
         try:
             backend = await self._backend(task.target)
@@ -55,7 +57,7 @@ class KeyWriterRunner:
                 await backend.write_many(items)  # type: ignore[arg-type]
                 done, written = done + len(batch), written + len(batch)
                 if self._keys_per_second:
-                    await asyncio.sleep(len(batch) / self._keys_per_second)
+                    await self._clock.sleep(len(batch) / self._keys_per_second)
                 if progress is not None:
                     await progress(done)
         except (CacheError, ConfigError) as error:

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from warmd import metrics
+from warmd.clock import Clock, SystemClock
 from warmd.hooks.task import LimitConfig
 
 
@@ -101,7 +102,8 @@ class OriginLimiter:
     for, so hundreds of waiting workers cost nothing per request.
     """
 
-    def __init__(self, config: LimitConfig) -> None:
+    def __init__(self, config: LimitConfig, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
         self.decision = AimdLimit(config)
         self.config = config
         self._in_flight = 0
@@ -140,11 +142,11 @@ class OriginLimiter:
     async def _wait_rate(self) -> None:
         if self.config.rate_per_s_max <= 0:
             return
-        now = time.monotonic()
+        now = self._clock.monotonic()
         start = max(now, self._next_start_s)
         self._next_start_s = start + 1.0 / self.config.rate_per_s_max
         if start > now:
-            await asyncio.sleep(start - now)
+            await self._clock.sleep(start - now)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[SlotReport]:

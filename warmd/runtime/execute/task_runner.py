@@ -11,12 +11,12 @@ limiter, TTL jitter, memory guard and verification apply to the daemon's tasks t
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass, replace
 
 from warmd import metrics
 from warmd.cache.configured import ConfiguredCaches, warm_up_headers
 from warmd.cache.http import HttpClient
+from warmd.clock import Clock, SystemClock
 from warmd.errors import CacheError, ConfigError
 from warmd.hooks.base import WarmRequest
 from warmd.hooks.loaders import FetchLoader, ReplayLoader
@@ -52,14 +52,16 @@ class SpecRunner:
     """Runs replicated tasks; one WarmRunner (and its shared origin limiters) for all."""
 
     def __init__(self, caches: ConfiguredCaches, settings: RunnerSettings,
-                 registry: HookRegistry | None = None) -> None:
+                 registry: HookRegistry | None = None, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
         self.caches = caches
         self.settings = settings
         self.registry = registry or HookRegistry()
         for name, client in caches.http.items():
             self.registry.add(ReplayLoader(client, name=f"replay:{name}"))
-        self.warm_runner = WarmRunner(caches.backends, self.registry)
-        self.key_writer = KeyWriterRunner(settings.batch_keys, settings.keys_per_second)
+        self.warm_runner = WarmRunner(caches.backends, self.registry, self._clock)
+        self.key_writer = KeyWriterRunner(settings.batch_keys, settings.keys_per_second,
+                                          self._clock)
         self._fetch_clients: list[HttpClient] = []
 
     async def run(self, task: TaskRecord, progress: ProgressCallback | None = None
@@ -85,7 +87,7 @@ class SpecRunner:
         except ConfigError as error:
             empty = WarmTask(task_id=task.task_id, requests=(), target="", loader=spec.loader,
                              checkpoint=task.checkpoint)
-            return run_result(empty, TaskOutcome.FAILED, 0, time.monotonic(), task.checkpoint,
+            return run_result(empty, TaskOutcome.FAILED, 0, self._clock.monotonic(), task.checkpoint,
                               str(error))
         result = await self.warm_runner.run(warm_task, progress)
         if result.outcome == TaskOutcome.SUCCEEDED and result.keys_failed and not result.keys_ok:

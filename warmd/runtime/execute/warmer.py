@@ -171,7 +171,7 @@ class WarmRunner:
         """The shared limiter of this loader's origin (created with the first task's caps)."""
         limiter = self.limiters.get(loader_name)
         if limiter is None:
-            limiter = self.limiters[loader_name] = OriginLimiter(config)
+            limiter = self.limiters[loader_name] = OriginLimiter(config, self._clock)
         return limiter
 
     def _result(self, task: WarmTask, tally: _Tally, state: _RunState, started: float,

@@ -10,12 +10,12 @@ whose gate stays closed are skipped by the scheduler after their gate timeout.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from warmd.clock import Clock, SystemClock
 from warmd.errors import ConfigError
 from warmd.hooks.base import PluginError, Readiness, call_plugin
 from warmd.hooks.readiness import HttpProbeCheck, MarkerFileCheck, RedisKeyCheck, SqlQueryCheck
@@ -71,11 +71,12 @@ class GatePoller:
 
     registry: HookRegistry = field(default_factory=HookRegistry)
     states: dict[str, GateState] = field(default_factory=dict)
+    clock: Clock = field(default_factory=SystemClock)
 
     async def poll(self, gates: Mapping[str, Gate]) -> list[str]:
         """Check every gate whose poll interval has passed; the newly opened ones."""
         opened = []
-        now_s = time.monotonic()
+        now_s = self.clock.monotonic()
         for name in list(self.states):
             if name not in gates:
                 del self.states[name]  # gone from the rules
@@ -105,7 +106,7 @@ class GatePoller:
 
     async def _check(self, gate: Gate) -> tuple[bool, str]:
         """(all checks pass, the evidence of the first that fails or of all)."""
-        now_context = gate_context(time.time())
+        now_context = gate_context(self.clock.wall_ms() / 1000)
         details = []
         for check in gate.checks:
             context = {**now_context, **dict(check.args)}  # a plugin reads its args here

@@ -126,7 +126,7 @@ class PlanningLoop:
         self._plugins = plugins or HookRegistry()
         self._cached = _Caches()
         self._unmeasurable: set[str] = set()  # plans whose windows this node did not watch
-        self.gates = GatePoller(self._plugins)
+        self.gates = GatePoller(self._plugins, clock=self._clock)
         self.counters = PlanningCounters()
 
     def is_leader(self) -> bool:

@@ -556,6 +556,11 @@ class Driver:
     def node_id(self) -> int:
         return self.node.id
 
+    @property
+    def clock(self) -> Clock:
+        """The node's one clock: what its services stamp and sleep on."""
+        return self._clock
+
     def is_leader(self) -> bool:
         """Whether this node is the Raft leader now (it may learn otherwise at any tick)."""
         return self.node.role == Role.LEADER
