@@ -333,7 +333,7 @@ class StateMachine:
         for _ in self.restore_steps(data):
             pass
 
-    def restore_steps(self, data: bytes) -> Generator[None, None, None]:
+    def restore_steps(self, data: bytes | memoryview) -> Generator[None, None, None]:
         """`restore` in steps (see snapshot.decode_snapshot_steps); the state is replaced
         at the last step only, so readers in between see the old state whole."""
         self.state = yield from snapshot_format.decode_snapshot_steps(data)

@@ -72,7 +72,7 @@ def decode_snapshot(data: bytes) -> MachineState:
             return state
 
 
-def decode_snapshot_steps(data: bytes, batch: int = DECODE_BATCH
+def decode_snapshot_steps(data: bytes | memoryview, batch: int = DECODE_BATCH
                           ) -> Generator[None, None, MachineState]:
     """`decode_snapshot` in steps: yields after every `batch` records so that the shell can
     let other work run while a big snapshot is restored; returns the state at the end.
@@ -96,7 +96,7 @@ def decode_snapshot_steps(data: bytes, batch: int = DECODE_BATCH
         raise SnapshotError(f"snapshot is malformed: {type(error).__name__}: {error}") from None
 
 
-def _read_wire(data: bytes, batch: int) -> Generator[None, None, dict[str, Any]]:
+def _read_wire(data: bytes | memoryview, batch: int) -> Generator[None, None, dict[str, Any]]:
     """The top-level map, its long lists read item by item (msgpack's streaming reader,
     fed a quarter MiB at a time rather than a copy of the whole snapshot at once)."""
     unpacker = msgpack.Unpacker(_ViewReader(data), read_size=READ_SIZE, raw=False,
@@ -121,7 +121,7 @@ def _read_wire(data: bytes, batch: int) -> Generator[None, None, dict[str, Any]]
 class _ViewReader:
     """A file-like view of bytes in memory (io.BytesIO would copy a memoryview first)."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | memoryview) -> None:
         self._view = memoryview(data)
         self._position = 0
 
