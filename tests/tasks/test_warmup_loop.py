@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import redis
 
+from warmd.testing import configs
 from warmd.testing.loggen import LogSpec, generate_lines
 from warmd.testing.origin import OriginState, TestOrigin
 from warmd.testing.procs import ProcessCluster
@@ -69,31 +70,8 @@ def write_logs(directory: Path, count: int) -> list[Path]:
 
 
 def warm_up_config(log: Path, origin_url: str, redis_address: str) -> str:
-    return f"""
-[caches.api]
-kind = "http"
-url = "{origin_url}"
-
-[caches.redis]
-kind = "redis"
-address = "{redis_address}"
-
-[sources.web]
-paths = ["{log}"]
-format = "combined"
-
-[analysis]
-ship_interval_ms = 300
-poll_interval_ms = 100
-
-[planner]
-interval_ms = 0
-budget = {BUDGET}
-batch_requests = 30
-min_interval_ms = 1000
-watch_interval_ms = 200
-effect_window_ms = 1000
-"""
+    return configs.warm_up_config(log, origin_url, redis_address, budget=BUDGET,
+                                  batch_requests=30)
 
 
 def newest_plan(cluster: ProcessCluster, node_id: int) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from warmd.testing.configs import warm_up_config
 from warmd.testing.procs import ProcessCluster
 from warmd.testing.servers import ServerProcess, free_port, start_redis
 
@@ -53,34 +54,8 @@ def write_log(path: Path, node_id: int) -> Counter[tuple[str, str]]:
 
 
 def node_config(log: Path, metrics_port: int, origin_url: str, redis_address: str) -> str:
-    return f"""
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-
-[caches.api]
-kind = "http"
-url = "{origin_url}"
-
-[caches.redis]
-kind = "redis"
-address = "{redis_address}"
-
-[sources.web]
-paths = ["{log}"]
-format = "combined"
-
-[analysis]
-ship_interval_ms = 300
-poll_interval_ms = 100
-
-[planner]
-interval_ms = 0
-budget = 60
-batch_requests = 20
-min_interval_ms = 1000
-watch_interval_ms = 200
-effect_window_ms = 1000
-"""
+    metrics = f'[metrics]\nlisten = "127.0.0.1:{metrics_port}"\n'
+    return metrics + warm_up_config(log, origin_url, redis_address, budget=60, batch_requests=20)
 
 
 def scrape(port: int) -> Samples:

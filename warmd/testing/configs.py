@@ -35,3 +35,35 @@ def write_config(directory: Path, text: str, *, secret_mode: int = 0o600) -> Pat
     path = directory / "warmd.toml"
     path.write_text(text)
     return path
+
+
+def warm_up_config(log: Path, origin_url: str, redis_address: str, *, budget: int,
+                   batch_requests: int) -> str:
+    """The sections a test daemon needs to warm up end to end: the origin as an http cache,
+    a redis cache, one combined log as its source, fast shipping and a planner that plans
+    on events only (`[planner] interval_ms = 0`)."""
+    return f"""
+[caches.api]
+kind = "http"
+url = "{origin_url}"
+
+[caches.redis]
+kind = "redis"
+address = "{redis_address}"
+
+[sources.web]
+paths = ["{log}"]
+format = "combined"
+
+[analysis]
+ship_interval_ms = 300
+poll_interval_ms = 100
+
+[planner]
+interval_ms = 0
+budget = {budget}
+batch_requests = {batch_requests}
+min_interval_ms = 1000
+watch_interval_ms = 200
+effect_window_ms = 1000
+"""
