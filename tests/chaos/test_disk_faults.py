@@ -56,6 +56,9 @@ def test_wiped_follower_catches_up_and_nobody_spins(cluster: ProcessCluster) -> 
     used = [_cpu_seconds(pid) - start for pid, start in zip(pids, before, strict=True)]
     assert max(used) < IDLE_CPU_SHARE_MAX * IDLE_WINDOW_S, used
     assert cluster.wait_for_leader() == leader
+    warnings = [line for line in cluster.nodes[leader].log_text().splitlines()
+                if "follower_lost_entries" in line]
+    assert warnings and f'"peer_id": {victim}' in warnings[0], "the leader names the node"
 
 
 @pytest.mark.timeout(120)

@@ -234,6 +234,11 @@ class Driver:
         if outcome.membership_changed:
             self._on_membership_changed(outcome.removed_ids)
         self._note_reads(ready)
+        for lost in ready.lost_entries:
+            _log.warning("follower_lost_entries", peer_id=lost.node_id,
+                         first_index=lost.first_index, last_index=lost.last_index,
+                         hint="its disk lost acknowledged entries; it is not counted toward "
+                              "commit until it has them again (docs/raft.md)")
         self.node.advance(ready)
         self._snapshot_if_due()
         if ready.soft_state is not None:
