@@ -2,8 +2,9 @@
 
 Three sources of candidates, all scored in expected hits within [at, at + horizon]:
 recurring keys (decayed frequency x time-of-day), date-relative keys re-anchored on the target
-days (dates never seen), and advancing series extended past their last value (indexes never
-seen). Pure.
+days in the log's zone (dates never seen), and advancing series extended past their last
+value (indexes never seen). Zero-config, the budget is then split by the self-backtest of
+warmd/rules/ranking.py (what the same window yesterday measured, per template). Pure.
 """
 
 from __future__ import annotations
