@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from warmd.analysis.formats import COMBINED, LineParser
+from warmd.analysis.formats import COMBINED, LineParser, Record
 from warmd.analysis.summary import Summary, local_offsets, log_zone_h, summarise
 from warmd.cli.analyze import parse_instant_s
 from warmd.cli.warmd import main
@@ -93,3 +93,12 @@ def test_predict_at_any_offset_and_explain_table(tmp_path: Path, capsys) -> None
     assert outputs[0] == outputs[1] and len(outputs[0]) == 200
     assert main(["analyze", str(log), "--budget", "200", "--workers", "1"]) == 0
     assert "self-backtest on the same window yesterday" in capsys.readouterr().out
+
+
+def test_a_user_named_value_new_on_every_request_stays_user_scoped() -> None:
+    """NONCE runs before USER_SCOPED, but a `session` that changes every request is still the
+    user's: never warmed, not dropped from the key and warmed for everyone."""
+    records = [Record(1.79e9 + n, "GET", f"/api/cart?session=s{n:06d}", 200,
+                      f"10.0.{n % 200}.1", "Mozilla") for n in range(400)]
+    cart = diagnose_all(summarise(records))["/api/cart?session={}"].slots["session"]
+    assert cart.param_class is ParamClass.USER_SCOPED and cart.never_warm
