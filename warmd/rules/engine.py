@@ -131,17 +131,28 @@ def _backtested(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
     half_life_s = summary.config.half_life_s
     index = {p.target: p for p in ranked}
     class_now = ranking.by_template(index, lambda target: index[target].template)
-    then = sorted(_date_relative(summary, diagnoses, at_s - ranking.DAY_S, horizon_s, config),
-                  key=lambda p: (-p.expected_hits, p.target))
-    then_index = {p.target: p for p in then}
-    class_then = ranking.by_template(then_index, lambda target: then_index[target].template)
-    curves = ranking.measured_curves(replay, class_then, diagnoses,
-                                     lambda key: template_of.get(key, ""), half_life_s,
-                                     _cache_lifetime_s(summary, at_s, budget))
-    asked = ranking.evidence(replay, lambda key: template_of.get(key, ""))
+    lifetime_s = _cache_lifetime_s(summary, at_s, budget)
+    curves: dict[str, dict[str, list[float]]] = {}
+    asked: dict[str, int] = {}
+    days = [days_back for days_back in ranking.DAYS_BACK if replay.covers(days_back)]
+    for days_back in days:
+        then = sorted(_date_relative(summary, diagnoses, at_s - days_back * ranking.DAY_S,
+                                     horizon_s, config),
+                      key=lambda p: (-p.expected_hits, p.target))
+        class_then: dict[str, list[str]] = {}
+        for prediction in then:
+            class_then.setdefault(prediction.template, []).append(prediction.target)
+        day = ranking.measured_curves(replay, class_then, diagnoses,
+                                      lambda key: template_of.get(key, ""), half_life_s,
+                                      lifetime_s, days_back)
+        ranking.add_curves(curves, day)
+        for template, count in ranking.evidence(
+                replay, lambda key: template_of.get(key, ""), days_back).items():
+            asked[template] = asked.get(template, 0) + count
     for template, by_name in curves.items():
         prior = _expected_curve([index[target].score for target in class_now.get(template, [])])
-        curves[template] = ranking.shrunk(by_name, prior, asked.get(template, 0))
+        mean = {name: [value / len(days) for value in curve] for name, curve in by_name.items()}
+        curves[template] = ranking.shrunk(mean, prior, asked.get(template, 0))
     measured = set(curves)
     for template, targets in class_now.items():
         classes = diagnoses[template].classes()
