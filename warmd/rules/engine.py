@@ -10,7 +10,7 @@ warmd/rules/ranking.py (what the same window yesterday measured, per template). 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -128,31 +128,10 @@ def _backtested(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
     replay = ranking.replay_of(summary, at_s, horizon_s, key_of)
     if replay is None:
         return None
-    half_life_s = summary.config.half_life_s
     index = {p.target: p for p in ranked}
     class_now = ranking.by_template(index, lambda target: index[target].template)
-    lifetime_s = _cache_lifetime_s(summary, at_s, budget)
-    curves: dict[str, dict[str, list[float]]] = {}
-    asked: dict[str, int] = {}
-    days = [days_back for days_back in ranking.DAYS_BACK if replay.covers(days_back)]
-    for days_back in days:
-        then = sorted(_date_relative(summary, diagnoses, at_s - days_back * ranking.DAY_S,
-                                     horizon_s, config),
-                      key=lambda p: (-p.expected_hits, p.target))
-        class_then: dict[str, list[str]] = {}
-        for prediction in then:
-            class_then.setdefault(prediction.template, []).append(prediction.target)
-        day = ranking.measured_curves(replay, class_then, diagnoses,
-                                      lambda key: template_of.get(key, ""), half_life_s,
-                                      lifetime_s, days_back)
-        ranking.add_curves(curves, day)
-        for template, count in ranking.evidence(
-                replay, lambda key: template_of.get(key, ""), days_back).items():
-            asked[template] = asked.get(template, 0) + count
-    for template, by_name in curves.items():
-        prior = _expected_curve([index[target].score for target in class_now.get(template, [])])
-        mean = {name: [value / len(days) for value in curve] for name, curve in by_name.items()}
-        curves[template] = ranking.shrunk(mean, prior, asked.get(template, 0))
+    curves = _replayed_curves(summary, diagnoses, replay, index, class_now,
+                              lambda key: template_of.get(key, ""), budget, config)
     measured = set(curves)
     for template, targets in class_now.items():
         classes = diagnoses[template].classes()
@@ -163,9 +142,38 @@ def _backtested(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
             measured.discard(template)
     now_lists = {name: ranking.by_template(keys, lambda key: template_of.get(key, ""))
                  for name, keys in ranking.naive_lists(replay, at_s, horizon_s,
-                                                       half_life_s).items()}
+                                                       summary.config.half_life_s).items()}
     now_lists["class"] = class_now
     return _assemble(index, curves, measured, now_lists, budget)
+
+
+def _replayed_curves(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
+                     replay: ranking.Replay, index: dict[str, Prediction],
+                     class_now: dict[str, list[str]], template_of: Callable[[str], str],
+                     budget: int, config: EngineConfig) -> dict[str, dict[str, list[float]]]:
+    """Per template and candidate, the misses saved by the top n keys on the replayed days
+    (averaged), drawn towards the class's expected curve as much as the evidence is thin."""
+    lifetime_s = _cache_lifetime_s(summary, replay.at_s, budget)
+    curves: dict[str, dict[str, list[float]]] = {}
+    asked: dict[str, int] = {}
+    days = [days_back for days_back in ranking.DAYS_BACK if replay.covers(days_back)]
+    for days_back in days:
+        then = sorted(_date_relative(summary, diagnoses, replay.at_s - days_back * ranking.DAY_S,
+                                     replay.horizon_s, config),
+                      key=lambda p: (-p.expected_hits, p.target))
+        class_then: dict[str, list[str]] = {}
+        for prediction in then:
+            class_then.setdefault(prediction.template, []).append(prediction.target)
+        ranking.add_curves(curves, ranking.measured_curves(
+            replay, class_then, diagnoses, template_of, summary.config.half_life_s,
+            lifetime_s, days_back))
+        for template, count in ranking.evidence(replay, template_of, days_back).items():
+            asked[template] = asked.get(template, 0) + count
+    for template, by_name in curves.items():
+        prior = _expected_curve([index[target].score for target in class_now.get(template, [])])
+        mean = {name: [value / len(days) for value in curve] for name, curve in by_name.items()}
+        curves[template] = ranking.shrunk(mean, prior, asked.get(template, 0))
+    return curves
 
 
 def _assemble(index: dict[str, Prediction], curves: dict[str, dict[str, list]],
