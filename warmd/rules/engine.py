@@ -128,10 +128,19 @@ def _backtested(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
     replay = ranking.replay_of(summary, at_s, horizon_s, key_of)
     if replay is None:
         return None
+    pooled = _thin_templates(replay, diagnoses, lambda key: template_of.get(key, ""))
+
+    def unit_of(key: str) -> str:
+        template = template_of.get(key, "")
+        return ranking.POOL if template in pooled else template
+
+    diagnoses = {**diagnoses, ranking.POOL: TemplateDiagnosis(ranking.POOL)}
     index = {p.target: p for p in ranked}
-    class_now = ranking.by_template(index, lambda target: index[target].template)
-    curves = _replayed_curves(summary, diagnoses, replay, index, class_now,
-                              lambda key: template_of.get(key, ""), budget, config)
+    for target, prediction in index.items():
+        template_of.setdefault(target, prediction.template)
+    class_now = ranking.by_template(index, unit_of)
+    curves = _replayed_curves(summary, diagnoses, replay, index, class_now, unit_of, budget,
+                              config)
     measured = set(curves)
     for template, targets in class_now.items():
         classes = diagnoses[template].classes()
@@ -140,11 +149,28 @@ def _backtested(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
             curves.setdefault(template, {})["class"] = _expected_curve(
                 [index[target].score for target in targets])
             measured.discard(template)
-    now_lists = {name: ranking.by_template(keys, lambda key: template_of.get(key, ""))
+    now_lists = {name: ranking.by_template(keys, unit_of)
                  for name, keys in ranking.naive_lists(replay, at_s, horizon_s,
                                                        summary.config.half_life_s).items()}
     now_lists["class"] = class_now
     return _assemble(index, curves, measured, now_lists, budget)
+
+
+def _thin_templates(replay: ranking.Replay, diagnoses: dict[str, TemplateDiagnosis],
+                    template_of: Callable[[str], str]) -> frozenset[str]:
+    """Recurring templates whose replayed windows asked fewer than EVIDENCE_KEYS keys: one
+    or two keys say nothing about a template alone, so they are measured as one pool (a
+    candidate that wins across the pool wins for each of them)."""
+    asked: dict[str, int] = {}
+    for days_back in ranking.DAYS_BACK:
+        if replay.covers(days_back):
+            for template, count in ranking.evidence(replay, template_of, days_back).items():
+                asked[template] = asked.get(template, 0) + count
+    thin = frozenset(
+        template for template, count in asked.items()
+        if count < ranking.EVIDENCE_KEYS and template in diagnoses
+        and not diagnoses[template].classes() & {ParamClass.DATE_RELATIVE, ParamClass.SEQUENCE})
+    return thin if len(thin) > 1 else frozenset()
 
 
 def _replayed_curves(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],

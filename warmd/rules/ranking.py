@@ -35,6 +35,7 @@ from warmd.analysis.summary import Summary
 from warmd.rules.tree import ParamClass, TemplateDiagnosis
 
 DAY_S = 86_400
+POOL = "(thin templates, pooled)"
 DAYS_BACK = (1, 2)  # the same window yesterday, and the day before where the hours hold it
 EVIDENCE_KEYS = 20  # keys asked in the replayed window at which a measurement counts half
 CANDIDATES = ("class", "last_day", "decayed", "same_window", "frequent")
