@@ -13,9 +13,9 @@ def _counts(summary: Summary) -> dict[tuple[int, str], int]:
 
 
 def test_windows_keep_the_latest_hours_and_merge_like_the_whole() -> None:
-    """Three days keep 48 hours; two halves merged hold the whole's counts, hour by hour,
+    """Four days keep the latest WINDOW_HOURS hours; two halves merged hold the whole's counts, hour by hour,
     and the plain form carries them."""
-    records = generate_records(LogSpec(seed=4, days=3.0, requests_per_day=3_000))
+    records = generate_records(LogSpec(seed=4, days=4.0, requests_per_day=2_000))
     whole = summarise(records)
     assert len(whole.windows) == WINDOW_HOURS
     assert min(whole.windows) == max(whole.windows) - WINDOW_HOURS + 1

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
-from warmd.analysis.formats import COMBINED, LineParser
+from warmd.analysis.formats import COMBINED, LineParser, Record
 from warmd.analysis.summary import Summary, local_offsets, log_zone_h, summarise
 from warmd.cli.analyze import parse_instant_s
+from warmd.cli.warmd import main
 from warmd.rules.engine import diagnose_all, predict
 from warmd.rules.tree import ParamClass
 from warmd.testing.apilog import ApiLogSpec, generate_api_lines
@@ -74,3 +76,29 @@ def test_zone_from_offsets_by_hour() -> None:
     assert log_zone_h(Counter(offsets)) == -5
     assert local_offsets(Counter(offsets), -5) == Counter({-1: 240})
     assert log_zone_h(Counter({(h, 0): 1 for h in range(24)})) == 0
+
+
+def test_predict_at_any_offset_and_explain_table(tmp_path: Path, capsys) -> None:
+    """`warmd predict --at` with +08:00 or the same instant in UTC gives the same warm set;
+    --explain puts the self-backtest's table on stderr; `analyze --budget` shows it too."""
+    log = tmp_path / "api.log"
+    small = ApiLogSpec(seed=5, days=3, requests_per_day=2_500, products=400, users=800)
+    log.write_text("\n".join(generate_api_lines(small)) + "\n")
+    outputs = []
+    for at in (AT, "2026-10-13T16:00:00Z"):
+        assert main(["predict", str(log), "--budget", "200", "--at", at, "--explain"]) == 0
+        captured = capsys.readouterr()
+        outputs.append([line.split("\t")[0] for line in captured.out.splitlines()])
+        assert "winner" in captured.err and "/api/v1/products/{int}?lang={}" in captured.err
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 200
+    assert main(["analyze", str(log), "--budget", "200", "--workers", "1"]) == 0
+    assert "self-backtest on the same window yesterday" in capsys.readouterr().out
+
+
+def test_a_user_named_value_new_on_every_request_stays_user_scoped() -> None:
+    """NONCE runs before USER_SCOPED, but a `session` that changes every request is still the
+    user's: never warmed, not dropped from the key and warmed for everyone."""
+    records = [Record(1.79e9 + n, "GET", f"/api/cart?session=s{n:06d}", 200,
+                      f"10.0.{n % 200}.1", "Mozilla") for n in range(400)]
+    cart = diagnose_all(summarise(records))["/api/cart?session={}"].slots["session"]
+    assert cart.param_class is ParamClass.USER_SCOPED and cart.never_warm

@@ -62,6 +62,9 @@ def test_rank_reports_a_winner_per_template(summary: Summary) -> None:
     assert reports.winner == "class" and reports.measured and reports.hits_per_key > 0
     # yesterday's dates are never asked again: the naive candidates hold only the prior
     assert reports.curves["class"] > 1.5 * reports.curves["last_day"]
+    # templates with a handful of keys asked (home, config) are measured as one pool
+    pool = by_template[ranking.POOL]
+    assert pool.measured and "/api/v1/home?lang=en" in {p.target for p in predictions}
 
 
 def test_no_same_window_yesterday_falls_back_to_the_classes(summary: Summary) -> None:

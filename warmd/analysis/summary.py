@@ -28,9 +28,9 @@ EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 CLIENT_SAMPLE = 8
 DATE_FORMATS = {8: "%Y%m%d", 10: "%Y-%m-%d"}
 _RESCALE_EXPONENT = 400.0
-# Per-hour request counts of the latest two days: what the self-backtest replays (the same
+# Per-hour request counts of the latest three days: what the self-backtest replays (the same
 # hours yesterday, and the day before them for the naive candidates). Bounded: 48 sketches.
-WINDOW_HOURS = 48
+WINDOW_HOURS = 72
 WINDOW_CAPACITY = 1_024
 
 

@@ -2,14 +2,15 @@
 
 Three sources of candidates, all scored in expected hits within [at, at + horizon]:
 recurring keys (decayed frequency x time-of-day), date-relative keys re-anchored on the target
-days (dates never seen), and advancing series extended past their last value (indexes never
-seen). Pure.
+days in the log's zone (dates never seen), and advancing series extended past their last
+value (indexes never seen). Zero-config, the budget is then split by the self-backtest of
+warmd/rules/ranking.py (what the same window yesterday measured, per template). Pure.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -127,20 +128,19 @@ def _backtested(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
     replay = ranking.replay_of(summary, at_s, horizon_s, key_of)
     if replay is None:
         return None
-    half_life_s = summary.config.half_life_s
+    pooled = _thin_templates(replay, diagnoses, lambda key: template_of.get(key, ""))
+
+    def unit_of(key: str) -> str:
+        template = template_of.get(key, "")
+        return ranking.POOL if template in pooled else template
+
+    diagnoses = {**diagnoses, ranking.POOL: TemplateDiagnosis(ranking.POOL)}
     index = {p.target: p for p in ranked}
-    class_now = ranking.by_template(index, lambda target: index[target].template)
-    then = sorted(_date_relative(summary, diagnoses, at_s - ranking.DAY_S, horizon_s, config),
-                  key=lambda p: (-p.expected_hits, p.target))
-    then_index = {p.target: p for p in then}
-    class_then = ranking.by_template(then_index, lambda target: then_index[target].template)
-    curves = ranking.measured_curves(replay, class_then, diagnoses,
-                                     lambda key: template_of.get(key, ""), half_life_s,
-                                     _cache_lifetime_s(summary, at_s, budget))
-    asked = ranking.evidence(replay, lambda key: template_of.get(key, ""))
-    for template, by_name in curves.items():
-        prior = _expected_curve([index[target].score for target in class_now.get(template, [])])
-        curves[template] = ranking.shrunk(by_name, prior, asked.get(template, 0))
+    for target, prediction in index.items():
+        template_of.setdefault(target, prediction.template)
+    class_now = ranking.by_template(index, unit_of)
+    curves = _replayed_curves(summary, diagnoses, replay, index, class_now, unit_of, budget,
+                              config)
     measured = set(curves)
     for template, targets in class_now.items():
         classes = diagnoses[template].classes()
@@ -149,11 +149,57 @@ def _backtested(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
             curves.setdefault(template, {})["class"] = _expected_curve(
                 [index[target].score for target in targets])
             measured.discard(template)
-    now_lists = {name: ranking.by_template(keys, lambda key: template_of.get(key, ""))
+    now_lists = {name: ranking.by_template(keys, unit_of)
                  for name, keys in ranking.naive_lists(replay, at_s, horizon_s,
-                                                       half_life_s).items()}
+                                                       summary.config.half_life_s).items()}
     now_lists["class"] = class_now
     return _assemble(index, curves, measured, now_lists, budget)
+
+
+def _thin_templates(replay: ranking.Replay, diagnoses: dict[str, TemplateDiagnosis],
+                    template_of: Callable[[str], str]) -> frozenset[str]:
+    """Recurring templates whose replayed windows asked fewer than EVIDENCE_KEYS keys: one
+    or two keys say nothing about a template alone, so they are measured as one pool (a
+    candidate that wins across the pool wins for each of them)."""
+    asked: dict[str, int] = {}
+    for days_back in ranking.DAYS_BACK:
+        if replay.covers(days_back):
+            for template, count in ranking.evidence(replay, template_of, days_back).items():
+                asked[template] = asked.get(template, 0) + count
+    thin = frozenset(
+        template for template, count in asked.items()
+        if count < ranking.EVIDENCE_KEYS and template in diagnoses
+        and not diagnoses[template].classes() & {ParamClass.DATE_RELATIVE, ParamClass.SEQUENCE})
+    return thin if len(thin) > 1 else frozenset()
+
+
+def _replayed_curves(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
+                     replay: ranking.Replay, index: dict[str, Prediction],
+                     class_now: dict[str, list[str]], template_of: Callable[[str], str],
+                     budget: int, config: EngineConfig) -> dict[str, dict[str, list[float]]]:
+    """Per template and candidate, the misses saved by the top n keys on the replayed days
+    (averaged), drawn towards the class's expected curve as much as the evidence is thin."""
+    lifetime_s = _cache_lifetime_s(summary, replay.at_s, budget)
+    curves: dict[str, dict[str, list[float]]] = {}
+    asked: dict[str, int] = {}
+    days = [days_back for days_back in ranking.DAYS_BACK if replay.covers(days_back)]
+    for days_back in days:
+        then = sorted(_date_relative(summary, diagnoses, replay.at_s - days_back * ranking.DAY_S,
+                                     replay.horizon_s, config),
+                      key=lambda p: (-p.expected_hits, p.target))
+        class_then: dict[str, list[str]] = {}
+        for prediction in then:
+            class_then.setdefault(prediction.template, []).append(prediction.target)
+        ranking.add_curves(curves, ranking.measured_curves(
+            replay, class_then, diagnoses, template_of, summary.config.half_life_s,
+            lifetime_s, days_back))
+        for template, count in ranking.evidence(replay, template_of, days_back).items():
+            asked[template] = asked.get(template, 0) + count
+    for template, by_name in curves.items():
+        prior = _expected_curve([index[target].score for target in class_now.get(template, [])])
+        mean = {name: [value / len(days) for value in curve] for name, curve in by_name.items()}
+        curves[template] = ranking.shrunk(mean, prior, asked.get(template, 0))
+    return curves
 
 
 def _assemble(index: dict[str, Prediction], curves: dict[str, dict[str, list]],

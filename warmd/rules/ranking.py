@@ -1,8 +1,9 @@
 """Self-backtest per template: the budget goes where the history says warmed keys come back.
 
-Before a prediction for [at, at + H), the same window yesterday [at - 24h, at - 24h + H) is
-replayed from the summary's per-hour counts against what each candidate would have warmed
-at at - 24h, template by template:
+Before a prediction for [at, at + H), the same window yesterday [at - 24h, at - 24h + H)
+(and the day before, where the summary's hours hold it) is replayed from the summary's
+per-hour counts against what each candidate would have warmed at its start, template by
+template (the days' curves are averaged, their evidence added):
 
 * `class`: the class-based prediction (date-relative keys re-anchored on that day; for
   recurring templates its ranking is the decayed frequency, so that is what is replayed);
@@ -34,6 +35,8 @@ from warmd.analysis.summary import Summary
 from warmd.rules.tree import ParamClass, TemplateDiagnosis
 
 DAY_S = 86_400
+POOL = "(thin templates, pooled)"
+DAYS_BACK = (1, 2)  # the same window yesterday, and the day before where the hours hold it
 EVIDENCE_KEYS = 20  # keys asked in the replayed window at which a measurement counts half
 CANDIDATES = ("class", "last_day", "decayed", "same_window", "frequent")
 
@@ -79,6 +82,12 @@ class Replay:
                 for key, count in keys.items():
                     out[key] = out.get(key, 0) + count
         return out
+
+    def covers(self, days_back: int) -> bool:
+        """True when the hours hold the window `days_back` days ago and half a day before it."""
+        start_s = self.at_s - days_back * DAY_S
+        return bool(self.hours) and min(self.hours) * 3600 <= start_s - DAY_S / 2 and \
+            max(self.hours) * 3600 >= start_s + min(self.horizon_s, DAY_S) - 3600
 
     def first_use_s(self, start_s: float, end_s: float) -> dict[str, float]:
         """Per key asked in [start_s, end_s): seconds from start_s to the middle of the first
@@ -221,9 +230,10 @@ def split_budget(envelopes: Mapping[str, Sequence[float]], budget: int) -> dict[
 def measured_curves(replay: Replay, class_lists: Mapping[str, Sequence[str]],
                     diagnoses: Mapping[str, TemplateDiagnosis],
                     template_of: Callable[[str], str], half_life_s: float,
-                    lifetime_s: float) -> dict[str, dict[str, list[float]]]:
-    """Template -> candidate -> misses saved by the top n keys, replaying yesterday's window."""
-    then_s = replay.at_s - DAY_S
+                    lifetime_s: float, days_back: int = 1) -> dict[str, dict[str, list[float]]]:
+    """Template -> candidate -> misses saved by the top n keys, replaying the same window
+    `days_back` days ago."""
+    then_s = replay.at_s - days_back * DAY_S
     asked = saved_misses(replay, then_s, then_s + min(replay.horizon_s, DAY_S), lifetime_s)
     lists = {name: by_template(keys, template_of)
              for name, keys in naive_lists(replay, then_s, replay.horizon_s,
@@ -243,9 +253,10 @@ def measured_curves(replay: Replay, class_lists: Mapping[str, Sequence[str]],
     return out
 
 
-def evidence(replay: Replay, template_of: Callable[[str], str]) -> dict[str, int]:
-    """Per template, the distinct keys asked in the replayed window (yesterday's)."""
-    then_s = replay.at_s - DAY_S
+def evidence(replay: Replay, template_of: Callable[[str], str],
+             days_back: int = 1) -> dict[str, int]:
+    """Per template, the distinct keys asked in the replayed window."""
+    then_s = replay.at_s - days_back * DAY_S
     out: dict[str, int] = {}
     for key in replay.counts(then_s, then_s + min(replay.horizon_s, DAY_S)):
         template = template_of(key)
@@ -265,3 +276,16 @@ def shrunk(curves: Mapping[str, Sequence[float]], prior: Sequence[float],
         out[name] = [weight * curve[min(n, len(curve) - 1)]
                      + (1 - weight) * prior[min(n, len(prior) - 1)] for n in range(length)]
     return out
+
+
+def add_curves(total: dict[str, dict[str, list[float]]],
+               day: Mapping[str, Mapping[str, Sequence[float]]]) -> None:
+    """Add one replayed day's curves into `total`, rank by rank (a shorter curve keeps its
+    last value)."""
+    for template, by_name in day.items():
+        mine = total.setdefault(template, {})
+        for name, curve in by_name.items():
+            known = mine.get(name, [0.0])
+            length = max(len(known), len(curve))
+            mine[name] = [known[min(n, len(known) - 1)] + curve[min(n, len(curve) - 1)]
+                          for n in range(length)]

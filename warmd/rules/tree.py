@@ -243,8 +243,9 @@ def _sequence(facts: SlotFacts, config: TreeConfig, trail: list[Evidence]) -> Di
 def _nonce(facts: SlotFacts, config: TreeConfig, trail: list[Evidence]) -> Diagnosis | None:
     """Tested before SEQUENCE: a request timestamp advances with time too, but no one will
     ask for the values a series extension would make of it."""
-    if facts.name.startswith("path[") or "]." in facts.name:
-        return None
+    if facts.name.startswith("path[") or "]." in facts.name or \
+            re.match(config.user_name, facts.name.split("[", 1)[0]):
+        return None  # a user's value stays user-scoped even when it changes every request
     if facts.time_like_share > 0 and _check(
             trail, "value is the request time (before sequence)",
             "share of values within a day of the request (epoch s/ms/µs)",
