@@ -74,6 +74,12 @@ def test_pattern_series_are_sticky_so_other_never_goes_down() -> None:
     ('{"path": "/a", "cache_status": "hit"}', HIT),
     ('{"path": "/a", "upstream_cache_status": "BYPASS"}', MISS),
     ('{"path": "/a", "status": 200}', UNKNOWN),
+    (LINE.format(path="/a", tail="rt=0.002 urt=-"), HIT),  # no upstream asked: a cache hit
+    (LINE.format(path="/a", tail='rt=0.2 urt="0.180"'), MISS),
+    (LINE.format(path="/a", tail="upstream_response_time=0.031"), MISS),
+    (LINE.format(path="/urt=-", tail="-"), UNKNOWN),  # a path is not an upstream time
+    ('{"path": "/a", "upstream_response_time": "-"}', HIT),
+    ('{"path": "/a", "upstream_response_time": 0.05}', MISS),
 ])
 def test_cache_result_reads_the_cache_status_field(line: str, result: str) -> None:
     """nginx's trailing $upstream_cache_status or a JSON cache_status field: hit or miss."""
@@ -314,3 +320,31 @@ annotations_token_file = "{token}"
                                            "http://grafana:3000/api/annotations", "abc")
     with pytest.raises(ConfigKeyError, match=r"metrics\.annotations_url"):
         load(write_config(tmp_path, ONE_NODE + '[metrics]\nannotations_url = "grafana"\n'))
+
+
+def test_plan_waste_ratio_is_the_newest_measured_plans_never_read_share() -> None:
+    """Only tasks this node ran and measured count; the newest plan with a measure wins."""
+    from warmd.cache.effect import TaskEffect
+    from warmd.statemachine.commands import PlannedTask, SubmitPlan
+
+    spec = TaskSpec(keys=("/a", "/b"), target="shop", loader="replay")
+    machine = StateMachine()
+    for index, (plan_id, task_ids) in enumerate(
+            [("old", ("o1",)), ("new", ("n1", "n2")), ("unmeasured", ("u1",))], start=1):
+        machine.apply(index, SubmitPlan(
+            plan_id=plan_id, trigger="manual", rules_version="", requests=2 * len(task_ids),
+            now_ms=index, tasks=tuple(PlannedTask(task_id=t, spec=spec) for t in task_ids)))
+    effects = {
+        "o1": TaskEffect("o1", 60.0, 0, 0, sampled_keys=10, keys_read_in_window=10),
+        "n1": TaskEffect("n1", 60.0, 5, 1, sampled_keys=10, keys_read_in_window=6, keys_gone=1),
+        "n2": TaskEffect("n2", 60.0, 2, 2, sampled_keys=10, keys_read_in_window=2),
+    }
+    registry = CollectorRegistry()
+    base = readers(state=machine)
+    registry.register(NodeCollector(NodeReaders(
+        status=base.status, state=base.state, proposals_pending=base.proposals_pending,
+        task_effects=lambda: effects)))
+    assert parsed(registry)[("warmd_plan_waste_ratio", ())] == pytest.approx(11 / 20)
+    empty = CollectorRegistry()
+    empty.register(NodeCollector(readers(state=machine)))
+    assert ("warmd_plan_waste_ratio", ()) not in parsed(empty)

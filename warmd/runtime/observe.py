@@ -12,6 +12,7 @@ from typing import Any
 from warmd import metrics
 from warmd.admin.server import AdminServer
 from warmd.cache.base import BackendStats
+from warmd.cache.effect import TaskEffect
 from warmd.config import Config
 from warmd.runtime.ingest.pipeline import SourceStatus
 from warmd.runtime.leader.annotations import AnnotationPoster, AnnotationSettings
@@ -47,10 +48,17 @@ def node_readers(driver: Driver, current: Callable[[], WarmupServices | None]) -
         latest = {name: watcher.latest(name) for name in watcher.backends}
         return {name: stats for name, stats in latest.items() if stats is not None}
 
+    def task_effects() -> Mapping[str, TaskEffect]:
+        services = current()
+        if services is None or services.effects is None:
+            return {}
+        return services.effects.effects
+
     return NodeReaders(status=driver.status, state=lambda: driver.applier.machine.state,
                        proposals_pending=lambda: driver.applier.waiting_count,
                        sources=sources, transport=driver.transport.statistics,
-                       origin_limits=origin_limits, cache_stats=cache_stats)
+                       origin_limits=origin_limits, cache_stats=cache_stats,
+                       task_effects=task_effects)
 
 
 class Observability:

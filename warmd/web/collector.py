@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from warmd.cache.base import BackendStats
+from warmd.cache.effect import TaskEffect
 from warmd.metrics import OTHER, peer_label, target_label, trigger_label
 from warmd.runtime.ingest.pipeline import SourceStatus
 from warmd.runtime.node.status import DriverStatus
@@ -36,6 +37,7 @@ class NodeReaders:
     transport: Callable[[], TransportStatistics] = TransportStatistics
     cache_stats: Callable[[], Mapping[str, BackendStats]] = dict  # the watcher's latest
     origin_limits: Callable[[], Mapping[str, int]] = dict
+    task_effects: Callable[[], Mapping[str, TaskEffect]] = dict  # tasks this node ran, measured
     wall_s: Callable[[], float] = time.time
 
 
@@ -132,6 +134,23 @@ class NodeCollector(Collector):
 
     # ------------------------------------------------------------------ tasks and plans
 
+    def _plan_waste(self, state: MachineState) -> Metric:
+        """Of the sampled keys of the tasks this node ran for the newest plan it measured,
+        the share never read in the effect window (the node that ran a task measures it)."""
+        waste = GaugeMetricFamily(
+            "warmd_plan_waste_ratio",
+            "Share of the newest measured plan's warmed keys (sampled, tasks this node ran) "
+            "never read in the effect window.")
+        effects = self.readers.task_effects()
+        for plan in sorted(state.plans.values(), key=lambda plan: plan.index, reverse=True):
+            measured = [effects[task_id] for task_id in plan.task_ids if task_id in effects]
+            sampled = sum(effect.sampled_keys for effect in measured)
+            if sampled:
+                read = sum(effect.keys_read_in_window + effect.keys_gone for effect in measured)
+                waste.add_metric([], (sampled - read) / sampled)
+                break
+        return waste
+
     def _tasks_and_plans(self, state: MachineState, node_id: int) -> Iterator[Metric]:
         tasks = GaugeMetricFamily("warmd_tasks", "Tasks in the replicated state, by state.",
                                   labels=["state"])
@@ -157,6 +176,7 @@ class NodeCollector(Collector):
             delta.add_metric([cache], value)
         yield keys
         yield delta
+        yield self._plan_waste(state)
         summary_bytes = sum(len(record.data) for record in state.summaries.values()
                             if record.node_id == node_id)
         yield _gauge("warmd_summary_bytes", "Bytes of this node's summaries in the state.",

@@ -3,7 +3,9 @@
 The analysis worker calls `CacheRequestTally.add` with every parsed batch; the counts travel
 back with each summary snapshot and become `warmd_cache_requests_total`. The result is the
 cache status the line carries (nginx `$upstream_cache_status` as a trailing field, or a
-`cache_status` JSON field): hit or miss; `unknown` when the log does not say. Memory is
+`cache_status` JSON field), else its upstream time (`urt=`/`upstream_response_time=` as a
+trailing field or a JSON field: `-` means no upstream was asked, a hit; a time, a miss);
+`unknown` when the log says neither. Memory is
 bounded: past `patterns_max` templates the rest are counted as `other`.
 """
 
@@ -20,23 +22,37 @@ PATTERNS_MAX = 2_000  # per source: as many templates as a summary keeps
 # nginx's $upstream_cache_status values (and Varnish/CDN spellings of the same two facts).
 RESULTS = {"HIT": HIT, "STALE": HIT, "UPDATING": HIT, "REVALIDATED": HIT, "TCP_HIT": HIT,
            "MISS": MISS, "EXPIRED": MISS, "BYPASS": MISS, "TCP_MISS": MISS}
-_ANY_STATUS = re.compile(r"\b(?:HIT|MISS|EXPIRED|STALE|UPDATING|REVALIDATED|BYPASS)\b",
-                         re.IGNORECASE)
+_ANY_STATUS = re.compile(r"\b(?:HIT|MISS|EXPIRED|STALE|UPDATING|REVALIDATED|BYPASS|urt|"
+                         r"upstream_response_time|upstream_time)\b", re.IGNORECASE)
+# The upstream's response time: "-" when nginx answered without asking it (from its cache).
+_UPSTREAM_TIME = re.compile(
+    r'"?\b(?:urt|upstream_response_time|upstream_time)"?\s*[=:]\s*"?(-|[0-9][0-9.]*)')
 _JSON_STATUS = re.compile(r'"(?:upstream_)?cache(?:_status)?"\s*:\s*"([A-Za-z_]+)"')
 
 Row = tuple[str, str, int]  # (pattern, result, requests)
 
 
 def cache_result(line: str) -> str:
-    """hit, miss or unknown, from the line's cache-status field if it has one."""
+    """hit, miss or unknown, from the line's cache-status field if it has one, else from
+    its upstream time."""
     if line.lstrip().startswith("{"):
         match = _JSON_STATUS.search(line)
-        return RESULTS.get(match.group(1).upper(), UNKNOWN) if match else UNKNOWN
+        if match:
+            return RESULTS.get(match.group(1).upper(), UNKNOWN)
+        return _from_upstream_time(line)
     for token in line[line.rfind('"') + 1:].split():  # the fields after the user agent
         result = RESULTS.get(token.rpartition("=")[2].upper())
         if result is not None:
             return result
-    return UNKNOWN
+    quoted = line.split('"', 6)  # request, referer and user agent are the first three quoted
+    return _from_upstream_time(quoted[6]) if len(quoted) == 7 else UNKNOWN
+
+
+def _from_upstream_time(text: str) -> str:
+    match = _UPSTREAM_TIME.search(text)
+    if match is None:
+        return UNKNOWN
+    return HIT if match.group(1) == "-" else MISS
 
 
 class CacheRequestTally:
