@@ -37,6 +37,12 @@ class MemoryDisk(MemoryStorage):
             self.set_hard_state(hard_state)
         self.saves += 1
 
+    def write_snapshot_file(self, snapshot: Snapshot) -> None:
+        """Nothing to write: `adopt_snapshot` keeps it."""
+
+    def adopt_snapshot(self, snapshot: Snapshot) -> None:
+        self.save_compaction(snapshot)
+
     @property
     def failed(self) -> bool:
         return False

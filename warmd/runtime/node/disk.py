@@ -320,6 +320,40 @@ class DiskStorage:
         meta = snapshot.meta
         self.create_snapshot(meta.index, meta.term, meta.conf_state, snapshot.data)
 
+    def write_snapshot_file(self, snapshot: Snapshot) -> None:
+        """The slow half of `save_compaction`, safe on a thread of its own beside the writer:
+        the snapshot's file, written, synced and renamed into place. Until `adopt_snapshot`
+        the log keeps the entries it covers, and a crash in between recovers from either.
+
+        Raises:
+            DiskFailed: writing failed.
+        """
+        meta = snapshot.meta
+        with self._writing("write_snapshot"):
+            write_file_atomically(self._files.directory,
+                                  segment.snapshot_name(meta.index, meta.term),
+                                  segment.encode_record(codec.encode(snapshot)))
+
+    def adopt_snapshot(self, snapshot: Snapshot) -> None:
+        """The quick half, on the writer thread: the written snapshot becomes the storage's,
+        older snapshot files go and the log is compacted up to it.
+
+        Raises:
+            SnapshotOutOfDate: a newer snapshot arrived meanwhile (its file stays until the
+                next snapshot's clean-up; recovery takes the newest).
+            DiskFailed: a write failed.
+        """
+        meta = snapshot.meta
+        if meta.index <= self._snapshot.meta.index:
+            raise SnapshotOutOfDate(f"snapshot at {meta.index} is not newer than {self._snapshot.meta.index}")
+        with self._writing("adopt_snapshot"):
+            with self._lock:
+                self._snapshot = snapshot
+            self._files.remove_snapshots_before(meta.index)
+            self._compact_locked_writer(meta.index)
+        log.info("disk_snapshot_created", index=meta.index, term=meta.term,
+                 data_bytes=len(snapshot.data))
+
     def compact(self, index: int) -> None:
         """Drop entries up to `index` (which a snapshot covers) and delete covered segments.
 

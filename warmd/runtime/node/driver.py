@@ -115,6 +115,9 @@ class Driver:
         self._clock = clock or SystemClock()
         self._events: asyncio.Queue[Any] = asyncio.Queue(EVENT_QUEUE_CAPACITY)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-disk")
+        # Snapshot files are written beside the log writer, so appends never queue behind one.
+        self._snapshot_writer = ThreadPoolExecutor(max_workers=1,
+                                                   thread_name_prefix="raft-snapshot")
         self._sequence = itertools.count(1)
         self._reads: dict[bytes, asyncio.Future[int]] = {}
         self._read_points: list[tuple[int, bytes]] = []
@@ -126,6 +129,7 @@ class Driver:
         self.finished: asyncio.Task[None] | None = None
         self.on_state_change: Callable[[DriverStatus], None] | None = None
         self._snapshot_task: asyncio.Task[Snapshot | None] | None = None
+        self._compactions: set[asyncio.Future[None]] = set()  # snapshot files being written
         self.removed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -152,6 +156,8 @@ class Driver:
             if not self.finished.done():
                 await self._events.put(_STOP)
             await asyncio.gather(self.finished, return_exceptions=True)  # also retrieves a failure
+        await asyncio.gather(*self._compactions, return_exceptions=True)
+        self._snapshot_writer.shutdown(wait=True)
         self._writer.shutdown(wait=True)
         self._fail_waiting(DriverStopped("the node is shutting down"))
 
@@ -222,7 +228,13 @@ class Driver:
                 await self._on_writer(self.storage.save, ready.hard_state, ready.entries,
                                       ready.snapshot, ready.must_sync)
         if ready.compaction is not None:
-            await self._persist_compaction(ready.compaction)
+            # Written behind the driver's back: a big snapshot file and its fsync take a
+            # second, and the driver must go on ticking, heartbeating and appending meanwhile
+            # (the file on a thread of its own, then the quick compaction in the log writer's
+            # order); until it is done the log simply keeps the entries the snapshot covers.
+            persisting = asyncio.ensure_future(self._persist_compaction(ready.compaction))
+            self._compactions.add(persisting)
+            persisting.add_done_callback(self._compactions.discard)
         if not leader and ready.messages:
             await self.transport.send(ready.messages)
         if ready.snapshot is not None:
@@ -250,9 +262,15 @@ class Driver:
 
     async def _persist_compaction(self, snapshot: Snapshot) -> None:
         try:
-            await self._on_writer(self.storage.save_compaction, snapshot)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._snapshot_writer, self.storage.write_snapshot_file,
+                                       snapshot)
+            await self._on_writer(self.storage.adopt_snapshot, snapshot)
         except SnapshotOutOfDate as error:
             _log.info("snapshot_skipped", index=snapshot.meta.index, reason=str(error))
+        except Exception as error:  # a disk failure also fails the next save, which stops us
+            _log.error("snapshot_persist_failed", index=snapshot.meta.index, error=str(error),
+                       kind=type(error).__name__)
 
     def _on_membership_changed(self, removed_ids: tuple[int, ...]) -> None:
         self._update_peers()
