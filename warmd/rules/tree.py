@@ -133,7 +133,8 @@ def facts_from(name: str, stats: SlotStats) -> SlotFacts:
     total = max(1, sum(stats.types.values()))
     zone_h = log_zone_h(stats.date_offsets)
     offsets = local_offsets(stats.date_offsets, zone_h)
-    offset, offset_count = (offsets.most_common(1) or [(None, 0)])[0]
+    best: list[tuple[int | None, int]] = [*offsets.most_common(1)] or [(None, 0)]
+    offset, offset_count = best[0]
     top = tuple((str(key), entry.count) for key, entry in stats.values.top(20))
     dated = [value for value, _ in top if len(value) in (8, 10)]
     date_format = ("%Y%m%d" if dated and len(dated[0]) == 8 else "%Y-%m-%d") if dated else None
