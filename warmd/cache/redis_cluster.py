@@ -160,7 +160,8 @@ class RedisClusterBackend:
         """Write one node's share; return its outcome, items MOVED away, and whether any
         MOVED was seen (ASK targets are written here, with ASKING, at once)."""
         node = self._node(address)
-        chunks = [group[s:s + self.chunk_keys] for s in range(0, len(group), self.chunk_keys)]
+        chunks: list[Sequence[CacheItem]] = [
+            group[s:s + self.chunk_keys] for s in range(0, len(group), self.chunk_keys)]
         outcomes, moved_items, asked = [], [], []
         for chunk, replies in await node.write_chunks(chunks, only_if_absent):
             if isinstance(replies, tuple):

@@ -246,7 +246,7 @@ format = "json"
         if not self.nodes[node_id].running():
             return None
         try:
-            return self.call(node_id, "status", timeout_s=2.0)  # type: ignore[no-any-return]
+            return self.call(node_id, "status", timeout_s=2.0)
         except AdminClientError:
             return None
 

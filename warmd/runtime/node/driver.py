@@ -124,7 +124,7 @@ class Driver:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.finished: asyncio.Task[None] | None = None
-        self.on_state_change: Callable[[DriverStatus], None] | None = None
+        self.on_state_change: Callable[[DriverStatus], object] | None = None
         self._snapshot_task: asyncio.Task[Snapshot | None] | None = None
         self.removed = False
 
