@@ -12,6 +12,7 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TypedDict, Unpack
 
 from warmd.analysis.summary import SlotStats, TemplateStats, local_offsets, log_zone_h
 
@@ -167,11 +168,19 @@ def _check(trail: list[Evidence], test: str, statistic: str, value: float, thres
     return held
 
 
+class _DateFields(TypedDict, total=False):
+    """What a DATE_RELATIVE diagnosis adds to the others."""
+
+    date_offset_days: int | None
+    date_format: str | None
+    zone_h: int
+
+
 def _decide(facts: SlotFacts, param_class: ParamClass, trail: list[Evidence],
-            **extra: object) -> Diagnosis:
+            **extra: Unpack[_DateFields]) -> Diagnosis:
     return Diagnosis(facts.name, param_class, tuple(trail),
                      never_warm=param_class in NEVER_WARM,
-                     drop_from_key=param_class is ParamClass.NONCE, **extra)  # type: ignore[arg-type]
+                     drop_from_key=param_class is ParamClass.NONCE, **extra)
 
 
 def _secret(facts: SlotFacts, config: TreeConfig, trail: list[Evidence]) -> Diagnosis | None:
