@@ -11,7 +11,9 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol, TypeVarTuple
+
+Ts = TypeVarTuple("Ts")
 
 
 class Timer(Protocol):
@@ -36,7 +38,8 @@ class Clock(Protocol):
         """Suspend the calling task for `duration_s` seconds of this clock's time."""
         ...
 
-    def call_later(self, delay_s: float, callback: Callable[..., object], *args: Any) -> Timer:
+    def call_later(self, delay_s: float, callback: Callable[[*Ts], object],
+                   *args: *Ts) -> Timer:
         """Run `callback(*args)` after `delay_s` of this clock's time (no task per timer:
         the driver sets one per proposal)."""
         ...
@@ -55,7 +58,8 @@ class SystemClock:
         _check_duration(duration_s)
         await asyncio.sleep(duration_s)
 
-    def call_later(self, delay_s: float, callback: Callable[..., object], *args: Any) -> Timer:
+    def call_later(self, delay_s: float, callback: Callable[[*Ts], object],
+                   *args: *Ts) -> Timer:
         return asyncio.get_running_loop().call_later(delay_s, callback, *args)
 
 
@@ -118,7 +122,8 @@ class ManualClock:
                 woken += 1
         return woken
 
-    def call_later(self, delay_s: float, callback: Callable[..., object], *args: Any) -> Timer:
+    def call_later(self, delay_s: float, callback: Callable[[*Ts], object],
+                   *args: *Ts) -> Timer:
         _check_duration(delay_s)
         timer = _ManualTimer(callback, args)
         heapq.heappush(self._timers, (self._now_s + delay_s, next(self._sequence), timer))
@@ -144,7 +149,7 @@ def _check_duration(duration_s: float) -> None:
 class _ManualTimer:
     __slots__ = ("args", "callback", "cancelled")
 
-    def __init__(self, callback: Callable[..., object], args: tuple[Any, ...]) -> None:
+    def __init__(self, callback: Callable[..., object], args: tuple[object, ...]) -> None:
         self.callback = callback
         self.args = args
         self.cancelled = False

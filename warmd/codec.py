@@ -42,10 +42,10 @@ _MESSAGE_FIELD_COUNT = 16
 # Frozen dataclasses set fields through object.__setattr__; building an Entry through
 # its slot descriptors skips the keyword-argument machinery on the decode hot path.
 _new_entry = Entry.__new__
-_set_entry_term = Entry.term.__set__  # type: ignore[attr-defined]
-_set_entry_index = Entry.index.__set__  # type: ignore[attr-defined]
-_set_entry_type = Entry.type.__set__  # type: ignore[attr-defined]
-_set_entry_data = Entry.data.__set__  # type: ignore[attr-defined]
+_set_entry_term: Callable[[Entry, int], None] = vars(Entry)["term"].__set__
+_set_entry_index: Callable[[Entry, int], None] = vars(Entry)["index"].__set__
+_set_entry_type: Callable[[Entry, EntryType], None] = vars(Entry)["type"].__set__
+_set_entry_data: Callable[[Entry, bytes], None] = vars(Entry)["data"].__set__
 
 RaftValue = Message | Entry | HardState | ConfState | ConfChange | SnapshotMeta | Snapshot
 

@@ -259,8 +259,8 @@ class AdminServer:
         except Exception:
             self._counters.errors += 1
             _log.exception("admin_handler_failed", command=request.command, uid=credentials.uid)
-            error = AdminError(ErrorCode.INTERNAL, "internal error; the daemon log has details")
-            return error_response(request.request_id, error)
+            internal = AdminError(ErrorCode.INTERNAL, "internal error; the daemon log has details")
+            return error_response(request.request_id, internal)
 
     def _refusal(self, credentials: PeerCredentials) -> AdminError | None:
         """None when the peer may operate the daemon, else the error to send it."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from operator import itemgetter
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from warmd.errors import ConfigError
 
@@ -241,9 +241,11 @@ class LineParser:
             method, target = _split_request(target)
         if not isinstance(target, str) or not target.startswith("/"):
             return None
-        stamp = values["time"]
+        stamp, status = values["time"], values["status"] or 200
+        if not isinstance(status, str | int | float):
+            return None  # a list or a map: malformed, as int() would say
         time_s = float(stamp) if isinstance(stamp, int | float) else self.times.parse(str(stamp))
-        return Record(time_s, str(method), target, int(values["status"] or 200),
+        return Record(time_s, str(method), target, int(status),
                       str(values["client"] or ""), str(values["agent"] or ""))
 
 
@@ -383,7 +385,8 @@ def _combined_columns(parser: LineParser, rows: list[tuple[str, ...]], line_coun
                 room = LineParser.SAMPLE_LIMIT - len(parser.malformed_samples)
                 parser.malformed_samples.extend(sampler.malformed_samples[:room])
             parser.malformed += bad
-    return Columns(targets, times_s, methods, list(map(status_of.__getitem__, statuses)), clients,
+    times = cast("list[float]", times_s)  # the rows whose stamp did not parse were dropped above
+    return Columns(targets, times, methods, list(map(status_of.__getitem__, statuses)), clients,
                    agents)
 
 
@@ -392,7 +395,7 @@ _MINUTE_SECOND = {f"{minute:02d}:{second:02d}": minute * 60 + second
                   for minute in range(100) for second in range(100)}
 
 
-def _clf_times(times: TimeParser, stamps: list[str]) -> list:
+def _clf_times(times: TimeParser, stamps: list[str]) -> list[float | None]:
     """Epoch seconds of the stamps, each distinct stamp converted once; None marks a stamp
     that does not parse.
 
@@ -404,7 +407,8 @@ def _clf_times(times: TimeParser, stamps: list[str]) -> list:
     try:
         bases = {key: times.clf_hour_base(key) for key in {s[:14] + s[20:] for s in distinct}
                  if len(key) >= 20 and key[2] == "/" and key[6] == "/"}
-        parsed = {s: bases[s[:14] + s[20:]] + _MINUTE_SECOND[s[15:20]] for s in distinct
+        parsed: dict[str, float | None] = {
+            s: bases[s[:14] + s[20:]] + _MINUTE_SECOND[s[15:20]] for s in distinct
                   if len(s) >= 26}
     except (KeyError, ValueError, IndexError):
         parsed = {}

@@ -164,7 +164,7 @@ class Summary:
         self._bot_cache: dict[str, bool] = {}
         self._memo = TargetMemo()
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, object]:
         """Ship the summary without its caches (they are rebuilt where it lands)."""
         state = dict(self.__dict__)
         generaliser = PathGeneraliser()
@@ -172,7 +172,7 @@ class Summary:
         state.update(generaliser=generaliser, _memo=TargetMemo(), _bot_cache={}, _bot=None)
         return state
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         pattern = self.config.bot_pattern
         self._bot = re.compile(pattern) if pattern else None
@@ -371,7 +371,8 @@ class Summary:
         if exponent > _RESCALE_EXPONENT:
             self._move_landmark(time_s)
             exponent = 0.0
-        return 2.0 ** exponent
+        weight: float = 2.0 ** exponent
+        return weight
 
     def _move_landmark(self, time_s: float) -> None:
         assert self.landmark_s is not None
@@ -487,7 +488,7 @@ class Summary:
         """Requests per second implied by a forward-decayed `weight`, as seen at `at_s`."""
         if self.landmark_s is None:
             return 0.0
-        decayed = weight * 2.0 ** (-(at_s - self.landmark_s) / self.config.half_life_s)
+        decayed: float = weight * 2.0 ** (-(at_s - self.landmark_s) / self.config.half_life_s)
         return decayed * math.log(2) / self.config.half_life_s
 
 

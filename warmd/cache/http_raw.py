@@ -60,7 +60,7 @@ class _Connection:
         return status, body, reusable
 
     async def _read_chunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             size_line = await self.reader.readuntil(b"\r\n")
             size = int(size_line.split(b";")[0], 16)

@@ -57,10 +57,13 @@ class MemcacheConnection:
         payload = encode_stores(items, only_if_absent)
         async with self._lock:
             try:
-                if self._writer is None or self._writer.is_closing():
-                    self._reader, self._writer = await asyncio.wait_for(
+                writer = self._writer
+                if writer is None or writer.is_closing():
+                    connection = await asyncio.wait_for(
                         asyncio.open_connection(self.host, self.port), self.timeout_s)
-                self._writer.write(payload)
+                    self._reader, self._writer = connection
+                    writer = connection[1]
+                writer.write(payload)
                 lines = await asyncio.wait_for(self._read_lines(len(items)), self.timeout_s)
             except (OSError, EOFError, TimeoutError) as error:
                 await self.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TypedDict
 
 import hiredis
 
@@ -70,6 +71,21 @@ def node_stats_from_info(node: str, info: dict[str, str], db: int | None = None)
         run_id=info.get("run_id", ""),
         expired=int(info.get("expired_keys", 0)),
     )
+
+
+class NodeOptions(TypedDict, total=False):
+    """How a RedisNode connects: what the single, cluster and sentinel backends pass on."""
+
+    connection_count: int
+    timeout_s: float
+    password: str | None
+    db: int
+
+
+class BackendOptions(NodeOptions, total=False):
+    """A backend's options: its nodes' and how many keys a pipelined chunk holds."""
+
+    chunk_keys: int
 
 
 class RedisNode:

@@ -17,6 +17,7 @@ import hiredis
 from warmd.cache.base import BackendStats, CacheItem, KeyFailure, OwnReads, WriteOutcome
 from warmd.cache.redis import (
     DEFAULT_CHUNK_KEYS,
+    NodeOptions,
     RedisNode,
     node_stats_from_info,
     outcome_from_replies,
@@ -73,8 +74,8 @@ class RedisClusterBackend:
         self.seeds = [parse_address(a, 6379) for a in seed_addresses]
         self.name = name or f"redis-cluster://{','.join(seed_addresses)}"
         self.chunk_keys = chunk_keys
-        self._options = {"connection_count": connection_count, "timeout_s": timeout_s,
-                         "password": password}
+        self._options: NodeOptions = {"connection_count": connection_count,
+                                      "timeout_s": timeout_s, "password": password}
         self._nodes: dict[str, RedisNode] = {}
         self._slots: list[str | None] = []
         self._refresh_lock = asyncio.Lock()
@@ -85,7 +86,7 @@ class RedisClusterBackend:
     def _node(self, address: str) -> RedisNode:
         if address not in self._nodes:
             host, port = parse_address(address, 6379)
-            self._nodes[address] = RedisNode(host, port, **self._options)  # type: ignore[arg-type]
+            self._nodes[address] = RedisNode(host, port, **self._options)
         return self._nodes[address]
 
     async def refresh_slots(self) -> None:
@@ -160,7 +161,8 @@ class RedisClusterBackend:
         """Write one node's share; return its outcome, items MOVED away, and whether any
         MOVED was seen (ASK targets are written here, with ASKING, at once)."""
         node = self._node(address)
-        chunks = [group[s:s + self.chunk_keys] for s in range(0, len(group), self.chunk_keys)]
+        chunks: list[Sequence[CacheItem]] = [
+            group[s:s + self.chunk_keys] for s in range(0, len(group), self.chunk_keys)]
         outcomes, moved_items, asked = [], [], []
         for chunk, replies in await node.write_chunks(chunks, only_if_absent):
             if isinstance(replies, tuple):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Unpack
 
-from warmd.cache.redis import RedisBackend, parse_address
+from warmd.cache.redis import BackendOptions, RedisBackend, parse_address
 from warmd.cache.resp import RespConnection
 from warmd.errors import CacheError, CacheUnavailable
 
@@ -36,9 +37,9 @@ async def discover_master(sentinels: Sequence[str], service_name: str, *,
 
 
 async def sentinel_backend(sentinels: Sequence[str], service_name: str,
-                           **options: object) -> RedisBackend:
+                           **options: Unpack[BackendOptions]) -> RedisBackend:
     """A RedisBackend pointed at the master the sentinels name now (re-resolve on
     CacheUnavailable after a failover by calling this again)."""
     master = await discover_master(sentinels, service_name)
     return RedisBackend(master, name=f"redis-sentinel://{service_name}@{master}",
-                        **options)  # type: ignore[arg-type]
+                        **options)

@@ -219,13 +219,13 @@ class RespConnection:
         self._protocol = protocol
         if self.password:
             reply = (await self._guarded(protocol, encode_command("AUTH", self.password),
-                                         1, False))[0]  # type: ignore[index]
+                                         1, False))[0]
             if isinstance(reply, hiredis.ReplyError):
                 self._drop()
                 raise CacheError(f"redis {self.address}: AUTH refused: {reply}")
         if self.db:
             reply = (await self._guarded(protocol, encode_command("SELECT", self.db),
-                                         1, False))[0]  # type: ignore[index]
+                                         1, False))[0]
             if isinstance(reply, hiredis.ReplyError):
                 self._drop()
                 raise CacheError(f"redis {self.address}: SELECT {self.db} refused: {reply}")

@@ -103,7 +103,7 @@ def call_pages(args: argparse.Namespace, command: str, items: str, limit: int | 
 
 
 def _items(reply: Any, path: str) -> list[Any]:
-    return _items_parent(reply, path)[path.rpartition(".")[2]]  # type: ignore[no-any-return]
+    return _items_parent(reply, path)[path.rpartition(".")[2]]
 
 
 def _items_parent(reply: Any, path: str) -> Any:

@@ -264,7 +264,8 @@ class Shop:
     async def _cache_get(self, key: str) -> bytes | None:
         """The cached body, or None; a Redis outage degrades to the origin, never a 500."""
         try:
-            return await self.redis.get(key)
+            cached = await self.redis.get(key)
+            return cached.encode() if isinstance(cached, str) else cached  # bytes: no decoding
         except (redis.exceptions.RedisError, OSError):
             return None
 

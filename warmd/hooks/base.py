@@ -126,4 +126,4 @@ async def call_plugin(plugin_name: str, function: Callable[..., Awaitable[T] | T
         raise PluginError(plugin_name, f"{type(error).__name__}: {error}") from error
     if expect is not None and not isinstance(result, expect):
         raise PluginError(plugin_name, f"returned {type(result).__name__}, expected {expect}")
-    return result  # type: ignore[return-value]
+    return result

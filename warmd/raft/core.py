@@ -17,6 +17,7 @@ import contextlib
 import random
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TypedDict, Unpack
 
 from warmd.errors import invariant
 from warmd.raft import quorum
@@ -68,6 +69,28 @@ UNCONFIGURED = b"unconfigured"  # APPEND_RESPONSE context: a blank joiner asks f
 _FORWARDED = frozenset({MessageType.PROPOSE, MessageType.READ_INDEX, MessageType.TRANSFER_LEADER})
 _KNOWN_TYPES = frozenset(MessageType)
 _KNOWN_ENTRY_TYPES = frozenset(EntryType)
+
+
+class _Reply(TypedDict, total=False):
+    """The fields of an APPEND_RESPONSE besides its context."""
+
+    index: int
+    reject: bool
+    reject_hint: int
+    reject_term: int
+
+
+class _Fields(_Reply, total=False):
+    """The `Message` fields a send fills in besides type, sender, receiver and term."""
+
+    log_term: int
+    entries: tuple[Entry, ...]
+    commit: int
+    context: bytes
+    snapshot_meta: SnapshotMeta | None
+    chunk_offset: int
+    chunk_data: bytes
+    chunk_done: bool
 _FROM_LEADER = frozenset({MessageType.APPEND, MessageType.HEARTBEAT, MessageType.SNAPSHOT})
 _STALLED_HEARTBEATS = 3  # snapshot chunks are re-sent after this many heartbeats without an ack
 
@@ -652,13 +675,13 @@ class RaftNode:
             return
         self._forward(MessageType.PROPOSE, entries=(Entry(term=0, index=0, type=kind, data=data),))
 
-    def _forward(self, kind: MessageType, **fields: object) -> None:
+    def _forward(self, kind: MessageType, **fields: Unpack[_Fields]) -> None:
         """Send a local request to the leader (term 0), or raise when that is impossible."""
         if self._leader_id == NO_NODE or self._role != Role.FOLLOWER:
             raise ProposalDropped(ProposalDropped.NO_LEADER)
         if not self.config.forward_proposals:
             raise NotLeader(self._leader_id)
-        self._send(kind, self._leader_id, term=0, **fields)  # type: ignore[arg-type]
+        self._send(kind, self._leader_id, term=0, **fields)
 
     def _leader_propose(self, kind: EntryType, data: bytes) -> None:
         if self._lead_transferee != NO_NODE:
@@ -1044,7 +1067,7 @@ class RaftNode:
         if not self._configured() and conf_state.voters and self.log.first_index() == 1:
             self._rebuild_conf_history(0, conf_state)
 
-    def _append_response(self, to: int, **fields: object) -> None:
+    def _append_response(self, to: int, **fields: Unpack[_Reply]) -> None:
         """APPEND_RESPONSE; a blank joiner flags itself so the leader sends the configuration."""
         context = UNCONFIGURED if not self._configured() else b""
         self._send(MessageType.APPEND_RESPONSE, to, context=context, **fields)
@@ -1226,10 +1249,11 @@ class RaftNode:
 
     # ------------------------------------------------------------------ output
 
-    def _send(self, kind: MessageType, to: int, term: int | None = None, **fields: object) -> None:
+    def _send(self, kind: MessageType, to: int, term: int | None = None,
+              **fields: Unpack[_Fields]) -> None:
         self._messages.append(
             Message(
                 type=kind, from_id=self.id, to=to,
-                term=self._term if term is None else term, **fields,  # type: ignore[arg-type]
+                term=self._term if term is None else term, **fields,
             )
         )

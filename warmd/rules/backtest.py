@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from warmd.analysis.formats import Record
 from warmd.analysis.summary import Summary
 from warmd.rules.engine import cache_target, diagnose_all, predict
-from warmd.rules.tree import Overrides
+from warmd.rules.tree import Overrides, TemplateDiagnosis
 
 # (at_s, horizon_s, budget) -> targets to warm, best first: replaces the plain engine for
 # the "warmd" strategy (`backtest --rules` passes the rule-aware prediction).
@@ -123,14 +123,16 @@ def backtest(summary: Summary, history: Sequence[Record], future: Sequence[Recor
 
 
 def _share(by_name: dict[str, StrategyResult], field_name: str) -> float:
-    cold = getattr(by_name["cold"], field_name)
-    gain = getattr(by_name["oracle"], field_name) - cold
+    cold: float = getattr(by_name["cold"], field_name)
+    gain: float = getattr(by_name["oracle"], field_name) - cold
     if gain <= 0:
         return 1.0
-    return (getattr(by_name["warmd"], field_name) - cold) / gain
+    warmd: float = getattr(by_name["warmd"], field_name)
+    return (warmd - cold) / gain
 
 
-def _key_function(summary: Summary, diagnoses: dict) -> Callable[[str], str]:
+def _key_function(summary: Summary,
+                  diagnoses: dict[str, TemplateDiagnosis]) -> Callable[[str], str]:
     cache: dict[str, str] = {}
 
     def key_of(target: str) -> str:

@@ -169,6 +169,8 @@ def _source(block: ast.Block, scope: Scope, damaged: bool) -> Source:
     for statement in block.statements:
         if isinstance(statement, ast.SourceFormat):
             fmt, pattern = _source_format(statement, report)
+        elif not isinstance(statement, ast.Setting):
+            continue  # the parser lets only settings and a format into a source
         elif statement.keyword == "path":
             paths += [p for p in [read_string(report, statement.value, "path")] if p]
         else:
@@ -229,6 +231,8 @@ def _gate(block: ast.Block, scope: Scope, damaged: bool) -> Gate:
     for statement in block.statements:
         if isinstance(statement, ast.GateCheck):
             checks += [c for c in [_gate_check(statement, scope)] if c]
+        elif not isinstance(statement, ast.Setting):
+            continue  # the parser lets only settings and checks into a gate
         elif statement.keyword == "timeout":
             timeout_s = read_duration_s(report, statement.value, "timeout", minimum_s=1) or timeout_s
         else:

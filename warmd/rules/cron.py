@@ -66,6 +66,8 @@ def read_cron(report: Reporter, value: ast.Value) -> CronSpec | None:
 def _field(text: str, low: int, high: int, names: dict[str, int]) -> frozenset[int] | str:
     """The values a field allows, or a sentence saying what is wrong."""
     values: set[int] = set()
+    start: int | None
+    stop: int | None
     for part in text.split(","):
         base, _, step_text = part.partition("/")
         step = _number(step_text, names) if step_text else 1

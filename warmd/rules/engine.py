@@ -202,7 +202,7 @@ def _replayed_curves(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
     return curves
 
 
-def _assemble(index: dict[str, Prediction], curves: dict[str, dict[str, list]],
+def _assemble(index: dict[str, Prediction], curves: dict[str, dict[str, list[float]]],
               measured: set[str], now_lists: dict[str, dict[str, list[str]]],
               budget: int) -> tuple[list[Prediction], list[TemplateShare]]:
     """Each template's share of the budget, filled from its winning candidate's list now

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Any
 
 from warmd.rules import ast
 from warmd.rules.compiled import Filter, OverrideKind, ParamOverride
@@ -111,6 +112,7 @@ def _plain_operands(build: Filter, value: ast.Value, kind: str, label: str,
         if operator not in ("in", "not in") and value.kind is ast.ValueKind.LIST:
             mismatch(report, value, f"'{operator}'", "a single value", "use `in [ ... ]` for a list")
         return None
+    texts = tuple(text for text in texts if text is not None)  # none is, after the check above
     if kind == "number" and not all(text.isdigit() for text in texts):
         mismatch(report, value, label, "a whole number, a list of them or a range like 200..299")
         return None
@@ -153,8 +155,9 @@ def read_override(statement: ast.Param, captures: dict[str, str], report: Report
     return ParamOverride(name, kind, **fields) if kind else None
 
 
-def _override_args(statement: ast.Param, spec: dict[str, str], report: Reporter) -> dict | None:
-    fields: dict = {}
+def _override_args(statement: ast.Param, spec: dict[str, str],
+                   report: Reporter) -> dict[str, Any] | None:
+    fields: dict[str, Any] = {}
     ok = True
     for arg in statement.args:
         reader = spec.get(arg.name.text)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import (
     LarkError,
     UnexpectedCharacters,
@@ -21,6 +21,7 @@ from lark.exceptions import (
     UnexpectedToken,
     VisitError,
 )
+from lark.tree import Meta
 
 from warmd.rules import ast
 from warmd.rules.errors import Diagnostic, RuleSyntaxError
@@ -123,7 +124,7 @@ def parse_recovering(text: str) -> ParseResult:
     return ParseResult(ast.RuleFile(), tuple(diagnostics), frozenset())
 
 
-def _build(tree: object) -> ast.RuleFile:
+def _build(tree: Tree[Token]) -> ast.RuleFile:
     return _ToAst().transform(tree)
 
 
@@ -188,7 +189,7 @@ def _unit_hint(token: Token, text: str) -> str:
     """For `ttl 5 minutes`: durations are written without a space, like 5m."""
     unit = DURATION_WORDS.get(str(token).lower())
     lines = text.split("\n")
-    before = lines[token.line - 1][: token.column - 1] if token.line and token.line <= len(lines) else ""
+    before = lines[token.line - 1][: token.column - 1] if token.line and token.column and token.line <= len(lines) else ""
     found = re.search(r"(\d+)\s+$", before)
     if unit is None or found is None:
         return ""
@@ -333,42 +334,42 @@ def _value_or_none(children: Iterable[object]) -> ast.Value | None:
     return next((child for child in children if isinstance(child, ast.Value)), None)
 
 
-def _scalar(kind: ast.ValueKind):
-    def build(self, token: Token) -> ast.Value:
+def _scalar(kind: ast.ValueKind) -> Callable[..., ast.Value]:
+    def build(self: _ToAst, token: Token) -> ast.Value:
         text = decode_string(str(token)) if kind is ast.ValueKind.STRING else str(token)
         return ast.Value(kind, text, (), _span(token))
     return v_args(inline=True)(build)
 
 
-def _setting(keyword: str):
-    def build(self, meta, value: ast.Value) -> ast.Setting:
+def _setting(keyword: str) -> Callable[..., ast.Setting]:
+    def build(self: _ToAst, meta: Meta, value: ast.Value) -> ast.Setting:
         return ast.Setting(keyword, value, _meta_span(meta))
     return v_args(inline=True, meta=True)(build)
 
 
-def _reference(keyword: str):
-    def build(self, meta, *names: Token) -> ast.Reference:
+def _reference(keyword: str) -> Callable[..., ast.Reference]:
+    def build(self: _ToAst, meta: Meta, *names: Token) -> ast.Reference:
         return ast.Reference(keyword, tuple(_name(name) for name in names), _meta_span(meta))
     return v_args(inline=True, meta=True)(build)
 
 
-def _block(kind: str):
-    def build(self, meta, name: Token, *rest: object) -> ast.Block:
+def _block(kind: str) -> Callable[..., ast.Block]:
+    def build(self: _ToAst, meta: Meta, name: Token, *rest: ast.Statement | Token) -> ast.Block:
         statements = tuple(item for item in rest if not isinstance(item, Token))
         end_line = rest[-1].line if rest and isinstance(rest[-1], Token) else meta.line
         return ast.Block(kind, _name(name), statements, _meta_span(meta), end_line or 0)
     return v_args(inline=True, meta=True)(build)
 
 
-def _where(operator: str | None):
-    def build(self, meta, subject: ast.Subject, *rest: object) -> ast.Where:
+def _where(operator: str | None) -> Callable[..., ast.Where]:
+    def build(self: _ToAst, meta: Meta, subject: ast.Subject, *rest: object) -> ast.Where:
         tokens = [str(item) for item in rest if isinstance(item, Token)]
         chosen = operator or tokens[-1]
         return ast.Where(subject, chosen, _value_or_none(rest), _meta_span(meta))
     return v_args(inline=True, meta=True)(build)
 
 
-class _ToAst(Transformer):
+class _ToAst(Transformer[Token, ast.RuleFile]):
     """Lark tree -> ast dataclasses; one method per grammar rule (lark aliases name them)."""
 
     string = _scalar(ast.ValueKind.STRING)
@@ -405,7 +406,7 @@ class _ToAst(Transformer):
     where_presence = _where(None)
 
     @v_args(meta=True)
-    def list(self, meta, children: list[object]) -> ast.Value:
+    def list(self, meta: Meta, children: Sequence[object]) -> ast.Value:
         items = tuple(child for child in children if isinstance(child, ast.Value))
         return ast.Value(ast.ValueKind.LIST, "", items, _meta_span(meta))
 
@@ -417,58 +418,58 @@ class _ToAst(Transformer):
     def subject(self, *tokens: Token) -> ast.Subject:
         return ast.Subject(_name(tokens[-1]), is_param=len(tokens) == 2)
 
-    def start(self, children: list[ast.Item]) -> ast.RuleFile:
+    def start(self, children: Sequence[ast.Item]) -> ast.RuleFile:
         return ast.RuleFile(tuple(children))
 
     @v_args(inline=True, meta=True)
-    def backend_decl(self, meta, name: Token, kind: Token, *args: ast.Arg) -> ast.BackendDecl:
+    def backend_decl(self, meta: Meta, name: Token, kind: Token, *args: ast.Arg) -> ast.BackendDecl:
         return ast.BackendDecl(_name(name), _name(kind), _args(args), _meta_span(meta))
 
     @v_args(inline=True, meta=True)
-    def plugin_decl(self, meta, name: Token) -> ast.PluginDecl:
+    def plugin_decl(self, meta: Meta, name: Token) -> ast.PluginDecl:
         return ast.PluginDecl(_name(name), _meta_span(meta))
 
     @v_args(inline=True, meta=True)
-    def source_format(self, meta, name: Token, *rest: ast.Value) -> ast.SourceFormat:
+    def source_format(self, meta: Meta, name: Token, *rest: ast.Value) -> ast.SourceFormat:
         return ast.SourceFormat(_name(name), _value_or_none(rest), _meta_span(meta))
 
     @v_args(inline=True, meta=True)
-    def gate_check(self, meta, hook: Token, *args: ast.Arg) -> ast.GateCheck:
+    def gate_check(self, meta: Meta, hook: Token, *args: ast.Arg) -> ast.GateCheck:
         return ast.GateCheck(_name(hook), _args(args), _meta_span(meta))
 
     @v_args(inline=True, meta=True)
-    def limit_slo(self, meta, percentile: Token, value: ast.Value) -> ast.LimitSlo:
+    def limit_slo(self, meta: Meta, percentile: Token, value: ast.Value) -> ast.LimitSlo:
         return ast.LimitSlo(_name(percentile), value, _meta_span(meta))
 
     @v_args(inline=True, meta=True)
-    def trigger_on(self, meta, event: Token, target: Token | None = None) -> ast.TriggerOn:
+    def trigger_on(self, meta: Meta, event: Token, target: Token | None = None) -> ast.TriggerOn:
         return ast.TriggerOn(_name(event), _name(target) if target else None, _meta_span(meta))
 
     @v_args(inline=True, meta=True)
-    def match(self, meta, *tokens: Token) -> ast.Match:
+    def match(self, meta: Meta, *tokens: Token) -> ast.Match:
         method = _name(tokens[0]) if len(tokens) == 2 else None
         return ast.Match(method, _name(tokens[-1]), _meta_span(meta))
 
     @v_args(inline=True, meta=True)
-    def param(self, meta, name: Token, kind: Token, *args: ast.Arg) -> ast.Param:
+    def param(self, meta: Meta, name: Token, kind: Token, *args: ast.Arg) -> ast.Param:
         return ast.Param(_name(name), _name(kind), _args(args), _meta_span(meta))
 
     @v_args(inline=True, meta=True)
-    def load(self, meta, kind: Token, *rest: object) -> ast.Load:
+    def load(self, meta: Meta, kind: Token, *rest: object) -> ast.Load:
         return ast.Load(_name(kind), _value_or_none(rest), _args(rest), _meta_span(meta))
 
     @v_args(inline=True, meta=True)
-    def budget_top(self, meta, value: ast.Value) -> ast.Budget:
+    def budget_top(self, meta: Meta, value: ast.Value) -> ast.Budget:
         return ast.Budget("top", value, _meta_span(meta))
 
     @v_args(inline=True, meta=True)
-    def budget_share(self, meta, value: ast.Value) -> ast.Budget:
+    def budget_share(self, meta: Meta, value: ast.Value) -> ast.Budget:
         return ast.Budget("share", value, _meta_span(meta))
 
     @v_args(inline=True, meta=True)
-    def ttl(self, meta, value: ast.Value, jitter: ast.Value | None = None) -> ast.Ttl:
+    def ttl(self, meta: Meta, value: ast.Value, jitter: ast.Value | None = None) -> ast.Ttl:
         return ast.Ttl(value, jitter, _meta_span(meta))
 
     @v_args(inline=True, meta=True)
-    def nodes(self, meta, *labels: ast.Arg) -> ast.Nodes:
+    def nodes(self, meta: Meta, *labels: ast.Arg) -> ast.Nodes:
         return ast.Nodes(tuple(labels), _meta_span(meta))

@@ -53,8 +53,8 @@ def statement_text(statement: ast.Statement) -> str:
         case ast.Match(method=method, path=path):
             return _join("match", method.text if method else "", path.text)
         case ast.Where(subject=subject, operator=operator, value=value):
-            name = ("param " if subject.is_param else "") + subject.name.text
-            return _join("where", name, operator, _optional(value))
+            shown = ("param " if subject.is_param else "") + subject.name.text
+            return _join("where", shown, operator, _optional(value))
         case ast.Param(name=name, kind=kind, args=args):
             return _join("param", name.text, kind.text, *_args(args))
         case ast.Load(kind=kind, target=target, args=args):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from warmd.rules import ast
 from warmd.rules.compiled import (
@@ -15,6 +16,7 @@ from warmd.rules.compiled import (
     NEVER_WARM_KINDS,
     Capture,
     CompiledRule,
+    Filter,
     Limits,
     Loader,
     ParamOverride,
@@ -60,9 +62,9 @@ class _Rule:
     path_text: str = ""
     captures: dict[str, str] = field(default_factory=dict)
     params: set[str] = field(default_factory=set)
-    values: dict = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
     overrides: list[ParamOverride] = field(default_factory=list)
-    filters: list = field(default_factory=list)
+    filters: list[Filter] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
     gates: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)

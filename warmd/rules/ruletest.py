@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from warmd.analysis.formats import LineParser, Record, format_from_spec
@@ -90,7 +91,7 @@ def parse_spec(text: str) -> TestSpec:
         raise RuleTestError(f"malformed test file: {error}") from None
 
 
-def _spec(document: dict) -> TestSpec:
+def _spec(document: dict[str, Any]) -> TestSpec:
     rule_files = _strings(document, "rule_files")
     if not rule_files:
         raise ValueError("rule_files must list at least one rule file")
@@ -107,7 +108,7 @@ def _spec(document: dict) -> TestSpec:
                     at.timestamp() if at is not None else None, horizon_s, cases)
 
 
-def _case(table: dict, position: int) -> TestCase:
+def _case(table: dict[str, Any], position: int) -> TestCase:
     name = str(table.get("name", f"test {position}"))
     lines = tuple(line for line in str(table.get("log", "")).splitlines() if line.strip())
     selects = tuple(_select(entry, name) for entry in table.get("selects", []))
@@ -115,7 +116,7 @@ def _case(table: dict, position: int) -> TestCase:
     return TestCase(name, lines, selects, _strings(predict, "must"), _strings(predict, "must_not"))
 
 
-def _select(entry: dict, case: str) -> SelectCheck:
+def _select(entry: dict[str, Any], case: str) -> SelectCheck:
     shown = str(entry["request"])
     request = request_from_line(shown, int(entry.get("status", 200)), str(entry.get("agent", "")),
                                 str(entry.get("client", "")))
@@ -127,14 +128,14 @@ def _select(entry: dict, case: str) -> SelectCheck:
     )
 
 
-def _strings(table: dict, name: str) -> tuple[str, ...]:
+def _strings(table: dict[str, Any], name: str) -> tuple[str, ...]:
     values = table.get(name, [])
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise ValueError(f"{name} must be a list of strings")
     return tuple(values)
 
 
-def _optional_strings(table: dict, name: str) -> tuple[str, ...] | None:
+def _optional_strings(table: dict[str, Any], name: str) -> tuple[str, ...] | None:
     return tuple(sorted(_strings(table, name))) if name in table else None
 
 

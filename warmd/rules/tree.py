@@ -12,6 +12,7 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TypedDict, Unpack
 
 from warmd.analysis.summary import SlotStats, TemplateStats, local_offsets, log_zone_h
 
@@ -133,7 +134,8 @@ def facts_from(name: str, stats: SlotStats) -> SlotFacts:
     total = max(1, sum(stats.types.values()))
     zone_h = log_zone_h(stats.date_offsets)
     offsets = local_offsets(stats.date_offsets, zone_h)
-    offset, offset_count = (offsets.most_common(1) or [(None, 0)])[0]
+    best: list[tuple[int | None, int]] = [*offsets.most_common(1)] or [(None, 0)]
+    offset, offset_count = best[0]
     top = tuple((str(key), entry.count) for key, entry in stats.values.top(20))
     dated = [value for value, _ in top if len(value) in (8, 10)]
     date_format = ("%Y%m%d" if dated and len(dated[0]) == 8 else "%Y-%m-%d") if dated else None
@@ -166,11 +168,19 @@ def _check(trail: list[Evidence], test: str, statistic: str, value: float, thres
     return held
 
 
+class _DateFields(TypedDict, total=False):
+    """What a DATE_RELATIVE diagnosis adds to the others."""
+
+    date_offset_days: int | None
+    date_format: str | None
+    zone_h: int
+
+
 def _decide(facts: SlotFacts, param_class: ParamClass, trail: list[Evidence],
-            **extra: object) -> Diagnosis:
+            **extra: Unpack[_DateFields]) -> Diagnosis:
     return Diagnosis(facts.name, param_class, tuple(trail),
                      never_warm=param_class in NEVER_WARM,
-                     drop_from_key=param_class is ParamClass.NONCE, **extra)  # type: ignore[arg-type]
+                     drop_from_key=param_class is ParamClass.NONCE, **extra)
 
 
 def _secret(facts: SlotFacts, config: TreeConfig, trail: list[Evidence]) -> Diagnosis | None:

@@ -49,7 +49,7 @@ class ExplainSettings:
     default_target: str = ""  # the cache zero-config plans (and rules without a backend) warm
 
 
-def parse_request_line(text: str) -> RequestLine:
+def parse_request_line(text: object) -> RequestLine:
     """`GET /path?q`, a bare `/path?q`, `GET /path HTTP/1.1` or a full `http://host/path?q`.
 
     Raises:

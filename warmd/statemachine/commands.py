@@ -18,7 +18,6 @@ import msgpack
 from warmd.statemachine.ruleset import SetRules  # the replicated rule set (ruleset.py)
 from warmd.statemachine.schema import (
     TEXT_CHARS_MAX,
-    InvalidCommand,  # re-exported: callers catch it from here
     Validated,
     build,
     check_min,
@@ -27,6 +26,9 @@ from warmd.statemachine.schema import (
     fail,
     from_map,
     to_wire,
+)
+from warmd.statemachine.schema import (
+    InvalidCommand as InvalidCommand,  # re-exported: callers catch it from here
 )
 from warmd.statemachine.summaries import ReportSummary  # replicated summaries (summaries.py)
 
@@ -418,13 +420,13 @@ Command = Union[  # noqa: UP007
 
 TASK_COMMANDS: tuple[type, ...] = typing.get_args(TaskCommand)
 NODE_COMMANDS: tuple[type, ...] = typing.get_args(NodeCommand)
-COMMAND_TYPES: dict[str, type] = {
+COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (*TASK_COMMANDS, *NODE_COMMANDS, SetRules, ReportSummary, SubmitPlan, RecordEffect,
                 Session)
 }
 _COMMAND_CLASSES = tuple(COMMAND_TYPES.values())
-FENCED_COMMANDS: tuple[type, ...] = (Start, ReportProgress, Finish, Fail)
+FENCED_COMMANDS = (Start, ReportProgress, Finish, Fail)
 
 
 def stamp(command: Command, now_ms: int) -> Command:

@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Union
 
 from warmd.errors import WarmdError
 
+T = typing.TypeVar("T")
+
 NAME_CHARS_MAX = 256  # task ids, client ids, targets, rule names, label keys
 TEXT_CHARS_MAX = 4096  # reasons, errors, results, label values
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # what msgpack's int64 carries
@@ -141,7 +143,7 @@ def _converter(hint: Any) -> Converter:
         return _union_converter(typing.get_args(hint))
     if origin is tuple:
         return _tuple_converter(typing.get_args(hint))
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return functools.partial(_conform_dataclass, hint)
     if hint is int:
         return _conform_int
@@ -214,12 +216,12 @@ def _conform_scalar(hint: type, value: Any, where: str) -> Any:
         fail(where, "expected an integer, got a boolean")
     if not isinstance(value, hint):
         fail(where, f"expected {hint.__name__}, got {type(value).__name__}")
-    if hint is int and not INT_MIN <= value <= INT_MAX:
+    if hint is int and isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
         fail(where, "integer does not fit in 64 signed bits")
     return value
 
 
-def build(cls: type, value: Any, where: str) -> Any:
+def build(cls: type[T], value: Any, where: str) -> T:
     """Build a Validated dataclass from its wire map (tag removed), refusing unknown or
     missing fields.
 
@@ -237,7 +239,7 @@ def build(cls: type, value: Any, where: str) -> Any:
     return cls(**value)
 
 
-def from_map(value: Any, where: str, registry: typing.Mapping[str, type]) -> Any:
+def from_map(value: Any, where: str, registry: typing.Mapping[str, type[T]]) -> T:
     """Build the class a tagged map names ({"type": name, ...}). Raises: InvalidCommand."""
     if not isinstance(value, dict):
         fail(where, f"a command must be a map, got {type(value).__name__}")
@@ -255,7 +257,8 @@ def to_wire(value: Any) -> Any:
     """Plain msgpack-able maps and lists for a Validated dataclass (tagged) and its fields."""
     if isinstance(value, tuple):
         return [to_wire(item) for item in value]
-    names = _field_names(type(value))
+    kind: type = type(value)
+    names = _field_names(kind)
     if names is not None:
         wire = {"type": type(value).__name__} if value.WIRE_TAGGED else {}
         for name in names:

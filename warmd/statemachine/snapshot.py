@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgpack
 
@@ -29,6 +29,11 @@ from warmd.statemachine.state import (
     TaskRecord,
 )
 from warmd.statemachine.summaries import SummaryRecord
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+D = TypeVar("D", bound="DataclassInstance")
 
 SNAPSHOT_VERSION = 1
 DECODE_BATCH = 200  # records decoded between two yields of decode_snapshot_steps
@@ -233,7 +238,7 @@ def _rules_from_wire(wire: dict[str, Any]) -> RuleSetRecord:
 _SCALARS = {"int": int, "str": str, "bool": bool}
 
 
-def _checked(record: Any) -> Any:
+def _checked(record: D) -> D:
     """Refuse a record whose scalar fields have the wrong type (a hand-edited or foreign file)."""
     for field in dataclasses.fields(record):
         expected = _SCALARS.get(str(field.type))

@@ -24,7 +24,7 @@ class VotesForAnyLog(RaftNode):
     breaks = "§5.4.1"
 
     def _handle_vote_request(self, message: Message) -> None:
-        self.log.is_up_to_date = lambda index, term: True  # type: ignore[method-assign]
+        self.log.is_up_to_date = lambda last_index, last_term: True  # type: ignore[method-assign]
         super()._handle_vote_request(message)
 
 

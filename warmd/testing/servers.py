@@ -189,10 +189,11 @@ class RedisCluster:
 def start_redis_cluster(master_count: int = 3) -> RedisCluster:
     """Start `master_count` cluster-enabled redis-servers and join them with redis-cli."""
     redis_cli = _require("redis-cli")
-    cluster = RedisCluster(directory=Path(tempfile.mkdtemp(prefix="warmd-cluster-")))
+    directory = Path(tempfile.mkdtemp(prefix="warmd-cluster-"))
+    cluster = RedisCluster(directory=directory)
     try:
         for position in range(master_count):
-            node_dir = cluster.directory / f"node{position}"
+            node_dir = directory / f"node{position}"
             node_dir.mkdir()
             cluster.nodes.append(start_redis(
                 directory=node_dir, port=free_cluster_port(),

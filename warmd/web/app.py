@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from warmd import metrics
 
@@ -21,7 +22,9 @@ UNMATCHED_ROUTE = "unmatched"  # 404s keep the route label bounded
 
 def create_app(token: str | None = None) -> web.Application:
     """An app with request metrics and, when `token` is set, bearer-token auth on every route."""
-    middlewares = [_observe] if token is None else [_observe, _bearer_token(token)]
+    middlewares: list[Middleware] = [_observe]
+    if token is not None:
+        middlewares.append(_bearer_token(token))
     return web.Application(middlewares=middlewares)
 
 
@@ -56,7 +59,7 @@ def _method(method: str) -> str:
     return method if method in _METHODS else metrics.OTHER
 
 
-def _bearer_token(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def _bearer_token(token: str) -> Middleware:
     expected = f"Bearer {token}".encode()
 
     @web.middleware

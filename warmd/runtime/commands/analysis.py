@@ -158,7 +158,7 @@ class AnalysisCommands:
 
     async def explain(self, args: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            line = parse_request_line(args.get("request"))  # type: ignore[arg-type]
+            line = parse_request_line(args.get("request"))
         except ValueError as error:
             raise AdminError(ErrorCode.BAD_REQUEST, str(error)) from None
         async with self._lock:

@@ -32,10 +32,8 @@ CHECK_WRITE_WINDOW = 256  # proposals in flight at once, so they share fsyncs
 CHECK_WRITE_LEASE_MS = 60_000
 
 
-def _node_id(args: Mapping[str, Any], name: str = "node_id", required: bool = True) -> int | None:
+def _node_id(args: Mapping[str, Any], name: str = "node_id") -> int:
     value = args.get(name)
-    if value is None and not required:
-        return None
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= NODE_ID_MAX:
         raise AdminError(ErrorCode.BAD_REQUEST,
                          f"{name} must be an integer 1..{NODE_ID_MAX}, got {value!r:.40}")
@@ -82,21 +80,21 @@ class ClusterCommands:
         except ValueError as error:
             raise AdminError(ErrorCode.BAD_REQUEST, f"address: {error}") from None
         async with raft_errors():
-            conf = await self._driver.add_learner(node_id, address)  # type: ignore[arg-type]
+            conf = await self._driver.add_learner(node_id, address)
         return {"voters": list(conf.voters), "learners": list(conf.learners)}
 
     async def promote(self, args: Mapping[str, Any]) -> dict[str, Any]:
         async with raft_errors():
-            conf = await self._driver.promote(_node_id(args))  # type: ignore[arg-type]
+            conf = await self._driver.promote(_node_id(args))
         return {"voters": list(conf.voters), "learners": list(conf.learners)}
 
     async def remove(self, args: Mapping[str, Any]) -> dict[str, Any]:
         async with raft_errors():
-            conf = await self._driver.remove(_node_id(args))  # type: ignore[arg-type]
+            conf = await self._driver.remove(_node_id(args))
         return {"voters": list(conf.voters), "learners": list(conf.learners)}
 
     async def transfer_leader(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        target = _node_id(args, required=False)
+        target = None if args.get("node_id") is None else _node_id(args)
         async with raft_errors():
             leader_id = await self._driver.transfer_leadership(target)
         return {"leader_id": leader_id}

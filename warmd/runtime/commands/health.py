@@ -17,6 +17,7 @@ from warmd.errors import WarmdError
 from warmd.raft.errors import RaftError
 from warmd.runtime.node.driver import Driver, ProposalTimeout
 from warmd.runtime.node.status import DriverStatus, PeerView
+from warmd.scheduler.liveness import is_live
 from warmd.statemachine.state import NodeRecord
 
 LAG_ENTRIES_MAX = 1000  # a follower further behind than this is catching up, not healthy
@@ -62,7 +63,8 @@ class HealthCommands:
         elif status.role == "leader" and peer.last_contact_s is not None:
             verdict = self._replication(peer, status)
         elif node is not None:
-            live = node.is_live(now_ms)
+            # Off the leader only the node's own stamp is known: judge by it (a hint).
+            live = is_live(node, {node.node_id: now_ms - node.last_heartbeat_ms})
             verdict = (live, f"executor heartbeat {(now_ms - node.last_heartbeat_ms) / 1000:.1f} s "
                              f"ago (lease {node.lease_ms / 1000:g} s)")
         else:

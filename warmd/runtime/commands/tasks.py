@@ -235,10 +235,11 @@ class TaskCommands:
         task = self._state.tasks.get(task_id)
         if task is None:
             raise AdminError(ErrorCode.FAILED, f"no task {task_id!r}")
-        reply = {"read_index": read_index, "task": task_document(task)}
+        document = task_document(task)
+        reply: dict[str, object] = {"read_index": read_index, "task": document}
         effect = self._effects.get(task_id)
         if effect is not None:
-            reply["task"]["effect"] = effect_document(effect, self._plan_keys_read(task))
+            document["effect"] = effect_document(effect, self._plan_keys_read(task))
         if args.get("keys"):  # a task may hold 10^5 keys: they come a page at a time
             request = page_request({"limit": args.get("keys_limit", KEYS_LIMIT_DEFAULT),
                                     "cursor": args.get("keys_cursor")},
@@ -246,7 +247,7 @@ class TaskCommands:
             start = _key_offset(request.cursor)
             page = take_page(range(start, len(task.spec.keys)), request, lambda at: str(at + 1),
                              lambda at: task.spec.keys[at])
-            reply["task"]["key_list"] = page.documents
+            document["key_list"] = page.documents
             reply["next_keys_cursor"] = page.next_cursor
         return reply
 

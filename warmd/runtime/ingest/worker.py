@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice, pairwise
-from typing import Any
+from typing import Any, TypeVar
 
 from warmd.analysis.formats import (
     Columns,
@@ -37,6 +37,9 @@ from warmd.runtime.ingest.cache_requests import CacheRequestTally, Row
 
 CHUNK_LINES = 20_000
 BLOCK_BYTES = 4_000_000  # about 25k combined-log lines
+
+_T = TypeVar("_T")
+_Range = tuple[str, int, int, LogFormat, SummaryConfig]  # a file's byte range to summarise
 
 
 def open_log(path: str) -> io.TextIOBase:
@@ -184,7 +187,7 @@ def _summarise_serially(paths: Sequence[str], log_format: LogFormat, config: Sum
 
 def _summarise_ranges(paths: Sequence[str], log_format: LogFormat, config: SummaryConfig,
                       workers: int, progress: Callable[[int], None] | None) -> Summary:
-    jobs = []
+    jobs: list[_Range] = []
     for path in paths:
         size = os.path.getsize(path)
         bounds = [size * part // workers for part in range(workers + 1)]
@@ -216,7 +219,7 @@ def _set_counter(counter: Any) -> None:
     _COUNTER[:] = [counter]
 
 
-def _summarise_range(job: tuple[str, int, int, LogFormat, SummaryConfig]) -> Summary:
+def _summarise_range(job: _Range) -> Summary:
     """The lines that start in [start, end) of a plain file, in one summary."""
     path, start, end, log_format, config = job
     parser = LineParser(log_format)
@@ -328,7 +331,7 @@ class AnalysisWorker:
         Raises:
             TimeoutError: the worker did not answer in time.
         """
-        return self._ask("snapshot", timeout_s)  # type: ignore[no-any-return]
+        return self._ask("snapshot", Summary, timeout_s)
 
     def snapshot_encoded(self, timeout_s: float = 30.0) -> EncodedSnapshot:
         """The summary so far, encoded for the wire by the worker itself: encoding a big
@@ -338,9 +341,9 @@ class AnalysisWorker:
         Raises:
             TimeoutError: the worker did not answer in time.
         """
-        return self._ask("snapshot_encoded", timeout_s)  # type: ignore[no-any-return]
+        return self._ask("snapshot_encoded", EncodedSnapshot, timeout_s)
 
-    def _ask(self, kind: str, timeout_s: float) -> object:
+    def _ask(self, kind: str, answer: type[_T], timeout_s: float) -> _T:
         self._requests.put((kind, None))
         try:
             reply = self._replies.get(timeout=timeout_s)
@@ -348,6 +351,8 @@ class AnalysisWorker:
             raise TimeoutError("analysis worker did not answer") from None
         if isinstance(reply, BaseException):
             raise reply
+        if not isinstance(reply, answer):
+            raise TypeError(f"analysis worker answered {kind} with {type(reply).__name__}")
         return reply
 
     def stop(self, timeout_s: float = 5.0) -> None:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from warmd.clock import Clock, SystemClock
 from warmd.errors import ConfigError
@@ -28,7 +30,7 @@ from warmd.runtime.node.driver import Driver, DriverStopped
 from warmd.scheduler import SchedulerConfig, decide
 from warmd.scheduler.plan import next_due_ms
 from warmd.statemachine.commands import Command
-from warmd.statemachine.state import Applied, refusal_reason
+from warmd.statemachine.state import Applied, ApplyResult, refusal_reason
 from warmd.statemachine.topics import Topic
 
 _log = get_logger("warmd.scheduling")
@@ -142,11 +144,11 @@ class SchedulingLoop:
                       outstanding=len(pending))
         self._count(commands, proposals)
 
-    async def _await_unless_deposed(self, proposals: list[asyncio.Future[object]]
-                                    ) -> set[asyncio.Future[object]]:
+    async def _await_unless_deposed(self, proposals: Sequence[asyncio.Future[ApplyResult]]
+                                    ) -> set[asyncio.Future[Any]]:
         """Wait for every proposal, or until this node stops leading; returns the ones
         still pending (none unless leadership was lost)."""
-        pending = set(proposals)
+        pending: set[asyncio.Future[Any]] = set(proposals)
         leadership = self._driver.changes.subscribe({Topic.LEADERSHIP})
         try:
             while pending and self.is_leader():
@@ -159,7 +161,8 @@ class SchedulingLoop:
             leadership.close()
         return pending
 
-    def _count(self, commands: list[Command], proposals: list[asyncio.Future]) -> None:
+    def _count(self, commands: list[Command],
+               proposals: Sequence[asyncio.Future[ApplyResult]]) -> None:
         for command, proposal in zip(commands, proposals, strict=True):
             if not proposal.done() or proposal.cancelled() or proposal.exception() is not None:
                 continue

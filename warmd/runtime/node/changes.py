@@ -14,6 +14,7 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import Iterable
+from typing import Any
 
 from warmd.clock import Clock
 from warmd.statemachine.topics import Topic
@@ -116,7 +117,7 @@ class ChangeFeed:
         finally:
             waiter.cancel()
 
-    async def _within(self, awaitable: asyncio.Future[object] | asyncio.Future[None],
+    async def _within(self, awaitable: asyncio.Future[Any],
                       timeout_s: float | None) -> None:
         if timeout_s is None:
             await awaitable

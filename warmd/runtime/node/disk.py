@@ -134,7 +134,10 @@ class DiskStorage:
 
     def _load_records(self, path: Path, scanned: segment.ScannedFile,
                       entries: list[tuple[Entry, int]]) -> None:
-        first_in_file = int(segment.SEGMENT_PATTERN.match(path.name)[1])  # type: ignore[index]
+        name = segment.SEGMENT_PATTERN.match(path.name)
+        if name is None:  # the scan lists only files with a segment's name
+            raise DiskCorruption(str(path), 0, "not a segment file name")
+        first_in_file = int(name[1])
         expected = entries[-1][0].index + 1 if entries else first_in_file
         if expected != first_in_file:
             raise DiskCorruption(str(path), 0, f"segment should start at index {expected}")

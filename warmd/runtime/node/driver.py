@@ -127,7 +127,7 @@ class Driver:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.finished: asyncio.Task[None] | None = None
-        self.on_state_change: Callable[[DriverStatus], None] | None = None
+        self.on_state_change: Callable[[DriverStatus], object] | None = None
         self._snapshot_task: asyncio.Task[Snapshot | None] | None = None
         self._compactions: set[asyncio.Future[None]] = set()  # snapshot files being written
         self.removed = False

@@ -136,6 +136,16 @@ class TransportStatistics:
 class _Counters:
     __slots__ = ("accept_pauses", "auth_failures", "busy_refusals", "connected", "dropped",
                  "frames_in", "frames_out", "malformed", "oversized", "reconnects")
+    accept_pauses: int
+    auth_failures: int
+    busy_refusals: int
+    connected: int
+    dropped: int
+    frames_in: int
+    frames_out: int
+    malformed: int
+    oversized: int
+    reconnects: int
 
     def __init__(self) -> None:
         for name in self.__slots__:
@@ -269,12 +279,13 @@ class TcpTransport:
         for node_id, address in peers.items():
             if node_id == self._options.node_id:
                 continue
+            host, port = address  # a list when it came over the wire
             peer = self._peers.get(node_id)
             if peer is None:
-                self._peers[node_id] = _Peer(node_id, tuple(address),  # type: ignore[arg-type]
+                self._peers[node_id] = _Peer(node_id, (host, port),
                                              self._options.outbound_queue_messages)
-            elif peer.address != tuple(address):
-                peer.address = tuple(address)  # type: ignore[assignment]
+            elif peer.address != (host, port):
+                peer.address = (host, port)
                 peer.drop_connection()  # the dialing task reconnects to the new address
 
     def _remove_peer(self, node_id: int) -> None:
@@ -379,8 +390,11 @@ class TcpTransport:
         """Upgrade to TLS once the listener says it is ready (see `_accept_connection`)."""
         if await reader.readexactly(1) != TLS_READY:
             raise HandshakeError(Refusal.TLS_FAILED, "listener does not offer TLS")
+        context = self._options.client_ssl
+        if context is None:
+            raise HandshakeError(Refusal.TLS_FAILED, "this node has no client TLS context")
         try:
-            await writer.start_tls(self._options.client_ssl,  # type: ignore[arg-type]
+            await writer.start_tls(context,
                                    server_hostname=self._options.tls_server_hostname)
         except ssl.SSLError as error:
             raise HandshakeError(Refusal.TLS_FAILED, str(error)) from None
