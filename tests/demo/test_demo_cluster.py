@@ -15,7 +15,7 @@ from warmd.demo.cluster import (
     PlanProgress,
     ShippedLines,
 )
-from warmd.demo.traffic import TrafficSpec, write_history, write_split_history
+from warmd.demo.traffic import TrafficSpec, write_split_history
 from warmd.testing.servers import ServerProcess
 
 END_S = 1_795_000_000.0
@@ -25,14 +25,15 @@ def spec_for(directory: Path, **changes: object) -> DemoClusterSpec:
     fields: dict[str, object] = {
         "shop_url": "http://127.0.0.1:18080", "redis_address": "127.0.0.1:16379",
         "history_paths": tuple(directory / f"history-node{n}.log" for n in (1, 2, 3)),
-        "live_log_path": directory / "access.log", "budget": 1234}
+        "budget": 1234}
     fields.update(changes)
     return DemoClusterSpec(**fields)  # type: ignore[arg-type]
 
 
 def test_every_node_config_loads_with_the_demo_settings(tmp_path: Path) -> None:
     """Each generated config passes warmd.config.load and holds the caches, the node's own
-    history log (node 1 also the shop's live log), the analysis and planner settings."""
+    history log (and no live log: the measured requests must not reach warmd), the analysis
+    and planner settings."""
     cluster = DemoCluster(spec_for(tmp_path))
     try:
         for node_id, node in cluster.nodes.items():
@@ -45,8 +46,6 @@ def test_every_node_config_loads_with_the_demo_settings(tmp_path: Path) -> None:
             assert str(caches["redis"].addresses[0]) == "127.0.0.1:16379"
             (source,) = config.sources
             wanted = [str(tmp_path / f"history-node{node_id}.log")]
-            if node_id == 1:
-                wanted.append(str(tmp_path / "access.log"))
             assert source.format == "combined" and list(source.paths) == wanted
             assert config.analysis.ship_interval_ms == 1000
             assert config.analysis.poll_interval_ms == 200
@@ -54,6 +53,7 @@ def test_every_node_config_loads_with_the_demo_settings(tmp_path: Path) -> None:
             assert (planner.target, planner.watch, planner.interval_ms) == ("shop", ("redis",), 0)
             assert (planner.min_interval_ms, planner.budget, planner.effect_window_ms) == (
                 2000, 1234, 5000)
+            assert planner.horizon_ms == 3_600_000
             assert config.admin.socket_path == node.socket_path
     finally:
         cluster.close()
@@ -129,15 +129,12 @@ def test_shipped_lines_cover_each_node_minimum() -> None:
 
 def test_each_node_ships_the_summary_of_its_own_logs(tmp_path: Path,
                                                      demo_redis: ServerProcess) -> None:
-    """Real daemons summarise their own history log (node 1 also the shop's live log) and
-    ship it through Raft: `summaries` on any node shows each node's exact line count; with
+    """Real daemons summarise their own history log and ship it through Raft: `summaries` on any node shows each node's exact line count; with
     no flush there is no plan, and waiting for one times out with a clear error."""
     spec = spec_for(tmp_path, redis_address=demo_redis.address)
     history = write_split_history(spec.history_paths, TrafficSpec(days=0.5,
                                                                   sessions_per_day=300), END_S)
-    live = write_history(spec.live_log_path, TrafficSpec(seed=9, days=0.1,
-                                                         sessions_per_day=300), END_S)
-    wanted = {1: history[0] + live, 2: history[1], 3: history[2]}
+    wanted = {1: history[0], 2: history[1], 3: history[2]}
     cluster = DemoCluster(spec)
     try:
         cluster.start_all()

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 RUNNER = [sys.executable, "-m", "warmd.demo.runner"]
-SMALL = ["--days", "2", "--sessions-per-day", "400", "--requests", "300", "--budget", "600"]
+SMALL = ["--days", "2", "--sessions-per-day", "400", "--requests", "300"]
 WARMCTL = str(Path(sys.executable).with_name("warmctl"))
 
 
@@ -40,16 +40,22 @@ def _parent(pid: int) -> int | None:
 
 
 def test_headless_json_run_is_warmed_by_the_cluster_plan() -> None:
-    """A short headless run prints one JSON object; the warm-up comes from a plan the
-    cluster made on the flush, and warm beats cold on hit rate and origin queries."""
+    """A short headless run prints one JSON object; the naive phase warms the last day's
+    top targets through the executors, the warm-up comes from a plan the cluster made on the
+    flush, both within a budget of a fifth of the window's distinct keys (a cold phase's
+    origin queries: each distinct key misses once), and both beat cold."""
     completed = subprocess.run([*RUNNER, "--headless", "--json", *SMALL],
                                capture_output=True, text=True, timeout=150)
     assert completed.returncode == 0, completed.stderr
     table = json.loads(completed.stdout)
-    assert set(table) == {"cold", "warm", "steady"}
-    cold, warm, steady = table["cold"], table["warm"], table["steady"]
-    assert warm["hit_rate"] > cold["hit_rate"]
-    assert warm["origin_queries"] < cold["origin_queries"] / 2
+    assert set(table) == {"cold", "naive", "warm", "steady"}
+    cold, naive, warm, steady = (table[phase] for phase in ("cold", "naive", "warm", "steady"))
+    budget = int(re.search(r"warm budget (\d+) requests", completed.stderr)[1])
+    assert 0 < budget <= cold["origin_queries"] / 5
+    for phase in (naive, warm):
+        assert 0 < phase["warm_set"] <= budget and 0 <= phase["waste"] < 1
+        assert phase["hit_rate"] > cold["hit_rate"]
+        assert phase["origin_queries"] < cold["origin_queries"]
     assert steady["hit_rate"] == 1.0 and steady["origin_queries"] == 0
     assert cold["p95_ms"] > steady["p95_ms"]
     stderr = completed.stderr
@@ -57,6 +63,7 @@ def test_headless_json_run_is_warmed_by_the_cluster_plan() -> None:
     assert re.search(r"summaries shipped: node 1 \d+ lines, node 2 \d+ lines, node 3", stderr)
     assert re.search(r"planned after the flush: plan \S+ \(cache-flush:redis\)", stderr)
     assert "warm-up done in" in stderr
+    assert re.search(rf"naive warm-up done in .* top {naive['warm_set']} targets", stderr)
 
 
 def test_bad_arguments_exit_2_with_a_reason() -> None:
@@ -101,6 +108,11 @@ def test_interactive_demo_shows_warmctl_and_ctrl_c_stops_all(process_tree: tuple
             shown += line
         socket = re.search(r"warmctl --socket (\S+) plans", shown)
         assert socket is not None, shown
+        hint = re.search(r"(\S*warmctl --socket \S+ tasks.*)", shown)
+        assert hint is not None, shown
+        tasks = subprocess.run([WARMCTL, *hint[1].split()[1:]], capture_output=True,
+                               text=True, timeout=30)
+        assert tasks.returncode == 0, tasks.stderr  # the hint is a command that works
         plans = subprocess.run([WARMCTL, "--socket", socket[1], "plans", "--json"],
                                capture_output=True, text=True, timeout=30)
         assert plans.returncode == 0 and "cache-flush:redis" in plans.stdout, plans.stderr

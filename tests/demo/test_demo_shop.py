@@ -36,13 +36,25 @@ def test_cache_key_drops_cache_busters_and_sorts_parameters() -> None:
 
 
 def test_first_screen_lists_every_endpoint_with_relative_dates() -> None:
-    """The first screen asks for today's deals, yesterday's report and a busted banner."""
+    """The first screen asks for today's deals, yesterday's report, the featured article,
+    the hour's stats and a busted banner."""
     from datetime import date
-    calls = first_screen_calls(date(2026, 3, 1), "eu", "shoes", (5, 6), "abc")
+    calls = first_screen_calls(date(2026, 3, 1), "eu", "shoes", (5, 6), "abc",
+                               article=981_000, hour=491_000)
     assert calls[0] == "/api/deals?date=2026-03-01&region=eu"
     assert "/api/report/daily?day=2026-02-28" in calls
+    assert "/api/article/981000" in calls and "/api/stats/hourly?hour=491000" in calls
     assert calls[-1] == "/api/banner?v=abc"
-    assert len(calls) == 6
+    assert len(calls) == 8
+
+
+def test_articles_and_hourly_stats_answer(shop: ShopProcess) -> None:
+    """The article and hourly-stats endpoints answer any id, and refuse a non-number."""
+    status, _, body = get(shop, "/api/article/981000")
+    assert status == 200 and json.loads(body)["id"] == 981000
+    status, _, body = get(shop, "/api/stats/hourly?hour=491000")
+    assert status == 200 and json.loads(body)["hour"] == 491000
+    assert get(shop, "/api/stats/hourly?hour=soon")[0] == 400
 
 
 def test_second_request_is_a_cache_hit_without_origin_query(shop: ShopProcess) -> None:

@@ -67,10 +67,24 @@ def test_traffic_follows_time_of_day_and_hot_products() -> None:
 def test_banners_carry_distinct_cache_busters() -> None:
     """Every banner call has its own ?v=, as a real cache-buster does."""
     traffic = ShopTraffic(SMALL)
-    day = datetime.fromtimestamp(END_S, UTC).date()
-    busters = [traffic.first_screen(day)[-1] for _ in range(200)]
+    busters = [traffic.first_screen(END_S)[-1] for _ in range(200)]
     assert all(b.startswith("/api/banner?v=") for b in busters)
     assert len(set(busters)) == 200
+
+
+def test_popularity_shifts_over_the_day_and_new_keys_appear() -> None:
+    """Each quarter of the day has hot products of its own, and the next hour asks for
+    articles and hourly stats that no history before it holds."""
+    traffic = ShopTraffic(SMALL)
+    night, afternoon = END_S - 12 * 3600, END_S + 3 * 3600  # 00:00 and 15:00 UTC
+    top_night = Counter(traffic.product(night) for _ in range(3000)).most_common(10)
+    top_afternoon = Counter(traffic.product(afternoon) for _ in range(3000)).most_common(10)
+    assert len({p for p, _ in top_night} & {p for p, _ in top_afternoon}) < 8
+    seen = {target for line in history_lines(SMALL, END_S)
+            for target in [line.split('"GET ')[1].split(" ")[0]]}
+    later = {call for _ in range(100) for call in traffic.first_screen(END_S + 3000)}
+    assert any(call.startswith("/api/article/") and call not in seen for call in later)
+    assert any(call.startswith("/api/stats/hourly") and call not in seen for call in later)
 
 
 def test_write_history_appends_and_counts(tmp_path) -> None:

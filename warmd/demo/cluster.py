@@ -1,5 +1,8 @@
 """The demo's three-node warmd cluster: real `warmd run` processes on loopback, configured to
-tail the shop's access logs, watch its Redis and warm it through HTTP replay.
+read the history logs, watch the shop's Redis and warm it through HTTP replay.
+
+The shop's live access log is not tailed: the measured first screens must never reach warmd
+before it warms, or a phase would be predicted from its own requests.
 
 The processes, the secret, the temporary directory and the base of each node's config are
 ProcessCluster's (warmd.testing); the demo adds the product's sections ([caches], [sources],
@@ -44,14 +47,14 @@ class DemoClusterError(WarmdError):
 
 @dataclass(frozen=True, slots=True)
 class DemoClusterSpec:
-    """What the demo cluster serves: the shop, its Redis, one history log per node (as a
-    round-robin load balancer spreads sessions), and the shop's live log, tailed by node 1."""
+    """What the demo cluster serves: the shop, its Redis, and one history log per node (as a
+    round-robin load balancer spreads sessions); `horizon_ms` is the window the plan warms for."""
 
     shop_url: str
     redis_address: str
     history_paths: tuple[Path, ...]
-    live_log_path: Path
     budget: int = 2000
+    horizon_ms: int = 3_600_000
     ship_interval_ms: int = 1000
     poll_interval_ms: int = 200
     min_interval_ms: int = 2000
@@ -60,8 +63,9 @@ class DemoClusterSpec:
     def validate(self) -> DemoClusterSpec:
         if not self.history_paths:
             raise ValueError("the demo cluster needs one history log per node, got none")
-        if self.budget < 0:
-            raise ValueError(f"budget must be >= 0, got {self.budget}")
+        if self.budget < 0 or self.horizon_ms <= 0:
+            raise ValueError(f"budget must be >= 0 and horizon_ms > 0, got {self.budget} "
+                             f"and {self.horizon_ms}")
         if not self.shop_url.startswith("http://"):
             raise ValueError(f"shop_url must be an http:// URL, got {self.shop_url!r}")
         return self
@@ -71,9 +75,8 @@ class DemoClusterSpec:
         return len(self.history_paths)
 
     def source_paths(self, node_id: int) -> tuple[Path, ...]:
-        """Node n tails history log n; node 1 also tails the shop's live access log."""
-        own = self.history_paths[node_id - 1]
-        return (own, self.live_log_path) if node_id == 1 else (own,)
+        """Node n reads history log n, and nothing else."""
+        return (self.history_paths[node_id - 1],)
 
 
 def _toml_string(text: str | os.PathLike[str]) -> str:
@@ -105,6 +108,7 @@ watch = ["{redis_cache}"]
 interval_ms = 0
 min_interval_ms = {min_interval_ms}
 budget = {budget}
+horizon_ms = {horizon_ms}
 effect_window_ms = {effect_window_ms}
 """
 
@@ -118,7 +122,7 @@ def demo_sections(node_id: int, spec: DemoClusterSpec) -> str:
         source=SOURCE_NAME, sources=", ".join(_toml_string(path)
                                               for path in spec.source_paths(node_id)),
         ship_interval_ms=spec.ship_interval_ms, poll_interval_ms=spec.poll_interval_ms,
-        min_interval_ms=spec.min_interval_ms, budget=spec.budget,
+        min_interval_ms=spec.min_interval_ms, budget=spec.budget, horizon_ms=spec.horizon_ms,
         effect_window_ms=spec.effect_window_ms)
 
 
@@ -309,3 +313,36 @@ class DemoCluster(ProcessCluster):
         plan: PlanProgress = await self._poll(finished, timeout_s,
                                         f"the tasks of plan {plan_id} to finish")
         return plan
+
+    def submit_replay(self, targets: list[str], batch: int = 500) -> list[str]:
+        """Submit `targets` as replay tasks into the shop cache (the executors GET each one
+        through the shop, as they do for a plan), `batch` per task; return the task ids."""
+        return [str(self.call_any("task-submit", keys=targets[start:start + batch],
+                                  target=SHOP_CACHE, loader="replay")
+                    ["task_id"]) for start in range(0, len(targets), batch)]
+
+    async def wait_tasks_finished(self, task_ids: list[str], timeout_s: float = 120.0
+                                  ) -> dict[str, str]:
+        """Wait until every task is in an end state; return each one's state."""
+        def states() -> dict[str, str] | None:
+            found = {task_id: str(self.call_any("task-show", task_id=task_id)["task"]["state"])
+                     for task_id in task_ids}
+            return found if all(state in FINISHED_STATES for state in found.values()) else None
+        found: dict[str, str] = await self._poll(states, timeout_s,
+                                                 f"tasks {', '.join(task_ids)} to finish")
+        return found
+
+    def plan_targets(self, plan_id: str) -> list[str]:
+        """Every request a plan's tasks replay (its warm set), a page of keys at a time."""
+        tasks = self.call_any("task-list", plan=plan_id, limit=1000).get("tasks", [])
+        targets: list[str] = []
+        for task in tasks:
+            cursor = None
+            while True:
+                reply = self.call_any("task-show", task_id=task["task_id"], keys=True,
+                                      keys_limit=1000, keys_cursor=cursor)
+                targets += reply["task"].get("key_list", [])
+                cursor = reply.get("next_keys_cursor")
+                if not cursor:
+                    break
+        return targets

@@ -1,12 +1,16 @@
 """The demo, end to end on one machine: redis-server, the shop and a three-node warmd cluster
-as child processes, days of history, then the cold / warm / steady first-screen phases.
+as child processes, days of history, then the cold / naive / warm / steady first-screen phases.
 
 The history is written as one access log per warmd node (a load balancer spread the sessions),
-so the leader plans from the summaries every node shipped; node 1 also tails the shop's live
-log. Cold is measured before the daemons start (they would warm the cache during it). The
-warm-up is production's: the runner restarts the shop and flushes its Redis, warmd notices
-the flush, the leader plans from the merged summaries, and the executors replay the plan
-through the shop. Every child dies with the runner: Ctrl-C, SIGTERM or exit.
+so the leader plans from the summaries every node shipped. The measured first screens are
+those of the hour after the history (new articles, the new hour's stats, that hour's hot
+products) and never reach warmd: the shop's live log is not tailed. The budget is a fifth of
+the window's distinct keys. Cold is measured before the daemons start (they would warm the
+cache during it). The naive phase warms the same budget with the last day's top targets
+through the same executors. The warm-up is production's: the runner restarts the shop and
+flushes its Redis, warmd notices the flush, the leader plans from the merged summaries, and
+the executors replay the plan through the shop. Every child dies with the runner: Ctrl-C,
+SIGTERM or exit.
 Run as `python -m warmd.demo.runner --headless --json`.
 """
 
@@ -26,7 +30,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -34,8 +37,16 @@ import redis.asyncio as aioredis
 
 from warmd.cache.http import HttpClient
 from warmd.demo.cluster import DemoCluster, DemoClusterSpec, PlanProgress
-from warmd.demo.measure import MeasureSettings, PhaseResult, format_table, results_json
+from warmd.demo.measure import (
+    MeasureSettings,
+    PhaseResult,
+    first_screen_loads,
+    format_table,
+    results_json,
+    warm_budget,
+)
 from warmd.demo.measure import run_phases as measure_phases
+from warmd.demo.naive import top_targets
 from warmd.demo.shop import create_database
 from warmd.demo.traffic import TrafficSpec, write_split_history
 from warmd.errors import CacheError, WarmdError
@@ -51,12 +62,13 @@ class DemoError(WarmdError):
 
 @dataclass(frozen=True, slots=True)
 class DemoSettings:
-    """The whole demo run: history shape, measurement, warm-up budget, cluster, timeouts."""
+    """The whole demo run: history shape, measurement, warm-up budget (None: a fifth of the
+    measured window's distinct keys), cluster, timeouts."""
 
     traffic: TrafficSpec = field(
         default_factory=lambda: TrafficSpec(days=5.0, sessions_per_day=1500))
     measure: MeasureSettings = field(default_factory=MeasureSettings)
-    warm_budget: int = 2000
+    warm_budget: int | None = None
     shop_delay_ms: str = "20-50"
     nodes: int = 3
     summaries_timeout_s: float = 90.0  # every node has shipped the summary of its history
@@ -71,6 +83,7 @@ class DemoLayout:
     directory: Path
     history_paths: tuple[Path, ...]
     history_lines: tuple[int, ...]
+    history_end_s: float  # the measured window opens here
 
 
 class ShopProcess:
@@ -187,7 +200,7 @@ async def start_demo(settings: DemoSettings, children: Children, directory: Path
         f"access logs, one per warmd node ({', '.join(map(str, lines))} lines)")
     shop.start()
     await shop.wait_ready()
-    return DemoLayout(directory, paths, lines)
+    return DemoLayout(directory, paths, lines, history_end_s)
 
 
 class ClusterWarmUp:
@@ -196,8 +209,9 @@ class ClusterWarmUp:
     the plan warmd made on the flush until its tasks are done."""
 
     def __init__(self, settings: DemoSettings, children: Children, layout: DemoLayout,
-                 say: Callable[[str], None] = _announce) -> None:
+                 budget: int, say: Callable[[str], None] = _announce) -> None:
         self.settings, self.children, self.layout, self.say = settings, children, layout, say
+        self.budget = budget
         self.known_plans: set[str] = set()
         self.plan: PlanProgress | None = None
         self.duration_s = 0.0
@@ -220,8 +234,8 @@ class ClusterWarmUp:
             raise DemoError("the shop and redis must run before the cluster starts")
         started = time.monotonic()
         spec = DemoClusterSpec(shop_url=shop.base_url, redis_address=redis.address,
-                               history_paths=self.layout.history_paths,
-                               live_log_path=shop.log_path, budget=self.settings.warm_budget)
+                               history_paths=self.layout.history_paths, budget=self.budget,
+                               horizon_ms=int(self.settings.measure.window_s * 1000))
         self.children.cluster = DemoCluster(spec)
         self.cluster.start_all()
         leader = await self.cluster.wait_leader()
@@ -233,8 +247,27 @@ class ClusterWarmUp:
                  f"({time.monotonic() - started:.1f} s after start)")
         self.known_plans = {plan.plan_id for plan in self.cluster.plans()}
 
-    async def wait(self) -> PlanProgress:
-        """Follow the first plan made after `start()`.
+    async def naive(self) -> list[str]:
+        """Warm the last day's top `budget` targets through the cluster's executors, as
+        tasks submitted by hand; return them (the naive warm set).
+
+        Raises:
+            DemoError: a task did not succeed.
+        """
+        started = time.monotonic()
+        targets = await asyncio.to_thread(top_targets, self.layout.history_paths,
+                                          self.layout.history_end_s, self.budget)
+        task_ids = self.cluster.submit_replay(targets)
+        states = await self.cluster.wait_tasks_finished(task_ids,
+                                                        self.settings.warm_up_timeout_s)
+        if any(state != "SUCCEEDED" for state in states.values()):
+            raise DemoError(f"the naive warm-up did not succeed: {states}")
+        self.say(f"demo: naive warm-up done in {time.monotonic() - started:.1f} s: the last "
+                 f"day's top {len(targets)} targets replayed through the shop")
+        return targets
+
+    async def wait(self) -> list[str]:
+        """Follow the first plan made after `start()`; return the requests it warmed.
 
         Raises:
             DemoError: no plan came, it was empty, or a task did not succeed.
@@ -251,19 +284,23 @@ class ClusterWarmUp:
             raise DemoError(f"the warm-up did not succeed: {plan.describe()}")
         self.say(f"demo: warm-up done in {self.duration_s:.1f} s: {plan.tasks} tasks "
                  f"SUCCEEDED, {plan.requests} requests replayed through the shop")
-        return plan
+        return self.cluster.plan_targets(plan.plan_id)
 
 
 async def run_demo_phases(settings: DemoSettings, children: Children, layout: DemoLayout,
                           say: Callable[[str], None] = _announce) -> dict[str, PhaseResult]:
-    """cold (before warmd runs), then the cluster, the flush and its warm-up, then warm and
-    steady. Cold is measured before the daemons start: they would warm during it."""
+    """cold (before warmd runs), then the cluster and the naive warm set, then the flush and
+    warmd's warm-up, then steady. Cold is measured before the daemons start: they would warm
+    during it."""
     if children.shop is None:
         raise DemoError("the shop did not start")
-    warm_up = ClusterWarmUp(settings, children, layout, say)
-    day = datetime.now(UTC).date()
-    return await measure_phases(children.shop, warm_up.wait, settings.measure, day,
-                                before_warm=warm_up.start)
+    loads = first_screen_loads(settings.measure, layout.history_end_s)
+    budget = warm_budget(loads) if settings.warm_budget is None else settings.warm_budget
+    say(f"demo: measuring {settings.measure.request_limit} first-screen requests of the hour "
+        f"after the history; warm budget {budget} requests")
+    warm_up = ClusterWarmUp(settings, children, layout, budget, say)
+    return await measure_phases(children.shop, warm_up.wait, settings.measure, loads,
+                                before_warm=warm_up.start, naive_warm_up=warm_up.naive)
 
 
 async def run_demo(settings: DemoSettings, children: Children,
@@ -287,13 +324,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sessions-per-day", type=int, default=1500)
     parser.add_argument("--requests", type=int, default=1000,
                         help="first-screen requests timed per phase")
-    parser.add_argument("--budget", type=int, default=2000, help="requests to warm at most")
+    parser.add_argument("--budget", type=int, default=None,
+                        help="requests to warm at most (default: a fifth of the measured "
+                             "window's distinct keys)")
     parser.add_argument("--keep-files", action="store_true",
                         help="keep the logs, configs and data of every child for a look after")
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.days <= 0 or args.sessions_per_day <= 0 or args.requests <= 0 or args.budget < 0:
+    if (args.days <= 0 or args.sessions_per_day <= 0 or args.requests <= 0
+            or (args.budget is not None and args.budget < 0)):
         parser.error("--days, --sessions-per-day and --requests must be > 0, --budget >= 0")
 
 
@@ -330,7 +370,7 @@ def _wait_forever(children: Children) -> None:
           f"/_stats). warmd node 1's admin socket: {socket}\nTry:\n"
           f"  .venv/bin/warmctl --socket {socket} status\n"
           f"  .venv/bin/warmctl --socket {socket} plans\n"
-          f"  .venv/bin/warmctl --socket {socket} tasks\n"
+          f"  .venv/bin/warmctl --socket {socket} tasks ls\n"
           f"  redis-cli -p {children.redis.port if children.redis else 6379} flushall"
           "   # warmd notices, plans and warms again\n"
           "Press Ctrl-C to stop everything.", flush=True)

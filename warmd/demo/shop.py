@@ -100,12 +100,14 @@ def cache_key(path: str, query: Mapping[str, str]) -> str:
 
 
 def first_screen_calls(day: date, region: str, category: str, product_ids: tuple[int, ...],
-                       buster: str) -> list[str]:
-    """The API calls the home page makes, in order: deals, listing, products, report, banner."""
+                       buster: str, article: int, hour: int) -> list[str]:
+    """The API calls the home page makes, in order: deals, listing, products, report, the
+    featured article, the hourly stats (`hour` counts hours since the epoch), banner."""
     calls = [f"/api/deals?date={day.isoformat()}&region={region}",
              f"/api/products?category={category}&page=1"]
     calls += [f"/api/product/{product_id}" for product_id in product_ids]
     calls += [f"/api/report/daily?day={(day - timedelta(days=1)).isoformat()}",
+              f"/api/article/{article}", f"/api/stats/hourly?hour={hour}",
               f"/api/banner?v={buster}"]
     return calls
 
@@ -206,6 +208,20 @@ async def load_report(origin: SlowOrigin, request: web.Request) -> object:
         for row in rows]}
 
 
+async def load_article(origin: SlowOrigin, request: web.Request) -> object:
+    article_id = _int_param(request.match_info["article_id"], "article id", 1, 10**9)
+    rows = await origin.query("SELECT id, name FROM products WHERE id = ?",
+                              (1 + article_id % PRODUCT_COUNT,))
+    return {"id": article_id, "title": f"Spotlight on {rows[0][1]}", "product_id": rows[0][0]}
+
+
+async def load_hourly(origin: SlowOrigin, request: web.Request) -> object:
+    hour = _int_param(request.query.get("hour"), "hour", 0, 10**8)
+    rows = await origin.query("SELECT COUNT(*), SUM(stock) FROM products WHERE (id + ?) % 24 = 0",
+                              (hour,))
+    return {"hour": hour, "products": rows[0][0], "stock": rows[0][1]}
+
+
 async def load_banner(origin: SlowOrigin, request: web.Request) -> object:
     rows = await origin.query("SELECT id, name FROM products ORDER BY stock DESC LIMIT 1")
     return {"headline": f"Today: {rows[0][1]}", "product_id": rows[0][0]}
@@ -215,6 +231,7 @@ Loader = Callable[[SlowOrigin, web.Request], Awaitable[object]]
 ROUTES: tuple[tuple[str, Loader], ...] = (
     ("/api/deals", load_deals), ("/api/products", load_products),
     ("/api/product/{product_id}", load_product), ("/api/report/daily", load_report),
+    ("/api/article/{article_id}", load_article), ("/api/stats/hourly", load_hourly),
     ("/api/banner", load_banner))
 
 
@@ -276,8 +293,10 @@ class Shop:
 
     async def _index(self, request: web.Request) -> web.Response:
         """The home page; its script makes the first-screen calls (listed for the demo)."""
-        today = datetime.now(UTC).date()
-        calls = first_screen_calls(today, "eu", "shoes", (1, 2, 3), "0")
+        now_s = time.time()
+        calls = first_screen_calls(datetime.fromtimestamp(now_s, UTC).date(), "eu", "shoes",
+                                   (1, 2, 3), "0", article=int(now_s // 1800),
+                                   hour=int(now_s // 3600))
         items = "".join(f'<li data-api="{call}">{call}</li>' for call in calls)
         html = (f"<!doctype html><title>warmd demo shop</title><h1>demo shop</h1>"
                 f"<p>The first screen calls:</p><ul>{items}</ul>")

@@ -2,9 +2,11 @@
 replay that sends the same kind of sessions to a running shop over HTTP.
 
 A session is one visitor: the first screen (a fixed list of API calls, see
-`shop.first_screen_calls`), then some browsing. Hot products follow a Zipf law, listing pages
-decay in popularity, dates are relative to the request day, traffic follows the time of day,
-and every banner call carries a fresh cache-buster.
+`shop.first_screen_calls`), then some browsing. Hot products follow a Zipf law whose order
+shifts over the day (each quarter of the day has hot products of its own), listing pages decay
+in popularity, dates are relative to the request day, articles are published in sequence and
+the hourly stats ask for the current hour (so each new hour brings keys no history holds),
+traffic follows the time of day, and every banner call carries a fresh cache-buster.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import random
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from itertools import accumulate
 from pathlib import Path
 
@@ -30,25 +32,33 @@ AGENTS = ("Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0",
           "Mozilla/5.0 (Macintosh) Safari/605.1.15",
           "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148")
 DAY_S = 86_400
+HOUR_S = 3600
+DAYPARTS = 4  # quarters of the (UTC) day, each with its own hot products
 
 
 @dataclass(frozen=True, slots=True)
 class TrafficSpec:
-    """Shape of the traffic; one seed fixes every session."""
+    """Shape of the traffic; one seed fixes every session, `catalogue_seed` which products
+    are hot (shared by the history and the measured traffic: the same shop)."""
 
     seed: int = 1
+    catalogue_seed: int = 1
     days: float = 7.0
     sessions_per_day: int = 2000
     users: int = 800
     zipf_exponent: float = 1.1  # product popularity: weight of rank r is r ** -exponent
     first_screen_products: int = 3
     browse_share: float = 0.6  # visitors who go on after the first screen
+    daypart_share: float = 0.5  # product views drawn from the hot order of the day's quarter
+    article_period_s: int = 1800  # a new article every this many seconds
 
     def validate(self) -> TrafficSpec:
         if self.days <= 0 or self.sessions_per_day <= 0 or self.users <= 0:
             raise ValueError("days, sessions_per_day and users must be > 0")
         if self.zipf_exponent <= 0 or not 0 <= self.browse_share <= 1:
             raise ValueError("zipf_exponent must be > 0 and browse_share in [0, 1]")
+        if not 0 <= self.daypart_share <= 1 or self.article_period_s <= 0:
+            raise ValueError("daypart_share must be in [0, 1] and article_period_s > 0")
         return self
 
 
@@ -71,30 +81,52 @@ class ReplayResult:
     duration_s: float
 
 
+def _hot_order(name: str) -> tuple[int, ...]:
+    order = list(range(1, PRODUCT_COUNT + 1))
+    random.Random(name).shuffle(order)
+    return tuple(order)
+
+
+def daypart(moment_s: float) -> int:
+    """The quarter of the UTC day `moment_s` falls in (0-3)."""
+    return int(moment_s % DAY_S // (DAY_S // DAYPARTS))
+
+
 class ShopTraffic:
-    """Draws sessions from one seeded generator; the hot-product order is fixed by the seed."""
+    """Draws sessions from one seeded generator; the hot-product orders (one for the whole
+    day, one per quarter of the day) are fixed by the catalogue seed."""
 
     def __init__(self, spec: TrafficSpec | None = None) -> None:
         self.spec = (spec or TrafficSpec()).validate()
         self.rng = random.Random(self.spec.seed)
-        order = list(range(1, PRODUCT_COUNT + 1))
-        random.Random(f"hot:{self.spec.seed}").shuffle(order)
-        self.hot_order = tuple(order)
+        self.hot_order = _hot_order(f"hot:{self.spec.catalogue_seed}")
+        self.daypart_orders = tuple(_hot_order(f"hot:{self.spec.catalogue_seed}:{part}")
+                                    for part in range(DAYPARTS))
         self._product_weights = tuple(accumulate(
             rank ** -self.spec.zipf_exponent for rank in range(1, PRODUCT_COUNT + 1)))
 
-    def product(self) -> int:
-        return self.rng.choices(self.hot_order, cum_weights=self._product_weights)[0]
+    def product(self, moment_s: float) -> int:
+        """A product view at `moment_s`: from the quarter's hot order or the day's."""
+        order = (self.daypart_orders[daypart(moment_s)]
+                 if self.rng.random() < self.spec.daypart_share else self.hot_order)
+        return self.rng.choices(order, cum_weights=self._product_weights)[0]
 
-    def first_screen(self, day: date) -> list[str]:
-        """One load of the home page on `day`: its API calls with a fresh cache-buster."""
+    def article(self, moment_s: float) -> int:
+        """An article read at `moment_s`: mostly the newest one published, sometimes older."""
+        newest = int(moment_s // self.spec.article_period_s)
+        return newest - min(int(self.rng.expovariate(1.2)), 12)
+
+    def first_screen(self, moment_s: float) -> list[str]:
+        """One load of the home page at `moment_s`: its API calls with a fresh cache-buster."""
         region = self.rng.choices(REGIONS, REGION_WEIGHTS)[0]
         category = self.rng.choices(CATEGORIES, CATEGORY_WEIGHTS)[0]
-        products = tuple(self.product() for _ in range(self.spec.first_screen_products))
-        return first_screen_calls(day, region, category, products,
-                                  f"{self.rng.getrandbits(40):010x}")
+        products = tuple(self.product(moment_s) for _ in range(self.spec.first_screen_products))
+        hour = int(moment_s // HOUR_S) - (1 if self.rng.random() < 0.2 else 0)
+        return first_screen_calls(datetime.fromtimestamp(moment_s, UTC).date(), region,
+                                  category, products, f"{self.rng.getrandbits(40):010x}",
+                                  article=self.article(moment_s), hour=hour)
 
-    def browsing(self) -> list[str]:
+    def browsing(self, moment_s: float) -> list[str]:
         """What a visitor does after the first screen: listing pages and product pages."""
         if self.rng.random() >= self.spec.browse_share:
             return []
@@ -105,12 +137,13 @@ class ShopTraffic:
                 page = 1 + min(30, int(self.rng.expovariate(0.8)))
                 targets.append(f"/api/products?category={category}&page={page}")
             else:
-                targets.append(f"/api/product/{self.product()}")
+                targets.append(f"/api/product/{self.product(moment_s)}")
         return targets
 
-    def session(self, day: date) -> Session:
+    def session(self, moment_s: float) -> Session:
         user = self.rng.randrange(self.spec.users)
-        return Session(user, tuple(self.first_screen(day)), tuple(self.browsing()))
+        return Session(user, tuple(self.first_screen(moment_s)),
+                       tuple(self.browsing(moment_s)))
 
 
 def user_token(user: int) -> str:
@@ -137,7 +170,7 @@ def history_sessions(spec: TrafficSpec, end_s: float) -> Iterator[list[str]]:
     traffic = ShopTraffic(spec)
     rng = traffic.rng
     for start_s in session_starts(traffic.spec, end_s, random.Random(f"t:{spec.seed}")):
-        session = traffic.session(datetime.fromtimestamp(start_s, UTC).date())
+        session = traffic.session(start_s)
         moments = [start_s] * len(session.first_screen)
         moment_s = start_s
         for _ in session.browsing:
@@ -193,14 +226,14 @@ def write_split_history(paths: Sequence[str | Path], spec: TrafficSpec,
 
 
 async def replay(base_url: str, spec: TrafficSpec, sessions: int, concurrency: int = 8,
-                 day: date | None = None) -> ReplayResult:
+                 moment_s: float | None = None) -> ReplayResult:
     """Send `sessions` live sessions to the shop (first screen calls at once, then browsing),
     `concurrency` visitors at a time; HTTP errors are counted, never raised."""
     if sessions < 0 or concurrency < 1:
         raise ValueError("sessions must be >= 0 and concurrency >= 1")
     traffic = ShopTraffic(spec)
-    day = day or datetime.now(UTC).date()
-    planned = [traffic.session(day) for _ in range(sessions)]
+    moment_s = time.time() if moment_s is None else moment_s
+    planned = [traffic.session(moment_s) for _ in range(sessions)]
     started = time.perf_counter()
     gate = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=concurrency * 8)

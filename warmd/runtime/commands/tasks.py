@@ -37,7 +37,7 @@ KEYS_LIMIT_DEFAULT = 1000
 LIST_LIMIT_MAX = 10_000  # per page; the page is also cut at paging.PAGE_BYTES_MAX
 STATE_RANK = {state: rank for rank, state in enumerate(TaskState)}
 SPEC_FIELDS = ("rule", "priority", "not_before_ms", "deadline_ms", "max_attempts", "ttl_s",
-               "value")
+               "value", "loader")
 
 
 def _text(args: Mapping[str, Any], name: str) -> str:
