@@ -97,16 +97,23 @@ class SafetyChecker:
         if (term, index) > record.acked:
             record.acked = (term, index)
 
-    def observe_log_end(self, node_id: int, term: int, last_index: int) -> None:
-        """§5.3: within a term, a node never drops an entry it acknowledged in that term.
+    def observe_log_end(self, node_id: int, term: int, last_index: int,
+                        first_written: int = 0) -> None:
+        """§5.3: within a term, a node never drops nor rewrites an entry it acknowledged.
 
         Only a leader of a later term may truncate it, and the node adopts that term
-        first. Call it after every write to the node's log; `term` is the node's term.
+        first. Call it after every write to the node's log; `term` is the node's term and
+        `first_written` the first index of the entries just written (0: none written).
         """
         acked_term, acked_index = self._record(node_id).acked
-        if acked_term == term and last_index < acked_index:
+        if acked_term != term:
+            return
+        if last_index < acked_index:
             self._fail("acknowledged entry dropped", f"node {node_id} acknowledged index "
                        f"{acked_index} in term {term}, and its log now ends at {last_index}")
+        if 0 < first_written <= acked_index:
+            self._fail("acknowledged entry overwritten", f"node {node_id} acknowledged index "
+                       f"{acked_index} in term {term}, then rewrote its log from {first_written}")
 
     def observe_pre_candidate(self, node_id: int, hard_state: HardState | None) -> None:
         """§9.6: a pre-candidate changes neither term nor vote.
@@ -133,6 +140,18 @@ class SafetyChecker:
             self._fail("promotion of a lagging learner", f"leader {leader_id} promoted "
                        f"{learner_id} holding up to {learner_last_index} with commit {commit} "
                        f"(lag limit {lag_entries_max})")
+
+    def observe_conf_change_appended(self, leader_id: int, index: int, earlier_index: int,
+                                     commit: int) -> None:
+        """§4.1: one membership change at a time. A leader appends a configuration entry
+        only once the latest earlier one in its log (`earlier_index`, 0 if none) is committed:
+        two uncommitted single-server changes can make quorums of old and new that do not meet.
+        """
+        self.checks += 1
+        if earlier_index > commit:
+            self._fail("concurrent membership changes", f"leader {leader_id} appended a "
+                       f"configuration change at {index} while the one at {earlier_index} is "
+                       f"uncommitted (commit {commit})")
 
     def observe_persisted_entries(
         self, node_id: int, entries: Iterable[Entry], term_at: TermLookup

@@ -414,9 +414,11 @@ class SimCluster:
         if ready.entries:
             checker.observe_persisted_entries(node.node_id, ready.entries, node.term_at)
             storage.append(list(ready.entries))
-            self._check_promotions(node, ready.entries)
+            self._check_conf_changes(node, ready.entries)
         if (ready.entries or ready.snapshot is not None) and node.raft is not None:
-            checker.observe_log_end(node.node_id, node.raft.term, storage.last_index())
+            first_written = ready.entries[0].index if ready.entries else 0
+            checker.observe_log_end(node.node_id, node.raft.term, storage.last_index(),
+                                    first_written)
         soft = ready.soft_state
         if soft is not None and soft.role is Role.PRE_CANDIDATE:
             checker.observe_pre_candidate(node.node_id, ready.hard_state)
@@ -428,20 +430,33 @@ class SimCluster:
         if ready.compaction is not None:
             storage.save_compaction(ready.compaction)
 
-    def _check_promotions(self, node: SimNode, entries: tuple[Entry, ...]) -> None:
-        """Hand every promotion a leader appends to the checker, with the learner's disk."""
+    def _check_conf_changes(self, node: SimNode, entries: tuple[Entry, ...]) -> None:
+        """Hand every configuration change a leader appends to the checker: it must be the
+        only uncommitted one in the leader's log (§4.1), and a promotion must find the
+        learner's own disk caught up (§4.2.1)."""
         raft = node.raft
         if raft is None or raft.role is not Role.LEADER:
             return
         for entry in entries:
             if entry.type is not EntryType.CONF_CHANGE or entry.term != raft.term:
                 continue
+            self.checker.observe_conf_change_appended(
+                node.node_id, entry.index, self._earlier_conf_index(raft, entry.index),
+                raft.log.committed)
             change = decode_conf_change(entry.data)
             learner = self.nodes.get(change.node_id)
             if change.type is ConfChangeType.ADD_VOTER and learner is not None:
                 self.checker.observe_promotion(
                     node.node_id, change.node_id, learner.storage.last_index(),
                     raft.log.committed, raft.config.learner_lag_entries_max)
+
+    @staticmethod
+    def _earlier_conf_index(raft: RaftNode, index: int) -> int:
+        """The latest configuration entry before `index` that is not committed (0: none)."""
+        lo = max(raft.log.committed + 1, raft.log.first_index())
+        earlier = [entry.index for entry in raft.log.slice(lo, index)
+                   if entry.type is EntryType.CONF_CHANGE] if lo < index else []
+        return max(earlier, default=0)
 
     def _apply(self, node: SimNode, ready: Ready) -> None:
         checker = self.checker
