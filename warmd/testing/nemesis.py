@@ -324,22 +324,27 @@ class Nemesis:
         return first
 
     def _propose_membership(self, leader: int) -> str:
-        """Add a learner (a fresh id), promote one, or remove a voter (maybe the leader).
+        """Add a learner (a fresh id), promote one, or remove a voter (maybe the leader),
+        whichever the configuration allows, with even odds.
 
-        Learners linger half the time instead of being promoted at once, so elections
-        happen while they are members (they must not count as voters, §4.2.1).
+        Learners may linger and be added to a full cluster, so elections happen while
+        they are members (they must not count as voters, §4.2.1).
         """
         cluster, rng = self._cluster, self._rng
         conf = cluster.raft(leader).conf_state
-        if conf.learners and (len(conf.learners) >= LEARNERS_MAX or rng.random() < 0.5):
-            change = ConfChange(ConfChangeType.ADD_VOTER, rng.choice(conf.learners))
-        elif len(conf.voters) > MEMBERS_MIN and (len(conf.voters) >= MEMBERS_MAX
-                                                 or rng.random() < 0.5):
-            change = ConfChange(ConfChangeType.REMOVE_NODE, rng.choice(conf.voters))
+        kinds = [kind for kind, allowed in (
+            (ConfChangeType.ADD_LEARNER, len(conf.learners) < LEARNERS_MAX),
+            (ConfChangeType.ADD_VOTER, bool(conf.learners) and len(conf.voters) < MEMBERS_MAX),
+            (ConfChangeType.REMOVE_NODE, len(conf.voters) > MEMBERS_MIN)) if allowed]
+        kind = rng.choice(kinds)
+        if kind is ConfChangeType.ADD_VOTER:
+            change = ConfChange(kind, rng.choice(conf.learners))
+        elif kind is ConfChangeType.REMOVE_NODE:
+            change = ConfChange(kind, rng.choice(conf.voters))
         else:
             new_id = max(cluster.nodes) + 1
             cluster.add_node(new_id)
-            change = ConfChange(ConfChangeType.ADD_LEARNER, new_id)
+            change = ConfChange(kind, new_id)
         try:
             cluster.propose_conf_change(leader, change)
         except ProposalDropped as refusal:
