@@ -91,8 +91,14 @@ class SafetyChecker:
                        f"{hard_state.vote} in term {hard_state.term}")
         self._record(node_id).persisted = hard_state
 
-    def observe_acknowledged(self, node_id: int, term: int, index: int) -> None:
-        """The node told the leader of `term` that it holds the log up to `index`."""
+    def observe_acknowledged(self, node_id: int, term: int, index: int, to: int) -> None:
+        """The node told `to`, which must be the leader of `term`, that it holds the log up
+        to `index` (Figure 2, AppendEntries 1: an append from an older term is refused).
+        A leader that died in the Ready that elected it was never seen: not checked then."""
+        leader = self.leaders_by_term.get(term, to)
+        if index > 0 and leader != to:
+            self._fail("acknowledged a stale leader", f"node {node_id} acknowledged index "
+                       f"{index} to node {to} in term {term}, led by {leader}")
         record = self._record(node_id)
         if (term, index) > record.acked:
             record.acked = (term, index)

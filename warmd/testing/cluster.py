@@ -370,7 +370,8 @@ class SimCluster:
             for message in ready.messages:
                 self.network.send(message, now_ticks)
                 if message.type is MessageType.APPEND_RESPONSE and not message.reject:
-                    self.checker.observe_acknowledged(node.node_id, message.term, message.index)
+                    self.checker.observe_acknowledged(node.node_id, message.term, message.index,
+                                                      message.to)
             if node.crash_point is CrashPoint.AFTER_VOTE and self._crash_now(node, ready, sent=True):
                 return
             self._apply(node, ready)

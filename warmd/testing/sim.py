@@ -98,9 +98,6 @@ def build_run(seed: int, options: SimulationOptions) -> tuple[SimCluster, Nemesi
         client_count=rng.randint(2, 5),
         key_count=rng.randint(1, 3),
         start_probability=rng.choice((0.1, 0.3, 0.6)),
-        # Read-heavy seeds keep clients on a deposed leader longer: only a write that
-        # times out sends a client elsewhere.
-        read_fraction=rng.choice((0.2, 0.4, 0.7, 0.9)),
         retry_ticks=2 * election_timeout_ticks,
     ))
     faults = LinkFaults(delay_ticks_min=1, delay_ticks_max=rng.randint(1, 3))
