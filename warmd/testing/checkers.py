@@ -58,6 +58,7 @@ class SafetyChecker:
         # (index, term) -> (type, data, previous entry's term): the log matching witness.
         self._positions: dict[tuple[int, int], tuple[int, bytes, int | None]] = {}
         self.committed: dict[int, Entry] = {}  # index -> the entry applied there
+        self.committed_high = 0  # the highest index known committed
         # index -> a term at or after the one in which the entry was committed (the
         # applier's term): leaders of later terms must hold the entry.
         self.commit_term_bound: dict[int, int] = {}
@@ -236,6 +237,7 @@ class SafetyChecker:
             self._fail("apply order", f"node {node_id} applied index {entry.index} "
                        f"after {record.last_applied}")
         record.last_applied = entry.index
+        self.committed_high = max(self.committed_high, entry.index)
         known = self.committed.setdefault(entry.index, entry)
         self.commit_term_bound.setdefault(entry.index, node_term)
         if known != entry:
@@ -247,11 +249,21 @@ class SafetyChecker:
         later leader (leader completeness) and every applier (state machine safety)."""
         for entry in entries:
             self.checks += 1
+            self.committed_high = max(self.committed_high, entry.index)
             known = self.committed.setdefault(entry.index, entry)
             self.commit_term_bound.setdefault(entry.index, term)
             if known != entry:
                 self._fail("state machine safety", f"leader {node_id} of term {term} committed "
                            f"{entry} at index {entry.index}; {known} was committed there")
+
+    def observe_read_index(self, node_id: int, index: int, floor: int) -> None:
+        """§6.4: a ReadIndex answer covers every entry committed before the read was asked
+        (`floor`); a lower index lets the read miss a write that had already completed,
+        e.g. when a deposed leader answers it."""
+        self.checks += 1
+        if index < floor:
+            self._fail("stale read index", f"node {node_id} answered a read at index {index}; "
+                       f"{floor} was committed when the read was asked")
 
     def observe_snapshot_applied(self, node_id: int, index: int) -> None:
         """A snapshot moves a node's applied index forward, never back."""

@@ -145,6 +145,7 @@ class SimCluster:
         self.nodes: dict[int, SimNode] = {}
         self.lost_entries: list[tuple[int, LostEntries]] = []  # (tick, report) from leaders
         self.crash_hook: CrashHook | None = None  # e.g. the nemesis's crash rates
+        self._read_floors: dict[bytes, int] = {}  # read context -> commit when first asked
         rates = self.options.tick_rates
         self._skewed = any(rate != 1.0 for rate in rates)
         for node_id in (*conf_state.voters, *conf_state.learners):
@@ -279,6 +280,8 @@ class SimCluster:
             return refusal.leader_id
         except ProposalDropped:
             return 0
+        # What was committed when the read was first asked: its answer must cover it.
+        self._read_floors.setdefault(context, self.checker.committed_high)
         self._drain(self.nodes[node_id])
         return None
 
@@ -475,6 +478,9 @@ class SimCluster:
                 self.workload.on_write_applied(applied.command, self.clock.now_ticks,
                                                node.node_id)
         if ready.read_states:
+            for read_state in ready.read_states:
+                checker.observe_read_index(node.node_id, read_state.index,
+                                           self._read_floors.get(read_state.context, 0))
             node.read_states.extend(ready.read_states)
             node.read_waiting.extend(ready.read_states)
         if node.read_waiting:
