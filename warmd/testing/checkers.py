@@ -2,8 +2,11 @@
 
 Each rule of the Raft paper's Figure 3 has a check here: election safety (one leader
 per term), log matching, leader completeness, state machine safety, plus what a
-crash must not undo (committed entries, persisted term, vote and commit). The first
-broken rule raises `SafetyViolation`, which ends the simulated run with its reason.
+crash must not undo (committed entries, persisted term, vote and commit), and the
+protocol rules whose break the end state may hide: one membership change at a time,
+appends acknowledged only to the term's leader, ReadIndex answers that cover every
+earlier commit. The first broken rule raises `SafetyViolation`, which ends the
+simulated run with its reason.
 """
 
 from __future__ import annotations

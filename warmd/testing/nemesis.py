@@ -1,4 +1,5 @@
-"""The fault schedule of a simulated run: partitions, link faults, crashes and restarts.
+"""The fault schedule of a simulated run: partitions, stalled links, link faults, crashes,
+restarts and membership changes.
 
 Every choice comes from the run's seeded RNG. Each seed draws a SwarmProfile: its own
 subset of fault kinds with random weights and intensities (swarm testing, as
