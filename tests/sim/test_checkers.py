@@ -117,3 +117,33 @@ def test_restart_with_other_hard_state_than_persisted_is_reported() -> None:
     checker.observe_hard_state(1, HardState(2, 1, 0))
     with pytest.raises(SafetyViolation, match="lost hard state"):
         checker.observe_restart(1, HardState(1, 1, 0), log_lookup([]))
+
+
+def test_a_second_uncommitted_membership_change_is_reported() -> None:
+    """§4.1: a leader appends a configuration change only once the earlier one is committed."""
+    checker = SafetyChecker()
+    checker.observe_conf_change_appended(1, index=7, earlier_index=5, commit=5)
+    with pytest.raises(SafetyViolation, match="concurrent membership changes"):
+        checker.observe_conf_change_appended(1, index=8, earlier_index=7, commit=6)
+
+
+def test_acknowledging_an_append_to_a_stale_leader_is_reported() -> None:
+    """Figure 2, AppendEntries 1: only the leader of the term gets a successful answer."""
+    checker = SafetyChecker()
+    checker.observe_node(NodeView(2, 5, Role.LEADER, 0, 0), log_lookup([]))
+    checker.observe_acknowledged(3, term=5, index=4, to=2)
+    checker.observe_acknowledged(3, term=5, index=0, to=1)  # telling a stale leader our term
+    with pytest.raises(SafetyViolation, match="acknowledged a stale leader"):
+        checker.observe_acknowledged(3, term=5, index=4, to=1)
+
+
+def test_rewriting_an_acknowledged_entry_within_its_term_is_reported() -> None:
+    """§5.3: what a node acknowledged in a term stays, even when the log end does not move."""
+    checker = SafetyChecker()
+    checker.observe_node(NodeView(2, 5, Role.LEADER, 0, 0), log_lookup([]))
+    checker.observe_acknowledged(3, term=5, index=4, to=2)
+    checker.observe_log_end(3, term=5, last_index=5, first_written=5)
+    checker.observe_log_end(3, term=6, last_index=4, first_written=3)  # a later leader may
+    checker.observe_acknowledged(3, term=6, index=4, to=6)
+    with pytest.raises(SafetyViolation, match="acknowledged entry overwritten"):
+        checker.observe_log_end(3, term=6, last_index=4, first_written=4)

@@ -135,3 +135,17 @@ def test_machine_snapshot_round_trips_and_checks_order() -> None:
         restored.apply(Entry(1, 4))
     with pytest.raises(ValueError, match="put command"):
         restored.apply(Entry(1, 3, data=b"\xff\xfe"))
+
+
+def test_a_slowed_link_delivers_late_until_healed() -> None:
+    """A stalled link holds its messages back; other links and later sends are not slowed."""
+    network = SimNetwork(random.Random(1))
+    network.slow(1, 2, 10)
+    network.send(heartbeat(1, 2), now_ticks=0)
+    network.send(heartbeat(1, 3), now_ticks=0)
+    assert [message.to for message in network.deliver_due(1)] == [3]
+    assert network.deliver_due(10) == []
+    assert [message.to for message in network.deliver_due(11)] == [2]
+    network.heal()
+    network.send(heartbeat(1, 2), now_ticks=20)
+    assert [message.to for message in network.deliver_due(21)] == [2]

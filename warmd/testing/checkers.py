@@ -2,8 +2,11 @@
 
 Each rule of the Raft paper's Figure 3 has a check here: election safety (one leader
 per term), log matching, leader completeness, state machine safety, plus what a
-crash must not undo (committed entries, persisted term, vote and commit). The first
-broken rule raises `SafetyViolation`, which ends the simulated run with its reason.
+crash must not undo (committed entries, persisted term, vote and commit), and the
+protocol rules whose break the end state may hide: one membership change at a time,
+appends acknowledged only to the term's leader, ReadIndex answers that cover every
+earlier commit. The first broken rule raises `SafetyViolation`, which ends the
+simulated run with its reason.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class SafetyChecker:
         # (index, term) -> (type, data, previous entry's term): the log matching witness.
         self._positions: dict[tuple[int, int], tuple[int, bytes, int | None]] = {}
         self.committed: dict[int, Entry] = {}  # index -> the entry applied there
+        self.committed_high = 0  # the highest index known committed
         # index -> a term at or after the one in which the entry was committed (the
         # applier's term): leaders of later terms must hold the entry.
         self.commit_term_bound: dict[int, int] = {}
@@ -91,22 +95,35 @@ class SafetyChecker:
                        f"{hard_state.vote} in term {hard_state.term}")
         self._record(node_id).persisted = hard_state
 
-    def observe_acknowledged(self, node_id: int, term: int, index: int) -> None:
-        """The node told the leader of `term` that it holds the log up to `index`."""
+    def observe_acknowledged(self, node_id: int, term: int, index: int, to: int) -> None:
+        """The node told `to`, which must be the leader of `term`, that it holds the log up
+        to `index` (Figure 2, AppendEntries 1: an append from an older term is refused).
+        A leader that died in the Ready that elected it was never seen: not checked then."""
+        leader = self.leaders_by_term.get(term, to)
+        if index > 0 and leader != to:
+            self._fail("acknowledged a stale leader", f"node {node_id} acknowledged index "
+                       f"{index} to node {to} in term {term}, led by {leader}")
         record = self._record(node_id)
         if (term, index) > record.acked:
             record.acked = (term, index)
 
-    def observe_log_end(self, node_id: int, term: int, last_index: int) -> None:
-        """§5.3: within a term, a node never drops an entry it acknowledged in that term.
+    def observe_log_end(self, node_id: int, term: int, last_index: int,
+                        first_written: int = 0) -> None:
+        """§5.3: within a term, a node never drops nor rewrites an entry it acknowledged.
 
         Only a leader of a later term may truncate it, and the node adopts that term
-        first. Call it after every write to the node's log; `term` is the node's term.
+        first. Call it after every write to the node's log; `term` is the node's term and
+        `first_written` the first index of the entries just written (0: none written).
         """
         acked_term, acked_index = self._record(node_id).acked
-        if acked_term == term and last_index < acked_index:
+        if acked_term != term:
+            return
+        if last_index < acked_index:
             self._fail("acknowledged entry dropped", f"node {node_id} acknowledged index "
                        f"{acked_index} in term {term}, and its log now ends at {last_index}")
+        if 0 < first_written <= acked_index:
+            self._fail("acknowledged entry overwritten", f"node {node_id} acknowledged index "
+                       f"{acked_index} in term {term}, then rewrote its log from {first_written}")
 
     def observe_pre_candidate(self, node_id: int, hard_state: HardState | None) -> None:
         """§9.6: a pre-candidate changes neither term nor vote.
@@ -133,6 +150,18 @@ class SafetyChecker:
             self._fail("promotion of a lagging learner", f"leader {leader_id} promoted "
                        f"{learner_id} holding up to {learner_last_index} with commit {commit} "
                        f"(lag limit {lag_entries_max})")
+
+    def observe_conf_change_appended(self, leader_id: int, index: int, earlier_index: int,
+                                     commit: int) -> None:
+        """§4.1: one membership change at a time. A leader appends a configuration entry
+        only once the latest earlier one in its log (`earlier_index`, 0 if none) is committed:
+        two uncommitted single-server changes can make quorums of old and new that do not meet.
+        """
+        self.checks += 1
+        if earlier_index > commit:
+            self._fail("concurrent membership changes", f"leader {leader_id} appended a "
+                       f"configuration change at {index} while the one at {earlier_index} is "
+                       f"uncommitted (commit {commit})")
 
     def observe_persisted_entries(
         self, node_id: int, entries: Iterable[Entry], term_at: TermLookup
@@ -211,6 +240,7 @@ class SafetyChecker:
             self._fail("apply order", f"node {node_id} applied index {entry.index} "
                        f"after {record.last_applied}")
         record.last_applied = entry.index
+        self.committed_high = max(self.committed_high, entry.index)
         known = self.committed.setdefault(entry.index, entry)
         self.commit_term_bound.setdefault(entry.index, node_term)
         if known != entry:
@@ -222,11 +252,21 @@ class SafetyChecker:
         later leader (leader completeness) and every applier (state machine safety)."""
         for entry in entries:
             self.checks += 1
+            self.committed_high = max(self.committed_high, entry.index)
             known = self.committed.setdefault(entry.index, entry)
             self.commit_term_bound.setdefault(entry.index, term)
             if known != entry:
                 self._fail("state machine safety", f"leader {node_id} of term {term} committed "
                            f"{entry} at index {entry.index}; {known} was committed there")
+
+    def observe_read_index(self, node_id: int, index: int, floor: int) -> None:
+        """§6.4: a ReadIndex answer covers every entry committed before the read was asked
+        (`floor`); a lower index lets the read miss a write that had already completed,
+        e.g. when a deposed leader answers it."""
+        self.checks += 1
+        if index < floor:
+            self._fail("stale read index", f"node {node_id} answered a read at index {index}; "
+                       f"{floor} was committed when the read was asked")
 
     def observe_snapshot_applied(self, node_id: int, index: int) -> None:
         """A snapshot moves a node's applied index forward, never back."""

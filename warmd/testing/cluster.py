@@ -145,6 +145,7 @@ class SimCluster:
         self.nodes: dict[int, SimNode] = {}
         self.lost_entries: list[tuple[int, LostEntries]] = []  # (tick, report) from leaders
         self.crash_hook: CrashHook | None = None  # e.g. the nemesis's crash rates
+        self._read_floors: dict[bytes, int] = {}  # read context -> commit when first asked
         rates = self.options.tick_rates
         self._skewed = any(rate != 1.0 for rate in rates)
         for node_id in (*conf_state.voters, *conf_state.learners):
@@ -279,6 +280,8 @@ class SimCluster:
             return refusal.leader_id
         except ProposalDropped:
             return 0
+        # What was committed when the read was first asked: its answer must cover it.
+        self._read_floors.setdefault(context, self.checker.committed_high)
         self._drain(self.nodes[node_id])
         return None
 
@@ -370,7 +373,8 @@ class SimCluster:
             for message in ready.messages:
                 self.network.send(message, now_ticks)
                 if message.type is MessageType.APPEND_RESPONSE and not message.reject:
-                    self.checker.observe_acknowledged(node.node_id, message.term, message.index)
+                    self.checker.observe_acknowledged(node.node_id, message.term, message.index,
+                                                      message.to)
             if node.crash_point is CrashPoint.AFTER_VOTE and self._crash_now(node, ready, sent=True):
                 return
             self._apply(node, ready)
@@ -414,9 +418,11 @@ class SimCluster:
         if ready.entries:
             checker.observe_persisted_entries(node.node_id, ready.entries, node.term_at)
             storage.append(list(ready.entries))
-            self._check_promotions(node, ready.entries)
+            self._check_conf_changes(node, ready.entries)
         if (ready.entries or ready.snapshot is not None) and node.raft is not None:
-            checker.observe_log_end(node.node_id, node.raft.term, storage.last_index())
+            first_written = ready.entries[0].index if ready.entries else 0
+            checker.observe_log_end(node.node_id, node.raft.term, storage.last_index(),
+                                    first_written)
         soft = ready.soft_state
         if soft is not None and soft.role is Role.PRE_CANDIDATE:
             checker.observe_pre_candidate(node.node_id, ready.hard_state)
@@ -428,20 +434,33 @@ class SimCluster:
         if ready.compaction is not None:
             storage.save_compaction(ready.compaction)
 
-    def _check_promotions(self, node: SimNode, entries: tuple[Entry, ...]) -> None:
-        """Hand every promotion a leader appends to the checker, with the learner's disk."""
+    def _check_conf_changes(self, node: SimNode, entries: tuple[Entry, ...]) -> None:
+        """Hand every configuration change a leader appends to the checker: it must be the
+        only uncommitted one in the leader's log (§4.1), and a promotion must find the
+        learner's own disk caught up (§4.2.1)."""
         raft = node.raft
         if raft is None or raft.role is not Role.LEADER:
             return
         for entry in entries:
             if entry.type is not EntryType.CONF_CHANGE or entry.term != raft.term:
                 continue
+            self.checker.observe_conf_change_appended(
+                node.node_id, entry.index, self._earlier_conf_index(raft, entry.index),
+                raft.log.committed)
             change = decode_conf_change(entry.data)
             learner = self.nodes.get(change.node_id)
             if change.type is ConfChangeType.ADD_VOTER and learner is not None:
                 self.checker.observe_promotion(
                     node.node_id, change.node_id, learner.storage.last_index(),
                     raft.log.committed, raft.config.learner_lag_entries_max)
+
+    @staticmethod
+    def _earlier_conf_index(raft: RaftNode, index: int) -> int:
+        """The latest configuration entry before `index` that is not committed (0: none)."""
+        lo = max(raft.log.committed + 1, raft.log.first_index())
+        earlier = [entry.index for entry in raft.log.slice(lo, index)
+                   if entry.type is EntryType.CONF_CHANGE] if lo < index else []
+        return max(earlier, default=0)
 
     def _apply(self, node: SimNode, ready: Ready) -> None:
         checker = self.checker
@@ -459,6 +478,9 @@ class SimCluster:
                 self.workload.on_write_applied(applied.command, self.clock.now_ticks,
                                                node.node_id)
         if ready.read_states:
+            for read_state in ready.read_states:
+                checker.observe_read_index(node.node_id, read_state.index,
+                                           self._read_floors.get(read_state.context, 0))
             node.read_states.extend(ready.read_states)
             node.read_waiting.extend(ready.read_states)
         if node.read_waiting:

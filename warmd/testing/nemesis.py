@@ -1,4 +1,5 @@
-"""The fault schedule of a simulated run: partitions, link faults, crashes and restarts.
+"""The fault schedule of a simulated run: partitions, stalled links, link faults, crashes,
+restarts and membership changes.
 
 Every choice comes from the run's seeded RNG. Each seed draws a SwarmProfile: its own
 subset of fault kinds with random weights and intensities (swarm testing, as
@@ -23,11 +24,12 @@ from warmd.testing.network import LinkFaults
 
 CALM = LinkFaults(delay_ticks_min=1, delay_ticks_max=2)
 MEMBERS_MIN, MEMBERS_MAX = 3, 5  # voters kept within this range by membership changes
+LEARNERS_MAX = 2  # learners present at once
 ARMED_POINTS = (CrashPoint.AFTER_PERSIST, CrashPoint.AFTER_VOTE, CrashPoint.AFTER_ELECTED)
 # Every fault kind and the weights a seed may give it; healing links is always on.
 FAULT_WEIGHTS: dict[str, tuple[int, ...]] = {
     "partition-halves": (1, 2, 4), "isolate-leader": (1, 2, 4), "partial-partition": (1, 2, 4),
-    "one-way-cuts": (1, 2, 4), "heal-links": (1, 2, 4), "change-link-faults": (1, 2, 4),
+    "one-way-cuts": (1, 2, 4), "slow-links": (2, 4, 8), "heal-links": (1, 2, 4), "change-link-faults": (1, 2, 4),
     "crash-node": (1, 2, 4), "crash-leader": (1, 2, 4, 8), "arm-crash-point": (1, 2, 4),
     "reboot-node": (1, 2, 4),
     "restart-everyone": (1,), "change-membership": (2, 4, 8), "transfer-leadership": (1, 2, 4),
@@ -105,6 +107,7 @@ class Nemesis:
         actions: dict[str, Callable[[], str | None]] = {
             "partition-halves": self._partition_halves, "isolate-leader": self._isolate_leader,
             "partial-partition": self._partial_partition, "one-way-cuts": self._one_way_cuts,
+            "slow-links": self._slow_links,
             "heal-links": self._heal_links, "change-link-faults": self._change_link_faults,
             "crash-node": self._crash_node, "crash-leader": self._crash_leader,
             "arm-crash-point": self._arm_crash_point,
@@ -210,6 +213,24 @@ class Nemesis:
                 cuts.append((source, target))
         return f"one-way cuts {cuts}"
 
+    def _slow_links(self) -> str:
+        """Stall a node's outgoing links, the leader's more often than not, by one to a few
+        election timeouts: its followers elect a successor, and its appends straggle in
+        after they serve that successor (§5.1)."""
+        cluster = self._cluster
+        leader = cluster.leader_id()
+        node_ids = self._node_ids()
+        if leader is not None and self._rng.random() < 0.75:
+            victim = leader
+        else:
+            victim = self._rng.choice(node_ids)
+        timeout_ticks = cluster.options.raft.election_timeout_ticks
+        extra_ticks = self._rng.randint(timeout_ticks, 4 * timeout_ticks)
+        for peer in node_ids:
+            if peer != victim:
+                cluster.network.slow(victim, peer, extra_ticks)
+        return f"slow links from {victim} by {extra_ticks} ticks"
+
     def _heal_links(self) -> str:
         self._cluster.network.heal()
         return "heal links"
@@ -293,21 +314,38 @@ class Nemesis:
         return f"reboot {victim}"
 
     def _change_membership(self) -> str | None:
-        """Add a learner (a fresh id), promote one, or remove a voter (maybe the leader)."""
-        cluster = self._cluster
-        leader = cluster.leader_id()
+        """Propose a membership change on the leader, and half the time a second one right
+        behind it (§4.1 allows one at a time: the core must refuse the second)."""
+        leader = self._cluster.leader_id()
         if leader is None:
             return None
+        first = self._propose_membership(leader)
+        if self._rng.random() < 0.5 and self._cluster.leader_id() == leader:
+            return f"{first}; then {self._propose_membership(leader)}"
+        return first
+
+    def _propose_membership(self, leader: int) -> str:
+        """Add a learner (a fresh id), promote one, or remove a voter (maybe the leader),
+        whichever the configuration allows, with even odds.
+
+        Learners may linger and be added to a full cluster, so elections happen while
+        they are members (they must not count as voters, §4.2.1).
+        """
+        cluster, rng = self._cluster, self._rng
         conf = cluster.raft(leader).conf_state
-        if conf.learners:
-            change = ConfChange(ConfChangeType.ADD_VOTER, self._rng.choice(conf.learners))
-        elif len(conf.voters) > MEMBERS_MIN and (len(conf.voters) >= MEMBERS_MAX
-                                                 or self._rng.random() < 0.5):
-            change = ConfChange(ConfChangeType.REMOVE_NODE, self._rng.choice(conf.voters))
+        kinds = [kind for kind, allowed in (
+            (ConfChangeType.ADD_LEARNER, len(conf.learners) < LEARNERS_MAX),
+            (ConfChangeType.ADD_VOTER, bool(conf.learners) and len(conf.voters) < MEMBERS_MAX),
+            (ConfChangeType.REMOVE_NODE, len(conf.voters) > MEMBERS_MIN)) if allowed]
+        kind = rng.choice(kinds)
+        if kind is ConfChangeType.ADD_VOTER:
+            change = ConfChange(kind, rng.choice(conf.learners))
+        elif kind is ConfChangeType.REMOVE_NODE:
+            change = ConfChange(kind, rng.choice(conf.voters))
         else:
             new_id = max(cluster.nodes) + 1
             cluster.add_node(new_id)
-            change = ConfChange(ConfChangeType.ADD_LEARNER, new_id)
+            change = ConfChange(kind, new_id)
         try:
             cluster.propose_conf_change(leader, change)
         except ProposalDropped as refusal:

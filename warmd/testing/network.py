@@ -65,6 +65,7 @@ class SimNetwork:
         self._queue: list[tuple[int, int, Message]] = []
         self._sequence = 0
         self._blocked: set[tuple[int, int]] = set()
+        self._slow: dict[tuple[int, int], int] = {}  # link -> extra delay of its messages
         self._filters: list[MessageFilter] = []
         self._counts = dict.fromkeys(
             ("sent", "delivered", "lost", "blocked", "filtered", "duplicated"), 0
@@ -85,6 +86,12 @@ class SimNetwork:
         """Cut only `source -> target`: an asymmetric partition."""
         self._blocked.add((source, target))
 
+    def slow(self, source: int, target: int, extra_ticks: int) -> None:
+        """Delay `source -> target` by `extra_ticks` more ticks (a stalled connection):
+        its messages straggle in after other traffic, e.g. a deposed leader's appends
+        reaching a follower of its successor."""
+        self._slow[(source, target)] = extra_ticks
+
     def isolate(self, node_id: int, peers: Iterable[int]) -> None:
         """Cut `node_id` off from every node in `peers`."""
         for peer in peers:
@@ -100,8 +107,9 @@ class SimNetwork:
                         self.cut(node_a, node_b)
 
     def heal(self) -> None:
-        """Restore every cut link (filters and loss settings stay)."""
+        """Restore every cut or slowed link (filters and loss settings stay)."""
         self._blocked.clear()
+        self._slow.clear()
 
     def can_reach(self, source: int, target: int) -> bool:
         """Whether `source -> target` is currently not cut."""
@@ -141,6 +149,8 @@ class SimNetwork:
             delay_ticks = faults.delay_ticks_min
             if faults.delay_ticks_max > delay_ticks:
                 delay_ticks = rng.randint(faults.delay_ticks_min, faults.delay_ticks_max)
+            if self._slow and (message.from_id, message.to) in self._slow:
+                delay_ticks += self._slow[(message.from_id, message.to)]
             self._sequence += 1
             heapq.heappush(self._queue, (now_ticks + delay_ticks, self._sequence, message))
 

@@ -68,7 +68,9 @@ class Workload:
         self._rng = rng
         self._next_sequence = dict.fromkeys(range(1, self.options.client_count + 1), 1)
         self._pending: dict[int, _Pending] = {}
-        self._leader_hint = 0
+        # Each client keeps its own connection: the node that last answered it. So one
+        # client may stay on a deposed leader while another writes through its successor.
+        self._leader_hints = dict.fromkeys(self._next_sequence, 0)
         self.history: list[Operation] = []
         self.issuing = True  # cleared when the run heals: only pending operations go on
 
@@ -104,8 +106,9 @@ class Workload:
         # A first attempt goes to the node that last answered; a retry anywhere, since
         # the hinted node may be a deposed leader cut off from the cluster.
         retry = pending.attempt_ticks >= 0
-        if self._leader_hint in live and not retry:
-            target = self._leader_hint
+        hint = self._leader_hints[client_id]
+        if hint in live and not retry:
+            target = hint
         else:
             target = self._rng.choice(live)
         pending.attempt_ticks = now_ticks
@@ -116,7 +119,7 @@ class Workload:
             command = PutCommand(client_id, pending.sequence, pending.key, pending.value or "")
             refusal = port.submit_write(target, command.encode())
         if refusal is not None:
-            self._leader_hint = refusal
+            self._leader_hints[client_id] = refusal
             pending.attempt_ticks = now_ticks - self.options.retry_ticks + 2  # retry soon
 
     # -- answers -------------------------------------------------------------------
@@ -129,7 +132,8 @@ class Workload:
         if pending.sequence != command.sequence:
             return
         del self._pending[command.client_id]
-        self._leader_hint = node_id if node_id == pending.target else self._leader_hint
+        if node_id == pending.target:
+            self._leader_hints[command.client_id] = node_id
         self._record(command.client_id, pending, pending.value, now_ticks)
 
     def on_read_served(self, context: bytes, value: str | None, now_ticks: int) -> None:
@@ -141,7 +145,7 @@ class Workload:
         if pending.sequence != sequence:
             return
         del self._pending[client_id]
-        self._leader_hint = pending.target
+        self._leader_hints[client_id] = pending.target
         self._record(client_id, pending, value, now_ticks)
 
     def _record(self, client_id: int, pending: _Pending, value: str | None,
