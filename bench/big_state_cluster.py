@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from warmd.admin.client import AdminClientError
-from warmd.testing.procs import ProcessCluster, Timing
+from warmd.testing.procs import ClusterTimeout, ProcessCluster, Timing
 
 KEYS_PER_TASK = 2_500
 SHIPPED_TIMING = Timing(tick_interval_ms=50, election_timeout_ticks=10, heartbeat_ticks=2,
@@ -45,10 +45,16 @@ def writes(cluster: ProcessCluster, leader: int, stop: threading.Event) -> None:
 
 
 def timed(step: str, action: Callable[[], object]) -> float:
+    """Seconds the step took; a step the cluster could not serve is reported and counted as
+    its time until the refusal (the run goes on, so the terms are still compared)."""
     started = time.monotonic()
-    action()
+    outcome = ""
+    try:
+        action()
+    except (AdminClientError, ClusterTimeout, TimeoutError) as error:
+        outcome = f"  FAILED: {error}"
     elapsed = time.monotonic() - started
-    print(f"{step:<10} {elapsed:6.2f} s", flush=True)
+    print(f"{step:<10} {elapsed:6.2f} s{outcome}", flush=True)
     return elapsed
 
 
