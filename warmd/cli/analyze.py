@@ -17,7 +17,7 @@ from warmd.cli.shares_view import render_shares
 from warmd.errors import ConfigError
 from warmd.rules.engine import diagnose_all, rank
 from warmd.rules.ranking import TemplateShare
-from warmd.runtime.ingest.worker import summarise_files
+from warmd.runtime.ingest.worker import estimate_lines, summarise_files
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])\Z")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -76,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    progress = Progress()
+    progress = Progress(estimate_lines(args.logs))
     summary = summarise_files(args.logs, args.log_format, workers=args.workers,
                               progress=progress)
     progress.close()
