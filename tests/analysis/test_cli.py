@@ -48,6 +48,20 @@ def test_predict_prints_budget_requests_before_at(log_path: str, capsys) -> None
     assert not any("date=2024-03-07" in line for line in lines)
 
 
+def test_predict_json_gives_the_same_requests_as_fields(log_path: str, capsys) -> None:
+    """`predict --json` lists the requests the text form prints, each with its fields."""
+    arguments = ["predict", log_path, "--budget", "50", "--at", "2024-03-05T00:00:00"]
+    assert main(arguments) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert main([*arguments, "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [entry["request"] for entry in entries] == lines
+    for entry in entries:
+        assert entry["request"] == "GET " + entry["target"]
+        assert entry["expected_hits"] > 0 and 0 <= entry["first_use_after_s"] <= 6 * 3600
+        assert entry["source"] and entry["template"]
+
+
 def test_backtest_json_reports_every_strategy(log_path: str, capsys) -> None:
     """`backtest --json` reports all five strategies and warmd's share of the oracle's gain."""
     assert main(["backtest", log_path, "--capacity", "60", "--split",

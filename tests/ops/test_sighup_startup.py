@@ -31,7 +31,7 @@ def unit_launcher() -> list[str]:
     """The words of the unit's ExecStart before the warmd binary."""
     line = next(line for line in UNIT.read_text().splitlines() if line.startswith("ExecStart="))
     words = shlex.split(line.removeprefix("ExecStart="))
-    return words[:words.index("/usr/bin/warmd")]
+    return words[:words.index("warmd")]
 
 
 def answers(cluster: ProcessCluster) -> bool:

@@ -3,6 +3,7 @@ MemoryDenyWriteExecute=yes is compatible with CPython, uvloop and our C extensio
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -69,14 +70,14 @@ os.execv(sys.argv[1], sys.argv[1:])
 """
 
 
-def unit_for_verify(tmp_path: Path, text: str | None = None) -> Path:
-    """The unit with ExecStart pointed at this checkout's warmd (verify checks it exists)."""
-    text = text if text is not None else (SYSTEMD / "warmd.service").read_text()
-    warmd_binary = Path(sys.executable).parent / "warmd"
-    assert warmd_binary.exists(), "the venv has no warmd entry point; run make venv"
-    path = tmp_path / "warmd.service"
-    path.write_text(text.replace(" /usr/bin/warmd run ", f" {warmd_binary} run "))
-    return path
+# systemd's default search path for ExecStart executables (and for `env`'s lookup of warmd).
+SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def exec_start_words() -> list[str]:
+    line = next(line for line in (SYSTEMD / "warmd.service").read_text().splitlines()
+                if line.startswith("ExecStart="))
+    return shlex.split(line.removeprefix("ExecStart="))
 
 
 def verify(path: Path) -> subprocess.CompletedProcess[str]:
@@ -95,8 +96,8 @@ def directives(text: str) -> dict[str, list[str]]:
 
 @needs_analyze
 def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    """`systemd-analyze verify` accepts warmd.service with no warning about it."""
-    result = verify(unit_for_verify(tmp_path))
+    """`systemd-analyze verify` accepts warmd.service as shipped, with no warning about it."""
+    result = verify(SYSTEMD / "warmd.service")
     assert result.returncode == 0, result.stderr
     assert "warmd.service" not in result.stderr, result.stderr
 
@@ -105,7 +106,9 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 def test_verify_would_catch_a_misspelled_directive(tmp_path: Path) -> None:
     """The check above can fail: a misspelled hardening directive is reported by verify."""
     text = (SYSTEMD / "warmd.service").read_text().replace("ProtectSystem=", "ProtectSytem=")
-    result = verify(unit_for_verify(tmp_path, text))
+    path = tmp_path / "warmd.service"
+    path.write_text(text)
+    result = verify(path)
     assert "Unknown key 'ProtectSytem'" in result.stderr
 
 
@@ -126,8 +129,25 @@ def test_unit_has_the_settings_the_daemon_relies_on() -> None:
     assert "@system-service" in unit["SystemCallFilter"]
     assert unit["WatchdogSec"][0].endswith("s")
     assert unit["ExecStart"][0].startswith(
-        "/usr/bin/env --ignore-signal=HUP /usr/bin/warmd run --config ")
+        "/usr/bin/env --ignore-signal=HUP warmd run --config ")
     assert int(unit["LimitNOFILE"][0]) >= 65536
+
+
+def test_exec_start_finds_warmd_where_pip_or_a_package_puts_it(tmp_path: Path) -> None:
+    """The unit's launcher finds `warmd` on systemd's default PATH (here the venv's entry
+    point linked into a stand-in for /usr/local/bin) and runs it; with no warmd there it
+    fails with env's clear message, not a silent success."""
+    words = exec_start_words()
+    assert words[:3] == ["/usr/bin/env", "--ignore-signal=HUP", "warmd"]
+    local_bin = tmp_path / "usr-local-bin"
+    local_bin.mkdir()
+    (local_bin / "warmd").symlink_to(Path(sys.executable).parent / "warmd")
+    found = subprocess.run([*words[:3], "--help"], capture_output=True, text=True, timeout=60,
+                           env={"PATH": f"{local_bin}:{SYSTEMD_PATH}"}, check=False)
+    assert found.returncode == 0 and found.stdout.startswith("usage: warmd"), found.stderr
+    missing = subprocess.run([*words[:3], "--help"], capture_output=True, text=True,
+                             timeout=60, env={"PATH": str(tmp_path)}, check=False)
+    assert missing.returncode == 127 and "warmd" in missing.stderr
 
 
 @pytest.mark.skipif(shutil.which("systemd-sysusers") is None, reason="systemd-sysusers missing")

@@ -180,7 +180,7 @@ rule search {{
 def test_rule_policy_lands_on_every_task(summary: Summary) -> None:
     """Backend, fetch loader, key template, ttl, priority, deadline, labels, gate and limits reach the spec."""
     extra = ('    ttl 26h\n    priority 80\n    deadline 45m\n    nodes zone=eu-west\n'
-             '    gate db\n    rate 2.5/s\n    concurrency 4\n')
+             '    gate db\n    rate 2.5/s\n    concurrency 4\n    slo p99.5 250ms\n')
     text = (BACKENDS + 'gate db {\n    check file path="/run/ready"\n    timeout 2h\n}\n'
             + report_rule(extra))
     ruleset = load(text)
@@ -194,6 +194,7 @@ def test_rule_policy_lands_on_every_task(summary: Summary) -> None:
         assert spec.required_labels == (("zone", "eu-west"),)
         assert (spec.gate, spec.gate_timeout_ms) == ("db", 7_200_000)
         assert (spec.rate_per_s, spec.concurrency) == (2, 4)
+        assert (spec.slo_latency_ms, spec.slo_permille) == (250, 995)
         assert spec.rules_version == "v1" and spec.plan_id == "p-1"
         for url, cache_key in zip(spec.keys, spec.cache_keys, strict=True):
             assert url.startswith("http://origin.internal/reports/daily?region=")

@@ -145,3 +145,20 @@ async def test_the_tasks_ttl_jitter_spreads_the_written_ttls(redis_target: Serve
     exact = {client.ttl(f"exact:{n}") for n in range(200)}
     assert 490 <= min(spread) < 700 and 800 < max(spread) <= 1000
     assert exact <= {999, 1000}
+
+
+async def test_the_rules_slo_reaches_the_origin_limiter():
+    """A spec's `slo p99.5 250ms` is the objective of its origin limit (none when unset)."""
+    caches = ConfiguredCaches([http_cache("shop", "http://127.0.0.1:9")])
+    runner = SpecRunner(caches, RunnerSettings())
+    try:
+        slo = TaskSpec(keys=("/a",), target="shop", loader="replay", slo_latency_ms=250,
+                       slo_permille=995)
+        origin = runner.warm_task(record(slo)).limits.origin
+        assert (origin.latency_objective_s, origin.objective_percentile) == (0.25, 99.5)
+        plain = runner.warm_task(record(TaskSpec(keys=("/a",), target="shop",
+                                                 loader="replay"))).limits.origin
+        assert plain.latency_objective_s == 0.0
+    finally:
+        await runner.close()
+        await caches.close()

@@ -27,6 +27,22 @@ def test_failures_back_off_and_success_grows() -> None:
     assert 30 <= limit.current() <= 50
 
 
+def test_a_missed_latency_objective_backs_off() -> None:
+    """`slo p99 15ms`: an origin at 18 ms (within tolerance of its own 10 ms minimum, so no
+    congestion without the objective) backs off; one slow sample in 250 does not."""
+    def run(objective_s: float, slow_every: int) -> AimdLimit:
+        limit = AimdLimit(LimitConfig(concurrency_initial=16, latency_objective_s=objective_s,
+                                      objective_percentile=99.0))
+        for number in range(300):
+            latency = 0.018 if number % slow_every == 0 else 0.010
+            limit.on_sample(LimitSample(latency, failed=False, in_flight=limit.current()))
+        return limit
+
+    assert run(0.0, 1).backoff_count == 0
+    assert run(0.015, 1).backoff_count >= 3
+    assert run(0.015, 250).backoff_count == 0
+
+
 def test_slow_samples_count_as_congestion() -> None:
     """A latency above tolerance x the healthy minimum backs off like an error."""
     limit = AimdLimit(LimitConfig(concurrency_initial=16, latency_tolerance=2.0))

@@ -159,6 +159,7 @@ class Summary:
         self.last_s = -math.inf
         self.landmark_s: float | None = None
         self.dropped_templates = 0
+        self.dropped_requests = 0  # the requests of the dropped templates
         self.windows: dict[int, HeavyHitters] = {}  # epoch hour -> requests per key
         self._bot = re.compile(self.config.bot_pattern) if self.config.bot_pattern else None
         self._bot_cache: dict[str, bool] = {}
@@ -210,6 +211,7 @@ class Summary:
         paths = {target.partition("?")[0] for target in self._memo.unknown(set(targets))}
         if any([self.generaliser.observe(path) for path in paths]):
             self._memo.forget_targets()
+            self._fold_generalised()
         first_s = dict(zip(reversed(targets), reversed(times_s), strict=True))
         last_s = dict(zip(targets, times_s, strict=True))
         per_hour = per_hour_counts(targets, times_s)
@@ -425,11 +427,33 @@ class Summary:
                 slot.decreases += 1
 
     def _evict_templates(self) -> None:
-        """Drop the least recently seen tenth of the templates (bounded memory)."""
-        ranked = sorted(self.templates, key=lambda k: self.templates[k].last_s)
+        """Drop the tenth of the templates with the fewest requests (bounded memory).
+
+        By count, not by recency: a template evicted with c requests has 90% of the kept
+        ones at c or more, so it is light whatever the order the lines came in (a heavy
+        template seen only early in a long log survives, in any split of the log).
+        """
+        ranked = sorted(self.templates, key=lambda k: (self.templates[k].count, k))
         for pattern in ranked[: max(1, len(ranked) // 10)]:
-            del self.templates[pattern]
+            self.dropped_requests += self.templates.pop(pattern).count
             self.dropped_templates += 1
+
+    def _fold_generalised(self) -> None:
+        """Move the templates filed before a path position became a `{slug}` into the
+        template they split to now, the old literal becoming one value of the slug slot.
+
+        Without this, the requests seen before the generaliser decided stay in literal
+        templates, and how many depends on how the log was cut (workers, chunks).
+        """
+        for pattern in list(self.templates):
+            stats = self.templates.get(pattern)
+            if stats is None:  # evicted to make room for a fold
+                continue
+            example = stats.decomposed_example
+            info = self._info(example.template.compose(example.values))
+            if info.pattern != pattern:
+                del self.templates[pattern]
+                self._template(info).merge(_as_generalised(stats, info, self.config))
 
     def _evict_series(self) -> None:
         """Drop the least recently updated tenth of the series (bounded memory)."""
@@ -471,7 +495,12 @@ class Summary:
             else:
                 self.windows[hour] = window
         self._trim_windows()
-        self.generaliser.generalised |= other.generaliser.generalised
+        if not other.generaliser.generalised <= self.generaliser.generalised:
+            self.generaliser.generalised |= other.generaliser.generalised
+            self._memo.forget_targets()
+        self._fold_generalised()
+        while len(self.templates) > self.config.max_templates:
+            self._evict_templates()
         self._merge_counts(other)
 
     def _merge_counts(self, other: Summary) -> None:
@@ -483,6 +512,7 @@ class Summary:
         self.first_s = min(self.first_s, other.first_s)
         self.last_s = max(self.last_s, other.last_s)
         self.dropped_templates += other.dropped_templates
+        self.dropped_requests += other.dropped_requests
 
     def expected_rate_per_s(self, weight: float, at_s: float) -> float:
         """Requests per second implied by a forward-decayed `weight`, as seen at `at_s`."""
@@ -513,6 +543,25 @@ def log_zone_h(offsets: Counter[tuple[int, int]]) -> int:
         counts = local_offsets(offsets, zone_h)
         return (max(counts.values(), default=0), -abs(zone_h))
     return max(ZONES_H, key=consistency)
+
+
+def _as_generalised(stats: TemplateStats, info: TargetInfo,
+                    config: SummaryConfig) -> TemplateStats:
+    """`stats` with the slots of `info`'s template: a slot new there (a path position now a
+    `{slug}`) holds the one literal value all the requests had; a slot gone (a number inside
+    that segment) is dropped."""
+    names = info.parts.template.slot_names
+    slots = {name: slot for name, slot in stats.slots.items() if name in names}
+    for position, name in enumerate(names):
+        if name not in slots:
+            slot = slots[name] = SlotStats(HeavyHitters(config.values_per_slot))
+            slot.values.add(info.parts.values[position], stats.count, stats.count, stats.last_s)
+            slot.distinct.add_hash(info.value_hashes[position])
+            slot.types[info.kinds[position]] += stats.count
+            slot.count = stats.count
+    stats.slots = slots
+    stats.decomposed_example = info.parts
+    return stats
 
 
 def _scaled(sketch: HeavyHitters, factor: float) -> HeavyHitters:

@@ -60,6 +60,7 @@ def summary_to_plain(summary: Summary) -> dict[str, Any]:
         "last_s": summary.last_s,
         "landmark_s": summary.landmark_s,
         "dropped_templates": summary.dropped_templates,
+        "dropped_requests": summary.dropped_requests,
         "requests": _heavy_plain(summary.requests),
         "templates": [[pattern, _template_plain(stats)]
                       for pattern, stats in summary.templates.items()],
@@ -213,7 +214,7 @@ def _pairs(value: Any, where: str) -> list[list[Any]]:
 
 
 _SUMMARY_FIELDS = ("config", "lines", "malformed", "malformed_samples", "excluded", "first_s",
-                   "last_s", "landmark_s", "dropped_templates", "requests", "templates",
+                   "last_s", "landmark_s", "dropped_templates", "dropped_requests", "requests", "templates",
                    "series", "generaliser", "windows")
 
 
@@ -225,8 +226,8 @@ def summary_from_plain(plain: Any) -> Summary:
         PlainFormError: a missing or unknown field, or a value of the wrong type or range.
     """
     (config, lines, malformed, samples, excluded, first_s, last_s, landmark_s, dropped,
-     requests, templates, series, generaliser, windows) = _fields(plain, "summary",
-                                                                  _SUMMARY_FIELDS)
+     dropped_requests, requests, templates, series, generaliser,
+     windows) = _fields(plain, "summary", _SUMMARY_FIELDS)
     summary = Summary(_config_from(config))
     summary.lines = _int(lines, "lines")
     summary.malformed = _int(malformed, "malformed")
@@ -236,6 +237,7 @@ def summary_from_plain(plain: Any) -> Summary:
     summary.last_s = _moment(last_s, "last_s")
     summary.landmark_s = None if landmark_s is None else _moment(landmark_s, "landmark_s", True)
     summary.dropped_templates = _int(dropped, "dropped_templates")
+    summary.dropped_requests = _int(dropped_requests, "dropped_requests")
     summary.requests = _heavy_from(requests, "requests", _str_key)
     summary.generaliser = _generaliser_from(generaliser)
     summary.templates = _templates_from(templates, frozenset(summary.generaliser.generalised))

@@ -105,6 +105,8 @@ def _cut_templates(plain: Plain) -> bool:
         return False
     plain["templates"] = _recent(templates, lambda entry: entry[1]["last_s"])
     plain["dropped_templates"] += len(templates) - len(plain["templates"])
+    plain["dropped_requests"] += (sum(entry[1]["count"] for entry in templates)
+                                  - sum(entry[1]["count"] for entry in plain["templates"]))
     kept = {pattern for pattern, _template in plain["templates"]}
     plain["series"] = [entry for entry in plain["series"] if entry[0] in kept]
     return True

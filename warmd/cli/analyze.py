@@ -17,7 +17,7 @@ from warmd.cli.shares_view import render_shares
 from warmd.errors import ConfigError
 from warmd.rules.engine import diagnose_all, rank
 from warmd.rules.ranking import TemplateShare
-from warmd.runtime.ingest.worker import summarise_files
+from warmd.runtime.ingest.worker import estimate_lines, summarise_files
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])\Z")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -76,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    progress = Progress()
+    progress = Progress(estimate_lines(args.logs))
     summary = summarise_files(args.logs, args.log_format, workers=args.workers,
                               progress=progress)
     progress.close()
@@ -120,6 +120,7 @@ def analysis_report(summary: Summary) -> dict:
             "evidence": [str(e) for e in d.evidence],
         } for d in diagnoses[pattern].slots.values()]
         templates.append({"template": pattern, "count": stats.count, "parameters": slots})
+    in_templates = sum(template["count"] for template in templates)
     return {
         "lines": summary.lines + summary.malformed, "parsed": summary.lines,
         "malformed": summary.malformed, "malformed_samples": summary.malformed_samples,
@@ -127,6 +128,9 @@ def analysis_report(summary: Summary) -> dict:
         "first": iso(summary.first_s) if summary.lines else None,
         "last": iso(summary.last_s) if summary.lines else None,
         "templates": templates,
+        # Cacheable requests whose templates were dropped to bound memory (the lightest).
+        "outside_templates": {"requests": summary.lines - sum(summary.excluded.values())
+                              - in_templates, "templates": summary.dropped_templates},
     }
 
 
@@ -144,4 +148,7 @@ def render_text(report: dict) -> str:
                 extra = f" offset {slot['date_offset_days']:+d}d {slot['date_format']}"
             lines.append(f"{'':>11}{slot['slot']}: {slot['class']}{extra}  "
                          f"[{slot['evidence'][-1] if slot['evidence'] else ''}]")
+    outside = report["outside_templates"]
+    lines.append(f"{outside['requests']:>9,}  requests outside the templates shown "
+                 f"({outside['templates']:,} light templates dropped to bound memory)")
     return "\n".join(lines)

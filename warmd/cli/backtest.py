@@ -18,7 +18,7 @@ from warmd.rules.backtest import BacktestReport, Predictor, backtest
 from warmd.rules.compiled import CompiledRuleSet
 from warmd.rules.engine import rank
 from warmd.rules.tree import Overrides
-from warmd.runtime.ingest.worker import read_records, summarise_records
+from warmd.runtime.ingest.worker import estimate_lines, read_records, summarise_records
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,7 +50,7 @@ def _backtest(args: argparse.Namespace) -> int:
     if args.capacity < 1:
         raise ConfigError("--capacity must be at least 1")
     ruleset = load_rule_files(args)
-    progress = Progress()
+    progress = Progress(estimate_lines(args.logs))
     parsed = read_records(args.logs, args.log_format, progress=progress)
     progress.close()
     if not parsed.records:

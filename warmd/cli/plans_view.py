@@ -158,6 +158,9 @@ def format_explanation(reply: Mapping[str, Any]) -> str:
         lines.append(f"  as key    {reply['canonical']}  (canonical: sorted, dropped slots removed)")
     owner = reply["rule"] or ("-" if reply["zero_config"] else "no rule selects this template")
     lines.append(f"  rule      {owner}  ({rules})")
+    if reply.get("planned_on"):
+        lines.append(f"  planned   only on {', '.join(reply['planned_on'])} (not by other "
+                     "triggers' plans)")
     if reply["expected_hits"] is not None:
         rank = f"rank {reply['rank']} of budget {reply['budget']}" if reply["rank"] else "unranked"
         lines.append(f"  expected  {count(reply['expected_hits'])} hits in the next "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from itertools import islice
@@ -16,7 +17,13 @@ from warmd.cli.shares_view import render_shares
 from warmd.errors import ConfigError
 from warmd.rules.apply import predict_records
 from warmd.rules.engine import Prediction, rank
-from warmd.runtime.ingest.worker import CHUNK_LINES, iter_lines, read_records, resolve_format
+from warmd.runtime.ingest.worker import (
+    CHUNK_LINES,
+    estimate_lines,
+    iter_lines,
+    read_records,
+    resolve_format,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--explain", action="store_true",
                         help="append score, expected hits and source after tabs; the "
                              "self-backtest's table per template goes to stderr")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON list: request, target, template, score, "
+                             "expected hits, expected first use (seconds after --at) and source")
     parser.set_defaults(handler=_predict)
 
 
@@ -50,7 +60,7 @@ def _predict(args: argparse.Namespace) -> int:
         if args.explain:
             print(render_shares(shares), file=sys.stderr)
     else:
-        progress = Progress()
+        progress = Progress(estimate_lines(args.logs))
         parsed = read_records(args.logs, args.log_format, progress=progress)
         progress.close()
         if not parsed.records:
@@ -60,7 +70,7 @@ def _predict(args: argparse.Namespace) -> int:
         predictions, selected = predict_records(ruleset, history, at_s, horizon_s, args.budget)
         print(f"rules: {len(selected.records):,} requests selected, {selected.unmatched:,} "
               f"matched no rule (never warmed)", file=sys.stderr)
-    _write(predictions, args.explain)
+    _write(predictions, args.explain, args.json)
     return 0
 
 
@@ -73,7 +83,7 @@ def _summarise_until(paths: list[str], spec: str | None, at_s: float | None) -> 
     """
     parser = LineParser(resolve_format(paths, spec))
     summary = Summary()
-    progress = Progress()
+    progress = Progress(estimate_lines(paths))
     lines = iter_lines(paths)
     while chunk := list(islice(lines, CHUNK_LINES)):
         records = parser.parse_many(chunk)
@@ -89,16 +99,26 @@ def _summarise_until(paths: list[str], spec: str | None, at_s: float | None) -> 
     return summary
 
 
-def _write(predictions: list[Prediction], explain: bool) -> None:
+def _plain(prediction: Prediction) -> dict:
+    """One prediction as the JSON fields of `warmd predict --json`."""
+    return {"request": prediction.request_line, "target": prediction.target,
+            "template": prediction.template, "score": prediction.score,
+            "expected_hits": prediction.expected_hits,
+            "first_use_after_s": prediction.first_use_s, "source": prediction.source}
+
+
+def _write(predictions: list[Prediction], explain: bool, as_json: bool = False) -> None:
     """Print the predictions; a closed pipe (`| head`) ends the output quietly."""
+    if as_json:
+        text = json.dumps([_plain(p) for p in predictions], indent=2) + "\n"
+    elif explain:
+        text = "".join(f"{p.request_line}\t{p.score:.4f}\t{p.expected_hits:.3f}\t{p.source}\n"
+                       for p in predictions)
+    else:
+        text = "".join(p.request_line + "\n" for p in predictions)
     out = sys.stdout
     try:
-        for prediction in predictions:
-            if explain:
-                out.write(f"{prediction.request_line}\t{prediction.score:.4f}\t"
-                          f"{prediction.expected_hits:.3f}\t{prediction.source}\n")
-            else:
-                out.write(prediction.request_line + "\n")
+        out.write(text)
         out.flush()
     except BrokenPipeError:
         # `warmd predict ... | head`: the reader has what it wanted; exit quietly.

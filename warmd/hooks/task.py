@@ -32,6 +32,10 @@ class LimitConfig:
     latency_slack_s: float = 0.005
     backoff_ratio: float = 0.7
     baseline_window_samples: int = 500
+    # The rule's `slo`: at most (1 - percentile) of the recent samples may be slower than
+    # the objective, or the limit backs off as on congestion (0: no objective).
+    latency_objective_s: float = 0.0
+    objective_percentile: float = 99.0
 
     def validate(self) -> LimitConfig:
         if not 1 <= self.concurrency_min <= self.concurrency_max:
@@ -41,6 +45,9 @@ class LimitConfig:
         if self.latency_tolerance <= 1 or self.rate_per_s_max < 0 or self.latency_slack_s < 0:
             raise ConfigError("latency_tolerance must be > 1, rate_per_s_max and "
                               "latency_slack_s >= 0")
+        if self.latency_objective_s < 0 or not 0 < self.objective_percentile < 100:
+            raise ConfigError("latency_objective_s must be >= 0 and objective_percentile "
+                              "between 0 and 100")
         return self
 
 

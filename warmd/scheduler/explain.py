@@ -18,10 +18,15 @@ from urllib.parse import urlsplit
 from warmd.analysis.summary import Summary, TemplateStats
 from warmd.analysis.target import Decomposed
 from warmd.rules.apply import rule_caps, rule_overrides
-from warmd.rules.compiled import CompiledRuleSet, Selection
+from warmd.rules.compiled import CompiledRuleSet, Selection, Trigger
 from warmd.rules.engine import Prediction, cache_target, predict
 from warmd.rules.tree import Diagnosis, Overrides, TemplateDiagnosis, diagnose_template
-from warmd.scheduler.plan_rules import plan_overrides, selection_of, template_owners
+from warmd.scheduler.plan_rules import (
+    plan_overrides,
+    rule_triggers,
+    selection_of,
+    template_owners,
+)
 
 REQUEST_CHARS_MAX = 8192
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -288,4 +293,24 @@ def explain_request(summary: Summary, ruleset: CompiledRuleSet | None, line: Req
         document.update(expected_hits=round(ranked.prediction.expected_hits, 4),
                         rank=ranked.rank, source=ranked.prediction.source)
     why_not = why_not or _budget_reasons(ranked, settings)
-    return {**document, "would_warm": not why_not, "why_not": why_not}
+    planned_on = _planned_on(view.ruleset, document["rule"]) if view is not None else []
+    return {**document, "would_warm": not why_not, "why_not": why_not,
+            "planned_on": planned_on}
+
+
+def _planned_on(ruleset: CompiledRuleSet, rule_name: str | None) -> list[str]:
+    """When the planner plans the rule: its own triggers, or [] for a rule without any (it
+    follows every plan). The rank above is within the budget of such a plan; a plan made by
+    another trigger (e.g. new-rules) leaves a rule with triggers of its own out."""
+    rule = next((r for r in ruleset.rules if r.name == rule_name), None)
+    if rule is None:
+        return []
+    return [_trigger_text(t) for t in rule_triggers(ruleset, rule)]
+
+
+def _trigger_text(trigger: Trigger) -> str:
+    if trigger.kind == "cron" and trigger.cron is not None:
+        return f"cron {trigger.cron.expression}"
+    if trigger.kind == "every":
+        return f"every {trigger.interval_s:g}s"
+    return f"{trigger.kind} {trigger.target}".strip()

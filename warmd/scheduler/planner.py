@@ -131,6 +131,8 @@ class TaskPolicy:
     gate_timeout_ms: int = 600_000
     rate_per_s: int = 0
     concurrency: int = 0
+    slo_latency_ms: int = 0
+    slo_permille: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +259,9 @@ def rule_policy(rule: CompiledRule, ruleset: CompiledRuleSet, target: str, now_m
         gate_timeout_ms=max(1, round(gate_block.timeout_s * 1000)) if gate_block else 600_000,
         # A rate below 1/s cannot be written as an int: 1/s is the closest safe cap.
         rate_per_s=max(1, int(rate)) if rate > 0 else 0,
-        concurrency=rule.limits.concurrency)
+        concurrency=rule.limits.concurrency,
+        slo_latency_ms=round(rule.limits.slo_latency_s * 1000),
+        slo_permille=round(rule.limits.slo_percentile * 10))
 
 
 def _jitter_permille(rule: CompiledRule) -> int:
@@ -307,5 +311,6 @@ def _spec(group: KeyGroup, start: int, stop: int, inputs: PlanInputs) -> TaskSpe
         gate_timeout_ms=policy.gate_timeout_ms, loader=policy.loader,
         loader_url=policy.loader_url, ttl_s=policy.ttl_s,
         ttl_jitter_permille=policy.ttl_jitter_permille, rate_per_s=policy.rate_per_s,
-        concurrency=policy.concurrency, plan_id=inputs.plan_id,
+        concurrency=policy.concurrency, slo_latency_ms=policy.slo_latency_ms,
+        slo_permille=policy.slo_permille, plan_id=inputs.plan_id,
         rules_version=inputs.rules_version)

@@ -74,6 +74,10 @@ class TaskSpec(Validated):
     ttl_jitter_permille: int = 100  # TTLs spread over [ttl * (1 - this / 1000), ttl]
     rate_per_s: int = 0  # hard cap on origin requests per second for this task (0: none)
     concurrency: int = 0  # most origin requests in flight for this task (0: adaptive default)
+    # The rule's `slo pNN LATENCY`: origin latency objective (0: none) and its percentile
+    # in permille (990 for p99); the origin limiter backs off when the objective is missed.
+    slo_latency_ms: int = 0
+    slo_permille: int = 0
     plan_id: str = ""  # the plan that made the task ("" for tasks submitted by hand)
     rules_version: str = ""  # the rule set the plan used ("" zero-config or by hand)
     value: str = ""  # what a loader-less task writes for every key ("": the task id)
@@ -82,7 +86,8 @@ class TaskSpec(Validated):
         check_text("TaskSpec.value", self.value)
         if self.cache_keys and len(self.cache_keys) != len(self.keys):
             fail("TaskSpec.cache_keys", "must be empty or hold one cache key per key")
-        for name in ("ttl_s", "rate_per_s", "concurrency", "ttl_jitter_permille"):
+        for name in ("ttl_s", "rate_per_s", "concurrency", "ttl_jitter_permille",
+                     "slo_latency_ms", "slo_permille"):
             check_min(f"TaskSpec.{name}", getattr(self, name), 0)
         if self.ttl_jitter_permille >= 1000:
             fail("TaskSpec.ttl_jitter_permille", "must be below 1000 (a TTL never reaches 0)")

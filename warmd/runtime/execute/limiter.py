@@ -9,6 +9,7 @@ so a lasting change of the origin's speed is relearned instead of throttled fore
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -29,6 +30,9 @@ class LimitSample:
     in_flight: int  # requests in flight when it started
 
 
+OBJECTIVE_WINDOW_SAMPLES = 1_000  # the recent samples a latency objective is judged on
+
+
 class AimdLimit:
     """Additive increase (+1 per `limit` good samples), multiplicative decrease on a
     congestion signal, at most once per limit-many samples so that the requests of one
@@ -43,6 +47,8 @@ class AimdLimit:
         self._baseline_s: float | None = None
         self._samples_since_baseline = 0
         self.backoff_count = 0
+        self._over_objective: deque[bool] = deque(maxlen=OBJECTIVE_WINDOW_SAMPLES)
+        self._over_count = 0
 
     @property
     def healthy_latency_s(self) -> float | None:
@@ -57,13 +63,30 @@ class AimdLimit:
 
     def congested(self, sample: LimitSample) -> bool:
         baseline = self.healthy_latency_s
-        if sample.failed:
+        if sample.failed or self._misses_objective(sample):
             return True
         if baseline is None:
             return False
         threshold_s = max(baseline * self.config.latency_tolerance,
                           baseline + self.config.latency_slack_s)
         return sample.latency_s > threshold_s
+
+    def _misses_objective(self, sample: LimitSample) -> bool:
+        """True when this sample is over the objective and more of the recent samples are
+        than the percentile allows (p99: one in a hundred may be slower)."""
+        objective_s = self.config.latency_objective_s
+        if not objective_s:
+            return False
+        window = self._over_objective
+        if len(window) == window.maxlen:
+            self._over_count -= window[0]
+        over = sample.latency_s > objective_s
+        window.append(over)
+        self._over_count += over
+        share = 1 - self.config.objective_percentile / 100
+        # judge once the window can tell a percentile apart (100 samples for p99)
+        judged = len(window) >= min(window.maxlen or 0, math.ceil(1 / share))
+        return over and judged and self._over_count > share * len(window)
 
     def on_sample(self, sample: LimitSample) -> int:
         """Update and return the whole-number limit."""

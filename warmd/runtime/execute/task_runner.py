@@ -103,6 +103,8 @@ class SpecRunner:
         requests = tuple(WarmRequest(path=path, key=key)
                          for path, key in zip(spec.keys, keys, strict=True))
         origin = LimitConfig(rate_per_s_max=float(spec.rate_per_s),
+                             latency_objective_s=spec.slo_latency_ms / 1000,
+                             objective_percentile=spec.slo_permille / 10 or 99.0,
                              **({"concurrency_max": spec.concurrency,
                                  "concurrency_initial": min(8, spec.concurrency)}
                                 if spec.concurrency else {}))
