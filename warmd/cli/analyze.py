@@ -120,7 +120,7 @@ def analysis_report(summary: Summary) -> dict:
             "evidence": [str(e) for e in d.evidence],
         } for d in diagnoses[pattern].slots.values()]
         templates.append({"template": pattern, "count": stats.count, "parameters": slots})
-    in_templates = sum(template["count"] for template in templates)
+    in_templates = sum(stats.count for stats in summary.templates.values())
     return {
         "lines": summary.lines + summary.malformed, "parsed": summary.lines,
         "malformed": summary.malformed, "malformed_samples": summary.malformed_samples,
