@@ -137,6 +137,10 @@ def test_metrics_move_during_a_warm_up(cluster: ProcessCluster, redis_target: Se
     for node_id, port in ports.items():
         cluster.wait_until(lambda p=port, n=node_id: cache_requests(scrape(p)) == expected[n],
                            30, f"node {node_id}'s cache_requests_total to match its log")
+    # The planner plans from the replicated summaries: flush only once every node's is in,
+    # or the flush is planned from nothing (the counts above are the workers', earlier).
+    cluster.wait_until(lambda: (cluster.status(1) or {}).get("warm_up", {}).get(
+        "summaries", {}).get("reports") == len(ports), 30, "every node's summary")
     before = {node_id: scrape(port) for node_id, port in ports.items()}
     cache.flushall()
 
