@@ -54,7 +54,7 @@ def node_readers(driver: Driver, current: Callable[[], WarmupServices | None]) -
             return {}
         return services.effects.effects
 
-    return NodeReaders(status=driver.status, state=lambda: driver.applier.machine.state,
+    return NodeReaders(status=driver.status, state=lambda: driver.state,
                        proposals_pending=lambda: driver.applier.waiting_count,
                        sources=sources, transport=driver.transport.statistics,
                        origin_limits=origin_limits, cache_stats=cache_stats,
@@ -86,7 +86,7 @@ class Observability:
         if settings.annotations_url is not None:
             poster = AnnotationPoster(
                 AnnotationSettings(settings.annotations_url, settings.annotations_token),
-                state=lambda: self.driver.applier.machine.state,
+                state=lambda: self.driver.state,
                 is_leader=lambda: self.driver.status().role == "leader")
             self._poster = asyncio.create_task(poster.run(), name="annotation-poster")
 

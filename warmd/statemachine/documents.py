@@ -58,12 +58,6 @@ def plan_document(plan: PlanRecord, tasks: Mapping[str, TaskRecord]) -> dict[str
             "effect": effect_document(plan.effect) if plan.effect is not None else None}
 
 
-def newest_plans(state: MachineState, limit: int) -> list[dict[str, Any]]:
-    """The `limit` newest plans, newest first (by the log index of their SubmitPlan)."""
-    plans = sorted(state.plans.values(), key=lambda plan: plan.index, reverse=True)
-    return [plan_document(plan, state.tasks) for plan in plans[:limit]]
-
-
 def summary_document(record: SummaryRecord, now_ms: int, problem: str = "") -> dict[str, Any]:
     """One (node, source) report: its counts, age, size and whether it decodes."""
     return {"node_id": record.node_id, "source": record.source, "sequence": record.sequence,

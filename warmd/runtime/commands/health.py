@@ -46,7 +46,7 @@ class HealthCommands:
         except (RaftError, ProposalTimeout, WarmdError) as error:
             quorum = {"healthy": False, "detail": f"no linearizable read: {error}"}
         status = self._driver.status()
-        registry = self._driver.applier.machine.state.nodes
+        registry = self._driver.state.nodes
         now_ms = self._driver.clock.wall_ms()
         members = [self._member(peer, status, registry.get(peer.node_id), now_ms)
                    for peer in status.peers]

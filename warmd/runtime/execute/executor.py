@@ -278,7 +278,7 @@ class Executor:
 
     def _plan_of(self, task_id: str) -> str:
         """The task's plan id for log events ("" for a task submitted by hand)."""
-        task = self._driver.applier.machine.state.tasks.get(task_id)
+        task = self._driver.state.tasks.get(task_id)
         return task.spec.plan_id if task is not None else ""
 
     async def _settle(self, task_id: str, fence: int, result: WarmResult) -> None:

@@ -169,7 +169,7 @@ class SchedulingLoop:
             if isinstance(proposal.result(), Applied):
                 self.counters.applied += 1
                 task_id = getattr(command, "task_id", "")
-                task = self._driver.applier.machine.state.tasks.get(task_id)
+                task = self._driver.state.tasks.get(task_id)
                 _log.info("task_transition", command=type(command).__name__, task_id=task_id,
                           plan_id=task.spec.plan_id if task is not None else "",
                           node_id=getattr(command, "node_id", 0))
