@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from warmd.access import Actor, Interface, Role
 from warmd.admin.protocol import (
     COMMAND_PATTERN,
     LINE_BYTES_MAX,
@@ -236,31 +237,42 @@ class AdminServer:
 
     async def _dispatch(self, request: Request, credentials: PeerCredentials) -> Response:
         self._counters.requests += 1
-        entry = self._handlers.get(request.command)
-        if entry is None:
-            self._counters.errors += 1
-            close = difflib.get_close_matches(request.command, self._handlers, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            error = AdminError(
-                ErrorCode.UNKNOWN_COMMAND, f"unknown command {request.command!r}{hint}"
-            )
-            return error_response(request.request_id, error)
+        actor = socket_actor(credentials)
         try:
-            result = entry[0](request.args)
-            if inspect.isawaitable(result):
-                result = await result
+            result = await self.invoke(request.command, request.args, actor)
             return Response(request.request_id, result)
         except AdminError as error:
-            self._counters.errors += 1
             return error_response(request.request_id, error)
+
+    async def invoke(self, command: str, args: Mapping[str, Any], actor: Actor) -> Any:
+        """Run one command for `actor`: the one path every interface takes (the socket, the
+        web console and its API), so checks and records made here hold for all of them.
+
+        Raises:
+            AdminError: unknown command, or the handler's failure (never a traceback).
+        """
+        entry = self._handlers.get(command)
+        if entry is None:
+            self._counters.errors += 1
+            close = difflib.get_close_matches(command, self._handlers, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise AdminError(ErrorCode.UNKNOWN_COMMAND, f"unknown command {command!r}{hint}")
+        try:
+            result = entry[0](args)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+        except AdminError:
+            self._counters.errors += 1
+            raise
         except WarmdError as error:
             self._counters.errors += 1
-            return error_response(request.request_id, AdminError(ErrorCode.FAILED, str(error)))
+            raise AdminError(ErrorCode.FAILED, str(error)) from None
         except Exception:
             self._counters.errors += 1
-            _log.exception("admin_handler_failed", command=request.command, uid=credentials.uid)
-            internal = AdminError(ErrorCode.INTERNAL, "internal error; the daemon log has details")
-            return error_response(request.request_id, internal)
+            _log.exception("admin_handler_failed", command=command, actor=actor.name)
+            raise AdminError(ErrorCode.INTERNAL,
+                             "internal error; the daemon log has details") from None
 
     def _refusal(self, credentials: PeerCredentials) -> AdminError | None:
         """None when the peer may operate the daemon, else the error to send it."""
@@ -298,6 +310,14 @@ def peer_credentials(sock: Any) -> PeerCredentials:
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     pid, uid, gid = struct.unpack("3i", raw)
     return PeerCredentials(pid, uid, gid)
+
+
+def socket_actor(credentials: PeerCredentials) -> Actor:
+    """The actor of an admin-socket call: the kernel vouched for the uid, and the socket's
+    mode and the credential check already limited it to those who may administer warmd."""
+    name = f"uid {credentials.uid} ({_user_name(credentials.uid)})"
+    return Actor(name=name, role=Role.ADMIN, interface=Interface.WARMCTL,
+                 source=f"pid {credentials.pid}")
 
 
 def peer_groups(credentials: PeerCredentials) -> set[int]:
