@@ -31,6 +31,18 @@ def plugin_kind(plugin: object) -> str | None:
     return None
 
 
+def plugin_name(plugin: object) -> str:
+    """The name rules use for `plugin` (every extension point has one).
+
+    Raises:
+        TypeError: it has none, or not a string (a broken plugin, reported by the caller).
+    """
+    name = getattr(plugin, "name", None)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{plugin!r} has no name (a non-empty string) for rules to use")
+    return name
+
+
 @dataclass(frozen=True, slots=True)
 class PluginInfo:
     """One entry point as `warmctl plugins` shows it: what it registered, from where."""
@@ -61,7 +73,7 @@ class HookRegistry:
         kind = kind or plugin_kind(plugin)
         if kind is None or kind not in self.plugins:
             raise TypeError(f"{plugin!r} implements no warmd extension point")
-        self.plugins[kind][plugin.name] = plugin  # type: ignore[attr-defined]
+        self.plugins[kind][plugin_name(plugin)] = plugin
         return kind
 
     def get(self, kind: str, name: str) -> Any:
@@ -92,7 +104,7 @@ class HookRegistry:
                 continue
             self.load_errors.pop(entry_point.name, None)
             self.entry_points[entry_point.name] = PluginInfo(
-                entry_point.name, kind, plugin.name, package, version)  # type: ignore[attr-defined]
+                entry_point.name, kind, plugin_name(plugin), package, version)
             loaded.append(entry_point.name)
         return loaded
 
@@ -111,4 +123,5 @@ def _instantiate(entry_point: EntryPoint) -> object:
     plugin = factory() if inspect.isclass(factory) or inspect.isfunction(factory) else factory
     if not getattr(plugin, "name", None):
         raise TypeError(f"entry point {entry_point.name} gave an object without a name")
+    plugin_name(plugin)  # a name that is not a string is refused here, with the entry point
     return plugin

@@ -93,7 +93,7 @@ def build(config: Config, storage: DiskStorage, clock: Clock) -> Components:
         secret=config.cluster.secret, listen_host=config.node.listen.host,
         listen_port=config.node.listen.port, max_frame_bytes=settings.max_frame_bytes,
         server_ssl=server_ssl, client_ssl=client_ssl,
-    ))
+    ), clock=clock)
     raft_config = RaftConfig(
         node_id=config.node.node_id, election_timeout_ticks=settings.election_timeout_ticks,
         heartbeat_ticks=settings.heartbeat_ticks, pre_vote=settings.pre_vote,
@@ -205,11 +205,13 @@ class Daemon:
 
     async def _wait_stop(self, driver: Driver) -> bool:
         """Wait for a stop signal or the driver's end; True when the driver failed."""
-        assert driver.finished is not None
+        finished = driver.finished
+        if finished is None:
+            raise RuntimeError("the driver was not started")  # a wiring bug, not an outage
         stop_wait = asyncio.create_task(self._stop.wait())
-        await asyncio.wait([stop_wait, driver.finished], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([stop_wait, finished], return_when=asyncio.FIRST_COMPLETED)
         stop_wait.cancel()
-        return driver.finished.done()
+        return finished.done()
 
     # ------------------------------------------------------------------ warm-up services
 

@@ -61,7 +61,7 @@ class HealthCommands:
             verdict = (not status.removed, f"this node ({status.role}, applied "
                                            f"{status.applied_index})")
         elif status.role == "leader" and peer.last_contact_s is not None:
-            verdict = self._replication(peer, status)
+            verdict = self._replication(peer, peer.last_contact_s, status)
         elif node is not None:
             # Off the leader only the node's own stamp is known: judge by it (a hint).
             live = is_live(node, {node.node_id: now_ms - node.last_heartbeat_ms})
@@ -72,11 +72,11 @@ class HealthCommands:
         return {"node_id": peer.node_id, "address": peer.address, "voter": peer.voter,
                 "healthy": verdict[0], "detail": verdict[1]}
 
-    def _replication(self, peer: PeerView, status: DriverStatus) -> tuple[bool, str]:
-        assert peer.last_contact_s is not None
+    def _replication(self, peer: PeerView, last_contact_s: float,
+                     status: DriverStatus) -> tuple[bool, str]:
         lag = status.last_index - (peer.match_index or 0)
-        if peer.last_contact_s > self._contact_s_max():
-            return False, f"not heard from for {peer.last_contact_s:.1f} s"
+        if last_contact_s > self._contact_s_max():
+            return False, f"not heard from for {last_contact_s:.1f} s"
         if lag > LAG_ENTRIES_MAX:
             return False, f"{lag} entries behind (catching up)"
-        return True, f"heard {peer.last_contact_s:.1f} s ago, {lag} entries behind"
+        return True, f"heard {last_contact_s:.1f} s ago, {lag} entries behind"

@@ -70,8 +70,7 @@ def take_page(items: Iterable[T], request: PageRequest, position: Callable[[T], 
     for item in items:
         made = document(item)
         made_bytes = len(json.dumps(made, separators=(",", ":"))) + 1
-        if documents and (len(documents) == request.limit or size + made_bytes > bytes_max):
-            assert last is not None
+        if last is not None and (len(documents) == request.limit or size + made_bytes > bytes_max):
             return Page(documents, position(last))
         documents.append(made)
         size += made_bytes

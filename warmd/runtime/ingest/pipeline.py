@@ -361,7 +361,8 @@ class LogPipeline:
             source.worker.stop()
             source.worker = None
         if source.worker is None:
-            assert source.log_format is not None
+            if source.log_format is None:
+                raise RuntimeError(f"source {source.config.name}: fed before its format was known")
             source.worker = AnalysisWorker(source.log_format, self._summary_config)
         for start in range(0, len(lines), FEED_LINES):
             source.worker.feed(lines[start:start + FEED_LINES])

@@ -63,8 +63,8 @@ class LogTailer:
             chunks.append(self._read_rotated_copy())
             self.truncations += 1
             self._offset = 0
-            assert self._handle is not None
-            self._handle.seek(0)
+            if self._handle is not None:  # open: the stat above followed the same inode
+                self._handle.seek(0)
         data = self._drain(max_bytes)
         self.caught_up = max_bytes is None or len(data) < max_bytes
         chunks.append(data)

@@ -320,7 +320,8 @@ class PlanningLoop:
         hits and misses in the window before it was made and in the window after its last task
         ended. Derived from the replicated state, so a new leader measures the plans of the old
         one too (its own watcher has been sampling all along)."""
-        if self._watcher is None:
+        watcher = self._watcher
+        if watcher is None:
             return
         window_ms = self._config.planner.effect_window_ms
         now_ms = self._clock.wall_ms()
@@ -329,7 +330,7 @@ class PlanningLoop:
                 continue
             finished_ms = self._finished_ms(plan.task_ids)
             if finished_ms is not None and now_ms - finished_ms >= window_ms:
-                await self._record_effect(plan, finished_ms, window_ms)
+                await self._record_effect(watcher, plan, finished_ms, window_ms)
 
     def _finished_ms(self, task_ids: tuple[str, ...]) -> int | None:
         """When the last of the tasks ended (wall ms); None while one is still unfinished."""
@@ -339,14 +340,15 @@ class PlanningLoop:
             return None
         return max(ended)
 
-    async def _record_effect(self, plan: PlanRecord, finished_ms: int, window_ms: int) -> None:
-        assert self._watcher is not None
-        to_monotonic_s = self._clock.monotonic() - self._clock.wall_ms() / 1000  # the watcher's history is monotonic
+    async def _record_effect(self, watcher: CacheWatcher, plan: PlanRecord, finished_ms: int,
+                             window_ms: int) -> None:
+        # The watcher's history is on the monotonic clock, plans on the wall clock.
+        to_monotonic_s = self._clock.monotonic() - self._clock.wall_ms() / 1000
         created_s = plan.created_ms / 1000 + to_monotonic_s
         finished_s = finished_ms / 1000 + to_monotonic_s
         window_s = window_ms / 1000
-        before = self._watcher.hits_between(plan.watch, created_s - window_s, created_s)
-        after = self._watcher.hits_between(plan.watch, finished_s, finished_s + window_s)
+        before = watcher.hits_between(plan.watch, created_s - window_s, created_s)
+        after = watcher.hits_between(plan.watch, finished_s, finished_s + window_s)
         if after is None:
             self._unmeasurable.add(plan.plan_id)
             _log.info("plan_effect_unknown", plan_id=plan.plan_id, cache=plan.watch,

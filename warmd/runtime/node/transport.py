@@ -27,6 +27,7 @@ from typing import Protocol
 import structlog
 
 from warmd import codec
+from warmd.clock import Clock, SystemClock
 from warmd.codec import CodecError
 from warmd.raft.types import NO_NODE, Message
 from warmd.runtime.node import handshake
@@ -210,9 +211,10 @@ class TcpTransport:
     """
 
     def __init__(self, options: TransportOptions, peers: Mapping[int, tuple[str, int]] | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, clock: Clock | None = None) -> None:
         self._options = options
         self._rng = rng or random.Random()
+        self._clock = clock or SystemClock()  # the node's one clock: reconnect backoff sleeps on it
         self._peers: dict[int, _Peer] = {}
         self._counters: dict[int, _Counters] = {}
         self._received: asyncio.Queue[Message | None] = asyncio.Queue(options.received_queue_messages)
@@ -338,7 +340,7 @@ class TcpTransport:
                     log.info("peer_disconnected", peer_id=peer.node_id)
                 counter.connected = False
                 peer.drop_connection()
-            await asyncio.sleep(self._backoff_s(failures))
+            await self._clock.sleep(self._backoff_s(failures))
             counter.reconnects += 1
 
     def _backoff_s(self, failures: int) -> float:
@@ -440,7 +442,7 @@ class TcpTransport:
                     "peer_accept_paused", error=errno.errorcode.get(error.errno or 0, repr(error)),
                     resource=error.errno in RESOURCE_ERRNOS)
                 pause_s = min(max(2 * pause_s, 0.05), self._options.accept_pause_max_s)
-                await asyncio.sleep(pause_s)
+                await self._clock.sleep(pause_s)
                 continue
             pause_s = 0.0
             self._admit(sock, remote)
