@@ -6,6 +6,10 @@ partitions and transfers leadership; then heals everything, waits for the acknow
 to finish, stops the nodes and audits their logs, the cache and the client history. The last
 line is `faults=<N> tasks=<M> lost=<L> duplicates=<D> stale_fence_accepted=<S> divergent=<V>`;
 the exit status is 1 on any violation (with the command that replays the seed).
+
+`--soak 30m` runs as long and samples every node's memory, descriptors and data directory
+(chaos/soak.py); the last line then adds `rss_growth=`, `fds_start=`, `fds_end=`,
+`data_mb_start=`, `data_mb_end=` and the run fails when anything grew without bound.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from chaos.audit import AuditReport
 from chaos.faults import Nemesis
 from chaos.ops import executor_settings, stop_and_audit, wait_all_terminal
 from chaos.proxy import FaultProxy
+from chaos.soak import Sampler, SoakVerdict, judge, parse_duration
 from chaos.workload import Workload
 from warmd import logging as warmd_logging
 from warmd.testing.linearizability import check_history
@@ -56,7 +61,11 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None, help="fault schedule seed")
     parser.add_argument("--keys", type=int, default=20, help="keys per task")
     parser.add_argument("--submit-interval", type=float, default=0.05, help="seconds between tasks")
+    parser.add_argument("--soak", type=_duration, default=None, metavar="DURATION",
+                        help="run this long (e.g. 30m) and judge RSS, descriptors and disk growth")
     args = parser.parse_args(argv)
+    if args.soak is not None:
+        args.duration = args.soak
     if not 3 <= args.nodes <= 7 or args.duration <= 0 or args.keys < 1:
         parser.error("need 3 <= --nodes <= 7, --duration > 0 and --keys >= 1")
     if args.seed is None:
@@ -64,12 +73,20 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def log(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-def run(args: argparse.Namespace) -> tuple[int, AuditReport, bool]:
-    """One chaos run; returns (faults injected, audit report, history linearizable)."""
+def run(args: argparse.Namespace) -> tuple[int, AuditReport, bool, SoakVerdict | None]:
+    """One chaos run; returns (faults injected, audit report, history linearizable, and the
+    soak's verdict when it was a soak)."""
     rng = random.Random(args.seed)
     redis_server = start_redis()
     cluster = ChaosCluster(args.nodes)
@@ -85,10 +102,16 @@ def run(args: argparse.Namespace) -> tuple[int, AuditReport, bool]:
         workload = Workload(cluster, f"redis://{redis_server.address}", args.seed, args.keys,
                             args.submit_interval).start()
         nemesis = Nemesis(cluster, proxy, LEASE_MS, log)
+        sampler = Sampler(cluster, report=log).start() if args.soak is not None else None
         ends_s = time.monotonic() + args.duration
         while time.monotonic() < ends_s:
             nemesis.inject(rng)
             time.sleep(rng.uniform(0.5, 1.5))
+        verdict = None
+        if sampler is not None:
+            sampler.stop()
+            verdict = judge(sampler.samples, args.duration)
+            log(f"soak: {verdict.describe()}")
         proxy.block(())
         workload.stop()
         log(f"faults over; {len(workload.acknowledged)} tasks acknowledged, "
@@ -101,7 +124,7 @@ def run(args: argparse.Namespace) -> tuple[int, AuditReport, bool]:
         report = stop_and_audit(cluster, workload.acknowledged, redis_server.port)
         history = check_history(workload.history)
         log(history.describe())
-        return len(nemesis.records), report, history.linearizable
+        return len(nemesis.records), report, history.linearizable, verdict
     finally:
         if workload is not None:
             workload.stop()
@@ -114,19 +137,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     warmd_logging.configure("warning")  # the audit opens data directories: keep it quiet
     log(f"chaos: {args.nodes} nodes, {args.duration} s, seed {args.seed}")
-    faults, report, linearizable = run(args)
+    faults, report, linearizable, soak = run(args)
     for violation in report.violations[:20]:
         log(f"VIOLATION: {violation}")
+    for problem in soak.problems if soak is not None else ():
+        log(f"SOAK: {problem}")
     log(f"reassignments={report.reassignments} stale_fence_refused={report.stale_fence_refused} "
         f"lease_overlaps={report.lease_overlaps} missing_keys={report.missing_keys} "
         f"linearizable={linearizable} common_index={report.common_index}")
-    failed = not report.ok or not linearizable
+    failed = not report.ok or not linearizable or (soak is not None and not soak.ok)
     if failed:
         log(f"replay: python -m chaos --nodes {args.nodes} --duration {args.duration:g} "
             f"--seed {args.seed}")
+    soak_fields = "" if soak is None else (
+        f" rss_growth={soak.rss_growth:.3f} fds_start={soak.fds_start} fds_end={soak.fds_end} "
+        f"data_mb_start={soak.data_start_mb:.1f} data_mb_end={soak.data_end_mb:.1f}")
     print(f"faults={faults} tasks={report.tasks} lost={report.lost} "
           f"duplicates={report.duplicates} stale_fence_accepted={report.stale_fence_accepted} "
-          f"divergent={report.divergent}", flush=True)
+          f"divergent={report.divergent}{soak_fields}", flush=True)
     return 1 if failed else 0
 
 
