@@ -53,8 +53,10 @@ from warmd.statemachine.state import (
 from warmd.statemachine.summaries import ReportSummary, SummaryRecord, summary_key
 from warmd.statemachine.topics import EVERYTHING, TOPICS_OF, Topic
 
-# A constant, not a setting: replicas with different limits would evict differently and diverge.
+# Constants, not settings: replicas with different limits would evict differently and diverge.
 SESSIONS_MAX = 10_000
+FINISHED_KEPT = 10_000  # finished tasks kept for `tasks ls/show` (plans prune theirs sooner)
+PRUNE_BATCH = 1_000  # pruned at once, so the sort runs once per thousand finished tasks
 
 
 def _record_attempt(task: TaskRecord, command: Any) -> None:
@@ -231,7 +233,23 @@ class StateMachine:
         task.updated_ms = command.now_ms
         if outcome != task.state:
             self.state.move(task, outcome)
+            if outcome in TERMINAL_STATES:
+                self._prune_finished()
         return Applied(value)
+
+    def _prune_finished(self) -> None:
+        """Keep at most FINISHED_KEPT finished tasks: past it by a batch, drop the oldest
+        (by the time they last changed, then id: replicated values only, so every replica
+        and every restored snapshot drops the same ones). Without it, tasks submitted
+        outside plans would grow the state, the snapshots and memory for ever."""
+        finished = sum(len(self.state.by_state[state]) for state in TERMINAL_STATES)
+        if finished <= FINISHED_KEPT + PRUNE_BATCH:
+            return
+        ended = [self.state.tasks[task_id] for state in TERMINAL_STATES
+                 for task_id in self.state.by_state[state]]
+        ended.sort(key=lambda task: (task.updated_ms, task.task_id))
+        for task in ended[:finished - FINISHED_KEPT]:
+            self.state.remove(task.task_id)
 
     def _create(self, command: SubmitTask) -> ApplyResult:
         task = TaskRecord(
