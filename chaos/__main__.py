@@ -147,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"linearizable={linearizable} common_index={report.common_index}")
     failed = not report.ok or not linearizable or (soak is not None and not soak.ok)
     if failed:
-        log(f"replay: python -m chaos --nodes {args.nodes} --duration {args.duration:g} "
+        length = f"--soak {args.soak:g}s" if args.soak is not None else f"--duration {args.duration:g}"
+        log(f"replay: python -m chaos --nodes {args.nodes} {length} "
             f"--seed {args.seed}")
     soak_fields = "" if soak is None else (
         f" rss_growth={soak.rss_growth:.3f} fds_start={soak.fds_start} fds_end={soak.fds_end} "
