@@ -63,9 +63,11 @@ class MetricsConfig:
 class AnalysisConfig:
     """How this node tails its `[sources.*]` and ships their summaries through Raft."""
 
-    ship_interval_ms: int = 10_000  # how often this node ships each source's summary
+    ship_interval_ms: int = 10_000  # a source's summary ships at most this often
     poll_interval_ms: int = 1_000  # how often the logs are polled
     from_start: bool = True  # read what the files already hold at first start
+    ship_interval_max_ms: int = 600_000  # and at least this often while new lines wait
+    ship_change_ratio: float = 0.05  # ship at the short interval once this share is new
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,15 +157,24 @@ def _source_pattern(section: Section) -> str:
 
 def analysis_config(section: Section) -> AnalysisConfig:
     """`[analysis]`: how often logs are polled and summaries shipped."""
-    section.expect_keys("ship_interval_ms", "poll_interval_ms", "from_start")
+    section.expect_keys("ship_interval_ms", "ship_interval_max_ms", "ship_change_ratio",
+                        "poll_interval_ms", "from_start")
     default = AnalysisConfig()
-    return AnalysisConfig(
+    config = AnalysisConfig(
         ship_interval_ms=section.integer("ship_interval_ms", default.ship_interval_ms,
                                          minimum=1),
+        ship_interval_max_ms=section.integer("ship_interval_max_ms",
+                                             default.ship_interval_max_ms, minimum=1),
+        ship_change_ratio=section.ratio("ship_change_ratio", default.ship_change_ratio),
         poll_interval_ms=section.integer("poll_interval_ms", default.poll_interval_ms,
                                          minimum=1),
         from_start=section.boolean("from_start", default.from_start),
     )
+    if config.ship_interval_max_ms < config.ship_interval_ms:
+        raise ConfigKeyError(section.key("ship_interval_max_ms"),
+                             f"{config.ship_interval_max_ms} is below analysis.ship_interval_ms "
+                             f"({config.ship_interval_ms}): the longest wait cannot be shorter")
+    return config
 
 
 def planner_config(section: Section, cache_kinds: Mapping[str, str]) -> PlannerConfig:

@@ -166,6 +166,13 @@ class Section:
             raise ConfigKeyError(self.key(name), f"{value} is above the maximum {maximum}")
         return value
 
+    def ratio(self, name: str, default: Any = REQUIRED) -> float:
+        """A number from 0 to 1 (an integer 0 or 1 is accepted too)."""
+        value = self.raw(name, (int, float), "a number from 0 to 1", default)
+        if isinstance(value, bool) or not 0 <= value <= 1:
+            raise ConfigKeyError(self.key(name), f"{value!r} is not a number from 0 to 1")
+        return float(value)
+
     def boolean(self, name: str, default: Any = REQUIRED) -> bool:
         return self.raw(name, bool, "true or false", default)
 

@@ -401,6 +401,8 @@ address = "127.0.0.1:6379"
 ship_interval_ms = 2000
 poll_interval_ms = 100
 from_start = false
+ship_interval_max_ms = 120000
+ship_change_ratio = 0.1
 [planner]
 enabled = false
 interval_ms = 0
@@ -415,7 +417,7 @@ effect_window_ms = 30000
 min_interval_ms = 1000
 """
     config = load(write_config(tmp_path, text))
-    assert config.analysis == AnalysisConfig(2000, 100, False)
+    assert config.analysis == AnalysisConfig(2000, 100, False, 120_000, 0.1)
     assert config.planner == PlannerConfig(False, 0, 50, 5, 3_600_000, 60_000, "api", ("r",),
                                            250, 30_000, 1000)
 

@@ -27,6 +27,7 @@ from warmd.config import AnalysisConfig, SourceConfig
 from warmd.errors import ConfigError
 from warmd.logging import get_logger
 from warmd.runtime.ingest.cache_requests import Row
+from warmd.runtime.ingest.cadence import Cadence, ship_due
 from warmd.runtime.ingest.tailer import LogTailer
 from warmd.runtime.ingest.worker import AnalysisWorker, EncodedSnapshot
 from warmd.statemachine.summaries import ReportSummary
@@ -130,6 +131,7 @@ class _Source:
     cache_requests: tuple[Row, ...] = ()
     pending_since_ms: int | None = None
     last_shipped_ms: int | None = None
+    last_ship_s: float | None = None  # monotonic time of the last accepted report
     last_error: str | None = None
 
 
@@ -173,31 +175,41 @@ class LogPipeline:
         self._summary_config = summary_config
         self._read_chunk_bytes = read_chunk_bytes
         self._sources = [_Source(source, source_format(source)) for source in sources]
+        self._cadence = Cadence(settings.ship_interval_ms / 1000,
+                                settings.ship_interval_max_ms / 1000, settings.ship_change_ratio)
         self._sequence = self._wall_ms() - 1
         self._first_poll = True
         self._closed = False
         self._lock = threading.Lock()  # one poll, ship or close at a time
 
     async def run(self) -> None:
-        """Poll every `poll_interval_ms`, ship every `ship_interval_ms`, until cancelled."""
-        ship_interval_s = self.settings.ship_interval_ms / 1000
-        next_ship_s = self._clock.monotonic() + ship_interval_s
+        """Poll every `poll_interval_ms` and ship each source when its cadence says so
+        (cadence.py), until cancelled."""
         while True:
             await self.poll_once()
-            if self._clock.monotonic() >= next_ship_s:
-                next_ship_s = self._clock.monotonic() + ship_interval_s
-                await self.ship_once()
+            await self.ship_due()
             await self._clock.sleep(self.settings.poll_interval_ms / 1000)
+
+    async def ship_due(self) -> int:
+        """Report the sources whose cadence says a ship is worth it now; how many accepted."""
+        now_s = self._clock.monotonic()
+        due = [source for source in self._sources if ship_due(
+            self._cadence, source.lines_read - source.lines_shipped, source.lines_shipped,
+            None if source.last_ship_s is None else now_s - source.last_ship_s)]
+        return await self._ship_sources(due)
 
     async def poll_once(self) -> int:
         """Read what every source's files gained and feed it to the workers; the line count."""
         return await asyncio.to_thread(self._poll_all)
 
     async def ship_once(self) -> int:
-        """Report every source whose lines changed since its last accepted report; how many
-        reports the cluster accepted."""
+        """Report every source whose lines changed since its last accepted report, whatever
+        the cadence; how many reports the cluster accepted."""
+        return await self._ship_sources(self._sources)
+
+    async def _ship_sources(self, sources: Sequence[_Source]) -> int:
         accepted = 0
-        for source in self._sources:
+        for source in sources:
             if source.worker is None or source.lines_read == source.lines_shipped:
                 continue
             snapshot = await asyncio.to_thread(self._snapshot, source)
@@ -411,6 +423,7 @@ class LogPipeline:
             return False
         source.lines_shipped = snapshot.lines_read
         source.last_shipped_ms = report.now_ms
+        source.last_ship_s = self._clock.monotonic()
         source.pending_since_ms = None if source.lines_read == snapshot.lines_read else report.now_ms
         source.last_error = None
         _log.debug("summary_shipped", source=source.config.name, sequence=report.sequence,
