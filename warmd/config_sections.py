@@ -66,7 +66,7 @@ class AnalysisConfig:
     ship_interval_ms: int = 10_000  # a source's summary ships at most this often
     poll_interval_ms: int = 1_000  # how often the logs are polled
     from_start: bool = True  # read what the files already hold at first start
-    ship_interval_max_ms: int = 600_000  # and at least this often while new lines wait
+    ship_interval_max_ms: int = 3_600_000  # and at least this often while new lines wait
     ship_change_ratio: float = 0.05  # ship at the short interval once this share is new
 
 
