@@ -76,13 +76,16 @@ def rules_data(state: MachineState, known: KnownNames, now_ms: int) -> RulesData
                                for name, found in result.diagnostics.items() if found)
         return RulesData(record.version, record.index, record.set_ms, list(record.files),
                          problems=problems)
+    ruleset = result.ruleset
     rows = []
-    for rule in result.ruleset.rules:
-        fires = [next_cron_ms(trigger.cron, now_ms) for trigger in rule.triggers
+    for rule in ruleset.rules:
+        triggers = [expanded for trigger in rule.triggers for expanded in (
+            ruleset.schedules.get(trigger.target, ()) if trigger.kind == "schedule" else (trigger,))]
+        fires = [next_cron_ms(trigger.cron, now_ms) for trigger in triggers
                  if trigger.kind == "cron" and trigger.cron is not None]
         upcoming = [at for at in fires if at is not None]
         rows.append(RuleRow(rule.name, f"{rule.method or 'ANY'} {rule.path.text}",
-                            rule.backend or "", tuple(describe(t) for t in rule.triggers),
+                            rule.backend or "", tuple(describe(t) for t in triggers),
                             min(upcoming) if upcoming else None))
     return RulesData(record.version, record.index, record.set_ms, list(record.files), rows)
 

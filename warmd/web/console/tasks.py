@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from warmd.cache.effect import TaskEffect
+from warmd.statemachine.documents import result_fields
 from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
 from warmd.statemachine.state import MachineState, TaskRecord
 from warmd.web.console.query import ListQuery, Page, QueryError, TableSpec, duration_ms, take_page
@@ -161,7 +163,7 @@ class TaskDetail:
     not_before_ms: int
     max_attempts: int
     reassignments: int
-    result: str
+    result: dict[str, Any] | str | None  # the executor's JSON fields, or older prose
     cache_hits: int | None  # measured where the task ran (this node only)
     cache_misses: int | None
     keys_read: int | None
@@ -175,7 +177,8 @@ def task_detail(task: TaskRecord, effect: TaskEffect | None) -> TaskDetail:
         gate_timeout_ms=spec.gate_timeout_ms, waiting_since_ms=task.waiting_since_ms,
         loader=spec.loader or "direct write", rules_version=spec.rules_version[:12],
         deadline_ms=spec.deadline_ms, not_before_ms=spec.not_before_ms,
-        max_attempts=spec.max_attempts, reassignments=task.reassignments, result=task.result,
+        max_attempts=spec.max_attempts, reassignments=task.reassignments,
+        result=result_fields(task.result),
         cache_hits=effect.hits if effect else None,
         cache_misses=effect.misses if effect else None,
         keys_read=effect.keys_read_in_window if effect else None,
