@@ -138,8 +138,10 @@ async def hold_streams(url: str, count: int, window_s: float, pid: int) -> float
     """CPU % of the daemon over `window_s` while `count` event streams are open."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
         responses = [await session.get(url) for _ in range(count)]
+        for response in responses:  # each stream is open: its first event arrived
+            while not (await response.content.readline()).startswith(b"event: change"):
+                pass
         readers = [asyncio.create_task(response.content.read()) for response in responses]
-        await asyncio.sleep(1.0)  # let the streams' first events go out
         before_s, started_s = process_cpu_s(pid), time.monotonic()
         await asyncio.sleep(window_s)
         used_s, elapsed_s = process_cpu_s(pid) - before_s, time.monotonic() - started_s
