@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 
 from chaos.ops import executor_settings
-from warmd.testing.procs import ProcessCluster
+from warmd.testing.procs import ProcessCluster, Timing
 from warmd.testing.servers import ServerProcess, free_port, start_redis
 
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 800}
+# A loaded 2-core machine can take seconds to fsync: give proposals time rather than retry.
+TIMING = Timing(proposal_timeout_ms=15_000)
 KEYS_PER_SECOND = 20  # slow executors: a 60-key task runs ~3 s, long enough to see RUNNING
 
 
@@ -57,7 +59,7 @@ def redis_server() -> Iterator[ServerProcess]:
 @pytest.fixture(scope="module")
 def console_cluster(redis_server: ServerProcess) -> Iterator[ProcessCluster]:
     """Three daemons, each with the console on its own port and a slow executor."""
-    cluster = ProcessCluster(3)
+    cluster = ProcessCluster(3, TIMING)
     try:
         for node in cluster.nodes.values():
             node.web_port = free_port()

@@ -91,7 +91,7 @@ def test_every_page_renders_and_is_captured_at_1280x800(
         page: Any, console_cluster: ProcessCluster, redis_server: ServerProcess,
         screenshot_dir: Path) -> None:
     """Each page answers 200 with its table or cards, and a screenshot of it is written."""
-    reply = console_cluster.call(1, "rules-reload", files=[["shop.rules", RULES]])
+    reply = console_cluster.call(1, "rules-reload", timeout_s=30, files=[["shop.rules", RULES]])
     assert reply["ok"], reply
     submit(console_cluster, "bad-1", "redis://127.0.0.1:1", _keys("bad", 3))
     leader = console_cluster.wait_for_leader()

@@ -21,9 +21,12 @@ from tests.runtime.conftest import driver  # noqa: F401  (the real one-node driv
 from warmd import config as config_module
 from warmd.access import ACTOR_KEY, CSRF_KEY, Actor, Interface, Role, required_role
 from warmd.admin.server import AdminServer
+from warmd.hooks.registry import HookRegistry
+from warmd.runtime.commands.analysis import AnalysisCommands
 from warmd.runtime.commands.cluster import ClusterCommands
 from warmd.runtime.commands.rules import RulesCommands
 from warmd.runtime.commands.tasks import TaskCommands
+from warmd.runtime.leader.planning import PlanningLoop
 from warmd.runtime.node.driver import Driver
 from warmd.testing.configs import ONE_NODE, write_config
 from warmd.web.app import create_app
@@ -61,6 +64,9 @@ async def console(driver: Driver, tmp_path: Path) -> AsyncIterator[Console]:  # 
     TaskCommands(driver).register(admin)
     ClusterCommands(driver).register(admin)
     RulesCommands(driver, config).register(admin)
+    analysis = AnalysisCommands(driver, config)
+    analysis.register(admin)
+    analysis.attach_planner(PlanningLoop(driver, config, None, HookRegistry()).plan_now)
     holder: list[Console] = []
 
     async def invoke(command: str, args: Mapping[str, Any], actor: Actor) -> Any:
@@ -230,3 +236,14 @@ async def test_the_effect_table_exports_as_csv(console: Console) -> None:
     response = await console.client.get("/effect.csv")
     assert response.status == 200 and response.content_type == "text/csv"
     assert (await response.text()).startswith("plan_id,trigger,cache,")
+
+
+async def test_run_a_plan_now_plans_on_the_leader_with_trigger_manual(
+        console: Console, driver: Driver) -> None:  # noqa: F811
+    body = await console.json("POST", "/api/v1/plans/run", 200)
+    plan_id = body["result"]["plan_id"]
+    assert driver.state.plans[plan_id].trigger == "manual"
+    response = await console.client.post("/plans/run", data={"csrf_token": CSRF},
+                                         allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"].startswith("/plans/p")
+    assert [command for command, _ in console.invoked] == ["plan-run", "plan-run"]

@@ -103,6 +103,18 @@ async def cancel_plan(request: web.Request) -> web.StreamResponse:
 
 
 @requires(Role.OPERATOR)
+async def run_plan(request: web.Request) -> web.StreamResponse:
+    """Plan now (trigger "manual"); only the leader plans, so elsewhere this is a 503 that
+    names the leader."""
+    await _fields(request)
+    answer = await request.app[READERS].invoke("plan-run", {}, actor_of(request))
+    if wants_json(request):
+        return json_reply({"command": "plan-run", "result": answer})
+    raise web.HTTPSeeOther(f"/plans/{quote(answer['plan_id'])}?notice="
+                           + quote(f"planned {answer['tasks']} tasks"))
+
+
+@requires(Role.OPERATOR)
 async def drain_node(request: web.Request) -> web.StreamResponse:
     await _fields(request)
     node_id = _node_id(request.match_info["node_id"])
@@ -172,6 +184,7 @@ def _rule_file(fields: Mapping[str, Any]) -> tuple[str, str]:
 ACTIONS: tuple[tuple[str, Reply], ...] = (
     ("/tasks/{task_id}/cancel", cancel_task), ("/tasks/{task_id}/retry", retry_task),
     ("/tasks/retry-failed", retry_failed), ("/plans/{plan_id}/cancel", cancel_plan),
+    ("/plans/run", run_plan),
     ("/nodes/{node_id}/drain", drain_node), ("/nodes/{node_id}/undrain", drain_node),
     ("/cluster/transfer-leader", transfer_leader), ("/cluster/add-learner", add_learner),
     ("/cluster/{node_id}/promote", change_member), ("/cluster/{node_id}/remove", change_member),
