@@ -25,9 +25,11 @@ TIMING = Timing(proposal_timeout_ms=15_000)
 KEYS_PER_SECOND = 20  # slow executors: a 60-key task runs ~3 s, long enough to see RUNNING
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One chromium for the whole session; the tests skip, saying why, without it."""
+    """One chromium for the browser tests (they live in one module: Playwright's sync API
+    holds an event loop in this thread while it runs, which the asyncio tests of the other
+    modules must not meet); the tests skip, saying why, without chromium."""
     if not (os.access(CHROMIUM, os.X_OK) or shutil.which("chromium")):
         pytest.skip("chromium is not installed (`make system-deps` installs Debian's)")
     sync_api = pytest.importorskip("playwright.sync_api",
