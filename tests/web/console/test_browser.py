@@ -95,11 +95,12 @@ def test_every_page_renders_and_is_captured_at_1280x800(
     assert reply["ok"], reply
     submit(console_cluster, "bad-1", "redis://127.0.0.1:1", _keys("bad", 3))
     leader = console_cluster.wait_for_leader()
-    for path in (*PAGES, "/tasks/live-1"):
+    plan = console_cluster.call(leader, "plan-run", timeout_s=30)  # no summaries: an empty plan
+    for path in (*PAGES, "/tasks/live-1", f"/plans/{plan['plan_id']}"):
         response = page.goto(console_url(console_cluster, leader, path))
         assert response.status == 200, path
         page.wait_for_selector("main h1")
-        name = path.strip("/").replace("/", "-") or "overview"
+        name = path.strip("/").split("/")[0] + ("-one" if path.count("/") > 1 else "") or "overview"
         page.screenshot(path=str(screenshot_dir / f"{name}.png"))
         assert (screenshot_dir / f"{name}.png").stat().st_size > 10_000
     page.goto(console_url(console_cluster, leader, "/rules"))

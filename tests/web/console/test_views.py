@@ -110,7 +110,7 @@ def test_plan_rows_and_the_effect_series_come_from_the_recorded_effect(
     assert (row.state, row.done, row.tasks, row.keys) == ("RUNNING", 2, 5, 50)
     assert (row.before_hit_rate, row.after_hit_rate) == (0.1, 0.8)
     series = effect.by_cache([row])["redis"]
-    assert [ratio for _, ratio in series.points] == [0.1, 0.8]
+    assert [[ratio for _, ratio in segment] for segment in series.segments] == [[0.1, 0.8]]
     assert series.bands[0].start_ms == row.created_ms
     lines = effect.csv_text([row]).splitlines()
     assert lines[0].startswith("plan_id,") and lines[1].startswith("p1,manual,redis,")
@@ -139,6 +139,8 @@ def test_svg_charts_escape_labels_and_carry_their_state_names() -> None:
     assert spark.startswith("<svg") and "&lt;node 1&gt;" in spark and "<node 1>" not in spark
     timeline = svg.timeline([svg.Span("a", 0, 1000, "RUNNING", "run")], now_ms=2000)
     assert "state-running" in timeline and ">RUNNING</text>" in timeline
-    chart = svg.hit_ratio_chart([(0, 0.1), (60_000, 0.8)], [svg.Band(0, 60_000, "plan p1")])
+    chart = svg.hit_ratio_chart([[(0, 0.1), (60_000, 0.8)], [(120_000, 0.3), (180_000, 0.9)]],
+                                [svg.Band(0, 60_000, "plan p1")])
     assert chart.count('class="band"') == 1 and "80.0%" in chart
+    assert chart.count("<polyline") == 2  # one line per plan, none between plans
     assert svg.sparkline([]) == "" and svg.hit_ratio_chart([], []) == ""

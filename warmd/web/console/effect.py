@@ -18,9 +18,10 @@ CSV_COLUMNS = ("plan_id", "trigger", "cache", "created_ms", "effect_recorded_ms"
 
 @dataclass(slots=True)
 class CacheSeries:
-    """One cache's hit ratio points (before at the plan, after at the measurement)."""
+    """One cache's hit ratio, a segment per plan: before at the plan, after at the
+    measurement."""
 
-    points: list[tuple[int, float]] = field(default_factory=list)
+    segments: list[list[tuple[int, float]]] = field(default_factory=list)
     bands: list[Band] = field(default_factory=list)
     plans: int = 0
 
@@ -33,10 +34,11 @@ def by_cache(rows: Sequence[PlanRow]) -> dict[str, CacheSeries]:
             continue
         series = caches.setdefault(row.watch or "(unnamed)", CacheSeries())
         series.plans += 1
-        if row.before_hit_rate is not None:
-            series.points.append((row.created_ms, row.before_hit_rate))
-        if row.after_hit_rate is not None:
-            series.points.append((row.effect_recorded_ms, row.after_hit_rate))
+        segment = [(at_ms, ratio) for at_ms, ratio in (
+            (row.created_ms, row.before_hit_rate), (row.effect_recorded_ms, row.after_hit_rate))
+            if ratio is not None]
+        if segment:
+            series.segments.append(segment)
         series.bands.append(Band(row.created_ms, row.effect_recorded_ms,
                                  f"plan {row.plan_id} ({row.trigger}): {row.tasks} tasks"))
     return dict(sorted(caches.items()))

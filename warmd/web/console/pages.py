@@ -140,7 +140,7 @@ async def effect_page(request: web.Request) -> web.StreamResponse:
         return web.Response(text=effect.csv_text(rows), content_type="text/csv",
                             headers={"Content-Disposition": 'attachment; filename="effect.csv"'})
     caches = effect.by_cache(rows)
-    charts = {cache: svg.hit_ratio_chart(series.points, series.bands,
+    charts = {cache: svg.hit_ratio_chart(series.segments, series.bands,
                                          label=f"hit ratio of {cache}")
               for cache, series in caches.items()}
     return _answer(request, "effect.html", {"caches": caches, "rows": [

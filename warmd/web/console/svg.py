@@ -40,7 +40,7 @@ class Span:
     label: str
 
 
-def timeline(spans: Sequence[Span], now_ms: int, width: int = 900, lane_px: int = 26) -> str:
+def timeline(spans: Sequence[Span], now_ms: int, width: int = 1180, lane_px: int = 26) -> str:
     """Lanes of bars on one time axis (a task's attempts: assigned, then running)."""
     if not spans:
         return ""
@@ -77,9 +77,12 @@ class Band:
     label: str
 
 
-def hit_ratio_chart(points: Sequence[tuple[int, float]], bands: Sequence[Band],
-                    width: int = 900, height: int = 220, label: str = "hit ratio") -> str:
-    """Hit ratio (0..1) over time as a line with dots, warm-ups as shaded bands behind it."""
+def hit_ratio_chart(segments: Sequence[Sequence[tuple[int, float]]], bands: Sequence[Band],
+                    width: int = 1180, height: int = 220, label: str = "hit ratio") -> str:
+    """Hit ratio (0..1) over time, warm-ups as shaded bands behind it. Each segment (one
+    plan: before, after) is its own line: nothing was measured between plans, so no line
+    pretends to know how the ratio went there."""
+    points = [point for segment in segments for point in segment]
     times = [t for t, _ in points] + [t for band in bands for t in (band.start_ms, band.end_ms)]
     if not times:
         return ""
@@ -104,9 +107,10 @@ def hit_ratio_chart(points: Sequence[tuple[int, float]], bands: Sequence[Band],
         band_w = max(3.0, x(band.end_ms) - x(band.start_ms))
         parts.append(f'<rect class="band" x="{x(band.start_ms):.1f}" y="{top}" width="{band_w:.1f}"'
                      f' height="{plot_h}"><title>{escape(band.label)}</title></rect>')
-    if points:
-        line = " ".join(f"{x(t):.1f},{y(r):.1f}" for t, r in points)
+    for segment in segments:
+        line = " ".join(f"{x(t):.1f},{y(r):.1f}" for t, r in segment)
         parts.append(f'<polyline class="line" points="{line}"/>')
+    if points:
         parts.extend(f'<circle class="dot" cx="{x(t):.1f}" cy="{y(r):.1f}" r="3">'
                      f'<title>{_clock(t)}: {r:.1%}</title></circle>' for t, r in points)
     parts.append(_time_axis(start, end, left, width - right, height - 8))
