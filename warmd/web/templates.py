@@ -2,16 +2,21 @@
 
 Templates live in warmd/web/templates/ and extend base.html (blocks `title` and `content`);
 autoescaping is on for every template, and the filters below format times and ratios the
-same way on every page.
+same way on every page. Every template, whoever renders it, gets from the request what
+base.html shows: the actor, the CSRF token for its forms, the path, a notice, and whether
+to show operator and admin forms.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+
+from warmd.access import ACTOR_KEY, CSRF_KEY, Actor, Role
 
 _INSTALLED = web.AppKey("warmd.templates", bool)
 
@@ -22,10 +27,25 @@ def setup_templates(app: web.Application) -> None:
         return
     environment = aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("warmd.web", "templates"),
+        context_processors=[request_context],
         autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True)
     environment.filters.update(when=when, age=age, percent=percent)
     app[_INSTALLED] = True
+
+
+async def request_context(request: web.Request) -> dict[str, Any]:
+    """What base.html reads from the request (the auth layer leaves the actor and token)."""
+    actor = request.get(ACTOR_KEY)
+    actor = actor if isinstance(actor, Actor) else None
+    return {"actor": actor, "csrf_token": request.get(CSRF_KEY, ""), "path": request.path,
+            "notice": request.query.get("notice", ""),
+            "can_operate": _may(actor, Role.OPERATOR), "can_admin": _may(actor, Role.ADMIN)}
+
+
+def _may(actor: Actor | None, role: Role) -> bool:
+    """Whether to show a form: with no auth layer every form shows (the server decides)."""
+    return actor is None or actor.role >= role
 
 
 def when(at_ms: int | None) -> str:

@@ -224,10 +224,10 @@ async def test_the_event_stream_sends_a_change_when_tasks_change(console: Consol
             if line.startswith("data: "):
                 return dict(json.loads(line[6:]))
 
-    first = await asyncio.wait_for(next_event(), 5)
+    first = await asyncio.wait_for(next_event(), 20)
     assert first["topics"] == [] and first["role"] == "leader"
     await _submit(console, "e-1")
-    change = await asyncio.wait_for(next_event(), 5)
+    change = await asyncio.wait_for(next_event(), 20)
     assert "tasks" in change["topics"] and change["tasks_by_state"]["PENDING"] >= 1
     response.close()
 

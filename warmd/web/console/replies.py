@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from warmd.access import ACTOR_KEY, CSRF_KEY, Actor, Interface, Role
+from warmd.access import ACTOR_KEY, Actor, Interface, Role
 from warmd.admin.protocol import ErrorCode
 from warmd.errors import AdminError
 from warmd.logging import get_logger
@@ -80,18 +80,8 @@ def json_reply(data: Any, status: int = 200) -> web.Response:
 
 def page(request: web.Request, template: str, context: dict[str, Any],
          status: int = 200) -> web.Response:
-    """Render `template` with what every page shows (who is logged in, the CSRF token)."""
-    actor = request.get(ACTOR_KEY)
-    context.update(actor=actor if isinstance(actor, Actor) else None,
-                   csrf_token=request.get(CSRF_KEY, ""), path=request.path,
-                   notice=request.query.get("notice", ""),
-                   can_operate=_may(actor, Role.OPERATOR), can_admin=_may(actor, Role.ADMIN))
+    """Render `template` (templates.py adds what every page shows from the request)."""
     return aiohttp_jinja2.render_template(template, request, context, status=status)
-
-
-def _may(actor: object, role: Role) -> bool:
-    """Whether to show a form: with no auth layer every form shows (the server decides)."""
-    return not isinstance(actor, Actor) or actor.role >= role
 
 
 def error_reply(request: web.Request, status: int, code: str, message: str) -> web.Response:
