@@ -35,7 +35,7 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
                     "evidence, owning rule, expected hits"),
         ("plans", "the newest warm-up plans: trigger, rules, tasks by state, effect; "
                   "`plans cancel PLAN` cancels a plan's unfinished tasks; `plans run` makes "
-                  "one now"),
+                  "one now (on the leader)"),
         ("summaries", "the analysis summary each node shipped, per log source"),
     )),
     CommandModule("warmd.cli.top", (("top", "the node's metrics, refreshing (like htop)"),)),
