@@ -78,7 +78,13 @@ def console_readers(driver: Driver, current: Callable[[], WarmupServices | None]
                           subscribe=driver.changes.subscribe, invoke=admin.invoke,
                           task_effects=effects_reader(current), known_names=lambda: known_names(config),
                           wall_ms=driver.clock.wall_ms, sleep=driver.clock.sleep,
-                          version=__version__)
+                          version=__version__, fsync_p99_ms=fsync_p99_ms)
+
+
+def fsync_p99_ms() -> float | None:
+    """This node's WAL fsync p99 since it started (the /metrics histogram)."""
+    bound = metrics.histogram_quantile(metrics.WAL_FSYNC, 0.99)
+    return bound * 1000 if bound is not None else None
 
 
 class Observability:

@@ -94,10 +94,11 @@ def test_node_rows_count_slots_running_work_and_recent_errors(built: StateBuilde
 
 
 def test_peer_rows_mark_the_leader_and_say_how_far_each_trails() -> None:
-    rows = peer_rows(_status(), "0.1.0")
+    rows = peer_rows(_status(), "0.1.0", 2.5)
     assert [row.node_id for row in rows] == [1, 2, 3, 4] and rows[0].is_leader
     assert [row.trails_by for row in rows] == [0, 8, 7, 6]
     assert rows[3].role == "learner" and rows[0].version == "0.1.0"
+    assert [row.fsync_p99_ms for row in rows] == [2.5, None, None, None]
     on_follower = peer_rows(_status("follower", node_id=2, leader_id=3), "0.1.0")
     assert on_follower[0].node_id == 3 and on_follower[0].role == "leader"
     assert all(row.trails_by is None for row in on_follower)  # known on the leader only

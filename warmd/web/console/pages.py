@@ -57,7 +57,7 @@ async def cluster_page(request: web.Request) -> web.Response:
     status = readers.status()
     return _answer(request, "cluster.html", {
         "leader_id": status.leader_id, "term": status.term, "role": status.role,
-        "node_id": status.node_id, "peers": peer_rows(status, readers.version),
+        "node_id": status.node_id, "peers": peer_rows(status, readers.version, readers.fsync_p99_ms()),
         "replication_known": status.role == "leader"})
 
 

@@ -37,3 +37,4 @@ class ConsoleReaders:
     wall_ms: Callable[[], int] = lambda: int(time.time() * 1000)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     version: str = ""
+    fsync_p99_ms: Callable[[], float | None] = lambda: None  # this node's WAL fsyncs

@@ -60,9 +60,11 @@ class PeerRow:
     trails_by: int | None  # entries behind the leader's last index
     last_contact_s: float | None
     version: str | None
+    fsync_p99_ms: float | None  # this node's only: another's is on its own /cluster
 
 
-def peer_rows(status: DriverStatus, version: str) -> list[PeerRow]:
+def peer_rows(status: DriverStatus, version: str,
+              fsync_p99_ms: float | None = None) -> list[PeerRow]:
     """Every member, the leader first, then by id."""
     on_leader = status.role == "leader"
     rows = []
@@ -78,7 +80,8 @@ def peer_rows(status: DriverStatus, version: str) -> list[PeerRow]:
             applied_index=status.applied_index if is_self else None,
             match_index=match, trails_by=trails,
             last_contact_s=0.0 if is_self else peer.last_contact_s,
-            version=version if is_self else None))
+            version=version if is_self else None,
+            fsync_p99_ms=fsync_p99_ms if is_self else None))
     return sorted(rows, key=lambda row: (not row.is_leader, row.node_id))
 
 
