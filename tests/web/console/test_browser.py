@@ -12,6 +12,7 @@ from typing import Any
 
 from chaos.ops import submit
 from tests.web.console.conftest import console_url
+from warmd.admin.client import AdminClientError
 from warmd.testing.procs import ProcessCluster
 from warmd.testing.servers import ServerProcess
 
@@ -42,6 +43,18 @@ RECORD_STATES = """task_id => {
   }, 50);
 }"""
 PAGES = ("/", "/cluster", "/nodes", "/plans", "/tasks", "/rules", "/effect")
+
+
+def _run_a_plan(cluster: ProcessCluster) -> tuple[int, dict[str, Any]]:
+    """`plan-run` on the leader (no summaries: an empty plan), again if leadership moved."""
+    for _ in range(5):
+        leader = cluster.wait_for_leader(20)
+        try:
+            return leader, cluster.call(leader, "plan-run", timeout_s=30)
+        except AdminClientError as error:
+            if error.code not in ("not_leader", "unavailable", "timeout"):
+                raise
+    raise AssertionError("no leader took plan-run in five tries")
 
 
 def _keys(prefix: str, count: int) -> list[str]:
@@ -94,8 +107,7 @@ def test_every_page_renders_and_is_captured_at_1280x800(
     reply = console_cluster.call(1, "rules-reload", timeout_s=30, files=[["shop.rules", RULES]])
     assert reply["ok"], reply
     submit(console_cluster, "bad-1", "redis://127.0.0.1:1", _keys("bad", 3))
-    leader = console_cluster.wait_for_leader()
-    plan = console_cluster.call(leader, "plan-run", timeout_s=30)  # no summaries: an empty plan
+    leader, plan = _run_a_plan(console_cluster)
     for path in (*PAGES, "/tasks/live-1", f"/plans/{plan['plan_id']}"):
         response = page.goto(console_url(console_cluster, leader, path))
         assert response.status == 200, path
