@@ -113,6 +113,9 @@ def test_plan_rows_and_the_effect_series_come_from_the_recorded_effect(
     series = effect.by_cache([row])["redis"]
     assert [[ratio for _, ratio in segment] for segment in series.segments] == [[0.1, 0.8]]
     assert series.bands[0].start_ms == row.created_ms
+    empty = StateBuilder()
+    empty.plan("p0", 0)
+    assert plan_rows(empty.state, {})[0].state == "EMPTY"
     lines = effect.csv_text([row]).splitlines()
     assert lines[0].startswith("plan_id,") and lines[1].startswith("p1,manual,redis,")
 

@@ -3,6 +3,7 @@ so the API shows exactly what the page shows. Every handler is marked VIEWER."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -93,7 +94,7 @@ async def plan_page(request: web.Request) -> web.Response:
         raise not_found(f"plan {request.match_info['plan_id']!r} (it may have been pruned)")
     row = plan_row(plan, state, readers.task_effects())
     query = parse({"plan": plan.plan_id, **request.query}, TASKS)
-    tasks = task_page(state, query, readers.wall_ms())
+    tasks = replace(task_page(state, query, readers.wall_ms()), total=len(plan.task_ids))
     return _answer(request, "plan.html", {"plan": row, "table": tasks, "query": query})
 
 

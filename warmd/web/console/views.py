@@ -178,7 +178,10 @@ class PlanRow:
 
     @property
     def state(self) -> str:
-        """The plan's headline state: running while any task is open, else how it ended."""
+        """The plan's headline state: EMPTY without tasks (its note says why), RUNNING
+        while any task is open, else SUCCEEDED when all did, or FINISHED."""
+        if not self.tasks:
+            return "EMPTY"
         open_states = {TaskState.PENDING, TaskState.WAITING, TaskState.READY,
                        TaskState.ASSIGNED, TaskState.RUNNING}
         if any(self.tasks_by_state.get(state.value) for state in open_states):
