@@ -249,6 +249,9 @@ async def test_run_a_plan_now_plans_on_the_leader_with_trigger_manual(
     body = await console.json("POST", "/api/v1/plans/run", 200)
     plan_id = body["result"]["plan_id"]
     assert driver.state.plans[plan_id].trigger == "manual"
+    shown = await console.json("GET", f"/api/v1/plans/{plan_id}", 200)
+    assert shown["plan"]["state"] == "EMPTY" or shown["plan"]["tasks"] > 0
+    assert shown["table"]["total"] == shown["plan"]["tasks"]  # "N of" the plan's own tasks
     response = await console.client.post("/plans/run", data={"csrf_token": CSRF},
                                          allow_redirects=False)
     assert response.status == 303 and response.headers["Location"].startswith("/plans/p")

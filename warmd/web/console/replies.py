@@ -8,6 +8,7 @@ The middleware turns aiohttp's own errors under /api/ (404, 405, 413) into the s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -64,13 +65,19 @@ def actor_of(request: web.Request) -> Actor:
 def to_json(value: Any) -> Any:
     """Rows (dataclasses) and their properties' plain fields as JSON-able values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name: to_json(getattr(value, field.name))
-                for field in dataclasses.fields(value)}
+        names = [field.name for field in dataclasses.fields(value)] + _properties(type(value))
+        return {name: to_json(getattr(value, name)) for name in names}
     if isinstance(value, Mapping):
         return {str(key): to_json(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [to_json(item) for item in value]
     return value
+
+
+@functools.cache
+def _properties(kind: type) -> list[str]:
+    """A row's derived fields (`state`, `percent`, ...): its properties, in the JSON too."""
+    return [name for name, member in vars(kind).items() if isinstance(member, property)]
 
 
 def json_reply(data: Any, status: int = 200) -> web.Response:
