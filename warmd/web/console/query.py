@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlencode
 
 PER_PAGE_DEFAULT = 50
@@ -112,14 +113,14 @@ def duration_ms(name: str, text: str) -> int:
 class Page:
     """One page of a filtered, sorted table: its rows and the counts to say "N of M"."""
 
-    rows: Sequence[object]
+    rows: Sequence[Any]  # the table's records, then its rows
     matched: int  # rows that pass the filters
     total: int  # rows in the table
     page: int
     pages: int
 
 
-def take_page(rows: Sequence[object], total: int, query: ListQuery) -> Page:
+def take_page(rows: Sequence[Any], total: int, query: ListQuery) -> Page:
     """The query's page of already filtered and sorted `rows` (the last page when past it)."""
     pages = max(1, -(-len(rows) // query.per_page))
     page = min(query.page, pages)

@@ -62,7 +62,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             sequence += 1
             await response.write(change_event(readers, topics, sequence))
             await readers.sleep(MIN_SPACING_S)
-    except (ConnectionResetError, ConnectionError):
+    except ConnectionError:
         pass  # the browser went away
     finally:
         streams.discard(subscription)

@@ -9,7 +9,7 @@ take a few milliseconds (bench/console_load.py measures the whole page).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from warmd.cache.effect import TaskEffect
@@ -23,7 +23,7 @@ TASKS = TableSpec(filters=("state", "plan", "rule", "node", "target", "since", "
                   sorts=("updated", "submitted", "state", "task", "keys", "priority", "node"),
                   default_sort="-updated")
 STATE_ORDER = {state: rank for rank, state in enumerate(TaskState)}
-SORT_KEYS: dict[str, Callable[[TaskRecord], object]] = {
+SORT_KEYS: dict[str, Callable[[TaskRecord], Any]] = {
     "updated": lambda task: (task.updated_ms, task.task_id),
     "submitted": lambda task: (task.submitted_ms, task.task_id),
     "state": lambda task: (STATE_ORDER[task.state], task.task_id),
@@ -112,10 +112,9 @@ def task_page(state: MachineState, query: ListQuery, now_ms: int) -> Page:
                   for task_id in state.by_state[wanted]]
     else:
         chosen = [task for task in state.tasks.values() if matches(task)]
-    chosen.sort(key=SORT_KEYS[query.sort], reverse=query.descending)  # type: ignore[arg-type]
+    chosen.sort(key=SORT_KEYS[query.sort], reverse=query.descending)
     page = take_page(chosen, len(state.tasks), query)
-    return Page([task_row(task) for task in page.rows  # type: ignore[arg-type]
-                 ], page.matched, page.total, page.page, page.pages)
+    return replace(page, rows=[task_row(task) for task in page.rows])
 
 
 @dataclass(frozen=True, slots=True)
