@@ -28,6 +28,7 @@ from warmd.runtime.commands.rules import RulesCommands
 from warmd.runtime.commands.tasks import TaskCommands
 from warmd.runtime.leader.planning import PlanningLoop
 from warmd.runtime.node.driver import Driver
+from warmd.statemachine.commands import RegisterNode
 from warmd.testing.configs import ONE_NODE, write_config
 from warmd.web.app import create_app
 from warmd.web.console import routes
@@ -256,3 +257,19 @@ async def test_run_a_plan_now_plans_on_the_leader_with_trigger_manual(
                                          allow_redirects=False)
     assert response.status == 303 and response.headers["Location"].startswith("/plans/p")
     assert [command for command, _ in console.invoked] == ["plan-run", "plan-run"]
+
+
+async def test_drain_and_undrain_a_node_show_on_the_nodes_table(
+        console: Console, driver: Driver) -> None:  # noqa: F811
+    await driver.propose(RegisterNode(node_id=1, capacity=2, lease_ms=60_000,
+                                      now_ms=driver.clock.wall_ms()))
+    await console.json("POST", "/api/v1/nodes/1/drain", 200)
+    (node,) = (await console.json("GET", "/api/v1/nodes", 200))["nodes"]
+    assert (node["draining"], node["status"]) == (True, "draining")
+    text = await (await console.client.get("/nodes")).text()
+    assert 'action="/nodes/1/undrain"' in text and "DRAINING" in text  # the state in words
+    await console.json("POST", "/api/v1/nodes/1/undrain", 200)
+    (node,) = (await console.json("GET", "/api/v1/nodes", 200))["nodes"]
+    assert node["status"] == "up"
+    body = await console.json("POST", "/api/v1/nodes/abc/drain", 400)
+    assert "node id" in body["error"]["message"]
