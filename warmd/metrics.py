@@ -190,3 +190,20 @@ class HeartbeatTimer:
 
 
 heartbeats = HeartbeatTimer()
+
+
+def bucket_quantile(buckets: Sequence[tuple[float, float]], fraction: float) -> float | None:
+    """The upper bound of the first cumulative bucket `(le, count)` that holds `fraction`
+    of the samples; None before any sample."""
+    ordered = sorted(buckets)
+    if not ordered or ordered[-1][1] == 0:
+        return None
+    wanted = fraction * ordered[-1][1]
+    return next((bound for bound, count in ordered if count >= wanted), None)
+
+
+def histogram_quantile(histogram: Histogram, fraction: float) -> float | None:
+    """A quantile of one of this process's histograms (since it started), in its unit."""
+    buckets = [(float(sample.labels["le"]), sample.value) for family in histogram.collect()
+               for sample in family.samples if sample.name.endswith("_bucket")]
+    return bucket_quantile(buckets, fraction)

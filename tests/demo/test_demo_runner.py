@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 RUNNER = [sys.executable, "-m", "warmd.demo.runner"]
@@ -116,6 +117,10 @@ def test_interactive_demo_shows_warmctl_and_ctrl_c_stops_all(process_tree: tuple
         plans = subprocess.run([WARMCTL, "--socket", socket[1], "plans", "--json"],
                                capture_output=True, text=True, timeout=30)
         assert plans.returncode == 0 and "cache-flush:redis" in plans.stdout, plans.stderr
+        console = re.search(r"console \(node 1\): (http://\S+)", shown)
+        assert console is not None, shown
+        with urllib.request.urlopen(console[1] + "api/v1/plans", timeout=30) as response:
+            assert "cache-flush:redis" in response.read().decode()  # the console shows them
         started = descendants(runner.pid)
         assert len(started) >= 5
         os.kill(runner.pid, signal.SIGINT)

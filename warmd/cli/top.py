@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from prometheus_client.parser import text_string_to_metric_families
 
 from warmd.admin.client import AdminClient, add_socket_argument, socket_from_args
+from warmd.metrics import bucket_quantile
 
 Labels = tuple[tuple[str, str], ...]
 CLEAR = "\x1b[H\x1b[2J"
@@ -53,15 +54,10 @@ def _per_s(value: float | None) -> str:
 
 def quantile_ms(frame: Frame, name: str, fraction: float) -> float | None:
     """The quantile of a histogram's cumulative buckets (since the daemon started), in ms."""
-    buckets = sorted((float(dict(labels)["le"]), count)
-                     for labels, count in frame.series(f"{name}_bucket").items())
-    if not buckets or buckets[-1][1] == 0:
-        return None
-    wanted = fraction * buckets[-1][1]
-    for bound, count in buckets:
-        if count >= wanted:
-            return bound * 1000
-    return None
+    buckets = [(float(dict(labels)["le"]), count)
+               for labels, count in frame.series(f"{name}_bucket").items()]
+    bound = bucket_quantile(buckets, fraction)
+    return bound * 1000 if bound is not None else None
 
 
 def render(now: Frame, before: Frame | None) -> str:

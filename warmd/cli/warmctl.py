@@ -34,7 +34,8 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
         ("explain", "why a request would or would not be warmed: template, diagnoses with "
                     "evidence, owning rule, expected hits"),
         ("plans", "the newest warm-up plans: trigger, rules, tasks by state, effect; "
-                  "`plans cancel PLAN` cancels a plan's unfinished tasks"),
+                  "`plans cancel PLAN` cancels a plan's unfinished tasks; `plans run` makes "
+                  "one now (on the leader)"),
         ("summaries", "the analysis summary each node shipped, per log source"),
     )),
     CommandModule("warmd.cli.top", (("top", "the node's metrics, refreshing (like htop)"),)),

@@ -24,8 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="'GET /path?query' or a bare '/path?query' (quote it)")
     parser = _command(subparsers, "plans",
                       "the newest warm-up plans: trigger, rules, tasks by state, effect; "
-                      "`plans cancel PLAN` cancels a plan's unfinished tasks", _plans)
-    parser.add_argument("action", nargs="?", choices=["cancel"])
+                      "`plans cancel PLAN` cancels a plan's unfinished tasks; `plans run` "
+                      "makes one now (on the leader)", _plans)
+    parser.add_argument("action", nargs="?", choices=["cancel", "run"])
     parser.add_argument("plan", nargs="?", metavar="PLAN")
     parser.add_argument("--limit", type=_positive_int, default=20, metavar="N",
                         help="how many plans, newest first (default 20)")
@@ -43,6 +44,11 @@ def _plans(args: argparse.Namespace) -> int:
         if args.plan is not None:
             raise SystemExit("warmctl plans: use `warmctl plans cancel PLAN`")
         return _print(args, call_pages(args, "plans", "plans", args.limit or None), format_plans)
+    if args.action == "run":
+        reply = _call(args, "plan-run", CANCEL_TIMEOUT_S)
+        return _print(args, reply, lambda r: f"plan {r['plan_id']}: {r['tasks']} tasks, "
+                                             f"{r['requests']} requests"
+                                             + (f" ({r['note']})" if r["note"] else ""))
     if args.plan is None:
         raise SystemExit("warmctl plans cancel: PLAN is required (warmctl plans lists them)")
     reply = _call(args, "plan-cancel", CANCEL_TIMEOUT_S, plan=args.plan)

@@ -366,8 +366,10 @@ def _wait_forever(children: Children) -> None:
     if shop is None or cluster is None:
         return
     socket = cluster.nodes[1].socket_path
+    console = f"http://127.0.0.1:{cluster.nodes[1].web_port}/"
     print(f"\nThe demo stays up. The shop: {shop.base_url}/ (counters at {shop.base_url}"
-          f"/_stats). warmd node 1's admin socket: {socket}\nTry:\n"
+          f"/_stats). warmd's console (node 1): {console}\n"
+          f"warmd node 1's admin socket: {socket}\nTry:\n"
           f"  .venv/bin/warmctl --socket {socket} status\n"
           f"  .venv/bin/warmctl --socket {socket} plans\n"
           f"  .venv/bin/warmctl --socket {socket} tasks ls\n"

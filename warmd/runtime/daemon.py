@@ -233,6 +233,8 @@ class Daemon:
             components.analysis.attach_cache_status(services.watcher.is_down)
         if services.effects is not None:
             components.tasks.attach_effects(services.effects.effects)
+        components.analysis.attach_planner(
+            services.planning.plan_now if services.planning is not None else None)
 
     async def _stop_services(self) -> None:
         services, self._services = self._services, None

@@ -6,6 +6,7 @@ the two show a plan the same way. Reads the applied state; never changes it.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -85,3 +86,15 @@ def warm_up_block(state: MachineState, now_ms: int) -> dict[str, Any]:
     return {"plans": len(state.plans),
             "last_plan": plan_document(last, state.tasks) if last is not None else None,
             "summaries": summaries_total(state.summaries.values(), now_ms)}
+
+
+def result_fields(result: str) -> dict[str, Any] | str | None:
+    """A finished task's result as fields (the executor records a JSON object; a result
+    recorded by an older version is prose and stays a string; None when there is none)."""
+    if not result:
+        return None
+    try:
+        fields = json.loads(result)
+    except ValueError:
+        return result
+    return fields if isinstance(fields, dict) else result

@@ -60,6 +60,8 @@ class NodeProcess:
     executor: dict[str, int | bool] = field(default_factory=lambda: {"enabled": False})
     # TOML appended to the generated config ([caches.X], [sources.X], [planner] ...).
     extra_config: str = ""
+    # The console and API on 127.0.0.1:web_port when set; test daemons serve no web otherwise.
+    web_port: int | None = None
 
     @property
     def config_path(self) -> Path:
@@ -155,7 +157,7 @@ segment_bytes = 65536
 socket = "{node.socket_path}"
 
 [web]
-enabled = false
+{f'enabled = true{chr(10)}listen = "127.0.0.1:{node.web_port}"' if node.web_port else "enabled = false"}
 
 [logging]
 level = "info"

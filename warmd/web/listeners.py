@@ -13,6 +13,8 @@ from warmd.config import MetricsConfig, WebConfig
 from warmd.errors import ConfigError
 from warmd.web import metrics_route
 from warmd.web.app import create_app
+from warmd.web.console import routes as console_routes
+from warmd.web.console.readers import ConsoleReaders
 from warmd.web.server import WebServer
 
 
@@ -33,9 +35,11 @@ class WebListeners:
 
 
 async def start_listeners(web: WebConfig, metrics: MetricsConfig, registry: CollectorRegistry,
-                          loop_collectors: Sequence[Collector] = ()) -> WebListeners:
+                          loop_collectors: Sequence[Collector] = (),
+                          console: ConsoleReaders | None = None) -> WebListeners:
     """Start every configured listener, or none; /metrics serves `registry` and the
-    collectors that must run on the event loop (metrics_route.py).
+    collectors that must run on the event loop (metrics_route.py); the `[web]` listener
+    also serves the console when `console` gives it the node to read.
 
     Raises:
         ConfigError: an address cannot be bound (in use, not local); nothing is left running.
@@ -44,6 +48,8 @@ async def start_listeners(web: WebConfig, metrics: MetricsConfig, registry: Coll
     if web.enabled:
         app = create_app(web.token)
         metrics_route.setup(app, registry, loop_collectors)
+        if console is not None:
+            console_routes.setup(app, console)
         servers.append(WebServer(app, web.listen, "web"))
     if metrics.listen is not None:
         app = create_app()

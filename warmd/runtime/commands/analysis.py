@@ -1,4 +1,5 @@
-"""The daemon's warm-up commands on the admin socket: `explain`, `plans` and `summaries`.
+"""The daemon's warm-up commands on the admin socket: `explain`, `plans`, `plan-run` and
+`summaries`.
 
 Every replica holds every node's latest summary and the committed rules, so any node can
 explain a request without asking the leader: `explain` answers from this node's applied
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from warmd.scheduler.explain import (
     parse_request_line,
 )
 from warmd.scheduler.merge import Signature, merged_summary, signature
+from warmd.statemachine.commands import SubmitPlan
 from warmd.statemachine.documents import (
     plan_document,
     short_version,
@@ -94,6 +96,10 @@ def _plan_cursor(cursor: str | None) -> float:
     return int(cursor)
 
 
+MANUAL_TRIGGER = "manual"
+PlanNow = Callable[[str], Awaitable[SubmitPlan | None]]
+
+
 class AnalysisCommands:
     """Handlers bound to one driver and config; `register(server)` adds them."""
 
@@ -112,6 +118,7 @@ class AnalysisCommands:
         self._lock = asyncio.Lock()  # one explain at a time: a Summary memoises as it splits
         self._local_sources: Callable[[], Sequence[SourceStatus]] | None = None
         self._cache_is_down: Callable[[str], bool] = lambda cache: False
+        self._plan_now: PlanNow | None = None
 
     def attach_pipeline(self, status: Callable[[], Sequence[SourceStatus]] | None) -> None:
         """Show this node's own sources too (LogPipeline.status): what it tails and why a
@@ -138,7 +145,31 @@ class AnalysisCommands:
                  "last_shipped_ms": item.last_shipped_ms, "last_error": item.last_error}
                 for item in self._local_sources()]
 
+    def attach_planner(self, plan_now: PlanNow | None) -> None:
+        """Let `plan-run` plan through this node's planner (PlanningLoop.plan_now), which
+        plans only while the node leads; None when the planner is off here."""
+        self._plan_now = plan_now
+
+    async def run_plan(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Make a plan now (trigger "manual"), on the leader; elsewhere not_leader names it."""
+        status = self._driver.status()
+        if status.role != "leader":
+            raise AdminError(ErrorCode.NOT_LEADER, "plans are made by the leader; run this on "
+                             f"node {status.leader_id or '(no leader yet)'}")
+        if self._plan_now is None:
+            raise AdminError(ErrorCode.FAILED, "the planner is off on this node ([planner] "
+                             "enabled = false or [executor] disabled)")
+        async with raft_errors():
+            plan = await self._plan_now(MANUAL_TRIGGER)
+        if plan is None:
+            raise AdminError(ErrorCode.FAILED, "the plan was refused (leadership moved, or "
+                             "the state machine refused it; see the leader's log)")
+        return {"plan_id": plan.plan_id, "tasks": len(plan.tasks), "requests": plan.requests,
+                "note": plan.note}
+
     def register(self, server: AdminServer) -> None:
+        server.register("plan-run", self.run_plan,
+                        summary="make a warm-up plan now (on the leader; trigger manual)")
         server.register("explain", self.explain,
                         summary="why a request would or would not be warmed")
         server.register("plans", self.plans, summary="the newest warm-up plans and their effect")

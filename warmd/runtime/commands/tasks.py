@@ -5,7 +5,6 @@ reads first take a ReadIndex read point, so what warmctl shows is linearizable.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
@@ -29,6 +28,7 @@ from warmd.statemachine.commands import (
     SubmitTask,
     TaskSpec,
 )
+from warmd.statemachine.documents import result_fields
 from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
 from warmd.statemachine.state import Applied, NodeRecord, TaskRecord
 
@@ -84,18 +84,6 @@ def _key_offset(cursor: str | None) -> int:
     if not cursor.isdigit():
         raise AdminError(ErrorCode.BAD_REQUEST, f"keys_cursor {cursor!r} is not one this daemon gave")
     return int(cursor)
-
-
-def result_fields(result: str) -> dict[str, Any] | str | None:
-    """A finished task's result as fields (the executor records a JSON object; a result
-    recorded by an older version is prose and stays a string)."""
-    if not result:
-        return None
-    try:
-        fields = json.loads(result)
-    except ValueError:
-        return result
-    return fields if isinstance(fields, dict) else result
 
 
 def task_document(task: TaskRecord) -> dict[str, Any]:
