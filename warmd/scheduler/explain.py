@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,7 +19,9 @@ from warmd.analysis.summary import Summary, TemplateStats
 from warmd.analysis.target import Decomposed
 from warmd.rules.apply import rule_caps, rule_overrides
 from warmd.rules.compiled import CompiledRuleSet, Selection, Trigger
-from warmd.rules.engine import Prediction, cache_target, predict
+from warmd.rules.engine import Prediction, cache_target, rank
+from warmd.rules.frontier import frontiers_of
+from warmd.rules.ranking import TemplateShare
 from warmd.rules.tree import Diagnosis, Overrides, TemplateDiagnosis, diagnose_template
 from warmd.scheduler.plan_rules import (
     plan_overrides,
@@ -31,6 +33,7 @@ from warmd.scheduler.plan_rules import (
 REQUEST_CHARS_MAX = 8192
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 RANK_SEARCH_FACTOR_MAX = 64  # look this many budgets deep for a request below the cut
+SHARES_SHOWN_MAX = 40  # rows of the self-backtest table an explanation carries
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,7 @@ class Ranked:
     capped_by: str  # the rule whose own budget it fell under, "" if none
     searched: int = 0  # predictions the plan would keep that were looked at
     complete: bool = True  # False: the search stopped at its depth, not at the last prediction
+    shares: tuple[TemplateShare, ...] = ()  # the self-backtest's split at the plan's budget
 
 
 def rank_request(summary: Summary, view: RulesView | None, target: str,
@@ -136,14 +140,16 @@ def rank_request(summary: Summary, view: RulesView | None, target: str,
         return Ranked(None, None, "")
     overrides = view.ranking_overrides if view is not None else None
     asked = settings.budget
+    shares: tuple[TemplateShare, ...] = ()
     while True:
-        ranked = predict(summary, now_s, settings.horizon_s, asked, overrides,
-                         self_backtest=view is None)  # as the planner ranks
-        found = _walk(ranked, view, target, settings.budget)
+        ranked, split = rank(summary, now_s, settings.horizon_s, asked, overrides,
+                             self_backtest=view is None)  # as the planner ranks
+        shares = shares if asked > settings.budget else tuple(split)
+        found = replace(_walk(ranked, view, target, settings.budget), shares=shares)
         if found.prediction is not None or len(ranked) < asked:
             return found
         if asked >= settings.budget * RANK_SEARCH_FACTOR_MAX:
-            return Ranked(None, None, "", found.searched, complete=False)
+            return Ranked(None, None, "", found.searched, complete=False, shares=shares)
         asked *= 4
 
 
@@ -238,9 +244,11 @@ def locate(summary: Summary, parts: Decomposed, overrides: Overrides | None) -> 
     """The request's own template, or the template whose key form it is (a plan's key such
     as `/static/app.js` comes from `/static/app.js?_={}` with its nonce dropped)."""
     composed = parts.template.compose(parts.values)
+    frontiers = frontiers_of(summary)
     stats = summary.templates.get(parts.template.pattern)
     if stats is not None:
-        diagnosis = diagnose_template(parts.template.pattern, stats, overrides)
+        diagnosis = diagnose_template(parts.template.pattern, stats, overrides,
+                                      frontiers=frontiers.of(parts.template.pattern))
         canonical = cache_target(parts.template.slot_names, parts.values, diagnosis, composed)
         return Located(parts.template.pattern, stats, diagnosis, canonical, False)
     path = parts.template.pattern.partition("?")[0]
@@ -250,7 +258,8 @@ def locate(summary: Summary, parts: Decomposed, overrides: Overrides | None) -> 
         names = set(stats.decomposed_example.template.slot_names)
         if pattern.partition("?")[0] != path or not own < names:
             continue
-        diagnosis = diagnose_template(pattern, stats, overrides)
+        diagnosis = diagnose_template(pattern, stats, overrides,
+                                      frontiers=frontiers.of(pattern))
         if all(diagnosis.slots[name].drop_from_key for name in names - own):
             return Located(pattern, stats, diagnosis, composed, True)
     return None
@@ -295,7 +304,23 @@ def explain_request(summary: Summary, ruleset: CompiledRuleSet | None, line: Req
     why_not = why_not or _budget_reasons(ranked, settings)
     planned_on = _planned_on(view.ruleset, document["rule"]) if view is not None else []
     return {**document, "would_warm": not why_not, "why_not": why_not,
-            "planned_on": planned_on}
+            "planned_on": planned_on, **shares_document(ranked.shares, pattern)}
+
+
+def shares_document(shares: tuple[TemplateShare, ...], pattern: str) -> dict[str, Any]:
+    """The self-backtest's split as the planner made it: this template's row, and the
+    table's first rows by budget share (empty when rules plan or no window replays)."""
+    rows = sorted(shares, key=lambda share: (-share.keys, share.template))
+    own = next((share for share in rows if share.template == pattern), None)
+    return {"template_share": _share_row(own) if own is not None else None,
+            "self_backtest": [_share_row(share) for share in rows[:SHARES_SHOWN_MAX]],
+            "self_backtest_more": max(0, len(rows) - SHARES_SHOWN_MAX),
+            "budget_in_shares": sum(share.keys for share in rows)}
+
+
+def _share_row(share: TemplateShare) -> dict[str, Any]:
+    return {**asdict(share), "curves": dict(share.curves),
+            "hits_per_key": round(share.hits_per_key, 4)}
 
 
 def _planned_on(ruleset: CompiledRuleSet, rule_name: str | None) -> list[str]:
