@@ -29,6 +29,7 @@ from warmd.scheduler.plan_rules import (
     selection_of,
     template_owners,
 )
+from warmd.scheduler.plan_sources import BySource, predict_by_source, rule_sources, source_sets
 
 REQUEST_CHARS_MAX = 8192
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -153,6 +154,33 @@ def rank_request(summary: Summary, view: RulesView | None, target: str,
         asked *= 4
 
 
+def rank_in_plan(merged: Summary, by_source: BySource, ruleset: CompiledRuleSet, target: str,
+                 settings: ExplainSettings, now_s: float) -> Ranked:
+    """Where `target` lands in the plan itself when rules name sources: each group of rules
+    is ranked on its sources' summary and the groups are cut together at the budget
+    (plan_sources.predict_by_source), so only the plan's own list can say."""
+    kept = predict_by_source(merged, by_source, ruleset, (), now_s, settings.horizon_s,
+                             settings.budget)
+    for position, item in enumerate(kept, start=1):
+        if item.prediction.target == target:
+            return Ranked(item.prediction, position, "", position)
+    return Ranked(None, None, "", len(kept), complete=len(kept) < settings.budget)
+
+
+def _unreported(line: RequestLine, selection: Selection | None, sources: tuple[str, ...],
+                settings: ExplainSettings) -> dict[str, Any]:
+    """The answer for a request whose rule learns from sources no node has reported."""
+    rule = selection.rule if selection is not None else None
+    return {"request": line.text, "template": "", "known_template": False, "rule": rule,
+            "key_form": False, "request_rule": rule, "zero_config": False,
+            "budget": settings.budget, "horizon_s": settings.horizon_s, "slots": [],
+            "expected_hits": None, "rank": None, "source": None, "canonical": line.target,
+            "template_count": 0, "request_count": 0, "would_warm": False, "planned_on": [],
+            "why_not": [f"rule {rule} learns from source {', '.join(sources)} only, and no "
+                        "node reports a summary of it (warmd.toml [sources.NAME])"],
+            **shares_document((), "")}
+
+
 def _walk(ranked: list[Prediction], view: RulesView | None, target: str, budget: int) -> Ranked:
     """The planner's keep-walk (plan_rules._keep_selected) without the budget stop."""
     caps = rule_caps(view.ruleset, budget) if view is not None else {}
@@ -266,15 +294,24 @@ def locate(summary: Summary, parts: Decomposed, overrides: Overrides | None) -> 
 
 
 def explain_request(summary: Summary, ruleset: CompiledRuleSet | None, line: RequestLine,
-                    settings: ExplainSettings, now_s: float) -> dict[str, Any]:
+                    settings: ExplainSettings, now_s: float,
+                    by_source: BySource | None = None) -> dict[str, Any]:
     """The whole explanation as a JSON-able document (see `warmctl explain`).
 
-    A rule set without rules plans zero-config, as the planner does."""
+    A rule set without rules plans zero-config, as the planner does; a request whose rule
+    names `source`s is explained from those sources' summary (`by_source`), as it is planned."""
+    rules = ruleset if ruleset is not None and ruleset.rules else None
+    selection = selection_of(rules, line.target) if rules is not None else None
+    sources = rule_sources(rules).get(selection.rule, ()) if rules and selection else ()
+    merged, by_source = summary, by_source or {}
+    learnt = by_source.get(sources) if sources else merged
+    if learnt is None:
+        return _unreported(line, selection, sources, settings)
+    summary = learnt
     parts, key = summary.split(line.target)
-    view = rules_view(ruleset, summary) if ruleset is not None and ruleset.rules else None
+    view = rules_view(rules, summary) if rules is not None else None
     found = locate(summary, parts, view.overrides if view else None)
     pattern = found.pattern if found is not None else parts.template.pattern
-    selection = selection_of(view.ruleset, line.target) if view is not None else None
     document: dict[str, Any] = {
         "request": line.text, "template": pattern, "known_template": found is not None,
         "rule": view.owners.get(pattern) if view else None, "key_form": False,
@@ -297,7 +334,9 @@ def explain_request(summary: Summary, ruleset: CompiledRuleSet | None, line: Req
     why_not += _never_warm_reasons(found.diagnosis, document["rule"], selection)
     why_not += _selection_reasons(view, pattern, line.target, selection)
     why_not += _target_reasons(view, selection, settings)
-    ranked = rank_request(summary, view, found.canonical, settings, now_s)
+    ranked = (rank_in_plan(merged, by_source, view.ruleset, found.canonical, settings, now_s)
+              if view is not None and source_sets(view.ruleset) else
+              rank_request(summary, view, found.canonical, settings, now_s))
     if ranked.prediction is not None:
         document.update(expected_hits=round(ranked.prediction.expected_hits, 4),
                         rank=ranked.rank, source=ranked.prediction.source)
