@@ -82,7 +82,7 @@ def test_zero_config_explain_shows_the_self_backtest_split() -> None:
     assert {row["template"] for row in reply["self_backtest"]} == {s.template for s in shares}
     text = format_explanation(reply)
     assert f"backtest  winner {own.winner}: {own.keys:,} keys" in text
-    assert "self-backtest on the same window yesterday, per template" in text
+    assert "self-backtest on the same window yesterday (and before), per template" in text
     with_rules = explain_request(summary, load(RULES), parse_request_line(f"GET {item.target}"),
                                  settings, AT_MS / 1000)
     assert with_rules["self_backtest"] == [] and "backtest  " not in format_explanation(with_rules)

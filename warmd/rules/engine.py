@@ -219,7 +219,7 @@ def _assemble(index: dict[str, Prediction], curves: dict[str, dict[str, list[flo
     for template, keys in sorted(shares.items(), key=lambda item: (-item[1], item[0])):
         by_name = curves[template]
         at_share = {name: curve[min(keys, len(curve) - 1)] for name, curve in by_name.items()}
-        winner = max(ranking.CANDIDATES, key=lambda name: at_share.get(name, -1.0))
+        winner = ranking.winner(at_share)
         gains = ranking.gains_by_rank(by_name[winner], keys)
         order = [winner, *[name for name in ranking.CANDIDATES if name != winner]]
         taken = 0
