@@ -1,4 +1,4 @@
-"""Per-hour request counts of the latest two days (what the self-backtest replays)."""
+"""Per-hour request counts of the latest nine days (what the self-backtest replays)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ def _counts(summary: Summary) -> dict[tuple[int, str], int]:
 
 
 def test_windows_keep_the_latest_hours_and_merge_like_the_whole() -> None:
-    """Four days keep the latest WINDOW_HOURS hours; two halves merged hold the whole's counts, hour by hour,
+    """Ten days keep the latest WINDOW_HOURS hours; two halves merged hold the whole's counts, hour by hour,
     and the plain form carries them."""
-    records = generate_records(LogSpec(seed=4, days=4.0, requests_per_day=2_000))
+    records = generate_records(LogSpec(seed=4, days=10.0, requests_per_day=2_000))
     whole = summarise(records)
     assert len(whole.windows) == WINDOW_HOURS
     assert min(whole.windows) == max(whole.windows) - WINDOW_HOURS + 1

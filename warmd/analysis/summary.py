@@ -28,10 +28,14 @@ EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 CLIENT_SAMPLE = 8
 DATE_FORMATS = {8: "%Y%m%d", 10: "%Y-%m-%d"}
 _RESCALE_EXPONENT = 400.0
-# Per-hour request counts of the latest three days: what the self-backtest replays (the same
-# hours yesterday, and the day before them for the naive candidates). Bounded: 48 sketches.
-WINDOW_HOURS = 72
+# Per-hour request counts: what the self-backtest replays. The latest three days in full (the
+# same hours yesterday and the day before, and the days before them for the naive
+# candidates); back to nine days with only each hour's heaviest keys (the same weekday last
+# week, and the day before it). Bounded: 72 sketches of 1,024 keys and 144 of 256.
+WINDOW_HOURS = 9 * 24
+FULL_WINDOW_HOURS = 72
 WINDOW_CAPACITY = 1_024
+WEEK_WINDOW_CAPACITY = 256
 
 
 @dataclass(frozen=True)
@@ -332,11 +336,17 @@ class Summary:
         stats.date_keys.add(tuple(tokens), weight, count, last_s)
 
     def _trim_windows(self) -> None:
-        """Keep the per-hour counts of the latest WINDOW_HOURS hours only."""
-        if len(self.windows) > WINDOW_HOURS:
+        """Keep the per-hour counts of the latest WINDOW_HOURS hours only, those older than
+        FULL_WINDOW_HOURS cut to their WEEK_WINDOW_CAPACITY heaviest keys."""
+        if len(self.windows) > FULL_WINDOW_HOURS:
             latest = max(self.windows)
-            for hour in [h for h in self.windows if h <= latest - WINDOW_HOURS]:
-                del self.windows[hour]
+            for hour in [h for h in self.windows if h <= latest - FULL_WINDOW_HOURS]:
+                window = self.windows[hour]
+                if hour <= latest - WINDOW_HOURS:
+                    del self.windows[hour]
+                elif window.capacity > WEEK_WINDOW_CAPACITY:
+                    self.windows[hour] = HeavyHitters(WEEK_WINDOW_CAPACITY)
+                    self.windows[hour].merge(window)  # keeps the heaviest, error bound kept
 
     def _add_clients(self, infos: dict[str, TargetInfo], targets: list[str],
                      clients: list[str]) -> None:

@@ -169,9 +169,37 @@ def format_explanation(reply: Mapping[str, Any]) -> str:
         lines.append("  slots")
         for slot in reply["slots"]:
             lines += _slot_lines(slot)
+    lines += _shares_lines(reply)
     for problem in reply.get("problems", []):
         lines.append(f"  skipped summary: {problem}")
     return "\n".join(lines)
+
+
+def _shares_lines(reply: Mapping[str, Any]) -> list[str]:
+    """The self-backtest's choice for this template, then its table (zero-config plans)."""
+    rows = reply.get("self_backtest") or []
+    if not rows:
+        return []
+    # Imported here: the ranking pulls in the analysis, which `warmctl status` never needs.
+    from warmd.cli.shares_view import render_shares
+    from warmd.rules.ranking import TemplateShare
+
+    own = reply.get("template_share")
+    budget = max(1, reply.get("budget_in_shares") or 0)
+    if own is None:
+        head = "no share: the self-backtest gave this template no key of the budget"
+    else:
+        measured = "replayed" if own["measured"] else "expected (no replay possible)"
+        head = (f"winner {own['winner']}: {own['keys']:,} keys ({own['keys'] / budget:.1%} of "
+                f"the budget), {own['hits_per_key']:.3f} hits per key {measured}")
+    table = render_shares([TemplateShare(**row) for row in _without(rows, "hits_per_key")])
+    more = reply.get("self_backtest_more", 0)
+    tail = [f"    ... {more:,} more templates with smaller shares"] if more else []
+    return [f"  backtest  {head}", *("    " + line for line in table.splitlines()), *tail]
+
+
+def _without(rows: list[Mapping[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [{key: value for key, value in row.items() if key != name} for row in rows]
 
 
 def format_warm_up(block: Mapping[str, Any], now_ms: int) -> list[str]:

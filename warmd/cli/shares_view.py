@@ -10,10 +10,10 @@ def render_shares(shares: list[TemplateShare]) -> str:
     if not shares:
         return ("self-backtest: not run (rules plan their templates, or the history holds "
                 "no same window yesterday)")
-    lines = ["self-backtest on the same window yesterday, per template "
+    lines = ["self-backtest on the same window yesterday (and before), per template "
              "(misses saved by the share: replayed, or * expected):",
              f"{'template':<58}{'winner':>12}{'keys':>7}{'share':>7}{'per key':>9}  "
-             "class/last_day/decayed/same_window/frequent"]
+             + "/".join(CANDIDATES)]
     total = sum(share.keys for share in shares) or 1
     for share in shares:
         mark = "" if share.measured else "*"

@@ -17,6 +17,7 @@ from datetime import date
 from warmd.analysis.summary import EPOCH_ORDINAL, SeriesStats, Summary, TemplateStats
 from warmd.analysis.target import Decomposed, Template
 from warmd.rules import ranking
+from warmd.rules.frontier import Frontiers, frontiers_of
 from warmd.rules.ranking import TemplateShare
 from warmd.rules.tree import (
     Diagnosis,
@@ -55,9 +56,11 @@ class EngineConfig:
 
 
 def diagnose_all(summary: Summary, overrides: Overrides | None = None,
-                 config: TreeConfig | None = None) -> dict[str, TemplateDiagnosis]:
-    """Every template's diagnosis."""
-    return {pattern: diagnose_template(pattern, stats, overrides, config)
+                 config: TreeConfig | None = None,
+                 frontiers: Frontiers | None = None) -> dict[str, TemplateDiagnosis]:
+    """Every template's diagnosis (numeric slots judged by their frontier, too)."""
+    found = frontiers or frontiers_of(summary)
+    return {pattern: diagnose_template(pattern, stats, overrides, config, found.of(pattern))
             for pattern, stats in summary.templates.items()}
 
 
@@ -85,8 +88,9 @@ def rank(summary: Summary, at_s: float, horizon_s: float, budget: int,
     if budget == 0:
         return [], []
     config = config or EngineConfig()
-    diagnoses = diagnose_all(summary, overrides, config.tree)
-    ranked = _class_ranked(summary, diagnoses, at_s, horizon_s, budget, config)
+    frontiers = frontiers_of(summary)
+    diagnoses = diagnose_all(summary, overrides, config.tree, frontiers)
+    ranked = _class_ranked(summary, diagnoses, frontiers, at_s, horizon_s, budget, config)
     if self_backtest:
         decided = _backtested(summary, diagnoses, ranked, at_s, horizon_s, budget, config)
         if decided is not None:
@@ -94,13 +98,14 @@ def rank(summary: Summary, at_s: float, horizon_s: float, budget: int,
     return ranked[:budget], []
 
 
-def _class_ranked(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at_s: float,
-                  horizon_s: float, budget: int, config: EngineConfig) -> list[Prediction]:
+def _class_ranked(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
+                  frontiers: Frontiers, at_s: float, horizon_s: float, budget: int,
+                  config: EngineConfig) -> list[Prediction]:
     """Every class-based prediction, best score first."""
     best: dict[str, Prediction] = {}
     sources = (_recurring(summary, diagnoses, at_s, horizon_s, config),
                _date_relative(summary, diagnoses, at_s, horizon_s, config),
-               _sequences(summary, diagnoses, at_s, horizon_s, budget, config))
+               _sequences(summary, diagnoses, frontiers, at_s, horizon_s, budget, config))
     lifetime_s = _cache_lifetime_s(summary, at_s, budget)
     for source in sources:
         for prediction in source:
@@ -214,7 +219,7 @@ def _assemble(index: dict[str, Prediction], curves: dict[str, dict[str, list[flo
     for template, keys in sorted(shares.items(), key=lambda item: (-item[1], item[0])):
         by_name = curves[template]
         at_share = {name: curve[min(keys, len(curve) - 1)] for name, curve in by_name.items()}
-        winner = max(ranking.CANDIDATES, key=lambda name: at_share.get(name, -1.0))
+        winner = ranking.winner(at_share)
         gains = ranking.gains_by_rank(by_name[winner], keys)
         order = [winner, *[name for name in ranking.CANDIDATES if name != winner]]
         taken = 0
@@ -451,8 +456,9 @@ def _instantiate(token: str, ordinal: int) -> str:
     return date.fromordinal(ordinal + int(offset_text)).strftime(layout)
 
 
-def _sequences(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at_s: float,
-               horizon_s: float, budget: int, config: EngineConfig) -> Iterator[Prediction]:
+def _sequences(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
+               frontiers: Frontiers, at_s: float, horizon_s: float, budget: int,
+               config: EngineConfig) -> Iterator[Prediction]:
     for (pattern, _label), series in summary.series.items():
         diagnosis = diagnoses.get(pattern)
         stats = summary.templates.get(pattern)
@@ -463,7 +469,8 @@ def _sequences(summary: Summary, diagnoses: dict[str, TemplateDiagnosis], at_s: 
                           if diagnosis.slots.get(name) is not None
                           and diagnosis.slots[name].param_class is ParamClass.SEQUENCE}
         if sequence_slots:
-            yield from _extend_series(series, template, diagnosis, sequence_slots, pattern,
+            leading = replace(series, values=frontiers.leading_values(pattern, series))
+            yield from _extend_series(leading, template, diagnosis, sequence_slots, pattern,
                                       at_s, horizon_s, budget, config)
 
 
@@ -568,7 +575,8 @@ def explain(summary: Summary, request: str, overrides: Overrides | None = None,
     if stats is None:
         return Explanation(request, pattern, False, (), False,
                            ("template never seen in the analysed logs",))
-    diagnosis = diagnose_template(pattern, stats, overrides, config)
+    diagnosis = diagnose_template(pattern, stats, overrides, config,
+                                  frontiers_of(summary).of(pattern))
     reasons = [f"template seen {stats.count} times"]
     if method not in summary.config.methods:
         reasons.append(f"method {method} is never warmed")

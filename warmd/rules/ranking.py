@@ -1,15 +1,17 @@
 """Self-backtest per template: the budget goes where the history says warmed keys come back.
 
 Before a prediction for [at, at + H), the same window yesterday [at - 24h, at - 24h + H)
-(and the day before, where the summary's hours hold it) is replayed from the summary's
-per-hour counts against what each candidate would have warmed at its start, template by
-template (the days' curves are averaged, their evidence added):
+(and the day before, and the same weekday last week, where the summary's hours hold them) is
+replayed from the summary's per-hour counts against what each candidate would have warmed at
+its start, template by template (the days' curves are averaged, their evidence added):
 
 * `class`: the class-based prediction (date-relative keys re-anchored on that day; for
   recurring templates its ranking is the decayed frequency, so that is what is replayed);
 * `last_day`: the template's most requested keys of the 24 hours before;
 * `decayed`: the same hours, weighted by forward decay (half-life of the summary);
 * `same_window`: the keys asked in the same hours the day before;
+* `last_week`: the keys asked in the same hours a week before (a weekly habit: Monday's
+  reports, the weekend's listings), where the summary's hours reach back that far;
 * `frequent`: the keys most requested over the whole history (what a long-lived cache holds);
 * advancing series (`sequence`) cannot be replayed from a summary (it keeps their latest
   position only): their extension is valued at its own expected hits.
@@ -36,9 +38,13 @@ from warmd.rules.tree import ParamClass, TemplateDiagnosis
 
 DAY_S = 86_400
 POOL = "(thin templates, pooled)"
-DAYS_BACK = (1, 2)  # the same window yesterday, and the day before where the hours hold it
+# The same window yesterday, the day before, and the same weekday last week: each where the
+# summary's hours hold it (they reach nine days back, the oldest six with fewer keys).
+DAYS_BACK = (1, 2, 7)
+WEEK_S = 7 * DAY_S
 EVIDENCE_KEYS = 20  # keys asked in the replayed window at which a measurement counts half
-CANDIDATES = ("class", "last_day", "decayed", "same_window", "frequent")
+TIE_MISSES = 1e-6  # misses saved within which two candidates measured the same
+CANDIDATES = ("class", "last_day", "decayed", "same_window", "last_week", "frequent")
 
 
 @dataclass(frozen=True)
@@ -145,7 +151,19 @@ def naive_lists(replay: Replay, at_s: float, horizon_s: float,
     return {"last_day": ranked(replay.counts(at_s - DAY_S, at_s)),
             "decayed": ranked(replay.decayed(at_s - 2 * DAY_S, at_s, half_life_s)),
             "same_window": ranked(replay.counts(at_s - DAY_S, at_s - DAY_S + horizon_s)),
+            "last_week": ranked(replay.counts(at_s - WEEK_S, at_s - WEEK_S + horizon_s)),
             "frequent": ranked(replay.totals_before(at_s))}
+
+
+def winner(at_share: Mapping[str, float]) -> str:
+    """The candidate that saved the most misses at the share. One that saved no more than
+    `frequent` (within TIE_MISSES) gives way to it: where the replay cannot tell them apart
+    (a pool of thin templates, each key asked once or twice), the ranking built on the whole
+    history is the one least moved by chance (a thin template's hour profile, one odd day)."""
+    best = max(CANDIDATES, key=lambda name: at_share.get(name, -1.0))
+    if "frequent" in at_share and at_share["frequent"] >= at_share[best] - TIE_MISSES:
+        return "frequent"
+    return best
 
 
 def by_template(keys: Iterable[str], template_of: Callable[[str], str]) -> dict[str, list[str]]:

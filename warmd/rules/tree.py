@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypedDict, Unpack
 
 from warmd.analysis.summary import SlotStats, TemplateStats, local_offsets, log_zone_h
+from warmd.rules.frontier import Frontier
 
 
 class ParamClass(enum.Enum):
@@ -105,6 +106,7 @@ class SlotFacts:
     date_format: str | None = None
     time_like_share: float = 0.0
     zone_h: int = 0
+    frontier: Frontier | None = None  # the largest value hour by hour (None: no hours kept)
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,8 @@ class TreeConfig:
     date_offset_share_min: float = 0.5
     advance_share_min: float = 0.8
     advances_min: int = 4
+    frontier_hours_min: int = 8
+    frontier_share_min: float = 0.25
     nonce_repeat_max: float = 1.25
     time_like_share_min: float = 0.9
     high_cardinality_min: int = 20
@@ -129,8 +133,9 @@ class TreeConfig:
     user_name: str = r"(?i)^(user(_?id|name)?|uid|session(_?id)?|sid|email|login|account)$"
 
 
-def facts_from(name: str, stats: SlotStats) -> SlotFacts:
-    """Extract the tree's facts from a slot's mergeable statistics."""
+def facts_from(name: str, stats: SlotStats, frontier: Frontier | None = None) -> SlotFacts:
+    """Extract the tree's facts from a slot's mergeable statistics (and its frontier, read
+    from the summary's per-hour counts)."""
     total = max(1, sum(stats.types.values()))
     zone_h = log_zone_h(stats.date_offsets)
     offsets = local_offsets(stats.date_offsets, zone_h)
@@ -148,7 +153,7 @@ def facts_from(name: str, stats: SlotStats) -> SlotFacts:
         top_offset=offset, top_offset_share=offset_count / max(1, sum(offsets.values())),
         zone_h=zone_h,
         increases=stats.increases, decreases=stats.decreases, date_format=date_format,
-        time_like_share=stats.time_like / max(1, stats.count))
+        time_like_share=stats.time_like / max(1, stats.count), frontier=frontier)
 
 
 def evaluate(facts: SlotFacts, config: TreeConfig | None = None) -> Diagnosis:
@@ -237,9 +242,14 @@ def _date(facts: SlotFacts, config: TreeConfig, trail: list[Evidence]) -> Diagno
 
 
 def _sequence(facts: SlotFacts, config: TreeConfig, trail: list[Evidence]) -> Diagnosis | None:
+    """A number whose largest value keeps growing hour after hour is a sequence, however
+    many requests go back to older values (readers of older articles); where the hours are
+    too few to tell, the share of increasing steps within its series decides."""
     share = facts.type_shares.get("int", 0.0)
     if share < config.type_share_min:
         return None
+    if _frontier_advances(facts, config, trail):
+        return _decide(facts, ParamClass.SEQUENCE, trail)
     moves = facts.increases + facts.decreases
     advance = facts.increases / moves if moves else 0.0
     if _check(trail, "advances", "increasing steps", facts.increases, config.advances_min,
@@ -248,6 +258,18 @@ def _sequence(facts: SlotFacts, config: TreeConfig, trail: list[Evidence]) -> Di
             config.advance_share_min, advance >= config.advance_share_min):
         return _decide(facts, ParamClass.SEQUENCE, trail)
     return None
+
+
+def _frontier_advances(facts: SlotFacts, config: TreeConfig, trail: list[Evidence]) -> bool:
+    frontier = facts.frontier
+    if frontier is None or frontier.hours < config.frontier_hours_min:
+        return False
+    return _check(trail, "frontier advances", "hours in which the largest value grew",
+                  frontier.advances, config.advances_min,
+                  frontier.advances >= config.advances_min) and _check(
+        trail, "frontier advances with time",
+        "share of hours in which the largest value grew", frontier.share,
+        config.frontier_share_min, frontier.share >= config.frontier_share_min)
 
 
 def _nonce(facts: SlotFacts, config: TreeConfig, trail: list[Evidence]) -> Diagnosis | None:
@@ -329,10 +351,14 @@ class TemplateDiagnosis:
 
 
 def diagnose_template(pattern: str, stats: TemplateStats, overrides: Overrides | None = None,
-                      config: TreeConfig | None = None) -> TemplateDiagnosis:
-    """Diagnose every slot of a template, then apply the rules' overrides."""
+                      config: TreeConfig | None = None,
+                      frontiers: Mapping[str, Frontier] | None = None) -> TemplateDiagnosis:
+    """Diagnose every slot of a template (`frontiers`: its numeric slots' frontiers, from
+    `warmd.rules.frontier`), then apply the rules' overrides."""
     overrides = overrides or {}
-    slots = {name: apply_override(evaluate(facts_from(name, slot_stats), config),
+    frontiers = frontiers or {}
+    slots = {name: apply_override(evaluate(facts_from(name, slot_stats, frontiers.get(name)),
+                                           config),
                                   overrides.get((pattern, name)))
              for name, slot_stats in stats.slots.items()}
     return TemplateDiagnosis(pattern, slots)

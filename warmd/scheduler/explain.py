@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,7 +19,9 @@ from warmd.analysis.summary import Summary, TemplateStats
 from warmd.analysis.target import Decomposed
 from warmd.rules.apply import rule_caps, rule_overrides
 from warmd.rules.compiled import CompiledRuleSet, Selection, Trigger
-from warmd.rules.engine import Prediction, cache_target, predict
+from warmd.rules.engine import Prediction, cache_target, rank
+from warmd.rules.frontier import frontiers_of
+from warmd.rules.ranking import TemplateShare
 from warmd.rules.tree import Diagnosis, Overrides, TemplateDiagnosis, diagnose_template
 from warmd.scheduler.plan_rules import (
     plan_overrides,
@@ -27,10 +29,12 @@ from warmd.scheduler.plan_rules import (
     selection_of,
     template_owners,
 )
+from warmd.scheduler.plan_sources import BySource, predict_by_source, rule_sources, source_sets
 
 REQUEST_CHARS_MAX = 8192
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 RANK_SEARCH_FACTOR_MAX = 64  # look this many budgets deep for a request below the cut
+SHARES_SHOWN_MAX = 40  # rows of the self-backtest table an explanation carries
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,7 @@ class Ranked:
     capped_by: str  # the rule whose own budget it fell under, "" if none
     searched: int = 0  # predictions the plan would keep that were looked at
     complete: bool = True  # False: the search stopped at its depth, not at the last prediction
+    shares: tuple[TemplateShare, ...] = ()  # the self-backtest's split at the plan's budget
 
 
 def rank_request(summary: Summary, view: RulesView | None, target: str,
@@ -136,15 +141,44 @@ def rank_request(summary: Summary, view: RulesView | None, target: str,
         return Ranked(None, None, "")
     overrides = view.ranking_overrides if view is not None else None
     asked = settings.budget
+    shares: tuple[TemplateShare, ...] = ()
     while True:
-        ranked = predict(summary, now_s, settings.horizon_s, asked, overrides,
-                         self_backtest=view is None)  # as the planner ranks
-        found = _walk(ranked, view, target, settings.budget)
+        ranked, split = rank(summary, now_s, settings.horizon_s, asked, overrides,
+                             self_backtest=view is None)  # as the planner ranks
+        shares = shares if asked > settings.budget else tuple(split)
+        found = replace(_walk(ranked, view, target, settings.budget), shares=shares)
         if found.prediction is not None or len(ranked) < asked:
             return found
         if asked >= settings.budget * RANK_SEARCH_FACTOR_MAX:
-            return Ranked(None, None, "", found.searched, complete=False)
+            return Ranked(None, None, "", found.searched, complete=False, shares=shares)
         asked *= 4
+
+
+def rank_in_plan(merged: Summary, by_source: BySource, ruleset: CompiledRuleSet, target: str,
+                 settings: ExplainSettings, now_s: float) -> Ranked:
+    """Where `target` lands in the plan itself when rules name sources: each group of rules
+    is ranked on its sources' summary and the groups are cut together at the budget
+    (plan_sources.predict_by_source), so only the plan's own list can say."""
+    kept = predict_by_source(merged, by_source, ruleset, (), now_s, settings.horizon_s,
+                             settings.budget)
+    for position, item in enumerate(kept, start=1):
+        if item.prediction.target == target:
+            return Ranked(item.prediction, position, "", position)
+    return Ranked(None, None, "", len(kept), complete=len(kept) < settings.budget)
+
+
+def _unreported(line: RequestLine, selection: Selection | None, sources: tuple[str, ...],
+                settings: ExplainSettings) -> dict[str, Any]:
+    """The answer for a request whose rule learns from sources no node has reported."""
+    rule = selection.rule if selection is not None else None
+    return {"request": line.text, "template": "", "known_template": False, "rule": rule,
+            "key_form": False, "request_rule": rule, "zero_config": False,
+            "budget": settings.budget, "horizon_s": settings.horizon_s, "slots": [],
+            "expected_hits": None, "rank": None, "source": None, "canonical": line.target,
+            "template_count": 0, "request_count": 0, "would_warm": False, "planned_on": [],
+            "why_not": [f"rule {rule} learns from source {', '.join(sources)} only, and no "
+                        "node reports a summary of it (warmd.toml [sources.NAME])"],
+            **shares_document((), "")}
 
 
 def _walk(ranked: list[Prediction], view: RulesView | None, target: str, budget: int) -> Ranked:
@@ -238,9 +272,11 @@ def locate(summary: Summary, parts: Decomposed, overrides: Overrides | None) -> 
     """The request's own template, or the template whose key form it is (a plan's key such
     as `/static/app.js` comes from `/static/app.js?_={}` with its nonce dropped)."""
     composed = parts.template.compose(parts.values)
+    frontiers = frontiers_of(summary)
     stats = summary.templates.get(parts.template.pattern)
     if stats is not None:
-        diagnosis = diagnose_template(parts.template.pattern, stats, overrides)
+        diagnosis = diagnose_template(parts.template.pattern, stats, overrides,
+                                      frontiers=frontiers.of(parts.template.pattern))
         canonical = cache_target(parts.template.slot_names, parts.values, diagnosis, composed)
         return Located(parts.template.pattern, stats, diagnosis, canonical, False)
     path = parts.template.pattern.partition("?")[0]
@@ -250,22 +286,32 @@ def locate(summary: Summary, parts: Decomposed, overrides: Overrides | None) -> 
         names = set(stats.decomposed_example.template.slot_names)
         if pattern.partition("?")[0] != path or not own < names:
             continue
-        diagnosis = diagnose_template(pattern, stats, overrides)
+        diagnosis = diagnose_template(pattern, stats, overrides,
+                                      frontiers=frontiers.of(pattern))
         if all(diagnosis.slots[name].drop_from_key for name in names - own):
             return Located(pattern, stats, diagnosis, composed, True)
     return None
 
 
 def explain_request(summary: Summary, ruleset: CompiledRuleSet | None, line: RequestLine,
-                    settings: ExplainSettings, now_s: float) -> dict[str, Any]:
+                    settings: ExplainSettings, now_s: float,
+                    by_source: BySource | None = None) -> dict[str, Any]:
     """The whole explanation as a JSON-able document (see `warmctl explain`).
 
-    A rule set without rules plans zero-config, as the planner does."""
+    A rule set without rules plans zero-config, as the planner does; a request whose rule
+    names `source`s is explained from those sources' summary (`by_source`), as it is planned."""
+    rules = ruleset if ruleset is not None and ruleset.rules else None
+    selection = selection_of(rules, line.target) if rules is not None else None
+    sources = rule_sources(rules).get(selection.rule, ()) if rules and selection else ()
+    merged, by_source = summary, by_source or {}
+    learnt = by_source.get(sources) if sources else merged
+    if learnt is None:
+        return _unreported(line, selection, sources, settings)
+    summary = learnt
     parts, key = summary.split(line.target)
-    view = rules_view(ruleset, summary) if ruleset is not None and ruleset.rules else None
+    view = rules_view(rules, summary) if rules is not None else None
     found = locate(summary, parts, view.overrides if view else None)
     pattern = found.pattern if found is not None else parts.template.pattern
-    selection = selection_of(view.ruleset, line.target) if view is not None else None
     document: dict[str, Any] = {
         "request": line.text, "template": pattern, "known_template": found is not None,
         "rule": view.owners.get(pattern) if view else None, "key_form": False,
@@ -288,14 +334,32 @@ def explain_request(summary: Summary, ruleset: CompiledRuleSet | None, line: Req
     why_not += _never_warm_reasons(found.diagnosis, document["rule"], selection)
     why_not += _selection_reasons(view, pattern, line.target, selection)
     why_not += _target_reasons(view, selection, settings)
-    ranked = rank_request(summary, view, found.canonical, settings, now_s)
+    ranked = (rank_in_plan(merged, by_source, view.ruleset, found.canonical, settings, now_s)
+              if view is not None and source_sets(view.ruleset) else
+              rank_request(summary, view, found.canonical, settings, now_s))
     if ranked.prediction is not None:
         document.update(expected_hits=round(ranked.prediction.expected_hits, 4),
                         rank=ranked.rank, source=ranked.prediction.source)
     why_not = why_not or _budget_reasons(ranked, settings)
     planned_on = _planned_on(view.ruleset, document["rule"]) if view is not None else []
     return {**document, "would_warm": not why_not, "why_not": why_not,
-            "planned_on": planned_on}
+            "planned_on": planned_on, **shares_document(ranked.shares, pattern)}
+
+
+def shares_document(shares: tuple[TemplateShare, ...], pattern: str) -> dict[str, Any]:
+    """The self-backtest's split as the planner made it: this template's row, and the
+    table's first rows by budget share (empty when rules plan or no window replays)."""
+    rows = sorted(shares, key=lambda share: (-share.keys, share.template))
+    own = next((share for share in rows if share.template == pattern), None)
+    return {"template_share": _share_row(own) if own is not None else None,
+            "self_backtest": [_share_row(share) for share in rows[:SHARES_SHOWN_MAX]],
+            "self_backtest_more": max(0, len(rows) - SHARES_SHOWN_MAX),
+            "budget_in_shares": sum(share.keys for share in rows)}
+
+
+def _share_row(share: TemplateShare) -> dict[str, Any]:
+    return {**asdict(share), "curves": dict(share.curves),
+            "hits_per_key": round(share.hits_per_key, 4)}
 
 
 def _planned_on(ruleset: CompiledRuleSet, rule_name: str | None) -> list[str]:

@@ -52,3 +52,13 @@ def merged_summary(records: Iterable[SummaryRecord]) -> tuple[Summary | None, tu
 
 def _landmark(summary: Summary) -> float:
     return -math.inf if summary.landmark_s is None else summary.landmark_s
+
+
+def source_summaries(records: Iterable[SummaryRecord], source_sets: Iterable[tuple[str, ...]]
+                     ) -> dict[tuple[str, ...], Summary | None]:
+    """For each set of source names, the merge of the reports shipped under those names (None
+    when no usable report has one): what a rule restricted to those sources plans from.
+    Each merge decodes its own copies (a merge adopts the objects of what it folds in)."""
+    kept = list(records)
+    return {sources: merged_summary([r for r in kept if r.source in sources])[0]
+            for sources in source_sets}

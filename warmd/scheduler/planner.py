@@ -7,7 +7,7 @@ inputs always give an equal plan; the runtime proposes it as a single Raft entry
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from warmd.analysis.summary import Summary
 from warmd.errors import ConfigError
@@ -18,9 +18,9 @@ from warmd.scheduler.plan_rules import (
     RuledPrediction,
     event_rules,
     latest_cron_ms,
-    predict_ruled,
     triggers_due,
 )
+from warmd.scheduler.plan_sources import BySource, predict_by_source
 from warmd.statemachine.commands import (
     KEY_BYTES_MAX,
     KEYS_PER_TASK_MAX,
@@ -100,6 +100,8 @@ class PlanInputs:
     now_ms: int
     watch: str = ""
     only_rules: tuple[str, ...] = ()
+    # Rules with `source` plan from these sources' merged summary (plan_sources.source_sets).
+    by_source: BySource = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.plan_id or not self.trigger:
@@ -190,8 +192,8 @@ def _rule_groups(inputs: PlanInputs, summary: Summary, ruleset: CompiledRuleSet,
     unknown = [name for name in inputs.only_rules if ruleset.rule(name) is None]
     if unknown:
         notes.append(f"rules not in the rule set: {', '.join(unknown)}")
-    ruled = predict_ruled(summary, ruleset, inputs.only_rules, inputs.now_ms / 1000,
-                          settings.horizon_s, settings.budget)
+    ruled = predict_by_source(summary, inputs.by_source, ruleset, inputs.only_rules,
+                              inputs.now_ms / 1000, settings.horizon_s, settings.budget, notes)
     by_rule: dict[str, list[RuledPrediction]] = {}
     for item in ruled:
         by_rule.setdefault(item.selection.rule, []).append(item)

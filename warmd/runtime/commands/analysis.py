@@ -37,7 +37,8 @@ from warmd.scheduler.explain import (
     explain_request,
     parse_request_line,
 )
-from warmd.scheduler.merge import Signature, merged_summary, signature
+from warmd.scheduler.merge import Signature, merged_summary, signature, source_summaries
+from warmd.scheduler.plan_sources import BySource, Sources, source_sets
 from warmd.statemachine.commands import SubmitPlan
 from warmd.statemachine.documents import (
     plan_document,
@@ -113,6 +114,7 @@ class AnalysisCommands:
         planner = planner_settings(config)  # the leader's own reading of [planner]
         self._settings = ExplainSettings(planner.budget, planner.horizon_s, planner.default_target)
         self._merged: tuple[Signature, MergedSummary] | None = None
+        self._by_source: tuple[tuple[Signature, tuple[Sources, ...]], BySource] | None = None
         self._rules: tuple[str, CompiledRuleSet] | None = None
         self._problems: dict[tuple[str, int], str] = {}
         self._lock = asyncio.Lock()  # one explain at a time: a Summary memoises as it splits
@@ -201,15 +203,29 @@ class AnalysisCommands:
                 detail = f" ({'; '.join(details)})" if details else ""
                 raise AdminError(ErrorCode.FAILED, NO_SUMMARY + detail)
             ruleset, version = await self._ruleset()
-            document = await asyncio.to_thread(self._explain, merged.summary, ruleset, line)
+            by_source = await self._source_summaries(ruleset)
+            document = await asyncio.to_thread(self._explain, merged.summary, ruleset, line,
+                                               by_source)
         document.update(rules_version=short_version(version), problems=list(merged.problems),
                         applied_index=self._driver.applier.applied_index,
                         summaries=summaries_total(self._state.summaries.values(), self._now_ms()))
         return document
 
     def _explain(self, summary: Summary, ruleset: CompiledRuleSet | None,
-                 line: RequestLine) -> dict[str, Any]:
-        return explain_request(summary, ruleset, line, self._settings, self._wall_s())
+                 line: RequestLine, by_source: BySource) -> dict[str, Any]:
+        return explain_request(summary, ruleset, line, self._settings, self._wall_s(),
+                               by_source)
+
+    async def _source_summaries(self, ruleset: CompiledRuleSet | None) -> BySource:
+        """The merge of each source set the rules name (as the planner plans them), remade
+        only when a report or the sets changed."""
+        records = dict(self._state.summaries)
+        wanted = (signature(records), source_sets(ruleset))
+        if self._by_source is None or self._by_source[0] != wanted:
+            made = await asyncio.to_thread(
+                source_summaries, [records[key] for key in sorted(records)], wanted[1])
+            self._by_source = (wanted, made)
+        return self._by_source[1]
 
     async def _merged_summary(self) -> MergedSummary:
         """The merge of every report, remade only when a report changed."""

@@ -32,7 +32,8 @@ from warmd.runtime.leader.cache_watch import CacheWatcher
 from warmd.runtime.leader.gates import GatePoller
 from warmd.runtime.leader.rule_names import known_names
 from warmd.runtime.node.driver import Driver, DriverStopped
-from warmd.scheduler.merge import Signature, merged_summary, signature
+from warmd.scheduler.merge import Signature, merged_summary, signature, source_summaries
+from warmd.scheduler.plan_sources import BySource, source_sets
 from warmd.scheduler.planner import (
     PlanInputs,
     PlannerSettings,
@@ -110,6 +111,8 @@ class _Caches:
     plugin_names: frozenset[str] = frozenset()  # compiled against these (SIGHUP may add some)
     ruleset: CompiledRuleSet | None = None
     last_event_ms: dict[str, int] = field(default_factory=dict)
+    by_source_key: tuple[Signature, tuple[tuple[str, ...], ...]] = ((), ())
+    by_source: BySource = field(default_factory=dict)
 
 
 class PlanningLoop:
@@ -260,7 +263,8 @@ class PlanningLoop:
         plan_id = f"p{now}-{_slug(trigger)}"
         inputs = PlanInputs(summary=summary, ruleset=ruleset,
                             rules_version=rules.version if rules else "", trigger=trigger,
-                            plan_id=plan_id, now_ms=now, watch="", only_rules=only_rules)
+                            plan_id=plan_id, now_ms=now, watch="", only_rules=only_rules,
+                            by_source=await self._by_source(ruleset))
         if rules is not None and ruleset is None:
             # Never fall back to zero-config on a rule set the leader cannot compile: that
             # would warm everything the operator's rules leave out.
@@ -298,6 +302,17 @@ class PlanningLoop:
             self._cached.summary_key, self._cached.summary = key, summary
             self._cached.problems = problems
         return self._cached.summary
+
+    async def _by_source(self, ruleset: CompiledRuleSet | None) -> BySource:
+        """The merged summary of each source set the rules restrict themselves to (remade
+        only when a report or the sets changed; none when no rule names a source)."""
+        records = dict(self.state.summaries)
+        key = (signature(records), source_sets(ruleset))
+        if key != self._cached.by_source_key:
+            self._cached.by_source = await asyncio.to_thread(
+                source_summaries, [records[name] for name in sorted(records)], key[1])
+            self._cached.by_source_key = key
+        return self._cached.by_source
 
     def _ruleset(self) -> CompiledRuleSet | None:
         """The committed rule set compiled (once per version); None without one."""
