@@ -221,13 +221,16 @@ def bench_memcached(quick: bool, results: dict[str, float]) -> None:
 
 # --- HTTP replay -------------------------------------------------------------------------
 
-async def warmd_replay(base_url: str, count: int) -> Sample:
-    """WarmRunner replaying `count` distinct paths through the limiter, cap 64."""
+async def warmd_replay(base_url: str, count: int, pinned: bool = False) -> Sample:
+    """WarmRunner replaying `count` distinct paths through the adaptive limiter, cap and
+    start at 64 (what a rule gets); `pinned` holds the limit at 64 (concurrency_min too), to
+    show the client's own pace apart from the limiter's backing off."""
     client = HttpClient(base_url=base_url, connection_limit=HTTP_CONCURRENCY)
     registry = HookRegistry()
     registry.add(ReplayLoader(client))
     limits = WarmLimits(batch_keys=count, origin=LimitConfig(
-        concurrency_max=HTTP_CONCURRENCY, concurrency_initial=HTTP_CONCURRENCY))
+        concurrency_max=HTTP_CONCURRENCY, concurrency_initial=HTTP_CONCURRENCY,
+        concurrency_min=HTTP_CONCURRENCY if pinned else 1))
     requests = tuple(WarmRequest(f"/item/{n}") for n in range(count))
     await client.get("/item/warm")
     cpu_before = time.process_time()
@@ -249,14 +252,16 @@ def bench_http(quick: bool, results: dict[str, float]) -> None:
             measures={
                 "wrk": lambda: peers.wrk(origin.url + "/item/1", HTTP_CONCURRENCY, seconds),
                 "http": lambda: uvloop.run(warmd_replay(origin.url, count)),
+                "http_pinned": lambda: uvloop.run(warmd_replay(origin.url, count, pinned=True)),
             },
-            keys={"wrk": 1, "http": count},  # wrk's count is unknown beforehand: see below
+            keys={"wrk": 1, "http": count, "http_pinned": count},  # wrk's: see below
             server_pid=origin.pid)
         runs = run_rounds(section, rounds)
     # wrk ran for `seconds`, so its CPU per request is its CPU over (rate x seconds).
     runs["wrk"] = [Round(r.keys_s, r.cpu_us_per_key / (r.keys_s * seconds), r.server_busy)
                    for r in runs["wrk"]]
-    summarise(runs, {"http_ratio_vs_wrk": ("http", "wrk")}, results)
+    summarise(runs, {"http_ratio_vs_wrk": ("http", "wrk"),
+                     "http_pinned_ratio_vs_wrk": ("http_pinned", "wrk")}, results)
     results["origin_busy_wrk"] = statistics.median(r.server_busy for r in runs["wrk"])
     results["origin_busy_http"] = statistics.median(r.server_busy for r in runs["http"])
 
