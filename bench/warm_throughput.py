@@ -322,7 +322,11 @@ def main() -> int:
     for name, section in SECTIONS.items():
         if name in chosen:
             print(f"# {name}", flush=True)
-            section(args.quick, results)
+            try:
+                section(args.quick, results)
+            except Exception as error:  # one broken peer must not cost the other sections
+                print(f"# {name} FAILED: {error!r}", flush=True)
+                results[f"{name}_failed"] = 1
             print(f"# {name} done at {time.monotonic() - started:.1f}s", flush=True)
     if "limiter" in chosen:
         results.update(uvloop.run(limiter_under_slowdown(1.5 if args.quick else 5.0)))
