@@ -100,6 +100,8 @@ class BenchRun:
     bench: str
     returncode: int
     last_line: str
+    machine: str = ""  # where and when it ran ("": the report's own)
+    date: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +183,8 @@ def render(runs: list[BenchRun], machine: str, date: str) -> str:
     for run in runs:
         for row in table_rows(run):
             lines.append(f"| {row.bench} | {row.metric} | {row.ours} | {row.peer} | "
-                         f"{row.ratio} | {row.spread} | {row.target} | {machine} | {date} |")
+                         f"{row.ratio} | {row.spread} | {row.target} | "
+                         f"{run.machine or machine} | {run.date or date} |")
     return "\n".join(lines)
 
 
@@ -217,11 +220,14 @@ def machine_description() -> str:
             f"loaded machine (load {load:.1f})")
 
 
-def run_bench(name: str, quick: bool) -> BenchRun:
+def run_bench(name: str, quick: bool, machine: str) -> BenchRun:
     """Run one bench, save its output, return its last line; never raises for a failure."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, str(BENCH_DIR / f"{name}.py"), *(["--quick"] if quick else [])]
-    print(f"== {name}", flush=True)
+    path = BENCH_DIR / f"{name}.py"
+    # A bench without a --quick mode (its defaults are already short) runs as it is.
+    quick_flag = ["--quick"] if quick and '"--quick"' in path.read_text() else []
+    command = [sys.executable, str(path), *quick_flag]
+    print(f"== {name} {' '.join(quick_flag)}", flush=True)
     started = time.monotonic()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S,
@@ -230,7 +236,8 @@ def run_bench(name: str, quick: bool) -> BenchRun:
         line = last_line(done.stdout)
     except subprocess.TimeoutExpired as error:
         output, returncode, line = str(error.stdout or ""), -1, ""
-    (LOG_DIR / f"{name}.log").write_text(f"# exit {returncode}\n# last: {line}\n{output}")
+    header = f"# exit {returncode}\n# last: {line}\n# machine: {machine}\n# date: {now()}\n"
+    (LOG_DIR / f"{name}.log").write_text(header + output)
     print(f"   exit {returncode} after {time.monotonic() - started:.0f} s: {line[:120]}",
           flush=True)
     return BenchRun(name, returncode, line)
@@ -241,10 +248,16 @@ def from_log(name: str) -> BenchRun:
     path = LOG_DIR / f"{name}.log"
     if not path.exists():
         return BenchRun(name, -1, "")
-    header = re.match(r"# exit (-?\d+)\n# last: (.*)\n", path.read_text())
+    header = re.match(r"# exit (-?\d+)\n# last: (.*)\n# machine: (.*)\n# date: (.*)\n",
+                      path.read_text())
     if header is None:
         return BenchRun(name, -1, "")
-    return BenchRun(name, int(header.group(1)), header.group(2))
+    return BenchRun(name, int(header.group(1)), header.group(2), header.group(3),
+                    header.group(4))
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def bench_names() -> list[str]:
@@ -261,12 +274,15 @@ def main() -> int:
     parser.add_argument("--doc", type=Path, default=DOC)
     args = parser.parse_args()
     names = args.only or bench_names()
+    text = args.doc.read_text()  # before the benches run: a wrong path fails at once
     machine = machine_description()
-    runs = [from_log(name) if args.from_logs else run_bench(name, args.quick) for name in names]
-    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    mode = "`--quick`" if args.quick else "full runs"
+    runs = [from_log(name) if args.from_logs else run_bench(name, args.quick, machine)
+            for name in names]
+    date = now()
+    mode = ("from saved outputs" if args.from_logs else "`--quick`" if args.quick
+            else "full runs")
     heading = f"## Latest report ({date}, {mode}, `make bench` / `bench/report.py`)"
-    args.doc.write_text(update_doc(args.doc.read_text(), render(runs, machine, date), heading))
+    args.doc.write_text(update_doc(text, render(runs, machine, date), heading))
     failed = [run.bench for run in runs if run.returncode != 0]
     print(f"wrote {args.doc}; failed: {', '.join(failed) or 'none'}")
     return 1 if failed else 0

@@ -130,3 +130,20 @@ def test_next_report_moves_the_old_one_to_history(report):
     assert history.index("### Report (B)") < history.index("### Report (A)")
     assert history.index("| two |") < history.index("| one |")
     assert "### History\n\nold\n" in head
+
+
+def test_saved_output_reads_back_as_it_ran(report, tmp_path, monkeypatch):
+    """run_bench keeps exit status, last line, machine and date in its log, and --from-logs
+    reads the same back; a script exiting non-zero is recorded, not raised (a stand-in
+    script, no bench runs)."""
+    monkeypatch.setattr(report, "BENCH_DIR", tmp_path)
+    monkeypatch.setattr(report, "LOG_DIR", tmp_path / "logs")
+    (tmp_path / "fake.py").write_text(
+        'import sys\nprint("# table")\nprint("a=1 b=2")\nprint("oops", file=sys.stderr)\n'
+        "sys.exit(3)\n")
+    ran = report.run_bench("fake", quick=True, machine="2 cores")
+    assert (ran.returncode, ran.last_line) == (3, "a=1 b=2")
+    saved = report.from_log("fake")
+    assert (saved.returncode, saved.last_line, saved.machine) == (3, "a=1 b=2", "2 cores")
+    assert saved.date.endswith(" UTC") and saved.date[:2] == "20"
+    assert report.from_log("never_ran").returncode == -1
