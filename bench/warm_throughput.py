@@ -233,11 +233,15 @@ async def warmd_replay(base_url: str, count: int, pinned: bool = False) -> Sampl
         concurrency_min=HTTP_CONCURRENCY if pinned else 1))
     requests = tuple(WarmRequest(f"/item/{n}") for n in range(count))
     await client.get("/item/warm")
+    runner = WarmRunner({}, registry)
     cpu_before = time.process_time()
-    result = await WarmRunner({}, registry).run(WarmTask("replay", requests, "", "replay",
-                                                         limits))
+    result = await runner.run(WarmTask("replay", requests, "", "replay", limits))
     cpu_s = time.process_time() - cpu_before
     await client.close()
+    for limiter in runner.limiters.values():  # how far the adaptive limit backed off
+        stats = limiter.statistics()
+        print(f"#     limiter: limit {stats.limit} at the end, {stats.backoff_count} back-offs, "
+              f"healthy latency {(stats.healthy_latency_s or 0) * 1000:.2f} ms", flush=True)
     if result.keys_ok != count:
         raise RuntimeError(f"replay fetched {result.keys_ok} of {count}: {result}")
     return Sample(result.keys_ok / result.duration_s, cpu_s)
