@@ -43,7 +43,9 @@ demo: venv system-deps
 bench-deps: system-deps
 	@missing=""; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
-	command -v memcslap >/dev/null || missing="$$missing libmemcached-tools"; \
+	command -v memcaslap >/dev/null || missing="$$missing libmemcached-tools"; \
+	command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
+	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
 	command -v goaccess >/dev/null || missing="$$missing goaccess"; \
 	command -v etcd >/dev/null || missing="$$missing etcd-server etcd-client"; \
 	if [ -n "$$missing" ]; then \
@@ -51,9 +53,11 @@ bench-deps: system-deps
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+# Every bench with --quick (a failing one is reported in its rows, the others still run),
+# then one table at the top of docs/benchmarks.md; outputs are kept in build/bench/.
 bench: venv bench-deps
 	$(BIN)/pip install -q -e '.[test,bench]'
-	@for b in bench/[a-z]*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+	$(BIN)/python bench/report.py --quick
 
 chaos: venv system-deps
 	$(BIN)/python -m chaos --nodes 5 --duration 120

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -257,3 +258,33 @@ async def etcd_put_once(url: str, timeout_s: float) -> bool:
             return reply.status == 200
     except (TimeoutError, aiohttp.ClientError):
         return False
+
+
+# ---------------------------------------------------------------------------- rounds
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """The median of a few rounds and their range: what a bench on a shared machine
+    reports instead of one figure (or the best one, which flatters whoever had a quiet
+    moment)."""
+
+    median: float
+    low: float
+    high: float
+
+    @staticmethod
+    def of(values: list[float]) -> Spread:
+        finite = [value for value in values if value == value]
+        if not finite:
+            return Spread(float("nan"), float("nan"), float("nan"))
+        return Spread(statistics.median(finite), min(finite), max(finite))
+
+    def describe(self, digits: int = 0) -> str:
+        return f"{self.median:,.{digits}f} ({self.low:,.{digits}f}-{self.high:,.{digits}f})"
+
+
+def interleaved_rounds(rounds: int, systems: list[str]) -> list[list[str]]:
+    """The order to run `systems` in each round: every round runs each once, and the order
+    rotates, so no system always runs first (fresh server) or last (after the others)."""
+    return [systems[number % len(systems):] + systems[:number % len(systems)]
+            for number in range(rounds)]

@@ -1,9 +1,11 @@
-"""Warm-up throughput of warmd's backends beside peers measured in the same run.
+"""Warm-up throughput of warmd's backends beside fair peers measured in the same run.
 
-Redis: warmd's RedisBackend vs `redis-benchmark -P 64 -t set` and a plain redis-py asyncio
-pipeline loop; Memcached: vs `memcslap` and bare pymemcache `set_many`; HTTP replay: the
-warm runner vs `wrk` at the same concurrency against one aiohttp origin in its own process;
-and the origin limiter under a slowdown. The last line is `name=value ...`.
+Every section runs rounds (3 or more) that interleave warmd and its peers in a rotating
+order, against one server process, and prints each rate's median with its range; a ratio
+is the median of the per-round ratios (ours / peer in the same round), with their range.
+Same work everywhere: 16-byte keys, 100-byte values, acknowledged writes, the same number
+of keys (bench/_warm_peers.py says how each peer is set up). The last line is
+`name=value ...`.
 
 Usage: python bench/warm_throughput.py [--quick] [--only redis|memcached|http|limiter ...]
 """
@@ -12,12 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
-import resource
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +24,10 @@ from pathlib import Path
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _warm_peers as peers
+from _peers import Spread, interleaved_rounds
+from _warm_peers import NAN, TTL_S, VALUE, Sample, key_of, process_cpu_s
 
 from warmd.cache.base import CacheItem
 from warmd.cache.http import HttpClient
@@ -39,111 +40,98 @@ from warmd.hooks.task import LimitConfig, WarmLimits, WarmTask
 from warmd.runtime.execute.limiter import OriginLimiter
 from warmd.runtime.execute.warmer import WarmRunner
 from warmd.testing.origin import OriginState, TestOrigin
-from warmd.testing.servers import (
-    _wait_port,
-    free_port,
-    start_memcached,
-    start_redis,
-)
+from warmd.testing.servers import start_memcached, start_redis
 
-VALUE = b"v" * 100
-TTL_S = 3600
+REDIS_CONNECTIONS = 4  # RedisBackend's default connection_count: redis-py gets as many
 HTTP_CONCURRENCY = 64
 RUNNER_BATCH_KEYS = 20_000
-NAN = float("nan")
-
-
-def items(count: int, prefix: str) -> list[CacheItem]:
-    """Plain (key, value, ttl) tuples, as the runner builds them (see CacheItem)."""
-    return [(f"{prefix}:{n}", VALUE, TTL_S) for n in range(count)]  # type: ignore[misc]
-
-
-def best_of(rounds: int, measure: Callable[[], float]) -> float:
-    """Best of several rounds, for us and every peer alike: the machine is shared, and the
-    best round is the one least disturbed by other load."""
-    return max(measure() for _ in range(rounds))
 
 
 @dataclass(frozen=True, slots=True)
-class Sample:
-    """One measured run: its rate and the CPU seconds the client itself spent."""
+class Round:
+    """One system's run in one round: its rate, the CPU microseconds per key of client and
+    server together, and the server's (or origin's) busy share of one core meanwhile."""
 
     keys_s: float
-    client_cpu_s: float
+    cpu_us_per_key: float
+    server_busy: float
 
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a running process, from /proc (NaN where absent)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return NAN
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+@dataclass(frozen=True, slots=True)
+class Section:
+    """The systems one section measures, and what runs before each measurement."""
+
+    measures: dict[str, Callable[[], Sample]]
+    keys: dict[str, int]  # keys (or requests) each system handles per run
+    server_pid: int
+    reset: Callable[[], None] = lambda: None
 
 
-def children_cpu_s() -> float:
-    """User + system CPU seconds of every child process waited for so far."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def run_rounds(section: Section, rounds: int) -> dict[str, list[Round]]:
+    """Every system once per round, in a rotating order; the server's CPU from /proc."""
+    runs: dict[str, list[Round]] = {name: [] for name in section.measures}
+    for order in interleaved_rounds(rounds, list(section.measures)):
+        for name in order:
+            section.reset()
+            server_before, started = process_cpu_s(section.server_pid), time.perf_counter()
+            sample = section.measures[name]()
+            wall_s = time.perf_counter() - started
+            server_cpu_s = process_cpu_s(section.server_pid) - server_before
+            cpu_us = (sample.client_cpu_s + server_cpu_s) / section.keys[name] * 1e6
+            runs[name].append(Round(sample.keys_s, cpu_us, server_cpu_s / wall_s))
+            print(f"#   {name:<22} {sample.keys_s:>12,.0f} keys/s", flush=True)
+    return runs
 
 
-def ratio(ours: float, peer: float) -> float:
-    return ours / peer if peer and peer == peer else NAN
-
-
-def run_tool(args: list[str], timeout_s: float = 120) -> str:
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout_s,
-                          check=False).stdout
+def summarise(runs: dict[str, list[Round]], ratios: dict[str, tuple[str, str]],
+              results: dict[str, float]) -> None:
+    """Medians per system and paired ratios (ours / peer, round by round) into `results`;
+    a human table with the ranges on stdout."""
+    for name, rounds in runs.items():
+        rate = Spread.of([r.keys_s for r in rounds])
+        cpu = Spread.of([r.cpu_us_per_key for r in rounds])
+        busy = Spread.of([r.server_busy for r in rounds])
+        results[f"{name}_keys_s"] = rate.median
+        results[f"{name}_cpu_us_per_key"] = cpu.median
+        print(f"{name:<24} {rate.describe():>34} keys/s  cpu {cpu.describe(2)} us/key  "
+              f"server busy {busy.describe(2)}")
+    for ratio_name, (ours, peer) in ratios.items():
+        paired = Spread.of([a.keys_s / b.keys_s if b.keys_s else NAN
+                            for a, b in zip(runs[ours], runs[peer], strict=True)])
+        results[ratio_name] = paired.median
+        results[f"{ratio_name}_low"], results[f"{ratio_name}_high"] = paired.low, paired.high
+        print(f"{ratio_name:<48} {paired.describe(2)}")
 
 
 # --- Redis -------------------------------------------------------------------------------
 
-def redis_benchmark_rps(port: int, count: int, with_ttl: bool = False) -> Sample:
-    """`redis-benchmark -P 64` SET of 100-byte values: the target's peer (`-t set`, no
-    TTL), or with `with_ttl` the same command warmd sends (`SET key value EX 3600`)."""
-    command = (["SET", "key:__rand_int__", VALUE.decode(), "EX", str(TTL_S)] if with_ttl
-               else ["-t", "set", "-d", str(len(VALUE))])
-    cpu_before = children_cpu_s()
-    output = run_tool(["redis-benchmark", "-p", str(port), "-P", "64", "-n", str(count),
-                       "-r", str(count), "-q", "--csv", *command])
-    match = re.search(r'^"SET[^"]*","([\d.]+)"', output, re.MULTILINE)
-    return Sample(float(match.group(1)) if match else NAN, children_cpu_s() - cpu_before)
+def items(count: int, prefix: str) -> list[CacheItem]:
+    """Plain (key, value, ttl) tuples, as the runner builds them (see CacheItem)."""
+    return [(key_of(prefix, n), VALUE, TTL_S) for n in range(count)]  # type: ignore[misc]
 
 
-async def redis_py_pipeline_keys_s(port: int, count: int) -> Sample:
-    import redis.asyncio as redis_asyncio
-
-    client = redis_asyncio.Redis(host="127.0.0.1", port=port)
-    started, cpu_before = time.perf_counter(), time.process_time()
-    for start in range(0, count, 1000):
-        pipe = client.pipeline(transaction=False)
-        for n in range(start, min(count, start + 1000)):
-            pipe.set(f"redispy:{n}", VALUE, ex=TTL_S)
-        await pipe.execute()
-    elapsed = time.perf_counter() - started
-    await client.aclose()
-    return Sample(count / elapsed, time.process_time() - cpu_before)
-
-
-async def warmd_redis_keys_s(port: int, count: int) -> Sample:
+async def warmd_redis(port: int, count: int) -> Sample:
     """Backend hot path alone: `write_many` of prebuilt (key, value, ttl) tuples."""
-    backend = RedisBackend(f"127.0.0.1:{port}")
-    batch = items(count, "warmd")
-    await backend.write_many(batch[:2000])  # connect outside the timed part
+    backend = RedisBackend(f"127.0.0.1:{port}", connection_count=REDIS_CONNECTIONS)
+    batch = items(count, "warmd:")
+    await backend.write_many(items(2000, "connect:"))  # connect outside the timed part
     started, cpu_before = time.perf_counter(), time.process_time()
     outcome = await backend.write_many(batch)
     sample = Sample(outcome.written / (time.perf_counter() - started),
                     time.process_time() - cpu_before)
     await backend.close()
+    if outcome.written != count:
+        raise RuntimeError(f"warmd wrote {outcome.written} of {count} keys")
     return sample
 
 
-async def warmd_runner_keys_s(port: int, count: int) -> Sample:
+async def warmd_runner(port: int, count: int) -> Sample:
     """The whole WarmRunner direct fill (`value` loader): key mapping, TTL jitter, memory
     guard, checkpoints and verification included, as the executor runs it."""
-    backend = RedisBackend(f"127.0.0.1:{port}")
-    await backend.write_many(items(2000, "runner-connect"))  # pooled connections, as in a daemon
-    requests = tuple(WarmRequest("", key=f"runner:{n}", value=VALUE) for n in range(count))
+    backend = RedisBackend(f"127.0.0.1:{port}", connection_count=REDIS_CONNECTIONS)
+    await backend.write_many(items(2000, "connect:"))  # pooled connections, as in a daemon
+    requests = tuple(WarmRequest("", key=key_of("runner:", n), value=VALUE)
+                     for n in range(count))
     runner = WarmRunner({"r": backend}, HookRegistry())
     limits = WarmLimits(batch_keys=RUNNER_BATCH_KEYS, ttl_s=TTL_S)
     cpu_before = time.process_time()
@@ -156,143 +144,130 @@ async def warmd_runner_keys_s(port: int, count: int) -> Sample:
 
 
 def bench_redis(quick: bool, results: dict[str, float]) -> None:
-    """Rounds interleave the peers and warmd (each after a FLUSHALL), so a change of the
-    machine's load between rounds hits every figure alike; each rate keeps its best round.
-
-    CPU per key (client + redis-server, median round) is the steadier figure on a shared
-    machine: when the two processes share one core, it alone sets the rate.
-    """
+    """redis-benchmark with and without EX, redis-py at its best, warmd's backend and
+    runner: the same number of keys each, a FLUSHALL before each."""
     server = start_redis()
-    rounds, count = (2, 200_000) if quick else (3, 1_000_000)
+    rounds, count = (3, 100_000) if quick else (5, 1_000_000)
     port = server.port
-    measures: dict[str, Callable[[], Sample]] = {
-        "redis_benchmark": lambda: redis_benchmark_rps(port, count),
-        "redis_benchmark_ttl": lambda: redis_benchmark_rps(port, count, with_ttl=True),
-        "redis_py": lambda: uvloop.run(redis_py_pipeline_keys_s(port, count // 10)),
-        "redis": lambda: uvloop.run(warmd_redis_keys_s(port, count)),
-        "redis_runner": lambda: uvloop.run(warmd_runner_keys_s(port, count)),
-    }
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in measures}
+    section = Section(
+        measures={
+            "redis_benchmark": lambda: peers.redis_benchmark(port, count, with_ttl=False),
+            "redis_benchmark_ttl": lambda: peers.redis_benchmark(port, count, with_ttl=True),
+            "redis_py": lambda: uvloop.run(peers.redis_py(port, count, REDIS_CONNECTIONS)),
+            "redis": lambda: uvloop.run(warmd_redis(port, count)),
+            "redis_runner": lambda: uvloop.run(warmd_runner(port, count)),
+        },
+        keys=dict.fromkeys(("redis_benchmark", "redis_benchmark_ttl", "redis_py", "redis",
+                            "redis_runner"), count),
+        server_pid=server.process.pid,
+        reset=lambda: peers.run_tool(["redis-cli", "-p", str(port), "flushall"]))
     try:
-        for _ in range(rounds):
-            for name, measure in measures.items():
-                run_tool(["redis-cli", "-p", str(port), "flushall"])
-                server_before = process_cpu_s(server.process.pid)
-                sample = measure()
-                server_cpu_s = process_cpu_s(server.process.pid) - server_before
-                keys = count // 10 if name == "redis_py" else count
-                samples[name].append(
-                    (sample.keys_s, (sample.client_cpu_s + server_cpu_s) / keys * 1e6))
+        runs = run_rounds(section, rounds)
     finally:
         server.stop()
-    for name, pairs in samples.items():
-        results[f"{name}_keys_s"] = max(rate for rate, _ in pairs)
-        results[f"{name}_cpu_us_per_key"] = statistics.median(cpu for _, cpu in pairs)
-    peer = results["redis_benchmark_keys_s"]
-    results["redis_ratio_vs_redis_benchmark"] = ratio(results["redis_keys_s"], peer)
-    results["redis_runner_ratio_vs_redis_benchmark"] = ratio(results["redis_runner_keys_s"], peer)
-    results["redis_runner_ratio_vs_redis_benchmark_ttl"] = ratio(
-        results["redis_runner_keys_s"], results["redis_benchmark_ttl_keys_s"])
-    results["redis_runner_cpu_ratio_vs_redis_benchmark"] = ratio(
-        results["redis_benchmark_cpu_us_per_key"], results["redis_runner_cpu_us_per_key"])
-    results["redis_ratio_vs_redis_py"] = ratio(results["redis_keys_s"], results["redis_py_keys_s"])
+    summarise(runs, {
+        "redis_runner_ratio_vs_redis_benchmark_ttl": ("redis_runner", "redis_benchmark_ttl"),
+        "redis_ratio_vs_redis_benchmark_ttl": ("redis", "redis_benchmark_ttl"),
+        "redis_runner_ratio_vs_redis_benchmark": ("redis_runner", "redis_benchmark"),
+        "redis_ratio_vs_redis_py": ("redis", "redis_py"),
+        "redis_runner_ratio_vs_redis_py": ("redis_runner", "redis_py"),
+    }, results)
 
 
 # --- Memcached ---------------------------------------------------------------------------
 
-def memcslap_keys_s(address: str, count: int) -> float:
-    binary = shutil.which("memcslap") or shutil.which("memaslap")
-    if binary is None:
-        print("PEER MISSING: memcslap (Debian package libmemcached-tools) - ratio is nan")
-        return NAN
-    output = run_tool([binary, "-s", address, "-t", "set", "-e", str(count), "-c", "1"])
-    match = re.search(r"Time to set\s+(\d+) keys by\s+\d+ threads:\s+([\d.]+) seconds", output)
-    return int(match.group(1)) / float(match.group(2)) if match else NAN
+PYMEMCACHE_THREADS = 4  # MemcacheBackend's default thread_count
+PYMEMCACHE_BATCH_KEYS = 1000  # MemcacheBackend's default batch_keys
 
 
-def pymemcache_keys_s(port: int, count: int) -> float:
-    from pymemcache.client.base import Client
-
-    client = Client(("127.0.0.1", port))
-    started = time.perf_counter()
-    for start in range(0, count, 1000):
-        client.set_many({f"bare:{n}": VALUE for n in range(start, min(count, start + 1000))},
-                        expire=TTL_S, noreply=False)
-    elapsed = time.perf_counter() - started
-    client.close()
-    return count / elapsed
-
-
-async def warmd_memcached_keys_s(address: str, count: int, write_path: str) -> float:
-    backend = MemcacheBackend([address], write_path=write_path)  # type: ignore[arg-type]
-    batch = items(count, f"warmd-{write_path}")
-    await backend.write_many(batch[:1000])
-    started = time.perf_counter()
+async def warmd_memcached(address: str, count: int) -> Sample:
+    """MemcacheBackend's default (raw) write path: `write_many` of prebuilt tuples."""
+    backend = MemcacheBackend([address])
+    batch = items(count, "warmd:")
+    await backend.write_many(items(1000, "connect:"))
+    started, cpu_before = time.perf_counter(), time.process_time()
     outcome = await backend.write_many(batch)
-    elapsed = time.perf_counter() - started
+    sample = Sample(outcome.written / (time.perf_counter() - started),
+                    time.process_time() - cpu_before)
     await backend.close()
-    return outcome.written / elapsed
+    if outcome.written != count:
+        raise RuntimeError(f"warmd wrote {outcome.written} of {count} keys")
+    return sample
 
 
 def bench_memcached(quick: bool, results: dict[str, float]) -> None:
-    server = start_memcached(memory_mb=512)
-    rounds, count = (2, 60_000) if quick else (3, 300_000)
-    address = server.address
+    """memcaslap and pymemcache's pool beside warmd, interleaved, one server (2 threads)."""
+    server = start_memcached(memory_mb=1024)
+    rounds, count = (3, 100_000) if quick else (5, 500_000)
+    address, port = server.address, server.port
+    section = Section(
+        measures={
+            "memcslap": lambda: peers.memcaslap(address, count),
+            "pymemcache": lambda: peers.pymemcache_pool(port, count, PYMEMCACHE_THREADS,
+                                                        PYMEMCACHE_BATCH_KEYS),
+            "memcached": lambda: uvloop.run(warmd_memcached(address, count)),
+        },
+        keys=dict.fromkeys(("memcslap", "pymemcache", "memcached"), count),
+        server_pid=server.process.pid)
     try:
-        results["memcslap_keys_s"] = best_of(rounds, lambda: memcslap_keys_s(address, count))
-        results["pymemcache_keys_s"] = best_of(
-            rounds, lambda: pymemcache_keys_s(server.port, count))
-        results["memcached_keys_s"] = best_of(rounds, lambda: uvloop.run(
-            warmd_memcached_keys_s(address, count * 2, "raw")))
-        results["memcached_pymemcache_path_keys_s"] = best_of(rounds, lambda: uvloop.run(
-            warmd_memcached_keys_s(address, count, "pymemcache")))
+        runs = run_rounds(section, rounds)
     finally:
         server.stop()
-    ours = results["memcached_keys_s"]
-    results["memcached_ratio_vs_memcslap"] = ratio(ours, results["memcslap_keys_s"])
-    results["memcached_ratio_vs_pymemcache"] = ratio(ours, results["pymemcache_keys_s"])
+    summarise(runs, {
+        "memcached_ratio_vs_memcslap": ("memcached", "memcslap"),
+        "memcached_ratio_vs_pymemcache": ("memcached", "pymemcache"),
+    }, results)
 
 
 # --- HTTP replay -------------------------------------------------------------------------
 
-def wrk_rps(url: str, seconds: int) -> float:
-    if shutil.which("wrk") is None:
-        print("PEER MISSING: wrk (Debian package wrk) - ratio is nan")
-        return NAN
-    output = run_tool(["wrk", "-t1", f"-c{HTTP_CONCURRENCY}", f"-d{seconds}s", url])
-    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    return float(match.group(1)) if match else NAN
-
-
-async def warmd_replay_rps(base_url: str, count: int) -> float:
+async def warmd_replay(base_url: str, count: int, pinned: bool = False) -> Sample:
+    """WarmRunner replaying `count` distinct paths through the adaptive limiter, cap and
+    start at 64 (what a rule gets); `pinned` holds the limit at 64 (concurrency_min too), to
+    show the client's own pace apart from the limiter's backing off."""
     client = HttpClient(base_url=base_url, connection_limit=HTTP_CONCURRENCY)
     registry = HookRegistry()
     registry.add(ReplayLoader(client))
     limits = WarmLimits(batch_keys=count, origin=LimitConfig(
-        concurrency_max=HTTP_CONCURRENCY, concurrency_initial=HTTP_CONCURRENCY))
+        concurrency_max=HTTP_CONCURRENCY, concurrency_initial=HTTP_CONCURRENCY,
+        concurrency_min=HTTP_CONCURRENCY if pinned else 1))
     requests = tuple(WarmRequest(f"/item/{n}") for n in range(count))
     await client.get("/item/warm")
-    result = await WarmRunner({}, registry).run(WarmTask("replay", requests, "", "replay",
-                                                         limits))
+    runner = WarmRunner({}, registry)
+    cpu_before = time.process_time()
+    result = await runner.run(WarmTask("replay", requests, "", "replay", limits))
+    cpu_s = time.process_time() - cpu_before
     await client.close()
-    return result.keys_ok / result.duration_s
+    for limiter in runner.limiters.values():  # how far the adaptive limit backed off
+        stats = limiter.statistics()
+        print(f"#     limiter: limit {stats.limit} at the end, {stats.backoff_count} back-offs, "
+              f"healthy latency {(stats.healthy_latency_s or 0) * 1000:.2f} ms", flush=True)
+    if result.keys_ok != count:
+        raise RuntimeError(f"replay fetched {result.keys_ok} of {count}: {result}")
+    return Sample(result.keys_ok / result.duration_s, cpu_s)
 
 
 def bench_http(quick: bool, results: dict[str, float]) -> None:
-    port = free_port()
-    origin = subprocess.Popen([sys.executable, "-m", "warmd.testing.origin", "--port",
-                               str(port)], cwd=Path(__file__).resolve().parent.parent)
-    try:
-        _wait_port(port, origin, 10)  # type: ignore[arg-type]
-        url = f"http://127.0.0.1:{port}"
-        rounds = 2 if quick else 3
-        results["wrk_rps"] = best_of(rounds, lambda: wrk_rps(url + "/item/1", 2 if quick else 8))
-        results["http_rps"] = best_of(rounds, lambda: uvloop.run(
-            warmd_replay_rps(url, 8000 if quick else 40_000)))
-    finally:
-        origin.terminate()
-        origin.wait(timeout=10)
-    results["http_ratio_vs_wrk"] = ratio(results["http_rps"], results["wrk_rps"])
+    """wrk and warmd's replay against nginx; the origin's busy share shows whether it
+    limited either (a share well under 1.0 of its one core: it did not)."""
+    rounds, seconds, count = (3, 3, 20_000) if quick else (5, 8, 60_000)
+    with peers.nginx_origin() as origin:
+        section = Section(
+            measures={
+                "wrk": lambda: peers.wrk(origin.url + "/item/1", HTTP_CONCURRENCY, seconds),
+                "http": lambda: uvloop.run(warmd_replay(origin.url, count)),
+                "http_pinned": lambda: uvloop.run(warmd_replay(origin.url, count, pinned=True)),
+            },
+            keys={"wrk": 1, "http": count, "http_pinned": count},  # wrk's: see below
+            server_pid=origin.pid)
+        runs = run_rounds(section, rounds)
+    # wrk ran for `seconds`, so its CPU per request is its CPU over (rate x seconds).
+    runs["wrk"] = [Round(r.keys_s, r.cpu_us_per_key / (r.keys_s * seconds), r.server_busy)
+                   for r in runs["wrk"]]
+    summarise(runs, {"http_ratio_vs_wrk": ("http", "wrk"),
+                     "http_pinned_ratio_vs_wrk": ("http_pinned", "wrk")}, results)
+    results["origin_busy_wrk"] = statistics.median(r.server_busy for r in runs["wrk"])
+    results["origin_busy_http"] = statistics.median(r.server_busy for r in runs["http"])
 
 
 # --- Origin slowdown ---------------------------------------------------------------------
@@ -341,7 +316,7 @@ SECTIONS = {"redis": bench_redis, "memcached": bench_memcached, "http": bench_ht
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller runs, under a minute")
+    parser.add_argument("--quick", action="store_true", help="3 rounds of smaller runs")
     parser.add_argument("--only", choices=[*SECTIONS, "limiter"], action="append",
                         help="run only these sections (repeatable); default: all")
     args = parser.parse_args()
@@ -350,12 +325,15 @@ def main() -> int:
     started = time.monotonic()
     for name, section in SECTIONS.items():
         if name in chosen:
-            section(args.quick, results)
+            print(f"# {name}", flush=True)
+            try:
+                section(args.quick, results)
+            except Exception as error:  # one broken peer must not cost the other sections
+                print(f"# {name} FAILED: {error!r}", flush=True)
+                results[f"{name}_failed"] = 1
             print(f"# {name} done at {time.monotonic() - started:.1f}s", flush=True)
     if "limiter" in chosen:
         results.update(uvloop.run(limiter_under_slowdown(1.5 if args.quick else 5.0)))
-    for name, value in results.items():
-        print(f"{name:40s} {value:14.2f}")
     print(" ".join(f"{name}={value:.3f}" if value % 1 else f"{name}={value:.0f}"
                    for name, value in results.items()))
     return 0

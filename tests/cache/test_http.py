@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 
 from warmd.cache.http import HttpClient, HttpStatusError
-from warmd.cache.http_raw import HttpProtocolError, parse_head
+from warmd.cache.http_raw import HttpProtocolError, ResponseHead, parse_head
 from warmd.errors import CacheError, CacheUnavailable
 from warmd.testing.servers import free_port
 
@@ -97,6 +97,23 @@ def test_bad_input_is_rejected_clearly() -> None:
     """A garbage status line and an unknown engine are clear errors."""
     with pytest.raises(HttpProtocolError, match="bad status line"):
         parse_head(b"SMTP ready\r\nx: y")
-    assert parse_head(b"HTTP/1.1 204 No Content\r\nX-A: b") == (204, {"x-a": "b"})
+    with pytest.raises(HttpProtocolError, match="Content-Length"):
+        parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: -5")
     with pytest.raises(CacheError, match="engine"):
         HttpClient(engine="curl")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("head", "expected"), [
+    (b"HTTP/1.1 204 No Content\r\nX-A: b", ResponseHead(204, None, False, True)),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: keep-alive",
+     ResponseHead(200, 12, False, True)),
+    (b"HTTP/1.0 200 OK\r\ncontent-length:7\r\nCONNECTION:  Close ",
+     ResponseHead(200, 7, False, False)),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\nX-Content-Length: 9",
+     ResponseHead(200, None, True, True)),
+])
+def test_head_framing_is_read_case_insensitively(head: bytes, expected: ResponseHead) -> None:
+    """Length, chunking and keep-alive come from their headers whatever their case, and a
+    header that merely ends with a framing name is not taken for it."""
+    assert parse_head(head) == expected
+

@@ -11,10 +11,12 @@ from warmd.cache.memcache import (
     HASHED_KEY_PREFIX,
     Crc32Rendezvous,
     MemcacheBackend,
+    all_keys_valid,
     key_problem,
     storable_key,
 )
-from warmd.errors import CacheError
+from warmd.errors import CacheError, CacheUnavailable
+from warmd.testing.servers import free_port
 
 
 @pytest.mark.parametrize(("key", "problem"), [
@@ -24,6 +26,17 @@ from warmd.errors import CacheError
 def test_key_problems_are_named(key: str, problem: str) -> None:
     """Each kind of key memcached cannot store is reported with its reason."""
     assert problem in (key_problem(key) or "")
+
+
+@pytest.mark.parametrize("keys", [
+    [], ["a", "b:1", "x" * 250], ["a", "b c"], ["ok", ""], ["ok", "x" * 251], ["ok", "\x00"],
+    ["é" * 125], ["é" * 126], ["ok", "tab\there"],
+])
+def test_batch_key_check_agrees_with_the_per_key_check(keys: list[str]) -> None:
+    """The whole-batch check says "all valid" exactly when no key has a problem (a
+    non-ASCII batch is never passed whole: its character count is not its byte count)."""
+    valid = all(key_problem(key) is None for key in keys)
+    assert all_keys_valid(keys) == (valid and "".join(keys).isascii())
 
 
 def test_hashing_invalid_keys_is_stable_and_storable() -> None:
@@ -104,4 +117,25 @@ async def test_oversized_value_fails_only_its_key(memcached_servers, write_path:
     assert outcome.written == 2 and [f.key for f in outcome.failures] == [f"{prefix}:huge"]
     values = await backend.read_many([f"{prefix}:small1", f"{prefix}:small2"])
     assert list(values.values()) == [b"a", b"b"]
+    await backend.close()
+
+
+async def test_many_batches_in_flight_all_land(memcached_servers) -> None:
+    """A write of many small batches (two in flight on one connection) stores every key
+    with its own value, and reports them all written."""
+    backend = MemcacheBackend([memcached_servers[0].address], batch_keys=7)
+    prefix = uuid.uuid4().hex[:8]
+    items = [CacheItem(f"{prefix}:{n}", b"v%d" % n, 60) for n in range(200)]
+    outcome = await backend.write_many(items)
+    assert (outcome.written, outcome.failures) == (200, ())
+    found = await backend.read_many([key for key, _, _ in items])
+    assert found == {key: value for key, value, _ in items}
+    await backend.close()
+
+
+async def test_unreachable_server_fails_the_write_once() -> None:
+    """With the server gone, a many-batch write raises CacheUnavailable (no batch hangs)."""
+    backend = MemcacheBackend([f"127.0.0.1:{free_port()}"], batch_keys=3, timeout_s=1.0)
+    with pytest.raises(CacheUnavailable):
+        await backend.write_many([CacheItem(f"k{n}", b"v", 60) for n in range(20)])
     await backend.close()

@@ -66,6 +66,13 @@ class ItemColumns(Sequence[CacheItem]):
     def __len__(self) -> int:
         return len(self.keys)
 
+    @staticmethod
+    def keys_of(items: Sequence[CacheItem]) -> Sequence[str]:
+        """The keys of a batch: the column itself when it is one, else gathered in C."""
+        if isinstance(items, ItemColumns):
+            return items.keys
+        return list(map(_KEY_OF, items))
+
     def __iter__(self) -> Iterator[CacheItem]:
         return zip(self.keys, self.values, self.ttls_s, strict=True)  # type: ignore[return-value]
 
@@ -81,6 +88,7 @@ class ItemColumns(Sequence[CacheItem]):
         return (self.keys[index], self.values[index], self.ttls_s[index])  # type: ignore[return-value]
 
 
+_KEY_OF = itemgetter(0)
 _VALUE_OF = itemgetter(1)
 
 

@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from warmd.cache.http_raw import RawHttpPool, build_request
+from warmd.cache.http_raw import RawHttpPool, build_request, request_tail
 from warmd.errors import CacheError, CacheUnavailable
 
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
@@ -62,6 +62,7 @@ class HttpClient:
         if host_header:
             self.headers["Host"] = host_header
         self._pools: dict[str, RawHttpPool] = {}
+        self._request_tails: dict[str, bytes] = {}  # per host: see request_tail
         base = urlsplit(base_url)
         self._base_origin = f"{base.scheme}://{base.netloc}" if base_url else ""
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -108,7 +109,8 @@ class HttpClient:
         netloc = full_url[scheme_end:path_start] if path_start != -1 else full_url[scheme_end:]
         target = full_url[path_start:].partition("#")[0] if path_start != -1 else "/"
         pool = self._pools.get(netloc)
-        if pool is None:
+        tail = self._request_tails.get(netloc)
+        if pool is None or tail is None:
             parts = urlsplit(full_url)
             try:
                 port = parts.port or 80
@@ -118,7 +120,9 @@ class HttpClient:
                 raise CacheError(f"bad url {full_url!r}: no host")
             pool = self._pools[netloc] = RawHttpPool(
                 parts.hostname, port, size=self.connection_limit, timeout_s=self.timeout_s)
-        return await pool.get(build_request(target, self.host_header or netloc, self.headers))
+            tail = self._request_tails[netloc] = request_tail(self.host_header or netloc,
+                                                              self.headers)
+        return await pool.get(build_request(target, tail))
 
     async def _get_aiohttp(self, full_url: str) -> tuple[int, bytes]:
         try:

@@ -8,7 +8,9 @@ plain http (aiohttp handles https), Content-Length and chunked bodies, and keep-
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from warmd.errors import CacheError, CacheUnavailable
 
@@ -19,24 +21,56 @@ class HttpProtocolError(CacheError):
     """The server's response was not valid HTTP/1.1."""
 
 
-def build_request(path: str, host_header: str, headers: Mapping[str, str]) -> bytes:
-    lines = [f"GET {path} HTTP/1.1", f"Host: {host_header}"]
+def request_tail(host_header: str, headers: Mapping[str, str]) -> bytes:
+    """Everything of a GET after its request line: the same for every request to one host,
+    so a client builds it once per host and only the path changes."""
+    lines = [f"Host: {host_header}"]
     lines += [f"{name}: {value}" for name, value in headers.items() if name.lower() != "host"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    """Status code and lower-cased headers from the bytes before the blank line."""
-    status_line, _, rest = head.partition(b"\r\n")
+def build_request(path: str, tail: bytes) -> bytes:
+    return b"GET " + path.encode("latin-1") + b" HTTP/1.1\r\n" + tail
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHead:
+    """What the client needs from a response head: the status and how the body is framed."""
+
+    status: int
+    content_length: int | None
+    chunked: bool
+    keep_alive: bool
+
+
+# Only the framing headers are read, found by one C-level search of the head instead of a
+# dict of every header decoded and lower-cased (a third of the client's CPU per request).
+_FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding|connection)[ \t]*:([^\r]*)",
+                      re.IGNORECASE)
+
+
+def parse_head(head: bytes) -> ResponseHead:
+    """Status code and body framing from the bytes before the blank line.
+
+    Raises:
+        HttpProtocolError: a bad status line or Content-Length.
+    """
+    status_line, _, _ = head.partition(b"\r\n")
     parts = status_line.split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
         raise HttpProtocolError(f"bad status line {status_line[:80]!r}")
-    headers = {}
-    for line in rest.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name:
-            headers[name.decode("latin-1").strip().lower()] = value.decode("latin-1").strip()
-    return int(parts[1]), headers
+    length, chunked, keep_alive = None, False, True
+    for name, value in _FRAMING.findall(head):
+        name, value = name.lower(), value.strip().lower()
+        if name == b"content-length":
+            if not value.isdigit():
+                raise HttpProtocolError(f"bad Content-Length {value[:40]!r}")
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = value == b"chunked"
+        else:
+            keep_alive = value != b"close"
+    return ResponseHead(int(parts[1]), length, chunked, keep_alive)
 
 
 class _Connection:
@@ -46,18 +80,17 @@ class _Connection:
     async def exchange(self, request: bytes) -> tuple[int, bytes, bool]:
         """Send one GET; return status, body, and whether the connection can be reused."""
         self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status, headers = parse_head(head[:-4])
-        if headers.get("transfer-encoding", "").lower() == "chunked":
+        head = parse_head((await self.reader.readuntil(b"\r\n\r\n"))[:-4])
+        status = head.status
+        if head.chunked:
             body = await self._read_chunked()
-        elif "content-length" in headers:
-            body = await self.reader.readexactly(int(headers["content-length"]))
+        elif head.content_length is not None:
+            body = await self.reader.readexactly(head.content_length)
         elif status in (204, 304) or 100 <= status < 200:
             body = b""
         else:  # no length: the body runs to the end of the connection
             return status, await self.reader.read(), False
-        reusable = headers.get("connection", "").lower() != "close"
-        return status, body, reusable
+        return status, body, head.keep_alive
 
     async def _read_chunked(self) -> bytes:
         parts: list[bytes] = []

@@ -30,6 +30,7 @@ from warmd.cache.base import (
     BackendStats,
     CacheItem,
     InvalidKey,
+    ItemColumns,
     KeyFailure,
     NodeStats,
     OwnReads,
@@ -42,6 +43,7 @@ from warmd.errors import CacheError, CacheUnavailable
 MAX_KEY_BYTES = 250
 _BAD_KEY_CHARACTERS = re.compile(r"[\x00-\x20\x7f]")
 HASHED_KEY_PREFIX = "warmd:sha1:"
+WRITES_IN_FLIGHT = 2  # raw-path batches sent at once (see _write_raw_batches)
 T = TypeVar("T")
 
 
@@ -54,6 +56,17 @@ def key_problem(key: str) -> str | None:
     if not key:
         return "empty"
     return None
+
+
+def all_keys_valid(keys: Sequence[str]) -> bool:
+    """True when every key is storable, checked for the whole batch at once: one regex
+    search over the joined keys and C-level min/max of their lengths, instead of a search
+    and an encode per key (most of the write path's CPU before). ASCII keys only: for
+    others a character count is not a byte count, so they take the per-key check."""
+    joined = "".join(keys)
+    return (not keys or (joined.isascii() and min(map(len, keys)) > 0
+                         and max(map(len, keys)) <= MAX_KEY_BYTES
+                         and _BAD_KEY_CHARACTERS.search(joined) is None))
 
 
 def storable_key(key: str, *, hash_invalid: bool) -> str:
@@ -142,7 +155,9 @@ class MemcacheBackend:
             raise CacheError(f"{self.name}: {error!r}") from error
 
     def _split_valid(self, items: Sequence[CacheItem]
-                     ) -> tuple[list[CacheItem], list[KeyFailure]]:
+                     ) -> tuple[Sequence[CacheItem], list[KeyFailure]]:
+        if all_keys_valid(ItemColumns.keys_of(items)):
+            return items, []
         valid, failures = [], []
         for item in items:
             try:
@@ -158,17 +173,37 @@ class MemcacheBackend:
         """Write a batch (`add` instead of `set` when only_if_absent); invalid keys fail
         one by one with their reason unless hash_invalid_keys maps them."""
         valid, failures = self._split_valid(items)
-        outcomes = [WriteOutcome(0, 0, tuple(failures))]
-        for start in range(0, len(valid), self.batch_keys):
-            batch = valid[start:start + self.batch_keys]
-            if self.write_path == "raw":
-                outcomes.append(await self._write_raw(batch, only_if_absent))
-            else:
-                outcomes.append(await self._in_pool(self._write_pymemcache, batch,
-                                                    only_if_absent))
-        return WriteOutcome.combine(outcomes)
+        batches = [valid[start:start + self.batch_keys]
+                   for start in range(0, len(valid), self.batch_keys)]
+        if self.write_path == "raw":
+            outcomes = await self._write_raw_batches(batches, only_if_absent)
+        else:
+            outcomes = [await self._in_pool(self._write_pymemcache, batch, only_if_absent)
+                        for batch in batches]
+        return WriteOutcome.combine([WriteOutcome(0, 0, tuple(failures)), *outcomes])
 
-    async def _write_raw(self, batch: list[CacheItem], only_if_absent: bool) -> WriteOutcome:
+    async def _write_raw_batches(self, batches: list[Sequence[CacheItem]],
+                                 only_if_absent: bool) -> list[WriteOutcome]:
+        """Two batches in flight: while memcached stores one, the next is encoded and
+        queued behind it (each connection's lock keeps requests and replies in order), so
+        the server does not sit idle while we encode. The first failure stops the rest."""
+        queue, outcomes = list(reversed(batches)), []
+
+        async def worker() -> None:
+            while queue:
+                outcomes.append(await self._write_raw(queue.pop(), only_if_absent))
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(min(WRITES_IN_FLIGHT, len(queue)))))
+        except BaseException:
+            queue.clear()
+            raise
+        return outcomes
+
+    async def _write_raw(self, batch: Sequence[CacheItem],
+                         only_if_absent: bool) -> WriteOutcome:
+        if len(self.connections) == 1:  # one server: no hashing needed
+            return await next(iter(self.connections.values())).store_many(batch, only_if_absent)
         by_node: dict[str, list[CacheItem]] = {}
         get_node = self.hasher.get_node
         for item in batch:
@@ -178,7 +213,8 @@ class MemcacheBackend:
             for node, group in by_node.items()))
         return WriteOutcome.combine(results)
 
-    def _write_pymemcache(self, batch: list[CacheItem], only_if_absent: bool) -> WriteOutcome:
+    def _write_pymemcache(self, batch: Sequence[CacheItem],
+                          only_if_absent: bool) -> WriteOutcome:
         """Blocking: set_many per TTL group (set_many takes one expiry per call). A server
         refusal (e.g. a value over the item size limit) aborts set_many, so that group is
         redone key by key to find and report only the refused keys."""
