@@ -10,6 +10,7 @@ process group it started and removes the directory. Use it as a context manager.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -58,6 +59,8 @@ class NodeProcess:
     extra_environment: dict[str, str] = field(default_factory=dict)
     # The [executor] section; test clusters are Raft-only unless a test enables it.
     executor: dict[str, int | bool] = field(default_factory=lambda: {"enabled": False})
+    # The [web] section; test clusters serve no console unless a test enables it.
+    web: dict[str, str | bool] = field(default_factory=lambda: {"enabled": False})
     # TOML appended to the generated config ([caches.X], [sources.X], [planner] ...).
     extra_config: str = ""
 
@@ -125,6 +128,7 @@ class ProcessCluster:
         """(Re)write a node's config; the founding members are every non-joining node."""
         timing = self.timing
         executor = "\n".join(f"{key} = {str(value).lower()}" for key, value in node.executor.items())
+        web = "\n".join(f"{key} = {json.dumps(value)}" for key, value in node.web.items())
         peers = "\n".join(
             f'[peers.{other.node_id}]\naddress = "{other.address}"'
             for other in self.nodes.values() if not other.join
@@ -155,7 +159,7 @@ segment_bytes = 65536
 socket = "{node.socket_path}"
 
 [web]
-enabled = false
+{web}
 
 [logging]
 level = "info"

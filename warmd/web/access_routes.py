@@ -32,7 +32,7 @@ LOGIN_CSRF_COOKIE = "warmd_login_csrf"
 AUDIT_FILTERS = ("actor", "action", "interface", "result", "token")
 AUDIT_PAGE = 100
 _log = get_logger("warmd.web.access")
-_STATUS_OF_CODE = {ErrorCode.BAD_REQUEST: 400, ErrorCode.PERMISSION_DENIED: 403,
+_STATUS_OF_CODE: dict[str, int] = {ErrorCode.BAD_REQUEST: 400, ErrorCode.PERMISSION_DENIED: 403,
                    ErrorCode.UNKNOWN_COMMAND: 404, ErrorCode.NOT_LEADER: 503,
                    ErrorCode.UNAVAILABLE: 503, ErrorCode.TIMEOUT: 504, ErrorCode.FAILED: 409,
                    ErrorCode.TOO_LARGE: 413}

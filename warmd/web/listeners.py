@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aiohttp.web import Application
 from prometheus_client import CollectorRegistry
 from prometheus_client.registry import Collector
 
@@ -46,6 +47,18 @@ class WebListeners:
                 await server.close()
 
 
+def web_app(web: WebConfig, registry: CollectorRegistry,
+            loop_collectors: Sequence[Collector] = (),
+            console: ConsoleParts | None = None) -> Application:
+    """The `[web]` listener's app: /metrics, and the console's routes when given its parts."""
+    app = create_app(web.token, console.access if console is not None else None)
+    metrics_route.setup(app, registry, loop_collectors)
+    if console is not None:
+        setup_templates(app)
+        access_routes.setup(app, console.access, console.admin)
+    return app
+
+
 async def start_listeners(web: WebConfig, metrics: MetricsConfig, registry: CollectorRegistry,
                           loop_collectors: Sequence[Collector] = (),
                           console: ConsoleParts | None = None) -> WebListeners:
@@ -57,12 +70,8 @@ async def start_listeners(web: WebConfig, metrics: MetricsConfig, registry: Coll
     """
     servers = []
     if web.enabled:
-        app = create_app(web.token, console.access if console is not None else None)
-        metrics_route.setup(app, registry, loop_collectors)
-        if console is not None:
-            setup_templates(app)
-            access_routes.setup(app, console.access, console.admin)
-        servers.append(WebServer(app, web.listen, "web"))
+        servers.append(WebServer(web_app(web, registry, loop_collectors, console), web.listen,
+                                 "web"))
     if metrics.listen is not None:
         app = create_app()
         metrics_route.setup(app, registry, loop_collectors)
