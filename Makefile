@@ -27,6 +27,7 @@ system-deps:
 	command -v fsfreeze >/dev/null || missing="$$missing util-linux"; \
 	command -v faketime >/dev/null || missing="$$missing faketime"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \

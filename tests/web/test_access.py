@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from warmd.access import Role, required_role
-from warmd.admin.client import AdminClient, AdminClientError
+from warmd.admin.client import AdminClientError
 from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
 from warmd.clock import ManualClock
@@ -23,49 +22,12 @@ from warmd.config_table import Address
 from warmd.runtime.access import TokenAuthority
 from warmd.statemachine.access import hash_secret
 from warmd.statemachine.state import MachineState
-from warmd.testing.procs import ProcessCluster
-from warmd.testing.servers import free_port
+from warmd.testing.console import Console
 from warmd.web.auth import WebAccess, is_public
 from warmd.web.listeners import ConsoleParts, web_app
 from warmd.web.sessions import SessionStore
 
 ROLES = (None, Role.VIEWER, Role.OPERATOR, Role.ADMIN)
-
-
-class Console:
-    """A one-node cluster serving the console, and a token per role."""
-
-    def __init__(self, cluster: ProcessCluster, port: int) -> None:
-        self.cluster = cluster
-        self.base = f"http://127.0.0.1:{port}"
-        self.secrets: dict[Role, str] = {}
-
-    def add_token(self, name: str, role: str, **args: Any) -> str:
-        return str(self.cluster.call(1, "token-add", name=name, role=role, **args)["secret"])
-
-    def as_token(self, secret: str, command: str, **args: Any) -> Any:
-        """An admin-socket call acting as a token (what `warmctl --token` sends)."""
-        with AdminClient(self.cluster.nodes[1].socket_path, token=secret) as client:
-            return client.call(command, **args)
-
-    def headers(self, role: Role | None) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
-        if role is not None:
-            headers["Authorization"] = f"Bearer {self.secrets[role]}"
-        return headers
-
-
-@pytest.fixture(scope="module")
-def console() -> Iterator[Console]:
-    port = free_port()
-    with ProcessCluster(1) as cluster:
-        cluster.nodes[1].web = {"enabled": True, "listen": f"127.0.0.1:{port}"}
-        cluster.write_config(cluster.nodes[1])
-        cluster.start_all().wait_for_leader(timeout_s=20)
-        console = Console(cluster, port)
-        for role in Role:
-            console.secrets[role] = console.add_token(f"{role.name.lower()}-1", role.name.lower())
-        yield console
 
 
 def app_routes(tmp_path: Path) -> list[tuple[str, str, Any]]:

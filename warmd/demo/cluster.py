@@ -28,6 +28,7 @@ from warmd.admin.client import AdminClientError
 from warmd.admin.protocol import ErrorCode
 from warmd.errors import WarmdError
 from warmd.testing.procs import NodeProcess, ProcessCluster, Timing
+from warmd.testing.servers import free_port
 
 SHOP_CACHE = "shop"  # the http cache: replay through the shop fills its read-through Redis
 REDIS_CACHE = "redis"  # the watched cache: a flush or a restart makes the leader plan
@@ -192,6 +193,8 @@ class DemoCluster(ProcessCluster):
 
     def write_config(self, node: NodeProcess, secret_path: Path | None = None) -> None:
         node.executor = {"enabled": True}
+        if not node.web.get("enabled"):  # the console, on loopback (a port kept across rewrites)
+            node.web = {"enabled": True, "listen": f"127.0.0.1:{free_port()}"}
         node.extra_config = demo_sections(node.node_id, self.spec)
         super().write_config(node, secret_path)
 

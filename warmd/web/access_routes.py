@@ -1,5 +1,5 @@
-"""The console's access pages: the login form, one-time login links, logout, and the audit
-trail (`/audit`, `/api/v1/audit`).
+"""The console's access pages: the login form, one-time login links, logout, the audit
+trail (`/audit`, `/api/v1/audit`) and the token list with revoke buttons (`/tokens`).
 
 Logging in turns a named token into a session cookie (HttpOnly, SameSite=Strict). The login
 form itself is protected against login CSRF by a double-submitted token (a cookie and the
@@ -163,6 +163,27 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     return aiohttp_jinja2.render_template("audit.html", request, context)
 
 
+@requires(Role.ADMIN)
+async def tokens_page(request: web.Request) -> web.StreamResponse:
+    """The named tokens (never their secrets), each with a revoke button."""
+    try:
+        reply = await request.app[ADMIN_KEY].invoke("token-list", {}, request[ACTOR_KEY])
+    except AdminError as error:
+        return admin_error_response(error)
+    return aiohttp_jinja2.render_template("tokens.html", request, {"tokens": reply["tokens"]})
+
+
+@requires(Role.ADMIN)
+async def revoke_token(request: web.Request) -> web.StreamResponse:
+    """Revoke the form's token through the admin path (audited, interface ui)."""
+    name = str((await request.post()).get("name", ""))
+    try:
+        await request.app[ADMIN_KEY].invoke("token-revoke", {"name": name}, request[ACTOR_KEY])
+    except AdminError as error:
+        return admin_error_response(error)
+    raise web.HTTPSeeOther("/tokens")
+
+
 def setup(app: web.Application, access: WebAccess, admin: AdminServer) -> None:
     """Add the login, logout and audit routes to the console app."""
     app[ACCESS_KEY] = access
@@ -173,3 +194,5 @@ def setup(app: web.Application, access: WebAccess, admin: AdminServer) -> None:
     app.router.add_post("/logout", logout)
     app.router.add_get("/audit", audit_page)
     app.router.add_get("/api/v1/audit", audit_api)
+    app.router.add_get("/tokens", tokens_page)
+    app.router.add_post("/tokens/revoke", revoke_token)
