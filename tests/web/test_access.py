@@ -4,6 +4,7 @@ every route of the app, logins, CSRF, expiry, revocation and the audit trail."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from warmd.access import Role, required_role
 from warmd.admin.client import AdminClientError
 from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
+from warmd.cli.warmctl import main as warmctl_main
 from warmd.clock import ManualClock
 from warmd.config import WebConfig
 from warmd.config_table import Address
@@ -207,3 +209,45 @@ async def test_a_one_time_login_link_works_once(console: Console) -> None:
             assert page.status == 200  # the socket's uid acts as admin
     async with aiohttp.ClientSession() as http, http.get(link["url"]) as again:
         assert again.status == 401
+
+
+async def test_a_console_form_mutation_is_audited_as_the_ui_with_its_source(
+        console: Console) -> None:
+    """An admin's revoke from /tokens is committed, and audited with interface ui, the
+    token it logged in with and the browser's address."""
+    console.add_token("to-revoke-in-ui", "viewer")
+    async with aiohttp.ClientSession(cookie_jar=cookie_jar()) as http:
+        assert (await login(http, console.base, console.secrets[Role.ADMIN])).status == 303
+        async with http.get(console.base + "/tokens") as page:
+            text = await page.text()
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', text)
+        assert csrf is not None and "Revoke to-revoke-in-ui" in text
+        async with http.post(console.base + "/tokens/revoke", allow_redirects=False,
+                             data={"name": "to-revoke-in-ui",
+                                   "csrf_token": csrf.group(1)}) as reply:
+            assert reply.status == 303
+    record = console.cluster.call(1, "audit", action="token-revoke", interface="ui")["records"][0]
+    assert (record["target"], record["result"], record["token_name"], record["source"]) == \
+        ("name=to-revoke-in-ui", "ok", "admin-1", "127.0.0.1")
+
+
+def test_warmctl_token_commands_and_the_token_option(
+        console: Console, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`token add` prints the secret once, `token list` never does; `--token` and
+    WARMCTL_TOKEN act as the token; `audit` lists what it did."""
+    socket = str(console.cluster.nodes[1].socket_path)
+    assert warmctl_main(["--socket", socket, "token", "add", "--name", "cli", "--role",
+                         "viewer", "--json"]) == 0
+    secret = json.loads(capsys.readouterr().out)["secret"]
+    assert warmctl_main(["--socket", socket, "token", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "cli" in listing and secret not in listing
+    assert warmctl_main(["--socket", socket, "--token", secret, "drain", "1"]) == 77
+    assert "needs operator" in capsys.readouterr().err
+    monkeypatch.setenv("WARMCTL_TOKEN", console.secrets[Role.OPERATOR])
+    assert warmctl_main(["--socket", socket, "audit", "--by-token", "cli", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)["records"]
+    assert [(record["action"], record["result"]) for record in records] == [("drain", "denied")]
+    monkeypatch.setenv("WARMCTL_TOKEN", secret)
+    assert warmctl_main(["--socket", socket, "audit"]) == 77  # a viewer may not read it
