@@ -136,7 +136,8 @@ async def test_expired_token_gets_401_with_its_reason(console: Console) -> None:
 
 async def login(http: aiohttp.ClientSession, base: str, secret: str) -> aiohttp.ClientResponse:
     async with http.get(base + "/login", headers={"Accept": "text/html"}) as page:
-        form_csrf = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())
+        form_csrf = re.search(r'action="/login">\s*<input type="hidden" name="csrf_token" '
+                              r'value="([^"]+)"', await page.text())
     assert form_csrf is not None
     return await http.post(base + "/login", allow_redirects=False,
                            data={"token": secret, "csrf_token": form_csrf.group(1), "next": "/audit"})
@@ -251,3 +252,13 @@ def test_warmctl_token_commands_and_the_token_option(
     assert [(record["action"], record["result"]) for record in records] == [("drain", "denied")]
     monkeypatch.setenv("WARMCTL_TOKEN", secret)
     assert warmctl_main(["--socket", socket, "audit"]) == 77  # a viewer may not read it
+
+
+async def test_logging_in_again_over_a_session_works(console: Console) -> None:
+    """A browser already logged in may log in with another token (the login form guards
+    itself; the session's CSRF token is not asked of it)."""
+    async with aiohttp.ClientSession(cookie_jar=cookie_jar()) as http:
+        assert (await login(http, console.base, console.secrets[Role.VIEWER])).status == 303
+        assert (await login(http, console.base, console.secrets[Role.OPERATOR])).status == 303
+        async with http.get(console.base + "/api/v1/audit") as page:
+            assert page.status == 200  # operator now

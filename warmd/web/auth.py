@@ -5,7 +5,7 @@ token_file` scrape token, which is a viewer) or the session cookie of a console 
 handler's `@requires(role)` mark (warmd/access.py; unmarked means ADMIN) is then enforced
 here, by the server: no credentials -> 401 (a browser asking for a page is sent to the login
 form instead), too low a role -> 403. A cookie session must send its CSRF token with every
-unsafe method. Anonymous requests reach only `@public` handlers, and /metrics while the
+unsafe method to a route that is not public. Anonymous requests reach only `@public` handlers, and /metrics while the
 listener is on loopback without a scrape token (as before the console existed).
 """
 
@@ -155,8 +155,9 @@ async def _refusal(request: web.Request, access: WebAccess,
     if match.http_exception is not None:
         return None  # 404 or 405: nothing to protect
     route_handler = match.handler
-    open_metrics = access.open_metrics and request.path == METRICS_PATH
-    if not (is_public(route_handler) or open_metrics):
+    if is_public(route_handler):
+        return None  # the login form, which guards itself (a double-submitted CSRF token)
+    if not (access.open_metrics and request.path == METRICS_PATH):
         needed = required_role(route_handler)
         actor = identity.actor
         if actor is None:
