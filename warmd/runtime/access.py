@@ -16,7 +16,7 @@ from warmd.admin.server import AuditEvent
 from warmd.clock import Clock
 from warmd.errors import AdminError, WarmdError
 from warmd.logging import get_logger
-from warmd.runtime.node.driver import Driver
+from warmd.runtime.node.driver import Driver, DriverStopped
 from warmd.statemachine.access import RecordAudit, TokenRecord, hash_secret
 from warmd.statemachine.schema import TEXT_CHARS_MAX
 from warmd.statemachine.state import MachineState, Rejected
@@ -105,6 +105,10 @@ class AuditRecorder:
             result=event.result, error=_text(event.error), now_ms=self._driver.clock.wall_ms())
         try:
             result = await self._driver.propose(command)
+        except DriverStopped as error:  # a clean shutdown cut the call short: expected
+            _log.warning("audit_not_recorded", action=event.action, actor=actor.name,
+                         result=event.result, reason=str(error))
+            return
         except WarmdError as error:
             _log.error("audit_not_recorded", action=event.action, actor=actor.name,
                        result=event.result, reason=str(error))
