@@ -21,7 +21,7 @@ from warmd.cli.warmctl import main as warmctl_main
 from warmd.clock import ManualClock
 from warmd.config import WebConfig
 from warmd.config_table import Address
-from warmd.runtime.access import TokenAuthority
+from warmd.runtime.access.tokens import TokenAuthority
 from warmd.statemachine.access import hash_secret
 from warmd.statemachine.state import MachineState
 from warmd.testing.console import Console

@@ -32,7 +32,8 @@ from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.types import ConfState
 from warmd.runtime import preflight
-from warmd.runtime.access import AuditRecorder, TokenAuthority
+from warmd.runtime.access.audit import AuditRecorder
+from warmd.runtime.access.tokens import TokenAuthority
 from warmd.runtime.commands.access import AccessCommands
 from warmd.runtime.commands.analysis import AnalysisCommands
 from warmd.runtime.commands.bench_load import register_bench_commands

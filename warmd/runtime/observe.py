@@ -19,7 +19,7 @@ from warmd.cache.base import BackendStats
 from warmd.cache.effect import TaskEffect
 from warmd.config import Config
 from warmd.errors import AdminError
-from warmd.runtime.access import TokenAuthority
+from warmd.runtime.access.tokens import TokenAuthority
 from warmd.runtime.ingest.pipeline import SourceStatus
 from warmd.runtime.leader.annotations import AnnotationPoster, AnnotationSettings
 from warmd.runtime.node.driver import Driver

@@ -24,7 +24,7 @@ from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
 from warmd.errors import AdminError
 from warmd.logging import get_logger
-from warmd.runtime.access import AccessRefused
+from warmd.runtime.access.tokens import AccessRefused
 from warmd.web.auth import SESSION_COOKIE, WebAccess, error_response, public
 from warmd.web.sessions import SESSION_TTL_S, Session
 

@@ -24,7 +24,7 @@ from aiohttp.typedefs import Middleware
 from warmd import metrics
 from warmd.access import ACTOR_KEY, CSRF_KEY, Actor, Interface, Role, required_role
 from warmd.logging import get_logger
-from warmd.runtime.access import AccessRefused, TokenAuthority
+from warmd.runtime.access.tokens import AccessRefused, TokenAuthority
 from warmd.web.sessions import Session, SessionStore
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -1,9 +1,5 @@
-"""Who a token is, and the audit recorder: the shell's half of tokens and the audit trail.
-
-`TokenAuthority` turns a presented secret into the token's Actor, reading the replicated
-tokens (hashes only) and this node's clock for expiry. `AuditRecorder` is the callable the
-admin server is given: it commits one `RecordAudit` entry through Raft per audited call.
-"""
+"""Who a token is: presented secrets checked against the replicated tokens (hashes only),
+with this node's clock for expiry."""
 
 from __future__ import annotations
 
@@ -12,16 +8,11 @@ from collections.abc import Callable
 
 from warmd.access import Actor, Interface, Role
 from warmd.admin.protocol import ErrorCode
-from warmd.admin.server import AuditEvent
 from warmd.clock import Clock
 from warmd.errors import AdminError, WarmdError
-from warmd.logging import get_logger
-from warmd.runtime.node.driver import Driver, DriverStopped
-from warmd.statemachine.access import RecordAudit, TokenRecord, hash_secret
-from warmd.statemachine.schema import TEXT_CHARS_MAX
-from warmd.statemachine.state import MachineState, Rejected
+from warmd.statemachine.access import TokenRecord, hash_secret
+from warmd.statemachine.state import MachineState
 
-_log = get_logger("warmd.access")
 UNKNOWN_TOKEN = "unknown token (mistyped, or never added: `warmctl token list` shows the names)"
 
 
@@ -84,35 +75,3 @@ class TokenAuthority:
             return self.actor(secret, Interface.WARMCTL, actor.source)
         except AccessRefused as error:
             raise AdminError(ErrorCode.PERMISSION_DENIED, str(error)) from None
-
-
-def _text(value: str) -> str:
-    return value[:TEXT_CHARS_MAX]
-
-
-class AuditRecorder:
-    """Commits each audited call as a `RecordAudit` entry (forwarded to the leader)."""
-
-    def __init__(self, driver: Driver) -> None:
-        self._driver = driver
-
-    async def __call__(self, event: AuditEvent) -> None:
-        actor = event.actor
-        command = RecordAudit(
-            actor=_text(actor.name), role=actor.role.name.lower(),
-            token_name=_text(actor.token_name or ""), interface=actor.interface.value,
-            source=_text(actor.source), action=event.action, subject=_text(event.subject),
-            result=event.result, error=_text(event.error), now_ms=self._driver.clock.wall_ms())
-        try:
-            result = await self._driver.propose(command)
-        except DriverStopped as error:  # a clean shutdown cut the call short: expected
-            _log.warning("audit_not_recorded", action=event.action, actor=actor.name,
-                         result=event.result, reason=str(error))
-            return
-        except WarmdError as error:
-            _log.error("audit_not_recorded", action=event.action, actor=actor.name,
-                       result=event.result, reason=str(error))
-            return
-        if isinstance(result, Rejected):
-            _log.error("audit_not_recorded", action=event.action, actor=actor.name,
-                       result=event.result, reason=result.reason)
