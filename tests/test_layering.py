@@ -93,11 +93,13 @@ WING_IMPORTS: dict[str, frozenset[str]] = {
     "leader": frozenset({"node"}),
     "execute": frozenset({"node"}),
     "commands": frozenset({"node", "ingest", "leader", "execute"}),
+    "access": frozenset({"node"}),
 }
 # Packages that must not reach into the shell at all (`metrics` so every wing may import it).
 SHELL_FREE = (*PURE_PACKAGES, "hooks", "cache", "admin", "metrics")
-# The web server reads the wings' status and state; it never calls the admin handlers.
-WEB_IMPORTS = frozenset({"node", "ingest", "leader", "execute"})
+# The web server reads the wings' status and state and checks tokens (access); it never
+# calls the admin handlers.
+WEB_IMPORTS = frozenset({"node", "ingest", "leader", "execute", "access"})
 
 
 def _unit(module: str) -> str:

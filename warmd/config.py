@@ -431,7 +431,9 @@ def _web(section: Section) -> WebConfig:
     elif enabled and not listen.is_loopback():
         raise ConfigKeyError(
             f"{section.path}.token_file",
-            f"required when web.listen ({listen}) is not a loopback address",
+            f"required when web.listen ({listen}) is not a loopback address: the console "
+            "and /metrics are never served to the network without tokens (this one lets "
+            "scrapers read /metrics; people log in with `warmctl token add` tokens)",
         )
     return WebConfig(enabled, listen, token_file, token)
 

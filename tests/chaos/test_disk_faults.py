@@ -33,10 +33,12 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _loaded(cluster: ProcessCluster) -> tuple[int, int, int]:
-    """Start, write 300 entries; returns (leader, follower, leader's applied index)."""
+    """Start, write 300 entries; returns (leader, follower, leader's applied index), read
+    after the reply: the write's audit record is the last entry, applied before it."""
     cluster.start_all()
     leader = cluster.wait_for_leader()
-    applied = cluster.call(leader, "check-write", count=300)["applied_index"]
+    cluster.call(leader, "check-write", count=300)
+    applied = cluster.call(leader, "status")["applied_index"]
     victim = next(node_id for node_id in sorted(cluster.nodes) if node_id != leader)
     cluster.wait_applied(victim, applied, timeout_s=20)
     return leader, victim, applied

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from warmd.statemachine.access import AddToken, RecordAudit, RevokeToken, hash_secret
 from warmd.statemachine.commands import (
     COMMAND_TYPES,
     Assign,
@@ -76,6 +77,12 @@ SAMPLES = [
                note="zero-config"),
     RecordEffect(plan_id="p1", cache="redis", before_hits=1, before_misses=9, after_hits=9,
                  after_misses=1, window_ms=60_000, now_ms=13),
+    AddToken(name="ci", role="operator", secret_hash=hash_secret("s"), expires_ms=0,
+             created_by="uid 0 (root)", now_ms=14),
+    RevokeToken(name="ci", now_ms=15),
+    RecordAudit(actor="ci", role="operator", token_name="ci", interface="api",
+                source="127.0.0.1", action="task-cancel", subject="task_id=t1", result="ok",
+                error="", now_ms=16),
 ]
 
 

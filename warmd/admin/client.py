@@ -27,6 +27,7 @@ from warmd.errors import AdminError
 
 DEFAULT_SOCKET_PATH = "/run/warmd/admin.sock"
 SOCKET_ENV = "WARMD_SOCKET"
+TOKEN_ENV = "WARMCTL_TOKEN"
 _HINT = f"use --socket PATH (or ${SOCKET_ENV}) to name another socket"
 
 
@@ -58,6 +59,24 @@ def add_socket_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_token_argument(parser: argparse.ArgumentParser) -> None:
+    """Give warmctl the `--token SECRET` option: act as that named token and its role."""
+    parser.add_argument(
+        "--token", default=argparse.SUPPRESS, metavar="SECRET",
+        help=f"act as this named token (default ${TOKEN_ENV}, which keeps the secret out of "
+             "the process list); without one, the socket's uid acts as admin")
+
+
+def token_from_args(args: argparse.Namespace) -> str | None:
+    """The token chosen with --token, else $WARMCTL_TOKEN, else None."""
+    return getattr(args, "token", None) or os.environ.get(TOKEN_ENV) or None
+
+
+def client_from_args(args: argparse.Namespace, timeout_s: float = 10.0) -> AdminClient:
+    """A client on the socket and with the token the command line (or environment) chose."""
+    return AdminClient(socket_from_args(args), timeout_s, token=token_from_args(args))
+
+
 def socket_from_args(args: argparse.Namespace) -> Path:
     """The socket chosen with --socket, else $WARMD_SOCKET, else the default."""
     chosen = getattr(args, "socket", None)
@@ -68,10 +87,12 @@ class AdminClient:
     """One connection to the daemon; `call()` sends a request and returns the result."""
 
     def __init__(
-        self, socket_path: str | os.PathLike[str] | None = None, timeout_s: float = 10.0
+        self, socket_path: str | os.PathLike[str] | None = None, timeout_s: float = 10.0,
+        token: str | None = None,
     ) -> None:
         self.socket_path = Path(socket_path) if socket_path else default_socket_path()
         self._timeout_s = timeout_s
+        self._token = token
         self._socket: socket.socket | None = None
         self._buffer = b""
         self._next_request_id = 1
@@ -94,7 +115,7 @@ class AdminClient:
             AdminClientError: the socket is missing or forbidden, the daemon did not answer in
                 time, or it answered with an error (its code and message are kept).
         """
-        request = Request(command, args, self._next_request_id)
+        request = Request(command, args, self._next_request_id, self._token)
         self._next_request_id += 1
         try:
             line = encode_request(request)

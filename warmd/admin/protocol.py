@@ -6,6 +6,7 @@ pure; errors travel as `{"code", "message"}` and become `AdminError`, whose code
 sysexits-style exit status for warmctl.
 
     request:  {"v": 1, "id": 7, "command": "status", "args": {}}
+              (+ "token": "<secret>" to act as a named token instead of the socket's uid)
     success:  {"v": 1, "id": 7, "ok": true, "result": {...}}
     failure:  {"v": 1, "id": 7, "ok": false, "error": {"code": "not_leader", "message": "..."}}
 """
@@ -68,6 +69,7 @@ class Request:
     command: str
     args: Mapping[str, Any] = field(default_factory=dict)
     request_id: int = 0
+    token: str | None = field(default=None, repr=False)  # a named token's secret, if given
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,8 @@ def encode_request(request: Request) -> bytes:
         "command": request.command,
         "args": dict(request.args),
     }
+    if request.token is not None:
+        document["token"] = request.token
     return _dump(document, ErrorCode.BAD_REQUEST)
 
 
@@ -125,7 +129,10 @@ def decode_request(line: bytes) -> Request:
     args = document.get("args", {})
     if not isinstance(args, dict):
         raise AdminError(ErrorCode.BAD_REQUEST, '"args" must be an object')
-    return Request(command, args, request_id)
+    token = document.get("token")
+    if token is not None and not isinstance(token, str):
+        raise AdminError(ErrorCode.BAD_REQUEST, '"token" must be a string')
+    return Request(command, args, request_id, token)
 
 
 def encode_response(response: Response) -> bytes:

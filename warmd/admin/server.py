@@ -4,6 +4,11 @@ The socket is created 0600 (0660 and owned by the configured group), and every c
 SO_PEERCRED is checked: root, the daemon's own uid and members of the group are served, anyone
 else gets a `permission_denied` reply and is disconnected. The daemon registers its commands
 (`status`, `members`, ...) as handlers; `ping` and `commands` are built in.
+
+`invoke` is the one path of every interface: it checks the actor's role against the
+command table (roles.py) and hands every mutating call, allowed or not, to the injected
+audit recorder. A request carrying a named token's secret acts as that token (the injected
+authenticator says who that is), else as the kernel-vouched uid of the socket's peer.
 """
 
 from __future__ import annotations
@@ -34,11 +39,44 @@ from warmd.admin.protocol import (
     encode_response,
     error_response,
 )
+from warmd.admin.roles import command_access
 from warmd.errors import AdminError, WarmdError
 from warmd.logging import get_logger
 
-Handler = Callable[[Mapping[str, Any]], Awaitable[Any] | Any]
+Handler = Callable[..., Awaitable[Any] | Any]  # (args) or, registered with_actor, (args, actor)
 _log = get_logger("warmd.admin")
+SUBJECT_KEYS = ("task_id", "node_id", "plan", "name", "address", "path")
+SUBJECT_CHARS_MAX = 200
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """A mutating call as the audit recorder gets it: who, what on what, and how it ended."""
+
+    actor: Actor
+    action: str
+    subject: str
+    result: str  # ok, error or denied
+    error: str = ""
+
+
+# (secret, the connection's own actor) -> the token's actor; raises AdminError when refused
+Authenticator = Callable[[str, Actor], Actor]
+Recorder = Callable[[AuditEvent], Awaitable[None]]
+
+
+def _no_tokens(secret: str, actor: Actor) -> Actor:
+    raise AdminError(ErrorCode.PERMISSION_DENIED, "this daemon accepts no tokens")
+
+
+async def _no_recorder(event: AuditEvent) -> None:
+    return None
+
+
+def subject_of(args: Mapping[str, Any]) -> str:
+    """What a call acts on, from its arguments (`task_id=t-1`), for the audit record."""
+    parts = [f"{key}={args[key]}" for key in SUBJECT_KEYS if args.get(key) is not None]
+    return " ".join(parts)[:SUBJECT_CHARS_MAX]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +114,16 @@ class AdminServer:
         group_id: int | None = None,
         idle_timeout_s: float = 60.0,
         connections_max: int = 64,
+        authenticate: Authenticator = _no_tokens,
+        recorder: Recorder = _no_recorder,
     ) -> None:
         self.socket_path = Path(socket_path)
         self._group_id = group_id
         self._idle_timeout_s = idle_timeout_s
         self._connections_max = connections_max
-        self._handlers: dict[str, tuple[Handler, str]] = {}
+        self._handlers: dict[str, tuple[Handler, str, bool]] = {}
+        self._authenticate = authenticate
+        self._recorder = recorder
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self._inode: int | None = None
@@ -90,8 +132,10 @@ class AdminServer:
         self.register("ping", self._ping, summary="check that the daemon answers")
         self.register("commands", self._commands, summary="list the commands this daemon serves")
 
-    def register(self, command: str, handler: Handler, *, summary: str = "") -> None:
-        """Serve `command` with `handler(args) -> result` (a coroutine function or a plain one).
+    def register(self, command: str, handler: Handler, *, summary: str = "",
+                 with_actor: bool = False) -> None:
+        """Serve `command` with `handler(args) -> result` (a coroutine function or a plain one);
+        `with_actor` handlers are called `handler(args, actor)`.
 
         Raises:
             ValueError: the name is not a lowercase command name or is already registered.
@@ -100,7 +144,11 @@ class AdminServer:
             raise ValueError(f"command name {command!r} must match {COMMAND_PATTERN.pattern}")
         if command in self._handlers:
             raise ValueError(f"command {command!r} is already registered")
-        self._handlers[command] = (handler, summary)
+        self._handlers[command] = (handler, summary, with_actor)
+
+    def commands(self) -> list[str]:
+        """The registered command names, sorted."""
+        return sorted(self._handlers)
 
     async def start(self) -> None:
         """Create the socket with its mode and group, and start accepting connections.
@@ -239,6 +287,8 @@ class AdminServer:
         self._counters.requests += 1
         actor = socket_actor(credentials)
         try:
+            if request.token is not None:
+                actor = self._authenticate(request.token, actor)
             result = await self.invoke(request.command, request.args, actor)
             return Response(request.request_id, result)
         except AdminError as error:
@@ -249,7 +299,8 @@ class AdminServer:
         web console and its API), so checks and records made here hold for all of them.
 
         Raises:
-            AdminError: unknown command, or the handler's failure (never a traceback).
+            AdminError: unknown command, a role below the command's (permission_denied), or
+                the handler's failure (never a traceback).
         """
         entry = self._handlers.get(command)
         if entry is None:
@@ -257,8 +308,41 @@ class AdminServer:
             close = difflib.get_close_matches(command, self._handlers, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise AdminError(ErrorCode.UNKNOWN_COMMAND, f"unknown command {command!r}{hint}")
+        access = command_access(command)
+        if actor.role < access.role:
+            self._counters.errors += 1
+            refusal = AdminError(
+                ErrorCode.PERMISSION_DENIED,
+                f"{actor.name} holds the {actor.role.name.lower()} role; {command} needs "
+                f"{access.role.name.lower()}")
+            if access.mutates:
+                await self._record(AuditEvent(actor, command, subject_of(args), "denied",
+                                              refusal.message))
+            raise refusal
+        if not access.mutates:
+            return await self._run(entry, command, args, actor)
         try:
-            result = entry[0](args)
+            result = await self._run(entry, command, args, actor)
+        except AdminError as error:
+            await self._record(AuditEvent(actor, command, subject_of(args), "error",
+                                          f"{error.code}: {error.message}"))
+            raise
+        await self._record(AuditEvent(actor, command, subject_of(args), "ok"))
+        return result
+
+    async def _record(self, event: AuditEvent) -> None:
+        """Hand the event to the recorder; a recorder failure is logged, never raised (the
+        action has happened, or been refused, already)."""
+        try:
+            await self._recorder(event)
+        except Exception:
+            _log.exception("audit_record_failed", action=event.action, actor=event.actor.name)
+
+    async def _run(self, entry: tuple[Handler, str, bool], command: str,
+                   args: Mapping[str, Any], actor: Actor) -> Any:
+        handler, _, with_actor = entry
+        try:
+            result = handler(args, actor) if with_actor else handler(args)
             if inspect.isawaitable(result):
                 result = await result
             return result
@@ -302,7 +386,7 @@ class AdminServer:
         return {"pong": True, "pid": os.getpid()}
 
     async def _commands(self, args: Mapping[str, Any]) -> dict[str, str]:
-        return {name: summary for name, (_, summary) in sorted(self._handlers.items())}
+        return {name: summary for name, (_, summary, _) in sorted(self._handlers.items())}
 
 
 def peer_credentials(sock: Any) -> PeerCredentials:

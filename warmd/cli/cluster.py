@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from warmd.admin.client import AdminClient, add_socket_argument, socket_from_args
+from warmd.admin.client import add_socket_argument, client_from_args
 from warmd.cli.plans_view import format_warm_up
 from warmd.config_table import parse_address
 
@@ -77,7 +77,7 @@ def _address(text: str) -> str:
 
 
 def _call(args: argparse.Namespace, command: str, timeout_s: float = 10.0, **call_args: Any) -> Any:
-    with AdminClient(socket_from_args(args), timeout_s=timeout_s) as client:
+    with client_from_args(args, timeout_s) as client:
         return client.call(command, **call_args)
 
 
@@ -88,7 +88,7 @@ def call_pages(args: argparse.Namespace, command: str, items: str, limit: int | 
     business (each reply stays under its line limit); the operator sees one list."""
     next_name = f"next_{cursor}"
     collected: list[Any] = []
-    with AdminClient(socket_from_args(args), timeout_s=10.0) as client:
+    with client_from_args(args) as client:
         while True:
             wanted = PAGE_ITEMS_MAX if limit is None else min(PAGE_ITEMS_MAX, limit - len(collected))
             reply = client.call(command, **call_args, **{page_limit: wanted})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from warmd.admin.client import AdminClient, add_socket_argument, socket_from_args
+from warmd.admin.client import add_socket_argument, client_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,11 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _ping(args: argparse.Namespace) -> int:
     """An AdminClientError propagates to command.run, which prints it with its exit status."""
-    path = socket_from_args(args)
-    with AdminClient(path) as client:
+    with client_from_args(args) as client:
         reply = client.call("ping")
     if args.json:
         print(json.dumps(reply))
     else:
-        print(f"warmd pid {reply['pid']} answers on {path}")
+        print(f"warmd pid {reply['pid']} answers on {client.socket_path}")
     return 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from warmd.admin.client import AdminClient, add_socket_argument, socket_from_args
+from warmd.admin.client import add_socket_argument, client_from_args
 from warmd.metrics import bucket_quantile
 
 Labels = tuple[tuple[str, str], ...]
@@ -152,7 +152,7 @@ def _top(args: argparse.Namespace) -> int:
         print("warmctl top: --interval must be positive", file=sys.stderr)
         return 2
     before: Frame | None = None
-    with AdminClient(socket_from_args(args)) as client:
+    with client_from_args(args) as client:
         while True:
             now = Frame.parse(client.call("metrics")["text"], time.monotonic())
             screen = render(now, before)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
-from warmd.admin.client import add_socket_argument
+from warmd.admin.client import add_socket_argument, add_token_argument
 from warmd.cli import command
 from warmd.cli.command import CommandModule
 
@@ -39,11 +40,22 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
         ("summaries", "the analysis summary each node shipped, per log source"),
     )),
     CommandModule("warmd.cli.top", (("top", "the node's metrics, refreshing (like htop)"),)),
+    CommandModule("warmd.cli.access", (
+        ("token", "add, list and revoke named console/API tokens"),
+        ("audit", "who did what, newest first (filters below)"),
+        ("login-link", "a one-time console login link for this node (single use, short expiry)"),
+    )),
 )
+
+
+def _global_options(parser: argparse.ArgumentParser) -> None:
+    """`warmctl --socket PATH --token SECRET COMMAND`."""
+    add_socket_argument(parser)
+    add_token_argument(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     return command.main(
         "warmctl", "Operate a running warmd cluster through the local admin socket.",
-        COMMAND_MODULES, argv, configure=add_socket_argument,  # `warmctl --socket PATH COMMAND`
+        COMMAND_MODULES, argv, configure=_global_options,
     )

@@ -360,6 +360,16 @@ def print_results(results: dict[str, PhaseResult], as_json: bool) -> None:
         print(format_table(results), flush=True)
 
 
+def console_line(cluster: DemoCluster) -> str:
+    """The console's one-time login link for node 1 (single use, five minutes), or why not."""
+    try:
+        link = cluster.call(1, "login-link")
+    except WarmdError as error:
+        return f"The console is not available: {error}"
+    return (f"The console: {link['url']}\n(a one-time login link, valid {link['valid_s']} s; "
+            "it logs you in as the admin who started the demo)")
+
+
 def _wait_forever(children: Children) -> None:
     """Keep the demo up for a look around; Ctrl-C (or SIGTERM) ends it."""
     shop, cluster = children.shop, children.cluster
@@ -367,12 +377,14 @@ def _wait_forever(children: Children) -> None:
         return
     socket = cluster.nodes[1].socket_path
     console = f"http://127.0.0.1:{cluster.nodes[1].web_port}/"
+    print(f"\n{console_line(cluster)}", flush=True)
     print(f"\nThe demo stays up. The shop: {shop.base_url}/ (counters at {shop.base_url}"
           f"/_stats). warmd's console (node 1): {console}\n"
           f"warmd node 1's admin socket: {socket}\nTry:\n"
           f"  .venv/bin/warmctl --socket {socket} status\n"
           f"  .venv/bin/warmctl --socket {socket} plans\n"
           f"  .venv/bin/warmctl --socket {socket} tasks ls\n"
+          f"  .venv/bin/warmctl --socket {socket} login-link   # another console login link\n"
           f"  redis-cli -p {children.redis.port if children.redis else 6379} flushall"
           "   # warmd notices, plans and warms again\n"
           "Press Ctrl-C to stop everything.", flush=True)

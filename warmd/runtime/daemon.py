@@ -32,6 +32,9 @@ from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.types import ConfState
 from warmd.runtime import preflight
+from warmd.runtime.access.audit import AuditRecorder
+from warmd.runtime.access.tokens import TokenAuthority
+from warmd.runtime.commands.access import AccessCommands
 from warmd.runtime.commands.analysis import AnalysisCommands
 from warmd.runtime.commands.bench_load import register_bench_commands
 from warmd.runtime.commands.cluster import ClusterCommands
@@ -68,6 +71,7 @@ class Components:
     analysis: AnalysisCommands
     plugins: HookRegistry
     tasks: TaskCommands
+    authority: TokenAuthority
 
 
 def open_storage(config: Config) -> DiskStorage:
@@ -110,7 +114,11 @@ def build(config: Config, storage: DiskStorage, clock: Clock) -> Components:
     driver = Driver(node, storage, transport, applier, options, clock)
     plugins = HookRegistry()
     load_plugins(plugins)
-    admin = AdminServer(config.admin.socket_path, group_id=config.admin.group_id)
+    # Tokens are checked and every mutation audited in the one path of all interfaces.
+    authority = TokenAuthority(lambda: driver.state, clock)
+    admin = AdminServer(config.admin.socket_path, group_id=config.admin.group_id,
+                        authenticate=authority.for_socket, recorder=AuditRecorder(driver))
+    AccessCommands(driver).register(admin)
     ClusterCommands(driver, plugins).register(admin)
     tasks = TaskCommands(driver)
     tasks.register(admin)
@@ -120,7 +128,7 @@ def build(config: Config, storage: DiskStorage, clock: Clock) -> Components:
     analysis = AnalysisCommands(driver, config, plugins=plugins)
     analysis.register(admin)
     register_bench_commands(admin, driver)
-    return Components(storage, transport, driver, admin, analysis, plugins, tasks)
+    return Components(storage, transport, driver, admin, analysis, plugins, tasks, authority)
 
 
 def load_plugins(registry: HookRegistry) -> None:
@@ -170,7 +178,7 @@ class Daemon:
         components = build(self.config, storage, self._clock)
         self._components = components
         observability = Observability(self.config, components.driver, lambda: self._services,
-                                      components.admin)
+                                      components.admin, components.authority)
         background: list[asyncio.Task[None]] = []
         failed = False
         try:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Union
 
 import msgpack
 
+from warmd.statemachine.access import AddToken, RecordAudit, RevokeToken  # access.py
 from warmd.statemachine.ruleset import SetRules  # the replicated rule set (ruleset.py)
 from warmd.statemachine.schema import (
     TEXT_CHARS_MAX,
@@ -419,8 +420,10 @@ TaskCommand = Union[  # noqa: UP007 - a runtime Union, used for isinstance and t
     Release, Cancel, Retry, Expire,
 ]
 NodeCommand = Union[RegisterNode, Heartbeat, Drain, DeclareDead, RemoveNode]  # noqa: UP007
+AccessCommand = Union[AddToken, RevokeToken, RecordAudit]  # noqa: UP007
 Command = Union[  # noqa: UP007
-    TaskCommand, NodeCommand, SetRules, ReportSummary, SubmitPlan, RecordEffect, Session,
+    TaskCommand, NodeCommand, SetRules, ReportSummary, SubmitPlan, RecordEffect, AccessCommand,
+    Session,
 ]
 
 TASK_COMMANDS: tuple[type, ...] = typing.get_args(TaskCommand)
@@ -428,7 +431,7 @@ NODE_COMMANDS: tuple[type, ...] = typing.get_args(NodeCommand)
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (*TASK_COMMANDS, *NODE_COMMANDS, SetRules, ReportSummary, SubmitPlan, RecordEffect,
-                Session)
+                *typing.get_args(AccessCommand), Session)
 }
 _COMMAND_CLASSES = tuple(COMMAND_TYPES.values())
 FENCED_COMMANDS = (Start, ReportProgress, Finish, Fail)

@@ -14,6 +14,7 @@ from typing import Any
 
 from warmd.errors import invariant
 from warmd.statemachine import snapshot as snapshot_format
+from warmd.statemachine.access import AddToken, RecordAudit, RevokeToken
 from warmd.statemachine.commands import (
     TASK_COMMANDS,
     Assign,
@@ -95,6 +96,8 @@ class StateMachine:
             DeclareDead: self._declare_dead, RemoveNode: self._remove_node,
             SetRules: self._set_rules, ReportSummary: self._report_summary,
             SubmitPlan: self._submit_plan, RecordEffect: self._record_effect,
+            AddToken: self._add_token, RevokeToken: self._revoke_token,
+            RecordAudit: self._record_audit,
         }
 
     def take_changed(self) -> frozenset[Topic]:
@@ -217,6 +220,20 @@ class StateMachine:
                                  command.after_hits, command.after_misses, command.window_ms,
                                  command.now_ms)
         return Applied(None)
+
+    # ---- access: tokens and the audit trail (access.py) ------------------------------------
+
+    def _add_token(self, index: int, command: AddToken) -> ApplyResult:
+        refusal = self.state.access.add_token(index, command)
+        return Rejected(refusal) if refusal else Applied(command.name)
+
+    def _revoke_token(self, index: int, command: RevokeToken) -> ApplyResult:
+        refusal = self.state.access.revoke_token(command)
+        return Rejected(refusal) if refusal else Applied(command.name)
+
+    def _record_audit(self, index: int, command: RecordAudit) -> ApplyResult:
+        self.state.access.record(index, command)
+        return Applied(index)
 
     # ---- tasks -----------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgpack
 
 from warmd.errors import WarmdError
+from warmd.statemachine.access import AuditRecord, TokenRecord
 from warmd.statemachine.commands import InvalidCommand, command_to_wire, spec_from_wire
 from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.plans import PlanEffect, PlanRecord
@@ -38,7 +39,7 @@ D = TypeVar("D", bound="DataclassInstance")
 SNAPSHOT_VERSION = 1
 DECODE_BATCH = 200  # records decoded between two yields of decode_snapshot_steps
 READ_SIZE = 256 * 1024
-_LISTS = frozenset({"tasks", "nodes", "sessions", "summaries", "plans"})
+_LISTS = frozenset({"tasks", "nodes", "sessions", "summaries", "plans", "tokens", "audit"})
 SUPPORTED_VERSIONS = (1,)
 
 
@@ -63,6 +64,11 @@ def encode_snapshot(state: MachineState) -> bytes:
         wire["summaries"] = [_fields_to_wire(state.summaries[key]) for key in sorted(state.summaries)]
     if state.plans:  # in creation order: the oldest is dropped first
         wire["plans"] = [_plan_to_wire(plan) for plan in state.plans.values()]
+    access = state.access
+    if access.tokens:  # by name; hashes only (the secrets never reach the state)
+        wire["tokens"] = [_fields_to_wire(access.tokens[name]) for name in sorted(access.tokens)]
+    if access.audit:  # oldest first
+        wire["audit"] = [_fields_to_wire(record) for record in access.audit]
     return msgpack.packb(wire, use_bin_type=True)
 
 
@@ -214,6 +220,10 @@ def _state_from_wire(wire: dict[str, Any], batch: int) -> Generator[None, None, 
     for plan_wire in wire.get("plans", ()):
         plan = _plan_from_wire(plan_wire)
         state.plans[plan.plan_id] = plan
+    for token_wire in wire.get("tokens", ()):
+        token = _checked(TokenRecord(**token_wire))
+        state.access.tokens[token.name] = token
+    state.access.audit.extend(_checked(AuditRecord(**record)) for record in wire.get("audit", ()))
     return state
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from warmd.statemachine.access import AccessState
 from warmd.statemachine.commands import Labels, TaskSpec
 from warmd.statemachine.lifecycle import NO_NODE, TaskState
 from warmd.statemachine.plans import PlanRecord
@@ -142,6 +143,7 @@ class MachineState:
     rules: RuleSetRecord | None = None  # the committed rule set (SetRules), None before any
     summaries: dict[str, SummaryRecord] = field(default_factory=dict)  # by "node_id/source"
     plans: dict[str, PlanRecord] = field(default_factory=dict)  # oldest first, PLANS_KEPT at most
+    access: AccessState = field(default_factory=AccessState)  # tokens (hashed) and the audit trail
     by_state: dict[TaskState, dict[str, None]] = field(
         default_factory=lambda: {state: {} for state in TaskState}
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from warmd.statemachine.access import AddToken, RecordAudit, RevokeToken
 from warmd.statemachine.commands import (
     Assign,
     Cancel,
@@ -46,6 +47,7 @@ class Topic(StrEnum):
     PLANS = "plans"
     RULES = "rules"
     SUMMARIES = "summaries"
+    ACCESS = "access"  # tokens added or revoked, audit records
     MEMBERSHIP = "membership"  # Raft voters and learners (from the applier)
     LEADERSHIP = "leadership"  # this node's view of role, term and leader (from the driver)
 
@@ -64,4 +66,5 @@ TOPICS_OF: dict[type, frozenset[Topic]] = {
     RecordEffect: frozenset({Topic.PLANS}),
     SetRules: frozenset({Topic.RULES}),
     ReportSummary: frozenset({Topic.SUMMARIES}),
+    **{command: frozenset({Topic.ACCESS}) for command in (AddToken, RevokeToken, RecordAudit)},
 }

@@ -10,6 +10,7 @@ process group it started and removes the directory. Use it as a context manager.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -58,6 +59,8 @@ class NodeProcess:
     extra_environment: dict[str, str] = field(default_factory=dict)
     # The [executor] section; test clusters are Raft-only unless a test enables it.
     executor: dict[str, int | bool] = field(default_factory=lambda: {"enabled": False})
+    # The [web] section; test clusters serve no console unless a test enables it.
+    web: dict[str, str | bool] = field(default_factory=lambda: {"enabled": False})
     # TOML appended to the generated config ([caches.X], [sources.X], [planner] ...).
     extra_config: str = ""
     # The console and API on 127.0.0.1:web_port when set; test daemons serve no web otherwise.
@@ -127,6 +130,10 @@ class ProcessCluster:
         """(Re)write a node's config; the founding members are every non-joining node."""
         timing = self.timing
         executor = "\n".join(f"{key} = {str(value).lower()}" for key, value in node.executor.items())
+        web_settings: dict[str, str | bool] = dict(node.web)
+        if node.web_port:  # the console on a port of its own, as the console tests ask
+            web_settings |= {"enabled": True, "listen": f"127.0.0.1:{node.web_port}"}
+        web = "\n".join(f"{key} = {json.dumps(value)}" for key, value in web_settings.items())
         peers = "\n".join(
             f'[peers.{other.node_id}]\naddress = "{other.address}"'
             for other in self.nodes.values() if not other.join
@@ -157,7 +164,7 @@ segment_bytes = 65536
 socket = "{node.socket_path}"
 
 [web]
-{f'enabled = true{chr(10)}listen = "127.0.0.1:{node.web_port}"' if node.web_port else "enabled = false"}
+{web}
 
 [logging]
 level = "info"

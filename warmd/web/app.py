@@ -1,8 +1,9 @@
 """The web application factory: one aiohttp app per listener, routes added by their modules.
 
-`create_app` installs what every route shares (request metrics, the bearer token when the
-config sets one); each feature module adds its routes with a `setup(app, ...)` function, so
-the console and the API can join /metrics on the same app without touching this file.
+`create_app` installs what every route shares (request metrics, and either the console's
+authentication and roles (auth.py) or, on the metrics-only listener, the bearer token when
+the config sets one); each feature module adds its routes with a `setup(app, ...)`
+function, so the console and the API can join /metrics on the same app.
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from warmd import metrics
+from warmd.web.auth import WebAccess, auth_middleware
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UNMATCHED_ROUTE = "unmatched"  # 404s keep the route label bounded
 
 
-def create_app(token: str | None = None) -> web.Application:
-    """An app with request metrics and, when `token` is set, bearer-token auth on every route."""
+def create_app(token: str | None = None, access: WebAccess | None = None) -> web.Application:
+    """An app with request metrics, and `access`'s logins and roles on every route when
+    given, else (the metrics listener) bearer-token auth on every route when `token` is set."""
     middlewares: list[Middleware] = [_observe]
-    if token is not None:
+    if access is not None:
+        middlewares.append(auth_middleware(access))
+    elif token is not None:
         middlewares.append(_bearer_token(token))
     return web.Application(middlewares=middlewares)
 

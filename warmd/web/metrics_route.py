@@ -16,6 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from warmd.access import Role, requires
+
 METRICS_PATH = "/metrics"
 
 
@@ -42,6 +44,7 @@ def setup(app: web.Application, registry: CollectorRegistry,
           loop_collectors: Sequence[Collector] = ()) -> None:
     """Serve `registry` and `loop_collectors` at /metrics on `app`."""
 
+    @requires(Role.VIEWER)  # and anyone while the listener is on loopback without a token
     async def scrape(request: web.Request) -> web.Response:
         body = await render(registry, loop_collectors)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

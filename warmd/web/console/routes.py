@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from warmd.access import Role, requires
+from warmd.web.auth import public
 from warmd.web.console import actions, pages, sse
 from warmd.web.console.readers import ConsoleReaders
 from warmd.web.console.replies import errors
@@ -29,7 +29,7 @@ def setup(app: web.Application, readers: ConsoleReaders) -> None:
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript"}
 
 
-@requires(Role.VIEWER)
+@public  # the login page needs the style sheet before anyone is logged in
 async def static(request: web.Request) -> web.StreamResponse:
     """The console's own script and style sheet (nothing else is served from the folder)."""
     name = request.match_info["name"]

@@ -1,0 +1,55 @@
+"""Which role each admin command needs, and whether it changes anything (and is audited).
+
+One table for every interface: the admin socket, `warmctl --token`, the console and its
+API all reach commands through `AdminServer.invoke`, which checks it. A command missing
+from the table needs ADMIN and is audited as a mutation (fail closed);
+tests/ops/test_access_roles.py checks that every command the daemon registers is listed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from warmd.access import Role
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAccess:
+    """The least role that may run a command, and whether it mutates (then it is audited)."""
+
+    role: Role
+    mutates: bool
+
+
+_READ = CommandAccess(Role.VIEWER, mutates=False)
+_OPERATE = CommandAccess(Role.OPERATOR, mutates=True)
+_ADMINISTER = CommandAccess(Role.ADMIN, mutates=True)
+UNLISTED = _ADMINISTER
+
+COMMAND_ACCESS: dict[str, CommandAccess] = {
+    # reads: anyone who may see the console
+    **dict.fromkeys((
+        "ping", "commands", "status", "members", "read", "health", "plugins", "metrics",
+        "nodes", "task-list", "task-show", "rules-show", "explain", "plans", "summaries",
+    ), _READ),
+    # who did what is for operators; the list of tokens for admins
+    "audit": CommandAccess(Role.OPERATOR, mutates=False),
+    "token-list": CommandAccess(Role.ADMIN, mutates=False),
+    # snapshots are the node's own files and change no replicated state: an audit entry
+    # after each would leave every snapshot one entry behind the state it was asked of
+    **dict.fromkeys(("snapshot", "snapshot-save"), CommandAccess(Role.ADMIN, mutates=False)),
+    # tasks, nodes and plans: operators
+    **dict.fromkeys((
+        "task-submit", "task-cancel", "task-retry", "plan-cancel", "drain",
+    ), _OPERATE),
+    # membership, leadership, the log, rule uploads, tokens, load generators: admins
+    **dict.fromkeys((
+        "add-learner", "promote", "remove", "transfer-leader", "check-write", "bench-propose", "rules-reload", "token-add", "token-revoke",
+        "login-link",
+    ), _ADMINISTER),
+}
+
+
+def command_access(command: str) -> CommandAccess:
+    """The table's entry for `command`; an unlisted command needs ADMIN and is audited."""
+    return COMMAND_ACCESS.get(command, UNLISTED)
