@@ -40,12 +40,12 @@ COMMAND_ACCESS: dict[str, CommandAccess] = {
     **dict.fromkeys(("snapshot", "snapshot-save"), CommandAccess(Role.ADMIN, mutates=False)),
     # tasks, nodes and plans: operators
     **dict.fromkeys((
-        "task-submit", "task-cancel", "task-retry", "plan-cancel", "drain",
+        "task-submit", "task-cancel", "task-retry", "plan-cancel", "plan-run", "drain",
     ), _OPERATE),
     # membership, leadership, the log, rule uploads, tokens, load generators: admins
     **dict.fromkeys((
-        "add-learner", "promote", "remove", "transfer-leader", "check-write", "bench-propose", "rules-reload", "token-add", "token-revoke",
-        "login-link",
+        "add-learner", "promote", "remove", "transfer-leader", "check-write", "bench-propose",
+        "rules-reload", "token-add", "token-revoke", "login-link",
     ), _ADMINISTER),
 }
 

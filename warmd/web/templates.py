@@ -28,7 +28,7 @@ def setup_templates(app: web.Application) -> None:
     environment = aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("warmd.web", "templates"),
         context_processors=[request_context],
-        autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(default=True),
         trim_blocks=True, lstrip_blocks=True)
     environment.filters.update(when=when, age=age, percent=percent)
     app[_INSTALLED] = True

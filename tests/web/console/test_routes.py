@@ -31,6 +31,7 @@ from warmd.runtime.node.driver import Driver
 from warmd.statemachine.commands import RegisterNode
 from warmd.testing.configs import ONE_NODE, write_config
 from warmd.web.app import create_app
+from warmd.web.auth import is_public
 from warmd.web.console import routes
 from warmd.web.console.actions import ACTIONS
 from warmd.web.console.readers import ConsoleReaders
@@ -38,6 +39,7 @@ from warmd.web.console.readers import ConsoleReaders
 CSRF = "test-csrf-token"
 OPERATOR = Actor(name="olga", role=Role.OPERATOR, interface=Interface.UI, token_name="olga")
 VIEWER = Actor(name="vic", role=Role.VIEWER, interface=Interface.UI, token_name="vic")
+ADMIN = Actor(name="ada", role=Role.ADMIN, interface=Interface.UI, token_name="ada")
 RULES = 'backend c redis address="127.0.0.1:6379"\nrule r {\n    match GET /a/{id:int}\n    backend c\n}\n'
 
 
@@ -108,13 +110,19 @@ async def test_every_route_is_marked_with_the_least_role_that_may_call_it(
             marks[(route.method, resource.canonical)] = required_role(route.handler)
     assert marks[("GET", "/tasks")] is Role.VIEWER
     assert marks[("GET", "/api/v1/events")] is Role.VIEWER
-    assert marks[("GET", "/static/{name}")] is Role.VIEWER
+    static = next(route.handler for route in console.client.app.router.routes()
+                  if route.resource is not None and route.resource.canonical == "/static/{name}")
+    assert is_public(static)  # the login page's style sheet, before anyone is logged in
     assert marks[("POST", "/api/v1/tasks/{task_id}/cancel")] is Role.OPERATOR
     assert marks[("POST", "/nodes/{node_id}/drain")] is Role.OPERATOR
     assert marks[("POST", "/cluster/{node_id}/remove")] is Role.ADMIN
     assert marks[("POST", "/rules/upload")] is Role.ADMIN
     assert marks[("POST", "/cluster/transfer-leader")] is Role.ADMIN
-    pages = [key for key in marks if key[0] == "GET" and key[1] != "/metrics"]
+    handlers = {(route.method, route.resource.canonical): route.handler
+                for route in console.client.app.router.routes() if route.resource is not None}
+    access_pages = {"/metrics", "/audit", "/api/v1/audit", "/tokens"}  # auth's, own roles
+    pages = [key for key in marks if key[0] == "GET" and key[1] not in access_pages
+             and not is_public(handlers[key])]
     assert all(marks[key] is Role.VIEWER for key in pages), pages
     assert {path for path, _ in ACTIONS} <= {path for method, path in marks if method == "POST"}
 
@@ -182,6 +190,7 @@ async def test_destructive_actions_need_the_typed_confirmation(console: Console)
 
 async def test_rule_upload_is_checked_before_it_is_proposed(console: Console,
                                                             driver: Driver) -> None:  # noqa: F811
+    console.actor = ADMIN  # rule uploads are for admins (warmd/admin/roles.py)
     bad = RULES.replace("rule r", "rule r\n    bogus 1")
     body = await console.json("POST", "/api/v1/rules/upload", 422,
                               json={"name": "shop.rules", "text": bad})
