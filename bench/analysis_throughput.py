@@ -241,7 +241,8 @@ def cpu_rate(runs: list[Run], lines: int) -> float:
     return statistics.median(values) if values else 0.0
 
 
-def measure(logs: dict[tuple[str, int], Path], rounds: int) -> dict[Key, list[Run]]:
+def measure(logs: dict[tuple[str, int], Path], rounds: int,
+            core_counts: tuple[int, ...]) -> dict[Key, list[Run]]:
     """Every contender on every log, on one and on two cores, rounds interleaved."""
     parts = {key: halves(path) for key, path in logs.items()}
     results: dict[Key, list[Run]] = {}
@@ -250,7 +251,7 @@ def measure(logs: dict[tuple[str, int], Path], rounds: int) -> dict[Key, list[Ru
         print(f"round {number + 1}/{rounds} (load average {load:.1f})", flush=True)
         for (name, lines), path in logs.items():
             for contender in CONTENDERS:
-                for cores in (1, 2):
+                for cores in core_counts:
                     run = timed(contender, path, KINDS[name], cores, parts[(name, lines)])
                     results.setdefault((name, lines, contender, cores), []).append(run)
     return results
@@ -260,7 +261,8 @@ def ratio(a: float, b: float) -> float:
     return a / b if b else 0.0
 
 
-def report(results: dict[Key, list[Run]], sizes: list[int], names: list[str]) -> dict[str, float]:
+def report(results: dict[Key, list[Run]], sizes: list[int], names: list[str],
+           core_counts: tuple[int, ...]) -> dict[str, float]:
     """Print the table; the ratios of the largest size, one core each, for the last line."""
     print(f"{'log':<10} {'lines':>9} {'contender':<9} {'cores':>5} {'median lines/s':>15} "
           f"{'min-max':>23} {'CPU lines/s':>12}")
@@ -275,7 +277,7 @@ def report(results: dict[Key, list[Run]], sizes: list[int], names: list[str]) ->
             def med(contender: str, cores: int, name: str = name, lines: int = lines) -> float:
                 return rates(results[(name, lines, contender, cores)], lines)[0]
             line = {f"{cores}core_vs_{peer}": ratio(med("warmd", cores), med(peer, cores))
-                    for cores in (1, 2) for peer in ("bare", "goaccess")}
+                    for cores in core_counts for peer in ("bare", "goaccess")}
             cpu = ratio(cpu_rate(results[(name, lines, "warmd", 1)], lines),
                         cpu_rate(results[(name, lines, "bare", 1)], lines))
             print(f"{name} {lines:,} lines: " + "  ".join(
@@ -297,6 +299,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--logs", nargs="+", choices=sorted(KINDS), default=sorted(KINDS,
                         reverse=True))
+    parser.add_argument("--cores", type=int, nargs="+", choices=(1, 2), default=[1, 2],
+                        help="one core, two, or both (default)")
     parser.add_argument("--one", nargs=4, metavar=("CONTENDER", "PATH", "KIND", "CORES"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -304,6 +308,8 @@ def main() -> None:
         contender, path, kind, cores = args.one
         one(contender, Path(path), KINDS[kind], int(cores))
         return
+    if 1 not in args.cores:
+        parser.error("--cores must include 1 (the last line's ratios are one core each)")
     sizes = [200_000] if args.quick else sorted(args.sizes)
     if "lpdaac" in args.logs and not REAL_LOG.exists():
         sys.exit(f"the LP DAAC log is not at {REAL_LOG}")
@@ -317,9 +323,9 @@ def main() -> None:
                 logs[(name, lines)] = path
         print(f"logs: {', '.join(f'{n} {s:,}' for n, s in logs)}; {os.cpu_count()} cores, "
               f"{args.rounds} interleaved rounds, load average {os.getloadavg()[0]:.1f}")
-        results = measure(logs, args.rounds)
+        results = measure(logs, args.rounds, tuple(args.cores))
         rss = {name: peak_rss_mb(logs[(name, sizes[-1])], KINDS[name]) for name in args.logs}
-    figures = report(results, sizes, args.logs)
+    figures = report(results, sizes, args.logs, tuple(args.cores))
     for name, value in rss.items():
         print(f"peak RSS of `warmd analyze` on {name} {sizes[-1]:,} lines: {value:.0f} MB")
     fields = {"lines": sizes[-1], "load_1m": round(os.getloadavg()[0], 2)}
