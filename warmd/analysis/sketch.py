@@ -80,8 +80,12 @@ class HeavyHitters:
         self.total_weight *= factor
         self.subtracted *= factor
 
-    def merge(self, other: HeavyHitters) -> None:
-        """Fold `other` (built on another part of the stream) into this sketch."""
+    def merge(self, other: HeavyHitters, factor: float = 1.0) -> None:
+        """Fold `other` (built on another part of the stream) into this sketch, its weights
+        multiplied by `factor` (another forward-decay landmark). `other` is left as it was
+        and shares no entry with this sketch."""
+        if factor != 1.0:
+            other = other.copy(factor)
         for key, entry in other.items.items():
             mine = self.items.get(key)
             if mine is None:
@@ -94,6 +98,17 @@ class HeavyHitters:
         self.total_count += other.total_count
         self.subtracted += other.subtracted
         self._prune()
+
+    def copy(self, factor: float = 1.0) -> HeavyHitters:
+        """A sketch of its own with this one's entries, weights multiplied by `factor`."""
+        twin = HeavyHitters(self.capacity)
+        twin.items = {key: Counted(entry.weight, entry.count, entry.last_s)
+                      for key, entry in self.items.items()}
+        twin.total_weight, twin.total_count = self.total_weight, self.total_count
+        twin.subtracted = self.subtracted
+        if factor != 1.0:  # an integer weight stays an integer (the plain form keeps its type)
+            twin.scale(factor)
+        return twin
 
     def top(self, limit: int | None = None) -> list[tuple[object, Counted]]:
         """The heaviest keys first."""
@@ -156,6 +171,14 @@ class DistinctCount:
         if len(self._minimums) < self.k:
             return float(len(self._minimums))
         return (self.k - 1) * self.SPACE / (-self._heap[0] + 1)
+
+    def copy(self) -> DistinctCount:
+        """A sketch of its own holding the same hashes."""
+        twin = DistinctCount(self.k)
+        twin._minimums = set(self._minimums)
+        twin._heap = list(self._heap)
+        twin._threshold = self._threshold
+        return twin
 
     def merge(self, other: DistinctCount) -> None:
         """Fold in a sketch of another part of the stream (same k)."""

@@ -72,8 +72,15 @@ class SlotStats:
     decreases: int = 0
     time_like: int = 0  # requests whose value is an epoch time within a day of the request
 
+    def copy(self) -> SlotStats:
+        """Statistics of their own, equal to these (merging must not share sketches)."""
+        return SlotStats(self.values.copy(), self.distinct.copy(), self.pairs_with_client.copy(),
+                         self.clients.copy(), self.sampled_values.copy(), Counter(self.types),
+                         Counter(self.date_offsets), self.count, self.sampled_rows,
+                         self.increases, self.decreases, self.time_like)
+
     def merge(self, other: SlotStats) -> None:
-        """Fold in the same slot's statistics from another summary."""
+        """Fold in the same slot's statistics from another summary (`other` is left as is)."""
         self.values.merge(other.values)
         self.distinct.merge(other.distinct)
         self.pairs_with_client.merge(other.pairs_with_client)
@@ -100,6 +107,11 @@ class SeriesStats:
     advances: int = 0
     steps: Counter[tuple[int, ...]] = field(default_factory=Counter)
 
+    def copy(self) -> SeriesStats:
+        """A series of its own, equal to this one."""
+        return SeriesStats(self.values, self.first_s, self.last_s, self.first_values,
+                           self.requests, self.advances, Counter(self.steps))
+
     def merge(self, other: SeriesStats) -> None:
         """Fold in the same series seen elsewhere; the latest position wins."""
         if other.last_s > self.last_s:
@@ -123,8 +135,18 @@ class TemplateStats:
     slots: dict[str, SlotStats] = field(default_factory=dict)
     date_keys: HeavyHitters | None = None
 
-    def merge(self, other: TemplateStats) -> None:
-        """Fold in the same template's statistics from another summary."""
+    def copy(self, factor: float = 1.0) -> TemplateStats:
+        """Statistics of their own, equal to these, the date keys' decayed weights
+        multiplied by `factor` (another summary's landmark)."""
+        return TemplateStats(self.decomposed_example, self.count, self.last_s, list(self.hours),
+                             list(self.weekdays),
+                             {name: slot.copy() for name, slot in self.slots.items()},
+                             None if self.date_keys is None else self.date_keys.copy(factor))
+
+    def merge(self, other: TemplateStats, factor: float = 1.0) -> None:
+        """Fold in the same template's statistics from another summary (its date keys'
+        weights multiplied by `factor`); `other` is left as is and shares nothing with
+        this one."""
         self.count += other.count
         self.last_s = max(self.last_s, other.last_s)
         self.hours = [a + b for a, b in zip(self.hours, other.hours, strict=True)]
@@ -133,12 +155,12 @@ class TemplateStats:
             if name in self.slots:
                 self.slots[name].merge(stats)
             else:
-                self.slots[name] = stats
+                self.slots[name] = stats.copy()
         if other.date_keys is not None:
             if self.date_keys is None:
-                self.date_keys = other.date_keys
+                self.date_keys = other.date_keys.copy(factor)
             else:
-                self.date_keys.merge(other.date_keys)
+                self.date_keys.merge(other.date_keys, factor)
 
 
 def date_token(value: str, offset_days: int) -> str:
@@ -474,27 +496,29 @@ class Summary:
     # -- merging ----------------------------------------------------------------------------
 
     def merge(self, other: Summary) -> None:
-        """Fold `other` (another host, or another part of the log) into this summary."""
+        """Fold `other` (another host, or another part of the log) into this summary.
+
+        Pure towards `other`: it is left as it was, and what this summary takes from it is
+        copied, so changing either later (more lines, another merge, a landmark move) never
+        changes the other (the leader merges replicated summaries it keeps)."""
         if other.landmark_s is None:
             self._merge_counts(other)
             return
         if self.landmark_s is None:
             self.landmark_s = other.landmark_s
         factor = 2.0 ** ((other.landmark_s - self.landmark_s) / self.config.half_life_s)
-        self.requests.merge(_scaled(other.requests, factor))
+        self.requests.merge(other.requests, factor)
         for pattern, stats in other.templates.items():
-            if stats.date_keys is not None:
-                stats.date_keys = _scaled(stats.date_keys, factor)
             mine = self.templates.get(pattern)
             if mine is None:
-                self.templates[pattern] = stats
+                self.templates[pattern] = stats.copy(factor)
             else:
-                mine.merge(stats)
+                mine.merge(stats, factor)
         for key, series in other.series.items():
             if key in self.series:
                 self.series[key].merge(series)
             else:
-                self.series[key] = series
+                self.series[key] = series.copy()
         while len(self.series) > self.config.max_series:
             self._evict_series()
         while len(self.templates) > self.config.max_templates:
@@ -503,7 +527,7 @@ class Summary:
             if hour in self.windows:
                 self.windows[hour].merge(window)
             else:
-                self.windows[hour] = window
+                self.windows[hour] = window.copy()
         self._trim_windows()
         if not other.generaliser.generalised <= self.generaliser.generalised:
             self.generaliser.generalised |= other.generaliser.generalised
@@ -572,12 +596,6 @@ def _as_generalised(stats: TemplateStats, info: TargetInfo,
     stats.slots = slots
     stats.decomposed_example = info.parts
     return stats
-
-
-def _scaled(sketch: HeavyHitters, factor: float) -> HeavyHitters:
-    if factor != 1.0:
-        sketch.scale(factor)
-    return sketch
 
 
 EPOCH_SCALES = {10: 1, 13: 1_000, 16: 1_000_000}  # digits -> units per second (s, ms, µs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import unquote
 
 _INT = re.compile(r"-?\d{1,18}\Z")
@@ -20,14 +21,21 @@ _EMAIL = re.compile(r"[^@\s/]+(?:@|%40)[^@\s/]+\.[A-Za-z]{2,}\Z")
 _TOKEN = re.compile(r"[A-Za-z0-9_\-.~%+=]{16,}\Z")
 _WORD = re.compile(r"[A-Za-z][A-Za-z_\-.]*\Z")
 _CE_PROJECTION = re.compile(r"([A-Za-z_][\w.\-/%]*)((?:\[[-\d:]+\])*)\Z")
+_CE_RANGE = re.compile(r"\[([-\d:]+)\]")
 _CE_QUERY = re.compile(r"[\w.\-/%\[\]:,]+\Z")
 _SLOT_TYPES_IN_PATH = ("int", "uuid", "hex", "date")
 _EMBEDDED_DATE = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2}|\d{8})(?!\d)")
+_TWO_DIGITS = re.compile(r"[0-9][^0-9]*[0-9]")
+VALUE_TYPE_CACHE = 1 << 16
 _NUMBERED_NAME = re.compile(r"[A-Za-z][A-Za-z]*[_\-](\d{1,12})(?:\.[A-Za-z0-9]{1,8})?\Z")
 
 
+@lru_cache(maxsize=VALUE_TYPE_CACHE)
 def value_type(value: str) -> str:
-    """The type of a slot value: int, date, uuid, hex, email, token, word, empty or other."""
+    """The type of a slot value: int, date, uuid, hex, email, token, word, empty or other.
+
+    Memoised (bounded): path segments and slot values recur across targets, and typing one
+    tries up to eight patterns."""
     if not value:
         return "empty"
     if _INT.match(value):
@@ -36,13 +44,13 @@ def value_type(value: str) -> str:
         return "date"
     if _UUID.match(value):
         return "uuid"
-    if _HEX.match(value) and any(c.isdigit() for c in value) and any(c.isalpha() for c in value):
+    if _HEX.match(value) and not value.isalpha() and not value.isdigit():  # digits and letters
         return "hex"
     if _EMAIL.match(value):
         return "email"
     if _WORD.match(value):
         return "word"
-    if _TOKEN.match(value) and sum(c.isdigit() for c in value) >= 2:
+    if _TOKEN.match(value) and _TWO_DIGITS.search(value):
         return "token"
     return "other"
 
@@ -165,7 +173,7 @@ def _split_embedded(segment: str, position: int, literal: str, pieces: list[str]
 
 def sibling_signature(segments: list[str], position: int) -> str:
     """The path with one position blanked: paths differing only there are siblings."""
-    return "/".join("*" if i == position else s for i, s in enumerate(segments))
+    return "/".join([*segments[:position], "*", *segments[position + 1:]])
 
 
 def _split_query(query: str, literal: str, pieces: list[str], names: list[str],
@@ -203,7 +211,7 @@ def _split_constraint(projections: list[str], literal: str, pieces: list[str],
         assert match is not None  # checked by the caller
         name, ranges = match.group(1), match.group(2)
         literal += name
-        for dimension, bounds in enumerate(re.findall(r"\[([-\d:]+)\]", ranges)):
+        for dimension, bounds in enumerate(_CE_RANGE.findall(ranges)):
             parts = bounds.split(":")
             roles = ("start", "stop") if len(parts) == 2 else ("start", "stride", "stop")
             literal += "["

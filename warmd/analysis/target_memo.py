@@ -43,7 +43,6 @@ class TargetMemo:
 
     def __init__(self) -> None:
         self._targets: dict[str, TargetInfo] = {}
-        self._value_types: dict[str, str] = {}
         self._paths: PathMemo = {}
         self._shapes: dict[tuple[str, str], TargetInfo] = {}
         self._frozen: tuple[int, frozenset[tuple[int, int, str]]] = (0, frozenset())
@@ -82,7 +81,7 @@ class TargetMemo:
         return self._frozen[1]
 
     def _new_info(self, parts: Decomposed) -> TargetInfo:
-        kinds = tuple(map(self._value_type, parts.values))
+        kinds = tuple(map(value_type, parts.values))
         ordinals = tuple(date_ordinal(v) if k == "date" else None
                          for v, k in zip(parts.values, kinds, strict=True))
         return TargetInfo(parts, parts.template.compose(parts.values), parts.template.pattern,
@@ -101,18 +100,9 @@ class TargetMemo:
             if len(self._shapes) >= TARGET_CACHE_SIZE:
                 self._shapes.clear()
             self._shapes[(path, name)] = shape
-        kind = self._value_type(value)
+        kind = value_type(value)
         ordinal = date_ordinal(value) if kind == "date" else None
         return TargetInfo(Decomposed(shape.parts.template, (*shape.parts.values[:-1], value)),
                           shape.key + value, shape.pattern, (*shape.kinds[:-1], kind),
                           (*shape.ordinals[:-1], ordinal),
                           (*shape.value_hashes[:-1], stable_hash(value)))
-
-    def _value_type(self, value: str) -> str:
-        types = self._value_types
-        kind = types.get(value)
-        if kind is None:
-            if len(types) > 4 * TARGET_CACHE_SIZE:
-                types.clear()
-            kind = types[value] = value_type(value)
-        return kind

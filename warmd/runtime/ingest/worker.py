@@ -204,10 +204,11 @@ def _summarise_serially(paths: Sequence[str], log_format: LogFormat, config: Sum
                         progress: Callable[[int], None] | None) -> Summary:
     summary = Summary(config)
     parser = LineParser(log_format)
-    for chunk in _chunks(iter_lines(paths), CHUNK_LINES):
-        summary.add_columns(*astuple_shallow(parse_columns(parser, chunk)))
-        if progress is not None:
-            progress(len(chunk))
+    with _collector_paused():
+        for chunk in _chunks(iter_lines(paths), CHUNK_LINES):
+            summary.add_columns(*astuple_shallow(parse_columns(parser, chunk)))
+            if progress is not None:
+                progress(len(chunk))
     summary.malformed = parser.malformed
     summary.malformed_samples = list(parser.malformed_samples)
     return summary
@@ -265,7 +266,8 @@ def _summarise_range(job: _Range) -> Summary:
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a worker summarises its range.
+    """Pause the cyclic garbage collector while a worker (or the one-process path)
+    summarises.
 
     The parse makes hundreds of thousands of short-lived tuples and strings per block, which
     trigger collections that walk every live object (the summary, its caches) for nothing:
