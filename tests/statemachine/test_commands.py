@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from warmd.statemachine.commands import (
     COMMAND_TYPES,
+    AddPlanPart,
     Assign,
     Cancel,
     DeclareDead,
@@ -22,6 +23,7 @@ from warmd.statemachine.commands import (
     InvalidCommand,
     MarkReady,
     MarkWaiting,
+    OpenPlan,
     PlannedTask,
     RecordEffect,
     RegisterNode,
@@ -76,6 +78,9 @@ SAMPLES = [
                note="zero-config"),
     RecordEffect(plan_id="p1", cache="redis", before_hits=1, before_misses=9, after_hits=9,
                  after_misses=1, window_ms=60_000, now_ms=13),
+    OpenPlan(plan_id="p2", trigger="manual", rules_version="", requests=4, parts=2, tasks=2,
+             now_ms=14, watch="redis", note="big"),
+    AddPlanPart(plan_id="p2", part=1, tasks=(PlannedTask(task_id="p2-1", spec=SPEC),), now_ms=15),
 ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from warmd.statemachine.commands import (
+    AddPlanPart,
     Assign,
     Cancel,
     DeclareDead,
@@ -21,6 +22,7 @@ from warmd.statemachine.commands import (
     Heartbeat,
     MarkReady,
     MarkWaiting,
+    OpenPlan,
     RecordEffect,
     RegisterNode,
     Release,
@@ -61,6 +63,8 @@ TOPICS_OF: dict[type, frozenset[Topic]] = {
         RegisterNode, Drain, DeclareDead, RemoveNode)},
     Heartbeat: frozenset({Topic.HEARTBEATS}),
     SubmitPlan: frozenset({Topic.PLANS, Topic.TASKS}),
+    OpenPlan: frozenset({Topic.PLANS}),
+    AddPlanPart: frozenset({Topic.PLANS, Topic.TASKS}),  # the last part creates the tasks
     RecordEffect: frozenset({Topic.PLANS}),
     SetRules: frozenset({Topic.RULES}),
     ReportSummary: frozenset({Topic.SUMMARIES}),

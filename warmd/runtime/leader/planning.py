@@ -4,7 +4,8 @@ Triggers: the schedule (`[planner] interval_ms`), a rule's own `every`/`cron`, a
 restart of a watched cache (the CacheWatcher), a readiness gate turning true, and a new
 committed rule version. For each, the leader reads a linearizable point, merges every
 node's latest summary from the replicated state, compiles the committed rules (cached by
-version), asks the pure planner for a plan, and proposes it as ONE SubmitPlan entry.
+version), asks the pure planner for a plan, and proposes it: one SubmitPlan entry, or a
+header and bounded parts when it is big (warmd/runtime/node/plan_entries.py).
 Afterwards it measures the plan's effect on the watched cache's hit rate and records it.
 Nothing is kept between passes that a new leader would need: the schedule's last run is
 the newest plan in the state, and the rule version of the newest plan says whether the
@@ -32,6 +33,7 @@ from warmd.runtime.leader.cache_watch import CacheWatcher
 from warmd.runtime.leader.gates import GatePoller
 from warmd.runtime.leader.rule_names import known_names
 from warmd.runtime.node.driver import Driver, DriverStopped
+from warmd.runtime.node.plan_entries import propose_plan
 from warmd.scheduler.merge import Signature, merged_summary, signature
 from warmd.scheduler.planner import (
     PlanInputs,
@@ -271,7 +273,7 @@ class PlanningLoop:
         else:
             plan = await asyncio.to_thread(plan_warm_up, inputs, self._settings)
         plan = replace(plan, watch=plan_watch(trigger, plan, self._watch))
-        result = await self._driver.propose(plan)
+        result = await propose_plan(self._driver, plan)
         if not isinstance(result, Applied):
             self.counters.refused += 1
             _log.warning("plan_refused", plan_id=plan_id, reason=refusal_reason(result))
