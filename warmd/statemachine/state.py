@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from warmd.statemachine.commands import Labels, TaskSpec
+from warmd.statemachine.indexes import TaskIndexes
 from warmd.statemachine.lifecycle import NO_NODE, TERMINAL_STATES, TaskState
 from warmd.statemachine.plan_parts import StagedPlan
 from warmd.statemachine.plans import PlanRecord
@@ -149,8 +150,7 @@ class MachineState:
     )
     staged_plans: dict[str, StagedPlan] = field(default_factory=dict)  # oldest first
     # Derived indexes, never encoded: rebuilt by `add` and `index_plan` on restore.
-    by_owner: dict[int, dict[str, None]] = field(default_factory=dict)  # ASSIGNED/RUNNING
-    owner_of: dict[str, int] = field(default_factory=dict)  # active task -> indexed owner
+    index: TaskIndexes = field(default_factory=TaskIndexes)
     plan_of: dict[str, str] = field(default_factory=dict)  # task -> its kept plan
     unfinished: dict[str, int] = field(default_factory=dict)  # plan -> tasks not final
     plan_keys: dict[str, int] = field(default_factory=dict)  # plan -> keys its tasks hold
@@ -160,20 +160,16 @@ class MachineState:
         """Insert a new task into the table and the indexes."""
         self.tasks[task.task_id] = task
         self.by_state[task.state][task.task_id] = None
-        if task.state in ACTIVE_STATES:
-            self._index_owner(task)
+        self.index.update(task, None, task.state)
 
     def move(self, task: TaskRecord, state: TaskState) -> None:
         """Change a task's state; the only place that does, so the indexes stay true."""
-        del self.by_state[task.state][task.task_id]
-        if task.state in ACTIVE_STATES:
-            self._unindex_owner(task.task_id)
-        ends = task.state not in TERMINAL_STATES and state in TERMINAL_STATES
+        old = task.state
+        del self.by_state[old][task.task_id]
         task.state = state
         self.by_state[state][task.task_id] = None
-        if state in ACTIVE_STATES:
-            self._index_owner(task)
-        if ends:
+        self.index.update(task, old, state)
+        if old not in TERMINAL_STATES and state in TERMINAL_STATES:
             self._task_ended(task.task_id)
 
     def in_state(self, state: TaskState) -> list[TaskRecord]:
@@ -184,8 +180,7 @@ class MachineState:
         """Drop a task from the table and the indexes (pruning of old plans)."""
         task = self.tasks.pop(task_id)
         del self.by_state[task.state][task_id]
-        if task.state in ACTIVE_STATES:
-            self._unindex_owner(task_id)
+        self.index.update(task, task.state, None)
         self.plan_of.pop(task_id, None)
 
     def index_plan(self, plan: PlanRecord) -> None:
@@ -218,20 +213,9 @@ class MachineState:
         if not self.unfinished[plan_id]:
             self.finished_plans[plan_id] = None
 
-    def _index_owner(self, task: TaskRecord) -> None:
-        self.owner_of[task.task_id] = task.owner
-        self.by_owner.setdefault(task.owner, {})[task.task_id] = None
-
-    def _unindex_owner(self, task_id: str) -> None:
-        owner = self.owner_of.pop(task_id)
-        owned = self.by_owner[owner]
-        del owned[task_id]
-        if not owned:
-            del self.by_owner[owner]
-
     def owned_by(self, node_id: int) -> list[TaskRecord]:
         """The node's ASSIGNED or RUNNING tasks, by task id."""
-        return [self.tasks[task_id] for task_id in sorted(self.by_owner.get(node_id, ()))]
+        return [self.tasks[task_id] for task_id in sorted(self.index.by_owner.get(node_id, ()))]
 
     def last_plan_ms(self, trigger: str) -> int | None:
         """When the newest kept plan with this trigger was made, or None."""
@@ -240,7 +224,7 @@ class MachineState:
 
     def load(self, node_id: int) -> int:
         """How many tasks the node holds now (ASSIGNED or RUNNING)."""
-        return len(self.by_owner.get(node_id, ()))
+        return len(self.index.by_owner.get(node_id, ()))
 
     def counts(self) -> dict[str, int]:
         """Tasks per state, for status displays."""

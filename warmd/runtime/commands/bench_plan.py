@@ -9,6 +9,8 @@ executors (tasks without a loader), proposed exactly as the planner's plans are
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +42,12 @@ def _bounded(args: Mapping[str, Any], name: str, high: int) -> int:
     return value
 
 
+def key_ranges(keys: int, tasks: int) -> list[tuple[int, int]]:
+    """The [start, end) key numbers of each of `tasks` tasks, as even as possible."""
+    bounds = [keys * number // tasks for number in range(tasks + 1)]
+    return list(itertools.pairwise(bounds))
+
+
 def synthetic_plan(plan_id: str, target: str, key_prefix: str, keys: int, tasks: int,
                    now_ms: int) -> SubmitPlan:
     """`keys` keys in `tasks` tasks as even as possible, task n holding a contiguous range.
@@ -48,12 +56,11 @@ def synthetic_plan(plan_id: str, target: str, key_prefix: str, keys: int, tasks:
     """
     if tasks > keys:
         raise InvalidCommand(f"{tasks} tasks need at least as many keys, got {keys}")
-    bounds = [keys * number // tasks for number in range(tasks + 1)]
     planned = tuple(
         PlannedTask(task_id=f"{plan_id}-{number:05d}", spec=TaskSpec(
-            keys=tuple(f"{key_prefix}{n}" for n in range(bounds[number], bounds[number + 1])),
+            keys=tuple(f"{key_prefix}{n}" for n in range(start, end)),
             target=target, plan_id=plan_id))
-        for number in range(tasks))
+        for number, (start, end) in enumerate(key_ranges(keys, tasks)))
     return SubmitPlan(plan_id=plan_id, trigger="manual", rules_version="", requests=keys,
                       tasks=planned, now_ms=now_ms, note="bench-plan")
 
@@ -69,10 +76,11 @@ def register_bench_plan(server: AdminServer, driver: Driver) -> None:
         if -(-keys // tasks) > KEYS_PER_TASK_MAX:
             raise AdminError(ErrorCode.BAD_REQUEST, f"at most {KEYS_PER_TASK_MAX} keys a task")
         started = time.perf_counter()
-        try:
-            plan = synthetic_plan(plan_id, target, str(args.get("key_prefix", f"{plan_id}:")),
-                                  keys, tasks, driver.clock.wall_ms())
-            entries = split_plan(plan)
+        try:  # a million keys take seconds to build: not on the loop that sends heartbeats
+            entries = await asyncio.to_thread(
+                lambda: split_plan(synthetic_plan(
+                    plan_id, target, str(args.get("key_prefix", f"{plan_id}:")), keys, tasks,
+                    driver.clock.wall_ms())))
         except InvalidCommand as error:
             raise AdminError(ErrorCode.BAD_REQUEST, f"invalid plan: {error}") from None
         built_s = time.perf_counter() - started

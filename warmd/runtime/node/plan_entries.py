@@ -1,18 +1,24 @@
 """Propose a plan of any size: one SubmitPlan, or a header and bounded parts, in order.
 
 The pure split is `warmd.statemachine.plan_parts.split_plan`; this is the shell half that
-proposes the entries one after the other (the state machine takes parts only in order) and
-stops at the first refusal. The leader's planner and the `bench-plan` admin command use it.
+proposes the entries in order (the state machine takes parts only in order; one driver
+queues and appends them in the order they are proposed) and stops at the first refusal. The leader's planner and the `bench-plan` admin command use it.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import Sequence
 
 from warmd.runtime.node.driver import Driver
 from warmd.statemachine.commands import Command, SubmitPlan
 from warmd.statemachine.plan_parts import PLAN_PART_BYTES, split_plan
 from warmd.statemachine.state import Applied, ApplyResult
+
+# Parts proposed before the first is applied: a few keep the pipeline full without handing
+# one Ready megabytes of parts to decode and apply in a single turn of the event loop.
+PARTS_IN_FLIGHT = 4
 
 
 async def propose_plan(driver: Driver, plan: SubmitPlan,
@@ -27,10 +33,22 @@ async def propose_plan(driver: Driver, plan: SubmitPlan,
 
 
 async def propose_entries(driver: Driver, entries: Sequence[Command]) -> ApplyResult:
-    """Propose a split plan's entries in order; the last result, or the first refusal."""
+    """Propose a split plan's entries in order, up to PARTS_IN_FLIGHT at once; the result
+    of the last, or the first refusal (the parts after it are refused as out of order)."""
+    in_flight: deque[asyncio.Future[ApplyResult]] = deque()
     result: ApplyResult = Applied(None)
-    for command in entries:
-        result = await driver.propose(command)
-        if not isinstance(result, Applied):
-            return result
-    return result
+    try:
+        for command in entries:
+            in_flight.append(asyncio.ensure_future(driver.propose(command)))
+            if len(in_flight) >= PARTS_IN_FLIGHT:
+                result = await in_flight.popleft()
+                if not isinstance(result, Applied):
+                    return result
+        while in_flight:
+            result = await in_flight.popleft()
+            if not isinstance(result, Applied):
+                return result
+        return result
+    finally:
+        for future in in_flight:
+            future.cancel()
