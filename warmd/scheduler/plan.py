@@ -43,7 +43,7 @@ def decide(
     dying_ids = frozenset(command.node_id for command in dying)
     released = releases(state, now_ms, dying_ids, skip=finished)
     released_ids = frozenset(command.task_id for command in released)
-    admitted = admissions(state, now_ms, skip=finished)
+    admitted = admissions(state, now_ms, skip=finished, limit=config.admissions_per_pass_max)
     becoming_ready = sorted(
         (state.tasks[task_id] for task_id in (
             *released_ids,

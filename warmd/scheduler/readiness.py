@@ -7,17 +7,18 @@ from warmd.statemachine.state import MachineState
 
 
 def admissions(
-    state: MachineState, now_ms: int, skip: frozenset[str]
+    state: MachineState, now_ms: int, skip: frozenset[str], limit: int | None = None
 ) -> list[MarkReady | MarkWaiting | Skip]:
     """Decide for PENDING and WAITING tasks (except those in `skip`).
 
     A PENDING task whose window is open and backoff over becomes READY when it has no
     readiness gate, WAITING when it has one (the runtime's gate checker then proposes
     MarkReady). A WAITING task past its gate timeout is SKIPPED. Both are read from the
-    state's indexes (by opening and by give-up time), so only the tasks due are visited.
+    state's indexes (by opening and by give-up time), so only the tasks due are visited;
+    at most `limit` PENDING tasks, those whose window opened first.
     """
     commands: list[MarkReady | MarkWaiting | Skip] = []
-    for task_id in sorted(state.index.opening.up_to(now_ms)):  # PENDING, window open
+    for task_id in sorted(state.index.opening.up_to(now_ms, limit)):  # PENDING, open
         task = state.tasks[task_id]
         if task_id in skip:
             continue

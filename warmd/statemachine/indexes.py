@@ -58,9 +58,11 @@ class SortedTasks:
         """The smallest key, or None when empty."""
         return self._items[0][0] if self._items else None
 
-    def up_to(self, limit: Any) -> list[str]:
-        """The ids whose key is at most `limit`, in order."""
+    def up_to(self, limit: Any, count: int | None = None) -> list[str]:
+        """The ids whose key is at most `limit`, in order (the first `count` of them)."""
         end = bisect.bisect_right(self._items, (limit, "\U0010ffff"))
+        if count is not None:
+            end = min(end, count)
         return [task_id for _, task_id in self._items[:end]]
 
 
