@@ -65,7 +65,7 @@ KEYS_PER_TASK = 1_000  # the default; --keys-per-task changes it for ours and th
 TASK_KEYS = 10  # keys of each task in the 10k-task plan
 TASK_RUN_CAPACITY = 100  # slots per node in the task run
 TIMING = Timing(tick_interval_ms=50, election_timeout_ticks=10, heartbeat_ticks=2,
-                snapshot_interval_entries=100_000, proposal_timeout_ms=30_000)
+                snapshot_interval_entries=100_000, proposal_timeout_ms=5_000)  # as shipped
 LEASE_MS, HEARTBEAT_MS = 10_000, 500
 POLL_S = 0.2
 RECORD_HEADER = struct.Struct(">II")
@@ -190,6 +190,11 @@ class ScaleCluster:
     def log_bytes(self) -> int:
         return max(scanner.log_bytes() for scanner in self.scanners)
 
+    def elections(self) -> int:
+        """Terms begun after the first: leader changes during the run (0 is the goal)."""
+        return max(int(self.cluster.status(node_id)["term"])  # type: ignore[index]
+                   for node_id in self.cluster.nodes) - 1
+
     def peak_rss_mb(self) -> float:
         """The highest peak RSS of any node: each may have led, and the leader holds the most."""
         return max(peak_rss_mb(node.process.pid) for node in self.cluster.nodes.values()
@@ -301,6 +306,7 @@ class SizeResult:
     log_bytes: int
     lost: int
     duplicated: int
+    elections: int
 
     @property
     def ratio(self) -> float:
@@ -333,11 +339,13 @@ def run_size(server: ServerProcess, keys: int, rounds: int, keys_per_task: int) 
             keys=keys, e2e_keys_s=[r.keys / r.seconds for r in ours],
             runner_keys_s=[r.keys / r.seconds for r in peer], max_entry_bytes=scale.max_entry_bytes,
             leader_rss_mb=scale.peak_rss_mb(), snapshot_bytes=scale.snapshot_bytes,
-            log_bytes=scale.log_bytes, lost=sum(r.lost for r in ours), duplicated=duplicated)
+            log_bytes=scale.log_bytes, lost=sum(r.lost for r in ours), duplicated=duplicated,
+            elections=scale.elections())
     print(f"{keys:>9,} keys: cluster {spread(result.e2e_keys_s)} keys/s, runner "
           f"{spread(result.runner_keys_s)} keys/s, ratio {result.ratio:.2f}; largest record "
           f"{result.max_entry_bytes:,} B, leader peak RSS {result.leader_rss_mb:.0f} MB, "
-          f"snapshot {result.snapshot_bytes:,} B, log {result.log_bytes:,} B", flush=True)
+          f"snapshot {result.snapshot_bytes:,} B, log {result.log_bytes:,} B, "
+          f"{result.elections} elections", flush=True)
     return result
 
 
@@ -364,12 +372,13 @@ class TaskRun:
     pickup_p99_ms: float
     snapshot_bytes: int
     rss_mb: float
+    elections: int
 
     def line(self) -> str:
         return (f"tasks={self.tasks} tasks_s={self.tasks / self.seconds:.0f} "
                 f"assign_rate_s={self.assign_rate:.0f} pickup_p50_ms={self.pickup_p50_ms:.0f} "
                 f"pickup_p99_ms={self.pickup_p99_ms:.0f} state_bytes={self.snapshot_bytes} "
-                f"rss_mb={self.rss_mb:.0f}")
+                f"rss_mb={self.rss_mb:.0f} elections={self.elections}")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -390,7 +399,7 @@ def task_run(server: ServerProcess, count: int) -> TaskRun:
         pickups = [attempt["started_ms"] - attempt["assigned_ms"] for attempt in attempts]
         rate = (len(assigned) - 1) / max(0.001, (assigned[-1] - assigned[0]) / 1000)
         return TaskRun(count, elapsed, rate, percentile(pickups, 0.5), percentile(pickups, 0.99),
-                       scale.snapshot(), scale.peak_rss_mb())
+                       scale.snapshot(), scale.peak_rss_mb(), scale.elections())
 
 
 def main() -> int:

@@ -154,6 +154,7 @@ def test_a_finished_plan_over_the_kept_keys_is_compacted_to_its_outcome() -> Non
     state = log.machine.state
     plan = state.plans["big"]
     assert plan.task_ids == () and plan.outcome == (("SUCCEEDED", tasks),)
+    assert state.plan_finished_ms(plan) == 23  # the effect window still counts from here
     assert state.tasks == {} and state.plan_of == {} and "big" not in state.plan_keys
     document = plan_document(plan, state.tasks)
     assert document["tasks"] == tasks and document["tasks_by_state"] == {"SUCCEEDED": tasks}
@@ -163,6 +164,7 @@ def test_a_finished_plan_over_the_kept_keys_is_compacted_to_its_outcome() -> Non
     restored = StateMachine()
     restored.restore(snapshot)
     assert restored.snapshot() == snapshot and restored.state.plans["big"].outcome == plan.outcome
+    assert restored.state.plan_finished_ms(restored.state.plans["big"]) == 23
 
 
 def test_small_finished_plans_keep_their_tasks_and_the_oldest_go_first() -> None:

@@ -262,6 +262,7 @@ class StateMachine:
 
     def _compact(self, plan: PlanRecord) -> None:
         counts: dict[str, int] = {}
+        plan.finished_ms = self.state.plan_finished_ms(plan) or plan.created_ms
         for task_id in plan.task_ids:
             task = self.state.tasks.get(task_id)
             if task is not None:

@@ -60,3 +60,4 @@ class PlanRecord:
     # A compacted plan: its tasks are gone (task_ids is empty) and this keeps how many
     # ended in each final state, sorted by state name.
     outcome: tuple[tuple[str, int], ...] = ()
+    finished_ms: int = 0  # a compacted plan: when its last task ended (0 otherwise)

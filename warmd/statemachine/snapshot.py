@@ -172,8 +172,8 @@ def _task_to_wire(task: TaskRecord) -> dict[str, Any]:
 def _plan_to_wire(plan: PlanRecord) -> dict[str, Any]:
     wire = _fields_to_wire(plan)
     wire["effect"] = None if plan.effect is None else _fields_to_wire(plan.effect)
-    if not plan.outcome:
-        del wire["outcome"]  # absent unless compacted: older snapshots and digests stay the same
+    if not plan.outcome:  # absent unless compacted: older snapshots and digests stay the same
+        del wire["outcome"], wire["finished_ms"]
     return wire
 
 

@@ -213,6 +213,16 @@ class MachineState:
         if not self.unfinished[plan_id]:
             self.finished_plans[plan_id] = None
 
+    def plan_finished_ms(self, plan: PlanRecord) -> int | None:
+        """When the plan's last task ended (wall ms, as stamped), or None while one has not;
+        a compacted plan keeps the time it had."""
+        if plan.outcome:
+            return plan.finished_ms
+        tasks = [task for task_id in plan.task_ids if (task := self.tasks.get(task_id))]
+        if not tasks or any(task.state not in TERMINAL_STATES for task in tasks):
+            return None
+        return max(task.updated_ms for task in tasks)
+
     def owned_by(self, node_id: int) -> list[TaskRecord]:
         """The node's ASSIGNED or RUNNING tasks, by task id."""
         return [self.tasks[task_id] for task_id in sorted(self.index.by_owner.get(node_id, ()))]

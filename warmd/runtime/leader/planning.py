@@ -43,7 +43,7 @@ from warmd.scheduler.planner import (
     triggers_due,
 )
 from warmd.statemachine.commands import MarkReady, MarkWaiting, RecordEffect, SubmitPlan
-from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
+from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.plans import PlanRecord
 from warmd.statemachine.state import Applied, MachineState, refusal_reason
 from warmd.statemachine.topics import Topic
@@ -329,17 +329,9 @@ class PlanningLoop:
         for plan in list(self.state.plans.values()):
             if plan.effect is not None or not plan.watch or plan.plan_id in self._unmeasurable:
                 continue
-            finished_ms = self._finished_ms(plan.task_ids)
+            finished_ms = self.state.plan_finished_ms(plan)
             if finished_ms is not None and now_ms - finished_ms >= window_ms:
                 await self._record_effect(plan, finished_ms, window_ms)
-
-    def _finished_ms(self, task_ids: tuple[str, ...]) -> int | None:
-        """When the last of the tasks ended (wall ms); None while one is still unfinished."""
-        tasks = [self.state.tasks.get(task_id) for task_id in task_ids]
-        ended = [task.updated_ms for task in tasks if task is not None]
-        if not ended or any(task.state not in TERMINAL_STATES for task in tasks if task):
-            return None
-        return max(ended)
 
     async def _record_effect(self, plan: PlanRecord, finished_ms: int, window_ms: int) -> None:
         assert self._watcher is not None
