@@ -179,3 +179,15 @@ def test_small_finished_plans_keep_their_tasks_and_the_oldest_go_first() -> None
     assert plans["p0"].outcome == (("SUCCEEDED", per_plan),) and plans["p0"].task_ids == ()
     assert plans["p1"].outcome == () and len(plans["p1"].task_ids) == per_plan
     assert plans["p2"].outcome == () and len(plans["p2"].task_ids) == per_plan
+
+
+def test_a_plan_stays_one_entry_exactly_while_it_fits() -> None:
+    """One SubmitPlan while it encodes within the part size (4 bytes of slack for msgpack's
+    array header), parts as soon as it does not."""
+    for keys_per_task in range(3_000, 4_500, 150):
+        plan = big_plan("p", tasks=2, keys_per_task=keys_per_task)
+        size = len(encode_command(plan))
+        if split_plan(plan) == (plan,):
+            assert size <= PLAN_PART_BYTES
+        else:
+            assert size > PLAN_PART_BYTES - 4

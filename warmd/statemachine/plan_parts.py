@@ -11,6 +11,7 @@ kept (the oldest is dropped when another opens).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import msgpack
@@ -28,6 +29,7 @@ from warmd.statemachine.schema import to_wire
 
 PLAN_PART_BYTES = 256 * 1024
 PART_OVERHEAD_BYTES = 1024  # the AddPlanPart and Session envelope around the tasks
+ARRAY_HEADER_BYTES = 5  # msgpack's header of the tasks array, at most
 STAGED_PLANS_MAX = 4
 
 
@@ -48,9 +50,11 @@ def split_plan(plan: SubmitPlan, part_bytes: int = PLAN_PART_BYTES) -> tuple[Com
     Raises:
         InvalidCommand: one task alone is bigger than a part (give it fewer keys).
     """
-    if len(encode_command(plan)) <= part_bytes:
+    sizes = [len(msgpack.packb(to_wire(task), use_bin_type=True)) for task in plan.tasks]
+    bare = len(encode_command(dataclasses.replace(plan, tasks=())))
+    if bare + sum(sizes) + ARRAY_HEADER_BYTES <= part_bytes:  # each task encoded once only
         return (plan,)
-    groups = _groups(plan.tasks, part_bytes - PART_OVERHEAD_BYTES)
+    groups = _groups(plan.tasks, sizes, part_bytes - PART_OVERHEAD_BYTES)
     header = OpenPlan(plan_id=plan.plan_id, trigger=plan.trigger,
                       rules_version=plan.rules_version, requests=plan.requests,
                       parts=len(groups), tasks=len(plan.tasks), now_ms=plan.now_ms,
@@ -60,13 +64,14 @@ def split_plan(plan: SubmitPlan, part_bytes: int = PLAN_PART_BYTES) -> tuple[Com
     return (header, *parts)
 
 
-def _groups(tasks: tuple[PlannedTask, ...], budget: int) -> list[tuple[PlannedTask, ...]]:
-    """Consecutive tasks packed greedily into groups of at most `budget` encoded bytes."""
+def _groups(tasks: tuple[PlannedTask, ...], sizes: list[int],
+            budget: int) -> list[tuple[PlannedTask, ...]]:
+    """Consecutive tasks (of these encoded sizes) packed greedily into groups of at most
+    `budget` bytes."""
     groups: list[tuple[PlannedTask, ...]] = []
     current: list[PlannedTask] = []
     used = 0
-    for task in tasks:
-        size = len(msgpack.packb(to_wire(task), use_bin_type=True))
+    for task, size in zip(tasks, sizes, strict=True):
         if size > budget:
             raise InvalidCommand(f"plan task {task.task_id} alone takes {size} bytes, more than "
                                  f"a plan part carries ({budget}); give it fewer keys")
