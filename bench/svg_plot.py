@@ -30,8 +30,15 @@ def _number(value: float) -> str:
     """A tick label: 1k, 2.5M, 0.5 ... short enough for an axis."""
     for size, suffix in ((1e6, "M"), (1e3, "k")):
         if abs(value) >= size:
-            return f"{value / size:g}{suffix}"
+            return f"{value / size:.3g}{suffix}"
     return f"{value:.3g}"
+
+
+def _nice_step(span: float) -> float:
+    """A round step (1, 2 or 5 times a power of ten) giving about TICKS ticks over `span`."""
+    raw = span / (TICKS - 1)
+    power = 10 ** math.floor(math.log10(raw))
+    return next(step * power for step in (1, 2, 5, 10) if step * power >= raw)
 
 
 class _Scale:
@@ -49,8 +56,13 @@ class _Scale:
         return self.start + (value - self.low) / (self.high - self.low) * (self.end - self.start)
 
     def ticks(self) -> list[float]:
-        steps = [self.low + (self.high - self.low) * n / (TICKS - 1) for n in range(TICKS)]
-        return [10 ** step for step in steps] if self.log else steps
+        """Decades on a log axis; round steps from the low end on a linear one."""
+        if self.log:
+            return [10.0 ** power for power in range(math.ceil(self.low - 1e-9),
+                                                     math.floor(self.high + 1e-9) + 1)]
+        step = _nice_step(self.high - self.low)
+        count = int((self.high - self.low) / step + 1e-9) + 1
+        return [self.low + step * number for number in range(count)]
 
 
 def line_chart(title: str, x_label: str, y_label: str, series: list[Series],
