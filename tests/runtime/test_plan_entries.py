@@ -11,10 +11,10 @@ from warmd.errors import AdminError
 from warmd.raft.errors import ProposalDropped
 from warmd.runtime.commands.bench_plan import key_ranges, register_bench_plan, synthetic_plan
 from warmd.runtime.node.driver import Driver
-from warmd.runtime.node.plan_entries import propose_plan
+from warmd.runtime.node.plan_entries import propose_entries
 from warmd.statemachine.commands import InvalidCommand, Session, decode_command, encode_command
 from warmd.statemachine.lifecycle import TaskState
-from warmd.statemachine.plan_parts import PLAN_PART_BYTES
+from warmd.statemachine.plan_parts import PLAN_PART_BYTES, split_plan
 from warmd.statemachine.state import Applied
 from warmd.testing.index_check import index_problems
 
@@ -37,7 +37,7 @@ async def test_a_big_plan_commits_whole_in_parts_none_over_the_cap(driver: Drive
                           tasks=30, now_ms=driver.clock.wall_ms())
     assert len(encode_command(plan)) > 4 * PLAN_PART_BYTES  # would be one ~2 MB entry
     first = driver.applier.applied_index
-    result = await propose_plan(driver, plan)
+    result = await propose_entries(driver, split_plan(plan))
     assert result == Applied("big")
     state = driver.state
     assert len(state.in_state(TaskState.PENDING)) == 30 and state.staged_plans == {}

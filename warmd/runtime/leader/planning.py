@@ -33,7 +33,7 @@ from warmd.runtime.leader.cache_watch import CacheWatcher
 from warmd.runtime.leader.gates import GatePoller
 from warmd.runtime.leader.rule_names import known_names
 from warmd.runtime.node.driver import Driver, DriverStopped
-from warmd.runtime.node.plan_entries import propose_plan
+from warmd.runtime.node.plan_entries import propose_entries
 from warmd.scheduler.merge import Signature, merged_summary, signature
 from warmd.scheduler.planner import (
     PlanInputs,
@@ -42,10 +42,17 @@ from warmd.scheduler.planner import (
     plan_warm_up,
     triggers_due,
 )
-from warmd.statemachine.commands import MarkReady, MarkWaiting, RecordEffect, SubmitPlan
+from warmd.statemachine.commands import (
+    InvalidCommand,
+    MarkReady,
+    MarkWaiting,
+    RecordEffect,
+    SubmitPlan,
+)
 from warmd.statemachine.lifecycle import TaskState
+from warmd.statemachine.plan_parts import split_plan
 from warmd.statemachine.plans import PlanRecord
-from warmd.statemachine.state import Applied, MachineState, refusal_reason
+from warmd.statemachine.state import Applied, ApplyResult, MachineState, Rejected, refusal_reason
 from warmd.statemachine.topics import Topic
 
 _log = get_logger("warmd.planning")
@@ -273,7 +280,13 @@ class PlanningLoop:
         else:
             plan = await asyncio.to_thread(plan_warm_up, inputs, self._settings)
         plan = replace(plan, watch=plan_watch(trigger, plan, self._watch))
-        result = await propose_plan(self._driver, plan)
+        result: ApplyResult
+        try:  # encoding a big plan's tasks to split it takes seconds: not on the loop
+            entries = await asyncio.to_thread(split_plan, plan)
+        except InvalidCommand as error:  # a task too big for a part: fewer batch_requests
+            result = Rejected(str(error))
+        else:
+            result = await propose_entries(self._driver, entries)
         if not isinstance(result, Applied):
             self.counters.refused += 1
             _log.warning("plan_refused", plan_id=plan_id, reason=refusal_reason(result))

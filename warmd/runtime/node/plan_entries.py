@@ -1,8 +1,10 @@
 """Propose a plan of any size: one SubmitPlan, or a header and bounded parts, in order.
 
-The pure split is `warmd.statemachine.plan_parts.split_plan`; this is the shell half that
-proposes the entries in order (the state machine takes parts only in order; one driver
-queues and appends them in the order they are proposed) and stops at the first refusal. The leader's planner and the `bench-plan` admin command use it.
+The pure split is `warmd.statemachine.plan_parts.split_plan` (run it in a thread: it encodes
+every task); this is the shell half that proposes the entries in order (the state machine
+takes parts only in order; one driver queues and appends them in the order they are
+proposed) and stops at the first refusal. The leader's planner and the `bench-plan` admin
+command use it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from warmd.runtime.node.driver import Driver
-from warmd.statemachine.commands import Command, SubmitPlan
-from warmd.statemachine.plan_parts import PLAN_PART_BYTES, split_plan
+from warmd.statemachine.commands import Command
 from warmd.statemachine.state import Applied, ApplyResult
 
 # Parts proposed before the first is applied: a few keep the pipeline full without handing
@@ -21,20 +22,13 @@ from warmd.statemachine.state import Applied, ApplyResult
 PARTS_IN_FLIGHT = 4
 
 
-async def propose_plan(driver: Driver, plan: SubmitPlan,
-                       part_bytes: int = PLAN_PART_BYTES) -> ApplyResult:
-    """The result of the entry that commits the plan, or the first refusal.
-
-    Raises:
-        InvalidCommand: a single task is bigger than a part.
-        RaftError: as Driver.propose (a plan cut off mid-way stays staged and never runs).
-    """
-    return await propose_entries(driver, split_plan(plan, part_bytes))
-
-
 async def propose_entries(driver: Driver, entries: Sequence[Command]) -> ApplyResult:
     """Propose a split plan's entries in order, up to PARTS_IN_FLIGHT at once; the result
-    of the last, or the first refusal (the parts after it are refused as out of order)."""
+    of the last, or the first refusal (the parts after it are refused as out of order).
+
+    Raises:
+        RaftError: as Driver.propose (a plan cut off mid-way stays staged and never runs).
+    """
     in_flight: deque[asyncio.Future[ApplyResult]] = deque()
     result: ApplyResult = Applied(None)
     try:
