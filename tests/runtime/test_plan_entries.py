@@ -4,18 +4,24 @@ with no entry over the cap in the log; and the bench-plan admin command that bui
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from warmd.config import load
 from warmd.errors import AdminError
 from warmd.raft.errors import ProposalDropped
 from warmd.runtime.commands.bench_plan import key_ranges, register_bench_plan, synthetic_plan
+from warmd.runtime.leader import planning as planning_module
+from warmd.runtime.leader.planning import PlanningLoop
 from warmd.runtime.node.driver import Driver
 from warmd.runtime.node.plan_entries import propose_entries
 from warmd.statemachine.commands import InvalidCommand, Session, decode_command, encode_command
 from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.plan_parts import PLAN_PART_BYTES, split_plan
 from warmd.statemachine.state import Applied
+from warmd.testing.configs import ONE_NODE, write_config
 from warmd.testing.index_check import index_problems
 
 
@@ -71,3 +77,23 @@ async def test_bench_plan_refuses_a_bad_request_and_commits_a_good_one(driver: D
     reply = await handler({"keys": 5_000, "tasks": 5, "plan_id": "p5",  # type: ignore[operator]
                            "target": "redis://127.0.0.1:1"})
     assert reply["entries"] == 1 and "p5" in driver.state.plans
+
+
+async def test_the_planner_refuses_a_plan_whose_task_outgrows_a_part(
+        driver: Driver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A planned task too big for one part refuses the plan with the reason (and counts it);
+    the planning pass goes on, nothing is proposed, and a plan that fits commits in parts."""
+    config = load(write_config(tmp_path, ONE_NODE))
+    huge = synthetic_plan("huge", "redis://127.0.0.1:1", "k" * 40, keys=20_000, tasks=1,
+                          now_ms=1)
+    big = synthetic_plan("big", "redis://127.0.0.1:1", "k" * 40, keys=20_000, tasks=10,
+                         now_ms=1)
+    planned = [huge, big]
+    monkeypatch.setattr(planning_module, "plan_warm_up",
+                        lambda inputs, settings: replace(planned.pop(0), plan_id=inputs.plan_id))
+    loop = PlanningLoop(driver, config, watcher=None)
+    before = driver.applier.applied_index
+    assert await loop.plan_now("manual") is None
+    assert loop.counters.refused == 1 and driver.applier.applied_index - before <= 1  # a read
+    committed = await loop.plan_now("manual")
+    assert committed is not None and len(driver.state.plans[committed.plan_id].task_ids) == 10
