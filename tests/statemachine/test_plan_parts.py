@@ -26,6 +26,7 @@ from warmd.statemachine.machine import StateMachine
 from warmd.statemachine.plan_parts import PLAN_PART_BYTES, STAGED_PLANS_MAX, split_plan
 from warmd.statemachine.plans import FINISHED_KEYS_KEPT
 from warmd.statemachine.state import Applied, Rejected
+from warmd.testing.index_check import index_problems
 
 
 def big_plan(plan_id: str, tasks: int, keys_per_task: int, now_ms: int = 10) -> SubmitPlan:
@@ -165,6 +166,7 @@ def test_a_finished_plan_over_the_kept_keys_is_compacted_to_its_outcome() -> Non
     restored.restore(snapshot)
     assert restored.snapshot() == snapshot and restored.state.plans["big"].outcome == plan.outcome
     assert restored.state.plan_finished_ms(restored.state.plans["big"]) == 23
+    assert index_problems(restored.state) == [] and index_problems(state) == []
 
 
 def test_small_finished_plans_keep_their_tasks_and_the_oldest_go_first() -> None:

@@ -2,8 +2,8 @@
 
 Plain data with one rule: a task's state changes only through `MachineState.move`, which
 keeps the indexes true (by state, by owner, and each plan's unfinished tasks), so the
-leader's loops and the executor read what they need without scanning every task. Deciding whether a change may happen is lifecycle.py's job;
-making it is machine.py's.
+leader's loops and the executor read what they need without scanning every task. Deciding
+whether a change may happen is lifecycle.py's job; making it is machine.py's.
 """
 
 from __future__ import annotations
@@ -185,7 +185,9 @@ class MachineState:
 
     def index_plan(self, plan: PlanRecord) -> None:
         """Index a kept plan's tasks (after they were added): which plan each belongs to,
-        how many are unfinished and how many keys they hold."""
+        how many are unfinished and how many keys they hold. A compacted plan has none."""
+        if plan.outcome:
+            return
         unfinished = keys = 0
         for task_id in plan.task_ids:
             task = self.tasks.get(task_id)
