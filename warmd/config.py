@@ -110,6 +110,7 @@ class RaftSettings:
     segment_bytes: int
     max_frame_bytes: int
     proposal_timeout_ms: int
+    max_entry_bytes: int = 1 << 20  # the largest Raft entry a proposal may carry
 
     @property
     def tick_interval_s(self) -> float:
@@ -371,6 +372,7 @@ def _raft(section: Section) -> RaftSettings:
         "segment_bytes",
         "max_frame_bytes",
         "proposal_timeout_ms",
+        "max_entry_bytes",
     )
     heartbeat_ticks = section.integer("heartbeat_ticks", 2, minimum=1, maximum=1000)
     election_timeout_ticks = section.integer("election_timeout_ticks", 10, minimum=2, maximum=10000)
@@ -380,6 +382,8 @@ def _raft(section: Section) -> RaftSettings:
             f"{election_timeout_ticks} must be greater than raft.heartbeat_ticks "
             f"({heartbeat_ticks}); 5 to 10 times is usual",
         )
+    max_frame_bytes = section.integer("max_frame_bytes", 16 << 20, minimum=1 << 16,
+                                      maximum=1 << 30)
     return RaftSettings(
         tick_interval_ms=section.integer("tick_interval_ms", 50, minimum=1, maximum=10_000),
         election_timeout_ticks=election_timeout_ticks,
@@ -388,11 +392,21 @@ def _raft(section: Section) -> RaftSettings:
         check_quorum=section.boolean("check_quorum", True),
         snapshot_interval_entries=section.integer("snapshot_interval_entries", 100_000, minimum=1),
         segment_bytes=section.integer("segment_bytes", 64 << 20, minimum=1 << 16, maximum=1 << 32),
-        max_frame_bytes=section.integer(
-            "max_frame_bytes", 16 << 20, minimum=1 << 16, maximum=1 << 30
-        ),
+        max_frame_bytes=max_frame_bytes,
         proposal_timeout_ms=section.integer("proposal_timeout_ms", 5000, minimum=1),
+        max_entry_bytes=_max_entry_bytes(section, max_frame_bytes),
     )
+
+
+def _max_entry_bytes(section: Section, frame: int) -> int:
+    """The Raft entry cap: at least 1 MiB (a summary is encoded to fit one), and below the
+    transport's frame limit (an APPEND frame carries at least one whole entry)."""
+    cap = section.integer("max_entry_bytes", 1 << 20, minimum=1 << 20, maximum=64 << 20)
+    if cap + (64 << 10) > frame:
+        raise ConfigKeyError(f"{section.path}.max_entry_bytes",
+                             f"{cap} leaves no room in raft.max_frame_bytes ({frame}); "
+                             "keep it at least 64 KiB below")
+    return cap
 
 
 def _admin(section: Section) -> AdminConfig:

@@ -332,3 +332,15 @@ def test_a_span_beyond_predictable_dates_is_refused(encoded: bytes, field: str) 
     plain[field] = 253_402_192_801.0
     with pytest.raises(SummaryDecodeError, match=field):
         decode_summary(_repack(plain))
+
+
+def test_a_shipped_summary_fits_the_smallest_raft_entry_cap() -> None:
+    """The daemon encodes summaries to SHIPPED_BYTES_MAX, so a full one, in its ReportSummary
+    and session envelope, still fits raft.max_entry_bytes at its minimum (1 MiB)."""
+    from warmd.analysis.wire import SHIPPED_BYTES_MAX
+    from warmd.statemachine.commands import Session, encode_command
+    from warmd.statemachine.summaries import ReportSummary
+    report = ReportSummary(node_id=7, source="s" * 256, sequence=2**62, lines=2**62,
+                           malformed=2**62, data=b"\xff" * SHIPPED_BYTES_MAX, now_ms=2**62)
+    entry = encode_command(Session(client_id="c" * 256, sequence=2**62, command=report))
+    assert len(entry) <= 1 << 20

@@ -55,6 +55,7 @@ def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
     assert config.raft.heartbeat_ticks == 2 and config.raft.tick_interval_s == 0.05
     assert config.raft.pre_vote and config.raft.check_quorum
     assert config.raft.snapshot_interval_entries == 100_000
+    assert config.raft.max_entry_bytes == 1 << 20
     assert config.admin.socket_path == Path("/run/warmd/admin.sock")
     assert config.admin.group is None
     assert config.web.listen == Address("127.0.0.1", 8080) and config.web.token is None
@@ -107,6 +108,9 @@ ERROR_CASES = [
     ("[raft]\ntick_interval_ms = 0.5\n", "raft.tick_interval_ms", "expected an integer, got a float"),
     ("[raft]\npre_vote = \"yes\"\n", "raft.pre_vote", "expected true or false"),
     ("[raft]\nmax_frame_bytes = 10\n", "raft.max_frame_bytes", "below the minimum"),
+    ("[raft]\nmax_entry_bytes = 1000\n", "raft.max_entry_bytes", "below the minimum"),
+    ("[raft]\nmax_entry_bytes = 16777216\n", "raft.max_entry_bytes",
+     "no room in raft.max_frame_bytes"),
     ("[admin]\ngroup = \"no-such-group-xyz\"\n", "admin.group", "no group named"),
     (f"[admin]\nsocket = \"/run/{'x' * 120}.sock\"\n", "admin.socket", "longer than 107 bytes"),
     ("[web]\nlisten = \"0.0.0.0:8080\"\n", "web.token_file", "not a loopback address"),

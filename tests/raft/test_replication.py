@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -350,3 +351,22 @@ def test_leader_bounds_uncommitted_proposals(make_network) -> None:
     leader.propose(b"z" * 90)
     net.stabilize()
     assert net.app_state[2] == [b"x" * 150, b"z" * 90]
+
+
+def test_no_entry_over_the_cap_enters_any_log(make_network) -> None:
+    """A proposal over max_entry_bytes is refused where it is made, with a clear reason; one
+    forwarded by a follower with a looser cap is dropped by the leader; one at the cap commits."""
+    net = make_network(3, max_entry_bytes=1000)
+    net.elect(1)
+    with pytest.raises(ProposalDropped) as raised:
+        net.nodes[1].propose(b"x" * 1001)
+    assert raised.value.reason == ProposalDropped.ENTRY_TOO_LARGE
+    assert "1001 bytes, the cap is 1000" in str(raised.value)
+    with pytest.raises(ProposalDropped):
+        net.nodes[2].propose(b"y" * 1001)  # refused on the follower before it is forwarded
+    follower = net.nodes[3]
+    follower.config = dataclasses.replace(follower.config, max_entry_bytes=2000)
+    follower.propose(b"z" * 1500)  # forwarded; the leader's cap drops it
+    follower.propose(b"w" * 1000)
+    net.stabilize()
+    assert net.app_state[2] == [b"w" * 1000]

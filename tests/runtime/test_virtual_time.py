@@ -18,15 +18,22 @@ from warmd.config_table import Address
 from warmd.hooks.task import ProgressCallback, TaskOutcome, WarmResult
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
+from warmd.raft.errors import ProposalDropped
 from warmd.raft.types import ConfState
 from warmd.runtime.execute.executor import Executor, ExecutorOptions
-from warmd.runtime.leader.scheduling import IDLE_PASS_S, SchedulingLoop, SchedulingOptions
+from warmd.runtime.leader import scheduling as scheduling_module
+from warmd.runtime.leader.scheduling import (
+    FAILED_PASS_RETRY_S,
+    IDLE_PASS_S,
+    SchedulingLoop,
+    SchedulingOptions,
+)
 from warmd.runtime.node.applier import Applier
 from warmd.runtime.node.driver import Driver, DriverOptions
-from warmd.statemachine.commands import SubmitTask, TaskSpec
+from warmd.statemachine.commands import Assign, Command, SubmitTask, TaskSpec
 from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.machine import StateMachine
-from warmd.statemachine.state import Applied, TaskRecord
+from warmd.statemachine.state import Applied, MachineState, TaskRecord
 from warmd.testing.fakes import MemoryDisk, MemoryNetwork, SkewedClock
 
 NODES = (1, 2, 3)
@@ -154,6 +161,35 @@ async def test_an_idle_leader_does_not_poll(cluster: VirtualCluster) -> None:
     passes = cluster.loops[leader_id].counters.passes - before
     assert passes <= 60.0 / (LEASE_MS / 1000) + 60.0 / IDLE_PASS_S
     assert cluster.leader() == leader_id
+
+
+async def test_a_failed_pass_is_retried_though_only_heartbeats_arrive(
+        cluster: VirtualCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A READY task (no timer of its own) and the pass that would place it fails (its read
+    point lost to a term change, say); nothing but heartbeats changes afterwards, and still
+    the task is placed and runs, soon."""
+    failures: list[str] = []
+    real_decide = scheduling_module.decide
+
+    def decide(state: MachineState, *args: object, **kwargs: object) -> list[Command]:
+        task = state.tasks.get("t-retry")
+        commands = real_decide(state, *args, **kwargs)  # type: ignore[arg-type]
+        if task is not None and task.state == TaskState.PENDING:
+            return [command for command in commands if not isinstance(command, Assign)]
+        if task is not None and task.state == TaskState.READY and not failures:
+            failures.append("failed")
+            raise ProposalDropped(ProposalDropped.NO_LEADER)
+        return commands
+
+    monkeypatch.setattr(scheduling_module, "decide", decide)
+    leader = cluster.drivers[cluster.leader() or 0]
+    submitting = asyncio.create_task(_submit(cluster, cluster.leader() or 0, "t-retry"))
+    await cluster.run_until(submitting.done, 2.0, "the submission to commit")
+    took_s = await cluster.run_until(
+        lambda: (task := leader.state.tasks.get("t-retry")) and task.state == TaskState.SUCCEEDED,
+        IDLE_PASS_S, "the task to succeed after the failed pass")
+    assert failures == ["failed"]
+    assert took_s <= FAILED_PASS_RETRY_S + 0.5
 
 
 async def test_a_silent_executor_is_declared_dead_after_its_lease(

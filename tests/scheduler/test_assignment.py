@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from warmd.scheduler.assignment import assignments
+from warmd.scheduler.assignment import assignment_order, assignments
 from warmd.scheduler.config import SchedulerConfig
 from warmd.statemachine.commands import (
     Assign,
@@ -38,7 +38,7 @@ def _submit(ledger: Ledger, task_id: str, submitted_ms: int = 0, **spec: object)
 
 
 def _plan(ledger: Ledger, config: SchedulerConfig | None = None, now_ms: int = NOW_MS) -> list[Assign]:
-    ready = ledger.state.in_state(TaskState.READY)
+    ready = sorted(ledger.state.in_state(TaskState.READY), key=assignment_order)
     return assignments(ledger.state, now_ms, config or SchedulerConfig(), ready)
 
 

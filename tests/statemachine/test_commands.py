@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from warmd.statemachine.access import AddToken, RecordAudit, RevokeToken, hash_secret
 from warmd.statemachine.commands import (
     COMMAND_TYPES,
+    AddPlanPart,
     Assign,
     Cancel,
     DeclareDead,
@@ -23,6 +24,7 @@ from warmd.statemachine.commands import (
     InvalidCommand,
     MarkReady,
     MarkWaiting,
+    OpenPlan,
     PlannedTask,
     RecordEffect,
     RegisterNode,
@@ -83,6 +85,9 @@ SAMPLES = [
     RecordAudit(actor="ci", role="operator", token_name="ci", interface="api",
                 source="127.0.0.1", action="task-cancel", subject="task_id=t1", result="ok",
                 error="", now_ms=16),
+    OpenPlan(plan_id="p2", trigger="manual", rules_version="", requests=4, parts=2, tasks=2,
+             now_ms=14, watch="redis", note="big"),
+    AddPlanPart(plan_id="p2", part=1, tasks=(PlannedTask(task_id="p2-1", spec=SPEC),), now_ms=15),
 ]
 
 

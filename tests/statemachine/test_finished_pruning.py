@@ -33,11 +33,11 @@ def feed(machines: list[StateMachine], start: int, count: int, index: int) -> in
 def test_the_oldest_finished_tasks_go_and_unfinished_ones_stay() -> None:
     machine = StateMachine()
     machine.apply(1, SubmitTask(task_id="open", spec=SPEC, now_ms=0))
-    feed([machine], 0, 26, index=1)
+    feed([machine], 0, 25, index=1)
     finished = machine.state.by_state[TaskState.CANCELLED]
-    assert len(finished) == 20  # 26 finished passed 20 + 5: pruned back to 20
-    assert "t0000" not in machine.state.tasks and "t0005" not in machine.state.tasks
-    assert "t0006" in machine.state.tasks and "t0025" in machine.state.tasks
+    assert len(finished) == 20  # the 25th finished (a multiple of 5 past 20): back to 20
+    assert "t0000" not in machine.state.tasks and "t0004" not in machine.state.tasks
+    assert "t0005" in machine.state.tasks and "t0024" in machine.state.tasks
     assert machine.state.tasks["open"].state is TaskState.PENDING
 
 

@@ -32,6 +32,7 @@ from warmd.statemachine.ledger import Ledger
 from warmd.statemachine.lifecycle import TERMINAL_STATES, TRANSITIONS, TaskState
 from warmd.statemachine.machine import StateMachine
 from warmd.statemachine.state import ACTIVE_STATES, Applied, MachineState, Rejected
+from warmd.testing.index_check import index_problems
 
 TASK_IDS = ("t0", "t1", "t2", "t3", "t4", "t5")
 GIVE_UP = {"Cancel", "Skip", "Expire"}
@@ -125,6 +126,7 @@ def _check_invariants(state: MachineState) -> None:
         assert task.attempt <= task.spec.max_attempts or task.attempt > 1
     for node in state.nodes.values():
         assert state.load(node.node_id) <= node.capacity
+    assert index_problems(state) == []
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -170,3 +172,4 @@ def test_random_sequences_keep_invariants(data: st.DataObject) -> None:
     restored = StateMachine()
     restored.restore(ledger.machine.snapshot())
     assert restored.digest() == ledger.machine.digest()
+    assert index_problems(restored.state) == []

@@ -26,6 +26,9 @@ DECODED_BYTES_MAX = 32 * 1024 * 1024
 # What one ReportSummary may carry (warmd.statemachine.summaries.SUMMARY_BYTES_MAX; a test
 # keeps the two equal, and this pure package does not import the state machine).
 ENCODED_BYTES_MAX = 8 * 1024 * 1024
+# What the daemon ships in one Raft entry: the smallest allowed raft.max_entry_bytes (1 MiB)
+# less room for the ReportSummary envelope, so a summary never meets the entry cap.
+SHIPPED_BYTES_MAX = (1 << 20) - (64 << 10)
 # While shrinking, a form whose msgpack, at the first pass's compression ratio, would come
 # out this many times over the budget is shrunk again without compressing it first.
 SKIP_COMPRESSION_FACTOR = 1.25

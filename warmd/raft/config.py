@@ -37,6 +37,10 @@ class RaftConfig:
     max_uncommitted_bytes: the leader refuses proposals (ProposalDropped) while the data
         of its not-yet-committed proposals exceeds this, so a leader cut off from its
         quorum does not buffer without bound; one proposal is always accepted.
+    max_entry_bytes: the largest entry data a proposal may carry; a bigger one is refused
+        (ProposalDropped ENTRY_TOO_LARGE) where it is proposed, and a forwarded one is
+        dropped by the leader, so no entry in any log exceeds it (etcd caps a request at
+        1.5 MiB for the same reason: every member keeps and ships every entry).
     max_committed_bytes_per_ready: a Ready hands out committed entries up to about this
         many bytes (at least one), so a restart replaying a long log does not produce one
         huge batch that stalls the driver; the rest follows in the next Readies.
@@ -56,6 +60,7 @@ class RaftConfig:
     applied_index: int = 0
     max_committed_bytes_per_ready: int = 16 << 20
     max_uncommitted_bytes: int = 64 << 20
+    max_entry_bytes: int = 1 << 20
 
     def validate(self) -> None:
         """Raise ConfigError naming the first field that is out of range."""
@@ -69,6 +74,7 @@ class RaftConfig:
             "snapshot_chunk_bytes": self.snapshot_chunk_bytes,
             "max_committed_bytes_per_ready": self.max_committed_bytes_per_ready,
             "max_uncommitted_bytes": self.max_uncommitted_bytes,
+            "max_entry_bytes": self.max_entry_bytes,
         }
         for name, value in positive.items():
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -236,13 +236,19 @@ class RaftNode:
         """Propose an application command.
 
         Raises:
-            ProposalDropped: no leader is known, a transfer is in progress, or this node
-                is not a member.
+            ProposalDropped: no leader is known, a transfer is in progress, this node
+                is not a member, or `data` is over `max_entry_bytes`.
             NotLeader: this node is a follower and `forward_proposals` is off.
         """
         if not isinstance(data, bytes):
             raise TypeError(f"a proposal must be bytes, not {type(data).__name__}")
+        self._check_entry_size(data)
         self._propose(EntryType.NORMAL, data)
+
+    def _check_entry_size(self, data: bytes) -> None:
+        if len(data) > self.config.max_entry_bytes:
+            raise ProposalDropped(ProposalDropped.ENTRY_TOO_LARGE,
+                                  f"{len(data)} bytes, the cap is {self.config.max_entry_bytes}")
 
     def propose_conf_change(self, change: ConfChange) -> None:
         """Propose adding a voter or learner, promoting a learner, or removing a node.
@@ -688,6 +694,7 @@ class RaftNode:
             raise ProposalDropped(ProposalDropped.TRANSFER_IN_PROGRESS, f"to {self._lead_transferee}")
         if self.id not in self._progress:
             raise ProposalDropped(ProposalDropped.NOT_MEMBER)
+        self._check_entry_size(data)  # a forwarded proposal is checked here
         size = len(data)
         pending = self._uncommitted_bytes
         if pending and pending + size > self.config.max_uncommitted_bytes:

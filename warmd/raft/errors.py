@@ -36,6 +36,7 @@ class ProposalDropped(RaftError):
     INVALID_CONF_CHANGE = "invalid configuration change"
     NOT_A_VOTER = "the transfer target is not a voter"
     TOO_MUCH_UNCOMMITTED = "too much uncommitted data at the leader"
+    ENTRY_TOO_LARGE = "the entry is larger than the configured cap (raft.max_entry_bytes)"
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason + (f": {detail}" if detail else ""))

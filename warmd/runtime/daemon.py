@@ -37,6 +37,7 @@ from warmd.runtime.access.tokens import TokenAuthority
 from warmd.runtime.commands.access import AccessCommands
 from warmd.runtime.commands.analysis import AnalysisCommands
 from warmd.runtime.commands.bench_load import register_bench_commands
+from warmd.runtime.commands.bench_plan import register_bench_plan
 from warmd.runtime.commands.cluster import ClusterCommands
 from warmd.runtime.commands.health import HealthCommands
 from warmd.runtime.commands.plugins import PluginCommands
@@ -101,7 +102,7 @@ def build(config: Config, storage: DiskStorage, clock: Clock) -> Components:
     raft_config = RaftConfig(
         node_id=config.node.node_id, election_timeout_ticks=settings.election_timeout_ticks,
         heartbeat_ticks=settings.heartbeat_ticks, pre_vote=settings.pre_vote,
-        check_quorum=settings.check_quorum,
+        check_quorum=settings.check_quorum, max_entry_bytes=settings.max_entry_bytes,
     )
     node = RaftNode(raft_config, storage, random.Random())
     applier = Applier(StateMachine(), config.peer_addresses(), clock)
@@ -128,6 +129,7 @@ def build(config: Config, storage: DiskStorage, clock: Clock) -> Components:
     analysis = AnalysisCommands(driver, config, plugins=plugins)
     analysis.register(admin)
     register_bench_commands(admin, driver)
+    register_bench_plan(admin, driver)
     return Components(storage, transport, driver, admin, analysis, plugins, tasks, authority)
 
 

@@ -20,10 +20,10 @@ def assignments(
     unusable_nodes: frozenset[int] = frozenset(),
     silence: Silence | None = None,
 ) -> list[Assign]:
-    """Assign `candidates` (READY now, or about to be) in priority order.
-
-    Highest priority first, then oldest submission, then task id. Each goes to the eligible
-    node with the most free slots (ties: lowest node id). `leaving` are active tasks released
+    """Assign `candidates` (READY now, or about to be), given in `assignment_order`:
+    highest priority first, then oldest submission, then task id. Each goes to the eligible
+    node with the most free slots (ties: lowest node id); the pass stops as soon as no
+    node has a free slot, so a long READY queue costs only what is placed. `leaving` are active tasks released
     in this pass (they free their rule's slots); `unusable_nodes` are being declared dead;
     `silence` is the leader's view of liveness (default: from the nodes' stamps).
     """
@@ -32,9 +32,9 @@ def assignments(
     free = _free_slots(state, silence, unusable_nodes)
     running_per_rule = _active_per_rule(state, leaving)
     commands: list[Assign] = []
-    for task in sorted(candidates, key=lambda task: (-task.spec.priority, task.submitted_ms,
-                                                     task.task_id)):
-        if len(commands) >= config.assignments_per_pass_max:
+    room = sum(max(0, slots) for slots in free.values())
+    for task in candidates:
+        if len(commands) >= config.assignments_per_pass_max or room <= 0:
             break
         if _past_deadline(task, now_ms) or not _rule_has_room(task, config, running_per_rule):
             continue
@@ -42,9 +42,15 @@ def assignments(
         if node_id is None:
             continue
         free[node_id] -= 1
+        room -= 1
         running_per_rule[task.spec.rule] += 1
         commands.append(Assign(task_id=task.task_id, node_id=node_id, now_ms=now_ms))
     return commands
+
+
+def assignment_order(task: TaskRecord) -> tuple[int, int, str]:
+    """The order READY tasks are placed in (the state's ready index keeps it too)."""
+    return (-task.spec.priority, task.submitted_ms, task.task_id)
 
 
 def _free_slots(state: MachineState, silence: Silence, unusable: frozenset[int]

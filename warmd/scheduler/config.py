@@ -22,6 +22,9 @@ class SchedulerConfig:
     rule_concurrency: tuple[tuple[str, int], ...] = ()
     # At most this many assignments per pass, so one pass cannot flood the log.
     assignments_per_pass_max: int = 1_000
+    # At most this many PENDING tasks admitted per pass (the longest open first); a plan of
+    # 10,000 tasks is admitted over a few passes instead of 10,000 entries in one burst.
+    admissions_per_pass_max: int = 1_000
 
     def __post_init__(self) -> None:
         if self.backoff_base_ms < 0 or self.backoff_cap_ms < self.backoff_base_ms:
@@ -40,10 +43,9 @@ class SchedulerConfig:
                 raise ConfigError(f"rule_concurrency for {rule!r} must be >= 0, got {limit}")
         if len({rule for rule, _ in self.rule_concurrency}) != len(self.rule_concurrency):
             raise ConfigError("rule_concurrency names a rule twice")
-        if self.assignments_per_pass_max < 1:
-            raise ConfigError(
-                f"assignments_per_pass_max must be >= 1, got {self.assignments_per_pass_max}"
-            )
+        for name in ("assignments_per_pass_max", "admissions_per_pass_max"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     def rule_limit(self, rule: str) -> int | None:
         """The concurrency limit of `rule`, or None when it has none."""

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from warmd.statemachine.commands import Expire
-from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
+from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.state import MachineState
 
 
 def expirations(state: MachineState, now_ms: int) -> list[Expire]:
-    """Expire every unfinished task (FAILED ones waiting for a retry too) past its deadline."""
-    commands = []
-    for task_state in TaskState:
-        if task_state in TERMINAL_STATES:
-            continue
-        for task in state.in_state(task_state):
-            deadline_ms = task.spec.deadline_ms
-            if deadline_ms is not None and now_ms >= deadline_ms:
-                commands.append(Expire(task_id=task.task_id, now_ms=now_ms))
-    return commands
+    """Expire every unfinished task (FAILED ones waiting for a retry too) past its deadline,
+    in state order then id; the deadline index makes this cost the expired tasks only."""
+    due = state.index.deadlines.up_to(now_ms)
+    due.sort(key=lambda task_id: (_STATE_ORDER[state.tasks[task_id].state], task_id))
+    return [Expire(task_id=task_id, now_ms=now_ms) for task_id in due]
+
+
+_STATE_ORDER = {task_state: number for number, task_state in enumerate(TaskState)}

@@ -8,16 +8,16 @@ state machine's guards refuse.
 
 from __future__ import annotations
 
+import heapq
 import random
 
-from warmd.scheduler.assignment import assignments
+from warmd.scheduler.assignment import assignment_order, assignments
 from warmd.scheduler.config import SchedulerConfig
 from warmd.scheduler.expiry import expirations
 from warmd.scheduler.liveness import Silence, dead_nodes, releases, stamped_silence
 from warmd.scheduler.readiness import admissions
 from warmd.scheduler.retry import retries
 from warmd.statemachine.commands import Command, MarkReady
-from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
 from warmd.statemachine.state import MachineState
 
 
@@ -32,6 +32,8 @@ def decide(
     with the ones just released or admitted, so a lost or new task is placed in the same
     pass. `silence` is how long the leader has not heard from each node by its own clock
     (default: derived from the nodes' stamps, for simulations that run on one clock).
+    Every step reads the state's indexes (warmd/statemachine/indexes.py), so a pass costs
+    the tasks that are due, placed or changed, not the whole task table.
     """
     if silence is None:
         silence = stamped_silence(state, now_ms)
@@ -41,13 +43,14 @@ def decide(
     dying_ids = frozenset(command.node_id for command in dying)
     released = releases(state, now_ms, dying_ids, skip=finished)
     released_ids = frozenset(command.task_id for command in released)
-    admitted = admissions(state, now_ms, skip=finished)
-    becoming_ready = sorted(released_ids) + [
-        command.task_id for command in admitted if isinstance(command, MarkReady)
-    ]
-    candidates = [
-        task for task in state.in_state(TaskState.READY) if task.task_id not in finished
-    ] + [state.tasks[task_id] for task_id in becoming_ready]
+    admitted = admissions(state, now_ms, skip=finished, limit=config.admissions_per_pass_max)
+    becoming_ready = sorted(
+        (state.tasks[task_id] for task_id in (
+            *released_ids,
+            *(command.task_id for command in admitted if isinstance(command, MarkReady)))),
+        key=assignment_order)
+    ready = (state.tasks[task_id] for task_id in state.index.ready if task_id not in finished)
+    candidates = heapq.merge(ready, becoming_ready, key=assignment_order)
     return [
         *expired,
         *dying,
@@ -64,16 +67,13 @@ def next_due_ms(state: MachineState, now_ms: int, silence: Silence) -> int | Non
     timing out. None when only a change of the state can make it act.
 
     The leader's loop sleeps until then or until the state changes, instead of polling.
+    Each kind of timer is the first of its index: O(nodes), whatever the number of tasks.
     """
     times: list[int] = [now_ms + node.lease_ms - silence.get(node.node_id, 0) + 1
                         for node in state.nodes.values() if node.alive]
-    for task_state in TaskState:
-        if task_state in TERMINAL_STATES:
-            continue
-        times.extend(task.spec.deadline_ms for task in state.in_state(task_state)
-                     if task.spec.deadline_ms is not None)
-    times.extend(max(task.spec.not_before_ms, task.not_before_ms)
-                 for task in state.in_state(TaskState.PENDING))
-    times.extend(task.waiting_since_ms + task.spec.gate_timeout_ms
-                 for task in state.in_state(TaskState.WAITING))
+    index = state.index
+    for first in (index.deadlines.first_key(), index.opening.first_key(),
+                  index.gate_timeouts.first_key()):
+        if first is not None:
+            times.append(first)
     return min(times, default=None)

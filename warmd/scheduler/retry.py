@@ -7,7 +7,6 @@ import random
 from warmd.scheduler.backoff import retry_delay_ms
 from warmd.scheduler.config import SchedulerConfig
 from warmd.statemachine.commands import Retry
-from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.state import MachineState
 
 
@@ -20,11 +19,10 @@ def retries(
     Tasks are visited in id order, so the same state and rng seed draw the same jitter.
     """
     commands = []
-    for task in state.in_state(TaskState.FAILED):
-        if task.task_id in skip or not task.retryable:
+    for task_id in sorted(state.index.retryable):  # FAILED, retryable, attempts left
+        if task_id in skip:
             continue
-        if task.attempt >= task.spec.max_attempts:
-            continue
+        task = state.tasks[task_id]
         delay_ms = retry_delay_ms(task.attempt, config, rng)
         commands.append(
             Retry(task_id=task.task_id, not_before_ms=now_ms + delay_ms, now_ms=now_ms)

@@ -374,6 +374,51 @@ class SubmitPlan(Validated):
 
 
 @dataclass(**_FROZEN)
+class OpenPlan(Validated):
+    """The header of a plan too big for one entry: its tasks follow in `parts` AddPlanPart
+    entries (see plan_parts.py) and are created, all at once, when the last part applies.
+    Applied value: the plan id. Fields as in SubmitPlan; `tasks` counts the tasks to come."""
+
+    plan_id: str
+    trigger: str
+    rules_version: str
+    requests: int
+    parts: int
+    tasks: int
+    now_ms: int
+    watch: str = ""
+    note: str = ""
+
+    def _check_values(self) -> None:
+        check_name("OpenPlan.plan_id", self.plan_id)
+        check_name("OpenPlan.trigger", self.trigger)
+        check_text("OpenPlan.note", self.note)
+        check_min("OpenPlan.requests", self.requests, 0)
+        check_min("OpenPlan.parts", self.parts, 1)
+        check_min("OpenPlan.tasks", self.tasks, 1)
+        if self.tasks > TASKS_PER_PLAN_MAX or self.parts > self.tasks:
+            fail("OpenPlan.tasks", f"must be parts..{TASKS_PER_PLAN_MAX}, got {self.tasks} "
+                                   f"in {self.parts} parts")
+
+
+@dataclass(**_FROZEN)
+class AddPlanPart(Validated):
+    """Part `part` (0-based, in order) of an opened plan's tasks. Applied value: the part
+    number, or the plan id for the last part, which creates every task of the plan."""
+
+    plan_id: str
+    part: int
+    tasks: tuple[PlannedTask, ...]
+    now_ms: int
+
+    def _check_values(self) -> None:
+        check_name("AddPlanPart.plan_id", self.plan_id)
+        check_min("AddPlanPart.part", self.part, 0)
+        if not 1 <= len(self.tasks) <= TASKS_PER_PLAN_MAX:
+            fail("AddPlanPart.tasks", f"must hold 1..{TASKS_PER_PLAN_MAX} tasks")
+
+
+@dataclass(**_FROZEN)
 class RecordEffect(Validated):
     """The hit rate of the plan's watched cache before the trigger and after the warm-up.
 
@@ -423,7 +468,7 @@ NodeCommand = Union[RegisterNode, Heartbeat, Drain, DeclareDead, RemoveNode]  # 
 AccessCommand = Union[AddToken, RevokeToken, RecordAudit]  # noqa: UP007
 Command = Union[  # noqa: UP007
     TaskCommand, NodeCommand, SetRules, ReportSummary, SubmitPlan, RecordEffect, AccessCommand,
-    Session,
+    Session, OpenPlan, AddPlanPart,
 ]
 
 TASK_COMMANDS: tuple[type, ...] = typing.get_args(TaskCommand)
@@ -431,7 +476,7 @@ NODE_COMMANDS: tuple[type, ...] = typing.get_args(NodeCommand)
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (*TASK_COMMANDS, *NODE_COMMANDS, SetRules, ReportSummary, SubmitPlan, RecordEffect,
-                *typing.get_args(AccessCommand), Session)
+                *typing.get_args(AccessCommand), Session, OpenPlan, AddPlanPart)
 }
 _COMMAND_CLASSES = tuple(COMMAND_TYPES.values())
 FENCED_COMMANDS = (Start, ReportProgress, Finish, Fail)

@@ -50,11 +50,14 @@ def effect_status(plan: PlanRecord) -> str:
 
 
 def plan_document(plan: PlanRecord, tasks: Mapping[str, TaskRecord]) -> dict[str, Any]:
-    """One plan with its tasks counted by their current state."""
+    """One plan with its tasks counted by their current state (a compacted plan: by the
+    final state they ended in)."""
+    by_state = dict(plan.outcome) if plan.outcome else tasks_by_state(plan.task_ids, tasks)
     return {"plan_id": plan.plan_id, "trigger": plan.trigger,
             "rules_version": plan.rules_version, "rules_version_short": short_version(plan.rules_version),
             "created_ms": plan.created_ms, "index": plan.index, "requests": plan.requests,
-            "tasks": len(plan.task_ids), "tasks_by_state": tasks_by_state(plan.task_ids, tasks),
+            "tasks": sum(by_state.values()), "tasks_by_state": by_state,
+            "compacted": bool(plan.outcome),
             "watch": plan.watch, "note": plan.note, "effect_status": effect_status(plan),
             "effect": effect_document(plan.effect) if plan.effect is not None else None}
 

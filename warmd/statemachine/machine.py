@@ -17,6 +17,7 @@ from warmd.statemachine import snapshot as snapshot_format
 from warmd.statemachine.access import AddToken, RecordAudit, RevokeToken
 from warmd.statemachine.commands import (
     TASK_COMMANDS,
+    AddPlanPart,
     Assign,
     Cancel,
     Command,
@@ -27,6 +28,8 @@ from warmd.statemachine.commands import (
     Finish,
     Heartbeat,
     InvalidCommand,
+    OpenPlan,
+    PlannedTask,
     RecordEffect,
     RegisterNode,
     Release,
@@ -38,7 +41,8 @@ from warmd.statemachine.commands import (
     decode_command,
 )
 from warmd.statemachine.lifecycle import EFFECTS, TERMINAL_STATES, Refusal, TaskState, decide
-from warmd.statemachine.plans import PLANS_KEPT, PlanEffect, PlanRecord
+from warmd.statemachine.plan_parts import STAGED_PLANS_MAX, StagedPlan, check_complete, check_part
+from warmd.statemachine.plans import FINISHED_KEYS_KEPT, PLANS_KEPT, PlanEffect, PlanRecord
 from warmd.statemachine.ruleset import RuleSetRecord, SetRules
 from warmd.statemachine.state import (
     ATTEMPTS_KEPT,
@@ -98,6 +102,7 @@ class StateMachine:
             SubmitPlan: self._submit_plan, RecordEffect: self._record_effect,
             AddToken: self._add_token, RevokeToken: self._revoke_token,
             RecordAudit: self._record_audit,
+            OpenPlan: self._open_plan, AddPlanPart: self._add_plan_part,
         }
 
     def take_changed(self) -> frozenset[Topic]:
@@ -190,27 +195,86 @@ class StateMachine:
         """All of the plan's tasks or none; then drop the oldest plans beyond PLANS_KEPT."""
         if command.plan_id in self.state.plans:
             return Rejected(f"plan {command.plan_id} exists")
-        taken = [task.task_id for task in command.tasks if task.task_id in self.state.tasks]
+        return self._commit_plan(index, command, command.tasks)
+
+    def _commit_plan(self, index: int, header: SubmitPlan | OpenPlan,
+                     tasks: tuple[PlannedTask, ...] | list[PlannedTask]) -> ApplyResult:
+        taken = [task.task_id for task in tasks if task.task_id in self.state.tasks]
         if taken:
-            return Rejected(f"plan {command.plan_id}: task {taken[0]} exists")
-        for planned in command.tasks:
+            return Rejected(f"plan {header.plan_id}: task {taken[0]} exists")
+        for planned in tasks:
             self._create(SubmitTask(task_id=planned.task_id, spec=planned.spec,
-                                    now_ms=command.now_ms))
-        self.state.plans[command.plan_id] = PlanRecord(
-            command.plan_id, command.trigger, command.rules_version, command.requests,
-            tuple(task.task_id for task in command.tasks), command.now_ms, index,
-            command.watch, command.note)
+                                    now_ms=header.now_ms))
+        plan = PlanRecord(header.plan_id, header.trigger, header.rules_version, header.requests,
+                          tuple(task.task_id for task in tasks), header.now_ms, index,
+                          header.watch, header.note)
+        self.state.plans[header.plan_id] = plan
+        self.state.index_plan(plan)
         while len(self.state.plans) > PLANS_KEPT:
             self._forget_plan(next(iter(self.state.plans)))
+        self._compact_finished()
+        return Applied(header.plan_id)
+
+    def _open_plan(self, index: int, command: OpenPlan) -> ApplyResult:
+        """Stage a big plan's header; its tasks come in AddPlanPart entries."""
+        staged = self.state.staged_plans
+        if command.plan_id in self.state.plans or command.plan_id in staged:
+            return Rejected(f"plan {command.plan_id} exists")
+        staged[command.plan_id] = StagedPlan(command, index)
+        while len(staged) > STAGED_PLANS_MAX:
+            del staged[next(iter(staged))]  # abandoned by a leader that died mid-plan
         return Applied(command.plan_id)
+
+    def _add_plan_part(self, index: int, command: AddPlanPart) -> ApplyResult:
+        """Stage one part; the last one commits the whole plan (or drops it, refused)."""
+        staged = self.state.staged_plans.get(command.plan_id)
+        problem = check_part(staged, command)
+        if staged is None or problem:
+            return Rejected(problem)
+        staged.tasks.extend(command.tasks)
+        staged.parts += 1
+        if staged.parts < staged.header.parts:
+            return Applied(command.part)
+        del self.state.staged_plans[command.plan_id]
+        problem = check_complete(staged)
+        if problem:
+            return Rejected(problem)
+        return self._commit_plan(index, staged.header, staged.tasks)
 
     def _forget_plan(self, plan_id: str) -> None:
         """Drop a plan and its finished tasks (unfinished ones stay until they end)."""
         plan = self.state.plans.pop(plan_id)
+        self.state.unindex_plan(plan_id)
         for task_id in plan.task_ids:
             task = self.state.tasks.get(task_id)
             if task is not None and task.state in TERMINAL_STATES:
                 self.state.remove(task_id)
+            elif task is not None:
+                self.state.plan_of.pop(task_id, None)
+
+    def _compact_finished(self) -> None:
+        """Compact finished plans, oldest first, while their tasks hold more than
+        FINISHED_KEYS_KEPT keys: each keeps its outcome and effect, its tasks go."""
+        state = self.state
+        if not state.finished_plans:
+            return
+        held = sum(state.plan_keys[plan_id] for plan_id in state.finished_plans)
+        for plan_id in [plan_id for plan_id in state.plans if plan_id in state.finished_plans]:
+            if held <= FINISHED_KEYS_KEPT:
+                return
+            held -= state.plan_keys[plan_id]
+            self._compact(state.plans[plan_id])
+
+    def _compact(self, plan: PlanRecord) -> None:
+        counts: dict[str, int] = {}
+        plan.finished_ms = self.state.plan_finished_ms(plan) or plan.created_ms
+        for task_id in plan.task_ids:
+            task = self.state.tasks.get(task_id)
+            if task is not None:
+                counts[task.state.value] = counts.get(task.state.value, 0) + 1
+                self.state.remove(task_id)
+        plan.outcome, plan.task_ids = tuple(sorted(counts.items())), ()
+        self.state.unindex_plan(plan.plan_id)
 
     def _record_effect(self, index: int, command: RecordEffect) -> ApplyResult:
         plan = self.state.plans.get(command.plan_id)
@@ -251,22 +315,27 @@ class StateMachine:
         if outcome != task.state:
             self.state.move(task, outcome)
             if outcome in TERMINAL_STATES:
+                self._compact_finished()
                 self._prune_finished()
         return Applied(value)
 
     def _prune_finished(self) -> None:
-        """Keep at most FINISHED_KEPT finished tasks: past it by a batch, drop the oldest
-        (by the time they last changed, then id: replicated values only, so every replica
-        and every restored snapshot drops the same ones). Without it, tasks submitted
-        outside plans would grow the state, the snapshots and memory for ever."""
-        finished = sum(len(self.state.by_state[state]) for state in TERMINAL_STATES)
-        if finished <= FINISHED_KEPT + PRUNE_BATCH:
+        """Keep at most FINISHED_KEPT finished tasks submitted outside plans (plans compact
+        their own): each time the finished count reaches a multiple of PRUNE_BATCH past the
+        bound, drop the oldest (by the time they last changed, then id). Replicated values
+        only, so every replica and every restored snapshot drops the same ones; without it
+        a stream of submitted tasks would grow the state, snapshots and memory for ever."""
+        state = self.state
+        finished = sum(len(state.by_state[task_state]) for task_state in TERMINAL_STATES)
+        if finished <= FINISHED_KEPT or finished % PRUNE_BATCH:
             return
-        ended = [self.state.tasks[task_id] for state in TERMINAL_STATES
-                 for task_id in self.state.by_state[state]]
-        ended.sort(key=lambda task: (task.updated_ms, task.task_id))
-        for task in ended[:finished - FINISHED_KEPT]:
-            self.state.remove(task.task_id)
+        loose = [state.tasks[task_id] for task_state in TERMINAL_STATES
+                 for task_id in state.by_state[task_state] if task_id not in state.plan_of]
+        if len(loose) <= FINISHED_KEPT:
+            return
+        loose.sort(key=lambda task: (task.updated_ms, task.task_id))
+        for task in loose[:len(loose) - FINISHED_KEPT]:
+            state.remove(task.task_id)
 
     def _create(self, command: SubmitTask) -> ApplyResult:
         task = TaskRecord(

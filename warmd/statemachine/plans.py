@@ -6,7 +6,10 @@ plan is submitted as ONE entry holding all its tasks, so it is applied whole or 
 all, and it records the rule-set version it was made with. Its hit-rate effect, measured
 on the watched cache after the plan's tasks finish, is recorded on the plan. The state
 keeps the last PLANS_KEPT plans; when one is dropped, its finished tasks go with it, so
-the task table does not grow forever.
+the task table does not grow forever. A plan that is too big for one entry goes as a
+header and parts (plan_parts.py). Finished plans are compacted to their outcome (tasks per
+final state) and effect, oldest first, once their tasks hold more than FINISHED_KEYS_KEPT
+keys together: the state and its snapshots are bounded by live work, not by history.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PLANS_KEPT = 100
+FINISHED_KEYS_KEPT = 200_000  # keys of finished plans' tasks kept for `warmctl tasks`
 
 
 @dataclass(slots=True)
@@ -53,3 +57,7 @@ class PlanRecord:
     watch: str = ""
     note: str = ""
     effect: PlanEffect | None = None
+    # A compacted plan: its tasks are gone (task_ids is empty) and this keeps how many
+    # ended in each final state, sorted by state name.
+    outcome: tuple[tuple[str, int], ...] = ()
+    finished_ms: int = 0  # a compacted plan: when its last task ended (0 otherwise)

@@ -15,10 +15,19 @@ import msgpack
 
 from warmd.errors import WarmdError
 from warmd.statemachine.access import AuditRecord, TokenRecord
-from warmd.statemachine.commands import InvalidCommand, command_to_wire, spec_from_wire
+from warmd.statemachine.commands import (
+    InvalidCommand,
+    OpenPlan,
+    PlannedTask,
+    command_from_wire,
+    command_to_wire,
+    spec_from_wire,
+)
 from warmd.statemachine.lifecycle import TaskState
+from warmd.statemachine.plan_parts import StagedPlan
 from warmd.statemachine.plans import PlanEffect, PlanRecord
 from warmd.statemachine.ruleset import RuleSetRecord, SetRules
+from warmd.statemachine.schema import build, to_wire
 from warmd.statemachine.state import (
     Applied,
     ApplyResult,
@@ -39,7 +48,8 @@ D = TypeVar("D", bound="DataclassInstance")
 SNAPSHOT_VERSION = 1
 DECODE_BATCH = 200  # records decoded between two yields of decode_snapshot_steps
 READ_SIZE = 256 * 1024
-_LISTS = frozenset({"tasks", "nodes", "sessions", "summaries", "plans", "tokens", "audit"})
+_LISTS = frozenset({"tasks", "nodes", "sessions", "summaries", "plans", "staged_plans", "tokens",
+                    "audit"})
 SUPPORTED_VERSIONS = (1,)
 
 
@@ -64,6 +74,8 @@ def encode_snapshot(state: MachineState) -> bytes:
         wire["summaries"] = [_fields_to_wire(state.summaries[key]) for key in sorted(state.summaries)]
     if state.plans:  # in creation order: the oldest is dropped first
         wire["plans"] = [_plan_to_wire(plan) for plan in state.plans.values()]
+    if state.staged_plans:  # absent when empty, like summaries
+        wire["staged_plans"] = [_staged_to_wire(staged) for staged in state.staged_plans.values()]
     access = state.access
     if access.tokens:  # by name; hashes only (the secrets never reach the state)
         wire["tokens"] = [_fields_to_wire(access.tokens[name]) for name in sorted(access.tokens)]
@@ -167,7 +179,22 @@ def _task_to_wire(task: TaskRecord) -> dict[str, Any]:
 def _plan_to_wire(plan: PlanRecord) -> dict[str, Any]:
     wire = _fields_to_wire(plan)
     wire["effect"] = None if plan.effect is None else _fields_to_wire(plan.effect)
+    if not plan.outcome:  # absent unless compacted: older snapshots and digests stay the same
+        del wire["outcome"], wire["finished_ms"]
     return wire
+
+
+def _staged_to_wire(staged: StagedPlan) -> dict[str, Any]:
+    return {"header": command_to_wire(staged.header), "index": staged.index,
+            "parts": staged.parts, "tasks": to_wire(tuple(staged.tasks))}
+
+
+def _staged_from_wire(wire: dict[str, Any]) -> StagedPlan:
+    header = command_from_wire(wire["header"])
+    if not isinstance(header, OpenPlan):
+        raise TypeError(f"a staged plan's header is a {type(header).__name__}, not an OpenPlan")
+    tasks = [build(PlannedTask, task, "PlannedTask") for task in wire["tasks"]]
+    return StagedPlan(header, _int(wire["index"]), tasks, _int(wire["parts"]))
 
 
 def _session_to_wire(session: SessionRecord) -> dict[str, Any]:
@@ -220,6 +247,10 @@ def _state_from_wire(wire: dict[str, Any], batch: int) -> Generator[None, None, 
     for plan_wire in wire.get("plans", ()):
         plan = _plan_from_wire(plan_wire)
         state.plans[plan.plan_id] = plan
+        state.index_plan(plan)
+    for staged_wire in wire.get("staged_plans", ()):
+        staged = _staged_from_wire(staged_wire)
+        state.staged_plans[staged.header.plan_id] = staged
     for token_wire in wire.get("tokens", ()):
         token = _checked(TokenRecord(**token_wire))
         state.access.tokens[token.name] = token
@@ -230,6 +261,7 @@ def _state_from_wire(wire: dict[str, Any], batch: int) -> Generator[None, None, 
 def _plan_from_wire(wire: dict[str, Any]) -> PlanRecord:
     fields = dict(wire)
     fields["task_ids"] = tuple(str(task_id) for task_id in fields["task_ids"])
+    fields["outcome"] = tuple((str(name), _int(count)) for name, count in fields.get("outcome", ()))
     effect = fields.pop("effect")
     plan = _checked(PlanRecord(**fields))
     if effect is not None:

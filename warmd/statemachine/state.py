@@ -1,8 +1,9 @@
 """The replicated state's records: tasks, nodes, client sessions, and apply results.
 
 Plain data with one rule: a task's state changes only through `MachineState.move`, which
-keeps the per-state index true. Deciding whether a change may happen is lifecycle.py's job;
-making it is machine.py's.
+keeps the indexes true (by state, by owner, and each plan's unfinished tasks), so the
+leader's loops and the executor read what they need without scanning every task. Deciding
+whether a change may happen is lifecycle.py's job; making it is machine.py's.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any
 
 from warmd.statemachine.access import AccessState
 from warmd.statemachine.commands import Labels, TaskSpec
-from warmd.statemachine.lifecycle import NO_NODE, TaskState
+from warmd.statemachine.indexes import TaskIndexes
+from warmd.statemachine.lifecycle import NO_NODE, TERMINAL_STATES, TaskState
+from warmd.statemachine.plan_parts import StagedPlan
 from warmd.statemachine.plans import PlanRecord
 from warmd.statemachine.ruleset import RuleSetRecord
 from warmd.statemachine.summaries import SummaryRecord
@@ -147,26 +150,86 @@ class MachineState:
     by_state: dict[TaskState, dict[str, None]] = field(
         default_factory=lambda: {state: {} for state in TaskState}
     )
+    staged_plans: dict[str, StagedPlan] = field(default_factory=dict)  # oldest first
+    # Derived indexes, never encoded: rebuilt by `add` and `index_plan` on restore.
+    index: TaskIndexes = field(default_factory=TaskIndexes)
+    plan_of: dict[str, str] = field(default_factory=dict)  # task -> its kept plan
+    unfinished: dict[str, int] = field(default_factory=dict)  # plan -> tasks not final
+    plan_keys: dict[str, int] = field(default_factory=dict)  # plan -> keys its tasks hold
+    finished_plans: dict[str, None] = field(default_factory=dict)  # uncompacted, all final
 
     def add(self, task: TaskRecord) -> None:
-        """Insert a new task into the table and the state index."""
+        """Insert a new task into the table and the indexes."""
         self.tasks[task.task_id] = task
         self.by_state[task.state][task.task_id] = None
+        self.index.update(task, None, task.state)
 
     def move(self, task: TaskRecord, state: TaskState) -> None:
-        """Change a task's state; the only place that does, so the index stays true."""
-        del self.by_state[task.state][task.task_id]
+        """Change a task's state; the only place that does, so the indexes stay true."""
+        old = task.state
+        del self.by_state[old][task.task_id]
         task.state = state
         self.by_state[state][task.task_id] = None
+        self.index.update(task, old, state)
+        if old not in TERMINAL_STATES and state in TERMINAL_STATES:
+            self._task_ended(task.task_id)
 
     def in_state(self, state: TaskState) -> list[TaskRecord]:
         """The tasks now in `state`, in a replica-independent order (by task id)."""
         return [self.tasks[task_id] for task_id in sorted(self.by_state[state])]
 
     def remove(self, task_id: str) -> None:
-        """Drop a task from the table and the state index (pruning of old plans)."""
+        """Drop a task from the table and the indexes (pruning of old plans)."""
         task = self.tasks.pop(task_id)
         del self.by_state[task.state][task_id]
+        self.index.update(task, task.state, None)
+        self.plan_of.pop(task_id, None)
+
+    def index_plan(self, plan: PlanRecord) -> None:
+        """Index a kept plan's tasks (after they were added): which plan each belongs to,
+        how many are unfinished and how many keys they hold. A compacted plan has none."""
+        if plan.outcome:
+            return
+        unfinished = keys = 0
+        for task_id in plan.task_ids:
+            task = self.tasks.get(task_id)
+            if task is None:
+                continue
+            self.plan_of[task_id] = plan.plan_id
+            unfinished += task.state not in TERMINAL_STATES
+            keys += len(task.spec.keys)
+        self.unfinished[plan.plan_id] = unfinished
+        self.plan_keys[plan.plan_id] = keys
+        if not unfinished and plan.task_ids:
+            self.finished_plans[plan.plan_id] = None
+
+    def unindex_plan(self, plan_id: str) -> None:
+        """Forget a plan in the indexes (its remaining tasks stay, planless)."""
+        self.unfinished.pop(plan_id, None)
+        self.plan_keys.pop(plan_id, None)
+        self.finished_plans.pop(plan_id, None)
+
+    def _task_ended(self, task_id: str) -> None:
+        plan_id = self.plan_of.get(task_id)
+        if plan_id is None:
+            return
+        self.unfinished[plan_id] -= 1
+        if not self.unfinished[plan_id]:
+            self.finished_plans[plan_id] = None
+
+    def plan_finished_ms(self, plan: PlanRecord) -> int | None:
+        """When the plan's last task ended (wall ms, as stamped), or None while one has not;
+        a compacted plan keeps the time it had."""
+        if plan.outcome:
+            return plan.finished_ms
+        tasks = [task for task_id in plan.task_ids if (task := self.tasks.get(task_id))]
+        if not tasks or any(task.state not in TERMINAL_STATES for task in tasks):
+            return None
+        return max(task.updated_ms for task in tasks)
+
+    def owned_by(self, node_id: int) -> list[TaskRecord]:
+        """The node's ASSIGNED or RUNNING tasks, by task id."""
+        return [self.tasks[task_id] for task_id in sorted(self.index.by_owner.get(node_id, ()))]
 
     def last_plan_ms(self, trigger: str) -> int | None:
         """When the newest kept plan with this trigger was made, or None."""
@@ -175,10 +238,7 @@ class MachineState:
 
     def load(self, node_id: int) -> int:
         """How many tasks the node holds now (ASSIGNED or RUNNING)."""
-        return sum(
-            1 for state in ACTIVE_STATES for task_id in self.by_state[state]
-            if self.tasks[task_id].owner == node_id
-        )
+        return len(self.index.by_owner.get(node_id, ()))
 
     def counts(self) -> dict[str, int]:
         """Tasks per state, for status displays."""

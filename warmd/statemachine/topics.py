@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from warmd.statemachine.access import AddToken, RecordAudit, RevokeToken
 from warmd.statemachine.commands import (
+    AddPlanPart,
     Assign,
     Cancel,
     DeclareDead,
@@ -22,6 +23,7 @@ from warmd.statemachine.commands import (
     Heartbeat,
     MarkReady,
     MarkWaiting,
+    OpenPlan,
     RecordEffect,
     RegisterNode,
     Release,
@@ -63,6 +65,8 @@ TOPICS_OF: dict[type, frozenset[Topic]] = {
         RegisterNode, Drain, DeclareDead, RemoveNode)},
     Heartbeat: frozenset({Topic.HEARTBEATS}),
     SubmitPlan: frozenset({Topic.PLANS, Topic.TASKS}),
+    OpenPlan: frozenset({Topic.PLANS}),
+    AddPlanPart: frozenset({Topic.PLANS, Topic.TASKS}),  # the last part creates the tasks
     RecordEffect: frozenset({Topic.PLANS}),
     SetRules: frozenset({Topic.RULES}),
     ReportSummary: frozenset({Topic.SUMMARIES}),

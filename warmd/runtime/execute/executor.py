@@ -39,6 +39,7 @@ from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.state import ACTIVE_STATES, Applied, ApplyResult, TaskRecord, refusal_reason
 from warmd.statemachine.topics import Topic
 
+_SETTLED_STATES = frozenset({TaskState.SUCCEEDED, TaskState.FAILED})
 _log = get_logger("warmd.executor")
 # Reconcile at least this often even without a change notice: a safety net, not the path.
 RECONCILE_IDLE_S = 1.0
@@ -192,12 +193,8 @@ class Executor:
 
     def owned(self) -> dict[tuple[str, int], TaskRecord]:
         """The ASSIGNED or RUNNING tasks the local state says this node owns, by (id, fence)."""
-        state = self._driver.state
-        return {
-            (task.task_id, task.fence): task
-            for task_state in ACTIVE_STATES for task in state.in_state(task_state)
-            if task.owner == self.node_id
-        }
+        return {(task.task_id, task.fence): task
+                for task in self._driver.state.owned_by(self.node_id)}
 
     def _reconcile(self) -> None:
         """Start runs for newly owned tasks; cancel runs whose fence was superseded."""
@@ -206,13 +203,20 @@ class Executor:
             if running.done():
                 del self._running[key]
             elif key not in owned:
-                self.superseded_runs += 1
-                _log.warning("executor_fence_superseded", task_id=key[0], fence=key[1])
-                running.cancel()
+                if not self._settled(*key):
+                    self.superseded_runs += 1
+                    _log.warning("executor_fence_superseded", task_id=key[0], fence=key[1])
+                    running.cancel()
                 del self._running[key]
         for key in owned:
             if key not in self._running:
                 self._running[key] = asyncio.create_task(self._run_task(*key))
+
+    def _settled(self, task_id: str, fence: int) -> bool:
+        """The run's own Finish or Fail was applied (the run is logging it), or the task is
+        gone: only ended tasks leave the table (a finished plan compacted). Not superseded."""
+        task = self._driver.state.tasks.get(task_id)
+        return task is None or (task.fence == fence and task.state in _SETTLED_STATES)
 
     def _holds(self, task_id: str, fence: int) -> TaskRecord | None:
         task = self._driver.state.tasks.get(task_id)

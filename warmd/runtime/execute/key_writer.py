@@ -39,7 +39,8 @@ def batch_items(task: WarmTask, batch: Sequence[WarmRequest]) -> ItemColumns:
 
 class KeyWriterRunner:
     """A Runner that writes each of a task's keys into the cache its target URL names
-    (redis://, memcached://, ...), in batches, reporting a checkpoint after each batch.
+    (redis://, memcached://, ...), in batches, reporting a checkpoint after each batch but
+    the last (the task's Finish follows it and marks every key done: one Raft commit less).
     The value is the request's value, or the task id: enough to prove the work was done."""
 
     def __init__(self, batch_keys: int, keys_per_second: float = 0.0,
@@ -67,8 +68,8 @@ class KeyWriterRunner:
                 done, written = done + len(batch), written + len(batch)
                 if self._keys_per_second:
                     await self._clock.sleep(len(batch) / self._keys_per_second)
-                if progress is not None:
-                    await progress(done)
+                if progress is not None and done < len(task.requests):
+                    await progress(done)  # after the last batch, the Finish says it all
         except (CacheError, ConfigError) as error:
             return run_result(task, TaskOutcome.FAILED, written, started_s, done, str(error))
         return run_result(task, TaskOutcome.SUCCEEDED, written, started_s, done)

@@ -31,7 +31,7 @@ from warmd.analysis.formats import (
     parse_text,
 )
 from warmd.analysis.summary import Summary, SummaryConfig
-from warmd.analysis.wire import encode_summary
+from warmd.analysis.wire import SHIPPED_BYTES_MAX, encode_summary
 from warmd.errors import ConfigError, WarmdError
 from warmd.runtime.ingest.cache_requests import CacheRequestTally, Row
 
@@ -323,7 +323,7 @@ class EncodedSnapshot:
 def _encoded(summary: Summary, tally: CacheRequestTally) -> EncodedSnapshot | Exception:
     """The worker's reply: the encoded summary, or the encoding error (sent, not raised)."""
     try:
-        data = encode_summary(summary)
+        data = encode_summary(summary, SHIPPED_BYTES_MAX)
     except WarmdError as error:
         return error
     return EncodedSnapshot(summary.lines, summary.malformed,

@@ -16,7 +16,7 @@ import aiohttp
 
 from warmd.clock import Clock, SystemClock
 from warmd.logging import get_logger
-from warmd.statemachine.lifecycle import TERMINAL_STATES
+from warmd.statemachine.documents import plan_document
 from warmd.statemachine.plans import PlanRecord
 from warmd.statemachine.state import MachineState
 
@@ -38,19 +38,16 @@ class AnnotationSettings:
 def finished_plans(state: MachineState) -> Iterator[tuple[PlanRecord, int]]:
     """Each plan whose tasks have all ended, with when the last one ended (wall ms)."""
     for plan in state.plans.values():
-        tasks = [state.tasks.get(task_id) for task_id in plan.task_ids]
-        known = [task for task in tasks if task is not None]
-        if known and all(task.state in TERMINAL_STATES for task in known):
-            yield plan, max(task.updated_ms for task in known)
+        finished_ms = state.plan_finished_ms(plan)
+        if finished_ms is not None:
+            yield plan, finished_ms
 
 
 def annotation(plan: PlanRecord, finished_ms: int, state: MachineState) -> dict[str, Any]:
     """The Grafana annotation of one warm-up: a region with the plan's figures as text."""
-    succeeded = sum(1 for task_id in plan.task_ids
-                    if (task := state.tasks.get(task_id)) is not None
-                    and task.state.value == "SUCCEEDED")
+    by_state = plan_document(plan, state.tasks)["tasks_by_state"]
     text = (f"warm-up {plan.plan_id} ({plan.trigger}): {plan.requests} requests, "
-            f"{succeeded}/{len(plan.task_ids)} tasks succeeded")
+            f"{by_state.get('SUCCEEDED', 0)}/{sum(by_state.values())} tasks succeeded")
     return {"time": plan.created_ms, "timeEnd": max(finished_ms, plan.created_ms),
             "tags": [*TAGS, plan.trigger], "text": text}
 

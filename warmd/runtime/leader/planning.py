@@ -4,7 +4,8 @@ Triggers: the schedule (`[planner] interval_ms`), a rule's own `every`/`cron`, a
 restart of a watched cache (the CacheWatcher), a readiness gate turning true, and a new
 committed rule version. For each, the leader reads a linearizable point, merges every
 node's latest summary from the replicated state, compiles the committed rules (cached by
-version), asks the pure planner for a plan, and proposes it as ONE SubmitPlan entry.
+version), asks the pure planner for a plan, and proposes it: one SubmitPlan entry, or a
+header and bounded parts when it is big (warmd/runtime/node/plan_entries.py).
 Afterwards it measures the plan's effect on the watched cache's hit rate and records it.
 Nothing is kept between passes that a new leader would need: the schedule's last run is
 the newest plan in the state, and the rule version of the newest plan says whether the
@@ -32,6 +33,7 @@ from warmd.runtime.leader.cache_watch import CacheWatcher
 from warmd.runtime.leader.gates import GatePoller
 from warmd.runtime.leader.rule_names import known_names
 from warmd.runtime.node.driver import Driver, DriverStopped
+from warmd.runtime.node.plan_entries import propose_entries
 from warmd.scheduler.merge import Signature, merged_summary, signature, source_summaries
 from warmd.scheduler.plan_sources import BySource, source_sets
 from warmd.scheduler.planner import (
@@ -41,10 +43,17 @@ from warmd.scheduler.planner import (
     plan_warm_up,
     triggers_due,
 )
-from warmd.statemachine.commands import MarkReady, MarkWaiting, RecordEffect, SubmitPlan
-from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
+from warmd.statemachine.commands import (
+    InvalidCommand,
+    MarkReady,
+    MarkWaiting,
+    RecordEffect,
+    SubmitPlan,
+)
+from warmd.statemachine.lifecycle import TaskState
+from warmd.statemachine.plan_parts import split_plan
 from warmd.statemachine.plans import PlanRecord
-from warmd.statemachine.state import Applied, MachineState, refusal_reason
+from warmd.statemachine.state import Applied, ApplyResult, MachineState, Rejected, refusal_reason
 from warmd.statemachine.topics import Topic
 
 _log = get_logger("warmd.planning")
@@ -275,7 +284,13 @@ class PlanningLoop:
         else:
             plan = await asyncio.to_thread(plan_warm_up, inputs, self._settings)
         plan = replace(plan, watch=plan_watch(trigger, plan, self._watch))
-        result = await self._driver.propose(plan)
+        result: ApplyResult
+        try:  # encoding a big plan's tasks to split it takes seconds: not on the loop
+            entries = await asyncio.to_thread(split_plan, plan)
+        except InvalidCommand as error:  # a task too big for a part: fewer batch_requests
+            result = Rejected(str(error))
+        else:
+            result = await propose_entries(self._driver, entries)
         if not isinstance(result, Applied):
             self.counters.refused += 1
             _log.warning("plan_refused", plan_id=plan_id, reason=refusal_reason(result))
@@ -343,17 +358,9 @@ class PlanningLoop:
         for plan in list(self.state.plans.values()):
             if plan.effect is not None or not plan.watch or plan.plan_id in self._unmeasurable:
                 continue
-            finished_ms = self._finished_ms(plan.task_ids)
+            finished_ms = self.state.plan_finished_ms(plan)
             if finished_ms is not None and now_ms - finished_ms >= window_ms:
                 await self._record_effect(watcher, plan, finished_ms, window_ms)
-
-    def _finished_ms(self, task_ids: tuple[str, ...]) -> int | None:
-        """When the last of the tasks ended (wall ms); None while one is still unfinished."""
-        tasks = [self.state.tasks.get(task_id) for task_id in task_ids]
-        ended = [task.updated_ms for task in tasks if task is not None]
-        if not ended or any(task.state not in TERMINAL_STATES for task in tasks if task):
-            return None
-        return max(ended)
 
     async def _record_effect(self, watcher: CacheWatcher, plan: PlanRecord, finished_ms: int,
                              window_ms: int) -> None:

@@ -2,7 +2,10 @@
 
 A pass runs when the tasks, nodes or leadership changed (the change feed), or when the
 earliest timer in the state is due (`next_due_ms`: a lease, a deadline, a backoff), and
-never more often than `interval_s`; an idle cluster costs no passes.
+at least every IDLE_PASS_S while leading (heartbeats alone do not wake it, so without this
+a pass that failed, e.g. on a read point lost to a term change, would leave READY tasks
+unplaced until something else changed; a failed pass is retried after FAILED_PASS_RETRY_S);
+never more often than `interval_s`.
 
 Each pass first makes the local state linearizable (a ReadIndex read, so a new leader sees
 every committed entry before deciding), stamps the leader's clock as `now_ms`, and proposes
@@ -35,6 +38,7 @@ from warmd.statemachine.topics import Topic
 
 _log = get_logger("warmd.scheduling")
 IDLE_PASS_S = 5.0  # a pass at least this often while leading, whatever the feed says
+FAILED_PASS_RETRY_S = 0.5  # a pass that failed (no read point, a bug) is retried this soon
 WAKING_TOPICS = frozenset({Topic.TASKS, Topic.NODES, Topic.PLANS, Topic.LEADERSHIP})
 # Heartbeats only update the leader's view of who is silent; they do not start a pass.
 WATCHED_TOPICS = WAKING_TOPICS | {Topic.HEARTBEATS}
@@ -74,6 +78,7 @@ class SchedulingLoop:
         self._clock = clock or SystemClock()
         self.heard = HeardTracker(self._clock)
         self.counters = SchedulingCounters()
+        self._forced_s = float("-inf")  # monotonic time of the next pass whatever the feed says
 
     def is_leader(self) -> bool:
         return self._driver.is_leader()
@@ -94,7 +99,7 @@ class SchedulingLoop:
                 self.heard.forget()
                 continue
             self.heard.observe(self._driver.state)
-            if changed == {Topic.HEARTBEATS}:
+            if changed == {Topic.HEARTBEATS} and self._clock.monotonic() < self._forced_s:
                 continue
             spacing_s = self.options.interval_s - (self._clock.monotonic() - last_pass_s)
             if spacing_s > 0:
@@ -102,24 +107,31 @@ class SchedulingLoop:
             if not self.is_leader():
                 continue
             last_pass_s = self._clock.monotonic()
+            self._forced_s = last_pass_s + IDLE_PASS_S
             try:
                 await self.run_pass()
             except DriverStopped:
                 return
             except RaftError as error:
-                _log.debug("scheduling_pass_failed", error=str(error))
+                # Nothing may change to wake us (heartbeats do not): try again soon.
+                self._forced_s = self._clock.monotonic() + FAILED_PASS_RETRY_S
+                _log.info("scheduling_pass_failed", error=str(error))
             except Exception:  # a bug in one pass must not end scheduling for good
+                self._forced_s = self._clock.monotonic() + FAILED_PASS_RETRY_S
                 _log.exception("scheduling_pass_crashed")
 
     def _idle_s(self) -> float | None:
-        """How long to sleep when nothing changes: until the state's next timer is due."""
+        """How long to sleep when nothing changes: until the state's next timer is due, or
+        the next pass that runs whatever the feed says (IDLE_PASS_S, or a failed pass's
+        retry)."""
         if not self.is_leader():
             return None  # the leadership topic wakes us
         state = self._driver.state
+        forced_s = max(0.0, self._forced_s - self._clock.monotonic())
         due_ms = next_due_ms(state, self._clock.wall_ms(), self.heard.silence_ms(state))
         if due_ms is None:
-            return IDLE_PASS_S
-        return min(IDLE_PASS_S, max(0.0, (due_ms - self._clock.wall_ms()) / 1000))
+            return forced_s
+        return min(forced_s, max(0.0, (due_ms - self._clock.wall_ms()) / 1000))
 
     async def run_pass(self) -> None:
         """One pass: read point, decide, propose all and wait for them (or leadership loss)."""
