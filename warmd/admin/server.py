@@ -4,6 +4,12 @@ The socket is created 0600 (0660 and owned by the configured group), and every c
 SO_PEERCRED is checked: root, the daemon's own uid and members of the group are served, anyone
 else gets a `permission_denied` reply and is disconnected. The daemon registers its commands
 (`status`, `members`, ...) as handlers; `ping` and `commands` are built in.
+
+Requests on one connection run one after another, so a script's `add-learner` then `promote`
+keep their order. A command registered `pipelined=True` (small independent writes, such as
+`bench-write`) may instead run while later lines are read: a client then keeps many requests
+in flight on one connection and matches the replies, which may come out of order, by `id`.
+A request of an ordinary command waits until the pipelined ones before it have answered.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from warmd.logging import get_logger
 
 Handler = Callable[[Mapping[str, Any]], Awaitable[Any] | Any]
 _log = get_logger("warmd.admin")
+PIPELINE_DEPTH_MAX = 4096  # pipelined requests running at once on one connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +89,7 @@ class AdminServer:
         self._idle_timeout_s = idle_timeout_s
         self._connections_max = connections_max
         self._handlers: dict[str, tuple[Handler, str]] = {}
+        self._pipelined: set[str] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self._inode: int | None = None
@@ -90,8 +98,10 @@ class AdminServer:
         self.register("ping", self._ping, summary="check that the daemon answers")
         self.register("commands", self._commands, summary="list the commands this daemon serves")
 
-    def register(self, command: str, handler: Handler, *, summary: str = "") -> None:
-        """Serve `command` with `handler(args) -> result` (a coroutine function or a plain one).
+    def register(self, command: str, handler: Handler, *, summary: str = "",
+                 pipelined: bool = False) -> None:
+        """Serve `command` with `handler(args) -> result` (a coroutine function or a plain one);
+        `pipelined`: requests of it may run concurrently on one connection (module docstring).
 
         Raises:
             ValueError: the name is not a lowercase command name or is already registered.
@@ -101,6 +111,8 @@ class AdminServer:
         if command in self._handlers:
             raise ValueError(f"command {command!r} is already registered")
         self._handlers[command] = (handler, summary)
+        if pipelined:
+            self._pipelined.add(command)
 
     async def start(self) -> None:
         """Create the socket with its mode and group, and start accepting connections.
@@ -197,14 +209,30 @@ class AdminServer:
         writer: asyncio.StreamWriter,
         credentials: PeerCredentials,
     ) -> None:
+        connection = _Connection(writer, credentials, socket_actor(credentials))
+        try:
+            await self._read_requests(reader, connection)
+        except BaseException:
+            connection.cancel()  # the connection broke or the server closes: nobody to tell
+            raise
+        await connection.settle()  # the client stopped sending: its answers still go out
+        connection.flush()
+
+    async def _read_requests(self, reader: asyncio.StreamReader, connection: _Connection) -> None:
         while True:
             try:
-                line = await asyncio.wait_for(reader.readline(), self._idle_timeout_s)
+                # asyncio.timeout, not wait_for: in 3.11 wait_for wraps every read in a task
+                # and yields to the loop even when the line is buffered, so pipelined requests
+                # reached the driver one loop turn apart, each in a Ready of its own.
+                async with asyncio.timeout(self._idle_timeout_s):
+                    line = await reader.readline()
             except TimeoutError:
+                if connection.running:
+                    continue  # not idle: answers are still being worked out
                 return
             except ValueError:  # longer than the limit: refuse rather than buffer it
                 error = AdminError(ErrorCode.BAD_REQUEST, f"request exceeds {LINE_BYTES_MAX} bytes")
-                await self._refuse_request(writer, error, credentials)
+                await self._refuse_request(connection, error)
                 return
             if not line.strip():
                 if not line:
@@ -213,18 +241,31 @@ class AdminServer:
             try:
                 request = decode_request(line)
             except AdminError as error:
-                await self._refuse_request(writer, error, credentials)
+                await self._refuse_request(connection, error)
                 return
-            line = await _reply(writer, await self._dispatch(request, credentials))
-            self._log_too_large(request.command, line)
+            if request.command in self._pipelined:
+                await connection.start(self._answer(request, connection))
+            else:
+                await connection.settle()
+                await self._answer(request, connection)
 
-    async def _refuse_request(
-        self, writer: asyncio.StreamWriter, error: AdminError, credentials: PeerCredentials
-    ) -> None:
-        """A malformed request gets one error reply and the connection is closed."""
+    async def _answer(self, request: Request, connection: _Connection) -> None:
+        response = await self._dispatch(request, connection.actor)
+        try:
+            line = await connection.reply(response)
+        except (ConnectionError, OSError):
+            return  # the client went away; nothing to answer
+        self._log_too_large(request.command, line)
+
+    async def _refuse_request(self, connection: _Connection, error: AdminError) -> None:
+        """A malformed request gets one error reply (after the answers of the requests before
+        it) and the connection is closed."""
         self._counters.errors += 1
-        _log.warning("admin_request_malformed", uid=credentials.uid, reason=error.message)
-        await _reply(writer, error_response(0, error))
+        _log.warning("admin_request_malformed", uid=connection.credentials.uid,
+                     reason=error.message)
+        await connection.settle()
+        connection.flush()
+        await _reply(connection.writer, error_response(0, error))
 
     def _log_too_large(self, command: str, line: bytes) -> None:
         """Log the first `too_large` reply of each command (a client that does not page would
@@ -235,9 +276,8 @@ class AdminServer:
         _log.warning("admin_reply_too_large", command=command,
                      hint="the client must page with limit and cursor")
 
-    async def _dispatch(self, request: Request, credentials: PeerCredentials) -> Response:
+    async def _dispatch(self, request: Request, actor: Actor) -> Response:
         self._counters.requests += 1
-        actor = socket_actor(credentials)
         try:
             result = await self.invoke(request.command, request.args, actor)
             return Response(request.request_id, result)
@@ -355,6 +395,52 @@ def _remove_stale_socket(path: Path) -> None:
     finally:
         probe.close()
     raise AdminError(ErrorCode.UNAVAILABLE, f"another process already listens on {path}")
+
+
+class _Connection:
+    """One client's connection: who it is, its pipelined requests still running, and the
+    replies of this turn of the loop, written together (many pipelined answers resolve at
+    once when a batch of entries applies: one write instead of one per reply)."""
+
+    def __init__(self, writer: asyncio.StreamWriter, credentials: PeerCredentials,
+                 actor: Actor) -> None:
+        self.writer, self.credentials, self.actor = writer, credentials, actor
+        self.running: set[asyncio.Task[None]] = set()
+        self._outbox: list[bytes] = []
+
+    async def start(self, answer: Awaitable[None]) -> None:
+        """Run a pipelined request's `answer` in a task, at most PIPELINE_DEPTH_MAX at once."""
+        if len(self.running) >= PIPELINE_DEPTH_MAX:
+            await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.ensure_future(answer)
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+
+    async def settle(self) -> None:
+        """Wait until every pipelined request started so far has answered."""
+        if self.running:
+            await asyncio.wait(set(self.running))
+
+    def cancel(self) -> None:
+        for task in self.running:
+            task.cancel()
+
+    async def reply(self, response: Response) -> bytes:
+        """Queue the reply for this turn's write; return its line (b"" when no one is left
+        to tell). Raises ConnectionError when the client has gone."""
+        if self.writer.is_closing():
+            return b""
+        line = encode_response(response)
+        self._outbox.append(line)
+        if len(self._outbox) == 1:
+            asyncio.get_running_loop().call_soon(self.flush)
+        await self.writer.drain()
+        return line
+
+    def flush(self) -> None:
+        if self._outbox and not self.writer.is_closing():
+            self.writer.write(b"".join(self._outbox))
+        self._outbox.clear()
 
 
 async def _reply(writer: asyncio.StreamWriter, response: Response) -> bytes:
