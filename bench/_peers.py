@@ -52,6 +52,8 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     failures: int = 0
+    client_cpu_us: float = 0.0  # CPU of the client process per write (0: no client)
+    server_cpu_us: float = 0.0  # CPU of the three members together per write (0: not measured)
 
 
 def percentile_ms(sorted_s: list[float], fraction: float) -> float:
@@ -111,7 +113,18 @@ def client_load(system: str, target: str, count: int, concurrency: int, warmup: 
               f"{report['first_error']}", flush=True)
     if report["failures"] == count:
         raise RuntimeError(f"every {system} write failed: {report['first_error']}")
-    return LoadResult(report["ops_s"], report["p50_ms"], report["p99_ms"], report["failures"])
+    return LoadResult(report["ops_s"], report["p50_ms"], report["p99_ms"], report["failures"],
+                      report["client_cpu_us"])
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU seconds the processes have used so far (/proc/PID/stat)."""
+    total_ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total_ticks += int(fields[11]) + int(fields[12])
+    return total_ticks / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------------------- PySyncObj

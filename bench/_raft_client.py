@@ -6,7 +6,8 @@ asyncio loop, each keeping one write in flight over one connection (warmd: the a
 pipelined, replies matched by id; etcd: one gRPC channel of the `aetcd` client, multiplexed).
 A warm-up of `--warmup` writes runs first and is not counted. A failed write is counted and
 the loop goes on; the run is reported either way. Prints one JSON line:
-`{"ops_s", "p50_ms", "p99_ms", "failures", "count", "first_error"}`.
+`{"ops_s", "p50_ms", "p99_ms", "failures", "count", "first_error", "client_cpu_us"}` (the
+client's own CPU per write: whether the client could be the bottleneck).
 
     python bench/_raft_client.py warmd /path/admin.sock --count N --concurrency C
     python bench/_raft_client.py etcd 127.0.0.1:2379 --count N --concurrency C
@@ -41,6 +42,7 @@ class Tally:
     latencies_s: list[float] = field(default_factory=list)
     failures: int = 0
     first_error: str = ""
+    cpu_s: float = 0.0  # this client process's CPU time over the run
 
     def failed(self, error: BaseException) -> None:
         self.failures += 1
@@ -66,8 +68,9 @@ async def closed_loop(write: Write, count: int, concurrency: int, tally: Tally,
                 continue
             tally.latencies_s.append(time.perf_counter() - sent_s)
 
-    started_s = time.perf_counter()
+    started_s, started_cpu_s = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker(number) for number in range(concurrency)))
+    tally.cpu_s = time.process_time() - started_cpu_s
     return time.perf_counter() - started_s
 
 
@@ -190,6 +193,7 @@ def main() -> int:
         "ops_s": len(latencies_s) / elapsed_s, "p50_ms": percentile_ms(latencies_s, 0.5),
         "p99_ms": percentile_ms(latencies_s, 0.99), "failures": tally.failures,
         "count": args.count, "first_error": tally.first_error,
+        "client_cpu_us": tally.cpu_s / args.count * 1e6,
     }), flush=True)
     return 0
 

@@ -20,7 +20,9 @@ round to round, so a burst of load from elsewhere falls on all of them.
   counted; the load runs in its leader's process (it has no client protocol).
 
 Prints each run, then per system and in-flight count the median ops/s with its spread (min
-and max over the rounds) and the median p50/p99, then the in-process line, and last the
+and max over the rounds), the median p50/p99 and the CPU per write of the three members
+together and of the client process (where there is one: a client that is the bottleneck
+shows here), then the in-process line, and last the
 line `warmd_ops_s=... pysyncobj_ops_s=... etcd_ops_s=... ratio_vs_pysyncobj=...
 ratio_vs_etcd=... warmd_p99_ms=... etcd_p99_ms=... path=follower_client ...` for 64 in
 flight, where etcd is the better of its two paths (by median ops/s) and its p99 that path's.
@@ -31,6 +33,7 @@ flight, where etcd is the better of its two paths (by median ops/s) and its p99 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import subprocess
 import sys
@@ -47,6 +50,7 @@ from _peers import (
     LoadResult,
     PySyncObjSettings,
     client_load,
+    cpu_seconds,
     pysyncobj_load,
     warmd_load,
 )
@@ -88,7 +92,9 @@ def summarize(results: list[LoadResult]) -> LoadResult:
     return LoadResult(statistics.median(r.ops_s for r in results),
                       statistics.median(r.p50_ms for r in results),
                       statistics.median(r.p99_ms for r in results),
-                      sum(r.failures for r in results))
+                      sum(r.failures for r in results),
+                      statistics.median(r.client_cpu_us for r in results),
+                      statistics.median(r.server_cpu_us for r in results))
 
 
 def describe(name: str, concurrency: int, results: list[LoadResult]) -> str:
@@ -97,7 +103,8 @@ def describe(name: str, concurrency: int, results: list[LoadResult]) -> str:
     return (f"{name:<22} {concurrency:>5} in flight  {median.ops_s:8.0f} ops/s "
             f"(min {min(ops):.0f}, max {max(ops):.0f}, n={len(ops)})  "
             f"p50 {median.p50_ms:7.1f} ms  p99 {median.p99_ms:7.1f} ms  "
-            f"failures {median.failures}")
+            f"failures {median.failures}  cpu/write: members {median.server_cpu_us:.0f} us, "
+            f"client {median.client_cpu_us:.0f} us")
 
 
 def systems(warmd: BenchCluster, etcd: EtcdCluster,
@@ -114,16 +121,33 @@ def systems(warmd: BenchCluster, etcd: EtcdCluster,
             member = next(m for m in etcd.members if m is not member)
         return member.client_address
 
+    def metered(pids: Callable[[], list[int]], run: Run, warmed: int) -> Run:
+        """`run`, with the CPU its members spent per write (warm-up writes included)."""
+        def measured(count: int, flight: int, tag: str) -> LoadResult:
+            members = pids()
+            before_s = cpu_seconds(members)
+            result = run(count, flight, tag)
+            used_s = cpu_seconds(members) - before_s
+            return dataclasses.replace(result, server_cpu_us=used_s / (count + warmed) * 1e6)
+        return measured
+
+    def warmd_pids() -> list[int]:
+        return [node.process.pid for node in warmd.nodes.values() if node.process is not None]
+
+    def etcd_pids() -> list[int]:
+        return [member.process.pid for member in etcd.members if member.process is not None]
+
     return {
-        "warmd follower_client": lambda count, flight, tag: client_load(
-            "warmd", warmd_node(False), count, flight, warmup, tag=tag),
-        "warmd leader_client": lambda count, flight, tag: client_load(
-            "warmd", warmd_node(True), count, flight, warmup, tag=tag),
-        "warmd in-process": lambda count, flight, tag: warmd_load(warmd, count, flight),
-        "etcd leader (aetcd)": lambda count, flight, tag: client_load(
-            "etcd", etcd_member(True), count, flight, warmup),
-        "etcd follower (aetcd)": lambda count, flight, tag: client_load(
-            "etcd", etcd_member(False), count, flight, warmup),
+        "warmd follower_client": metered(warmd_pids, lambda count, flight, tag: client_load(
+            "warmd", warmd_node(False), count, flight, warmup, tag=tag), warmup),
+        "warmd leader_client": metered(warmd_pids, lambda count, flight, tag: client_load(
+            "warmd", warmd_node(True), count, flight, warmup, tag=tag), warmup),
+        "warmd in-process": metered(warmd_pids, lambda count, flight, tag: warmd_load(
+            warmd, count, flight), 0),
+        "etcd leader (aetcd)": metered(etcd_pids, lambda count, flight, tag: client_load(
+            "etcd", etcd_member(True), count, flight, warmup), warmup),
+        "etcd follower (aetcd)": metered(etcd_pids, lambda count, flight, tag: client_load(
+            "etcd", etcd_member(False), count, flight, warmup), warmup),
         "pysyncobj": lambda count, flight, tag: pysyncobj_load(
             count, flight, warmup=warmup, settings=pysyncobj[flight]),
     }
@@ -142,7 +166,9 @@ def run_rounds(runs: dict[str, Run], rounds: int, counts: dict[int, int]
                 results[name, concurrency].append(result)
                 print(f"round {number + 1} {name:<22} {concurrency:>5} in flight "
                       f"{result.ops_s:8.0f} ops/s  p50 {result.p50_ms:7.1f} ms  "
-                      f"p99 {result.p99_ms:7.1f} ms  failures {result.failures}", flush=True)
+                      f"p99 {result.p99_ms:7.1f} ms  failures {result.failures}  "
+                      f"cpu/write: members {result.server_cpu_us:4.0f} us, "
+                      f"client {result.client_cpu_us:4.0f} us", flush=True)
     return results
 
 
@@ -159,6 +185,8 @@ def main() -> int:
     with BenchCluster(3, DEFAULT_TIMING, cluster_id="warmd-bench") as warmd, EtcdCluster() as etcd:
         warmd.start_all()
         etcd.start_all()
+        warmd.wait_for_leader(30)  # started and serving before any CPU is metered
+        etcd.leader()
         pysyncobj = ({flight: PYSYNCOBJ_QUICK for flight in counts} if args.quick else
                      {flight: best_pysyncobj(count // 4, flight) for flight, count in counts.items()})
         results = run_rounds(systems(warmd, etcd, pysyncobj, warmup), args.rounds, counts)

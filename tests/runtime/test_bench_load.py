@@ -125,7 +125,7 @@ async def test_bench_write_commits_client_made_entries_once(tmp_path: Path) -> N
     writes = BenchWrites(driver)
     client_id = "b1.0." + "x" * 40
     try:
-        first = driver.applier.applied_index
+        first = await driver.read()  # past the new leader's no-op
         await asyncio.gather(*(writes.write({"client_id": f"{client_id}{n}", "sequence": 1})
                                for n in range(8)))
         for sequence in (2, 3):

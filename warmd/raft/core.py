@@ -689,7 +689,8 @@ class RaftNode:
         pending, self._forwarding = self._forwarding, []
         if self._leader_id == NO_NODE or self._role != Role.FOLLOWER:
             return
-        limit, batch, size = self.config.max_size_per_message_bytes, [], 0
+        limit, size = self.config.max_size_per_message_bytes, 0
+        batch: list[Entry] = []
         for entry in pending:
             if batch and size + len(entry.data) > limit:
                 self._send(MessageType.PROPOSE, self._leader_id, term=0, entries=tuple(batch))
