@@ -6,8 +6,9 @@ concurrently and a request can never land between `ready()` and `advance()`. Eac
 Ready is handled in etcd's order (docs/raft.md): persist through DiskStorage.save on one
 worker thread (a leader sends its messages first, while it persists: the core counts
 its own vote only after `advance`; a follower sends the requests it forwards to the
-leader first too) and apply the committed entries (applier.py) while the fsync runs,
-send, serve ReadIndex answers, `advance`. Requests that arrive while a Ready is persisted
+leader first too) and apply the committed entries (applier.py) that an earlier Ready
+persisted while the fsync runs (the others after it), send, serve ReadIndex answers,
+`advance`. Requests that arrive while a Ready is persisted
 wait in the queue and travel together in the next one: that is the group commit.
 
 A failed disk write (DiskFailed) or a broken invariant ends the task; the daemon
@@ -112,6 +113,14 @@ _TICK = object()
 _STOP = object()
 # What a follower sends to the leader on behalf of its local requests (RaftNode._forward).
 _FORWARDED = frozenset({MessageType.PROPOSE, MessageType.READ_INDEX, MessageType.TRANSFER_LEADER})
+
+
+def _already_durable(ready: Ready) -> bool:
+    """Whether every committed entry of `ready` was persisted by an earlier Ready (a
+    leader's always are: it counts itself toward commit only after `advance`)."""
+    if not ready.committed_entries or not ready.entries:
+        return True
+    return ready.committed_entries[-1].index < ready.entries[0].index
 
 
 class Driver:
@@ -234,12 +243,14 @@ class Driver:
         leader = self.node.role == Role.LEADER
         messages = await self._send_before_save(ready.messages, leader)
         saving = self._start_save(ready)
+        early = ready.snapshot is None and _already_durable(ready)
         try:
-            if ready.snapshot is None:
-                # While our own fsync runs (it releases the GIL): committed entries are
-                # durable on a quorum already, so applying them and answering their proposers
-                # need not wait for this node's disk, as etcd's server applies beside its own
-                # save. A Ready with a snapshot keeps the order: restore it, then apply.
+            if early:
+                # While our own fsync runs (it releases the GIL): these entries are on our
+                # disk already (and on a quorum's), so applying them and answering their
+                # proposers need not wait for the fsync of the newer ones. Entries still in
+                # this Ready wait for it, so "applied" never runs ahead of our own log (a
+                # learner that shows an entry applied has acknowledged it to the leader).
                 self._apply(ready)
         finally:
             if saving is not None:
@@ -258,6 +269,7 @@ class Driver:
             await self.applier.restore_in_steps(ready.snapshot)
             self._latest_snapshot = ready.snapshot
             self._update_peers()
+        if not early:
             self._apply(ready)
         self._note_reads(ready)
         for lost in ready.lost_entries:
