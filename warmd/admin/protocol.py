@@ -5,6 +5,10 @@ JSON lines rather than binary frames because an operator can talk to a stuck dae
 pure; errors travel as `{"code", "message"}` and become `AdminError`, whose code maps to a
 sysexits-style exit status for warmctl.
 
+Replies come in the order of the requests, except that a client may keep many requests of
+a pipelined command (`bench-write`) in flight on one connection: their replies come as each
+is done, and the client matches them by `id`.
+
     request:  {"v": 1, "id": 7, "command": "status", "args": {}}
     success:  {"v": 1, "id": 7, "ok": true, "result": {...}}
     failure:  {"v": 1, "id": 7, "ok": false, "error": {"code": "not_leader", "message": "..."}}
