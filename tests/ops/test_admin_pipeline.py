@@ -109,3 +109,31 @@ async def test_a_malformed_line_is_refused_after_the_answers_before_it(served) -
     refusal = decode_response(await asyncio.wait_for(reader.readline(), 5))
     assert refusal.error_code == "bad_request"
     writer.close()
+
+
+async def test_a_burst_of_pipelined_requests_lets_other_tasks_run_between(served) -> None:
+    """A thousand buffered requests do not all start in one turn of the loop: the driver
+    (here a task that marks every turn) runs between them, so a leader keeps heartbeating."""
+    path, gate = served
+    gate.open("x")
+    marks: list[str] = gate.ran
+
+    async def mark_turns() -> None:
+        while True:
+            marks.append("turn")
+            await asyncio.sleep(0)
+
+    marker = asyncio.create_task(mark_turns())
+    reader, writer = await asyncio.open_unix_connection(path, limit=1 << 20)
+    writer.write(b"".join(encode_request(Request("slow", {"name": "x"}, number))
+                          for number in range(1, 1001)))
+    await writer.drain()
+    replies = {(await _reply(reader))[0] for _ in range(1000)}
+    marker.cancel()
+    writer.close()
+    assert replies == set(range(1, 1001))
+    runs, longest = 0, 0  # the longest run of requests started with no turn between
+    for mark in marks:
+        runs = runs + 1 if mark == "x" else 0
+        longest = max(longest, runs)
+    assert 0 < longest <= 64
