@@ -55,9 +55,9 @@ from _peers import (
     warmd_load,
 )
 
-# What the sweep chose on the reference machine (docs/benchmarks.md): no batching, so each
-# command goes out at once instead of waiting for the next append period.
-PYSYNCOBJ_QUICK = PySyncObjSettings(batch=False)
+# What the full run's sweep chose at 64 in flight (docs/benchmarks.md, 2026-12-06): batching
+# with a 1 ms append period and loop tick (6,626 ops/s against 563 at the defaults).
+PYSYNCOBJ_QUICK = PySyncObjSettings(batch=True, append_period_s=0.001, tick_period_s=0.001)
 PYSYNCOBJ_CANDIDATES = (
     PySyncObjSettings(),  # the defaults
     PySyncObjSettings(batch=True, append_period_s=0.01, tick_period_s=0.01),
