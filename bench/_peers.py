@@ -5,13 +5,16 @@ that is removed afterwards; every process is started in its own session and kill
 own pid on exit. The workload is the same for all: closed-loop 100-byte writes with a fixed
 number in flight, acknowledged after commit (and apply).
 
-- warmd: `bench-propose` inside the leader daemon (bench_load.py says why), fsync on, the
-  config's default Raft timing and segment size.
-- PySyncObj: bench/_pysyncobj_node.py, journal file on (PySyncObj does not fsync it).
-- etcd (Debian etcd-server, 3.4): defaults (fsync on, heartbeat 100 ms, election 1000 ms);
-  load from an aiohttp client on etcd's gRPC-gateway JSON endpoint `/v3/kv/put`, all
-  requests to the leader. The client runs in this process and its latency includes the HTTP
-  round trip, which warmd's in-daemon figure does not: a handicap for etcd, said in the docs.
+- warmd: fsync on, the config's default Raft timing and segment size. Driven from a client
+  process (bench/_raft_client.py, `client_load`) through a node's admin socket with
+  pipelined `bench-write` requests, to a follower (which forwards to the leader) or to the
+  leader; or, labelled "in-process", by `bench-propose` inside the leader (`warmd_load`).
+- PySyncObj: bench/_pysyncobj_node.py, journal file on (PySyncObj does not fsync it); the
+  load runs in the leader's process (PySyncObj has no client protocol).
+- etcd (Debian etcd-server, 3.4): fsync on, default timing (heartbeat 100 ms, election
+  1000 ms) unless given; driven by the same client process through the native gRPC client
+  `aetcd` (`client_load`). The failover bench's one-put probes (`etcd_put_once`) use the
+  JSON gateway over aiohttp.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ class LoadResult:
     ops_s: float
     p50_ms: float
     p99_ms: float
+    failures: int = 0
+    client_cpu_us: float = 0.0  # CPU of the client process per write (0: no client)
+    server_cpu_us: float = 0.0  # CPU of the three members together per write (0: not measured)
 
 
 def percentile_ms(sorted_s: list[float], fraction: float) -> float:
@@ -89,10 +95,63 @@ def warmd_load(cluster: ProcessCluster, count: int, concurrency: int,
     return LoadResult(report["ops_per_s"], report["p50_ms"], report["p99_ms"])
 
 
+def client_load(system: str, target: str, count: int, concurrency: int, warmup: int,
+                size_bytes: int = 100, tag: str = "", timeout_s: float = 900) -> LoadResult:
+    """Run bench/_raft_client.py against `target` (warmd: an admin socket path; etcd:
+    host:port) in a process of its own; raises if it fails or reports no write. `tag` names
+    the run's warmd sessions: give each run on one cluster its own."""
+    command = [sys.executable, str(BENCH_DIR / "_raft_client.py"), system, target,
+               "--count", str(count), "--concurrency", str(concurrency),
+               "--warmup", str(warmup), "--size", str(size_bytes)]
+    command += ["--tag", tag] if tag else []
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
+                          check=False)
+    if done.returncode != 0 or not done.stdout.strip():
+        raise RuntimeError(f"{system} client failed ({done.returncode}): {done.stderr[-2000:]}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    if report["failures"]:
+        print(f"  {system} client: {report['failures']} failed writes, first: "
+              f"{report['first_error']}", flush=True)
+    if report["failures"] == count:
+        raise RuntimeError(f"every {system} write failed: {report['first_error']}")
+    return LoadResult(report["ops_s"], report["p50_ms"], report["p99_ms"], report["failures"],
+                      report["client_cpu_us"])
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU seconds the processes have used so far (/proc/PID/stat)."""
+    total_ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total_ticks += int(fields[11]) + int(fields[12])
+    return total_ticks / os.sysconf("SC_CLK_TCK")
+
+
 # ---------------------------------------------------------------------------- PySyncObj
 
+@dataclass(frozen=True, slots=True)
+class PySyncObjSettings:
+    """The SyncObjConf settings that bound PySyncObj's throughput (_pysyncobj_node.py)."""
+
+    batch: bool = True  # appendEntriesUseBatch
+    append_period_s: float = 0.1  # appendEntriesPeriod
+    tick_period_s: float = 0.05  # autoTickPeriod
+
+    def arguments(self) -> list[str]:
+        flags = ["--append-period", str(self.append_period_s),
+                 "--tick-period", str(self.tick_period_s)]
+        return flags if self.batch else [*flags, "--no-batch"]
+
+    def __str__(self) -> str:
+        return (f"batch={'on' if self.batch else 'off'} "
+                f"appendEntriesPeriod={self.append_period_s:g}s "
+                f"autoTickPeriod={self.tick_period_s:g}s")
+
+
 def pysyncobj_load(count: int, concurrency: int, size_bytes: int = 100,
-                   timeout_s: float = 300) -> LoadResult:
+                   timeout_s: float = 300, warmup: int = 0,
+                   settings: PySyncObjSettings = PySyncObjSettings()) -> LoadResult:
     """Three PySyncObj processes with journals; the leader runs the load and reports."""
     root = Path(tempfile.mkdtemp(prefix="pso-"))
     addresses = [f"127.0.0.1:{free_port()}" for _ in range(3)]
@@ -101,14 +160,16 @@ def pysyncobj_load(count: int, concurrency: int, size_bytes: int = 100,
         for number, address in enumerate(addresses):
             command = [sys.executable, str(BENCH_DIR / "_pysyncobj_node.py"), "--self", address,
                        "--journal", str(root / f"journal{number}"), "--count", str(count),
-                       "--size", str(size_bytes), "--concurrency", str(concurrency)]
+                       "--size", str(size_bytes), "--concurrency", str(concurrency),
+                       "--warmup", str(warmup), *settings.arguments()]
             for partner in addresses:
                 if partner != address:
                     command += ["--partner", partner]
             processes.append(subprocess.Popen(command, stdout=subprocess.PIPE,
                                               stderr=subprocess.DEVNULL, start_new_session=True))
         report = _first_report(processes, timeout_s)
-        return LoadResult(report["ops_s"], report["p50_ms"], report["p99_ms"])
+        return LoadResult(report["ops_s"], report["p50_ms"], report["p99_ms"],
+                          report["failures"])
     finally:
         for process in processes:
             kill_process(process)
@@ -146,11 +207,19 @@ class EtcdMember:
     def client_url(self) -> str:
         return f"http://127.0.0.1:{self.client_port}"
 
+    @property
+    def client_address(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
 
 class EtcdCluster:
-    """Three etcd members with default settings on loopback; a context manager."""
+    """Three etcd members on loopback, default settings unless `heartbeat_ms` and
+    `election_ms` are given (etcd's --heartbeat-interval, --election-timeout); a context
+    manager."""
 
-    def __init__(self) -> None:
+    def __init__(self, heartbeat_ms: int | None = None, election_ms: int | None = None) -> None:
+        self.timing = [] if heartbeat_ms is None or election_ms is None else [
+            "--heartbeat-interval", str(heartbeat_ms), "--election-timeout", str(election_ms)]
         self.root = Path(tempfile.mkdtemp(prefix="etcd-"))
         self.members = [EtcdMember(f"m{number}", free_port(), free_port(),
                                    self.root / f"m{number}") for number in range(3)]
@@ -164,7 +233,7 @@ class EtcdCluster:
                    "--listen-client-urls", member.client_url,
                    "--advertise-client-urls", member.client_url,
                    "--initial-cluster", cluster, "--initial-cluster-token", self.token,
-                   "--initial-cluster-state", "new", "--log-level", "error"]
+                   "--initial-cluster-state", "new", "--log-level", "error", *self.timing]
         log = open(self.root / f"{member.name}.log", "ab")  # noqa: SIM115 - the child owns it
         member.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=True)
@@ -217,35 +286,6 @@ def put_body(number: int, size_bytes: int) -> dict[str, str]:
     key = f"k{number % 100000:06d}".encode()
     value = b"v" * (size_bytes - len(key))
     return {"key": base64.b64encode(key).decode(), "value": base64.b64encode(value).decode()}
-
-
-def etcd_load(url: str, count: int, concurrency: int, size_bytes: int = 100) -> LoadResult:
-    """Closed-loop puts from `concurrency` aiohttp workers against one member."""
-    return asyncio.run(_etcd_load(url, count, concurrency, size_bytes))
-
-
-async def _etcd_load(url: str, count: int, concurrency: int, size_bytes: int) -> LoadResult:
-    latencies_s: list[float] = []
-    remaining = [count]
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        async def worker() -> None:
-            while remaining[0] > 0:
-                remaining[0] -= 1
-                body = put_body(remaining[0], size_bytes)
-                sent_s = time.perf_counter()
-                async with session.post(f"{url}/v3/kv/put", json=body) as reply:
-                    if reply.status != 200:
-                        raise RuntimeError(f"etcd put failed: {reply.status} {await reply.text()}")
-                    await reply.read()
-                latencies_s.append(time.perf_counter() - sent_s)
-
-        started_s = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed_s = time.perf_counter() - started_s
-    latencies_s.sort()
-    return LoadResult(count / elapsed_s, percentile_ms(latencies_s, 0.5),
-                      percentile_ms(latencies_s, 0.99))
 
 
 async def etcd_put_once(url: str, timeout_s: float) -> bool:

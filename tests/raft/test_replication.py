@@ -234,6 +234,20 @@ def test_proposal_is_forwarded_by_a_follower(make_network) -> None:
     assert [(m.from_id, m.to, m.term) for m in forwarded] == [(3, 1, 0)]
 
 
+def test_follower_forwards_the_proposals_of_one_ready_in_one_message(make_network) -> None:
+    """Proposals made on a follower between two Readies travel together, split only at the
+    message size limit, and each commits once, in order."""
+    net = make_network(3, max_size_per_message_bytes=250)
+    net.elect(1)
+    commands = [f"{number:03d}".encode() * 33 for number in range(5)]  # 99 bytes each
+    net.propose(3, *commands)
+    net.tick(1)
+    assert all(state == commands for state in net.app_state.values())
+    forwarded = [m for m in net.sent if m.type == MessageType.PROPOSE]
+    assert [len(m.entries) for m in forwarded] == [2, 2, 1]
+    assert all((m.from_id, m.to, m.term) == (3, 1, 0) for m in forwarded)
+
+
 def test_follower_without_forwarding_raises_not_leader(make_network) -> None:
     """With forward_proposals off, a follower names the leader instead of forwarding."""
     net = make_network(3, forward_proposals=False)

@@ -14,12 +14,18 @@ from warmd.errors import AdminError
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.types import ConfState
-from warmd.runtime.commands.bench_load import EntryMaker, LoadRequest, padded_entry, run_load
+from warmd.runtime.commands.bench_load import (
+    BenchWrites,
+    EntryMaker,
+    LoadRequest,
+    padded_entry,
+    run_load,
+)
 from warmd.runtime.node.applier import Applier
 from warmd.runtime.node.disk import DiskStorage
 from warmd.runtime.node.driver import Driver, DriverOptions, ProposalTimeout
 from warmd.runtime.node.transport import TcpTransport, TransportOptions
-from warmd.statemachine.commands import Heartbeat, Session, decode_command
+from warmd.statemachine.commands import Heartbeat, Session, decode_command, encode_command
 from warmd.statemachine.machine import StateMachine
 
 
@@ -107,5 +113,39 @@ async def test_an_unanswered_request_times_out_and_cancellation_propagates(tmp_p
         with pytest.raises(asyncio.CancelledError):
             await waiter
         assert pending.cancelled()
+    finally:
+        await _stop(driver)
+
+
+async def test_bench_write_commits_client_made_entries_once(tmp_path: Path) -> None:
+    """bench-write registers the node once, commits one Session(Heartbeat) per request (the
+    kept wire map gives the same bytes a fresh encode would), refuses a stale sequence with
+    the state machine's reason and bad arguments as bad_request."""
+    driver = await _started_driver(tmp_path)
+    writes = BenchWrites(driver)
+    client_id = "b1.0." + "x" * 40
+    try:
+        first = await driver.read()  # past the new leader's no-op
+        await asyncio.gather(*(writes.write({"client_id": f"{client_id}{n}", "sequence": 1})
+                               for n in range(8)))
+        for sequence in (2, 3):
+            await writes.write({"client_id": client_id + "0", "sequence": sequence})
+        assert driver.applier.applied_index == first + 1 + 10  # RegisterNode, then 10 writes
+        assert driver.node_id in driver.state.nodes
+        cached = writes._entry({"client_id": client_id + "0", "sequence": 9})
+        decoded = decode_command(cached)
+        assert isinstance(decoded, Session) and decoded.sequence == 9
+        fresh = Session(client_id=client_id + "0", sequence=9, command=Heartbeat(
+            node_id=driver.node_id, now_ms=decoded.command.now_ms))  # type: ignore[union-attr]
+        assert cached == encode_command(fresh)
+        with pytest.raises(AdminError, match="older than the last applied") as stale:
+            await writes.write({"client_id": client_id + "0", "sequence": 1})
+        assert stale.value.code == "failed"
+        for args in ({"client_id": client_id}, {"client_id": 5, "sequence": 1},
+                     {"client_id": client_id, "sequence": 0}, {"client_id": "", "sequence": 1},
+                     {"client_id": "x" * 300, "sequence": 1}):
+            with pytest.raises(AdminError) as refused:
+                await writes.write(args)
+            assert refused.value.code == "bad_request"
     finally:
         await _stop(driver)

@@ -5,6 +5,10 @@ JSON lines rather than binary frames because an operator can talk to a stuck dae
 pure; errors travel as `{"code", "message"}` and become `AdminError`, whose code maps to a
 sysexits-style exit status for warmctl.
 
+Replies come in the order of the requests, except that a client may keep many requests of
+a pipelined command (`bench-write`) in flight on one connection: their replies come as each
+is done, and the client matches them by `id`.
+
     request:  {"v": 1, "id": 7, "command": "status", "args": {}}
               (+ "token": "<secret>" to act as a named token instead of the socket's uid)
     success:  {"v": 1, "id": 7, "ok": true, "result": {...}}
@@ -208,7 +212,10 @@ def _dump(document: dict[str, Any], code: ErrorCode) -> bytes:
 def _load(line: bytes, code: ErrorCode) -> dict[str, Any]:
     if len(line) > LINE_BYTES_MAX:
         raise AdminError(code, f"line of {len(line)} bytes exceeds {LINE_BYTES_MAX}")
-    if nesting_depth(line) > NESTING_DEPTH_MAX:  # json.loads would recurse once per level
+    # json.loads would recurse once per level. Counting the opening brackets first is one C
+    # pass: a line with no more of them than the limit cannot nest deeper (every request).
+    if (line.count(b"[") + line.count(b"{") > NESTING_DEPTH_MAX
+            and nesting_depth(line) > NESTING_DEPTH_MAX):
         raise AdminError(code, f"JSON nested deeper than {NESTING_DEPTH_MAX} levels")
     try:
         document = json.loads(line)

@@ -142,6 +142,7 @@ class RaftNode:
         self._progress: dict[int, Progress] = {}
         self._votes: dict[int, bool] = {}
         self._messages: list[Message] = []
+        self._forwarding: list[Entry] = []  # proposals for the leader, sent at ready()
         self._read_states: list[ReadState] = []
         self._lost_entries: list[LostEntries] = []
         self._ticks = 0  # ticks since this node started: when members last answered
@@ -323,7 +324,8 @@ class RaftNode:
 
     def has_ready(self) -> bool:
         """Whether ready() would return any work."""
-        if self._broadcast_pending or self._messages or self._read_states or self._lost_entries:
+        if (self._broadcast_pending or self._messages or self._forwarding or self._read_states
+                or self._lost_entries):
             return True
         log = self.log
         if log.unstable or log.unstable_snapshot is not None or self._compaction is not None:
@@ -339,6 +341,7 @@ class RaftNode:
         """The next batch of work; call advance() with it before calling ready() again."""
         invariant(self._ready_outstanding is None, "ready() called again before advance()")
         self._flush_broadcast()
+        self._flush_forwarding()
         hard, soft = self._hard_state(), self._soft_state()
         entries = tuple(self.log.unstable)
         snapshot = self.log.unstable_snapshot
@@ -679,15 +682,39 @@ class RaftNode:
         if self._role == Role.LEADER:
             self._leader_propose(kind, data)
             return
-        self._forward(MessageType.PROPOSE, entries=(Entry(term=0, index=0, type=kind, data=data),))
+        self._check_forwarding()
+        self._forwarding.append(Entry(term=0, index=0, type=kind, data=data))
+
+    def _flush_forwarding(self) -> None:
+        """Send the proposals made since the last Ready to the leader, as few PROPOSE
+        messages as the size limit allows: one per proposal cost the follower and the
+        leader a message each (profiled). A leader lost meanwhile drops them, as it drops
+        a forwarded message: the proposers time out and may retry."""
+        if not self._forwarding:
+            return
+        pending, self._forwarding = self._forwarding, []
+        if self._leader_id == NO_NODE or self._role != Role.FOLLOWER:
+            return
+        limit, size = self.config.max_size_per_message_bytes, 0
+        batch: list[Entry] = []
+        for entry in pending:
+            if batch and size + len(entry.data) > limit:
+                self._send(MessageType.PROPOSE, self._leader_id, term=0, entries=tuple(batch))
+                batch, size = [], 0
+            batch.append(entry)
+            size += len(entry.data)
+        self._send(MessageType.PROPOSE, self._leader_id, term=0, entries=tuple(batch))
 
     def _forward(self, kind: MessageType, **fields: Unpack[_Fields]) -> None:
         """Send a local request to the leader (term 0), or raise when that is impossible."""
+        self._check_forwarding()
+        self._send(kind, self._leader_id, term=0, **fields)
+
+    def _check_forwarding(self) -> None:
         if self._leader_id == NO_NODE or self._role != Role.FOLLOWER:
             raise ProposalDropped(ProposalDropped.NO_LEADER)
         if not self.config.forward_proposals:
             raise NotLeader(self._leader_id)
-        self._send(kind, self._leader_id, term=0, **fields)
 
     def _leader_propose(self, kind: EntryType, data: bytes) -> None:
         if self._lead_transferee != NO_NODE:

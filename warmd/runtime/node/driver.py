@@ -5,8 +5,10 @@ transfers) all go through one queue into one task, so the core is never touched
 concurrently and a request can never land between `ready()` and `advance()`. Each
 Ready is handled in etcd's order (docs/raft.md): persist through DiskStorage.save on one
 worker thread (a leader sends its messages first, while it persists: the core counts
-its own vote only after `advance`), send, apply the committed entries (applier.py),
-serve ReadIndex answers, `advance`. Requests that arrive while a Ready is persisted
+its own vote only after `advance`; a follower sends the requests it forwards to the
+leader first too) and apply the committed entries (applier.py) that an earlier Ready
+persisted while the fsync runs (the others after it), send, serve ReadIndex answers,
+`advance`. Requests that arrive while a Ready is persisted
 wait in the queue and travel together in the next one: that is the group commit.
 
 A failed disk write (DiskFailed) or a broken invariant ends the task; the daemon
@@ -30,7 +32,16 @@ from warmd.logging import get_logger
 from warmd.raft.confchange import encode_conf_change
 from warmd.raft.core import RaftNode
 from warmd.raft.errors import NotLeader, ProposalDropped, RaftError, SnapshotOutOfDate
-from warmd.raft.types import ConfChange, ConfChangeType, ConfState, Message, Ready, Role, Snapshot
+from warmd.raft.types import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Message,
+    MessageType,
+    Ready,
+    Role,
+    Snapshot,
+)
 from warmd.runtime.node.applier import Applier
 from warmd.runtime.node.changes import ChangeFeed
 from warmd.runtime.node.disk import DiskStorage
@@ -100,6 +111,16 @@ class _Propose:
 
 _TICK = object()
 _STOP = object()
+# What a follower sends to the leader on behalf of its local requests (RaftNode._forward).
+_FORWARDED = frozenset({MessageType.PROPOSE, MessageType.READ_INDEX, MessageType.TRANSFER_LEADER})
+
+
+def _already_durable(ready: Ready) -> bool:
+    """Whether every committed entry of `ready` was persisted by an earlier Ready (a
+    leader's always are: it counts itself toward commit only after `advance`)."""
+    if not ready.committed_entries or not ready.entries:
+        return True
+    return ready.committed_entries[-1].index < ready.entries[0].index
 
 
 class Driver:
@@ -220,13 +241,20 @@ class Driver:
 
     async def _handle_ready(self, ready: Ready) -> None:
         leader = self.node.role == Role.LEADER
-        if leader and ready.messages:
-            metrics.heartbeats.sent(ready.messages, self._clock.monotonic())
-            await self.transport.send(ready.messages)  # in parallel with our own fsync
-        if ready.hard_state is not None or ready.entries or ready.snapshot is not None:
-            with metrics.WAL_FSYNC.time():
-                await self._on_writer(self.storage.save, ready.hard_state, ready.entries,
-                                      ready.snapshot, ready.must_sync)
+        messages = await self._send_before_save(ready.messages, leader)
+        saving = self._start_save(ready)
+        early = ready.snapshot is None and _already_durable(ready)
+        try:
+            if early:
+                # While our own fsync runs (it releases the GIL): these entries are on our
+                # disk already (and on a quorum's), so applying them and answering their
+                # proposers need not wait for the fsync of the newer ones. Entries still in
+                # this Ready wait for it, so "applied" never runs ahead of our own log (a
+                # learner that shows an entry applied has acknowledged it to the leader).
+                self._apply(ready)
+        finally:
+            if saving is not None:
+                await saving
         if ready.compaction is not None:
             # Written behind the driver's back: a big snapshot file and its fsync take a
             # second, and the driver must go on ticking, heartbeating and appending meanwhile
@@ -235,16 +263,14 @@ class Driver:
             persisting = asyncio.ensure_future(self._persist_compaction(ready.compaction))
             self._compactions.add(persisting)
             persisting.add_done_callback(self._compactions.discard)
-        if not leader and ready.messages:
-            await self.transport.send(ready.messages)
+        if messages:
+            await self.transport.send(messages)
         if ready.snapshot is not None:
             await self.applier.restore_in_steps(ready.snapshot)
             self._latest_snapshot = ready.snapshot
             self._update_peers()
-        outcome = self.applier.apply(ready.committed_entries)
-        self._applied_bytes += sum(len(entry.data) for entry in ready.committed_entries)
-        if outcome.membership_changed:
-            self._on_membership_changed(outcome.removed_ids)
+        if not early:
+            self._apply(ready)
         self._note_reads(ready)
         for lost in ready.lost_entries:
             _log.warning("follower_lost_entries", peer_id=lost.node_id,
@@ -255,6 +281,44 @@ class Driver:
         self._snapshot_if_due()
         if ready.soft_state is not None:
             self._on_soft_state()
+
+    async def _send_before_save(self, messages: tuple[Message, ...],
+                                leader: bool) -> tuple[Message, ...]:
+        """Send what may leave before our fsync; return what must wait for it.
+
+        A leader sends everything (its followers persist in parallel with it). A follower
+        holds back what speaks for its log or vote until they are on disk, but not the
+        requests it forwards to the leader: they claim nothing, and held back, every
+        proposal made on a follower waited for the follower's last append's fsync
+        (profiled)."""
+        if not messages:
+            return ()
+        if leader:
+            metrics.heartbeats.sent(messages, self._clock.monotonic())
+            await self.transport.send(messages)
+            return ()
+        forwarded = [message for message in messages if message.type in _FORWARDED]
+        if not forwarded:
+            return messages
+        await self.transport.send(forwarded)
+        return tuple(message for message in messages if message.type not in _FORWARDED)
+
+    def _start_save(self, ready: Ready) -> asyncio.Future[None] | None:
+        """Persist the Ready's entries and states on the writer thread; None if nothing to."""
+        if ready.hard_state is None and not ready.entries and ready.snapshot is None:
+            return None
+        return asyncio.ensure_future(self._save(ready))
+
+    async def _save(self, ready: Ready) -> None:
+        with metrics.WAL_FSYNC.time():
+            await self._on_writer(self.storage.save, ready.hard_state, ready.entries,
+                                  ready.snapshot, ready.must_sync)
+
+    def _apply(self, ready: Ready) -> None:
+        outcome = self.applier.apply(ready.committed_entries)
+        self._applied_bytes += sum(len(entry.data) for entry in ready.committed_entries)
+        if outcome.membership_changed:
+            self._on_membership_changed(outcome.removed_ids)
 
     async def _on_writer(self, function: Callable[..., _T], *args: Any) -> _T:
         loop = asyncio.get_running_loop()
