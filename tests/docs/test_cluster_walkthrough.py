@@ -191,6 +191,23 @@ def start_from_readme(walk: Walk, lines: list[str]) -> None:
     wait_until(lambda: walk.leader() is not None, "a leader")
 
 
+COVERED = {"A local three-node cluster", "Lost quorum: forcing a new cluster from one survivor",
+           "Restoring a cluster from a snapshot file", "Tasks, nodes and draining",
+           "Warm-up plans, summaries and `warmctl explain`"}
+
+
+def test_every_shell_block_of_operations_md_is_walked() -> None:
+    """A new `sh` block in docs/operations.md must be added to this walk-through."""
+    headings = set()
+    heading = ""
+    for line in (REPO / "docs" / "operations.md").read_text().splitlines():
+        if line.startswith("## "):
+            heading = line[3:]
+        elif line.startswith("```sh"):
+            headings.add(heading)
+    assert headings == COVERED
+
+
 def test_readme_cluster_block(walk: Walk) -> None:
     (block,) = code_blocks("README.md", "Run a local cluster")
     lines = command_lines(block)
@@ -258,10 +275,12 @@ def test_operations_tasks_block(walk: Walk) -> None:
     plan = _plans(walk)[0]
     walk.values |= {"PLAN": str(plan["plan_id"]), "RULE": "zero-config", "N": "5",
                     "NODE": "2"}
+    leader = walk.leader()
+    assert leader is not None
     for line in lines:
         for variant in variants(line):
             codes = REFUSED if re.search(r"retry|cancel", variant) else (0,)
-            clean(walk.warmctl(variant), variant, codes)
+            clean(walk.warmctl(variant, node=leader), variant, codes)  # `plans run`: the leader
     nodes = walk.call_json("nodes")
     assert "2" in json.dumps(nodes)
 
