@@ -3,6 +3,7 @@ run warmed by the cluster's own plan, the interactive mode, and a clean stop on 
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
 import re
@@ -118,8 +119,12 @@ def test_interactive_demo_shows_warmctl_and_ctrl_c_stops_all(process_tree: tuple
                                capture_output=True, text=True, timeout=30)
         assert plans.returncode == 0 and "cache-flush:redis" in plans.stdout, plans.stderr
         console = re.search(r"console \(node 1\): (http://\S+)", shown)
-        assert console is not None, shown
-        with urllib.request.urlopen(console[1] + "api/v1/plans", timeout=30) as response:
+        login = re.search(r"The console: (http://\S+/login/once\?code=\S+)", shown)
+        assert console is not None and login is not None, shown
+        browser = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        browser.open(login[1], timeout=30).close()  # the one-time link: a session cookie
+        with browser.open(console[1] + "api/v1/plans", timeout=30) as response:
             assert "cache-flush:redis" in response.read().decode()  # the console shows them
         started = descendants(runner.pid)
         assert len(started) >= 5

@@ -354,10 +354,16 @@ def test_operations_recovery_blocks(walk: Walk) -> None:
     walk.pids[5] = process.pid
     restored_socket = walk.scratch / "restored" / "admin.sock"
     wait_until(restored_socket.exists, "the restored node's socket")
-    shown = subprocess.run([str(BIN / "warmctl"), "--socket", str(restored_socket), "tasks",
-                            "show", walk.values["TASK_ID"]], capture_output=True, text=True,
-                           timeout=60, check=False)
-    assert walk.values["TASK_ID"] in clean(shown, "tasks show on the restored node")
+    show = [str(BIN / "warmctl"), "--socket", str(restored_socket), "tasks", "show",
+            walk.values["TASK_ID"]]
+
+    def shown() -> bool:  # once the restored node has elected itself
+        return subprocess.run(show, capture_output=True, text=True, timeout=60,
+                              check=False).returncode == 0
+
+    wait_until(shown, "the restored node to answer")
+    result = subprocess.run(show, capture_output=True, text=True, timeout=60, check=False)
+    assert walk.values["TASK_ID"] in clean(result, "tasks show on the restored node")
 
 
 def _exited(pid: int) -> bool:

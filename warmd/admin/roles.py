@@ -47,7 +47,8 @@ COMMAND_ACCESS: dict[str, CommandAccess] = {
     ), _OPERATE),
     # membership, leadership, the log, rule uploads, tokens, load generators: admins
     **dict.fromkeys((
-        "add-learner", "promote", "remove", "transfer-leader", "check-write", "rules-reload", "token-add", "token-revoke", "login-link",
+        "add-learner", "promote", "remove", "transfer-leader", "check-write", "rules-reload",
+        "bench-plan", "token-add", "token-revoke", "login-link",
     ), _ADMINISTER),
 }
 

@@ -43,8 +43,8 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport=VIEWPORT)
+def page(browser: Any, auth_headers: dict[str, str]) -> Iterator[Any]:
+    context = browser.new_context(viewport=VIEWPORT, extra_http_headers=auth_headers)
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
@@ -73,6 +73,14 @@ def console_cluster(redis_server: ServerProcess) -> Iterator[ProcessCluster]:
         yield cluster
     finally:
         cluster.close()
+
+
+@pytest.fixture(scope="module")
+def auth_headers(console_cluster: ProcessCluster) -> dict[str, str]:
+    """An admin token's bearer header for every request a test's browser makes (any node
+    takes it: tokens are replicated; the login form has its own test, test_access_browser)."""
+    token = console_cluster.call(1, "token-add", name="browser-admin", role="admin")
+    return {"Authorization": f"Bearer {token['secret']}"}
 
 
 def console_url(cluster: ProcessCluster, node_id: int, path: str = "/") -> str:

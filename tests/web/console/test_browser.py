@@ -84,10 +84,11 @@ def test_a_task_goes_running_then_succeeded_without_a_reload(
 
 def test_a_task_cancelled_on_one_node_shows_cancelled_on_another(
         browser: Any, page: Any, console_cluster: ProcessCluster,
-        redis_server: ServerProcess) -> None:
+        redis_server: ServerProcess, auth_headers: dict[str, str]) -> None:
     """Cancel from node 1's task page; node 3's page of the same task turns CANCELLED live."""
     submit(console_cluster, "long-1", f"redis://{redis_server.address}", _keys("long", 5000))
-    watcher = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    watcher = browser.new_context(viewport={"width": 1280, "height": 800},
+                                  extra_http_headers=auth_headers).new_page()
     try:
         watcher.goto(console_url(console_cluster, 3, "/tasks/long-1"))
         watcher.wait_for_selector("#live.on")
@@ -120,9 +121,10 @@ def test_every_page_renders_and_is_captured_at_1280x800(
     assert "03:00:00" in page.inner_text("#rules")
 
 
-def test_pages_work_without_javascript(browser: Any, console_cluster: ProcessCluster) -> None:
+def test_pages_work_without_javascript(browser: Any, console_cluster: ProcessCluster,
+                                      auth_headers: dict[str, str]) -> None:
     """With JavaScript off, the filter form still filters (the query goes in the URL)."""
-    context = browser.new_context(java_script_enabled=False)
+    context = browser.new_context(java_script_enabled=False, extra_http_headers=auth_headers)
     try:
         page = context.new_page()
         page.goto(console_url(console_cluster, 1, "/tasks"))
