@@ -26,7 +26,7 @@ from warmd import logging as warmd_logging
 from warmd.admin.server import AdminServer
 from warmd.clock import Clock, SystemClock
 from warmd.config import SERVICE_SECTIONS, Config
-from warmd.errors import ConfigError, WarmdError
+from warmd.errors import ConfigError, InvariantViolation, WarmdError
 from warmd.hooks.registry import HookRegistry
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
@@ -217,7 +217,7 @@ class Daemon:
         """Wait for a stop signal or the driver's end; True when the driver failed."""
         finished = driver.finished
         if finished is None:
-            raise RuntimeError("the driver was not started")  # a wiring bug, not an outage
+            raise InvariantViolation("the driver was not started")  # a wiring bug
         stop_wait = asyncio.create_task(self._stop.wait())
         await asyncio.wait([stop_wait, finished], return_when=asyncio.FIRST_COMPLETED)
         stop_wait.cancel()

@@ -24,7 +24,7 @@ from warmd.analysis.formats import JSON_FIELDS, LogFormat, detect_format, format
 from warmd.analysis.summary import Summary, SummaryConfig
 from warmd.clock import Clock, SystemClock
 from warmd.config import AnalysisConfig, SourceConfig
-from warmd.errors import ConfigError
+from warmd.errors import ConfigError, InvariantViolation
 from warmd.logging import get_logger
 from warmd.runtime.ingest.cache_requests import Row
 from warmd.runtime.ingest.cadence import Cadence, ship_due
@@ -374,7 +374,8 @@ class LogPipeline:
             source.worker = None
         if source.worker is None:
             if source.log_format is None:
-                raise RuntimeError(f"source {source.config.name}: fed before its format was known")
+                raise InvariantViolation(f"source {source.config.name}: fed before its format "
+                                         "was known")
             source.worker = AnalysisWorker(source.log_format, self._summary_config)
         for start in range(0, len(lines), FEED_LINES):
             source.worker.feed(lines[start:start + FEED_LINES])
