@@ -14,8 +14,18 @@ from typing import NamedTuple, Protocol, overload, runtime_checkable
 from warmd.errors import CacheError, CacheUnavailable, invariant
 
 __all__ = [
-    "BackendStats", "CacheBackend", "CacheError", "CacheItem", "CacheUnavailable",
-    "InvalidKey", "ItemColumns", "KeyFailure", "NodeStats", "OwnReads", "WriteOutcome",
+    "BackendStats",
+    "CacheBackend",
+    "CacheError",
+    "CacheItem",
+    "CacheUnavailable",
+    "InvalidKey",
+    "Item",
+    "ItemColumns",
+    "KeyFailure",
+    "NodeStats",
+    "OwnReads",
+    "WriteOutcome",
 ]
 
 
@@ -26,6 +36,9 @@ class InvalidKey(CacheError):
         super().__init__(f"invalid key {key[:60]!r}: {reason}")
         self.key = key
         self.reason = reason
+
+
+Item = tuple[str, bytes, int]  # (key, value, ttl_s): what every backend reads of an item
 
 
 class CacheItem(NamedTuple):
@@ -44,7 +57,7 @@ class CacheItem(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class ItemColumns(Sequence[CacheItem]):
+class ItemColumns(Sequence[Item]):
     """A batch of items held as three parallel columns instead of one tuple per item.
 
     Why: the runner fills 10^5 keys per second, and a tuple per item costs an allocation,
@@ -67,32 +80,32 @@ class ItemColumns(Sequence[CacheItem]):
         return len(self.keys)
 
     @staticmethod
-    def keys_of(items: Sequence[CacheItem]) -> Sequence[str]:
+    def keys_of(items: Sequence[Item]) -> Sequence[str]:
         """The keys of a batch: the column itself when it is one, else gathered in C."""
         if isinstance(items, ItemColumns):
             return items.keys
         return list(map(_KEY_OF, items))
 
-    def __iter__(self) -> Iterator[CacheItem]:
-        return zip(self.keys, self.values, self.ttls_s, strict=True)  # type: ignore[return-value]
+    def __iter__(self) -> Iterator[Item]:
+        return zip(self.keys, self.values, self.ttls_s, strict=True)
 
     @overload
-    def __getitem__(self, index: int) -> CacheItem: ...
+    def __getitem__(self, index: int) -> Item: ...
 
     @overload
     def __getitem__(self, index: slice) -> ItemColumns: ...
 
-    def __getitem__(self, index: int | slice) -> CacheItem | ItemColumns:
+    def __getitem__(self, index: int | slice) -> Item | ItemColumns:
         if isinstance(index, slice):
             return ItemColumns(self.keys[index], self.values[index], self.ttls_s[index])
-        return (self.keys[index], self.values[index], self.ttls_s[index])  # type: ignore[return-value]
+        return (self.keys[index], self.values[index], self.ttls_s[index])
 
 
 _KEY_OF = itemgetter(0)
 _VALUE_OF = itemgetter(1)
 
 
-def values_bytes(items: Sequence[CacheItem]) -> int:
+def values_bytes(items: Sequence[Item]) -> int:
     """Total value size of a batch, summed in C (map over a column, or itemgetter)."""
     if isinstance(items, ItemColumns):
         return sum(map(len, items.values))
@@ -191,7 +204,7 @@ class CacheBackend(Protocol):
     name: str
 
     async def write_many(
-        self, items: Sequence[CacheItem], *, only_if_absent: bool = False
+        self, items: Sequence[Item], *, only_if_absent: bool = False
     ) -> WriteOutcome:
         """Write a batch with per-item TTL; with `only_if_absent`, keep existing keys."""
         ...

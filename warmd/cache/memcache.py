@@ -30,6 +30,7 @@ from warmd.cache.base import (
     BackendStats,
     CacheItem,
     InvalidKey,
+    Item,
     ItemColumns,
     KeyFailure,
     NodeStats,
@@ -154,8 +155,8 @@ class MemcacheBackend:
         except MemcacheError as error:
             raise CacheError(f"{self.name}: {error!r}") from error
 
-    def _split_valid(self, items: Sequence[CacheItem]
-                     ) -> tuple[Sequence[CacheItem], list[KeyFailure]]:
+    def _split_valid(self, items: Sequence[Item]
+                     ) -> tuple[Sequence[Item], list[KeyFailure]]:
         if all_keys_valid(ItemColumns.keys_of(items)):
             return items, []
         valid, failures = [], []
@@ -168,7 +169,7 @@ class MemcacheBackend:
             valid.append(item if key is item[0] else CacheItem(key, item[1], item[2]))
         return valid, failures
 
-    async def write_many(self, items: Sequence[CacheItem], *,
+    async def write_many(self, items: Sequence[Item], *,
                          only_if_absent: bool = False) -> WriteOutcome:
         """Write a batch (`add` instead of `set` when only_if_absent); invalid keys fail
         one by one with their reason unless hash_invalid_keys maps them."""
@@ -182,7 +183,7 @@ class MemcacheBackend:
                         for batch in batches]
         return WriteOutcome.combine([WriteOutcome(0, 0, tuple(failures)), *outcomes])
 
-    async def _write_raw_batches(self, batches: list[Sequence[CacheItem]],
+    async def _write_raw_batches(self, batches: list[Sequence[Item]],
                                  only_if_absent: bool) -> list[WriteOutcome]:
         """Two batches in flight: while memcached stores one, the next is encoded and
         queued behind it (each connection's lock keeps requests and replies in order), so
@@ -200,11 +201,11 @@ class MemcacheBackend:
             raise
         return outcomes
 
-    async def _write_raw(self, batch: Sequence[CacheItem],
+    async def _write_raw(self, batch: Sequence[Item],
                          only_if_absent: bool) -> WriteOutcome:
         if len(self.connections) == 1:  # one server: no hashing needed
             return await next(iter(self.connections.values())).store_many(batch, only_if_absent)
-        by_node: dict[str, list[CacheItem]] = {}
+        by_node: dict[str, list[Item]] = {}
         get_node = self.hasher.get_node
         for item in batch:
             by_node.setdefault(get_node(item[0]), []).append(item)  # type: ignore[arg-type]
@@ -213,7 +214,7 @@ class MemcacheBackend:
             for node, group in by_node.items()))
         return WriteOutcome.combine(results)
 
-    def _write_pymemcache(self, batch: Sequence[CacheItem],
+    def _write_pymemcache(self, batch: Sequence[Item],
                           only_if_absent: bool) -> WriteOutcome:
         """Blocking: set_many per TTL group (set_many takes one expiry per call). A server
         refusal (e.g. a value over the item size limit) aborts set_many, so that group is

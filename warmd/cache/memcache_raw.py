@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
-from warmd.cache.base import CacheItem, KeyFailure, WriteOutcome, values_bytes
+from warmd.cache.base import Item, KeyFailure, WriteOutcome, values_bytes
 from warmd.errors import CacheUnavailable
 
 READ_CHUNK_BYTES = 1 << 16
@@ -15,7 +15,7 @@ _STORED = b"STORED"
 _NOT_STORED = b"NOT_STORED"
 
 
-def encode_stores(items: Sequence[CacheItem], only_if_absent: bool) -> bytes:
+def encode_stores(items: Sequence[Item], only_if_absent: bool) -> bytes:
     """`set|add <key> 0 <ttl> <length>\\r\\n<value>\\r\\n` for the whole batch in one pass."""
     template = (b"add %b 0 %d %d\r\n%b\r\n" if only_if_absent
                 else b"set %b 0 %d %d\r\n%b\r\n")
@@ -23,7 +23,7 @@ def encode_stores(items: Sequence[CacheItem], only_if_absent: bool) -> bytes:
                      for key, value, ttl_s in items])
 
 
-def outcome_from_lines(items: Sequence[CacheItem], lines: list[bytes]) -> WriteOutcome:
+def outcome_from_lines(items: Sequence[Item], lines: list[bytes]) -> WriteOutcome:
     """Match one reply line per item; anything but STORED/NOT_STORED is a key failure."""
     stored = lines.count(_STORED)
     if stored == len(items):
@@ -52,7 +52,7 @@ class MemcacheConnection:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    async def store_many(self, items: Sequence[CacheItem], only_if_absent: bool) -> WriteOutcome:
+    async def store_many(self, items: Sequence[Item], only_if_absent: bool) -> WriteOutcome:
         """Pipeline the batch and wait for exactly one reply line per item."""
         payload = encode_stores(items, only_if_absent)
         async with self._lock:

@@ -14,7 +14,7 @@ import hiredis
 
 from warmd.cache.base import (
     BackendStats,
-    CacheItem,
+    Item,
     KeyFailure,
     NodeStats,
     OwnReads,
@@ -107,11 +107,11 @@ class RedisNode:
         self._next = (self._next + 1) % len(self.connections)
         return self.connections[self._next]
 
-    async def write_chunks(self, chunks: list[Sequence[CacheItem]],
-                           only_if_absent: bool) -> list[tuple[Sequence[CacheItem], object]]:
+    async def write_chunks(self, chunks: list[Sequence[Item]],
+                           only_if_absent: bool) -> list[tuple[Sequence[Item], object]]:
         """Send chunks over all connections at once; return each chunk with its replies."""
         queue = list(reversed(chunks))
-        results: list[tuple[Sequence[CacheItem], object]] = []
+        results: list[tuple[Sequence[Item], object]] = []
 
         async def worker(connection: RespConnection) -> None:
             while queue:
@@ -130,7 +130,7 @@ class RedisNode:
             await connection.close()
 
 
-def outcome_from_replies(chunk: Sequence[CacheItem], replies: object) -> WriteOutcome:
+def outcome_from_replies(chunk: Sequence[Item], replies: object) -> WriteOutcome:
     """Turn one chunk's replies (counts, or a full list with errors) into a WriteOutcome."""
     if isinstance(replies, tuple):  # counted fast path: only +OK replies (never with NX)
         written, skipped = replies
@@ -163,7 +163,7 @@ class RedisBackend:
         self._own_hits = 0
         self._own_misses = 0
 
-    async def write_many(self, items: Sequence[CacheItem], *,
+    async def write_many(self, items: Sequence[Item], *,
                          only_if_absent: bool = False) -> WriteOutcome:
         """Write a batch; failures are per key (e.g. OOM), never an exception per key."""
         if not items:

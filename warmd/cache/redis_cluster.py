@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import hiredis
 
-from warmd.cache.base import BackendStats, CacheItem, KeyFailure, OwnReads, WriteOutcome
+from warmd.cache.base import BackendStats, Item, KeyFailure, OwnReads, WriteOutcome
 from warmd.cache.redis import (
     DEFAULT_CHUNK_KEYS,
     NodeOptions,
@@ -113,10 +113,10 @@ class RedisClusterBackend:
             raise CacheError(f"{self.name}: slot {key_slot(key)} has no owner")
         return owner
 
-    async def _group(self, items: Sequence[CacheItem]) -> dict[str, list[CacheItem]]:
+    async def _group(self, items: Sequence[Item]) -> dict[str, list[Item]]:
         if not self._slots:
             await self.refresh_slots()
-        groups: dict[str, list[CacheItem]] = {}
+        groups: dict[str, list[Item]] = {}
         slots = self._slots
         for item in items:
             owner = slots[key_slot(item[0])]
@@ -125,11 +125,11 @@ class RedisClusterBackend:
             groups.setdefault(owner, []).append(item)
         return groups
 
-    async def write_many(self, items: Sequence[CacheItem], *,
+    async def write_many(self, items: Sequence[Item], *,
                          only_if_absent: bool = False) -> WriteOutcome:
         """Write a batch grouped by slot owner; follow MOVED/ASK until settled."""
         outcomes: list[WriteOutcome] = []
-        pending: Sequence[CacheItem] = items
+        pending: Sequence[Item] = items
         for _ in range(MAX_REDIRECT_ROUNDS):
             if not pending:
                 break
@@ -156,12 +156,12 @@ class RedisClusterBackend:
         outcomes.append(WriteOutcome(0, 0, failures))
         return WriteOutcome.combine(outcomes)
 
-    async def _write_node(self, address: str, group: list[CacheItem], only_if_absent: bool
-                          ) -> tuple[WriteOutcome, list[CacheItem], bool]:
+    async def _write_node(self, address: str, group: list[Item], only_if_absent: bool
+                          ) -> tuple[WriteOutcome, list[Item], bool]:
         """Write one node's share; return its outcome, items MOVED away, and whether any
         MOVED was seen (ASK targets are written here, with ASKING, at once)."""
         node = self._node(address)
-        chunks: list[Sequence[CacheItem]] = [
+        chunks: list[Sequence[Item]] = [
             group[s:s + self.chunk_keys] for s in range(0, len(group), self.chunk_keys)]
         outcomes, moved_items, asked = [], [], []
         for chunk, replies in await node.write_chunks(chunks, only_if_absent):
@@ -184,7 +184,7 @@ class RedisClusterBackend:
         self.redirects_followed += len(moved_items) + len(asked)
         return WriteOutcome.combine(outcomes), moved_items, bool(moved_items)
 
-    async def _write_asking(self, target: str, item: CacheItem,
+    async def _write_asking(self, target: str, item: Item,
                             only_if_absent: bool) -> WriteOutcome:
         payload = encode_command("ASKING") + encode_sets([item], only_if_absent)
         replies = await self._node(target).connection().exchange(payload, 2)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import hiredis
 
-from warmd.cache.base import CacheItem
+from warmd.cache.base import Item
 from warmd.errors import CacheError, CacheUnavailable
 
 _OK = b"+OK\r\n"
@@ -39,7 +39,7 @@ def encode_command(*args: bytes | str | int) -> bytes:
     return b"".join(parts)
 
 
-def encode_sets(items: Sequence[CacheItem], only_if_absent: bool) -> bytes:
+def encode_sets(items: Sequence[Item], only_if_absent: bool) -> bytes:
     """Encode `SET key value [EX ttl] [NX]` for a whole batch in one bytes join.
 
     Each command is five pieces: `*N $3 SET $len(key)`, the key, `$len(value)`, the value,

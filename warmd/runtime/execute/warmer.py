@@ -21,6 +21,7 @@ from operator import itemgetter, sub
 from warmd.cache.base import (
     CacheBackend,
     CacheItem,
+    Item,
     ItemColumns,
     KeyFailure,
     WriteOutcome,
@@ -108,7 +109,7 @@ class _Tally:
     bytes_written: int = 0
     failures: list[KeyFailure] = field(default_factory=list)
     latencies_s: list[float] = field(default_factory=list)
-    written: list[CacheItem] = field(default_factory=list)
+    written: list[Item] = field(default_factory=list)
 
     def add_failures(self, failures: Sequence[KeyFailure]) -> None:
         self.failed += len(failures)
@@ -268,7 +269,7 @@ class WarmRunner:
 
     async def _load_batch(self, task: WarmTask, batch: Sequence[WarmRequest], loader: object,
                           limiter: OriginLimiter | None, tally: _Tally, rng: random.Random
-                          ) -> Sequence[CacheItem]:
+                          ) -> Sequence[Item]:
         keys = await self._map_keys(task, batch)
         ttls = jittered_ttls(task.limits.ttl_s, task.limits.ttl_jitter_ratio, len(batch), rng)
         if isinstance(loader, ValueLoader):  # direct fill: no origin, no per-key plugin call
@@ -306,7 +307,7 @@ class WarmRunner:
             raise PluginError(mapper.name, "key_for must return a non-empty str per request")
         return keys
 
-    async def _write(self, backend: CacheBackend, items: Sequence[CacheItem],
+    async def _write(self, backend: CacheBackend, items: Sequence[Item],
                      limits: WarmLimits) -> WriteOutcome:
         """Write with exponential backoff on CacheUnavailable; other errors fail the task."""
         for attempt in range(limits.retry_attempts):
@@ -324,8 +325,8 @@ class WarmRunner:
         if backend is None or not tally.written or task.limits.verify_sample_keys == 0:
             return 0, 0
         rng = random.Random(f"verify:{task.task_id}:{task.seed}")
-        sample = rng.sample(tally.written, min(len(tally.written), task.limits.verify_sample_keys))
-        sample = [CacheItem(*item) for item in sample]  # a few: named access is worth it
+        drawn = rng.sample(tally.written, min(len(tally.written), task.limits.verify_sample_keys))
+        sample = [CacheItem(*item) for item in drawn]  # a few: named access is worth it
         actual = await backend.read_many([item.key for item in sample])
         verifier = self.registry.get("verifier", task.verifier) if task.verifier else None
         mismatches = 0
@@ -347,7 +348,7 @@ class _PendingWrite:
     size_bytes: int  # batch_bytes of its items (0 when no memory guard watches)
 
 
-def batch_bytes(items: Sequence[CacheItem]) -> int:
+def batch_bytes(items: Sequence[Item]) -> int:
     """Bytes a batch adds to the cache (and to its pipeline buffer while it runs)."""
     keys = items.keys if isinstance(items, ItemColumns) else map(KEY_OF, items)
     return values_bytes(items) + sum(map(len, keys)) + REQUEST_OVERHEAD_BYTES * len(items)
