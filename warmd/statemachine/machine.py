@@ -60,8 +60,8 @@ from warmd.statemachine.topics import EVERYTHING, TOPICS_OF, Topic
 
 # Constants, not settings: replicas with different limits would evict differently and diverge.
 SESSIONS_MAX = 10_000
-FINISHED_KEPT = 10_000  # finished tasks kept for `tasks ls/show` (plans prune theirs sooner)
-PRUNE_BATCH = 1_000  # pruned at once, so the sort runs once per thousand finished tasks
+FINISHED_KEPT = 5_000  # finished tasks outside plans kept for `tasks ls/show`
+PRUNE_BATCH = 500  # checked and pruned once per 500 finished tasks (one sort each time)
 
 
 def _record_attempt(task: TaskRecord, command: Any) -> None:
