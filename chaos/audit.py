@@ -189,14 +189,25 @@ def _compare_digests(logs: Sequence[NodeLog], longest: NodeLog, common: int, ref
 
 
 def _check_tasks(replay: _Replay, acknowledged: Iterable[str], report: AuditReport) -> None:
-    tasks = replay.machine.state.tasks
+    state = replay.machine.state
+    tasks = state.tasks
     report.tasks = len(tasks)
+    missing = []
     for task_id in sorted(set(acknowledged)):
         task = tasks.get(task_id)
-        if task is None or task.state not in TERMINAL_STATES:
+        if task is None:
+            missing.append(task_id)
+        elif task.state not in TERMINAL_STATES:
             report.lost += 1
-            state = "missing" if task is None else task.state.value
-            report.violations.append(f"acknowledged task {task_id} is {state}, not terminal")
+            report.violations.append(f"acknowledged task {task_id} is {task.state.value}, "
+                                     "not terminal")
+    # Finished tasks past the state's bound are dropped, oldest first (the state counts
+    # them): a missing task is lost only when more are missing than were dropped.
+    unexplained = len(missing) - state.finished_pruned
+    if unexplained > 0:
+        report.lost += unexplained
+        report.violations.append(f"{len(missing)} acknowledged tasks are missing but only "
+                                 f"{state.finished_pruned} were pruned (first: {missing[0]})")
     for task_id, count in replay.terminal_entries.items():
         if count > 1:
             report.duplicates += count - 1

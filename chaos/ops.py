@@ -66,20 +66,22 @@ def submit(cluster: ProcessCluster, task_id: str, target: str, keys: Sequence[st
 
 
 def counts(cluster: ProcessCluster) -> dict[str, int] | None:
-    """Task counts per state from any answering node (a linearizable read), or None."""
+    """Task counts per state from any answering node (a linearizable read), or None;
+    `PRUNED` counts the finished tasks the state has dropped past its bound."""
     for node_id, node in sorted(cluster.nodes.items()):
         if not node.running():
             continue
         try:
-            return cluster.call(node_id, "task-list", timeout_s=5.0, limit=0)["counts"]  # type: ignore[no-any-return]
+            listed = cluster.call(node_id, "task-list", timeout_s=5.0, limit=0)
         except AdminClientError:
             continue
+        return {**listed["counts"], "PRUNED": int(listed.get("finished_pruned", 0))}
     return None
 
 
 def wait_all_terminal(cluster: ProcessCluster, expected: int, timeout_s: float) -> dict[str, int]:
     """Wait until `expected` tasks are in terminal states; returns the counts."""
-    terminal = ("SUCCEEDED", "CANCELLED", "EXPIRED", "SKIPPED")
+    terminal = ("SUCCEEDED", "CANCELLED", "EXPIRED", "SKIPPED", "PRUNED")
 
     def settled() -> dict[str, int] | None:
         found = counts(cluster)

@@ -39,6 +39,7 @@ def test_the_oldest_finished_tasks_go_and_unfinished_ones_stay() -> None:
     assert "t0000" not in machine.state.tasks and "t0004" not in machine.state.tasks
     assert "t0005" in machine.state.tasks and "t0024" in machine.state.tasks
     assert machine.state.tasks["open"].state is TaskState.PENDING
+    assert machine.state.finished_pruned == 5  # counted, so an audit can tell pruned from lost
 
 
 def test_a_replica_restored_from_a_snapshot_prunes_the_same_tasks() -> None:

@@ -336,6 +336,7 @@ class StateMachine:
         loose.sort(key=lambda task: (task.updated_ms, task.task_id))
         for task in loose[:len(loose) - FINISHED_KEPT]:
             state.remove(task.task_id)
+        state.finished_pruned += len(loose) - FINISHED_KEPT
 
     def _create(self, command: SubmitTask) -> ApplyResult:
         task = TaskRecord(

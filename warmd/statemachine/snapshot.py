@@ -68,6 +68,8 @@ def encode_snapshot(state: MachineState) -> bytes:
         # Session order is eviction order (least recently used first), so it is kept.
         "sessions": [_session_to_wire(session) for session in state.sessions.values()],
     }
+    if state.finished_pruned:  # absent until the first prune: older snapshots stay equal
+        wire["finished_pruned"] = state.finished_pruned
     if state.rules is not None:  # absent until the first SetRules: older snapshots stay valid
         wire["rules"] = _fields_to_wire(state.rules)
     if state.summaries:  # absent when empty: older snapshots and digests stay the same
@@ -212,6 +214,7 @@ def _state_from_wire(wire: dict[str, Any], batch: int) -> Generator[None, None, 
     state = MachineState(
         applied_index=_int(wire["applied_index"]),
         stale_fence_rejections=_int(wire["stale_fence_rejections"]),
+        finished_pruned=_int(wire.get("finished_pruned", 0)),
     )
     tasks = wire["tasks"]
     for number, task_wire in enumerate(tasks):

@@ -143,6 +143,7 @@ class MachineState:
     sessions: dict[str, SessionRecord] = field(default_factory=dict)
     applied_index: int = 0
     stale_fence_rejections: int = 0
+    finished_pruned: int = 0  # finished tasks outside plans dropped past the bound, ever
     rules: RuleSetRecord | None = None  # the committed rule set (SetRules), None before any
     summaries: dict[str, SummaryRecord] = field(default_factory=dict)  # by "node_id/source"
     plans: dict[str, PlanRecord] = field(default_factory=dict)  # oldest first, PLANS_KEPT at most

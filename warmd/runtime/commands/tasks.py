@@ -215,7 +215,8 @@ class TaskCommands:
         page = take_page(after, request, _position, task_document)
         return {"read_index": read_index, "total": len(matching), "counts": self._state.counts(),
                 "tasks": page.documents, "next_cursor": page.next_cursor,
-                "stale_fence_rejections": self._state.stale_fence_rejections}
+                "stale_fence_rejections": self._state.stale_fence_rejections,
+                "finished_pruned": self._state.finished_pruned}
 
     async def show(self, args: Mapping[str, Any]) -> dict[str, Any]:
         task_id = _text(args, "task_id")
