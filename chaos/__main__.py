@@ -29,12 +29,13 @@ from chaos.soak import Sampler, SoakVerdict, judge, parse_duration
 from chaos.workload import Workload
 from warmd import logging as warmd_logging
 from warmd.testing.linearizability import check_history
-from warmd.testing.procs import NodeProcess, ProcessCluster
+from warmd.testing.procs import NodeProcess, ProcessCluster, Timing
 from warmd.testing.servers import start_redis
 
 LEASE_MS = 1_500
 HEARTBEAT_MS = 300
 SETTLE_TIMEOUT_S = 120.0
+SOAK_SNAPSHOT_ENTRIES = 5_000
 
 
 class ChaosCluster(ProcessCluster):
@@ -89,7 +90,10 @@ def run(args: argparse.Namespace) -> tuple[int, AuditReport, bool, SoakVerdict |
     soak's verdict when it was a soak)."""
     rng = random.Random(args.seed)
     redis_server = start_redis()
-    cluster = ChaosCluster(args.nodes)
+    # A soak compacts its logs many times over (snapshots every SOAK_SNAPSHOT_ENTRIES), so
+    # what it judges is the log's bound, not the first 100,000 entries of the default.
+    timing = Timing(snapshot_interval_entries=SOAK_SNAPSHOT_ENTRIES) if args.soak else None
+    cluster = ChaosCluster(args.nodes, timing)
     proxy = FaultProxy({node_id: node.port for node_id, node in cluster.nodes.items()}).start()
     workload = None
     try:
