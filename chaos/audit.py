@@ -103,7 +103,11 @@ class _Replay:
         if log.snapshot_machine is not None:
             self.machine.restore(log.snapshot_machine)
         self.report = report
-        self.assigned: dict[str, int] = {}
+        # A task assigned before the snapshot has its Assign compacted away: the fence the
+        # snapshot holds is the latest assignment the audit can see (0: unassigned).
+        self.assigned: dict[str, int] = {
+            task_id: task.fence for task_id, task in self.machine.state.tasks.items() if task.fence
+        }
         self.terminal_entries: Counter[str] = Counter()
 
     def apply(self, entry: Entry) -> None:
