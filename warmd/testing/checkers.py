@@ -125,18 +125,24 @@ class SafetyChecker:
             self._fail("acknowledged entry overwritten", f"node {node_id} acknowledged index "
                        f"{acked_index} in term {term}, then rewrote its log from {first_written}")
 
-    def observe_pre_candidate(self, node_id: int, hard_state: HardState | None) -> None:
+    def observe_pre_candidate(self, node_id: int, hard_state: HardState | None,
+                              term_heard: int = 0) -> None:
         """§9.6: a pre-candidate changes neither term nor vote.
 
         Call it, before observe_hard_state, for a Ready whose soft state is PRE_CANDIDATE.
-        A node whose term rose in this step cannot also have timed out into pre-vote
-        (raising the term restarts its election timer), so any change is the pre-vote's.
+        `term_heard` is the highest term the node was sent in a message that may raise
+        its term: in one step a node may adopt such a term (clearing its vote; its
+        election clock keeps running, Raft Figure 2) and then time out into pre-vote,
+        so that change is allowed; any other is the pre-vote's.
         """
         before = self._record(node_id).persisted
-        if hard_state is not None and (hard_state.term, hard_state.vote) != (before.term, before.vote):
-            self._fail("pre-vote changed hard state", f"node {node_id} became a pre-candidate "
-                       f"with term {hard_state.term} vote {hard_state.vote} (was term "
-                       f"{before.term} vote {before.vote})")
+        if hard_state is None or (hard_state.term, hard_state.vote) == (before.term, before.vote):
+            return
+        if hard_state.vote == NO_NODE and before.term < hard_state.term <= term_heard:
+            return
+        self._fail("pre-vote changed hard state", f"node {node_id} became a pre-candidate "
+                   f"with term {hard_state.term} vote {hard_state.vote} (was term "
+                   f"{before.term} vote {before.vote}; the highest term it heard {term_heard})")
 
     def observe_promotion(self, leader_id: int, learner_id: int, learner_last_index: int,
                           commit: int, lag_entries_max: int) -> None:
@@ -164,13 +170,20 @@ class SafetyChecker:
                        f"uncommitted (commit {commit})")
 
     def observe_persisted_entries(
-        self, node_id: int, entries: Iterable[Entry], term_at: TermLookup
+        self, node_id: int, entries: Iterable[Entry], term_at: TermLookup,
+        node_term: int | None = None,
     ) -> None:
         """Log matching, and no committed entry is ever overwritten on disk.
 
         Call it BEFORE the entries are written, with the node's log as it was. Two
         entries with the same index and term must carry the same command and follow an
         entry of the same term; by induction the logs then match up to there.
+
+        `node_term`, when given, is the term of the node writing (that of the leader it
+        took the entries from): a deposed leader of a term older than the one whose
+        leader committed an entry may still reach a follower as far behind as itself
+        and replace that follower's copy (Raft allows it: only leaders of that term and
+        later must hold the entry), so only a writer at or past that term is judged.
         """
         previous_term: int | None = None
         for entry in entries:
@@ -187,7 +200,9 @@ class SafetyChecker:
                            f"index {entry.index} term {entry.term}")
             committed = self.committed.get(entry.index)
             if (committed is not None and committed.term != entry.term
-                    and term_at(entry.index) == committed.term):
+                    and term_at(entry.index) == committed.term
+                    and (node_term is None
+                         or node_term >= self.commit_term_bound.get(entry.index, 0))):
                 self._fail("committed entry overwritten", f"node {node_id} wrote term "
                            f"{entry.term} over committed term {committed.term} at index "
                            f"{entry.index}")

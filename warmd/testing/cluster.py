@@ -49,6 +49,7 @@ CrashHook = Callable[["SimNode", Ready], bool]
 
 READY_ROUNDS_MAX = 10_000  # a core whose has_ready() never settles is a bug, not a hang
 CAMPAIGN_RETRY_TICKS = 4  # elect(): a candidate without a result after this long tries again
+_KEEPS_TERM = frozenset({MessageType.PRE_VOTE})  # carries a future term without raising ours
 
 
 class CrashPoint(Enum):
@@ -107,10 +108,32 @@ class SimNode:
         self.tick_rate = 1.0
         self.tick_credit = 0.0  # ticks owed to this node at its rate
         self.commit_reported = 0  # the highest commit this node, leading, told the checker
+        # CPU starvation: until this tick the node runs nothing; what arrives waits in
+        # `held`, and on waking it takes all of it and one tick (a starved driver's timer
+        # fires once however long it slept).
+        self.stalled_until = 0
+        self.held: list[Message] = []
+        self.term_heard = 0  # the highest term a message that may raise terms brought it
+        # The lowest term the node held right after taking an APPEND since its last Ready:
+        # the term it wrote those entries in (it may rise again before the Ready).
+        self.append_term: int | None = None
 
     @property
     def up(self) -> bool:
         return self.raft is not None
+
+    def step(self, message: Message) -> None:
+        """Hand a delivered message to the running node, noting the term it may adopt."""
+        raft = self.raft
+        if raft is None:
+            return
+        if message.type not in _KEEPS_TERM and not (
+                message.type is MessageType.PRE_VOTE_RESPONSE and not message.reject):
+            self.term_heard = max(self.term_heard, message.term)
+        raft.step(message)
+        if message.type is MessageType.APPEND:
+            term = raft.term
+            self.append_term = term if self.append_term is None else min(self.append_term, term)
 
     def term_at(self, index: int) -> int | None:
         """The persisted log term at `index`: None if compacted, 0 if past the end."""
@@ -206,6 +229,7 @@ class SimCluster:
         node.read_states = []
         node.lifetime += 1
         node.crash_point = CrashPoint.NONE
+        node.stalled_until, node.held = 0, []
 
     def restart(self, node_id: int) -> None:
         """Crash (if up) and boot again from disk."""
@@ -258,7 +282,7 @@ class SimCluster:
     def submit_write(self, node_id: int, data: bytes) -> int | None:
         """Propose `data` on a node: None when taken, else a leader hint (0: none known)."""
         raft = self.nodes[node_id].raft
-        if raft is None:
+        if raft is None or self.nodes[node_id].stalled_until > self.now_ticks:
             return 0
         try:
             raft.propose(data)
@@ -272,7 +296,7 @@ class SimCluster:
     def submit_read(self, node_id: int, context: bytes) -> int | None:
         """Ask a node for a ReadIndex: None when taken, else a leader hint (0: none known)."""
         raft = self.nodes[node_id].raft
-        if raft is None:
+        if raft is None or self.nodes[node_id].stalled_until > self.now_ticks:
             return 0
         try:
             raft.read_index(context)
@@ -292,22 +316,47 @@ class SimCluster:
         now_ticks = self.clock.advance()
         self.checker.now_ticks = now_ticks
         nodes = self.nodes
+        self._wake_stalled(now_ticks)
         for message in self.network.deliver_due(now_ticks):
             target = nodes.get(message.to)
-            if target is not None and target.raft is not None:
-                target.raft.step(message)
+            if target is None or target.raft is None:
+                continue
+            if target.stalled_until > now_ticks:
+                target.held.append(message)
+            else:
+                target.step(message)
         if self._skewed:
             self._tick_skewed()
         else:
             for node in nodes.values():
-                if node.raft is not None:
+                if node.raft is not None and node.stalled_until <= now_ticks:
                     node.raft.tick()
         if self.workload is not None:
             self.workload.step(self, now_ticks)
         for node in nodes.values():
-            if node.raft is not None:
+            if node.raft is not None and node.stalled_until <= now_ticks:
                 self._drain(node)
         self.observe()
+
+    def stall(self, node_id: int, ticks: int) -> None:
+        """Starve a node of CPU for `ticks` ticks: it steps, ticks and sends nothing;
+        messages for it wait, and when it wakes it steps them all in one burst and gets
+        one tick for the whole stall (the real driver's ticker coalesces a stall so)."""
+        if ticks < 1:
+            raise ValueError(f"a stall lasts at least one tick, got {ticks}")
+        node = self.nodes[node_id]
+        node.stalled_until = max(node.stalled_until, self.now_ticks + ticks + 1)
+
+    def _wake_stalled(self, now_ticks: int) -> None:
+        """A node whose stall ends now steps what it was sent meanwhile, then ticks once."""
+        for node in self.nodes.values():
+            if node.stalled_until != now_ticks:
+                continue
+            held, node.held = node.held, []
+            if node.raft is None:
+                continue
+            for message in held:
+                node.step(message)
 
     def calm_clocks(self) -> None:
         """End the clock skew: every node ticks at rate 1 from now on."""
@@ -317,7 +366,10 @@ class SimCluster:
 
     def _tick_skewed(self) -> None:
         """Each node ticks at its own rate: whole ticks as its credit allows."""
+        now_ticks = self.now_ticks
         for node in self.nodes.values():
+            if node.stalled_until > now_ticks:
+                continue
             node.tick_credit += node.tick_rate
             while node.tick_credit >= 1.0:
                 node.tick_credit -= 1.0
@@ -415,8 +467,12 @@ class SimCluster:
         checker = self.checker
         if ready.snapshot is not None and ready.snapshot.meta.index > 0:
             storage.apply_snapshot(ready.snapshot)
+        writing_term, node.append_term = node.append_term, None
         if ready.entries:
-            checker.observe_persisted_entries(node.node_id, ready.entries, node.term_at)
+            if writing_term is None and node.raft is not None:
+                writing_term = node.raft.term  # a leader writes its own entries in its term
+            checker.observe_persisted_entries(node.node_id, ready.entries, node.term_at,
+                                              writing_term)
             storage.append(list(ready.entries))
             self._check_conf_changes(node, ready.entries)
         if (ready.entries or ready.snapshot is not None) and node.raft is not None:
@@ -425,7 +481,7 @@ class SimCluster:
                                     first_written)
         soft = ready.soft_state
         if soft is not None and soft.role is Role.PRE_CANDIDATE:
-            checker.observe_pre_candidate(node.node_id, ready.hard_state)
+            checker.observe_pre_candidate(node.node_id, ready.hard_state, node.term_heard)
         if ready.hard_state is not None:
             checker.observe_hard_state(node.node_id, ready.hard_state)
             storage.set_hard_state(ready.hard_state)
@@ -622,7 +678,7 @@ class SimCluster:
         for message in messages:
             target = self.nodes.get(message.to)
             if target is not None and target.raft is not None:
-                target.raft.step(message)
+                target.step(message)
                 self._drain(target)
 
 
