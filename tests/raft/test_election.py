@@ -279,3 +279,45 @@ def test_pre_vote_rejection_from_a_term_zero_node_counts(make_network) -> None:
     node.step(Message(type=MessageType.PRE_VOTE_RESPONSE, from_id=2, to=1, term=0, reject=True))
     node.step(Message(type=MessageType.PRE_VOTE_RESPONSE, from_id=3, to=1, term=0, reject=True))
     assert node.role == Role.FOLLOWER
+
+
+def _ticks_until_campaign(node: RaftNode, limit: int) -> int:
+    ticks = 0
+    while node.role == Role.FOLLOWER and ticks < limit:
+        node.tick()
+        ticks += 1
+    return ticks
+
+
+def test_rejected_vote_request_of_a_higher_term_keeps_the_election_clock_running() -> None:
+    """Figure 2: only a leader's message or a granted vote restarts the election timer.
+
+    A node with a longer log adopts the term of a candidate it refuses but keeps
+    counting, so a stream of such candidacies cannot hold it a follower for ever.
+    """
+    storage = MemoryStorage(ConfState(voters=(1, 2, 3, 4, 5)))
+    storage.append([Entry(term=1, index=index) for index in (1, 2, 3)])
+    storage.set_hard_state(HardState(term=1))
+    node = RaftNode(RaftConfig(node_id=1, pre_vote=False), storage, random.Random(3))
+    ticks = 0
+    while node.role == Role.FOLLOWER and ticks < 40:
+        term = node.term + 1  # a candidate with a shorter log every tick, each a term higher
+        node.step(Message(type=MessageType.VOTE, from_id=2 + term % 4, to=1, term=term,
+                          index=2, log_term=1))
+        ready = node.ready()
+        assert node.term == term and ready.messages[-1].reject
+        node.advance(ready)
+        node.tick()
+        ticks += 1
+    assert node.role == Role.CANDIDATE, "the longest log never campaigned"
+    assert 10 <= ticks < 20  # its own randomised timeout, however many terms went by
+
+
+def test_granted_vote_restarts_the_election_clock() -> None:
+    """Figure 2: a node that grants a vote gives that candidate a full timeout to win."""
+    node = single_node(pre_vote=False)
+    for _ in range(9):
+        node.tick()
+    node.step(Message(type=MessageType.VOTE, from_id=2, to=1, term=2))
+    assert not node.ready().messages[-1].reject
+    assert _ticks_until_campaign(node, 40) >= 10

@@ -434,6 +434,19 @@ class RaftNode:
         self._role = Role.FOLLOWER
         self._leader_id = leader_id
 
+    def _adopt_term(self, term: int) -> None:
+        """Follow a higher term heard from a node that is not its leader, clock running.
+
+        Only a leader's message or a vote we grant restarts the election clock (Raft
+        paper, Figure 2). Were a rejected vote request to restart it too, a node whose
+        log is the most up to date could be held a follower for ever by the candidacies
+        it rejects, while the nodes with shorter logs fail to win among themselves
+        (the 30 s stall of the soak under CPU starvation). A deposed leader starts afresh.
+        """
+        elapsed = 0 if self._role == Role.LEADER else self._election_elapsed
+        self._become_follower(term, NO_NODE)
+        self._election_elapsed = elapsed
+
     def _become_pre_candidate(self) -> None:
         # Pre-vote changes neither term nor vote (§9.6), so a failed round costs nothing.
         invariant(self._role != Role.LEADER, "a leader cannot become a pre-candidate")
@@ -565,7 +578,7 @@ class RaftNode:
             elif message.type in _FROM_LEADER:
                 self._become_follower(term, message.from_id)
             else:
-                self._become_follower(term, NO_NODE)
+                self._adopt_term(term)
         elif 0 < term < self._term:
             self._answer_stale(message)
             return
