@@ -23,7 +23,7 @@ from pathlib import Path
 
 from chaos.audit import AuditReport
 from chaos.faults import Nemesis
-from chaos.ops import executor_settings, stop_and_audit, wait_all_terminal
+from chaos.ops import executor_settings, state_bounds, stop_and_audit, wait_all_terminal
 from chaos.proxy import FaultProxy
 from chaos.soak import Sampler, SoakVerdict, judge, parse_duration
 from chaos.workload import Workload
@@ -36,6 +36,7 @@ LEASE_MS = 1_500
 HEARTBEAT_MS = 300
 SETTLE_TIMEOUT_S = 120.0
 SOAK_SNAPSHOT_ENTRIES = 5_000
+SOAK_SUBMITTERS = 4
 
 
 class ChaosCluster(ProcessCluster):
@@ -64,11 +65,17 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--submit-interval", type=float, default=0.05, help="seconds between tasks")
     parser.add_argument("--soak", type=_duration, default=None, metavar="DURATION",
                         help="run this long (e.g. 30m) and judge RSS, descriptors and disk growth")
+    parser.add_argument("--submitters", type=int, default=None,
+                        help=f"client threads submitting side by side (default 1; "
+                             f"{SOAK_SUBMITTERS} in a soak, so the state's bounds are reached "
+                             "early in the run)")
     args = parser.parse_args(argv)
     if args.soak is not None:
         args.duration = args.soak
-    if not 3 <= args.nodes <= 7 or args.duration <= 0 or args.keys < 1:
-        parser.error("need 3 <= --nodes <= 7, --duration > 0 and --keys >= 1")
+    if args.submitters is None:
+        args.submitters = SOAK_SUBMITTERS if args.soak is not None else 1
+    if not 3 <= args.nodes <= 7 or args.duration <= 0 or args.keys < 1 or args.submitters < 1:
+        parser.error("need 3 <= --nodes <= 7, --duration > 0, --keys >= 1 and --submitters >= 1")
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 2**31)
     return args
@@ -104,9 +111,11 @@ def run(args: argparse.Namespace) -> tuple[int, AuditReport, bool, SoakVerdict |
             cluster.write_config(node)
         cluster.start_all().wait_for_leader(timeout_s=20)
         workload = Workload(cluster, f"redis://{redis_server.address}", args.seed, args.keys,
-                            args.submit_interval).start()
+                            args.submit_interval, args.submitters).start()
         nemesis = Nemesis(cluster, proxy, LEASE_MS, log)
-        sampler = Sampler(cluster, report=log).start() if args.soak is not None else None
+        sampler = None
+        if args.soak is not None:
+            sampler = Sampler(cluster, report=log, probe=lambda: state_bounds(cluster)).start()
         ends_s = time.monotonic() + args.duration
         while time.monotonic() < ends_s:
             nemesis.inject(rng)
@@ -114,8 +123,10 @@ def run(args: argparse.Namespace) -> tuple[int, AuditReport, bool, SoakVerdict |
         verdict = None
         if sampler is not None:
             sampler.stop()
-            verdict = judge(sampler.samples, args.duration)
-            log(f"soak: {verdict.describe()}")
+            verdict = judge(sampler.samples, args.duration, sampler.settled_s)
+            reached = ", ".join(f"{name} at {at_s:.0f} s"
+                                for name, at_s in sorted(sampler.bounds_reached_s.items()))
+            log(f"soak: bounds reached: {reached or 'none'}; {verdict.describe()}")
         proxy.block(())
         workload.stop()
         log(f"faults over; {len(workload.acknowledged)} tasks acknowledged, "

@@ -14,6 +14,7 @@ import redis
 
 from chaos.audit import AuditReport, audit_logs, missing_keys, read_node_log
 from warmd.admin.client import AdminClientError
+from warmd.statemachine.access import AUDIT_KEPT
 from warmd.testing.procs import ProcessCluster
 
 RETRY_PAUSE_S = 0.05
@@ -76,6 +77,23 @@ def counts(cluster: ProcessCluster) -> dict[str, int] | None:
         except AdminClientError:
             continue
         return {**listed["counts"], "PRUNED": int(listed.get("finished_pruned", 0))}
+    return None
+
+
+def state_bounds(cluster: ProcessCluster) -> dict[str, bool] | None:
+    """Which of the replicated state's bounds are reached, from any answering node: the
+    finished tasks kept outside plans (some were pruned) and the audit records kept
+    (the trail is full). None when no node answers."""
+    for node_id, node in sorted(cluster.nodes.items()):
+        if not node.running():
+            continue
+        try:
+            listed = cluster.call(node_id, "task-list", timeout_s=5.0, limit=0)
+            audit = cluster.call(node_id, "audit", timeout_s=5.0, limit=0)
+        except AdminClientError:
+            continue
+        return {"finished_tasks": int(listed.get("finished_pruned", 0)) > 0,
+                "audit_trail": int(audit["total"]) >= AUDIT_KEPT}
     return None
 
 

@@ -84,14 +84,26 @@ class SampledCluster(Protocol):
     def nodes(self) -> Mapping[int, SampledNode]: ...
 
 
+BoundsProbe = Callable[[], Mapping[str, bool] | None]  # bound name -> reached (None: no answer)
+
+
 class Sampler:
-    """A thread sampling every running node of `cluster` each `interval_s`."""
+    """A thread sampling every running node of `cluster` each `interval_s`.
+
+    With a `probe`, it also asks the cluster at each sample which of the state's bounds
+    (finished tasks kept, audit records kept) are reached, and notes when each first is:
+    until then the state grows by design, so the soak's warm-up lasts at least that long.
+    """
 
     def __init__(self, cluster: SampledCluster, interval_s: float = 5.0,
-                 report: Callable[[str], None] | None = None, report_every_s: float = 60.0) -> None:
+                 report: Callable[[str], None] | None = None, report_every_s: float = 60.0,
+                 probe: BoundsProbe | None = None) -> None:
         self.cluster = cluster
         self.interval_s = interval_s
         self.samples: list[Sample] = []
+        self.bounds_reached_s: dict[str, float] = {}
+        self._probe = probe
+        self._bounds_pending: set[str] | None = None  # None: not asked yet
         self._report = report
         self._report_every_s = report_every_s
         self._stop = threading.Event()
@@ -119,7 +131,30 @@ class Sampler:
                 taken.append(Sample(at_s, node_id, measured[0], measured[1],
                                     directory_mb(node.data_dir)))
         self.samples.extend(taken)
+        self._probe_bounds(at_s)
         return taken
+
+    @property
+    def settled_s(self) -> float | None:
+        """When the last bound was first seen reached; None while any is not (or unknown)."""
+        if self._bounds_pending is None or self._bounds_pending:
+            return None
+        return max(self.bounds_reached_s.values(), default=0.0)
+
+    def _probe_bounds(self, at_s: float) -> None:
+        if self._probe is None or self._bounds_pending == set():
+            return  # every bound reached: stop asking (the audit listing is not free)
+        answer = self._probe()
+        if answer is None:
+            return
+        if self._bounds_pending is None:
+            self._bounds_pending = set(answer)
+        for name, reached in answer.items():
+            if reached and name in self._bounds_pending:
+                self._bounds_pending.discard(name)
+                self.bounds_reached_s[name] = at_s
+                if self._report is not None:
+                    self._report(f"soak t={at_s:.0f}s bound reached: {name}")
 
     def _run(self) -> None:
         next_report_s = self._report_every_s
@@ -165,18 +200,25 @@ class SoakVerdict:
                 f"(after a {self.warmup_s:.0f} s warm-up)")
 
 
-def judge(samples: Sequence[Sample], duration_s: float) -> SoakVerdict:
+def judge(samples: Sequence[Sample], duration_s: float,
+          settled_s: float | None = 0.0) -> SoakVerdict:
     """Compare the worst node in the window right after the warm-up with the last window.
 
     Windows are a tenth of the run (at least one sample time each); medians over a window
     smooth the sawtooth of a log compacted by snapshots and of the garbage collector.
+    The warm-up lasts the first 5 minutes (a sixth of a shorter run) and at least until
+    `settled_s`, when the state's bounds were all reached (None: never, in this run: the
+    state was still growing by design, so a leak cannot be told from it).
     """
-    warmup_s = min(WARMUP_S_MAX, duration_s / 6)
     window_s = max(duration_s / 10, 1e-9)
+    if settled_s is None:
+        return SoakVerdict(duration_s, 0, 0, 0, 0, 0, 0,
+                           ("the state's bounds were not all reached: growth not judged",))
+    warmup_s = max(min(WARMUP_S_MAX, duration_s / 6), settled_s)
     worst = _worst_by_moment(samples)
     start = [row for at_s, row in worst if warmup_s <= at_s < warmup_s + window_s]
     end = [row for at_s, row in worst if at_s >= duration_s - window_s]
-    if not start or not end:
+    if not start or not end or warmup_s + window_s > duration_s - window_s:
         return SoakVerdict(warmup_s, 0, 0, 0, 0, 0, 0, ("too few samples to judge",))
     rss = (statistics.median(r[0] for r in start), statistics.median(r[0] for r in end))
     fds = (int(statistics.median(r[1] for r in start)), int(statistics.median(r[1] for r in end)))

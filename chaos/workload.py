@@ -27,10 +27,14 @@ def _ticks() -> int:
 
 
 class Workload:
-    """Two client threads (submitter, reader) over a cluster until `stop()`."""
+    """Client threads over a cluster until `stop()`: `submitters` submitting tasks side by
+    side (each its own client in the history; several keep submits in flight, so a soak
+    reaches the state's bounds within its warm-up), and one reader."""
 
     def __init__(self, cluster: ProcessCluster, target: str, seed: int, keys_per_task: int,
-                 submit_interval_s: float) -> None:
+                 submit_interval_s: float, submitters: int = 1) -> None:
+        if submitters < 1:
+            raise ValueError(f"need at least one submitter, got {submitters}")
         self.cluster = cluster
         self.target = target
         self.keys_per_task = keys_per_task
@@ -42,8 +46,11 @@ class Workload:
         self.unknown: list[str] = []
         self.history: list[Operation] = []
         self._issued: list[str] = []
-        self._threads = [threading.Thread(target=self._submit_loop, name="chaos-submit"),
-                         threading.Thread(target=self._read_loop, name="chaos-read")]
+        self._reader_id = submitters
+        self._threads = [threading.Thread(target=self._submit_loop, args=(client_id,),
+                                          name=f"chaos-submit-{client_id}")
+                         for client_id in range(submitters)]
+        self._threads.append(threading.Thread(target=self._read_loop, name="chaos-read"))
 
     def start(self) -> Workload:
         for thread in self._threads:
@@ -59,23 +66,25 @@ class Workload:
         with self._lock:
             self.history.append(operation)
 
-    def _submit_loop(self) -> None:
-        number = 0
+    def _submit_loop(self, client_id: int) -> None:
         while not self._stop.is_set():
-            task_id = f"c{number:05d}"
-            keys = [f"{task_id}:{key}" for key in range(self.keys_per_task)]
-            with self._lock:
+            with self._lock:  # ids in the order they are issued, whichever thread takes one
+                number = len(self._issued)
+                task_id = f"c{number:05d}"
                 self._issued.append(task_id)
+            keys = [f"{task_id}:{key}" for key in range(self.keys_per_task)]
             call = _ticks()
             try:
                 submit(self.cluster, task_id, self.target, keys, SUBMIT_GIVE_UP_S, prefer=number)
             except TimeoutError:
-                self.unknown.append(task_id)
-                self._record(Operation(0, OperationKind.PUT, task_id, PRESENT, call, None))
+                with self._lock:
+                    self.unknown.append(task_id)
+                self._record(Operation(client_id, OperationKind.PUT, task_id, PRESENT, call, None))
             else:
-                self.acknowledged.append(task_id)
-                self._record(Operation(0, OperationKind.PUT, task_id, PRESENT, call, _ticks()))
-            number += 1
+                with self._lock:
+                    self.acknowledged.append(task_id)
+                self._record(Operation(client_id, OperationKind.PUT, task_id, PRESENT, call,
+                                       _ticks()))
             self._stop.wait(self.submit_interval_s)
 
     def _read_loop(self) -> None:
@@ -102,4 +111,5 @@ class Workload:
             if "no task" not in str(error):
                 return  # unanswered: constrains nothing
             value = None
-        self._record(Operation(1, OperationKind.GET, task_id, value, call, _ticks()))
+        self._record(Operation(self._reader_id, OperationKind.GET, task_id, value, call,
+                               _ticks()))

@@ -87,3 +87,40 @@ def test_sampler_reads_a_real_process(tmp_path: Path) -> None:
         assert sampler.sample_once() == []  # a dead node is skipped, not an error
     finally:
         holder.kill()
+
+
+def test_the_warm_up_lasts_until_the_bounds_are_reached() -> None:
+    """Growth toward the state's bounds is by design: the warm-up ends when they are
+    reached (here at 400 s, after the usual 100 s), and a run that never reaches them
+    says so instead of judging."""
+    filling = [60.0 + min(step, 40) for step in range(60)]  # grows until 400 s, then flat
+    assert not judge(_run(filling), 600).ok
+    settled = judge(_run(filling), 600, settled_s=400.0)
+    assert settled.ok and settled.warmup_s == 400.0, settled.problems
+    never = judge(_run(filling), 600, settled_s=None)
+    assert never.problems == ("the state's bounds were not all reached: growth not judged",)
+    assert judge(_run(filling), 600, settled_s=590.0).problems == ("too few samples to judge",)
+
+
+def test_sampler_notes_when_each_bound_is_first_reached(tmp_path: Path) -> None:
+    """The probe's answers are read at each sample; each bound's first `True` is kept,
+    a probe that does not answer changes nothing, and once all are reached it is not
+    asked again."""
+    answers: list[dict[str, bool] | None] = [
+        None, {"a": False, "b": False}, {"a": True, "b": False}, None, {"a": False, "b": True}]
+    asked: list[int] = []
+
+    def probe() -> dict[str, bool] | None:
+        asked.append(1)
+        return answers.pop(0) if answers else {"a": True, "b": True}
+
+    reports: list[str] = []
+    sampler = Sampler(_Cluster(), report=reports.append, probe=probe)
+    for _ in range(4):
+        sampler.sample_once()
+        assert sampler.settled_s is None
+    reached_a = sampler.bounds_reached_s["a"]
+    sampler.sample_once()
+    assert sampler.settled_s == sampler.bounds_reached_s["b"] >= reached_a
+    sampler.sample_once()
+    assert len(asked) == 5 and len(reports) == 2 and "bound reached: a" in reports[0]
