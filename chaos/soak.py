@@ -204,17 +204,19 @@ def judge(samples: Sequence[Sample], duration_s: float,
           settled_s: float | None = 0.0) -> SoakVerdict:
     """Compare the worst node in the window right after the warm-up with the last window.
 
-    Windows are a tenth of the run (at least one sample time each); medians over a window
-    smooth the sawtooth of a log compacted by snapshots and of the garbage collector.
+    Windows are a third of the judged time after the warm-up (at least a tenth of the
+    run): medians over a window smooth the sawtooth of a log compacted by snapshots and
+    of the garbage collector, and a transient of a few minutes (a wiped node catching up
+    from a snapshot, then killed) cannot decide a window alone.
     The warm-up lasts the first 5 minutes (a sixth of a shorter run) and at least until
     `settled_s`, when the state's bounds were all reached (None: never, in this run: the
     state was still growing by design, so a leak cannot be told from it).
     """
-    window_s = max(duration_s / 10, 1e-9)
     if settled_s is None:
         return SoakVerdict(duration_s, 0, 0, 0, 0, 0, 0,
                            ("the state's bounds were not all reached: growth not judged",))
     warmup_s = max(min(WARMUP_S_MAX, duration_s / 6), settled_s)
+    window_s = max(duration_s / 10, (duration_s - warmup_s) / 3, 1e-9)
     worst = _worst_by_moment(samples)
     start = [row for at_s, row in worst if warmup_s <= at_s < warmup_s + window_s]
     end = [row for at_s, row in worst if at_s >= duration_s - window_s]
