@@ -33,7 +33,7 @@ Last line: `keys=... e2e_keys_s=... runner_keys_s=... ratio_vs_runner=... max_en
 leader_rss_mb=... snapshot_bytes=... lost=... duplicated=...` for the largest size run.
 
 Usage: python bench/scale.py [--quick] [--sizes 10000,100000,1000000] [--rounds 3]
-       [--tasks-count 10000] [--svg docs/scale.svg]
+       [--tasks-count 10000] [--keys-per-task 1000] [--prefetch N] [--svg docs/scale.svg]
 """
 
 from __future__ import annotations
@@ -222,11 +222,14 @@ async def runner_round(server: ServerProcess, keys: int, prefix: str, keys_per_t
 class ScaleCluster:
     """A 3-node cluster with executors, the Redis they warm, and the measurements."""
 
-    def __init__(self, server: ServerProcess, capacity: int = CAPACITY) -> None:
+    def __init__(self, server: ServerProcess, capacity: int = CAPACITY,
+                 prefetch: int | None = None) -> None:
         self.server = server
         self.cluster = ProcessCluster(NODES, TIMING)
         settings = executor_settings(LEASE_MS, HEARTBEAT_MS, capacity=capacity,
                                      batch_keys=BATCH_KEYS)
+        if prefetch is not None:  # else the shipped default
+            settings["prefetch"] = prefetch
         for node in self.cluster.nodes.values():
             node.executor.update(settings)
             self.cluster.write_config(node)
@@ -412,10 +415,11 @@ class SizeResult:
                 f"lost={self.lost} duplicated={self.duplicated}")
 
 
-def run_size(server: ServerProcess, keys: int, rounds: int, keys_per_task: int) -> SizeResult:
+def run_size(server: ServerProcess, keys: int, rounds: int, keys_per_task: int,
+             prefetch: int | None) -> SizeResult:
     ours: list[Round] = []
     peer: list[Round] = []
-    with ScaleCluster(server) as scale:
+    with ScaleCluster(server, prefetch=prefetch) as scale:
         for number in range(rounds):
             flush(server.port)
             peer.append(uvloop.run(runner_round(server, keys, f"r{number}", keys_per_task)))
@@ -496,6 +500,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tasks-count", type=int, default=10_000, help="0: no task run")
     parser.add_argument("--keys-per-task", type=int, default=KEYS_PER_TASK)
+    parser.add_argument("--prefetch", type=int, default=None,
+                        help="the executors' tasks held ahead per slot (default: as shipped)")
     parser.add_argument("--svg", default="")
     args = parser.parse_args()
     sizes = [100_000] if args.quick else [int(size) for size in args.sizes.split(",")]
@@ -505,7 +511,8 @@ def main() -> int:
         if not args.quick and args.tasks_count:
             print(task_run(server, args.tasks_count).line(), flush=True)
             flush(server.port)
-        results = [run_size(server, keys, rounds, args.keys_per_task) for keys in sizes]
+        results = [run_size(server, keys, rounds, args.keys_per_task, args.prefetch)
+                   for keys in sizes]
     finally:
         server.stop()
     if args.svg:
