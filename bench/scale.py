@@ -48,6 +48,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,8 @@ class Round:
     cpu_s: float = 0.0  # ours: the daemons; the peer: the bench process
     redis_cpu_s: float = 0.0
     write_s: float = 0.0  # every task's write time, summed
+    to_first_start_s: float = 0.0  # ours: the admin call to the first Start (plan, first pass)
+    running_s: float = 0.0  # ours: the first Start to the last Finish (logged times)
 
     @property
     def cpu_us_per_key(self) -> float:
@@ -134,10 +137,15 @@ class Round:
         return self.write_s / self.tasks * 1000
 
     def breakdown(self) -> str:
-        return (f"CPU {self.cpu_us_per_key:.1f} us/key (+ Redis "
+        text = (f"CPU {self.cpu_us_per_key:.1f} us/key (+ Redis "
                 f"{self.redis_cpu_s / self.keys * 1e6:.1f}), slots writing {self.writing:.0%}: "
                 f"per task {self.write_ms_per_task:.0f} ms writing, "
                 f"{self.wait_ms_per_task:.0f} ms waiting")
+        if self.running_s:
+            text += (f"; first Start after {self.to_first_start_s:.2f} s, then slots writing "
+                     f"{self.write_s / (NODES * CAPACITY * self.running_s):.0%} of "
+                     f"{self.running_s:.2f} s")
+        return text
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -272,6 +280,15 @@ class ScaleCluster:
                 total += float(event.get("write_s", 0.0))
         return total
 
+    def run_window(self, plan_id: str) -> tuple[float, float]:
+        """(first Start, last Finish) of the plan's tasks, as logged (epoch seconds)."""
+        stamps: dict[str, list[float]] = {"Start": [], "Finish": []}
+        for event in self.transitions(plan_id):
+            if event.get("command") in stamps:
+                stamps[event["command"]].append(
+                    datetime.fromisoformat(event["timestamp"]).timestamp())
+        return min(stamps["Start"]), max(stamps["Finish"])
+
     def transitions(self, plan_id: str) -> list[dict[str, Any]]:
         """Every node's logged task transitions of the plan (kept whatever compaction does)."""
         events = []
@@ -362,7 +379,7 @@ def cluster_round(scale: ScaleCluster, keys: int, plan_id: str, keys_per_task: i
     tasks = len(task_ranges(keys, keys_per_task))
     server_pid = scale.server.process.pid
     redis_cpu_s, cpu_s = cpu_seconds(server_pid), scale.cpu_seconds()
-    started = time.perf_counter()
+    started, started_wall = time.perf_counter(), time.time()
     committed = scale.plan(plan_id, keys, tasks)
     print(f"    plan of {tasks} tasks in {committed['entries']} entries: built in "
           f"{committed['build_s']:.2f} s, committed in {committed['commit_s']:.2f} s", flush=True)
@@ -371,8 +388,11 @@ def cluster_round(scale: ScaleCluster, keys: int, plan_id: str, keys_per_task: i
     cpu_s, redis_cpu_s = scale.cpu_seconds() - cpu_s, cpu_seconds(server_pid) - redis_cpu_s
     scale.scan()
     lost = lost_keys(scale.server.port, plan_id, keys, keys_per_task)
+    first_start, last_finish = scale.run_window(plan_id)
     return Round(keys, elapsed, lost=lost + tasks - states.get("SUCCEEDED", 0), tasks=tasks,
-                 cpu_s=cpu_s, redis_cpu_s=redis_cpu_s, write_s=scale.write_seconds(plan_id))
+                 cpu_s=cpu_s, redis_cpu_s=redis_cpu_s, write_s=scale.write_seconds(plan_id),
+                 to_first_start_s=first_start - started_wall,
+                 running_s=last_finish - first_start)
 
 
 def flush(port: int) -> None:
