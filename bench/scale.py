@@ -18,6 +18,12 @@ live (just committed) and after it finished (compacted), whichever is larger is 
 lost = keys missing in Redis or holding another task's value, or tasks not SUCCEEDED;
 duplicated = assignments beyond one per task (from the leader's status of the plan tasks).
 
+Where the time goes, per size (medians over the rounds), measures that load moves least:
+CPU per key (the daemons' user+system time, every process of their groups, against the
+bench process's own for the runner; Redis's beside each), and the slots' time split into
+writing (the sum of every task's write time: the executor logs it with its Finish, the
+runner returns it) and waiting (the rest of slots x elapsed: commits, scheduling, the plan).
+
 Tasks: one plan of `--tasks-count` tasks of TASK_KEYS keys each: the assignment rate (tasks
 assigned per second, first to last assignment, leader-stamped), pick-up latency (an
 assignment to its executor's Start, both stamped on this box), and the state's size (the
@@ -27,7 +33,7 @@ Last line: `keys=... e2e_keys_s=... runner_keys_s=... ratio_vs_runner=... max_en
 leader_rss_mb=... snapshot_bytes=... lost=... duplicated=...` for the largest size run.
 
 Usage: python bench/scale.py [--quick] [--sizes 10000,100000,1000000] [--rounds 3]
-       [--tasks-count 10000] [--svg docs/scale.svg]
+       [--tasks-count 10000] [--keys-per-task 1000] [--prefetch N] [--svg docs/scale.svg]
 """
 
 from __future__ import annotations
@@ -35,12 +41,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import struct
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +59,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.svg_plot import Series, line_chart
 from chaos.ops import executor_settings, wait_executors
-from warmd.hooks.base import WarmRequest
-from warmd.hooks.task import WarmLimits, WarmTask
 from warmd.runtime.commands.bench_plan import key_ranges
-from warmd.runtime.execute.key_writer import KeyWriterRunner
+from warmd.runtime.execute.key_writer import KeyTask, KeyWriterRunner
 from warmd.testing.procs import ProcessCluster, Timing
 from warmd.testing.servers import ServerProcess, start_redis
 
@@ -106,6 +112,40 @@ class Round:
     seconds: float
     lost: int = 0
     duplicated: int = 0
+    tasks: int = 0
+    cpu_s: float = 0.0  # ours: the daemons; the peer: the bench process
+    redis_cpu_s: float = 0.0
+    write_s: float = 0.0  # every task's write time, summed
+    to_first_start_s: float = 0.0  # ours: the admin call to the first Start (plan, first pass)
+    running_s: float = 0.0  # ours: the first Start to the last Finish (logged times)
+
+    @property
+    def cpu_us_per_key(self) -> float:
+        return self.cpu_s / self.keys * 1e6
+
+    @property
+    def writing(self) -> float:
+        """The share of the slots' time spent writing (the rest is waiting)."""
+        return self.write_s / (NODES * CAPACITY * self.seconds)
+
+    @property
+    def wait_ms_per_task(self) -> float:
+        return (NODES * CAPACITY * self.seconds - self.write_s) / self.tasks * 1000
+
+    @property
+    def write_ms_per_task(self) -> float:
+        return self.write_s / self.tasks * 1000
+
+    def breakdown(self) -> str:
+        text = (f"CPU {self.cpu_us_per_key:.1f} us/key (+ Redis "
+                f"{self.redis_cpu_s / self.keys * 1e6:.1f}), slots writing {self.writing:.0%}: "
+                f"per task {self.write_ms_per_task:.0f} ms writing, "
+                f"{self.wait_ms_per_task:.0f} ms waiting")
+        if self.running_s:
+            text += (f"; first Start after {self.to_first_start_s:.2f} s, then slots writing "
+                     f"{self.write_s / (NODES * CAPACITY * self.running_s):.0%} of "
+                     f"{self.running_s:.2f} s")
+        return text
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -113,6 +153,33 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def group_cpu_seconds(groups: set[int]) -> float:
+    """User + system CPU of every live process in the process groups (a daemon and its
+    analysis worker), read from /proc."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) in groups:
+                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
 
 
 def task_ranges(keys: int, keys_per_task: int) -> list[tuple[int, int]]:
@@ -123,32 +190,38 @@ def task_ranges(keys: int, keys_per_task: int) -> list[tuple[int, int]]:
 # ---------------------------------------------------------------- the peer: the bare runner
 
 
-async def runner_round(port: int, keys: int, prefix: str, keys_per_task: int) -> Round:
+async def runner_round(server: ServerProcess, keys: int, prefix: str, keys_per_task: int
+                       ) -> Round:
     """The same tasks, batches and concurrency as the cluster's, from one process."""
+    port = server.port
     runner = KeyWriterRunner(BATCH_KEYS)
     target = f"redis://127.0.0.1:{port}"
-    tasks = [WarmTask(task_id=f"{prefix}-{number:05d}", target=target, loader="",
-                      requests=tuple(WarmRequest(path="", key=f"{prefix}:{n}")
-                                     for n in range(start, end)),
-                      limits=WarmLimits(ttl_s=3600))
+    tasks = [KeyTask(task_id=f"{prefix}-{number:05d}", target=target, ttl_s=3600,
+                     keys=[f"{prefix}:{n}" for n in range(start, end)])
              for number, (start, end) in enumerate(task_ranges(keys, keys_per_task))]
-    queue: asyncio.Queue[WarmTask] = asyncio.Queue()
+    queue: asyncio.Queue[KeyTask] = asyncio.Queue()
     for task in tasks:
         queue.put_nowait(task)
+    write_s = 0.0
 
     async def worker() -> None:
+        nonlocal write_s
         while not queue.empty():
             task = queue.get_nowait()
             result = await runner.run(task)
-            if result.keys_ok != len(task.requests):
-                raise RuntimeError(f"the runner wrote {result.keys_ok} of {len(task.requests)} "
+            write_s += result.duration_s
+            if result.keys_ok != len(task.keys):
+                raise RuntimeError(f"the runner wrote {result.keys_ok} of {len(task.keys)} "
                                    f"keys: {result.reason}")
 
+    redis_cpu_s, cpu_s = cpu_seconds(server.process.pid), time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(NODES * CAPACITY)))
     elapsed = time.perf_counter() - started
+    cpu_s, redis_cpu_s = time.process_time() - cpu_s, cpu_seconds(server.process.pid) - redis_cpu_s
     await runner.close()
-    return Round(keys, elapsed)
+    return Round(keys, elapsed, tasks=len(tasks), cpu_s=cpu_s, redis_cpu_s=redis_cpu_s,
+                 write_s=write_s)
 
 
 # ---------------------------------------------------------------- ours: the cluster
@@ -157,11 +230,14 @@ async def runner_round(port: int, keys: int, prefix: str, keys_per_task: int) ->
 class ScaleCluster:
     """A 3-node cluster with executors, the Redis they warm, and the measurements."""
 
-    def __init__(self, server: ServerProcess, capacity: int = CAPACITY) -> None:
+    def __init__(self, server: ServerProcess, capacity: int = CAPACITY,
+                 prefetch: int | None = None) -> None:
         self.server = server
         self.cluster = ProcessCluster(NODES, TIMING)
         settings = executor_settings(LEASE_MS, HEARTBEAT_MS, capacity=capacity,
                                      batch_keys=BATCH_KEYS)
+        if prefetch is not None:  # else the shipped default
+            settings["prefetch"] = prefetch
         for node in self.cluster.nodes.values():
             node.executor.update(settings)
             self.cluster.write_config(node)
@@ -189,6 +265,38 @@ class ScaleCluster:
     @property
     def log_bytes(self) -> int:
         return max(scanner.log_bytes() for scanner in self.scanners)
+
+    def cpu_seconds(self) -> float:
+        """CPU used so far by every node's process group."""
+        return group_cpu_seconds({node.process.pid for node in self.cluster.nodes.values()
+                                  if node.process is not None})
+
+    def write_seconds(self, plan_id: str) -> float:
+        """The summed write time of the plan's tasks, from the Finish events the executors
+        logged (each with its run's write time)."""
+        total = 0.0
+        for event in self.transitions(plan_id):
+            if event.get("command") == "Finish":
+                total += float(event.get("write_s", 0.0))
+        return total
+
+    def run_window(self, plan_id: str) -> tuple[float, float]:
+        """(first Start, last Finish) of the plan's tasks, as logged (epoch seconds)."""
+        stamps: dict[str, list[float]] = {"Start": [], "Finish": []}
+        for event in self.transitions(plan_id):
+            if event.get("command") in stamps:
+                stamps[event["command"]].append(
+                    datetime.fromisoformat(event["timestamp"]).timestamp())
+        return min(stamps["Start"]), max(stamps["Finish"])
+
+    def transitions(self, plan_id: str) -> list[dict[str, Any]]:
+        """Every node's logged task transitions of the plan (kept whatever compaction does)."""
+        events = []
+        for node in self.cluster.nodes.values():
+            for line in node.log_text().splitlines():
+                if '"task_transition"' in line and f'"{plan_id}-' in line:
+                    events.append(json.loads(line))
+        return events
 
     def elections(self) -> int:
         """Terms begun after the first: leader changes during the run (0 is the goal)."""
@@ -269,15 +377,22 @@ def lost_keys(port: int, plan_id: str, keys: int, keys_per_task: int) -> int:
 
 def cluster_round(scale: ScaleCluster, keys: int, plan_id: str, keys_per_task: int) -> Round:
     tasks = len(task_ranges(keys, keys_per_task))
-    started = time.perf_counter()
+    server_pid = scale.server.process.pid
+    redis_cpu_s, cpu_s = cpu_seconds(server_pid), scale.cpu_seconds()
+    started, started_wall = time.perf_counter(), time.time()
     committed = scale.plan(plan_id, keys, tasks)
     print(f"    plan of {tasks} tasks in {committed['entries']} entries: built in "
           f"{committed['build_s']:.2f} s, committed in {committed['commit_s']:.2f} s", flush=True)
     states = scale.wait_done(plan_id, tasks, timeout_s=max(120.0, keys / 1000))
     elapsed = time.perf_counter() - started
+    cpu_s, redis_cpu_s = scale.cpu_seconds() - cpu_s, cpu_seconds(server_pid) - redis_cpu_s
     scale.scan()
     lost = lost_keys(scale.server.port, plan_id, keys, keys_per_task)
-    return Round(keys, elapsed, lost=lost + tasks - states.get("SUCCEEDED", 0))
+    first_start, last_finish = scale.run_window(plan_id)
+    return Round(keys, elapsed, lost=lost + tasks - states.get("SUCCEEDED", 0), tasks=tasks,
+                 cpu_s=cpu_s, redis_cpu_s=redis_cpu_s, write_s=scale.write_seconds(plan_id),
+                 to_first_start_s=first_start - started_wall,
+                 running_s=last_finish - first_start)
 
 
 def flush(port: int) -> None:
@@ -320,17 +435,19 @@ class SizeResult:
                 f"lost={self.lost} duplicated={self.duplicated}")
 
 
-def run_size(server: ServerProcess, keys: int, rounds: int, keys_per_task: int) -> SizeResult:
+def run_size(server: ServerProcess, keys: int, rounds: int, keys_per_task: int,
+             prefetch: int | None) -> SizeResult:
     ours: list[Round] = []
     peer: list[Round] = []
-    with ScaleCluster(server) as scale:
+    with ScaleCluster(server, prefetch=prefetch) as scale:
         for number in range(rounds):
             flush(server.port)
-            peer.append(uvloop.run(runner_round(server.port, keys, f"r{number}", keys_per_task)))
+            peer.append(uvloop.run(runner_round(server, keys, f"r{number}", keys_per_task)))
             flush(server.port)
             ours.append(cluster_round(scale, keys, f"s{keys}-{number}", keys_per_task))
             print(f"  round {number + 1}: cluster {ours[-1].seconds:.2f} s, runner "
-                  f"{peer[-1].seconds:.2f} s, lost {ours[-1].lost}", flush=True)
+                  f"{peer[-1].seconds:.2f} s, lost {ours[-1].lost}\n    cluster: "
+                  f"{ours[-1].breakdown()}\n    runner:  {peer[-1].breakdown()}", flush=True)
         duplicated = sum(duplicated_starts(scale, f"s{keys}-{number}") for number in range(rounds))
         live, finished = scale.live_snapshot(keys, keys_per_task)
         print(f"    snapshot: {live:,} B with the plan live, {finished:,} B once it finished",
@@ -352,14 +469,8 @@ def run_size(server: ServerProcess, keys: int, rounds: int, keys_per_task: int) 
 def duplicated_starts(scale: ScaleCluster, plan_id: str) -> int:
     """Runs beyond one per task of the plan: every node's log of applied Starts (the
     executor logs each Start the state machine applied), so a compacted plan counts too."""
-    starts: Counter[str] = Counter()
-    for node in scale.cluster.nodes.values():
-        for line in node.log_text().splitlines():
-            if '"task_transition"' not in line or f'"{plan_id}-' not in line:
-                continue
-            event = json.loads(line)
-            if event.get("command") == "Start":
-                starts[event["task_id"]] += 1
+    starts = Counter(event["task_id"] for event in scale.transitions(plan_id)
+                     if event.get("command") == "Start")
     return sum(count - 1 for count in starts.values())
 
 
@@ -409,6 +520,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tasks-count", type=int, default=10_000, help="0: no task run")
     parser.add_argument("--keys-per-task", type=int, default=KEYS_PER_TASK)
+    parser.add_argument("--prefetch", type=int, default=None,
+                        help="the executors' tasks held ahead per slot (default: as shipped)")
     parser.add_argument("--svg", default="")
     args = parser.parse_args()
     sizes = [100_000] if args.quick else [int(size) for size in args.sizes.split(",")]
@@ -418,7 +531,8 @@ def main() -> int:
         if not args.quick and args.tasks_count:
             print(task_run(server, args.tasks_count).line(), flush=True)
             flush(server.port)
-        results = [run_size(server, keys, rounds, args.keys_per_task) for keys in sizes]
+        results = [run_size(server, keys, rounds, args.keys_per_task, args.prefetch)
+                   for keys in sizes]
     finally:
         server.stop()
     if args.svg:

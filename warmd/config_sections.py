@@ -36,7 +36,8 @@ class ExecutorConfig:
     capacity: tasks at once (0: the node is never assigned any); lease_ms: silence after which
     the leader declares the node dead and reassigns its tasks; heartbeat_interval_ms: well
     under the lease; batch_keys: keys per write and per progress checkpoint; keys_per_second:
-    a rate cap per task (0: none).
+    a rate cap per task (0: none); prefetch: tasks per slot held assigned ahead of the free
+    slots, so a slot never waits for the commits between two tasks.
     """
 
     enabled: bool = True
@@ -45,6 +46,7 @@ class ExecutorConfig:
     heartbeat_interval_ms: int = 500
     batch_keys: int = 10
     keys_per_second: int = 0
+    prefetch: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,7 @@ def metrics_config(section: Section) -> MetricsConfig:
 def executor_config(section: Section) -> ExecutorConfig:
     """`[executor]`: the heartbeat must be shorter than the lease it renews."""
     section.expect_keys("enabled", "capacity", "lease_ms", "heartbeat_interval_ms",
-                        "batch_keys", "keys_per_second")
+                        "batch_keys", "keys_per_second", "prefetch")
     default = ExecutorConfig()
     lease_ms = section.integer("lease_ms", default.lease_ms, minimum=100)
     heartbeat_ms = section.integer("heartbeat_interval_ms", default.heartbeat_interval_ms,
@@ -119,6 +121,7 @@ def executor_config(section: Section) -> ExecutorConfig:
         heartbeat_interval_ms=heartbeat_ms,
         batch_keys=section.integer("batch_keys", default.batch_keys, minimum=1),
         keys_per_second=section.integer("keys_per_second", default.keys_per_second, minimum=0),
+        prefetch=section.integer("prefetch", default.prefetch, minimum=0, maximum=64),
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from warmd.runtime.execute.executor import ExecutorOptions
 from warmd.testing.procs import ProcessCluster
 
 
@@ -144,7 +145,8 @@ def test_sighup_applies_sources_executor_and_analysis_live(
         return any(item["lines_read"] == lines for item in local)
 
     cluster.wait_until(lambda: shipped(20), 20, "the first log read")
-    cluster.wait_until(lambda: [n["capacity"] for n in cluster.call(1, "nodes")["nodes"]] == [2],
+    held = ExecutorOptions(capacity=2).holds  # its slots and the tasks held ahead of them
+    cluster.wait_until(lambda: [n["capacity"] for n in cluster.call(1, "nodes")["nodes"]] == [held],
                        20, "the executor registered with capacity 2")
     node.executor = {"enabled": True, "capacity": 5}
     node.extra_config = node.extra_config.replace(str(first), str(second))
@@ -155,7 +157,8 @@ def test_sighup_applies_sources_executor_and_analysis_live(
     node.process.send_signal(signal.SIGHUP)
     cluster.wait_until(lambda: "services_restarted" in node.log_text(), 10, "the restart")
     cluster.wait_until(lambda: shipped(35), 20, "the second log read")
-    cluster.wait_until(lambda: [n["capacity"] for n in cluster.call(1, "nodes")["nodes"]] == [5],
+    held = ExecutorOptions(capacity=5).holds  # its slots and the tasks held ahead of them
+    cluster.wait_until(lambda: [n["capacity"] for n in cluster.call(1, "nodes")["nodes"]] == [held],
                        20, "the executor re-registered with capacity 5")
     log = node.log_text()
     assert "reload_needs_restart" in log and '"raft"' in log

@@ -5,34 +5,33 @@ from __future__ import annotations
 import uuid
 
 from warmd.cache.redis import RedisBackend
-from warmd.hooks.base import WarmRequest
-from warmd.hooks.task import TaskOutcome, WarmLimits, WarmTask
-from warmd.runtime.execute.key_writer import KeyWriterRunner
+from warmd.hooks.task import TaskOutcome
+from warmd.runtime.execute.key_writer import KeyTask, KeyWriterRunner
 
 
-async def test_writes_each_key_with_its_value_or_the_task_id(redis_server) -> None:
-    """Keys get their request's value, or the task id when it has none, with the task's
-    TTL; a checkpoint is reported after each batch but the last (the Finish reports it) and
-    a resumed task skips what is done."""
+async def test_writes_each_key_with_the_value_or_the_task_id(redis_server) -> None:
+    """Keys get the task's value, or the task id when it has none, with the task's TTL; a
+    checkpoint is reported after each batch but the last (the Finish reports it) and a
+    resumed task skips what is done."""
     prefix = uuid.uuid4().hex[:8]
-    requests = tuple(WarmRequest("", key=f"{prefix}:{n}", value=b"v%d" % n if n % 2 else None)
-                     for n in range(7))
-    task = WarmTask("task-7", requests, f"redis://{redis_server.address}", "",
-                    WarmLimits(ttl_s=600), checkpoint=2)
+    target = f"redis://{redis_server.address}"
+    keys = [f"{prefix}:{n}" for n in range(7)]
     checkpoints: list[int] = []
 
     async def progress(done: int) -> None:
         checkpoints.append(done)
 
     runner = KeyWriterRunner(batch_keys=2)
-    result = await runner.run(task, progress)
+    result = await runner.run(KeyTask("task-7", keys[:5], target, 600, checkpoint=2), progress)
+    valued = await runner.run(KeyTask("task-8", keys[5:], target, 600, value=b"v"))
     await runner.close()
-    assert (result.outcome, result.keys_ok, result.checkpoint) == (TaskOutcome.SUCCEEDED, 5, 7)
-    assert checkpoints == [4, 6]
+    assert (result.outcome, result.keys_ok, result.checkpoint) == (TaskOutcome.SUCCEEDED, 3, 5)
+    assert (valued.outcome, valued.keys_ok) == (TaskOutcome.SUCCEEDED, 2)
+    assert checkpoints == [4]
     backend = RedisBackend(redis_server.address)
-    found = await backend.read_many([request.key for request in requests])
-    assert found == {f"{prefix}:{n}": None if n < 2 else (b"v%d" % n if n % 2 else b"task-7")
-                     for n in range(7)}
+    found = await backend.read_many(keys)
+    assert found == {key: None if n < 2 else (b"task-7" if n < 5 else b"v")
+                     for n, key in enumerate(keys)}
     ttl_s = await backend.node.connection().call("TTL", f"{prefix}:6")
     assert 590 <= ttl_s <= 600  # type: ignore[operator]
     await backend.close()

@@ -277,7 +277,7 @@ class RegisterNode(Validated):
     """A node joins (or rejoins) the executor pool with its capacity, labels and lease."""
 
     node_id: int
-    capacity: int  # tasks it runs at once
+    capacity: int  # tasks it may hold: running, or assigned ahead of a free slot
     lease_ms: int  # silence longer than this makes it dead
     now_ms: int
     labels: Labels = ()

@@ -354,6 +354,30 @@ plans' deadlines), each stamped from the leader's clock as it proposes them:
   first pass, so the drift between two leaders' clocks is the most a change can shift them.
 """
 
+PIPELINING = """\
+The table is the same for every executor; pipelining only stops an executor from waiting
+for commits it does not need before its next write (warmd/runtime/execute/executor.py):
+
+- Tasks ahead: a node registers `capacity x (1 + prefetch)` as the tasks it holds and runs
+  `capacity` at once; the rest wait ASSIGNED on the node, oldest assignment first. Assign's
+  guard counts them like running ones, so no node holds more than it declared. A node that
+  dies holds them until its lease runs out; then they are released (READY, a new fence on
+  the next Assign) like running ones.
+- Start in flight: a run begins writing as soon as its Assign is applied on the node, while
+  its Start commits. The Assign is already committed, so the owner and fence are fixed in
+  the log and only a Release (after the owner's lease ran out) can take the task away,
+  started or not. No checkpoint and no Finish is proposed before the Start is applied
+  (they are refused in ASSIGNED), and a run whose Start finds the fence gone stops.
+- Checkpoints in the background: one in flight, newer ones coalesced (the newest is
+  proposed next). A checkpoint never counts keys not yet written, so a new owner resumes at
+  or before the last key written: keys past the newest committed checkpoint are written
+  again (cache fills are idempotent), never skipped.
+- Finish after the slot: the slot takes its next task when its write ends, while the Finish
+  (or Fail) commits, retried under the fence until the log takes it. Until then the task
+  is RUNNING under that fence: a crash leaves it to be released and resumed from its
+  checkpoint, and a second Finish is refused (SUCCEEDED is final).
+"""
+
 
 def _doc(obj: object) -> str:
     return " ".join((inspect.getdoc(obj) or "").split())
@@ -406,7 +430,7 @@ def render_markdown() -> str:
               "(kept in snapshots), never a task's state.", "",
               f"- **SetRules**({_fields(SetRules)}): {_doc(SetRules)}"]
     lines += ["", "## Envelope", "", f"- **Session**({_fields(Session)}): {_doc(Session)}", ""]
-    lines += ["## Time", "", CLOCKS]
+    lines += ["## Time", "", CLOCKS, "## Pipelining", "", PIPELINING]
     return "\n".join(lines)
 
 

@@ -3,11 +3,15 @@
 It registers the node, heartbeats through Raft, and watches the locally applied state for
 ASSIGNED or RUNNING tasks owned by this node. Each is run under its fence (the log index of
 its assignment): Start, then the Runner with progress checkpoints, then Finish or Fail, all
-carrying the fence. Whenever the local state shows the fence superseded (the leader released
-and reassigned the task after this node went silent), the run is cancelled at once; a report
-that still reaches the log with the old fence is refused there and counted. A restarted
-executor first catches up (a ReadIndex read), then ADOPTS the tasks the state says it owns:
-a RUNNING one resumes from its checkpoint without a new Start, so nothing sticks in RUNNING.
+carrying the fence. A slot never waits for a commit: the node takes `prefetch` tasks per slot
+ahead of its free slots, the run writes while its Start commits, checkpoints go one at a time
+in the background (checkpoints.py), and the slot takes its next task while the Finish
+commits (docs/lifecycle.md, "Pipelining"). Whenever the local state shows the fence
+superseded (the leader released and reassigned the task after this node went silent), the
+run is cancelled at once; a report that still reaches the log with the old fence is refused
+there and counted. A restarted executor first catches up (a ReadIndex read), then ADOPTS
+the tasks the state says it owns: a RUNNING one resumes from its checkpoint without a new
+Start, so nothing sticks in RUNNING.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from warmd.errors import ConfigError
 from warmd.hooks.task import ProgressCallback, TaskOutcome, WarmResult, WarmTask
 from warmd.logging import get_logger
 from warmd.raft.errors import RaftError
+from warmd.runtime.execute.checkpoints import Checkpoints, FenceLost
 from warmd.runtime.execute.key_writer import run_result
 from warmd.runtime.node.driver import Driver, DriverStopped
 from warmd.statemachine.commands import (
@@ -50,7 +55,10 @@ class ExecutorOptions:
     """How this node executes. capacity: tasks at once (0: never assigned any);
     lease_ms: silence after which the leader declares the node dead and takes its tasks
     back; heartbeat_interval_s: well under the lease; batch_keys: keys per write and per
-    progress checkpoint; keys_per_second: a rate cap per task (0: none)."""
+    progress checkpoint; keys_per_second: a rate cap per task (0: none); prefetch: tasks
+    per slot the node holds assigned beyond those it runs, so a slot that ends a task
+    starts the next at once instead of waiting for its Finish, a scheduling pass and an
+    Assign to commit (the node registers capacity x (1 + prefetch) as what it holds)."""
 
     capacity: int = 4
     lease_ms: int = 3_000
@@ -58,10 +66,12 @@ class ExecutorOptions:
     retry_pause_s: float = 0.1
     batch_keys: int = 10
     keys_per_second: float = 0.0
+    prefetch: int = 1
 
     def __post_init__(self) -> None:
-        if self.capacity < 0 or self.lease_ms < 1 or self.batch_keys < 1:
-            raise ConfigError("executor needs capacity >= 0, lease_ms >= 1, batch_keys >= 1")
+        if self.capacity < 0 or self.lease_ms < 1 or self.batch_keys < 1 or self.prefetch < 0:
+            raise ConfigError("executor needs capacity >= 0, lease_ms >= 1, batch_keys >= 1, "
+                              "prefetch >= 0")
         if self.heartbeat_interval_s * 1000 >= self.lease_ms:
             raise ConfigError(
                 f"executor heartbeat_interval_s ({self.heartbeat_interval_s}) must be shorter "
@@ -81,11 +91,13 @@ class ExecutorOptions:
             heartbeat_interval_s=config.heartbeat_interval_ms / 1000,
             batch_keys=config.batch_keys,
             keys_per_second=float(config.keys_per_second),
+            prefetch=config.prefetch,
         )
 
-
-class FenceLost(Exception):
-    """This node no longer holds the task under its fence; the run stops."""
+    @property
+    def holds(self) -> int:
+        """The capacity the node registers: tasks it may hold assigned, running or queued."""
+        return self.capacity * (1 + self.prefetch)
 
 
 class TaskRunner(Protocol):
@@ -116,6 +128,7 @@ class Executor:
         self._clock = clock or SystemClock()
         self.node_id = driver.node_id
         self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(max(1, options.capacity))  # runs writing at once
         self.superseded_runs = 0  # runs stopped because the fence moved on
 
     async def run(self) -> None:
@@ -161,11 +174,11 @@ class Executor:
         options = self.options
         while True:
             result = await self._propose(RegisterNode(
-                node_id=self.node_id, capacity=options.capacity, lease_ms=options.lease_ms,
+                node_id=self.node_id, capacity=options.holds, lease_ms=options.lease_ms,
                 now_ms=self._clock.wall_ms()))
             if isinstance(result, Applied):
                 _log.info("executor_registered", node_id=self.node_id, capacity=options.capacity,
-                          lease_ms=options.lease_ms)
+                          prefetch=options.prefetch, lease_ms=options.lease_ms)
                 return
             await self._clock.sleep(options.retry_pause_s)
 
@@ -208,7 +221,8 @@ class Executor:
                     _log.warning("executor_fence_superseded", task_id=key[0], fence=key[1])
                     running.cancel()
                 del self._running[key]
-        for key in owned:
+        # Oldest assignment first: runs queue for a slot in the order they were assigned.
+        for key in sorted(owned, key=lambda key: key[1]):
             if key not in self._running:
                 self._running[key] = asyncio.create_task(self._run_task(*key))
 
@@ -225,28 +239,44 @@ class Executor:
         return task if task.state in ACTIVE_STATES else None
 
     async def _run_task(self, task_id: str, fence: int) -> None:
+        """Run under the fence: wait for a free slot (tasks taken ahead wait here), write
+        while the Start commits, and free the slot before the Finish commits."""
+        started: asyncio.Task[bool] | None = None
         try:
-            if not await self._start(task_id, fence):
-                return
-            task = self._holds(task_id, fence)
-            if task is None:
-                return
-            waited_ms = self._clock.wall_ms() - max(task.submitted_ms, task.not_before_ms)
-            metrics.task_started(waited_ms / 1000)
-            try:
-                result = await self._runner.run(task, self._progress(task_id, fence))
-            except (FenceLost, DriverStopped):
-                raise
-            except Exception as error:  # a runner bug fails its task, never the executor
-                _log.exception("executor_runner_crashed", task_id=task_id, fence=fence)
-                empty = WarmTask(task_id=task_id, requests=(), target="", loader="",
-                                 checkpoint=task.checkpoint)
-                result = run_result(empty, TaskOutcome.FAILED, 0, self._clock.monotonic(),
-                                    task.checkpoint, f"runner crashed: {error!r}")
+            async with self._slots:
+                task = self._holds(task_id, fence)
+                if task is None:
+                    return
+                started = asyncio.create_task(self._start(task_id, fence))
+                result = await self._write(task, started)
+            if not await started:
+                raise FenceLost(task_id)
             await self._settle(task_id, fence, result)
         except FenceLost:
             self.superseded_runs += 1
             _log.warning("executor_fence_lost", task_id=task_id, fence=fence)
+        finally:
+            if started is not None and not started.done():
+                started.cancel()
+
+    async def _write(self, task: TaskRecord, started: asyncio.Task[bool]) -> WarmResult:
+        """The runner's run from the checkpoint, its checkpoints proposed in the background
+        once `started` says the Start is in the log."""
+        checkpoints = Checkpoints(self._progress(task.task_id, task.fence), started)
+        waited_ms = self._clock.wall_ms() - max(task.submitted_ms, task.not_before_ms)
+        metrics.task_started(waited_ms / 1000)
+        try:
+            return await self._runner.run(task, checkpoints.report)
+        except (FenceLost, DriverStopped):
+            raise
+        except Exception as error:  # a runner bug fails its task, never the executor
+            _log.exception("executor_runner_crashed", task_id=task.task_id, fence=task.fence)
+            empty = WarmTask(task_id=task.task_id, requests=(), target="", loader="",
+                             checkpoint=task.checkpoint)
+            return run_result(empty, TaskOutcome.FAILED, 0, self._clock.monotonic(),
+                              task.checkpoint, f"runner crashed: {error!r}")
+        finally:
+            await checkpoints.close()
 
     async def _start(self, task_id: str, fence: int) -> bool:
         """Propose Start unless the task is already RUNNING under our fence (adoption)."""
@@ -267,6 +297,7 @@ class Executor:
         return False
 
     def _progress(self, task_id: str, fence: int) -> ProgressCallback:
+        """Propose one checkpoint until the log takes it; FenceLost once the task is not ours."""
         async def report(keys_done: int) -> None:
             while True:
                 result = await self._propose(ReportProgress(
@@ -299,7 +330,8 @@ class Executor:
                 _log.info("task_transition", command=type(command).__name__, task_id=task_id,
                           plan_id=self._plan_of(task_id), node_id=self.node_id, fence=fence,
                           outcome=result.outcome.value, keys_ok=result.keys_ok,
-                          keys_failed=result.keys_failed, applied=isinstance(outcome, Applied))
+                          keys_failed=result.keys_failed, write_s=round(result.duration_s, 4),
+                          applied=isinstance(outcome, Applied))
                 if not isinstance(outcome, Applied):
                     _log.warning("executor_settle_refused", task_id=task_id, fence=fence,
                                  reason=refusal_reason(outcome))

@@ -29,7 +29,7 @@ from warmd.hooks.task import (
     WarmResult,
     WarmTask,
 )
-from warmd.runtime.execute.key_writer import KeyWriterRunner, run_result
+from warmd.runtime.execute.key_writer import KeyTask, KeyWriterRunner, run_result
 from warmd.runtime.execute.warmer import WarmRunner
 from warmd.statemachine.commands import TaskSpec
 from warmd.statemachine.state import TaskRecord
@@ -76,12 +76,11 @@ class SpecRunner:
     async def _run(self, task: TaskRecord, progress: ProgressCallback | None) -> WarmResult:
         spec = task.spec
         if not spec.loader:
-            value = spec.value.encode() if spec.value else None
-            requests = tuple(WarmRequest(path=key, key=key, value=value) for key in spec.keys)
-            limits = WarmLimits(ttl_s=spec.ttl_s or self.settings.default_ttl_s)
-            return await self.key_writer.run(
-                WarmTask(task_id=task.task_id, requests=requests, target=spec.target,
-                         loader="", checkpoint=task.checkpoint, limits=limits), progress)
+            return await self.key_writer.run(KeyTask(
+                task_id=task.task_id, keys=spec.keys, target=spec.target,
+                ttl_s=spec.ttl_s or self.settings.default_ttl_s,
+                value=spec.value.encode() if spec.value else None, checkpoint=task.checkpoint),
+                progress)
         try:
             warm_task = self.warm_task(task)
         except ConfigError as error:
