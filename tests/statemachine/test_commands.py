@@ -43,7 +43,7 @@ from warmd.statemachine.commands import (
     labels_from,
     stamp,
 )
-from warmd.statemachine.ruleset import SetRules
+from warmd.statemachine.ruleset import SetRuleEnabled, SetRules
 from warmd.statemachine.summaries import ReportSummary
 
 SPEC = TaskSpec(
@@ -71,6 +71,8 @@ SAMPLES = [
     DeclareDead(node_id=3, now_ms=9_000),
     RemoveNode(node_id=3, now_ms=9_001),
     SetRules.of((("a.rules", "rule a {\n    match GET /a\n}\n"),), now_ms=10),
+    SetRules.of((("a.rules", "rule a {\n    match GET /a\n}\n"),), now_ms=10, actor="alice"),
+    SetRuleEnabled(name="a", enabled=False, now_ms=10, actor="alice"),
     Session(client_id="warmctl-1", sequence=4, command=Cancel(task_id="t1", now_ms=1)),
     ReportSummary(node_id=2, source="nginx", sequence=5, lines=10, malformed=1,
                   data=b"\x00summary", now_ms=11),

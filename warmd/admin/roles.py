@@ -30,7 +30,8 @@ COMMAND_ACCESS: dict[str, CommandAccess] = {
     # reads: anyone who may see the console
     **dict.fromkeys((
         "ping", "commands", "status", "members", "read", "health", "plugins", "metrics",
-        "nodes", "task-list", "task-show", "rules-show", "explain", "plans", "summaries",
+        "nodes", "task-list", "task-show", "rules-show", "rules-history", "explain", "plans",
+        "summaries",
     ), _READ),
     # who did what is for operators; the list of tokens for admins
     "audit": CommandAccess(Role.OPERATOR, mutates=False),
@@ -44,6 +45,7 @@ COMMAND_ACCESS: dict[str, CommandAccess] = {
     # tasks, nodes and plans: operators
     **dict.fromkeys((
         "task-submit", "task-cancel", "task-retry", "plan-cancel", "plan-run", "drain",
+        "rules-enable", "rules-disable",
     ), _OPERATE),
     # membership, leadership, the log, rule uploads, tokens, load generators: admins
     **dict.fromkeys((

@@ -43,7 +43,15 @@ from warmd.statemachine.commands import (
 from warmd.statemachine.lifecycle import EFFECTS, TERMINAL_STATES, Refusal, TaskState, decide
 from warmd.statemachine.plan_parts import STAGED_PLANS_MAX, StagedPlan, check_complete, check_part
 from warmd.statemachine.plans import FINISHED_KEYS_KEPT, PLANS_KEPT, PlanEffect, PlanRecord
-from warmd.statemachine.ruleset import RuleSetRecord, SetRules
+from warmd.statemachine.ruleset import (
+    DISABLED_RULES_MAX,
+    DisabledRule,
+    RuleSetRecord,
+    RuleVersion,
+    SetRuleEnabled,
+    SetRules,
+    add_version,
+)
 from warmd.statemachine.state import (
     ATTEMPTS_KEPT,
     Applied,
@@ -103,6 +111,7 @@ class StateMachine:
             AddToken: self._add_token, RevokeToken: self._revoke_token,
             RecordAudit: self._record_audit,
             OpenPlan: self._open_plan, AddPlanPart: self._add_plan_part,
+            SetRuleEnabled: self._set_rule_enabled,
         }
 
     def take_changed(self) -> frozenset[Topic]:
@@ -176,7 +185,24 @@ class StateMachine:
         # Checked by the proposing node; the command re-derived its version when built.
         self.state.rules = RuleSetRecord(command.version, command.file_names,
                                          command.texts, index, command.now_ms)
+        add_version(self.state.rule_history, RuleVersion(
+            command.version, index, command.now_ms, command.actor, command.file_names,
+            command.texts))
         return Applied(command.version)
+
+    def _set_rule_enabled(self, index: int, command: SetRuleEnabled) -> ApplyResult:
+        """Switch a rule off (or on) by name; the proposer checked the name is in the set."""
+        disabled = self.state.disabled_rules
+        if command.enabled:
+            if disabled.pop(command.name, None) is None:
+                return Rejected(f"rule {command.name} is not disabled")
+            return Applied(command.name)
+        if command.name in disabled:
+            return Rejected(f"rule {command.name} is already disabled")
+        if len(disabled) >= DISABLED_RULES_MAX:
+            return Rejected(f"at most {DISABLED_RULES_MAX} rules may be disabled")
+        disabled[command.name] = DisabledRule(command.name, index, command.now_ms, command.actor)
+        return Applied(command.name)
 
     # ---- summaries and plans ---------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from warmd.statemachine.indexes import TaskIndexes
 from warmd.statemachine.lifecycle import NO_NODE, TERMINAL_STATES, TaskState
 from warmd.statemachine.plan_parts import StagedPlan
 from warmd.statemachine.plans import PlanRecord
-from warmd.statemachine.ruleset import RuleSetRecord
+from warmd.statemachine.ruleset import DisabledRule, RuleSetRecord, RuleVersion
 from warmd.statemachine.summaries import SummaryRecord
 
 
@@ -145,6 +145,8 @@ class MachineState:
     stale_fence_rejections: int = 0
     finished_pruned: int = 0  # finished tasks outside plans dropped past the bound, ever
     rules: RuleSetRecord | None = None  # the committed rule set (SetRules), None before any
+    rule_history: list[RuleVersion] = field(default_factory=list)  # oldest first (ruleset.py)
+    disabled_rules: dict[str, DisabledRule] = field(default_factory=dict)  # by rule name
     summaries: dict[str, SummaryRecord] = field(default_factory=dict)  # by "node_id/source"
     plans: dict[str, PlanRecord] = field(default_factory=dict)  # oldest first, PLANS_KEPT at most
     access: AccessState = field(default_factory=AccessState)  # tokens (hashed) and the audit trail

@@ -35,7 +35,7 @@ from warmd.statemachine.commands import (
     SubmitPlan,
     SubmitTask,
 )
-from warmd.statemachine.ruleset import SetRules
+from warmd.statemachine.ruleset import SetRuleEnabled, SetRules
 from warmd.statemachine.summaries import ReportSummary
 
 
@@ -69,6 +69,7 @@ TOPICS_OF: dict[type, frozenset[Topic]] = {
     AddPlanPart: frozenset({Topic.PLANS, Topic.TASKS}),  # the last part creates the tasks
     RecordEffect: frozenset({Topic.PLANS}),
     SetRules: frozenset({Topic.RULES}),
+    SetRuleEnabled: frozenset({Topic.RULES}),
     ReportSummary: frozenset({Topic.SUMMARIES}),
     **{command: frozenset({Topic.ACCESS}) for command in (AddToken, RevokeToken, RecordAudit)},
 }

@@ -203,6 +203,33 @@ async def test_rule_upload_is_checked_before_it_is_proposed(console: Console,
     assert [rule["name"] for rule in body["rules"]["rules"]] == ["r"]
 
 
+async def test_an_operator_disables_and_enables_a_rule_and_rules_shows_it_with_history(
+        console: Console, driver: Driver) -> None:  # noqa: F811
+    """Disable goes through Raft with the operator's name, /rules marks the rule, a name not
+    in the set is a 400, enabling twice a 409; the history lists each upload with its diff."""
+    console.actor = ADMIN
+    await console.json("POST", "/api/v1/rules/upload", 200, json={"name": "shop.rules", "text": RULES})
+    newer = RULES.replace("/a/{id:int}", "/b/{id:int}")
+    await console.json("POST", "/api/v1/rules/upload", 200, json={"name": "shop.rules", "text": newer})
+    console.actor = OPERATOR
+    await console.json("POST", "/api/v1/rules/r/disable", 200)
+    assert driver.state.disabled_rules["r"].actor == "olga"
+    body = await console.json("GET", "/api/v1/rules", 200)
+    assert [(rule["name"], rule["enabled"]) for rule in body["rules"]["rules"]] == [("r", False)]
+    history = body["rules"]["history"]
+    assert [version["actor"] for version in history] == ["ada", "ada"] and history[0]["current"]
+    assert "-    match GET /a/{id:int}" in history[0]["diff"]
+    assert "+    match GET /b/{id:int}" in history[0]["diff"]
+    text = await (await console.client.get("/rules")).text()
+    assert 'action="/rules/r/enable"' in text and "disabled" in text
+    body = await console.json("POST", "/api/v1/rules/nosuch/disable", 400)
+    assert "no rule 'nosuch'" in body["error"]["message"]
+    await console.json("POST", "/api/v1/rules/r/enable", 200)
+    body = await console.json("POST", "/api/v1/rules/r/enable", 409)
+    assert "not disabled" in body["error"]["message"]
+    assert not driver.state.disabled_rules
+
+
 async def test_an_oversized_upload_or_body_is_a_413(console: Console) -> None:
     huge = "#" * (2 * 1024 * 1024)
     body = await console.json("POST", "/api/v1/rules/upload", 413,

@@ -221,7 +221,9 @@ class PlanningLoop:
         if ruleset is not None:
             last_by_trigger = {plan.trigger: plan.created_ms for plan in self.state.plans.values()}
             due.extend(triggers_due(ruleset, last_by_trigger, now))
-        return due
+        disabled = self.state.disabled_rules  # their own triggers (every:, cron:) stay quiet
+        return [(trigger, rules) for trigger, rules in due
+                if not rules or not all(name in disabled for name in rules)]
 
     def _rules_unplanned(self) -> bool:
         """A committed rule set that no plan has used yet (and there is data to plan on)."""
@@ -273,7 +275,8 @@ class PlanningLoop:
         inputs = PlanInputs(summary=summary, ruleset=ruleset,
                             rules_version=rules.version if rules else "", trigger=trigger,
                             plan_id=plan_id, now_ms=now, watch="", only_rules=only_rules,
-                            by_source=await self._by_source(ruleset))
+                            by_source=await self._by_source(ruleset),
+                            disabled_rules=frozenset(self.state.disabled_rules))
         if rules is not None and ruleset is None:
             # Never fall back to zero-config on a rule set the leader cannot compile: that
             # would warm everything the operator's rules leave out.

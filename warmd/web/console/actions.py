@@ -1,7 +1,7 @@
 """The console's write routes: each turns a form (or a JSON body under /api/v1) into one
 admin command through `invoke`, the path warmctl takes, so the role check and the audit
 record happen in one place. A form gets a 303 back to its page with a notice; the API gets
-the command's answer as JSON. Marks: tasks, nodes and runs OPERATOR; membership,
+the command's answer as JSON. Marks: tasks, nodes, runs and rules on/off OPERATOR; membership,
 leadership and rule upload ADMIN.
 """
 
@@ -151,6 +151,16 @@ async def change_member(request: web.Request) -> web.StreamResponse:
                       f"node {node_id}: {command}d")
 
 
+@requires(Role.OPERATOR)
+async def switch_rule(request: web.Request) -> web.StreamResponse:
+    """Switch one rule off (it plans nothing) or back on, through Raft."""
+    await _fields(request)
+    name = request.match_info["name"]
+    enable = request.path.endswith("/enable")
+    return await _run(request, "rules-enable" if enable else "rules-disable", {"name": name},
+                      "/rules", f"rule {name} {'enabled' if enable else 'disabled'}")
+
+
 @requires(Role.ADMIN)
 async def upload_rules(request: web.Request) -> web.StreamResponse:
     """A new rule set (one file): checked on this node before it is proposed, so a bad set
@@ -189,6 +199,7 @@ ACTIONS: tuple[tuple[str, Reply], ...] = (
     ("/cluster/transfer-leader", transfer_leader), ("/cluster/add-learner", add_learner),
     ("/cluster/{node_id}/promote", change_member), ("/cluster/{node_id}/remove", change_member),
     ("/rules/upload", upload_rules),
+    ("/rules/{name}/disable", switch_rule), ("/rules/{name}/enable", switch_rule),
 )
 
 
