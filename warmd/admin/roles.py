@@ -44,7 +44,7 @@ COMMAND_ACCESS: dict[str, CommandAccess] = {
     **dict.fromkeys(("bench-propose", "bench-write"), CommandAccess(Role.ADMIN, mutates=False)),
     # tasks, nodes and plans: operators
     **dict.fromkeys((
-        "task-submit", "task-cancel", "task-retry", "plan-cancel", "plan-run", "drain",
+        "task-submit", "task-cancel", "task-retry", "task-rerun", "plan-cancel", "plan-run", "drain",
         "rules-enable", "rules-disable",
     ), _OPERATE),
     # membership, leadership, the log, rule uploads, tokens, load generators: admins

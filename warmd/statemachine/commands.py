@@ -133,10 +133,15 @@ class SubmitTask(Validated):
 
 @dataclass(**_FROZEN)
 class MarkReady(Validated):
-    """The task may run: its window is open and its readiness gate (if any) passed."""
+    """The task may run: its window is open and its readiness gate (if any) passed;
+    `gate_detail` is what the gate's checks answered (kept among the task's notes)."""
 
     task_id: str
     now_ms: int
+    gate_detail: str = ""
+
+    def _check_values(self) -> None:
+        check_text("MarkReady.gate_detail", self.gate_detail)
 
 
 @dataclass(**_FROZEN)
@@ -259,6 +264,22 @@ class Retry(Validated):
     not_before_ms: int
     now_ms: int
     manual: bool = False
+
+
+@dataclass(**_FROZEN)
+class Rerun(Validated):
+    """An operator's new attempt of a FAILED task, pinned to `node_id` (away=False) or kept
+    off it (away=True) for the rest of the task's life; the scheduler and Assign honour it."""
+
+    task_id: str
+    node_id: int
+    away: bool
+    now_ms: int
+    actor: str = ""
+
+    def _check_values(self) -> None:
+        check_min("Rerun.node_id", self.node_id, 1)
+        check_text("Rerun.actor", self.actor)
 
 
 @dataclass(**_FROZEN)
@@ -462,7 +483,7 @@ class Session(Validated):
 
 TaskCommand = Union[  # noqa: UP007 - a runtime Union, used for isinstance and type hints
     SubmitTask, MarkReady, MarkWaiting, Skip, Assign, Start, ReportProgress, Finish, Fail,
-    Release, Cancel, Retry, Expire,
+    Release, Cancel, Retry, Expire, Rerun,
 ]
 NodeCommand = Union[RegisterNode, Heartbeat, Drain, DeclareDead, RemoveNode]  # noqa: UP007
 AccessCommand = Union[AddToken, RevokeToken, RecordAudit]  # noqa: UP007

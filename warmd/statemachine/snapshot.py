@@ -36,6 +36,7 @@ from warmd.statemachine.state import (
     NodeRecord,
     Rejected,
     SessionRecord,
+    TaskNote,
     TaskRecord,
 )
 from warmd.statemachine.summaries import SummaryRecord
@@ -72,6 +73,8 @@ def encode_snapshot(state: MachineState) -> bytes:
         wire["finished_pruned"] = state.finished_pruned
     if state.rules is not None:  # absent until the first SetRules: older snapshots stay valid
         wire["rules"] = _fields_to_wire(state.rules)
+    if state.terms:  # absent until a command is applied with its term
+        wire["terms"] = [list(start) for start in state.terms]
     if state.rule_history:  # absent until the first SetRules, like rules
         wire["rule_history"] = [_fields_to_wire(version) for version in state.rule_history]
     if state.disabled_rules:  # absent while every rule is on
@@ -229,6 +232,7 @@ def _state_from_wire(wire: dict[str, Any], batch: int) -> Generator[None, None, 
         fields["state"] = TaskState(fields["state"])
         fields["attempts"] = tuple(_checked(AttemptRecord(**attempt))
                                    for attempt in fields.get("attempts", ()))
+        fields["notes"] = tuple(_checked(TaskNote(**note)) for note in fields.get("notes", ()))
         state.add(_checked(TaskRecord(**fields)))
         if number % batch == batch - 1:
             yield
@@ -247,6 +251,7 @@ def _state_from_wire(wire: dict[str, Any], batch: int) -> Generator[None, None, 
         state.sessions[session.client_id] = session
     if wire.get("rules") is not None:
         state.rules = _rules_from_wire(wire["rules"])
+    state.terms = [(_int(index), _int(term)) for index, term in wire.get("terms", ())]
     for version_wire in wire.get("rule_history", ()):
         fields = dict(version_wire)
         for name in ("file_names", "texts"):

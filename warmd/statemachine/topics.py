@@ -29,6 +29,7 @@ from warmd.statemachine.commands import (
     Release,
     RemoveNode,
     ReportProgress,
+    Rerun,
     Retry,
     Skip,
     Start,
@@ -59,7 +60,7 @@ EVERYTHING = frozenset(Topic)
 TOPICS_OF: dict[type, frozenset[Topic]] = {
     **{command: frozenset({Topic.TASKS}) for command in (
         SubmitTask, MarkReady, MarkWaiting, Skip, Assign, Start, Finish, Fail, Release,
-        Cancel, Retry, Expire)},
+        Cancel, Retry, Expire, Rerun)},
     ReportProgress: frozenset({Topic.PROGRESS}),
     **{command: frozenset({Topic.NODES}) for command in (
         RegisterNode, Drain, DeclareDead, RemoveNode)},

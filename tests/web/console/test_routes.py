@@ -28,7 +28,7 @@ from warmd.runtime.commands.rules import RulesCommands
 from warmd.runtime.commands.tasks import TaskCommands
 from warmd.runtime.leader.planning import PlanningLoop
 from warmd.runtime.node.driver import Driver
-from warmd.statemachine.commands import RegisterNode
+from warmd.statemachine.commands import Assign, Fail, MarkReady, RegisterNode
 from warmd.testing.configs import ONE_NODE, write_config
 from warmd.web.app import create_app
 from warmd.web.auth import is_public
@@ -293,6 +293,35 @@ async def test_run_a_plan_now_plans_on_the_leader_with_trigger_manual(
                                          allow_redirects=False)
     assert response.status == 303 and response.headers["Location"].startswith("/plans/p")
     assert [command for command, _ in console.invoked] == ["plan-run", "plan-run"]
+
+
+async def test_rerun_away_from_a_node_through_the_api_and_the_page_shows_it_with_terms(
+        console: Console, driver: Driver) -> None:  # noqa: F811
+    """A FAILED task re-runs away from its node (a RERUN step with the operator's name, the
+    placement on the page, the index and term of each step); a second re-run of the now
+    PENDING task is a 409 that names its state; a non-numeric node is a 400."""
+    now = driver.clock.wall_ms
+    await driver.propose(RegisterNode(node_id=1, capacity=2, lease_ms=60_000, now_ms=now()))
+    await _submit(console, "f-1")
+    await driver.propose(MarkReady(task_id="f-1", now_ms=now()))
+    fence = (await driver.propose(Assign(task_id="f-1", node_id=1, now_ms=now()))).value
+    await driver.propose(Fail(task_id="f-1", node_id=1, fence=fence, now_ms=now(), error="boom"))
+    body = await console.json("POST", "/api/v1/tasks/f-1/rerun", 200,
+                              json={"node_id": "1", "placement": "away"})
+    assert body["result"] == {"task_id": "f-1", "state": "PENDING", "node_id": 1, "away": True}
+    task = driver.state.tasks["f-1"]
+    assert (task.state, task.attempt, task.avoided_node) == ("PENDING", 2, 1)
+    shown = await console.json("GET", "/api/v1/tasks/f-1", 200)
+    steps = shown["task"]["transitions"]
+    assert [step["state"] for step in steps] == ["PENDING", "ASSIGNED", "FAILED", "RERUN"]
+    assert steps[-1]["detail"] == "attempt 2 away from node 1 (by olga)"
+    term = driver.status().term
+    assert all(step["term"] == term and step["index"] > 0 for step in steps)
+    text = await (await console.client.get("/tasks/f-1")).text()
+    assert "re-run kept off node 1" in text and "<th class=\"num\">Term</th>" in text
+    body = await console.json("POST", "/api/v1/tasks/f-1/rerun", 409, json={"node_id": "1"})
+    assert "task f-1 is PENDING: only a FAILED task can be re-run" in body["error"]["message"]
+    await console.json("POST", "/api/v1/tasks/f-1/rerun", 400, json={"node_id": "one"})
 
 
 async def test_drain_and_undrain_a_node_show_on_the_nodes_table(

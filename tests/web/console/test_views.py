@@ -9,6 +9,7 @@ import pytest
 from warmd.rules.compile import KnownNames
 from warmd.rules.cron import CronSpec
 from warmd.runtime.node.status import DriverStatus, PeerView
+from warmd.statemachine.commands import Rerun
 from warmd.statemachine.ruleset import SetRules
 from warmd.testing.console_state import StateBuilder
 from warmd.web.console import effect, svg
@@ -83,6 +84,24 @@ def test_a_task_shows_each_step_with_its_node_attempt_and_fence(built: StateBuil
     assert [span.state for span in spans] == ["ASSIGNED", "FAILED"]
     detail = task_detail(built.state.tasks["p1-00000"], None)
     assert detail.result == {"keys_ok": 10} and detail.row.percent == 100
+
+
+def test_each_step_shows_its_raft_index_and_term_and_rerun_notes_in_log_order(
+        built: StateBuilder) -> None:
+    """Index and term of every step (a new term for the re-run and its assignment), the
+    re-run as a step of its own between the failure and the new assignment."""
+    built.term = 7
+    task_id = "p1-00002"
+    built.apply(Rerun(task_id=task_id, node_id=2, away=True, now_ms=built.now_ms, actor="olga"))
+    rerun_index = built.index
+    built.run([task_id], node_id=1)
+    steps = transitions(built.state.tasks[task_id], built.state)
+    assert [step.state for step in steps] == [
+        "PENDING", "ASSIGNED", "RUNNING", "FAILED", "RERUN", "ASSIGNED", "RUNNING", "SUCCEEDED"]
+    assert [step.index for step in steps] == sorted(step.index for step in steps)
+    assert steps[4].index == rerun_index and steps[4].detail == "attempt 2 away from node 2 (by olga)"
+    assert [step.term for step in steps] == [1, 1, 1, 1, 7, 7, 7, 7]
+    assert steps[5].fence == steps[5].index and steps[5].node == 1 and steps[5].attempt == 2
 
 
 def test_node_rows_count_slots_running_work_and_recent_errors(built: StateBuilder) -> None:

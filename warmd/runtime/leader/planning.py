@@ -242,10 +242,12 @@ class PlanningLoop:
         return due
 
     async def _open_gated_tasks(self) -> None:
-        """MarkReady every WAITING task whose gate is open now."""
+        """MarkReady every WAITING task whose gate is open now, with what its checks said."""
         for task in self.state.in_state(TaskState.WAITING):
             if task.spec.gate and self.gates.is_open(task.spec.gate):
-                await self._driver.propose(MarkReady(task_id=task.task_id, now_ms=self._clock.wall_ms()))
+                detail = self.gates.states[task.spec.gate].detail[:REASON_CHARS]
+                await self._driver.propose(MarkReady(task_id=task.task_id, now_ms=self._clock.wall_ms(),
+                                                     gate_detail=detail))
 
     async def _explain_closed_gates(self) -> None:
         """Write a closed gate's last evidence (e.g. its plugin's exception) on its WAITING

@@ -79,6 +79,22 @@ async def retry_task(request: web.Request) -> web.StreamResponse:
 
 
 @requires(Role.OPERATOR)
+async def rerun_task(request: web.Request) -> web.StreamResponse:
+    """A new attempt of a FAILED task on a chosen node (`placement=on`) or anywhere but it
+    (`placement=away`, the default); any other state is a 409 naming it."""
+    fields = await _fields(request)
+    task_id = request.match_info["task_id"]
+    node_id = _node_id(str(fields.get("node_id", "")).strip())
+    placement = str(fields.get("placement", "away"))
+    if placement not in ("away", "on"):
+        raise ConsoleError(400, f"placement must be 'away' or 'on', got {placement[:20]!r}")
+    where = f"away from node {node_id}" if placement == "away" else f"on node {node_id}"
+    return await _run(request, "task-rerun",
+                      {"task_id": task_id, "node_id": node_id, "away": placement == "away"},
+                      f"/tasks/{quote(task_id)}", f"task {task_id} re-runs {where}")
+
+
+@requires(Role.OPERATOR)
 async def retry_failed(request: web.Request) -> web.StreamResponse:
     """Retry every FAILED task (of a plan): the form first showed how many and asks to
     confirm with that number, so a table that changed meanwhile is not retried blindly."""
@@ -193,6 +209,7 @@ def _rule_file(fields: Mapping[str, Any]) -> tuple[str, str]:
 
 ACTIONS: tuple[tuple[str, Reply], ...] = (
     ("/tasks/{task_id}/cancel", cancel_task), ("/tasks/{task_id}/retry", retry_task),
+    ("/tasks/{task_id}/rerun", rerun_task),
     ("/tasks/retry-failed", retry_failed), ("/plans/{plan_id}/cancel", cancel_plan),
     ("/plans/run", run_plan),
     ("/nodes/{node_id}/drain", drain_node), ("/nodes/{node_id}/undrain", drain_node),

@@ -112,13 +112,15 @@ async def tasks_page(request: web.Request) -> web.Response:
 async def task_page_one(request: web.Request) -> web.Response:
     readers = _readers(request)
     task_id = request.match_info["task_id"]
-    task = readers.state().tasks.get(task_id)
+    state = readers.state()
+    task = state.tasks.get(task_id)
     if task is None:
         raise not_found(f"task {task_id!r}")
-    detail = task_detail(task, readers.task_effects().get(task_id))
+    detail = task_detail(task, readers.task_effects().get(task_id), state)
     now_ms = readers.wall_ms()
     chart = svg.timeline(attempt_spans(task), now_ms)
-    return _answer(request, "task.html", {"task": detail, "charts": {"timeline": chart}})
+    return _answer(request, "task.html", {"task": detail, "charts": {"timeline": chart},
+                                          "nodes": sorted(state.nodes)})
 
 
 @requires(Role.VIEWER)
