@@ -44,6 +44,7 @@ from warmd.statemachine.commands import (
     labels_from,
     stamp,
 )
+from warmd.statemachine.replication import PeerProgress, ReportReplication
 from warmd.statemachine.ruleset import SetRuleEnabled, SetRules
 from warmd.statemachine.summaries import ReportSummary
 
@@ -76,6 +77,11 @@ SAMPLES = [
     SetRules.of((("a.rules", "rule a {\n    match GET /a\n}\n"),), now_ms=10),
     SetRules.of((("a.rules", "rule a {\n    match GET /a\n}\n"),), now_ms=10, actor="alice"),
     SetRuleEnabled(name="a", enabled=False, now_ms=10, actor="alice"),
+    ReportReplication(node_id=1, term=3, commit_index=40, last_index=41, now_ms=17,
+                      version="0.9", peers=(
+                          PeerProgress(node_id=1, voter=True, match_index=41, last_contact_ms=0),
+                          PeerProgress(node_id=4, voter=False, match_index=-1,
+                                       last_contact_ms=-1))),
     Session(client_id="warmctl-1", sequence=4, command=Cancel(task_id="t1", now_ms=1)),
     ReportSummary(node_id=2, source="nginx", sequence=5, lines=10, malformed=1,
                   data=b"\x00summary", now_ms=11),

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Union
 import msgpack
 
 from warmd.statemachine.access import AddToken, RecordAudit, RevokeToken  # access.py
+from warmd.statemachine.replication import ReportReplication  # the leader's table (replication.py)
 from warmd.statemachine.ruleset import SetRuleEnabled, SetRules  # the rule set (ruleset.py)
 from warmd.statemachine.schema import (
     TEXT_CHARS_MAX,
@@ -489,7 +490,7 @@ NodeCommand = Union[RegisterNode, Heartbeat, Drain, DeclareDead, RemoveNode]  # 
 AccessCommand = Union[AddToken, RevokeToken, RecordAudit]  # noqa: UP007
 Command = Union[  # noqa: UP007
     TaskCommand, NodeCommand, SetRules, ReportSummary, SubmitPlan, RecordEffect, AccessCommand,
-    Session, OpenPlan, AddPlanPart, SetRuleEnabled,
+    Session, OpenPlan, AddPlanPart, SetRuleEnabled, ReportReplication,
 ]
 
 TASK_COMMANDS: tuple[type, ...] = typing.get_args(TaskCommand)
@@ -497,7 +498,8 @@ NODE_COMMANDS: tuple[type, ...] = typing.get_args(NodeCommand)
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (*TASK_COMMANDS, *NODE_COMMANDS, SetRules, ReportSummary, SubmitPlan, RecordEffect,
-                *typing.get_args(AccessCommand), Session, OpenPlan, AddPlanPart, SetRuleEnabled)
+                *typing.get_args(AccessCommand), Session, OpenPlan, AddPlanPart, SetRuleEnabled,
+                ReportReplication)
 }
 _COMMAND_CLASSES = tuple(COMMAND_TYPES.values())
 FENCED_COMMANDS = (Start, ReportProgress, Finish, Fail)

@@ -47,6 +47,7 @@ from warmd.statemachine.commands import (
 from warmd.statemachine.lifecycle import EFFECTS, TERMINAL_STATES, Refusal, TaskState, decide
 from warmd.statemachine.plan_parts import STAGED_PLANS_MAX, StagedPlan, check_complete, check_part
 from warmd.statemachine.plans import FINISHED_KEYS_KEPT, PLANS_KEPT, PlanEffect, PlanRecord
+from warmd.statemachine.replication import ReplicationRecord, ReportReplication, refusal
 from warmd.statemachine.ruleset import (
     DISABLED_RULES_MAX,
     DisabledRule,
@@ -134,6 +135,7 @@ class StateMachine:
             RecordAudit: self._record_audit,
             OpenPlan: self._open_plan, AddPlanPart: self._add_plan_part,
             SetRuleEnabled: self._set_rule_enabled,
+            ReportReplication: self._report_replication,
         }
 
     def take_changed(self) -> frozenset[Topic]:
@@ -214,6 +216,13 @@ class StateMachine:
             command.version, index, command.now_ms, command.actor, command.file_names,
             command.texts))
         return Applied(command.version)
+
+    def _report_replication(self, index: int, command: ReportReplication) -> ApplyResult:
+        problem = refusal(self.state.replication, command)
+        if problem:
+            return Rejected(problem)
+        self.state.replication = ReplicationRecord(command, index)
+        return Applied(None)
 
     def _set_rule_enabled(self, index: int, command: SetRuleEnabled) -> ApplyResult:
         """Switch a rule off (or on) by name; the proposer checked the name is in the set."""

@@ -26,6 +26,7 @@ from warmd.statemachine.commands import (
 from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.plan_parts import StagedPlan
 from warmd.statemachine.plans import PlanEffect, PlanRecord
+from warmd.statemachine.replication import ReplicationRecord, ReportReplication
 from warmd.statemachine.ruleset import DisabledRule, RuleSetRecord, RuleVersion, SetRules
 from warmd.statemachine.schema import build, to_wire
 from warmd.statemachine.state import (
@@ -73,6 +74,9 @@ def encode_snapshot(state: MachineState) -> bytes:
         wire["finished_pruned"] = state.finished_pruned
     if state.rules is not None:  # absent until the first SetRules: older snapshots stay valid
         wire["rules"] = _fields_to_wire(state.rules)
+    if state.replication is not None:  # absent until a leader reported
+        wire["replication"] = {"report": command_to_wire(state.replication.report),
+                               "index": state.replication.index}
     if state.terms:  # absent until a command is applied with its term
         wire["terms"] = [list(start) for start in state.terms]
     if state.rule_history:  # absent until the first SetRules, like rules
@@ -251,6 +255,11 @@ def _state_from_wire(wire: dict[str, Any], batch: int) -> Generator[None, None, 
         state.sessions[session.client_id] = session
     if wire.get("rules") is not None:
         state.rules = _rules_from_wire(wire["rules"])
+    if wire.get("replication") is not None:
+        report = command_from_wire(wire["replication"]["report"])
+        if not isinstance(report, ReportReplication):
+            raise TypeError(f"a replication report is a {type(report).__name__}")
+        state.replication = ReplicationRecord(report, _int(wire["replication"]["index"]))
     state.terms = [(_int(index), _int(term)) for index, term in wire.get("terms", ())]
     for version_wire in wire.get("rule_history", ()):
         fields = dict(version_wire)

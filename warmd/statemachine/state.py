@@ -18,6 +18,7 @@ from warmd.statemachine.indexes import TaskIndexes
 from warmd.statemachine.lifecycle import NO_NODE, TERMINAL_STATES, TaskState
 from warmd.statemachine.plan_parts import StagedPlan
 from warmd.statemachine.plans import PlanRecord
+from warmd.statemachine.replication import ReplicationRecord
 from warmd.statemachine.ruleset import DisabledRule, RuleSetRecord, RuleVersion
 from warmd.statemachine.summaries import SummaryRecord
 
@@ -174,6 +175,7 @@ class MachineState:
     rules: RuleSetRecord | None = None  # the committed rule set (SetRules), None before any
     rule_history: list[RuleVersion] = field(default_factory=list)  # oldest first (ruleset.py)
     disabled_rules: dict[str, DisabledRule] = field(default_factory=dict)  # by rule name
+    replication: ReplicationRecord | None = None  # the leader's newest published table
     summaries: dict[str, SummaryRecord] = field(default_factory=dict)  # by "node_id/source"
     plans: dict[str, PlanRecord] = field(default_factory=dict)  # oldest first, PLANS_KEPT at most
     access: AccessState = field(default_factory=AccessState)  # tokens (hashed) and the audit trail

@@ -36,6 +36,7 @@ from warmd.statemachine.commands import (
     SubmitPlan,
     SubmitTask,
 )
+from warmd.statemachine.replication import ReportReplication
 from warmd.statemachine.ruleset import SetRuleEnabled, SetRules
 from warmd.statemachine.summaries import ReportSummary
 
@@ -53,6 +54,7 @@ class Topic(StrEnum):
     ACCESS = "access"  # tokens added or revoked, audit records
     MEMBERSHIP = "membership"  # Raft voters and learners (from the applier)
     LEADERSHIP = "leadership"  # this node's view of role, term and leader (from the driver)
+    REPLICATION = "replication"  # the leader's published replication table (every few s)
 
 
 EVERYTHING = frozenset(Topic)
@@ -71,6 +73,7 @@ TOPICS_OF: dict[type, frozenset[Topic]] = {
     RecordEffect: frozenset({Topic.PLANS}),
     SetRules: frozenset({Topic.RULES}),
     SetRuleEnabled: frozenset({Topic.RULES}),
+    ReportReplication: frozenset({Topic.REPLICATION}),
     ReportSummary: frozenset({Topic.SUMMARIES}),
     **{command: frozenset({Topic.ACCESS}) for command in (AddToken, RevokeToken, RecordAudit)},
 }

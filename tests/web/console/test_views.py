@@ -4,19 +4,28 @@ applying real commands to a StateMachine (warmd.testing.console_state)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from warmd.rules.compile import KnownNames
 from warmd.rules.cron import CronSpec
+from warmd.runtime.leader.replication import (
+    REFRESH_S,
+    REPORT_INTERVAL_S,
+    ReplicationReporter,
+    report_of,
+)
 from warmd.runtime.node.status import DriverStatus, PeerView
 from warmd.statemachine.commands import Rerun
+from warmd.statemachine.replication import ReplicationRecord
 from warmd.statemachine.ruleset import SetRules
 from warmd.testing.console_state import StateBuilder
 from warmd.web.console import effect, svg
 from warmd.web.console.query import ListQuery, QueryError, duration_ms, parse
 from warmd.web.console.rules_view import next_cron_ms, rules_data
 from warmd.web.console.tasks import TASKS, attempt_spans, task_detail, task_page, transitions
-from warmd.web.console.views import failure_tolerance, node_rows, peer_rows, plan_rows
+from warmd.web.console.views import failure_tolerance, node_rows, peer_rows, plan_rows, report_age
 
 MINUTE_MS = 60_000
 
@@ -120,8 +129,46 @@ def test_peer_rows_mark_the_leader_and_say_how_far_each_trails() -> None:
     assert [row.fsync_p99_ms for row in rows] == [2.5, None, None, None]
     on_follower = peer_rows(_status("follower", node_id=2, leader_id=3), "0.1.0")
     assert on_follower[0].node_id == 3 and on_follower[0].role == "leader"
-    assert all(row.trails_by is None for row in on_follower)  # known on the leader only
+    # without a report from the leader: only the follower's own trail (applied vs commit)
+    assert [row.trails_by for row in on_follower] == [None, None, 2, None]  # 3, 1, 2, 4
     assert [failure_tolerance(n) for n in (1, 2, 3, 4, 5)] == [0, 0, 1, 1, 2]
+
+
+def test_a_follower_shows_every_peer_from_the_leaders_report_with_its_age() -> None:
+    """Off the leader, match, trails-by and contact come from the leader's report of the
+    current term (marked "report"), this node's own trail is live against the commit it
+    knows; a report of an earlier term is not shown."""
+    leader = _status()
+    record = ReplicationRecord(report_of(leader, 1_000_000, "0.1.0"), index=101)
+    follower = replace(_status(role="follower", node_id=2), applied_index=103,
+                       commit_index=104)
+    rows = {row.node_id: row for row in peer_rows(follower, "0.1.0", None, record)}
+    assert {n: rows[n].match_index for n in rows} == {1: 100, 2: 92, 3: 93, 4: 94}
+    assert {n: rows[n].trails_by for n in (1, 3, 4)} == {1: 0, 3: 7, 4: 6}
+    assert rows[2].trails_by == 1 and rows[2].source == "live"  # 104 known - 103 applied
+    assert rows[3].source == "report" and rows[3].last_contact_s == 0.5
+    assert rows[1].version == "0.1.0" and rows[1].is_leader
+    age = report_age(follower, record, 1_004_500)
+    assert (age.index, age.age_s, age.entries_since, age.current) == (101, 4.5, 2, True)
+    older = replace(follower, term=8)
+    assert all(row.trails_by is None for row in peer_rows(older, "", None, record)
+               if not row.is_self)
+    assert not report_age(older, record, 1_004_500).current
+
+
+def test_the_reporter_reports_often_while_a_peer_is_behind_and_seldom_when_idle() -> None:
+    """A first report and a new term are due at once; with a peer far behind every
+    REPORT_INTERVAL_S, with everyone within BEHIND_ENTRIES only every REFRESH_S."""
+    reporter = ReplicationReporter(None, "")  # type: ignore[arg-type]  # due() reads no driver
+    behind = report_of(replace(_status(), last_index=200), 0, "")  # peers at 92..94
+    assert reporter.due(behind, 0.0)
+    reporter._last, reporter._last_s = behind, 0.0
+    assert not reporter.due(behind, REPORT_INTERVAL_S - 1)
+    assert reporter.due(behind, REPORT_INTERVAL_S)
+    idle = report_of(_status(), 0, "")  # every peer within 16 entries
+    reporter._last = idle
+    assert not reporter.due(idle, REPORT_INTERVAL_S) and reporter.due(idle, REFRESH_S)
+    assert reporter.due(replace(idle, term=8), 1.0)
 
 
 def test_plan_rows_and_the_effect_series_come_from_the_recorded_effect(

@@ -21,6 +21,7 @@ from warmd.web.console.views import (
     peer_rows,
     plan_row,
     plan_rows,
+    report_age,
 )
 
 READERS = web.AppKey("warmd.console.readers", ConsoleReaders)
@@ -56,10 +57,14 @@ async def overview_page(request: web.Request) -> web.Response:
 async def cluster_page(request: web.Request) -> web.Response:
     readers = _readers(request)
     status = readers.status()
+    replication = readers.state().replication
     return _answer(request, "cluster.html", {
         "leader_id": status.leader_id, "term": status.term, "role": status.role,
-        "node_id": status.node_id, "peers": peer_rows(status, readers.version, readers.fsync_p99_ms()),
-        "replication_known": status.role == "leader"})
+        "node_id": status.node_id,
+        "peers": peer_rows(status, readers.version, readers.fsync_p99_ms(), replication),
+        "replication_known": status.role == "leader",
+        "report": None if status.role == "leader" else report_age(status, replication,
+                                                                  readers.wall_ms())})
 
 
 @requires(Role.VIEWER)
