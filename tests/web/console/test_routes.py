@@ -21,6 +21,7 @@ from tests.runtime.conftest import driver  # noqa: F401  (the real one-node driv
 from warmd import config as config_module
 from warmd.access import ACTOR_KEY, CSRF_KEY, Actor, Interface, Role, required_role
 from warmd.admin.server import AdminServer
+from warmd.cache.effect import TaskEffect
 from warmd.hooks.registry import HookRegistry
 from warmd.runtime.commands.analysis import AnalysisCommands
 from warmd.runtime.commands.cluster import ClusterCommands
@@ -51,6 +52,7 @@ class Console:
         self.admin = admin
         self.actor: Actor | None = OPERATOR
         self.invoked: list[tuple[str, Actor]] = []
+        self.effects: dict[str, TaskEffect] = {}  # what this node measured after its tasks
 
     async def json(self, method: str, path: str, status: int, **kwargs: Any) -> Any:
         response = await self.client.request(method, path, **kwargs)
@@ -87,7 +89,8 @@ async def console(driver: Driver, tmp_path: Path) -> AsyncIterator[Console]:  # 
     app.middlewares.append(play_auth)
     routes.setup(app, ConsoleReaders(status=driver.status, state=lambda: driver.state,
                                      subscribe=driver.changes.subscribe, invoke=invoke,
-                                     wall_ms=driver.clock.wall_ms))
+                                     wall_ms=driver.clock.wall_ms,
+                                     task_effects=lambda: holder[0].effects))
     client = TestClient(TestServer(app))
     await client.start_server()
     holder.append(Console(client, admin))
@@ -279,6 +282,21 @@ async def test_the_effect_table_exports_as_csv(console: Console) -> None:
     response = await console.client.get("/effect.csv")
     assert response.status == 200 and response.content_type == "text/csv"
     assert (await response.text()).startswith("plan_id,trigger,cache,")
+    response = await console.client.get("/effect.csv?by=pattern")
+    assert response.status == 200 and "effect-pattern.csv" in response.headers["Content-Disposition"]
+    assert (await response.text()).startswith("pattern,plan_id,started_ms,")
+    body = await console.json("GET", "/api/v1/effect", 200)
+    assert body["patterns"] == {} and "pattern_charts" not in body
+    body = await console.json("GET", "/api/v1/effect?by=rule", 400)
+    assert "by must be 'plan' or 'pattern'" in body["error"]["message"]
+    await _submit(console, "m-1")
+    console.effects["m-1"] = TaskEffect("m-1", 60.0, 3, 1, sampled_keys=3, keys_read_in_window=2)
+    body = await console.json("GET", "/api/v1/effect", 200)
+    (point,) = body["patterns"]["redis://127.0.0.1:1 (no rule)"]["points"]
+    assert (point["keys_sampled"], point["keys_read"]) == (3, 2)
+    text = await (await console.client.get("/effect")).text()
+    assert "redis://127.0.0.1:1 (no rule)" in text and "2 of 3 sampled keys read" in text
+    assert 'aria-label="share of warmed redis://127.0.0.1:1 (no rule) keys read after"' in text
 
 
 async def test_run_a_plan_now_plans_on_the_leader_with_trigger_manual(

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from warmd.cache.effect import TaskEffect
 from warmd.rules.compile import KnownNames
 from warmd.rules.cron import CronSpec
 from warmd.runtime.leader.replication import (
@@ -184,6 +185,30 @@ def test_plan_rows_and_the_effect_series_come_from_the_recorded_effect(
     assert plan_rows(empty.state, {})[0].state == "EMPTY"
     lines = effect.csv_text([row]).splitlines()
     assert lines[0].startswith("plan_id,") and lines[1].startswith("p1,manual,redis,")
+
+
+def test_per_pattern_series_group_measured_tasks_by_key_template_then_plan(
+        built: StateBuilder) -> None:
+    """Tasks with sampled keys become one point per (pattern, plan): the read share of
+    their sampled keys, placed at the plan's last task end, its run as a band; a rule
+    without a key template is named by the rule; unsampled tasks are left out."""
+    ids = built.state.plans["p1"].task_ids
+    later = built.plan("p2", 1)  # rule-0 again
+    built.run(later, 1)
+    effects = {ids[0]: TaskEffect(ids[0], 60.0, 5, 5, sampled_keys=10, keys_read_in_window=4),
+               ids[1]: TaskEffect(ids[1], 60.0, 5, 5, sampled_keys=10, keys_read_in_window=10),
+               later[0]: TaskEffect(later[0], 60.0, 9, 1, sampled_keys=20, keys_read_in_window=18),
+               ids[2]: TaskEffect(ids[2], 60.0, 1, 1)}  # nothing sampled
+    series = effect.by_pattern(built.state, effects, {"rule-0": "item:{id}"})
+    assert list(series) == ["item:{id}", "rule rule-1"]
+    items = series["item:{id}"]
+    assert [(point.plan_id, point.read_ratio) for point in items.points] == [("p1", 0.4), ("p2", 0.9)]
+    assert items.segments == [[(items.points[0].ended_ms, 0.4)], [(items.points[1].ended_ms, 0.9)]]
+    assert items.bands[0].start_ms < items.bands[0].end_ms
+    assert (items.keys_sampled, items.keys_read) == (30, 22)
+    lines = effect.pattern_csv_text(series).splitlines()
+    assert lines[0] == ",".join(effect.PATTERN_CSV_COLUMNS)
+    assert lines[1].startswith("item:{id},p1,") and lines[1].endswith(",1,10,4,0.4")
 
 
 def test_the_next_cron_fire_is_the_first_matching_minute_after_now() -> None:

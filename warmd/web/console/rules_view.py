@@ -156,6 +156,16 @@ def rules_data(state: MachineState, known: KnownNames, now_ms: int) -> RulesData
                      disabled_elsewhere=sorted(name for name in disabled if name not in names))
 
 
+def key_patterns(state: MachineState, known: KnownNames) -> dict[str, str]:
+    """Each committed rule's `key` template by rule name (rules without one are left out)."""
+    if state.rules is None:
+        return {}
+    ruleset = check_files(state.rules.files, known).ruleset
+    if ruleset is None:
+        return {}
+    return {rule.name: rule.key_template for rule in ruleset.rules if rule.key_template}
+
+
 async def explain(readers: ConsoleReaders, line: str, request: web.Request) -> dict[str, Any]:
     """The `explain` admin command's answer for `line`, or its error as {"error": ...}."""
     if len(line) > EXPLAIN_CHARS_MAX:
