@@ -193,6 +193,10 @@ def test_every_page_renders_and_is_captured_at_1280x800(
     page.goto(console_url(console_cluster, leader, "/rules"))
     assert "items" in page.inner_text("#rules")  # the committed rule, with its next fire time
     assert "03:00:00" in page.inner_text("#rules")
+    follower = next(node_id for node_id in console_cluster.nodes if node_id != leader)
+    page.goto(console_url(console_cluster, follower, "/cluster"))
+    assert "as of its report at Raft index" in page.inner_text("#replication-source")
+    page.screenshot(path=str(screenshot_dir / "cluster-follower.png"))
 
 
 def test_pages_work_without_javascript(browser: Any, console_cluster: ProcessCluster,
