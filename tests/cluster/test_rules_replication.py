@@ -64,3 +64,20 @@ def test_rules_load_at_start_reload_on_a_follower_and_refuse_a_bad_set(
 
     assert warmctl_main(["--socket", socket, "rules", "reload"]) == 0  # the configured files again
     _wait_version(cluster, rules_digest([("start.rules", START)]))
+
+    capsys.readouterr()
+    assert warmctl_main(["--socket", socket, "rules", "disable", "start"]) == 0
+    assert capsys.readouterr().out.strip() == "rule start disabled"
+    cluster.wait_until(lambda: all(
+        [d["name"] for d in cluster.call(node_id, "rules-history")["disabled"]] == ["start"]
+        for node_id in cluster.nodes) or None, 15.0, "rule start disabled on every node")
+    assert warmctl_main(["--socket", socket, "rules", "disable", "nosuch"]) != 0
+    assert "no rule 'nosuch' in the committed set" in capsys.readouterr().err
+    assert warmctl_main(["--socket", socket, "rules", "history"]) == 0
+    history = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in history[:3]] == [
+        rules_digest(files)[:12] for files in ([("start.rules", START)], [("newer.rules", NEWER)],
+                                               [("start.rules", START)])]
+    assert history[-1].startswith("disabled: start (index ")
+    assert warmctl_main(["--socket", socket, "rules", "enable", "start"]) == 0
+    assert cluster.call(leader, "rules-history")["disabled"] == []

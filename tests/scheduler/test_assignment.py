@@ -131,3 +131,14 @@ def test_planned_assignments_all_apply() -> None:
     plan = _plan(ledger)
     assert len(plan) == 5
     assert all(isinstance(result, Applied) for result in ledger.append_all(plan))
+
+
+def test_a_rerun_placement_is_honoured() -> None:
+    """A task pinned to node 2 waits for it even when node 1 has more room; one kept off
+    node 1 goes to node 2; the scheduler never proposes an Assign the state would refuse."""
+    ledger = _ledger({1: 3, 2: 1})
+    _submit(ledger, "pinned")
+    _submit(ledger, "avoids", submitted_ms=1)
+    ledger.state.tasks["pinned"].pinned_node = 2
+    ledger.state.tasks["avoids"].avoided_node = 1
+    assert _placed(_plan(ledger)) == {"pinned": 2}  # node 2's one slot taken: "avoids" waits

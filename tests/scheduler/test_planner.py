@@ -275,6 +275,20 @@ def test_only_rules_restricts_the_plan(summary: Summary) -> None:
     assert plan.tasks and {task.spec.rule for task in plan.tasks} == {"search"}
 
 
+def test_a_disabled_rule_plans_nothing_and_its_requests_go_to_no_other_rule(
+        summary: Summary) -> None:
+    """Disabling `search` leaves its tasks out (noted) and every other rule's tasks as they were;
+    its requests are not handed to a later rule."""
+    ruleset = load(ITEMS_RULE.format(extra="") + SEARCH_RULE.format(extra=""))
+    everything = plan_warm_up(inputs(summary, ruleset), SETTINGS)
+    assert {task.spec.rule for task in everything.tasks} == {"items", "search"}
+    plan = plan_warm_up(inputs(summary, ruleset, disabled_rules=frozenset({"search"})), SETTINGS)
+    assert {task.spec.rule for task in plan.tasks} == {"items"}
+    assert [task.spec.keys for task in plan.tasks] == [
+        task.spec.keys for task in everything.tasks if task.spec.rule == "items"]
+    assert "rule search is disabled" in plan.note
+
+
 def test_rule_without_any_target_is_left_out_with_a_note(summary: Summary) -> None:
     """A rule with no backend warms the default target; with no default either it is noted, not planned."""
     ruleset = load(ITEMS_RULE.format(extra=""))

@@ -31,6 +31,7 @@ from warmd.statemachine.commands import (
     Release,
     RemoveNode,
     ReportProgress,
+    Rerun,
     Retry,
     Session,
     Skip,
@@ -43,7 +44,8 @@ from warmd.statemachine.commands import (
     labels_from,
     stamp,
 )
-from warmd.statemachine.ruleset import SetRules
+from warmd.statemachine.replication import PeerProgress, ReportReplication
+from warmd.statemachine.ruleset import SetRuleEnabled, SetRules
 from warmd.statemachine.summaries import ReportSummary
 
 SPEC = TaskSpec(
@@ -64,6 +66,8 @@ SAMPLES = [
     Release(task_id="t1", fence=7, now_ms=8, reason="node 2 dead"),
     Cancel(task_id="t1", now_ms=9, reason="operator"),
     Retry(task_id="t1", not_before_ms=100, now_ms=9, manual=True),
+    Rerun(task_id="t1", node_id=2, away=True, now_ms=9, actor="olga"),
+    MarkReady(task_id="t1", now_ms=2, gate_detail="file: /ready exists"),
     Expire(task_id="t1", now_ms=90_000),
     RegisterNode(node_id=3, capacity=8, lease_ms=3_000, now_ms=1, labels=(("zone", "b"),)),
     Heartbeat(node_id=3, now_ms=2),
@@ -71,6 +75,13 @@ SAMPLES = [
     DeclareDead(node_id=3, now_ms=9_000),
     RemoveNode(node_id=3, now_ms=9_001),
     SetRules.of((("a.rules", "rule a {\n    match GET /a\n}\n"),), now_ms=10),
+    SetRules.of((("a.rules", "rule a {\n    match GET /a\n}\n"),), now_ms=10, actor="alice"),
+    SetRuleEnabled(name="a", enabled=False, now_ms=10, actor="alice"),
+    ReportReplication(node_id=1, term=3, commit_index=40, last_index=41, now_ms=17,
+                      version="0.9", peers=(
+                          PeerProgress(node_id=1, voter=True, match_index=41, last_contact_ms=0),
+                          PeerProgress(node_id=4, voter=False, match_index=-1,
+                                       last_contact_ms=-1))),
     Session(client_id="warmctl-1", sequence=4, command=Cancel(task_id="t1", now_ms=1)),
     ReportSummary(node_id=2, source="nginx", sequence=5, lines=10, malformed=1,
                   data=b"\x00summary", now_ms=11),

@@ -20,6 +20,7 @@ from warmd.statemachine.commands import (
     RegisterNode,
     Release,
     ReportProgress,
+    Rerun,
     Retry,
     Skip,
     Start,
@@ -39,19 +40,19 @@ TASK = "t1"
 # made twice on purpose. Columns follow COMMAND_NAMES.
 COMMAND_NAMES = [
     "SubmitTask", "MarkReady", "MarkWaiting", "Skip", "Assign", "Start", "ReportProgress",
-    "Finish", "Fail", "Release", "Cancel", "Retry", "Expire",
+    "Finish", "Fail", "Release", "Cancel", "Retry", "Expire", "Rerun",
 ]
 EXPECTED = {
-    "PENDING": "- READY WAITING SKIPPED - - - - - - CANCELLED - EXPIRED",
-    "WAITING": "- READY WAITING SKIPPED - - - - - - CANCELLED - EXPIRED",
-    "READY": "- - - - ASSIGNED - - - - - CANCELLED - EXPIRED",
-    "ASSIGNED": "- - - - - RUNNING - - FAILED READY CANCELLED - EXPIRED",
-    "RUNNING": "- - - - - - RUNNING SUCCEEDED FAILED READY CANCELLED - EXPIRED",
-    "SUCCEEDED": "- - - - - - - - - - - - -",
-    "FAILED": "- - - - - - - - - - CANCELLED PENDING EXPIRED",
-    "CANCELLED": "- - - - - - - - - - - - -",
-    "EXPIRED": "- - - - - - - - - - - - -",
-    "SKIPPED": "- - - - - - - - - - - - -",
+    "PENDING": "- READY WAITING SKIPPED - - - - - - CANCELLED - EXPIRED -",
+    "WAITING": "- READY WAITING SKIPPED - - - - - - CANCELLED - EXPIRED -",
+    "READY": "- - - - ASSIGNED - - - - - CANCELLED - EXPIRED -",
+    "ASSIGNED": "- - - - - RUNNING - - FAILED READY CANCELLED - EXPIRED -",
+    "RUNNING": "- - - - - - RUNNING SUCCEEDED FAILED READY CANCELLED - EXPIRED -",
+    "SUCCEEDED": "- - - - - - - - - - - - - -",
+    "FAILED": "- - - - - - - - - - CANCELLED PENDING EXPIRED PENDING",
+    "CANCELLED": "- - - - - - - - - - - - - -",
+    "EXPIRED": "- - - - - - - - - - - - - -",
+    "SKIPPED": "- - - - - - - - - - - - - -",
 }
 
 
@@ -119,6 +120,7 @@ def _command(name: str, ledger: Ledger) -> object:
         "Cancel": lambda: Cancel(task_id=TASK, now_ms=now_ms),
         "Retry": lambda: Retry(task_id=TASK, not_before_ms=900, now_ms=now_ms),
         "Expire": lambda: Expire(task_id=TASK, now_ms=DEADLINE_MS),
+        "Rerun": lambda: Rerun(task_id=TASK, node_id=1, away=False, now_ms=now_ms),
     }[name]()
 
 

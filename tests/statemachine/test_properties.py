@@ -21,6 +21,7 @@ from warmd.statemachine.commands import (
     Release,
     RemoveNode,
     ReportProgress,
+    Rerun,
     Retry,
     Session,
     Skip,
@@ -73,6 +74,8 @@ def _choices(draw, task_id: str, node_id: int, spec: TaskSpec, fenced: dict, now
         "Retry": lambda: Retry(task_id=task_id, not_before_ms=now_ms + 10, now_ms=now_ms,
                                manual=draw(st.booleans())),
         "Expire": lambda: Expire(task_id=task_id, now_ms=now_ms),
+        "Rerun": lambda: Rerun(task_id=task_id, node_id=node_id, away=draw(st.booleans()),
+                               now_ms=now_ms),
         "RegisterNode": lambda: RegisterNode(
             node_id=node_id, capacity=CAPACITY, lease_ms=LEASE_MS, now_ms=now_ms
         ),

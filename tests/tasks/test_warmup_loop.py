@@ -222,6 +222,10 @@ def test_a_gate_turning_ready_triggers_its_plan(
     plan = finished_plan(cluster, 1, "the gate-ready plan")
     assert plan["trigger"] == "gate-ready:etl" and plan["requests"] == 10
     assert len(redis.Redis(port=redis_target.port).keys("item:*")) == 10
+    task_id = cluster.call(1, "task-list", plan=plan["plan_id"])["tasks"][0]["task_id"]
+    notes = cluster.call(1, "task-show", task_id=task_id)["task"]["notes"]
+    assert notes[-1]["kind"] == "gate" and notes[-1]["detail"].startswith("etl open: ")
+    assert notes[0]["detail"] == "waiting for gate etl"  # the gate was checked before it ran
 
 
 WARMCTL = "from warmd.cli.warmctl import main; raise SystemExit(main())"

@@ -30,7 +30,8 @@ COMMAND_ACCESS: dict[str, CommandAccess] = {
     # reads: anyone who may see the console
     **dict.fromkeys((
         "ping", "commands", "status", "members", "read", "health", "plugins", "metrics",
-        "nodes", "task-list", "task-show", "rules-show", "explain", "plans", "summaries",
+        "nodes", "task-list", "task-show", "rules-show", "rules-history", "explain", "plans",
+        "summaries",
     ), _READ),
     # who did what is for operators; the list of tokens for admins
     "audit": CommandAccess(Role.OPERATOR, mutates=False),
@@ -43,7 +44,8 @@ COMMAND_ACCESS: dict[str, CommandAccess] = {
     **dict.fromkeys(("bench-propose", "bench-write"), CommandAccess(Role.ADMIN, mutates=False)),
     # tasks, nodes and plans: operators
     **dict.fromkeys((
-        "task-submit", "task-cancel", "task-retry", "plan-cancel", "plan-run", "drain",
+        "task-submit", "task-cancel", "task-retry", "task-rerun", "plan-cancel", "plan-run", "drain",
+        "rules-enable", "rules-disable",
     ), _OPERATE),
     # membership, leadership, the log, rule uploads, tokens, load generators: admins
     **dict.fromkeys((

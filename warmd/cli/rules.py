@@ -14,6 +14,7 @@ import tomllib
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 from warmd.analysis.formats import Record
@@ -55,6 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "them cluster-wide (default: the files of [rules] in its config)", _reload)
     reloader.add_argument("files", nargs="*", metavar="FILE")
     _command(commands, "show", "print the committed rule set: version and text", _show)
+    _command(commands, "history", "list the committed rule set's versions (newest first) "
+             "and the disabled rules", _history)
+    for action, help_text in (("enable", "switch a disabled rule back on, cluster-wide"),
+                              ("disable", "switch one rule off cluster-wide: it plans nothing")):
+        switch = _command(commands, action, help_text, _switch)
+        switch.add_argument("name", metavar="NAME", help="the rule's name in the committed set")
 
 
 class RuleFilesError(WarmdError):
@@ -277,6 +284,30 @@ def _reload(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     return _print(args, _call(args, "rules-show"), format_rules)
+
+
+def _history(args: argparse.Namespace) -> int:
+    return _print(args, _call(args, "rules-history"), format_history)
+
+
+def format_history(reply: dict) -> str:
+    """One line per kept version, then the disabled rules."""
+    lines = [f"{v['version'][:12]}  index {v['index']}  {_iso(v['set_ms'])}  "
+             f"{v['actor'] or '-'}  {', '.join(v['files'])}" for v in reply["versions"]]
+    lines = lines or ["no rule set committed"]
+    lines += [f"disabled: {d['name']} (index {d['index']}, {_iso(d['set_ms'])}, {d['actor'] or '-'})"
+              for d in reply["disabled"]]
+    return "\n".join(lines)
+
+
+def _iso(at_ms: int) -> str:
+    return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _switch(args: argparse.Namespace) -> int:
+    reply = _call(args, f"rules-{args.rules_command}", name=args.name)
+    return _print(args, reply, lambda r: f"rule {r['name']} "
+                                         f"{'enabled' if r['enabled'] else 'disabled'}")
 
 
 def format_rules(reply: dict) -> str:

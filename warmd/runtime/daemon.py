@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 import structlog
 
+from warmd import __version__
 from warmd import config as config_module
 from warmd import logging as warmd_logging
 from warmd.admin.server import AdminServer
@@ -44,6 +45,7 @@ from warmd.runtime.commands.plugins import PluginCommands
 from warmd.runtime.commands.rules import RulesCommands
 from warmd.runtime.commands.tasks import TaskCommands
 from warmd.runtime.execute.executor import ExecutorOptions
+from warmd.runtime.leader.replication import ReplicationReporter
 from warmd.runtime.limits import raise_open_files_limit
 from warmd.runtime.node.applier import Applier
 from warmd.runtime.node.disk import DiskOptions, DiskStorage
@@ -205,8 +207,10 @@ class Daemon:
         return EXIT_SOFTWARE if failed else 0
 
     def _background(self, components: Components) -> list[asyncio.Task[None]]:
-        """The daemon's own tasks: READY=1 once a leader is known, and the watchdog."""
-        tasks = [asyncio.create_task(self._announce_ready(components.driver))]
+        """The daemon's own tasks: READY=1 once a leader is known, the leader's replication
+        reports (any node's /cluster shows them), and the watchdog."""
+        tasks = [asyncio.create_task(self._announce_ready(components.driver)),
+                 asyncio.create_task(ReplicationReporter(components.driver, __version__).run())]
         watchdog = watchdog_settings()
         if watchdog is not None:
             tasks.append(asyncio.create_task(

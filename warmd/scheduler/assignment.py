@@ -85,6 +85,7 @@ def _best_node(nodes: dict[int, NodeRecord], free: dict[int, int], task: TaskRec
     eligible = [
         node_id for node_id, slots in free.items()
         if slots > 0 and nodes[node_id].carries(task.spec.required_labels)
+        and task.may_run_on(node_id)
     ]
     if not eligible:
         return None

@@ -102,6 +102,9 @@ class PlanInputs:
     only_rules: tuple[str, ...] = ()
     # Rules with `source` plan from these sources' merged summary (plan_sources.source_sets).
     by_source: BySource = field(default_factory=dict)
+    # Rules an operator switched off: they still match first (their requests are not handed
+    # to a later rule), but their selections are left out of the plan.
+    disabled_rules: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.plan_id or not self.trigger:
@@ -199,6 +202,9 @@ def _rule_groups(inputs: PlanInputs, summary: Summary, ruleset: CompiledRuleSet,
         by_rule.setdefault(item.selection.rule, []).append(item)
     groups = []
     for name, items in by_rule.items():
+        if name in inputs.disabled_rules:
+            notes.append(f"rule {name} is disabled: {len(items)} requests left out")
+            continue
         rule = ruleset.rule(name)
         if rule is None:
             continue

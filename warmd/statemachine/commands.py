@@ -16,7 +16,8 @@ from typing import Any, ClassVar, Union
 import msgpack
 
 from warmd.statemachine.access import AddToken, RecordAudit, RevokeToken  # access.py
-from warmd.statemachine.ruleset import SetRules  # the replicated rule set (ruleset.py)
+from warmd.statemachine.replication import ReportReplication  # the leader's table (replication.py)
+from warmd.statemachine.ruleset import SetRuleEnabled, SetRules  # the rule set (ruleset.py)
 from warmd.statemachine.schema import (
     TEXT_CHARS_MAX,
     Validated,
@@ -133,10 +134,15 @@ class SubmitTask(Validated):
 
 @dataclass(**_FROZEN)
 class MarkReady(Validated):
-    """The task may run: its window is open and its readiness gate (if any) passed."""
+    """The task may run: its window is open and its readiness gate (if any) passed;
+    `gate_detail` is what the gate's checks answered (kept among the task's notes)."""
 
     task_id: str
     now_ms: int
+    gate_detail: str = ""
+
+    def _check_values(self) -> None:
+        check_text("MarkReady.gate_detail", self.gate_detail)
 
 
 @dataclass(**_FROZEN)
@@ -259,6 +265,22 @@ class Retry(Validated):
     not_before_ms: int
     now_ms: int
     manual: bool = False
+
+
+@dataclass(**_FROZEN)
+class Rerun(Validated):
+    """An operator's new attempt of a FAILED task, pinned to `node_id` (away=False) or kept
+    off it (away=True) for the rest of the task's life; the scheduler and Assign honour it."""
+
+    task_id: str
+    node_id: int
+    away: bool
+    now_ms: int
+    actor: str = ""
+
+    def _check_values(self) -> None:
+        check_min("Rerun.node_id", self.node_id, 1)
+        check_text("Rerun.actor", self.actor)
 
 
 @dataclass(**_FROZEN)
@@ -462,13 +484,13 @@ class Session(Validated):
 
 TaskCommand = Union[  # noqa: UP007 - a runtime Union, used for isinstance and type hints
     SubmitTask, MarkReady, MarkWaiting, Skip, Assign, Start, ReportProgress, Finish, Fail,
-    Release, Cancel, Retry, Expire,
+    Release, Cancel, Retry, Expire, Rerun,
 ]
 NodeCommand = Union[RegisterNode, Heartbeat, Drain, DeclareDead, RemoveNode]  # noqa: UP007
 AccessCommand = Union[AddToken, RevokeToken, RecordAudit]  # noqa: UP007
 Command = Union[  # noqa: UP007
     TaskCommand, NodeCommand, SetRules, ReportSummary, SubmitPlan, RecordEffect, AccessCommand,
-    Session, OpenPlan, AddPlanPart,
+    Session, OpenPlan, AddPlanPart, SetRuleEnabled, ReportReplication,
 ]
 
 TASK_COMMANDS: tuple[type, ...] = typing.get_args(TaskCommand)
@@ -476,7 +498,8 @@ NODE_COMMANDS: tuple[type, ...] = typing.get_args(NodeCommand)
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (*TASK_COMMANDS, *NODE_COMMANDS, SetRules, ReportSummary, SubmitPlan, RecordEffect,
-                *typing.get_args(AccessCommand), Session, OpenPlan, AddPlanPart)
+                *typing.get_args(AccessCommand), Session, OpenPlan, AddPlanPart, SetRuleEnabled,
+                ReportReplication)
 }
 _COMMAND_CLASSES = tuple(COMMAND_TYPES.values())
 FENCED_COMMANDS = (Start, ReportProgress, Finish, Fail)

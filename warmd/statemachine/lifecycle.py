@@ -29,6 +29,7 @@ from warmd.statemachine.commands import (
     MarkWaiting,
     Release,
     ReportProgress,
+    Rerun,
     Retry,
     Session,
     Skip,
@@ -93,7 +94,7 @@ TRANSITIONS: dict[TaskState, dict[type, TaskState]] = {
         ReportProgress: TaskState.RUNNING, Finish: TaskState.SUCCEEDED, Fail: TaskState.FAILED,
         Release: TaskState.READY, **_GIVE_UP,
     },
-    TaskState.FAILED: {Retry: TaskState.PENDING, **_GIVE_UP},
+    TaskState.FAILED: {Retry: TaskState.PENDING, Rerun: TaskState.PENDING, **_GIVE_UP},
     TaskState.SUCCEEDED: {},
     TaskState.CANCELLED: {},
     TaskState.EXPIRED: {},
@@ -116,6 +117,7 @@ PROPOSERS: dict[type, str] = {
     Cancel: "operators: warmctl tasks cancel",
     Retry: "the scheduler (backoff); operators: warmctl tasks retry (manual)",
     Expire: "the scheduler (deadline passed)",
+    Rerun: "operators: the console's re-run on another node (`task-rerun`)",
 }
 
 
@@ -183,6 +185,8 @@ def _guard_assign(task: TaskRecord, command: Assign, state: MachineState) -> str
         return f"node {command.node_id} is full ({node.capacity} tasks)"
     if not node.carries(task.spec.required_labels):
         return f"node {command.node_id} lacks labels {dict(task.spec.required_labels)}"
+    if not task.may_run_on(command.node_id):
+        return f"node {command.node_id} is excluded by the task's re-run placement"
     if _past_deadline(task.spec.deadline_ms, command.now_ms):
         return f"deadline {task.spec.deadline_ms} passed"
     return None
@@ -236,6 +240,15 @@ def _guard_retry(task: TaskRecord, command: Retry, state: MachineState) -> str |
     return None
 
 
+def _guard_rerun(task: TaskRecord, command: Rerun, state: MachineState) -> str | None:
+    """Refused once the window closed, and when pinned to a node the state does not know."""
+    if _past_deadline(task.spec.deadline_ms, command.now_ms):
+        return f"deadline {task.spec.deadline_ms} passed"
+    if not command.away and command.node_id not in state.nodes:
+        return f"unknown node {command.node_id}"
+    return None
+
+
 def _guard_expire(task: TaskRecord, command: Expire, state: MachineState) -> str | None:
     """Refused before the deadline, or when the task has none."""
     if task.spec.deadline_ms is None:
@@ -254,6 +267,7 @@ GUARDS: dict[type, Callable[[Any, Any, Any], str | None]] = {
     Fail: _guard_owner,
     Release: _guard_release,
     Retry: _guard_retry,
+    Rerun: _guard_rerun,
     Expire: _guard_expire,
 }
 
@@ -296,6 +310,14 @@ def _effect_retry(task: TaskRecord, command: Retry, index: int) -> None:
     task.not_before_ms = command.not_before_ms
 
 
+def _effect_rerun(task: TaskRecord, command: Rerun, index: int) -> None:
+    """Starts a new attempt from scratch at once, placed on (or away from) the node."""
+    task.owner, task.fence, task.checkpoint, task.not_before_ms = NO_NODE, 0, 0, 0
+    task.attempt += 1
+    task.pinned_node = 0 if command.away else command.node_id
+    task.avoided_node = command.node_id if command.away else 0
+
+
 def _effect_waiting(task: TaskRecord, command: MarkWaiting, index: int) -> None:
     """Starts the gate timeout when the task first waits; keeps the reason."""
     if task.state != TaskState.WAITING:
@@ -320,6 +342,7 @@ EFFECTS: dict[type, Callable[[Any, Any, int], object]] = {
     Fail: _effect_fail,
     Release: _effect_release,
     Retry: _effect_retry,
+    Rerun: _effect_rerun,
     MarkWaiting: _effect_waiting,
     Skip: _effect_reason,
     Cancel: _effect_reason,

@@ -28,13 +28,17 @@ from warmd.statemachine.commands import (
     Finish,
     Heartbeat,
     InvalidCommand,
+    MarkReady,
+    MarkWaiting,
     OpenPlan,
     PlannedTask,
     RecordEffect,
     RegisterNode,
     Release,
     RemoveNode,
+    Rerun,
     Session,
+    Skip,
     Start,
     SubmitPlan,
     SubmitTask,
@@ -43,7 +47,16 @@ from warmd.statemachine.commands import (
 from warmd.statemachine.lifecycle import EFFECTS, TERMINAL_STATES, Refusal, TaskState, decide
 from warmd.statemachine.plan_parts import STAGED_PLANS_MAX, StagedPlan, check_complete, check_part
 from warmd.statemachine.plans import FINISHED_KEYS_KEPT, PLANS_KEPT, PlanEffect, PlanRecord
-from warmd.statemachine.ruleset import RuleSetRecord, SetRules
+from warmd.statemachine.replication import ReplicationRecord, ReportReplication, refusal
+from warmd.statemachine.ruleset import (
+    DISABLED_RULES_MAX,
+    DisabledRule,
+    RuleSetRecord,
+    RuleVersion,
+    SetRuleEnabled,
+    SetRules,
+    add_version,
+)
 from warmd.statemachine.state import (
     ATTEMPTS_KEPT,
     Applied,
@@ -53,6 +66,7 @@ from warmd.statemachine.state import (
     NodeRecord,
     Rejected,
     SessionRecord,
+    TaskNote,
     TaskRecord,
 )
 from warmd.statemachine.summaries import ReportSummary, SummaryRecord, summary_key
@@ -64,28 +78,45 @@ FINISHED_KEPT = 5_000  # finished tasks outside plans kept for `tasks ls/show`
 PRUNE_BATCH = 500  # checked and pruned once per 500 finished tasks (one sort each time)
 
 
-def _record_attempt(task: TaskRecord, command: Any) -> None:
-    """Note on the open attempt that its owner started it, or how it ended."""
+def _record_attempt(task: TaskRecord, command: Any, index: int) -> None:
+    """Note on the open attempt that its owner started it, or how it ended (and at which
+    Raft index)."""
     if not task.attempts or task.attempts[-1].ended_ms:
         return
     current = task.attempts[-1]
+    ended = {"ended_ms": command.now_ms, "ended_index": index}
     if isinstance(command, Start):
-        current = replace(current, started_ms=command.now_ms)
+        current = replace(current, started_ms=command.now_ms, started_index=index)
     elif isinstance(command, Finish):
-        current = replace(current, ended_ms=command.now_ms, outcome=TaskState.SUCCEEDED.value)
+        current = replace(current, outcome=TaskState.SUCCEEDED.value, **ended)
     elif isinstance(command, Fail):
-        current = replace(current, ended_ms=command.now_ms, outcome=TaskState.FAILED.value,
-                          error=command.error)
+        current = replace(current, outcome=TaskState.FAILED.value, error=command.error, **ended)
     elif isinstance(command, Release):
-        current = replace(current, ended_ms=command.now_ms, outcome="RELEASED",
-                          error=command.reason)
+        current = replace(current, outcome="RELEASED", error=command.reason, **ended)
     elif isinstance(command, (Cancel, Expire)):
         outcome = TaskState.CANCELLED if isinstance(command, Cancel) else TaskState.EXPIRED
-        current = replace(current, ended_ms=command.now_ms, outcome=outcome.value,
-                          error=getattr(command, "reason", ""))
+        current = replace(current, outcome=outcome.value, error=getattr(command, "reason", ""),
+                          **ended)
     else:
         return
     task.attempts = (*task.attempts[:-1], current)
+
+
+def _task_note(task: TaskRecord, command: Any, index: int) -> TaskNote | None:
+    """What the task's notes keep of `command`: a gated task's gate answers and re-runs."""
+    if isinstance(command, Rerun):
+        where = f"away from node {command.node_id}" if command.away else f"on node {command.node_id}"
+        by = f" (by {command.actor})" if command.actor else ""
+        return TaskNote(index, command.now_ms, "rerun", f"attempt {task.attempt} {where}{by}")
+    if not task.spec.gate:
+        return None
+    if isinstance(command, MarkReady):
+        answer = command.gate_detail or "passed"
+        return TaskNote(index, command.now_ms, "gate", f"{task.spec.gate} open: {answer}")
+    if isinstance(command, (MarkWaiting, Skip)):
+        verdict = "gave up: " if isinstance(command, Skip) else ""
+        return TaskNote(index, command.now_ms, "gate", verdict + command.reason)
+    return None
 
 
 class StateMachine:
@@ -103,6 +134,8 @@ class StateMachine:
             AddToken: self._add_token, RevokeToken: self._revoke_token,
             RecordAudit: self._record_audit,
             OpenPlan: self._open_plan, AddPlanPart: self._add_plan_part,
+            SetRuleEnabled: self._set_rule_enabled,
+            ReportReplication: self._report_replication,
         }
 
     def take_changed(self) -> frozenset[Topic]:
@@ -112,8 +145,10 @@ class StateMachine:
 
     # ---- applying --------------------------------------------------------------------------
 
-    def apply(self, index: int, command: Command) -> ApplyResult:
-        """Apply the committed entry at `index`. Returns Applied(value) or Rejected(reason).
+    def apply(self, index: int, command: Command, term: int = 0) -> ApplyResult:
+        """Apply the committed entry at `index` (of `term`, when the caller knows it: the
+        state keeps where each term began, so a step's index tells its term).
+        Returns Applied(value) or Rejected(reason).
 
         Raises InvariantViolation only for a driver bug: indexes must strictly increase.
         """
@@ -122,11 +157,12 @@ class StateMachine:
             f"apply index {index} is not after the applied index {self.state.applied_index}",
         )
         self.state.applied_index = index
+        self.state.note_term(index, term)
         if isinstance(command, Session):
             return self._apply_session(index, command)
         return self._apply_one(index, command)
 
-    def apply_entry(self, index: int, data: bytes) -> ApplyResult:
+    def apply_entry(self, index: int, data: bytes, term: int = 0) -> ApplyResult:
         """Decode and apply an entry's bytes; undecodable bytes are Rejected, not raised."""
         try:
             command = decode_command(data)
@@ -134,7 +170,7 @@ class StateMachine:
             invariant(index > self.state.applied_index, f"apply index {index} out of order")
             self.state.applied_index = index
             return Rejected(f"invalid command: {error}")
-        return self.apply(index, command)
+        return self.apply(index, command, term)
 
     def _apply_session(self, index: int, envelope: Session) -> ApplyResult:
         """Apply once per (client, sequence); a repeat gets the first result back."""
@@ -176,7 +212,31 @@ class StateMachine:
         # Checked by the proposing node; the command re-derived its version when built.
         self.state.rules = RuleSetRecord(command.version, command.file_names,
                                          command.texts, index, command.now_ms)
+        add_version(self.state.rule_history, RuleVersion(
+            command.version, index, command.now_ms, command.actor, command.file_names,
+            command.texts))
         return Applied(command.version)
+
+    def _report_replication(self, index: int, command: ReportReplication) -> ApplyResult:
+        problem = refusal(self.state.replication, command)
+        if problem:
+            return Rejected(problem)
+        self.state.replication = ReplicationRecord(command, index)
+        return Applied(None)
+
+    def _set_rule_enabled(self, index: int, command: SetRuleEnabled) -> ApplyResult:
+        """Switch a rule off (or on) by name; the proposer checked the name is in the set."""
+        disabled = self.state.disabled_rules
+        if command.enabled:
+            if disabled.pop(command.name, None) is None:
+                return Rejected(f"rule {command.name} is not disabled")
+            return Applied(command.name)
+        if command.name in disabled:
+            return Rejected(f"rule {command.name} is already disabled")
+        if len(disabled) >= DISABLED_RULES_MAX:
+            return Rejected(f"at most {DISABLED_RULES_MAX} rules may be disabled")
+        disabled[command.name] = DisabledRule(command.name, index, command.now_ms, command.actor)
+        return Applied(command.name)
 
     # ---- summaries and plans ---------------------------------------------------------------
 
@@ -204,7 +264,7 @@ class StateMachine:
             return Rejected(f"plan {header.plan_id}: task {taken[0]} exists")
         for planned in tasks:
             self._create(SubmitTask(task_id=planned.task_id, spec=planned.spec,
-                                    now_ms=header.now_ms))
+                                    now_ms=header.now_ms), index)
         plan = PlanRecord(header.plan_id, header.trigger, header.rules_version, header.requests,
                           tuple(task.task_id for task in tasks), header.now_ms, index,
                           header.watch, header.note)
@@ -309,7 +369,7 @@ class StateMachine:
                 self.state.stale_fence_rejections += 1
             return Rejected(outcome.reason)
         if task is None:
-            return self._create(command)
+            return self._create(command, index)
         value = self._change(index, task, command)
         task.updated_ms = command.now_ms
         if outcome != task.state:
@@ -338,13 +398,14 @@ class StateMachine:
             state.remove(task.task_id)
         state.finished_pruned += len(loose) - FINISHED_KEPT
 
-    def _create(self, command: SubmitTask) -> ApplyResult:
+    def _create(self, command: SubmitTask, index: int) -> ApplyResult:
         task = TaskRecord(
             task_id=command.task_id,
             spec=command.spec,
             state=TaskState.PENDING,
             submitted_ms=command.now_ms,
             updated_ms=command.now_ms,
+            submitted_index=index,
         )
         self.state.add(task)
         return Applied(command.task_id)
@@ -358,7 +419,10 @@ class StateMachine:
             attempt = AttemptRecord(task.attempt, command.node_id, index, command.now_ms)
             task.attempts = (*task.attempts, attempt)[-ATTEMPTS_KEPT:]
         else:
-            _record_attempt(task, command)
+            _record_attempt(task, command, index)
+        note = _task_note(task, command, index)
+        if note is not None:
+            task.note(note)
         return value
 
     # ---- nodes -----------------------------------------------------------------------------

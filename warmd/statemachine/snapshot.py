@@ -26,7 +26,8 @@ from warmd.statemachine.commands import (
 from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.plan_parts import StagedPlan
 from warmd.statemachine.plans import PlanEffect, PlanRecord
-from warmd.statemachine.ruleset import RuleSetRecord, SetRules
+from warmd.statemachine.replication import ReplicationRecord, ReportReplication
+from warmd.statemachine.ruleset import DisabledRule, RuleSetRecord, RuleVersion, SetRules
 from warmd.statemachine.schema import build, to_wire
 from warmd.statemachine.state import (
     Applied,
@@ -36,6 +37,7 @@ from warmd.statemachine.state import (
     NodeRecord,
     Rejected,
     SessionRecord,
+    TaskNote,
     TaskRecord,
 )
 from warmd.statemachine.summaries import SummaryRecord
@@ -72,6 +74,16 @@ def encode_snapshot(state: MachineState) -> bytes:
         wire["finished_pruned"] = state.finished_pruned
     if state.rules is not None:  # absent until the first SetRules: older snapshots stay valid
         wire["rules"] = _fields_to_wire(state.rules)
+    if state.replication is not None:  # absent until a leader reported
+        wire["replication"] = {"report": command_to_wire(state.replication.report),
+                               "index": state.replication.index}
+    if state.terms:  # absent until a command is applied with its term
+        wire["terms"] = [list(start) for start in state.terms]
+    if state.rule_history:  # absent until the first SetRules, like rules
+        wire["rule_history"] = [_fields_to_wire(version) for version in state.rule_history]
+    if state.disabled_rules:  # absent while every rule is on
+        wire["disabled_rules"] = [_fields_to_wire(state.disabled_rules[name])
+                                  for name in sorted(state.disabled_rules)]
     if state.summaries:  # absent when empty: older snapshots and digests stay the same
         wire["summaries"] = [_fields_to_wire(state.summaries[key]) for key in sorted(state.summaries)]
     if state.plans:  # in creation order: the oldest is dropped first
@@ -224,6 +236,7 @@ def _state_from_wire(wire: dict[str, Any], batch: int) -> Generator[None, None, 
         fields["state"] = TaskState(fields["state"])
         fields["attempts"] = tuple(_checked(AttemptRecord(**attempt))
                                    for attempt in fields.get("attempts", ()))
+        fields["notes"] = tuple(_checked(TaskNote(**note)) for note in fields.get("notes", ()))
         state.add(_checked(TaskRecord(**fields)))
         if number % batch == batch - 1:
             yield
@@ -242,6 +255,20 @@ def _state_from_wire(wire: dict[str, Any], batch: int) -> Generator[None, None, 
         state.sessions[session.client_id] = session
     if wire.get("rules") is not None:
         state.rules = _rules_from_wire(wire["rules"])
+    if wire.get("replication") is not None:
+        report = command_from_wire(wire["replication"]["report"])
+        if not isinstance(report, ReportReplication):
+            raise TypeError(f"a replication report is a {type(report).__name__}")
+        state.replication = ReplicationRecord(report, _int(wire["replication"]["index"]))
+    state.terms = [(_int(index), _int(term)) for index, term in wire.get("terms", ())]
+    for version_wire in wire.get("rule_history", ()):
+        fields = dict(version_wire)
+        for name in ("file_names", "texts"):
+            fields[name] = tuple(str(item) for item in fields[name])
+        state.rule_history.append(_checked(RuleVersion(**fields)))
+    for disabled_wire in wire.get("disabled_rules", ()):
+        disabled = _checked(DisabledRule(**disabled_wire))
+        state.disabled_rules[disabled.name] = disabled
     for summary_wire in wire.get("summaries", ()):
         record = _checked(SummaryRecord(**summary_wire))
         if not isinstance(record.data, bytes):

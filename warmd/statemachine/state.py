@@ -8,6 +8,7 @@ whether a change may happen is lifecycle.py's job; making it is machine.py's.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,8 @@ from warmd.statemachine.indexes import TaskIndexes
 from warmd.statemachine.lifecycle import NO_NODE, TERMINAL_STATES, TaskState
 from warmd.statemachine.plan_parts import StagedPlan
 from warmd.statemachine.plans import PlanRecord
-from warmd.statemachine.ruleset import RuleSetRecord
+from warmd.statemachine.replication import ReplicationRecord
+from warmd.statemachine.ruleset import DisabledRule, RuleSetRecord, RuleVersion
 from warmd.statemachine.summaries import SummaryRecord
 
 
@@ -44,6 +46,8 @@ def refusal_reason(result: object) -> str:
 
 
 ATTEMPTS_KEPT = 20  # a task's newest assignments kept (reassignments can be many)
+NOTES_KEPT = 12  # a task's newest notes kept (gate answers, re-runs)
+TERMS_KEPT = 1_000  # term starts kept to tell the term of a step's index
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,19 @@ class AttemptRecord:
     ended_ms: int = 0  # 0 while it is assigned or running
     outcome: str = ""  # "" while open; else the state it ended in, or RELEASED
     error: str = ""  # the failure, release, cancel or expiry reason
+    started_index: int = 0  # Raft index of the Start (0 until then); the fence is the Assign's
+    ended_index: int = 0  # Raft index of the entry that ended it
+
+
+@dataclass(frozen=True, slots=True)
+class TaskNote:
+    """Something that happened to a task outside its assignments, at a Raft index: what its
+    readiness gate answered ("gate": open, closed, gave up) or an operator's re-run."""
+
+    index: int
+    at_ms: int
+    kind: str  # "gate" or "rerun"
+    detail: str
 
 
 @dataclass(slots=True)
@@ -82,6 +99,17 @@ class TaskRecord:
     reason: str = ""  # the last error, skip, cancel or release reason
     result: str = ""
     attempts: tuple[AttemptRecord, ...] = ()  # the newest ATTEMPTS_KEPT assignments, oldest first
+    submitted_index: int = 0  # Raft index of the SubmitTask (or its plan's last entry)
+    notes: tuple[TaskNote, ...] = ()  # the newest NOTES_KEPT, oldest first
+    pinned_node: int = 0  # a re-run's placement: only this node may take it (0: any)
+    avoided_node: int = 0  # a re-run's placement: this node may not take it (0: none)
+
+    def may_run_on(self, node_id: int) -> bool:
+        """Whether a re-run's placement lets `node_id` take the task."""
+        return (not self.pinned_node or node_id == self.pinned_node) and node_id != self.avoided_node
+
+    def note(self, note: TaskNote) -> None:
+        self.notes = (*self.notes, note)[-NOTES_KEPT:]
 
 
 @dataclass(slots=True)
@@ -145,6 +173,9 @@ class MachineState:
     stale_fence_rejections: int = 0
     finished_pruned: int = 0  # finished tasks outside plans dropped past the bound, ever
     rules: RuleSetRecord | None = None  # the committed rule set (SetRules), None before any
+    rule_history: list[RuleVersion] = field(default_factory=list)  # oldest first (ruleset.py)
+    disabled_rules: dict[str, DisabledRule] = field(default_factory=dict)  # by rule name
+    replication: ReplicationRecord | None = None  # the leader's newest published table
     summaries: dict[str, SummaryRecord] = field(default_factory=dict)  # by "node_id/source"
     plans: dict[str, PlanRecord] = field(default_factory=dict)  # oldest first, PLANS_KEPT at most
     access: AccessState = field(default_factory=AccessState)  # tokens (hashed) and the audit trail
@@ -152,6 +183,9 @@ class MachineState:
         default_factory=lambda: {state: {} for state in TaskState}
     )
     staged_plans: dict[str, StagedPlan] = field(default_factory=dict)  # oldest first
+    # (first applied index, term) of each term that applied a command, oldest first: the
+    # term of any kept step's index, without storing a term on every record.
+    terms: list[tuple[int, int]] = field(default_factory=list)
     # Derived indexes, never encoded: rebuilt by `add` and `index_plan` on restore.
     index: TaskIndexes = field(default_factory=TaskIndexes)
     plan_of: dict[str, str] = field(default_factory=dict)  # task -> its kept plan
@@ -174,6 +208,17 @@ class MachineState:
         self.index.update(task, old, state)
         if old not in TERMINAL_STATES and state in TERMINAL_STATES:
             self._task_ended(task.task_id)
+
+    def note_term(self, index: int, term: int) -> None:
+        """Remember that `term` applied `index` (kept only when the term changes)."""
+        if term and (not self.terms or self.terms[-1][1] != term):
+            self.terms.append((index, term))
+            del self.terms[:-TERMS_KEPT]
+
+    def term_at(self, index: int) -> int | None:
+        """The term of the applied entry at `index`; None before the kept terms (or 0)."""
+        position = bisect.bisect_right(self.terms, index, key=lambda start: start[0]) - 1
+        return self.terms[position][1] if index and position >= 0 else None
 
     def in_state(self, state: TaskState) -> list[TaskRecord]:
         """The tasks now in `state`, in a replica-independent order (by task id)."""

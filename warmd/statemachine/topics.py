@@ -29,13 +29,15 @@ from warmd.statemachine.commands import (
     Release,
     RemoveNode,
     ReportProgress,
+    Rerun,
     Retry,
     Skip,
     Start,
     SubmitPlan,
     SubmitTask,
 )
-from warmd.statemachine.ruleset import SetRules
+from warmd.statemachine.replication import ReportReplication
+from warmd.statemachine.ruleset import SetRuleEnabled, SetRules
 from warmd.statemachine.summaries import ReportSummary
 
 
@@ -52,6 +54,7 @@ class Topic(StrEnum):
     ACCESS = "access"  # tokens added or revoked, audit records
     MEMBERSHIP = "membership"  # Raft voters and learners (from the applier)
     LEADERSHIP = "leadership"  # this node's view of role, term and leader (from the driver)
+    REPLICATION = "replication"  # the leader's published replication table (every few s)
 
 
 EVERYTHING = frozenset(Topic)
@@ -59,7 +62,7 @@ EVERYTHING = frozenset(Topic)
 TOPICS_OF: dict[type, frozenset[Topic]] = {
     **{command: frozenset({Topic.TASKS}) for command in (
         SubmitTask, MarkReady, MarkWaiting, Skip, Assign, Start, Finish, Fail, Release,
-        Cancel, Retry, Expire)},
+        Cancel, Retry, Expire, Rerun)},
     ReportProgress: frozenset({Topic.PROGRESS}),
     **{command: frozenset({Topic.NODES}) for command in (
         RegisterNode, Drain, DeclareDead, RemoveNode)},
@@ -69,6 +72,8 @@ TOPICS_OF: dict[type, frozenset[Topic]] = {
     AddPlanPart: frozenset({Topic.PLANS, Topic.TASKS}),  # the last part creates the tasks
     RecordEffect: frozenset({Topic.PLANS}),
     SetRules: frozenset({Topic.RULES}),
+    SetRuleEnabled: frozenset({Topic.RULES}),
+    ReportReplication: frozenset({Topic.REPLICATION}),
     ReportSummary: frozenset({Topic.SUMMARIES}),
     **{command: frozenset({Topic.ACCESS}) for command in (AddToken, RevokeToken, RecordAudit)},
 }

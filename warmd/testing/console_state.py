@@ -34,6 +34,7 @@ class StateBuilder:
     def __init__(self, now_ms: int = 1_800_000_000_000) -> None:
         self.machine = StateMachine()
         self.index = 0
+        self.term = 1  # the term entries are applied in (a test may start a new one)
         self.now_ms = now_ms
 
     @property
@@ -43,7 +44,7 @@ class StateBuilder:
     def apply(self, command: Command) -> object:
         """Apply at the next index. Raises: AssertionError when the machine refuses it."""
         self.index += 1
-        result = self.machine.apply(self.index, command)
+        result = self.machine.apply(self.index, command, self.term)
         assert isinstance(result, Applied), f"{command!r} refused: {result}"
         return result.value
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chaos.ops import executor_settings
+from tests.tasks.test_warmup_loop import ThreadedOrigin
+from warmd.testing.loggen import LogSpec, generate_lines
 from warmd.testing.procs import ProcessCluster, Timing
 from warmd.testing.servers import ServerProcess, free_port, start_redis
 
@@ -23,6 +26,24 @@ VIEWPORT = {"width": 1280, "height": 800}
 # A loaded 2-core machine can take seconds to fsync: give proposals time rather than retry.
 TIMING = Timing(proposal_timeout_ms=15_000)
 KEYS_PER_SECOND = 20  # slow executors: a 60-key task runs ~3 s, long enough to see RUNNING
+CACHE = """
+[caches.redis]
+kind = "redis"
+address = "{address}"
+"""
+SOURCE = """
+[sources.web]
+paths = ["{log}"]
+format = "combined"
+
+[analysis]
+ship_interval_ms = 300
+poll_interval_ms = 100
+
+[planner]
+interval_ms = 0
+batch_requests = 40
+"""
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +80,30 @@ def redis_server() -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def console_cluster(redis_server: ServerProcess) -> Iterator[ProcessCluster]:
-    """Three daemons, each with the console on its own port and a slow executor."""
+def origin() -> Iterator[ThreadedOrigin]:
+    """The service a rule's `load fetch` reads from (planner-made tasks)."""
+    with ThreadedOrigin() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def console_cluster(redis_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[ProcessCluster]:
+    """Three daemons, each with the console on its own port and a slow executor; node 1
+    tails two days of generated traffic, so a rule set plans real tasks."""
+    log = tmp_path_factory.mktemp("console-logs") / "access.log"
+    start = datetime.now(UTC) - timedelta(days=2)
+    log.write_text("".join(line + "\n" for line in generate_lines(
+        LogSpec(start=start, days=2.0, requests_per_day=4_000, seed=5))))
     cluster = ProcessCluster(3, TIMING)
     try:
         for node in cluster.nodes.values():
             node.web_port = free_port()
             node.executor.update(executor_settings(1_500, 300, capacity=2,
                                                    keys_per_second=KEYS_PER_SECOND, batch_keys=5))
+            node.extra_config = CACHE.format(address=redis_server.address)
+            if node.node_id == 1:
+                node.extra_config += SOURCE.format(log=log)
             cluster.write_config(node)
         cluster.start_all()
         cluster.wait_for_leader(20)

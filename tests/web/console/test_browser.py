@@ -7,30 +7,44 @@ One module-scoped cluster serves the tests in file order; the leader kill comes 
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from chaos.ops import submit
+from tests.tasks.test_warmup_loop import ThreadedOrigin
 from tests.web.console.conftest import console_url
 from warmd.admin.client import AdminClientError
 from warmd.testing.procs import ProcessCluster
 from warmd.testing.servers import ServerProcess
 
 RULES = """\
-backend shop-cache redis address="127.0.0.1:6379"
-
-schedule nightly {
+schedule nightly {{
     cron "0 3 * * *"
-}
+}}
 
-rule items {
-    match GET /api/items/{id:int}
-    key "item:{id}"
-    backend shop-cache
-    budget top 100
+rule items {{
+    match GET /api/items/{{id:int}}
+    key "item:{{id}}"
+    load fetch "{origin}/api/items/{{id}}"
+    backend redis
+    budget top 60
     schedule nightly
-}
+    on new-rules
+}}
 """
+# Records the states every task row of the page shows, as it shows them (every 50 ms).
+RECORD_ROWS = """() => {
+  window.seenRows = {};
+  setInterval(() => {
+    document.querySelectorAll("tr[data-task]").forEach(row => {
+      const cell = row.querySelector(".state");
+      const seen = window.seenRows[row.dataset.task] || (window.seenRows[row.dataset.task] = []);
+      if (cell && seen[seen.length - 1] !== cell.innerText) seen.push(cell.innerText);
+    });
+  }, 50);
+}"""
 # Records each state the row of one task shows, as the page shows it (every 50 ms).
 RECORD_STATES = """task_id => {
   window.seenStates = [];
@@ -101,11 +115,71 @@ def test_a_task_cancelled_on_one_node_shows_cancelled_on_another(
         watcher.context.close()
 
 
+def test_a_planner_made_plan_goes_running_then_succeeded_without_a_reload(
+        page: Any, console_cluster: ProcessCluster, origin: ThreadedOrigin) -> None:
+    """A rule set committed with `on new-rules` makes the leader plan from node 1's logs;
+    node 2's task table, filtered to the rule and never reloaded, shows the plan's tasks
+    appear and go RUNNING -> SUCCEEDED."""
+    page.goto(console_url(console_cluster, 2, "/tasks?rule=items"))
+    page.wait_for_selector("#live.on")
+    loaded_at = page.evaluate("window.warmdLoadedAt")
+    page.evaluate(RECORD_ROWS)
+    console_cluster.wait_until(lambda: console_cluster.call(1, "summaries")["total"]["lines"]
+                               > 7_000 or None, 30, "node 1's summary")
+    # A slow origin (0.2 s a request, two at a time): the plan's task runs for seconds.
+    origin.origin.state.service_time_s, origin.origin.state.capacity = 0.2, 2
+    rules = RULES.format(origin=origin.origin.url)
+    reply = console_cluster.call(1, "rules-reload", timeout_s=30, files=[["shop.rules", rules]])
+    assert reply["ok"], reply
+    try:
+        page.wait_for_function("""() => Object.values(window.seenRows).some(
+            seen => seen.includes("RUNNING") && seen.at(-1) === "SUCCEEDED")""", timeout=60_000)
+    finally:
+        origin.origin.state.service_time_s, origin.origin.state.capacity = 0.0, 64
+    seen = page.evaluate("window.seenRows")
+    task_id, states = next((task_id, states) for task_id, states in seen.items()
+                           if "RUNNING" in states and states[-1] == "SUCCEEDED")
+    assert states.index("RUNNING") < states.index("SUCCEEDED")
+    assert page.evaluate("window.warmdLoadedAt") == loaded_at
+    task = console_cluster.call(2, "task-show", task_id=task_id)["task"]
+    plan = console_cluster.call(2, "plans", limit=5)["plans"]
+    assert task["rule"] == "items" and task["plan_id"] in {p["plan_id"] for p in plan
+                                                          if p["trigger"] == "new-rules"}
+
+
+def test_a_follower_answers_cluster_with_every_peers_trail_from_the_leaders_report(
+        console_cluster: ProcessCluster, auth_headers: dict[str, str]) -> None:
+    """/api/v1/cluster on a follower gives every peer's match index and trails-by, from
+    the leader's report (its index and age said), and its own trail live."""
+    leader = console_cluster.wait_for_leader()
+    follower = next(node_id for node_id in console_cluster.nodes if node_id != leader)
+
+    def reported() -> dict[str, Any] | None:
+        request = urllib.request.Request(console_url(console_cluster, follower,
+                                                     "/api/v1/cluster"), headers=auth_headers)
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            body = json.loads(reply.read())
+        peers = body["peers"]
+        known = all(peer["trails_by"] is not None for peer in peers)
+        return body if known and body["report"] and body["report"]["current"] else None
+
+    body = console_cluster.wait_until(reported, 40, "a follower's /cluster with every trail")
+    rows = {peer["node_id"]: peer for peer in body["peers"]}
+    assert set(rows) == set(console_cluster.nodes)
+    assert rows[follower]["source"] == "live" and rows[follower]["is_self"]
+    assert all(rows[node_id]["source"] == "report" for node_id in rows if node_id != follower)
+    assert rows[leader]["is_leader"] and rows[leader]["trails_by"] == 0
+    assert all(rows[node_id]["match_index"] > 0 for node_id in rows)
+    assert body["report"]["leader_id"] == leader and body["report"]["index"] > 0
+    assert body["report"]["age_s"] < 60
+
+
 def test_every_page_renders_and_is_captured_at_1280x800(
         page: Any, console_cluster: ProcessCluster, redis_server: ServerProcess,
-        screenshot_dir: Path) -> None:
+        screenshot_dir: Path, origin: ThreadedOrigin) -> None:
     """Each page answers 200 with its table or cards, and a screenshot of it is written."""
-    reply = console_cluster.call(1, "rules-reload", timeout_s=30, files=[["shop.rules", RULES]])
+    rules = RULES.format(origin=origin.origin.url)
+    reply = console_cluster.call(1, "rules-reload", timeout_s=30, files=[["shop.rules", rules]])
     assert reply["ok"], reply
     submit(console_cluster, "bad-1", "redis://127.0.0.1:1", _keys("bad", 3))
     leader, plan = _run_a_plan(console_cluster)
@@ -119,6 +193,10 @@ def test_every_page_renders_and_is_captured_at_1280x800(
     page.goto(console_url(console_cluster, leader, "/rules"))
     assert "items" in page.inner_text("#rules")  # the committed rule, with its next fire time
     assert "03:00:00" in page.inner_text("#rules")
+    follower = next(node_id for node_id in console_cluster.nodes if node_id != leader)
+    page.goto(console_url(console_cluster, follower, "/cluster"))
+    assert "as of its report at Raft index" in page.inner_text("#replication-source")
+    page.screenshot(path=str(screenshot_dir / "cluster-follower.png"))
 
 
 def test_pages_work_without_javascript(browser: Any, console_cluster: ProcessCluster,

@@ -21,6 +21,7 @@ from tests.runtime.conftest import driver  # noqa: F401  (the real one-node driv
 from warmd import config as config_module
 from warmd.access import ACTOR_KEY, CSRF_KEY, Actor, Interface, Role, required_role
 from warmd.admin.server import AdminServer
+from warmd.cache.effect import TaskEffect
 from warmd.hooks.registry import HookRegistry
 from warmd.runtime.commands.analysis import AnalysisCommands
 from warmd.runtime.commands.cluster import ClusterCommands
@@ -28,7 +29,7 @@ from warmd.runtime.commands.rules import RulesCommands
 from warmd.runtime.commands.tasks import TaskCommands
 from warmd.runtime.leader.planning import PlanningLoop
 from warmd.runtime.node.driver import Driver
-from warmd.statemachine.commands import RegisterNode
+from warmd.statemachine.commands import Assign, Fail, MarkReady, RegisterNode
 from warmd.testing.configs import ONE_NODE, write_config
 from warmd.web.app import create_app
 from warmd.web.auth import is_public
@@ -51,6 +52,7 @@ class Console:
         self.admin = admin
         self.actor: Actor | None = OPERATOR
         self.invoked: list[tuple[str, Actor]] = []
+        self.effects: dict[str, TaskEffect] = {}  # what this node measured after its tasks
 
     async def json(self, method: str, path: str, status: int, **kwargs: Any) -> Any:
         response = await self.client.request(method, path, **kwargs)
@@ -87,7 +89,8 @@ async def console(driver: Driver, tmp_path: Path) -> AsyncIterator[Console]:  # 
     app.middlewares.append(play_auth)
     routes.setup(app, ConsoleReaders(status=driver.status, state=lambda: driver.state,
                                      subscribe=driver.changes.subscribe, invoke=invoke,
-                                     wall_ms=driver.clock.wall_ms))
+                                     wall_ms=driver.clock.wall_ms,
+                                     task_effects=lambda: holder[0].effects))
     client = TestClient(TestServer(app))
     await client.start_server()
     holder.append(Console(client, admin))
@@ -203,6 +206,33 @@ async def test_rule_upload_is_checked_before_it_is_proposed(console: Console,
     assert [rule["name"] for rule in body["rules"]["rules"]] == ["r"]
 
 
+async def test_an_operator_disables_and_enables_a_rule_and_rules_shows_it_with_history(
+        console: Console, driver: Driver) -> None:  # noqa: F811
+    """Disable goes through Raft with the operator's name, /rules marks the rule, a name not
+    in the set is a 400, enabling twice a 409; the history lists each upload with its diff."""
+    console.actor = ADMIN
+    await console.json("POST", "/api/v1/rules/upload", 200, json={"name": "shop.rules", "text": RULES})
+    newer = RULES.replace("/a/{id:int}", "/b/{id:int}")
+    await console.json("POST", "/api/v1/rules/upload", 200, json={"name": "shop.rules", "text": newer})
+    console.actor = OPERATOR
+    await console.json("POST", "/api/v1/rules/r/disable", 200)
+    assert driver.state.disabled_rules["r"].actor == "olga"
+    body = await console.json("GET", "/api/v1/rules", 200)
+    assert [(rule["name"], rule["enabled"]) for rule in body["rules"]["rules"]] == [("r", False)]
+    history = body["rules"]["history"]
+    assert [version["actor"] for version in history] == ["ada", "ada"] and history[0]["current"]
+    assert "-    match GET /a/{id:int}" in history[0]["diff"]
+    assert "+    match GET /b/{id:int}" in history[0]["diff"]
+    text = await (await console.client.get("/rules")).text()
+    assert 'action="/rules/r/enable"' in text and "disabled" in text
+    body = await console.json("POST", "/api/v1/rules/nosuch/disable", 400)
+    assert "no rule 'nosuch'" in body["error"]["message"]
+    await console.json("POST", "/api/v1/rules/r/enable", 200)
+    body = await console.json("POST", "/api/v1/rules/r/enable", 409)
+    assert "not disabled" in body["error"]["message"]
+    assert not driver.state.disabled_rules
+
+
 async def test_an_oversized_upload_or_body_is_a_413(console: Console) -> None:
     huge = "#" * (2 * 1024 * 1024)
     body = await console.json("POST", "/api/v1/rules/upload", 413,
@@ -252,6 +282,21 @@ async def test_the_effect_table_exports_as_csv(console: Console) -> None:
     response = await console.client.get("/effect.csv")
     assert response.status == 200 and response.content_type == "text/csv"
     assert (await response.text()).startswith("plan_id,trigger,cache,")
+    response = await console.client.get("/effect.csv?by=pattern")
+    assert response.status == 200 and "effect-pattern.csv" in response.headers["Content-Disposition"]
+    assert (await response.text()).startswith("pattern,plan_id,started_ms,")
+    body = await console.json("GET", "/api/v1/effect", 200)
+    assert body["patterns"] == {} and "pattern_charts" not in body
+    body = await console.json("GET", "/api/v1/effect?by=rule", 400)
+    assert "by must be 'plan' or 'pattern'" in body["error"]["message"]
+    await _submit(console, "m-1")
+    console.effects["m-1"] = TaskEffect("m-1", 60.0, 3, 1, sampled_keys=3, keys_read_in_window=2)
+    body = await console.json("GET", "/api/v1/effect", 200)
+    (point,) = body["patterns"]["redis://127.0.0.1:1 (no rule)"]["points"]
+    assert (point["keys_sampled"], point["keys_read"]) == (3, 2)
+    text = await (await console.client.get("/effect")).text()
+    assert "redis://127.0.0.1:1 (no rule)" in text and "2 of 3 sampled keys read" in text
+    assert 'aria-label="share of warmed redis://127.0.0.1:1 (no rule) keys read after"' in text
 
 
 async def test_run_a_plan_now_plans_on_the_leader_with_trigger_manual(
@@ -266,6 +311,35 @@ async def test_run_a_plan_now_plans_on_the_leader_with_trigger_manual(
                                          allow_redirects=False)
     assert response.status == 303 and response.headers["Location"].startswith("/plans/p")
     assert [command for command, _ in console.invoked] == ["plan-run", "plan-run"]
+
+
+async def test_rerun_away_from_a_node_through_the_api_and_the_page_shows_it_with_terms(
+        console: Console, driver: Driver) -> None:  # noqa: F811
+    """A FAILED task re-runs away from its node (a RERUN step with the operator's name, the
+    placement on the page, the index and term of each step); a second re-run of the now
+    PENDING task is a 409 that names its state; a non-numeric node is a 400."""
+    now = driver.clock.wall_ms
+    await driver.propose(RegisterNode(node_id=1, capacity=2, lease_ms=60_000, now_ms=now()))
+    await _submit(console, "f-1")
+    await driver.propose(MarkReady(task_id="f-1", now_ms=now()))
+    fence = (await driver.propose(Assign(task_id="f-1", node_id=1, now_ms=now()))).value
+    await driver.propose(Fail(task_id="f-1", node_id=1, fence=fence, now_ms=now(), error="boom"))
+    body = await console.json("POST", "/api/v1/tasks/f-1/rerun", 200,
+                              json={"node_id": "1", "placement": "away"})
+    assert body["result"] == {"task_id": "f-1", "state": "PENDING", "node_id": 1, "away": True}
+    task = driver.state.tasks["f-1"]
+    assert (task.state, task.attempt, task.avoided_node) == ("PENDING", 2, 1)
+    shown = await console.json("GET", "/api/v1/tasks/f-1", 200)
+    steps = shown["task"]["transitions"]
+    assert [step["state"] for step in steps] == ["PENDING", "ASSIGNED", "FAILED", "RERUN"]
+    assert steps[-1]["detail"] == "attempt 2 away from node 1 (by olga)"
+    term = driver.status().term
+    assert all(step["term"] == term and step["index"] > 0 for step in steps)
+    text = await (await console.client.get("/tasks/f-1")).text()
+    assert "re-run kept off node 1" in text and "<th class=\"num\">Term</th>" in text
+    body = await console.json("POST", "/api/v1/tasks/f-1/rerun", 409, json={"node_id": "1"})
+    assert "task f-1 is PENDING: only a FAILED task can be re-run" in body["error"]["message"]
+    await console.json("POST", "/api/v1/tasks/f-1/rerun", 400, json={"node_id": "one"})
 
 
 async def test_drain_and_undrain_a_node_show_on_the_nodes_table(

@@ -1,11 +1,13 @@
-"""The daemon's rule commands on the admin socket: `rules-reload` and `rules-show`.
+"""The daemon's rule commands on the admin socket: `rules-reload`, `rules-show`,
+`rules-history`, and `rules-enable`/`rules-disable` of one rule by name.
 
 A reload is checked on the node that receives it, against the caches of this node's
 config, before anything is proposed: a bad set is answered with the checker's errors and
 the committed set stays. A good set is committed through Raft as one `SetRules` entry, so
 every node holds the same files under the same version. At start the daemon proposes the
 files of `[rules] files` once, only when the cluster has no rule set yet (a set reloaded
-later by an operator is not overwritten by a restarting node).
+later by an operator is not overwritten by a restarting node). A reload and a switch carry
+the actor's name into the log, so the history says who.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from warmd.access import Actor
 from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
 from warmd.config import Config
@@ -27,7 +30,7 @@ from warmd.runtime.commands.errors import raft_errors
 from warmd.runtime.leader.rule_names import known_names
 from warmd.runtime.node.driver import Driver, DriverStopped, ProposalTimeout
 from warmd.statemachine.commands import InvalidCommand
-from warmd.statemachine.ruleset import SetRules
+from warmd.statemachine.ruleset import SetRuleEnabled, SetRules
 from warmd.statemachine.state import Applied
 
 _log = get_logger("warmd.rules")
@@ -82,9 +85,14 @@ class RulesCommands:
         self._start_task: asyncio.Task[None] | None = None
 
     def register(self, server: AdminServer) -> None:
-        server.register("rules-reload", self.reload,
+        server.register("rules-reload", self.reload, with_actor=True,
                         summary="check rule files here, then commit them as the cluster's set")
         server.register("rules-show", self.show, summary="the committed rule set: version and text")
+        server.register("rules-history", self.history,
+                        summary="the committed rule set's versions: index, time, actor, digest")
+        for command, enabled in (("rules-enable", True), ("rules-disable", False)):
+            server.register(command, self._switch(enabled), with_actor=True,
+                            summary=f"{command.removeprefix('rules-')} one rule of the set by name")
         if self._config.rules.files:
             try:
                 loop = asyncio.get_running_loop()
@@ -101,7 +109,7 @@ class RulesCommands:
     def _committed(self) -> Any:
         return self._driver.state.rules
 
-    async def reload(self, args: Mapping[str, Any]) -> dict[str, Any]:
+    async def reload(self, args: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
         files = _files_arg(args)
         if files is None:
             files = read_files(self._config)
@@ -115,7 +123,7 @@ class RulesCommands:
         if errors:
             return {"ok": False, "errors": errors, "version": previous}
         try:
-            command = SetRules.of(files, self._driver.clock.wall_ms())
+            command = SetRules.of(files, self._driver.clock.wall_ms(), actor=actor.name)
         except InvalidCommand as error:
             raise AdminError(ErrorCode.BAD_REQUEST, f"rule set refused: {error}") from None
         async with raft_errors():
@@ -134,6 +142,52 @@ class RulesCommands:
         return {"read_index": read_index, "version": committed.version, "index": committed.index,
                 "set_ms": committed.set_ms,
                 "files": [{"name": name, "text": text} for name, text in committed.files]}
+
+    async def history(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """The kept versions, newest first, and the disabled rules (no texts: `rules-show`)."""
+        async with raft_errors():
+            read_index = await self._driver.read()
+        state = self._driver.state
+        return {"read_index": read_index, "versions": [
+            {"version": version.version, "index": version.index, "set_ms": version.set_ms,
+             "actor": version.actor, "files": list(version.file_names),
+             "text_kept": bool(version.texts)} for version in reversed(state.rule_history)],
+            "disabled": [{"name": rule.name, "index": rule.index, "set_ms": rule.set_ms,
+                          "actor": rule.actor} for rule in state.disabled_rules.values()]}
+
+    def _switch(self, enabled: bool) -> Any:
+        async def switch(args: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
+            return await self.set_enabled(args, actor, enabled)
+        return switch
+
+    async def set_enabled(self, args: Mapping[str, Any], actor: Actor,
+                          enabled: bool) -> dict[str, Any]:
+        """Switch one rule of the committed set on or off through Raft. A name that is not
+        a rule of the set is refused here (the state machine cannot compile rules)."""
+        name = args.get("name")
+        if not isinstance(name, str) or not name:
+            raise AdminError(ErrorCode.BAD_REQUEST, "name must be a rule's name")
+        async with raft_errors():
+            await self._driver.read()
+        if enabled is False and name not in self._rule_names():
+            raise AdminError(ErrorCode.BAD_REQUEST,
+                             f"no rule {name!r} in the committed set (rules: "
+                             f"{', '.join(sorted(self._rule_names())) or 'none'})")
+        command = SetRuleEnabled(name=name, enabled=enabled,
+                                 now_ms=self._driver.clock.wall_ms(), actor=actor.name)
+        async with raft_errors():
+            result = await self._driver.propose(command)
+        if not isinstance(result, Applied):
+            raise AdminError(ErrorCode.FAILED, f"refused: {result.reason}")
+        return {"name": name, "enabled": enabled}
+
+    def _rule_names(self) -> set[str]:
+        """The rule names of the committed set as this node compiles it."""
+        committed = self._committed
+        if committed is None:
+            return set()
+        ruleset = check_files(committed.files, self._known).ruleset
+        return {rule.name for rule in ruleset.rules} if ruleset is not None else set()
 
     async def load_configured(self) -> None:
         """Propose the configured files once a leader is known, unless a set is committed."""

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
+from warmd.access import Actor
 from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
 from warmd.cache.effect import TaskEffect
@@ -24,6 +25,7 @@ from warmd.statemachine.commands import (
     Command,
     Drain,
     InvalidCommand,
+    Rerun,
     Retry,
     SubmitTask,
     TaskSpec,
@@ -99,6 +101,9 @@ def task_document(task: TaskRecord) -> dict[str, Any]:
         "rules_version": task.spec.rules_version, "ttl_s": task.spec.ttl_s,
         "assigned_ms": task.assigned_ms,
         "attempts": [asdict(attempt) for attempt in task.attempts],
+        "submitted_index": task.submitted_index,
+        "notes": [asdict(note) for note in task.notes],  # gate answers, re-runs
+        "pinned_node": task.pinned_node, "avoided_node": task.avoided_node,
     }
     return document
 
@@ -167,6 +172,8 @@ class TaskCommands:
         server.register("task-cancel", self.cancel, summary="cancel a task for good")
         server.register("task-retry", self.retry,
                         summary="send a FAILED task (or every FAILED task of a plan) back to PENDING")
+        server.register("task-rerun", self.rerun, with_actor=True,
+                        summary="a new attempt of a FAILED task on (or away from) a node")
         server.register("plan-cancel", self.cancel_plan,
                         summary="cancel every unfinished task of a plan")
         server.register("nodes", self.nodes, summary="the executor nodes and their load")
@@ -269,6 +276,29 @@ class TaskCommands:
         retried = await self._each(failed, lambda task_id, now_ms: Retry(
             task_id=task_id, not_before_ms=now_ms, now_ms=now_ms, manual=True))
         return {"plan": plan_id, "retried": retried, "refused": len(failed) - len(retried)}
+
+    async def rerun(self, args: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
+        """Re-run a FAILED task pinned to `node_id`, or kept off it with `away`; any other
+        state is refused saying which (the table allows a re-run from FAILED only: the
+        others are running, about to, or final)."""
+        task_id = _text(args, "task_id")
+        node_id, away = args.get("node_id"), args.get("away", False)
+        if not isinstance(node_id, int) or isinstance(node_id, bool) or node_id < 1:
+            raise AdminError(ErrorCode.BAD_REQUEST, f"node_id must be a node id, got {node_id!r:.20}")
+        if not isinstance(away, bool):
+            raise AdminError(ErrorCode.BAD_REQUEST, "away must be true or false")
+        await self._read_point()
+        task = self._state.tasks.get(task_id)
+        if task is None:
+            raise AdminError(ErrorCode.FAILED, f"unknown task {task_id!r}")
+        if task.state is not TaskState.FAILED:
+            raise AdminError(ErrorCode.FAILED, f"task {task_id} is {task.state.value}: only a "
+                             "FAILED task can be re-run (cancel a running one first)")
+        now_ms = self._driver.clock.wall_ms()
+        await self._write(Rerun(task_id=task_id, node_id=node_id, away=away, now_ms=now_ms,
+                                actor=actor.name))
+        return {"task_id": task_id, "state": TaskState.PENDING.value, "node_id": node_id,
+                "away": away}
 
     async def cancel_plan(self, args: Mapping[str, Any]) -> dict[str, Any]:
         plan_id = _text(args, "plan")

@@ -221,7 +221,9 @@ class PlanningLoop:
         if ruleset is not None:
             last_by_trigger = {plan.trigger: plan.created_ms for plan in self.state.plans.values()}
             due.extend(triggers_due(ruleset, last_by_trigger, now))
-        return due
+        disabled = self.state.disabled_rules  # their own triggers (every:, cron:) stay quiet
+        return [(trigger, rules) for trigger, rules in due
+                if not rules or not all(name in disabled for name in rules)]
 
     def _rules_unplanned(self) -> bool:
         """A committed rule set that no plan has used yet (and there is data to plan on)."""
@@ -240,10 +242,12 @@ class PlanningLoop:
         return due
 
     async def _open_gated_tasks(self) -> None:
-        """MarkReady every WAITING task whose gate is open now."""
+        """MarkReady every WAITING task whose gate is open now, with what its checks said."""
         for task in self.state.in_state(TaskState.WAITING):
             if task.spec.gate and self.gates.is_open(task.spec.gate):
-                await self._driver.propose(MarkReady(task_id=task.task_id, now_ms=self._clock.wall_ms()))
+                detail = self.gates.states[task.spec.gate].detail[:REASON_CHARS]
+                await self._driver.propose(MarkReady(task_id=task.task_id, now_ms=self._clock.wall_ms(),
+                                                     gate_detail=detail))
 
     async def _explain_closed_gates(self) -> None:
         """Write a closed gate's last evidence (e.g. its plugin's exception) on its WAITING
@@ -273,7 +277,8 @@ class PlanningLoop:
         inputs = PlanInputs(summary=summary, ruleset=ruleset,
                             rules_version=rules.version if rules else "", trigger=trigger,
                             plan_id=plan_id, now_ms=now, watch="", only_rules=only_rules,
-                            by_source=await self._by_source(ruleset))
+                            by_source=await self._by_source(ruleset),
+                            disabled_rules=frozenset(self.state.disabled_rules))
         if rules is not None and ruleset is None:
             # Never fall back to zero-config on a rule set the leader cannot compile: that
             # would warm everything the operator's rules leave out.

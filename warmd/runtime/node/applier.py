@@ -112,7 +112,7 @@ class Applier:
                     removed.append(change.node_id)
                 result: ApplyResult = Applied(None)
             elif entry.data:
-                result = self.machine.apply_entry(entry.index, entry.data)
+                result = self.machine.apply_entry(entry.index, entry.data, entry.term)
             else:
                 result = Applied(None)  # a new leader's no-op
             self.applied_index = entry.index

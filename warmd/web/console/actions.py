@@ -1,7 +1,7 @@
 """The console's write routes: each turns a form (or a JSON body under /api/v1) into one
 admin command through `invoke`, the path warmctl takes, so the role check and the audit
 record happen in one place. A form gets a 303 back to its page with a notice; the API gets
-the command's answer as JSON. Marks: tasks, nodes and runs OPERATOR; membership,
+the command's answer as JSON. Marks: tasks, nodes, runs and rules on/off OPERATOR; membership,
 leadership and rule upload ADMIN.
 """
 
@@ -79,6 +79,22 @@ async def retry_task(request: web.Request) -> web.StreamResponse:
 
 
 @requires(Role.OPERATOR)
+async def rerun_task(request: web.Request) -> web.StreamResponse:
+    """A new attempt of a FAILED task on a chosen node (`placement=on`) or anywhere but it
+    (`placement=away`, the default); any other state is a 409 naming it."""
+    fields = await _fields(request)
+    task_id = request.match_info["task_id"]
+    node_id = _node_id(str(fields.get("node_id", "")).strip())
+    placement = str(fields.get("placement", "away"))
+    if placement not in ("away", "on"):
+        raise ConsoleError(400, f"placement must be 'away' or 'on', got {placement[:20]!r}")
+    where = f"away from node {node_id}" if placement == "away" else f"on node {node_id}"
+    return await _run(request, "task-rerun",
+                      {"task_id": task_id, "node_id": node_id, "away": placement == "away"},
+                      f"/tasks/{quote(task_id)}", f"task {task_id} re-runs {where}")
+
+
+@requires(Role.OPERATOR)
 async def retry_failed(request: web.Request) -> web.StreamResponse:
     """Retry every FAILED task (of a plan): the form first showed how many and asks to
     confirm with that number, so a table that changed meanwhile is not retried blindly."""
@@ -151,6 +167,16 @@ async def change_member(request: web.Request) -> web.StreamResponse:
                       f"node {node_id}: {command}d")
 
 
+@requires(Role.OPERATOR)
+async def switch_rule(request: web.Request) -> web.StreamResponse:
+    """Switch one rule off (it plans nothing) or back on, through Raft."""
+    await _fields(request)
+    name = request.match_info["name"]
+    enable = request.path.endswith("/enable")
+    return await _run(request, "rules-enable" if enable else "rules-disable", {"name": name},
+                      "/rules", f"rule {name} {'enabled' if enable else 'disabled'}")
+
+
 @requires(Role.ADMIN)
 async def upload_rules(request: web.Request) -> web.StreamResponse:
     """A new rule set (one file): checked on this node before it is proposed, so a bad set
@@ -183,12 +209,14 @@ def _rule_file(fields: Mapping[str, Any]) -> tuple[str, str]:
 
 ACTIONS: tuple[tuple[str, Reply], ...] = (
     ("/tasks/{task_id}/cancel", cancel_task), ("/tasks/{task_id}/retry", retry_task),
+    ("/tasks/{task_id}/rerun", rerun_task),
     ("/tasks/retry-failed", retry_failed), ("/plans/{plan_id}/cancel", cancel_plan),
     ("/plans/run", run_plan),
     ("/nodes/{node_id}/drain", drain_node), ("/nodes/{node_id}/undrain", drain_node),
     ("/cluster/transfer-leader", transfer_leader), ("/cluster/add-learner", add_learner),
     ("/cluster/{node_id}/promote", change_member), ("/cluster/{node_id}/remove", change_member),
     ("/rules/upload", upload_rules),
+    ("/rules/{name}/disable", switch_rule), ("/rules/{name}/enable", switch_rule),
 )
 
 

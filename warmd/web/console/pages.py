@@ -12,7 +12,7 @@ from warmd.access import Role, requires
 from warmd.web.console import effect, rules_view, svg
 from warmd.web.console.query import TableSpec, parse, take_page
 from warmd.web.console.readers import ConsoleReaders
-from warmd.web.console.replies import json_reply, not_found, page, wants_json
+from warmd.web.console.replies import ConsoleError, json_reply, not_found, page, wants_json
 from warmd.web.console.tasks import TASKS, attempt_spans, task_detail, task_page
 from warmd.web.console.views import (
     freshness,
@@ -21,6 +21,7 @@ from warmd.web.console.views import (
     peer_rows,
     plan_row,
     plan_rows,
+    report_age,
 )
 
 READERS = web.AppKey("warmd.console.readers", ConsoleReaders)
@@ -37,7 +38,8 @@ def _answer(request: web.Request, template: str, data: dict[str, Any]) -> web.Re
     readers = _readers(request)
     data["freshness"] = freshness(readers.status())
     if wants_json(request):
-        return json_reply({key: value for key, value in data.items() if key != "charts"})
+        return json_reply({key: value for key, value in data.items()
+                           if key not in ("charts", "pattern_charts")})
     data["now_ms"] = readers.wall_ms()
     data["page"] = template.removesuffix(".html")
     return page(request, template, data)
@@ -56,10 +58,14 @@ async def overview_page(request: web.Request) -> web.Response:
 async def cluster_page(request: web.Request) -> web.Response:
     readers = _readers(request)
     status = readers.status()
+    replication = readers.state().replication
     return _answer(request, "cluster.html", {
         "leader_id": status.leader_id, "term": status.term, "role": status.role,
-        "node_id": status.node_id, "peers": peer_rows(status, readers.version, readers.fsync_p99_ms()),
-        "replication_known": status.role == "leader"})
+        "node_id": status.node_id,
+        "peers": peer_rows(status, readers.version, readers.fsync_p99_ms(), replication),
+        "replication_known": status.role == "leader",
+        "report": None if status.role == "leader" else report_age(status, replication,
+                                                                  readers.wall_ms())})
 
 
 @requires(Role.VIEWER)
@@ -112,13 +118,15 @@ async def tasks_page(request: web.Request) -> web.Response:
 async def task_page_one(request: web.Request) -> web.Response:
     readers = _readers(request)
     task_id = request.match_info["task_id"]
-    task = readers.state().tasks.get(task_id)
+    state = readers.state()
+    task = state.tasks.get(task_id)
     if task is None:
         raise not_found(f"task {task_id!r}")
-    detail = task_detail(task, readers.task_effects().get(task_id))
+    detail = task_detail(task, readers.task_effects().get(task_id), state)
     now_ms = readers.wall_ms()
     chart = svg.timeline(attempt_spans(task), now_ms)
-    return _answer(request, "task.html", {"task": detail, "charts": {"timeline": chart}})
+    return _answer(request, "task.html", {"task": detail, "charts": {"timeline": chart},
+                                          "nodes": sorted(state.nodes)})
 
 
 @requires(Role.VIEWER)
@@ -136,16 +144,27 @@ async def rules_page(request: web.Request) -> web.Response:
 @requires(Role.VIEWER)
 async def effect_page(request: web.Request) -> web.StreamResponse:
     readers = _readers(request)
-    rows = plan_rows(readers.state(), readers.task_effects())
+    state, effects = readers.state(), readers.task_effects()
+    rows = plan_rows(state, effects)
+    patterns = effect.by_pattern(state, effects,
+                                 rules_view.key_patterns(state, readers.known_names()))
+    by = request.query.get("by", "plan")
+    if by not in ("plan", "pattern"):
+        raise ConsoleError(400, f"by must be 'plan' or 'pattern', got {by[:20]!r}")
     if request.query.get("format") == "csv" or request.path.endswith(".csv"):
-        return web.Response(text=effect.csv_text(rows), content_type="text/csv",
-                            headers={"Content-Disposition": 'attachment; filename="effect.csv"'})
+        text = effect.pattern_csv_text(patterns) if by == "pattern" else effect.csv_text(rows)
+        return web.Response(text=text, content_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="effect-{by}.csv"'})
     caches = effect.by_cache(rows)
     charts = {cache: svg.hit_ratio_chart(series.segments, series.bands,
                                          label=f"hit ratio of {cache}")
               for cache, series in caches.items()}
+    pattern_charts = {pattern: svg.hit_ratio_chart(
+        series.segments, series.bands, label=f"share of warmed {pattern} keys read after")
+        for pattern, series in patterns.items()}
     return _answer(request, "effect.html", {"caches": caches, "rows": [
-        row for row in rows if row.before_hit_rate is not None], "charts": charts})
+        row for row in rows if row.before_hit_rate is not None], "charts": charts,
+        "patterns": patterns, "pattern_charts": pattern_charts})
 
 
 def add_routes(app: web.Application) -> None:

@@ -20,7 +20,8 @@ from warmd.statemachine.topics import EVERYTHING, Topic
 from warmd.web.console.pages import READERS
 from warmd.web.console.readers import ConsoleReaders
 
-WATCHED = EVERYTHING - {Topic.HEARTBEATS, Topic.SUMMARIES}
+# Replication reports come every few seconds; /cluster ages its figures instead.
+WATCHED = EVERYTHING - {Topic.HEARTBEATS, Topic.SUMMARIES, Topic.REPLICATION}
 KEEPALIVE_S = 15.0
 MIN_SPACING_S = 0.25
 RETRY_MS = 2000  # how soon a browser reconnects after the stream broke

@@ -119,8 +119,10 @@ def task_page(state: MachineState, query: ListQuery, now_ms: int) -> Page:
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """One step of a task's life as the replicated state records it. `index` is the Raft
-    index where the state keeps it: the fencing token is the index of the assignment."""
+    """One step of a task's life as the replicated state records it: the Raft index of the
+    entry that made it and that entry's term (None when the state no longer knows it), the
+    fence (the assignment's index) of the attempt it belongs to; gate answers and re-runs
+    are steps too (state "GATE" / "RERUN")."""
 
     at_ms: int
     state: str
@@ -128,24 +130,41 @@ class Transition:
     attempt: int
     fence: int
     detail: str
+    index: int = 0  # 0: not recorded (a task from before indexes were kept)
+    term: int | None = None
 
 
-def transitions(task: TaskRecord) -> list[Transition]:
-    """Submitted, then per kept attempt: assigned (under its fence), started, ended."""
-    steps = [Transition(task.submitted_ms, TaskState.PENDING.value, 0, 1, 0, "submitted")]
+def _steps(task: TaskRecord) -> list[Transition]:
+    steps = [Transition(task.submitted_ms, TaskState.PENDING.value, 0, 1, 0, "submitted",
+                        task.submitted_index)]
     for attempt in task.attempts:
         steps.append(Transition(attempt.assigned_ms, TaskState.ASSIGNED.value, attempt.node_id,
-                                attempt.attempt, attempt.fence, "assigned"))
+                                attempt.attempt, attempt.fence, "assigned", attempt.fence))
         if attempt.started_ms:
             steps.append(Transition(attempt.started_ms, TaskState.RUNNING.value, attempt.node_id,
-                                    attempt.attempt, attempt.fence, "started"))
+                                    attempt.attempt, attempt.fence, "started",
+                                    attempt.started_index))
         if attempt.ended_ms:
             steps.append(Transition(attempt.ended_ms, attempt.outcome or "ENDED", attempt.node_id,
-                                    attempt.attempt, attempt.fence, attempt.error))
+                                    attempt.attempt, attempt.fence, attempt.error,
+                                    attempt.ended_index))
+    for note in task.notes:
+        steps.append(Transition(note.at_ms, note.kind.upper(), 0, 0, 0, note.detail, note.index))
+    return steps
+
+
+def transitions(task: TaskRecord, state: MachineState | None = None) -> list[Transition]:
+    """Submitted, then per kept attempt: assigned (under its fence), started, ended; the
+    gate's answers and re-runs among them, in log order; each with its term from `state`."""
+    steps = _steps(task)
     if not task.attempts and task.state is not TaskState.PENDING:
         steps.append(Transition(task.updated_ms, task.state.value, task.owner, task.attempt,
                                 task.fence, task.reason))
-    return steps
+    in_log_order = all(step.index for step in steps)  # else (older records) by time
+    steps.sort(key=lambda step: step.index if in_log_order else step.at_ms)
+    if state is None:
+        return steps
+    return [replace(step, term=state.term_at(step.index)) for step in steps]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,12 +186,15 @@ class TaskDetail:
     cache_misses: int | None
     keys_read: int | None
     keys_sampled: int | None
+    pinned_node: int = 0  # a re-run's placement (0: none)
+    avoided_node: int = 0
 
 
-def task_detail(task: TaskRecord, effect: TaskEffect | None) -> TaskDetail:
+def task_detail(task: TaskRecord, effect: TaskEffect | None,
+                state: MachineState | None = None) -> TaskDetail:
     spec = task.spec
     return TaskDetail(
-        row=task_row(task), transitions=transitions(task), fence=task.fence, gate=spec.gate,
+        row=task_row(task), transitions=transitions(task, state), fence=task.fence, gate=spec.gate,
         gate_timeout_ms=spec.gate_timeout_ms, waiting_since_ms=task.waiting_since_ms,
         loader=spec.loader or "direct write", rules_version=spec.rules_version[:12],
         deadline_ms=spec.deadline_ms, not_before_ms=spec.not_before_ms,
@@ -181,7 +203,8 @@ def task_detail(task: TaskRecord, effect: TaskEffect | None) -> TaskDetail:
         cache_hits=effect.hits if effect else None,
         cache_misses=effect.misses if effect else None,
         keys_read=effect.keys_read_in_window if effect else None,
-        keys_sampled=effect.sampled_keys if effect else None)
+        keys_sampled=effect.sampled_keys if effect else None,
+        pinned_node=task.pinned_node, avoided_node=task.avoided_node)
 
 
 def attempt_spans(task: TaskRecord) -> list[Span]:

@@ -12,10 +12,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from warmd.cache.effect import TaskEffect
-from warmd.runtime.node.status import DriverStatus
+from warmd.runtime.node.status import DriverStatus, PeerView
 from warmd.statemachine.documents import short_version, tasks_by_state
 from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.plans import PlanRecord
+from warmd.statemachine.replication import (
+    UNKNOWN,
+    PeerProgress,
+    ReplicationRecord,
+    ReportReplication,
+)
 from warmd.statemachine.state import MachineState
 
 THROUGHPUT_WINDOW_MS = 10 * 60_000  # "tasks done in the last 10 minutes"
@@ -45,7 +51,8 @@ def freshness(status: DriverStatus) -> Freshness:
 @dataclass(frozen=True, slots=True)
 class PeerRow:
     """One Raft member on /cluster. Replication figures (match, trails by, last contact)
-    are known on the leader only; elsewhere they are None and the page says so."""
+    are the leader's: live on the leader (`source` "live"), from the leader's newest
+    published report elsewhere ("report", aged on the page), None when neither exists."""
 
     node_id: int
     address: str
@@ -58,31 +65,82 @@ class PeerRow:
     applied_index: int | None
     match_index: int | None
     trails_by: int | None  # entries behind the leader's last index
-    last_contact_s: float | None
+    last_contact_s: float | None  # since the leader last heard from it
     version: str | None
     fsync_p99_ms: float | None  # this node's only: another's is on its own /cluster
+    source: str = ""  # "live", "report" or "" (unknown)
 
 
-def peer_rows(status: DriverStatus, version: str,
-              fsync_p99_ms: float | None = None) -> list[PeerRow]:
-    """Every member, the leader first, then by id."""
+@dataclass(frozen=True, slots=True)
+class ReportAge:
+    """Where a follower's replication figures come from: the leader's report applied at
+    `index`, made `age_s` ago (this node's clock against the leader's stamp)."""
+
+    leader_id: int
+    term: int
+    index: int
+    age_s: float
+    entries_since: int  # entries this node applied after the report
+    current: bool  # made by the leader of this node's current term
+
+
+def report_age(status: DriverStatus, record: ReplicationRecord | None,
+               now_ms: int) -> ReportAge | None:
+    if record is None:
+        return None
+    report = record.report
+    return ReportAge(report.node_id, report.term, record.index,
+                     round(max(0, now_ms - report.now_ms) / 1000, 1),
+                     max(0, status.applied_index - record.index), report.term == status.term)
+
+
+def peer_rows(status: DriverStatus, version: str, fsync_p99_ms: float | None = None,
+              replication: ReplicationRecord | None = None) -> list[PeerRow]:
+    """Every member, the leader first, then by id; off the leader, replication figures
+    come from the leader's report when it is of the current term."""
     on_leader = status.role == "leader"
+    report = replication.report if replication is not None else None
+    if on_leader or (report is not None and report.term != status.term):
+        report = None  # live figures on the leader; an older leader's report says nothing
+    reported = {peer.node_id: peer for peer in report.peers} if report is not None else {}
+    leader_commit = max(status.commit_index, report.commit_index if report else 0)
     rows = []
     for peer in status.peers:
         is_self, is_leader = peer.node_id == status.node_id, peer.node_id == status.leader_id
         role = "leader" if is_leader else ("voter" if peer.voter else "learner")
-        match = status.last_index if is_self and on_leader else peer.match_index
-        trails = status.last_index - match if on_leader and match is not None else None
+        figures = _live(status, peer) if on_leader else _reported(reported.get(peer.node_id),
+                                                                   report)
+        if is_self and not on_leader:  # its own trail is fresher than any report
+            figures = (figures[0], max(0, leader_commit - status.applied_index), figures[2],
+                       "live")
+        leader_version = report.version if report is not None and is_leader else ""
         rows.append(PeerRow(
             node_id=peer.node_id, address=peer.address, role=role, voter=peer.voter,
             is_leader=is_leader, is_self=is_self, term=status.term if is_self else None,
             commit_index=status.commit_index if is_self else None,
             applied_index=status.applied_index if is_self else None,
-            match_index=match, trails_by=trails,
-            last_contact_s=0.0 if is_self else peer.last_contact_s,
-            version=version if is_self else None,
-            fsync_p99_ms=fsync_p99_ms if is_self else None))
+            match_index=figures[0], trails_by=figures[1], last_contact_s=figures[2],
+            version=version if is_self else (leader_version or None),
+            fsync_p99_ms=fsync_p99_ms if is_self else None, source=figures[3]))
     return sorted(rows, key=lambda row: (not row.is_leader, row.node_id))
+
+
+Figures = tuple[int | None, int | None, float | None, str]  # match, trails by, contact, source
+
+
+def _live(status: DriverStatus, peer: PeerView) -> Figures:
+    is_self = peer.node_id == status.node_id
+    match = status.last_index if is_self else peer.match_index
+    trails = status.last_index - match if match is not None else None
+    return match, trails, 0.0 if is_self else peer.last_contact_s, "live"
+
+
+def _reported(peer: PeerProgress | None, report: ReportReplication | None) -> Figures:
+    if peer is None or report is None:
+        return None, None, None, ""
+    match = None if peer.match_index == UNKNOWN else peer.match_index
+    contact = None if peer.last_contact_ms == UNKNOWN else peer.last_contact_ms / 1000
+    return match, report.last_index - match if match is not None else None, contact, "report"
 
 
 def failure_tolerance(voters: int) -> int:
