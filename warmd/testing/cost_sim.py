@@ -359,7 +359,11 @@ class CostCluster(SimCluster):
     # -- the measurement -------------------------------------------------------------
 
     def measure(self) -> CostResult:
-        """Elect, start the clients, warm up, then measure one window."""
+        """Elect, start the clients, warm up, then measure one window (once per cluster).
+
+        Raises:
+            RuntimeError: no leader within 20 ticks (the seed is in the message).
+        """
         run = self.run_options
         self.run_until_us(20 * self.model.tick_interval_us)
         leader = self.leader_id()
@@ -377,24 +381,20 @@ class CostCluster(SimCluster):
         latencies = sorted(self._latencies_us)
         commits = len(latencies)
 
-        def figures(node_id: int | None) -> HostFigures | None:
-            if node_id is None:
-                return None
+        def figures(node_id: int) -> HostFigures:
             now = _counts(self._hosts[node_id])
-            spent = [(after - earlier) / max(commits, 1)
-                     for after, earlier in zip(now, before[node_id], strict=True)]
-            return HostFigures(*spent)
+            return HostFigures(*[(after - earlier) / max(commits, 1)
+                                 for after, earlier in zip(now, before[node_id], strict=True)])
 
         follower = next((n for n in range(1, run.voters + 1) if n != leader), None)
-        learner = run.voters + 1 if run.learners else None
         return CostResult(
             commits=commits,
             commits_per_s=commits / (run.measure_us / 1e6),
             p50_ms=_percentile(latencies, 0.50) / 1000,
             p99_ms=_percentile(latencies, 0.99) / 1000,
-            leader=figures(leader),  # type: ignore[arg-type]
-            follower=figures(follower),
-            learner=figures(learner),
+            leader=figures(leader),
+            follower=None if follower is None else figures(follower),
+            learner=figures(run.voters + 1) if run.learners else None,
             elections=max(0, len(self._leaders) - 1),
         )
 
