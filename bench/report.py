@@ -90,6 +90,12 @@ ROWS = (
     Row("raft_memory", "Raft RSS max (MB)", "warmd_rss_mb_max"),
     Row("snapshot_stall", "Loop lag max while snapshotting (ms)", "snapshot_forked_lag_max_ms"),
     Row("big_state_cluster", "Elections while a big state is snapshotted", "elections"),
+    Row("membership", "Commits/s with 24 learners / without (simulated, worst of 3-7 voters)",
+        ratio="ratio_24_learners", target="≥ 0.8"),
+    Row("membership", "p99 commit, 7 voters / 3 (simulated, worst of 0-24 learners)",
+        ratio="p99_ratio_7_vs_3", target="≤ 2"),
+    Row("membership", "Real: ops/s with 6 learners / without (3 voters, one machine)",
+        "real_ops_s_6l", "real_ops_s_0l", "real_ratio_6_learners"),
 )
 
 
