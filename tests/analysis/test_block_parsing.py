@@ -1,4 +1,4 @@
-"""Block parsing (one regex pass over many lines) counts exactly what line-by-line parsing does."""
+"""Block parsing (one regex pass over many lines) gives exactly what line-by-line parsing does."""
 
 from __future__ import annotations
 
@@ -7,8 +7,17 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from warmd.analysis.formats import COMBINED, LineParser, parse_text
+from warmd.analysis.formats import (
+    COMBINED,
+    Columns,
+    LineParser,
+    format_from_spec,
+    parse_columns,
+    parse_text,
+)
 from warmd.analysis.summary import SummaryConfig
 from warmd.runtime.ingest import worker as analysis_worker
 from warmd.testing.loggen import generate_lines
@@ -47,3 +56,66 @@ def test_byte_ranges_and_blocks_match_serial_counts(tmp_path: Path, block_bytes:
             lines += len(parse_text(parser, text).targets)
         malformed += parser.malformed
     assert (lines, malformed) == (serial.lines, serial.malformed)
+
+
+# Fragments a line may be built from: a whole good line, one cut short, one with a field
+# broken, blank lines, and text with the characters the patterns' classes stop at.
+_GOOD = list(itertools.islice(generate_lines(), 40))
+_BROKEN = st.one_of(
+    st.sampled_from(_GOOD),
+    st.sampled_from(_GOOD).flatmap(lambda line: st.integers(0, len(line)).map(
+        lambda cut: line[:cut])),
+    st.sampled_from(_GOOD).map(lambda line: line.replace('"', "", 1)),
+    st.sampled_from(_GOOD).map(lambda line: line.split(' "-" ')[0]),  # common format
+    st.sampled_from(["", " ", "]", '"', '""', "[x] \"GET / H\" 200 1"]),
+    st.text(alphabet=' "[]-/:GET0123456789\tx', max_size=60))
+
+
+@given(st.lists(_BROKEN, max_size=40), st.booleans())
+@settings(max_examples=150, deadline=None)
+def test_a_block_parses_as_its_lines_do(lines: list[str], final_newline: bool) -> None:
+    """One `findall` over a block gives the columns, malformed count and samples of
+    matching its lines one by one (no match may run across a newline)."""
+    text = "\n".join(lines) + ("\n" if final_newline and lines else "")
+    by_block, by_line = LineParser(COMBINED), LineParser(COMBINED)
+    cut = text.split("\n")
+    if cut and not cut[-1]:
+        cut.pop()
+    assert parse_text(by_block, text) == parse_columns(by_line, cut)
+    assert (by_block.malformed, by_block.malformed_samples) == (
+        by_line.malformed, by_line.malformed_samples)
+
+
+_OPENDAP = format_from_spec(
+    r"regex:^(?P<time>[^|]+)\|&\|(?P<client>[^|]*)\|&\|(?:[^|]*\|&\|){4}(?P<target>[^|]*)"
+    r"\|&\|(?P<status>[^|]*)(?:\|&\|(?P<method>[A-Z]*))?")
+_FIELDS = st.tuples(
+    st.sampled_from(["2015-02-20 02:33AM", "2015-02-20 11:59PM", "1431857103", "not a time",
+                     "2015-13-45 02:33AM", ""]),
+    st.sampled_from(["ab12", "", "x"]),
+    st.sampled_from(["/opendap/a.nc?crs,lat", "/x/1", "", "opendap", "http://h/p", "*",
+                     "/p?x=é"]),
+    st.sampled_from(["200", "404", "", "2x0", "301"]),
+    st.sampled_from(["", "GET", "HEAD", None]))
+
+
+def _opendap_line(fields: tuple[str, str, str, str, str | None]) -> str:
+    stamp, client, target, status, method = fields
+    line = f"{stamp}|&|{client}|&|A|&|2|&|7|&|9|&|{target}|&|{status}"
+    return line + ("" if method is None else f"|&|{method}") + "\n"
+
+
+@given(st.lists(st.one_of(_FIELDS.map(_opendap_line), st.sampled_from(["\n", "  \n", "x\n"])),
+                max_size=40))
+@settings(max_examples=150, deadline=None)
+def test_named_regex_columns_equal_records_line_by_line(lines: list[str]) -> None:
+    """The columnar path of a named regex keeps, converts and rejects exactly the lines
+    LineParser does, and counts and samples the rejected ones the same."""
+    columnar, by_line = LineParser(_OPENDAP), LineParser(_OPENDAP)
+    columns = parse_columns(columnar, lines)
+    records = by_line.parse_many(lines)
+    assert columns == Columns([r.target for r in records], [r.time_s for r in records],
+                              [r.method for r in records], [r.status for r in records],
+                              [r.client for r in records], [r.agent for r in records])
+    assert (columnar.malformed, columnar.malformed_samples) == (
+        by_line.malformed, by_line.malformed_samples)
