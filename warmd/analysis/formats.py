@@ -298,14 +298,16 @@ _COMBINED_GENERAL = re.compile(
     r'(\S++) \S++ \S++ \[([^\]]++)\] "([A-Z]++) ([^\s"]++)[^"]*+" (\d{3}) \S++'
     r'(?: "[^"]*+" "([^"]*+)")?')
 _GROUPS = re.Match.groups
-# The same two patterns for a whole block at once (`findall`): anchored at line starts, and no
-# field may cross a newline, so each match is the one the per-line pattern makes on its line.
-_BLOCK_STRICT = re.compile(
-    r'(?m)^(\S++) \S++ \S++ \[([^\]\n]++)\] "([A-Z]++) ([^\s"]++)[^"\n]*+" (\d{3}) \S++ '
-    r'"[^"\n]*+" "([^"\n]*+)"')
-_BLOCK_GENERAL = re.compile(
-    r'(?m)^(\S++) \S++ \S++ \[([^\]\n]++)\] "([A-Z]++) ([^\s"]++)[^"\n]*+" (\d{3}) \S++'
-    r'(?: "[^"\n]*+" "([^"\n]*+)")?')
+# The same two patterns for a whole block at once (`findall`), anchored at line starts. The
+# quick forms are the per-line patterns as they are: where every line of a block matches, each
+# match is its line's (a match running across a newline would leave the next line without
+# one). Otherwise the safe forms, whose fields cannot cross a newline, give each line's match
+# (slower: a class that also excludes the newline is a set test, not a one-character test).
+_BLOCK_QUICK = (re.compile("(?m)^" + _COMBINED_STRICT.pattern),
+                re.compile("(?m)^" + _COMBINED_GENERAL.pattern))
+_BLOCK_SAFE = tuple(re.compile("(?m)^" + pattern.pattern.replace(r"[^\]]", r"[^\]\n]")
+                               .replace('[^"]', r'[^"\n]'))
+                    for pattern in (_COMBINED_STRICT, _COMBINED_GENERAL))
 
 
 @dataclass(frozen=True)
@@ -344,18 +346,31 @@ def parse_text(parser: LineParser, text: str) -> Columns:
     """Parse a block of whole lines (as read from a file) into columns, like parse_columns.
 
     Combined logs are matched by one `findall` over the block with line-anchored patterns
-    (no Python code and no match object per line: half the time of matching line by line);
-    malformed lines are the lines left without a match.
+    (no Python code and no match object per line); malformed lines are the lines left
+    without a match.
     """
     if parser.log_format.pattern != COMBINED_PATTERN:
         return parse_columns(parser, _split_lines(text))
     line_count = text.count("\n") + (bool(text) and not text.endswith("\n"))
-    rows = _BLOCK_STRICT.findall(text)
+    return _combined_columns(parser, _block_rows(text, line_count), line_count,
+                             lambda: _split_lines(text))
+
+
+def _block_rows(text: str, line_count: int) -> list[tuple[str, ...]]:
+    """The rows `_combined_rows` gives for the lines of `text`, by `findall` over the block:
+    the strict or else the general pattern when either matches every line, else the safe
+    forms (strict, or general where it matches more lines)."""
+    for pattern in _BLOCK_QUICK:
+        rows: list[tuple[str, ...]] = pattern.findall(text)
+        if len(rows) == line_count:
+            return rows
+    strict, general = _BLOCK_SAFE
+    rows = strict.findall(text)
     if len(rows) < line_count:
-        general = _BLOCK_GENERAL.findall(text)
-        if len(general) > len(rows):
-            rows = general
-    return _combined_columns(parser, rows, line_count, lambda: _split_lines(text))
+        more = general.findall(text)
+        if len(more) > len(rows):
+            return more
+    return rows
 
 
 def _combined_rows(lines: list[str]) -> list[tuple[str, ...]]:
