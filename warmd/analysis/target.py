@@ -138,6 +138,7 @@ def decompose(target: str, generalised: frozenset[tuple[int, int, str]] = frozen
 
 QUERY_MEMO_SIZE = 1 << 14
 TEMPLATE_MEMO_SIZE = 1 << 12
+SEGMENT_MEMO_SIZE = 1 << 14
 
 
 @lru_cache(maxsize=QUERY_MEMO_SIZE)
@@ -192,17 +193,28 @@ def _split_embedded(segment: str, position: int, literal: str, pieces: list[str]
                     names: list[str], kinds: list[str], values: list[str]) -> str:
     """A date or a numbered name inside a segment (`report-2024-05-18.pdf`, `page-12.html`)
     becomes a typed slot `path[i].date` / `path[i].int`; the rest stays literal."""
+    slot = _embedded_slot(segment)
+    if slot is None:
+        return literal + segment
+    start, end, kind = slot
+    pieces.append(literal + segment[:start])
+    names.append(f"path[{position}].{kind}")
+    kinds.append(kind)
+    values.append(segment[start:end])
+    return segment[end:]
+
+
+@lru_cache(maxsize=SEGMENT_MEMO_SIZE)
+def _embedded_slot(segment: str) -> tuple[int, int, str] | None:
+    """Where the embedded date or number of a literal segment is, and its kind, or None
+    (memoised: the literal segments of a site's paths repeat)."""
     match = _EMBEDDED_DATE.search(segment)
     kind = "date"
     if match is None or not _valid_date(match.group(1)):
         match, kind = _NUMBERED_NAME.match(segment), "int"
     if match is None:
-        return literal + segment
-    pieces.append(literal + segment[:match.start(1)])
-    names.append(f"path[{position}].{kind}")
-    kinds.append(kind)
-    values.append(match.group(1))
-    return segment[match.end(1):]
+        return None
+    return match.start(1), match.end(1), kind
 
 
 def sibling_signature(segments: list[str], position: int) -> str:
