@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
+import time
 from pathlib import Path
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,9 +21,11 @@ from warmd.analysis.formats import (
     parse_columns,
     parse_text,
 )
-from warmd.analysis.summary import SummaryConfig
+from warmd.analysis.summary import Summary, SummaryConfig
+from warmd.analysis.summary_plain import summary_to_plain
 from warmd.runtime.ingest import worker as analysis_worker
-from warmd.testing.loggen import generate_lines
+from warmd.runtime.ingest.worker import astuple_shallow
+from warmd.testing.loggen import LogSpec, generate_lines
 
 
 def _damaged_log(path: Path, line_count: int, seed: int) -> None:
@@ -119,3 +124,43 @@ def test_named_regex_columns_equal_records_line_by_line(lines: list[str]) -> Non
                               [r.client for r in records], [r.agent for r in records])
     assert (columnar.malformed, columnar.malformed_samples) == (
         by_line.malformed, by_line.malformed_samples)
+
+
+def _summary_digest(summary: Summary) -> str:
+    return hashlib.sha256(msgpack.packb(summary_to_plain(summary))).hexdigest()
+
+
+def _opendap_form(line: str) -> str:
+    """A combined line rewritten in the OPeNDAP export's `|&|` form (the time to the minute,
+    as the export writes it), so a named-regex log has the loggen log's traffic."""
+    record = LineParser(COMBINED).parse(line)
+    if record is None:
+        return line + "\n"  # a malformed line stays malformed
+    stamp = time.strftime("%Y-%m-%d %I:%M%p", time.gmtime(record.time_s))
+    return (f"{stamp}|&|{record.client}|&|A|&|2|&|7|&|9|&|{record.target}|&|"
+            f"{record.status}\n")
+
+
+@given(st.integers(0, 2**16), st.sampled_from(["combined", "regex"]))
+@settings(max_examples=4, deadline=None)
+def test_block_parsed_summary_equals_the_line_by_line_one(seed: int, kind: str) -> None:
+    """Chunk by chunk, the summary of the block-parsed columns (findall over a combined
+    block, the columnar named regex) is the summary of the records LineParser parses line
+    by line: every count, sketch entry and order (the plain form's digest)."""
+    lines = list(generate_lines(LogSpec(seed=seed, days=0.4, requests_per_day=12_000,
+                                        malformed_share=0.01)))
+    if kind == "combined":
+        log_format, chunks = COMBINED, [lines[n:n + 1_500] for n in range(0, len(lines), 1_500)]
+    else:
+        log_format = _OPENDAP
+        chunks = [[_opendap_form(line) for line in lines[n:n + 1_500]]
+                  for n in range(0, len(lines), 1_500)]
+    by_block, by_line = Summary(), Summary()
+    block_parser, line_parser = LineParser(log_format), LineParser(log_format)
+    for chunk in chunks:
+        text = "".join(line if line.endswith("\n") else line + "\n" for line in chunk)
+        by_block.add_columns(*astuple_shallow(parse_text(block_parser, text)))
+        by_line.add_records(line_parser.parse_many(chunk))
+    assert by_block.lines == by_line.lines > 0
+    assert block_parser.malformed == line_parser.malformed > 0
+    assert _summary_digest(by_block) == _summary_digest(by_line), f"seed {seed}, {kind}"
