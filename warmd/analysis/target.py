@@ -129,10 +129,10 @@ def decompose(target: str, generalised: frozenset[tuple[int, int, str]] = frozen
         return Decomposed(_template(head[0] + (head[4],), head[1], head[2]), head[3])
     q_pieces, q_names, q_kinds, q_values, q_literal = _query_split(query)
     if q_pieces:  # the path's trailing literal starts the query's first piece
-        pieces = (*head[0], head[4] + q_pieces[0], *q_pieces[1:], q_literal)
+        all_pieces = (*head[0], head[4] + q_pieces[0], *q_pieces[1:], q_literal)
     else:
-        pieces = (*head[0], head[4] + q_literal)
-    return Decomposed(_template(pieces, head[1] + q_names, head[2] + q_kinds),
+        all_pieces = (*head[0], head[4] + q_literal)
+    return Decomposed(_template(all_pieces, head[1] + q_names, head[2] + q_kinds),
                       head[3] + q_values)
 
 
