@@ -217,13 +217,6 @@ def _embedded_slot(segment: str) -> tuple[int, int, str] | None:
     return match.start(1), match.end(1), kind
 
 
-def sibling_signature(segments: list[str], position: int) -> str:
-    """The path with one position blanked: paths differing only there are siblings.
-    (`path[:start] + "*" + path[end:]` with the segment's offsets is the same string, the
-    form the hot loops use.)"""
-    return "/".join([*segments[:position], "*", *segments[position + 1:]])
-
-
 @lru_cache(maxsize=8)
 def _slug_positions(generalised: frozenset[tuple[int, int, str]]) -> frozenset[tuple[int, int]]:
     """The (segment count, position) pairs that have a slug for some sibling signature: a
@@ -292,6 +285,10 @@ def canonical(target: str) -> str:
 class PathGeneraliser:
     """Per-position statistics over path segments: a literal position that takes many
     distinct values among otherwise identical paths becomes a `{slug}` slot.
+
+    Paths are siblings at a position when they are equal with that position blanked: the
+    sibling signature `path[:start] + "*" + path[end:]` (the segment's offsets in the path),
+    keyed with the segment count and the position.
 
     Memory is bounded by `max_signatures`; the threshold is `min_distinct` values.
     """
