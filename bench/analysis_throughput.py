@@ -288,6 +288,7 @@ def report(results: dict[Key, list[Run]], sizes: list[int], names: list[str],
                 figures[f"{name}_cpu_ratio_vs_bare"] = cpu
                 figures[f"{name}_lines_s"] = med("warmd", 1)
                 figures[f"{name}_bare_lines_s"] = med("bare", 1)
+                figures[f"{name}_goaccess_lines_s"] = med("goaccess", 1)
     return figures
 
 
@@ -333,6 +334,8 @@ def main() -> None:
     if "synthetic" in args.logs:
         fields["ratio_vs_bare"] = round(figures["synthetic_1core_vs_bare"], 3)
         fields["ratio_vs_goaccess"] = round(figures["synthetic_1core_vs_goaccess"], 3)
+        for key in ("lines_s", "bare_lines_s", "goaccess_lines_s"):  # what bench/report.py reads
+            fields[key] = round(figures[f"synthetic_{key}"])
     if "lpdaac" in args.logs:
         fields["real_ratio_vs_bare"] = round(figures["lpdaac_1core_vs_bare"], 3)
     fields["peak_rss_mb"] = round(max(rss.values()))

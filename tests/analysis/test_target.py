@@ -95,3 +95,33 @@ def test_one_off_paths_do_not_block_generalisation() -> None:
     for name in ("a", "b", "c"):
         generaliser.observe(f"/tiles/{name}/x")
     assert generaliser.generalised
+
+
+_WORDS = st.text(alphabet="abcxyz-_.", min_size=1, max_size=6).filter(
+    lambda word: value_type(word) not in ("int", "uuid", "hex", "date"))
+
+
+@given(st.lists(_WORDS, min_size=1, max_size=5), st.data(),
+       st.sampled_from(["", "?crs,lat,lon", "?b=2&a=1", "?v%5b0:1:9%5d"]))
+@settings(max_examples=60, deadline=None)
+def test_a_slug_is_found_at_any_position_of_any_depth(words: list[str], data: st.DataObject,
+                                                      query: str) -> None:
+    """Siblings differing at one position of a path of any depth make that position a slug
+    (the generaliser and the split cut the same signature from the path string), and the
+    memoised query split gives the decomposition of the whole target."""
+    position = data.draw(st.integers(1, len(words)))
+    generaliser = PathGeneraliser(min_distinct=3)
+
+    def sibling(name: str) -> str:
+        segments = ["", *words]
+        segments[position] = name
+        return "/".join(segments)
+
+    for name in ("qa", "qb", "qc"):
+        generaliser.observe(sibling(name))
+    parts = decompose(sibling("qd") + query, frozenset(generaliser.generalised))
+    assert f"path[{position}]" in parts.template.slot_names
+    assert parts.values[parts.template.slot_names.index(f"path[{position}]")] == "qd"
+    alone = decompose(sibling("qd"), frozenset(generaliser.generalised))
+    assert parts.template.slot_names[:len(alone.values)] == alone.template.slot_names
+    assert parts.template.compose(parts.values) == canonical(sibling("qd") + query)

@@ -11,8 +11,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import compress
 from operator import itemgetter
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from warmd.errors import ConfigError
 
@@ -297,6 +298,16 @@ _COMBINED_GENERAL = re.compile(
     r'(\S++) \S++ \S++ \[([^\]]++)\] "([A-Z]++) ([^\s"]++)[^"]*+" (\d{3}) \S++'
     r'(?: "[^"]*+" "([^"]*+)")?')
 _GROUPS = re.Match.groups
+# The same two patterns for a whole block at once (`findall`), anchored at line starts. The
+# quick forms are the per-line patterns as they are: where every line of a block matches, each
+# match is its line's (a match running across a newline would leave the next line without
+# one). Otherwise the safe forms, whose fields cannot cross a newline, give each line's match
+# (slower: a class that also excludes the newline is a set test, not a one-character test).
+_BLOCK_QUICK = (re.compile("(?m)^" + _COMBINED_STRICT.pattern),
+                re.compile("(?m)^" + _COMBINED_GENERAL.pattern))
+_BLOCK_SAFE = tuple(re.compile("(?m)^" + pattern.pattern.replace(r"[^\]]", r"[^\]\n]")
+                               .replace('[^"]', r'[^"\n]'))
+                    for pattern in (_COMBINED_STRICT, _COMBINED_GENERAL))
 
 
 @dataclass(frozen=True)
@@ -315,9 +326,15 @@ def parse_columns(parser: LineParser, lines: list[str]) -> Columns:
     """Parse `lines` into columns; malformed lines are counted and sampled on `parser`.
 
     Combined logs take a fast path (C-level matching over the chunk, timestamps converted
-    with per-hour arithmetic); other formats go line by line.
+    with per-hour arithmetic); named regexes with a `target` group take a columnar path
+    (each distinct time, status and target checked once); JSON lines go line by line.
     """
-    if parser.log_format.pattern != COMBINED_PATTERN:
+    log_format = parser.log_format
+    if log_format.kind == "regex" and log_format.pattern != COMBINED_PATTERN and \
+            "target" in log_format.compiled().groupindex and \
+            "request" not in log_format.compiled().groupindex:
+        return _regex_columns(parser, lines)
+    if log_format.pattern != COMBINED_PATTERN:
         records = parser.parse_many(lines)
         return Columns([r.target for r in records], [r.time_s for r in records],
                        [r.method for r in records], [r.status for r in records],
@@ -328,17 +345,32 @@ def parse_columns(parser: LineParser, lines: list[str]) -> Columns:
 def parse_text(parser: LineParser, text: str) -> Columns:
     """Parse a block of whole lines (as read from a file) into columns, like parse_columns.
 
-    Combined logs are split at newlines and matched line by line with `map` (no Python code
-    per line, and faster than one `findall` over the block, whose scanner tries the anchor
-    at every character); malformed lines are the lines left without a match.
+    Combined logs are matched by one `findall` over the block with line-anchored patterns
+    (no Python code and no match object per line); malformed lines are the lines left
+    without a match.
     """
     if parser.log_format.pattern != COMBINED_PATTERN:
         return parse_columns(parser, _split_lines(text))
-    lines = text.split("\n")
-    if not lines[-1]:
-        lines.pop()  # the text ended with a newline (or was empty): no line after it
-    return _combined_columns(parser, _combined_rows(lines), len(lines),
+    line_count = text.count("\n") + (bool(text) and not text.endswith("\n"))
+    return _combined_columns(parser, _block_rows(text, line_count), line_count,
                              lambda: _split_lines(text))
+
+
+def _block_rows(text: str, line_count: int) -> list[tuple[str, ...]]:
+    """The rows `_combined_rows` gives for the lines of `text`, by `findall` over the block:
+    the strict or else the general pattern when either matches every line, else the safe
+    forms (strict, or general where it matches more lines)."""
+    for pattern in _BLOCK_QUICK:
+        rows: list[tuple[str, ...]] = pattern.findall(text)
+        if len(rows) == line_count:
+            return rows
+    strict, general = _BLOCK_SAFE
+    rows = strict.findall(text)
+    if len(rows) < line_count:
+        more = general.findall(text)
+        if len(more) > len(rows):
+            return more
+    return rows
 
 
 def _combined_rows(lines: list[str]) -> list[tuple[str, ...]]:
@@ -376,18 +408,68 @@ def _combined_columns(parser: LineParser, rows: list[tuple[str, ...]], line_coun
             for column in (clients, methods, targets, statuses, agents, times_s))
     status_of = {text: int(text) for text in set(statuses)}
     if len(targets) != line_count:
-        lines = get_lines()
-        bad = sum(1 for line in lines if line.strip()) - len(targets)
-        if bad > 0:
-            if len(parser.malformed_samples) < LineParser.SAMPLE_LIMIT:
-                sampler = LineParser(parser.log_format)  # find samples the slow way
-                sampler.parse_many(lines)
-                room = LineParser.SAMPLE_LIMIT - len(parser.malformed_samples)
-                parser.malformed_samples.extend(sampler.malformed_samples[:room])
-            parser.malformed += bad
+        _count_malformed(parser, len(targets), get_lines())
     times = cast("list[float]", times_s)  # the rows whose stamp did not parse were dropped above
     return Columns(targets, times, methods, list(map(status_of.__getitem__, statuses)), clients,
                    agents)
+
+
+def _count_malformed(parser: LineParser, parsed: int, lines: list[str]) -> None:
+    """Count the non-blank lines of `lines` that gave no row (`parsed` rows did) as
+    malformed on `parser`, and sample them as LineParser does."""
+    bad = sum(1 for line in lines if line.strip()) - parsed
+    if bad > 0:
+        if len(parser.malformed_samples) < LineParser.SAMPLE_LIMIT:
+            sampler = LineParser(parser.log_format)  # find samples the slow way
+            sampler.parse_many(lines)
+            room = LineParser.SAMPLE_LIMIT - len(parser.malformed_samples)
+            parser.malformed_samples.extend(sampler.malformed_samples[:room])
+        parser.malformed += bad
+
+
+_FIELD_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError)
+
+
+def _regex_columns(parser: LineParser, lines: list[str]) -> Columns:
+    """Columns of a named regex with a `target` group, equal to LineParser line by line: the
+    lines are matched with `map`, each column cut from the groups in one C-level pass, and
+    each distinct stamp, status and target converted or checked once (a line whose field
+    fails is malformed, as LineParser's would be)."""
+    regex = parser.log_format.compiled()
+    rows = list(map(_GROUPS, filter(None, map(regex.match, lines))))
+    index = regex.groupindex
+
+    def column(name: str, default: Any = None) -> list[Any]:
+        """The group's values, a missing or empty one replaced by `default` (when given)."""
+        if name not in index:
+            return [default] * len(rows)
+        values = list(map(itemgetter(index[name] - 1), rows))
+        if default is not None and (None in values or "" in values):
+            values = [value or default for value in values]
+        return values
+
+    targets, stamps, statuses = column("target"), column("time"), column("status")
+    time_of = {stamp: _field(parser.times.parse, stamp) for stamp in set(stamps)}
+    status_of = {status: _field(int, status or 200) for status in set(statuses)}
+    target_ok = {target: bool(target) and target[0] in "/h*" for target in set(targets)}
+    columns = [targets, list(map(time_of.__getitem__, stamps)), column("method", "GET"),
+               list(map(status_of.__getitem__, statuses)), column("client", ""),
+               column("agent", "")]
+    if not all(target_ok.values()) or None in time_of.values() or None in status_of.values():
+        keep = [ok and time_s is not None and code is not None for ok, time_s, code in
+                zip(map(target_ok.__getitem__, targets), columns[1], columns[3], strict=True)]
+        columns = [list(compress(values, keep)) for values in columns]
+    if len(columns[0]) != len(lines):
+        _count_malformed(parser, len(columns[0]), lines)
+    return Columns(*columns)
+
+
+def _field(convert: Callable[[Any], Any], value: Any) -> Any:
+    """`convert(value)`, or None when the field does not convert (a malformed line)."""
+    try:
+        return convert(value)
+    except _FIELD_ERRORS:
+        return None
 
 
 # "MM:SS" -> seconds past the hour, for the bulk CLF conversion (keys as CLF writes them).

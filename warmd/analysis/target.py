@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from urllib.parse import unquote
 
 _INT = re.compile(r"-?\d{1,18}\Z")
@@ -71,9 +71,9 @@ class Template:
     slot_names: tuple[str, ...]
     slot_kinds: tuple[str, ...]
 
-    @property
+    @cached_property
     def pattern(self) -> str:
-        """Human form, e.g. `/api/item/{int}?page={}`."""
+        """Human form, e.g. `/api/item/{int}?page={}` (computed once per template object)."""
         out = [self.pieces[0]]
         for kind, piece in zip(self.slot_kinds, self.pieces[1:], strict=True):
             out.append("{" + kind + "}" if kind else "{}")
@@ -126,23 +126,58 @@ def decompose(target: str, generalised: frozenset[tuple[int, int, str]] = frozen
                 memo.clear()
             memo[path] = head
     if not query:
-        return Decomposed(Template(head[0] + (head[4],), head[1], head[2]), head[3])
-    pieces, names, kinds, values = list(head[0]), list(head[1]), list(head[2]), list(head[3])
-    pieces.append(_split_query(query, head[4], pieces, names, kinds, values))
-    return Decomposed(Template(tuple(pieces), tuple(names), tuple(kinds)), tuple(values))
+        return Decomposed(_template(head[0] + (head[4],), head[1], head[2]), head[3])
+    q_pieces, q_names, q_kinds, q_values, q_literal = _query_split(query)
+    if q_pieces:  # the path's trailing literal starts the query's first piece
+        all_pieces = (*head[0], head[4] + q_pieces[0], *q_pieces[1:], q_literal)
+    else:
+        all_pieces = (*head[0], head[4] + q_literal)
+    return Decomposed(_template(all_pieces, head[1] + q_names, head[2] + q_kinds),
+                      head[3] + q_values)
+
+
+QUERY_MEMO_SIZE = 1 << 14
+TEMPLATE_MEMO_SIZE = 1 << 12
+SEGMENT_MEMO_SIZE = 1 << 14
+
+
+@lru_cache(maxsize=QUERY_MEMO_SIZE)
+def _query_split(query: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...],
+                                      tuple[str, ...], str]:
+    """The pieces, slot names, kinds and values a query adds after its path, and the literal
+    left after them (memoised: the queries of an API's paths repeat far more than its
+    paths). The path's trailing literal only prefixes the first piece, so it is left out."""
+    pieces: list[str] = []
+    names: list[str] = []
+    kinds: list[str] = []
+    values: list[str] = []
+    literal = _split_query(query, "", pieces, names, kinds, values)
+    return tuple(pieces), tuple(names), tuple(kinds), tuple(values), literal
+
+
+@lru_cache(maxsize=TEMPLATE_MEMO_SIZE)
+def _template(pieces: tuple[str, ...], names: tuple[str, ...],
+              kinds: tuple[str, ...]) -> Template:
+    """One Template object per template (memoised), so its pattern is composed once."""
+    return Template(pieces, names, kinds)
 
 
 def _split_path(path: str, generalised: frozenset[tuple[int, int, str]], pieces: list[str],
                 names: list[str], kinds: list[str], values: list[str]) -> str:
     segments = path.split("/")
+    count = len(segments)
+    slug_positions = _slug_positions(generalised)
     literal = ""
+    start = 0  # where the segment starts in `path`
     for position, segment in enumerate(segments):
         if position:
             literal += "/"
+        end = start + len(segment)
         kind = value_type(segment) if segment else "empty"
-        if kind not in _SLOT_TYPES_IN_PATH and generalised and (
-                (len(segments), position, sibling_signature(segments, position)) in generalised):
+        if kind not in _SLOT_TYPES_IN_PATH and (count, position) in slug_positions and (
+                (count, position, path[:start] + "*" + path[end:]) in generalised):
             kind = "slug"
+        start = end + 1
         if kind in _SLOT_TYPES_IN_PATH or kind == "slug":
             pieces.append(literal)
             names.append(f"path[{position}]")
@@ -158,22 +193,35 @@ def _split_embedded(segment: str, position: int, literal: str, pieces: list[str]
                     names: list[str], kinds: list[str], values: list[str]) -> str:
     """A date or a numbered name inside a segment (`report-2024-05-18.pdf`, `page-12.html`)
     becomes a typed slot `path[i].date` / `path[i].int`; the rest stays literal."""
+    slot = _embedded_slot(segment)
+    if slot is None:
+        return literal + segment
+    start, end, kind = slot
+    pieces.append(literal + segment[:start])
+    names.append(f"path[{position}].{kind}")
+    kinds.append(kind)
+    values.append(segment[start:end])
+    return segment[end:]
+
+
+@lru_cache(maxsize=SEGMENT_MEMO_SIZE)
+def _embedded_slot(segment: str) -> tuple[int, int, str] | None:
+    """Where the embedded date or number of a literal segment is, and its kind, or None
+    (memoised: the literal segments of a site's paths repeat)."""
     match = _EMBEDDED_DATE.search(segment)
     kind = "date"
     if match is None or not _valid_date(match.group(1)):
         match, kind = _NUMBERED_NAME.match(segment), "int"
     if match is None:
-        return literal + segment
-    pieces.append(literal + segment[:match.start(1)])
-    names.append(f"path[{position}].{kind}")
-    kinds.append(kind)
-    values.append(match.group(1))
-    return segment[match.end(1):]
+        return None
+    return match.start(1), match.end(1), kind
 
 
-def sibling_signature(segments: list[str], position: int) -> str:
-    """The path with one position blanked: paths differing only there are siblings."""
-    return "/".join([*segments[:position], "*", *segments[position + 1:]])
+@lru_cache(maxsize=8)
+def _slug_positions(generalised: frozenset[tuple[int, int, str]]) -> frozenset[tuple[int, int]]:
+    """The (segment count, position) pairs that have a slug for some sibling signature: a
+    path position outside them needs no signature built (memoised per slug set)."""
+    return frozenset((count, position) for count, position, _ in generalised)
 
 
 def _split_query(query: str, literal: str, pieces: list[str], names: list[str],
@@ -238,6 +286,10 @@ class PathGeneraliser:
     """Per-position statistics over path segments: a literal position that takes many
     distinct values among otherwise identical paths becomes a `{slug}` slot.
 
+    Paths are siblings at a position when they are equal with that position blanked: the
+    sibling signature `path[:start] + "*" + path[end:]` (the segment's offsets in the path),
+    keyed with the segment count and the position.
+
     Memory is bounded by `max_signatures`; the threshold is `min_distinct` values.
     """
 
@@ -257,11 +309,14 @@ class PathGeneraliser:
             self._seen.clear()
         self._seen.add(path)
         segments = path.split("/")
+        count = len(segments)
         changed = False
+        end = -1
         for position, segment in enumerate(segments):
+            start, end = end + 1, end + 1 + len(segment)  # the segment's offsets in `path`
             if not segment or value_type(segment) in _SLOT_TYPES_IN_PATH:
                 continue
-            key = (len(segments), position, sibling_signature(segments, position))
+            key = (count, position, path[:start] + "*" + path[end:])
             if key in self.generalised:
                 continue
             seen = self._distinct.get(key)
