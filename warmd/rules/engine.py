@@ -113,7 +113,7 @@ def _class_ranked(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
             known = best.get(scored.target)
             if known is None or known.score < scored.score:
                 best[scored.target] = scored
-    return sorted(best.values(), key=lambda p: (-p.score, p.target))
+    return sorted(best.values(), key=lambda p: -p.score)  # ties: first seen first
 
 
 def _backtested(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
