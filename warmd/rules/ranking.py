@@ -287,14 +287,19 @@ def evidence(replay: Replay, template_of: Callable[[str], str],
     return out
 
 
-def shrunk(curves: Mapping[str, Sequence[float]], prior: Sequence[float],
+def shrunk(curves: Mapping[str, Sequence[float]], priors: Mapping[str, Sequence[float]],
            asked: int) -> dict[str, list[float]]:
-    """Each measured curve drawn towards the class's expected curve (`prior`) as much as
-    the measurement is thin: weight asked / (asked + EVIDENCE_KEYS) on the measurement. One
-    day of a template with three keys asked says little; one with three hundred says a lot."""
+    """Each measured curve drawn towards its prior as much as the measurement is thin:
+    weight asked / (asked + EVIDENCE_KEYS) on the measurement. One day of a template with
+    three keys asked says little; one with three hundred says a lot. A candidate's prior is
+    the class's expected curve less the ranks where it would warm a key the class model does
+    not predict (a past date), so a thin tie does not go to a candidate whose keys cannot
+    come back (the demo's deals and reports: whole-history frequency warmed last week's
+    dates)."""
     weight = asked / (asked + EVIDENCE_KEYS)
     out = {}
     for name, curve in curves.items():
+        prior = priors.get(name) or [0.0]
         length = max(len(curve), len(prior))
         out[name] = [weight * curve[min(n, len(curve) - 1)]
                      + (1 - weight) * prior[min(n, len(prior) - 1)] for n in range(length)]
