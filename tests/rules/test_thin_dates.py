@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from warmd.analysis.formats import Record
-from warmd.analysis.summary import summarise
+from warmd.analysis.summary import Summary, summarise
 from warmd.rules.engine import rank
 
 AT = datetime(2026, 12, 6, 14, tzinfo=UTC)
@@ -46,12 +46,17 @@ def _records(days: int = 4, seed: int = 2) -> list[Record]:
     return records
 
 
+@pytest.fixture(scope="module")
+def summary() -> Summary:
+    return summarise(_records())
+
+
 @pytest.mark.parametrize("budget", [4, 8])
-def test_date_relative_templates_warm_the_window_s_dates(budget: int) -> None:
+def test_date_relative_templates_warm_the_window_s_dates(summary: Summary, budget: int) -> None:
     """The report of yesterday, deals of today, never an older day; the class wins the
     report's template (its key is the only one of it the window can ask). With the priors
     alike, at a budget of 4 the report's one key went to `frequent`: four days ago's."""
-    predictions, shares = rank(summarise(_records()), AT.timestamp(), 3600.0, budget)
+    predictions, shares = rank(summary, AT.timestamp(), 3600.0, budget)
     winners = {share.template: share.winner for share in shares}
     today, yesterday = AT.date().isoformat(), (AT.date() - timedelta(days=1)).isoformat()
     deals = [p.target for p in predictions if p.target.startswith("/api/deals?")]
