@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
+
 import pytest
 
-from warmd.analysis.formats import COMBINED, LineParser
+from warmd.analysis.formats import COMBINED, LineParser, Record
 from warmd.analysis.summary import Summary, summarise
 from warmd.cli.analyze import parse_instant_s
 from warmd.rules import ranking
-from warmd.rules.engine import predict, rank
+from warmd.rules.backtest import backtest
+from warmd.rules.engine import diagnose_all, predict, rank
+from warmd.rules.tree import ParamClass
 from warmd.testing.apilog import ApiLogSpec, generate_api_lines
 
 SPEC = ApiLogSpec(seed=3, days=3, requests_per_day=5_000, products=800, users=1_500)
@@ -67,6 +72,23 @@ def test_rank_reports_a_winner_per_template(summary: Summary) -> None:
     assert pool.measured and "/api/v1/home?lang=en" in {p.target for p in predictions}
 
 
+def test_a_recurring_template_warms_only_a_measured_candidate(summary: Summary) -> None:
+    """A recurring template's class order (decayed weight times its hour profile) is never
+    replayed, so it never wins: each measured recurring template warms a naive candidate's
+    list, the one its replay measured (the date-relative reports still win as `class`)."""
+    predictions, shares = rank(summary, AT_S, HORIZON_S, 800)
+    diagnoses = diagnose_all(summary)
+    recurring = [share for share in shares if share.measured and share.template in diagnoses
+                 and not diagnoses[share.template].classes()
+                 & {ParamClass.DATE_RELATIVE, ParamClass.SEQUENCE}]
+    assert recurring
+    for share in recurring:
+        assert "class" not in share.curves and share.winner != "class", share
+    biggest = max(recurring, key=lambda share: share.keys)
+    sources = {p.source for p in predictions if p.template == biggest.template}
+    assert sources == {f"backtest {biggest.winner}"}
+
+
 def test_no_same_window_yesterday_falls_back_to_the_classes(summary: Summary) -> None:
     """A day of history cannot replay yesterday: the class ranking alone, no shares."""
     records = LineParser(COMBINED).parse_many(generate_api_lines(
@@ -82,3 +104,46 @@ def test_rules_rank_by_class(summary: Summary) -> None:
     """Without the self-backtest (what rule paths ask for) the ranking is the class's."""
     plain = predict(summary, AT_S, HORIZON_S, 200, self_backtest=False)
     assert all(not p.source.startswith("backtest") for p in plain)
+
+
+BLOG_START_S = 1_790_000_000 // 86_400 * 86_400
+# A page's assets in the order the page asks them; their names sort the other way.
+ASSETS = ("/theme/zz-style.css", "/theme/mm-fonts.css", "/js/kk-jquery.js", "/js/bb-app.js")
+
+
+def _blog(seed: int, days: int = 5) -> list[Record]:
+    """A small blog: a visit every ~15 minutes reads a post (Pareto popularity) and most
+    visits load the page's assets, in document order, at the same second."""
+    rng = random.Random(seed)
+    records = []
+    moment_s = float(BLOG_START_S)
+    while moment_s < BLOG_START_S + days * 86_400:
+        moment_s += rng.expovariate(1 / 900)
+        client = f"10.0.{rng.randrange(250)}.{rng.randrange(250)}"
+        post = f"/blog/post-{int(rng.paretovariate(0.8)) % 60}/"
+        records.append(Record(moment_s, "GET", post, 200, client, "-"))
+        if rng.random() < 0.7:
+            records += [Record(moment_s, "GET", asset, 200, client, "-") for asset in ASSETS]
+    return records
+
+
+@pytest.mark.parametrize("seed", [1, 3, 4])
+def test_equally_frequent_keys_keep_the_order_first_seen(seed: int) -> None:
+    """netnea's WordPress days, made small: the assets of every page are equally frequent,
+    and which of them an LRU evicts first decides hits. Ties keep the order the summary
+    first saw the keys in (a page's document order), as the naive most-frequent list does,
+    so warmd never loses to it on ties; ordered by name, the LRU evicted the asset asked
+    first and every later one missed in turn (0-2 hits where most-frequent had 3-5)."""
+    records = _blog(seed)
+    split_s = BLOG_START_S + 4 * 86_400
+    history = [r for r in records if r.time_s < split_s]
+    future = [r for r in records if r.time_s >= split_s]
+    capacity = len({r.target for r in future}) // 5
+    counts = Counter(r.target for r in history).most_common(capacity)
+    assert len({count for _, count in counts[:len(ASSETS)]}) == 1  # the assets tie
+    report = backtest(summarise(history), history, future, capacity)
+    warmd = report.result("warmd").hit_rate_first_10pct
+    assert warmd >= report.result("most_frequent").hit_rate_first_10pct > 0
+    predicted = predict(summarise(history), split_s, 86_400, capacity)
+    ordered = [p.target for p in predicted if p.target in ASSETS]
+    assert len(ordered) >= 2 and ordered == [asset for asset in ASSETS if asset in ordered]

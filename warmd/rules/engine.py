@@ -113,7 +113,7 @@ def _class_ranked(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
             known = best.get(scored.target)
             if known is None or known.score < scored.score:
                 best[scored.target] = scored
-    return sorted(best.values(), key=lambda p: (-p.score, p.target))
+    return sorted(best.values(), key=lambda p: -p.score)  # ties: first seen first
 
 
 def _backtested(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
@@ -144,7 +144,11 @@ def _backtested(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
     for target, prediction in index.items():
         template_of.setdefault(target, prediction.template)
     class_now = ranking.by_template(index, unit_of)
-    curves = _replayed_curves(summary, diagnoses, replay, index, class_now, unit_of, budget,
+    now_lists = {name: ranking.by_template(keys, unit_of)
+                 for name, keys in ranking.naive_lists(replay, at_s, horizon_s,
+                                                       summary.config.half_life_s).items()}
+    now_lists["class"] = class_now
+    curves = _replayed_curves(summary, diagnoses, replay, index, now_lists, unit_of, budget,
                               config)
     measured = set(curves)
     for template, targets in class_now.items():
@@ -154,10 +158,6 @@ def _backtested(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
             curves.setdefault(template, {})["class"] = _expected_curve(
                 [index[target].score for target in targets])
             measured.discard(template)
-    now_lists = {name: ranking.by_template(keys, unit_of)
-                 for name, keys in ranking.naive_lists(replay, at_s, horizon_s,
-                                                       summary.config.half_life_s).items()}
-    now_lists["class"] = class_now
     return _assemble(index, curves, measured, now_lists, budget)
 
 
@@ -180,10 +180,13 @@ def _thin_templates(replay: ranking.Replay, diagnoses: dict[str, TemplateDiagnos
 
 def _replayed_curves(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
                      replay: ranking.Replay, index: dict[str, Prediction],
-                     class_now: dict[str, list[str]], template_of: Callable[[str], str],
+                     now_lists: dict[str, dict[str, list[str]]],
+                     template_of: Callable[[str], str],
                      budget: int, config: EngineConfig) -> dict[str, dict[str, list[float]]]:
     """Per template and candidate, the misses saved by the top n keys on the replayed days
-    (averaged), drawn towards the class's expected curve as much as the evidence is thin."""
+    (averaged), each drawn towards the class's expected curve as much as the evidence is
+    thin, less the ranks where that candidate would warm now a key the class model does not
+    predict at all (a past date, an old hour)."""
     lifetime_s = _cache_lifetime_s(summary, replay.at_s, budget)
     curves: dict[str, dict[str, list[float]]] = {}
     asked: dict[str, int] = {}
@@ -201,10 +204,20 @@ def _replayed_curves(summary: Summary, diagnoses: dict[str, TemplateDiagnosis],
         for template, count in ranking.evidence(replay, template_of, days_back).items():
             asked[template] = asked.get(template, 0) + count
     for template, by_name in curves.items():
-        prior = _expected_curve([index[target].score for target in class_now.get(template, [])])
+        priors = {name: _prior(index, now_lists["class"].get(template, []),
+                               now_lists[name].get(template, [])) for name in by_name}
         mean = {name: [value / len(days) for value in curve] for name, curve in by_name.items()}
-        curves[template] = ranking.shrunk(mean, prior, asked.get(template, 0))
+        curves[template] = ranking.shrunk(mean, priors, asked.get(template, 0))
     return curves
+
+
+def _prior(index: dict[str, Prediction], class_keys: list[str], keys: list[str]) -> list[float]:
+    """A candidate's prior: the class's expected curve, rank by rank, where the candidate's
+    key at that rank is one the class model predicts at all (nothing where it is not: a
+    past date, an hour gone)."""
+    own = [index[key].score for key in class_keys]
+    return _expected_curve([own[rank] if rank < len(own) and key in index else 0.0
+                            for rank, key in enumerate(keys)])
 
 
 def _assemble(index: dict[str, Prediction], curves: dict[str, dict[str, list[float]]],

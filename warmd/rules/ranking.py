@@ -5,8 +5,11 @@ Before a prediction for [at, at + H), the same window yesterday [at - 24h, at - 
 replayed from the summary's per-hour counts against what each candidate would have warmed at
 its start, template by template (the days' curves are averaged, their evidence added):
 
-* `class`: the class-based prediction (date-relative keys re-anchored on that day; for
-  recurring templates its ranking is the decayed frequency, so that is what is replayed);
+* `class`: the class-based prediction, replayed where it differs from the naive lists:
+  date-relative keys re-anchored on that day. A recurring template's class ranking (decayed
+  weight times its hour profile) is not a candidate: the summary's weights hold the replayed
+  day itself, and a winner is warmed only as it was measured (it once stood in with
+  `decayed`'s curve, won ties with it and warmed its own, unmeasured order);
 * `last_day`: the template's most requested keys of the 24 hours before;
 * `decayed`: the same hours, weighted by forward decay (half-life of the summary);
 * `same_window`: the keys asked in the same hours the day before;
@@ -140,8 +143,12 @@ def replay_of(summary: Summary, at_s: float, horizon_s: float,
 
 
 def ranked(scores: Mapping[str, float]) -> list[str]:
-    """Keys by descending score (ties: the key), i.e. a candidate's warm list."""
-    return sorted(scores, key=lambda key: (-scores[key], key))
+    """Keys by descending score, i.e. a candidate's warm list. Equal scores keep the order
+    the summary first saw the keys in (as a naive `Counter.most_common` does): a page asks
+    its assets in document order, so of two equally frequent keys the one seen first is
+    the one asked first in the next visit, and the head of a warm list is what an LRU keeps
+    longest. Ordered by name, netnea's 2015-09-29 evicted the asset asked next: one hit."""
+    return sorted(scores, key=lambda key: -scores[key])
 
 
 def naive_lists(replay: Replay, at_s: float, horizon_s: float,
@@ -265,8 +272,6 @@ def measured_curves(replay: Replay, class_lists: Mapping[str, Sequence[str]],
                   for name, keys in lists.items()}
         if ParamClass.DATE_RELATIVE in diagnosis.classes():
             curves["class"] = asked_curve(class_lists.get(template, []), asked)
-        else:
-            curves["class"] = curves["decayed"]  # a recurring class ranks by decayed weight
         out[template] = curves
     return out
 
@@ -282,14 +287,19 @@ def evidence(replay: Replay, template_of: Callable[[str], str],
     return out
 
 
-def shrunk(curves: Mapping[str, Sequence[float]], prior: Sequence[float],
+def shrunk(curves: Mapping[str, Sequence[float]], priors: Mapping[str, Sequence[float]],
            asked: int) -> dict[str, list[float]]:
-    """Each measured curve drawn towards the class's expected curve (`prior`) as much as
-    the measurement is thin: weight asked / (asked + EVIDENCE_KEYS) on the measurement. One
-    day of a template with three keys asked says little; one with three hundred says a lot."""
+    """Each measured curve drawn towards its prior as much as the measurement is thin:
+    weight asked / (asked + EVIDENCE_KEYS) on the measurement. One day of a template with
+    three keys asked says little; one with three hundred says a lot. A candidate's prior is
+    the class's expected curve less the ranks where it would warm a key the class model does
+    not predict (a past date), so a thin tie does not go to a candidate whose keys cannot
+    come back (the demo's deals and reports: whole-history frequency warmed last week's
+    dates)."""
     weight = asked / (asked + EVIDENCE_KEYS)
     out = {}
     for name, curve in curves.items():
+        prior = priors.get(name) or [0.0]
         length = max(len(curve), len(prior))
         out[name] = [weight * curve[min(n, len(curve) - 1)]
                      + (1 - weight) * prior[min(n, len(prior) - 1)] for n in range(length)]
