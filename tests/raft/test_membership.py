@@ -57,6 +57,26 @@ def test_learner_does_not_count_for_the_commit_quorum(make_network) -> None:
     assert net.nodes[1].log.committed == committed
 
 
+def test_learner_learns_a_new_commit_with_the_heartbeat_not_an_append_of_its_own(
+        make_network) -> None:
+    """A commit-only APPEND goes to voters, not to a learner (half the leader's messages to
+    learners, for nothing that waits); the next heartbeat tells the learner the commit."""
+    net = cluster_with_learner(make_network, heartbeat_ticks=2)
+    sent_before = len(net.sent)
+    net.propose(1, b"z")
+    leader, learner = net.nodes[1], net.nodes[4]
+    appends = [m for m in net.sent[sent_before:] if m.type == MessageType.APPEND]
+    with_entries = {m.to for m in appends if m.entries}
+    commit_only = {m.to for m in appends if not m.entries}
+    assert with_entries == {2, 3, 4}
+    assert commit_only == {2, 3}, "a voter hears the commit at once; the learner does not"
+    assert learner.log.last_index() == leader.log.last_index()
+    assert learner.log.committed < leader.log.committed
+    net.tick(2)  # one heartbeat interval
+    assert learner.log.committed == leader.log.committed
+    assert net.app_state[4] == net.app_state[1]
+
+
 def test_caught_up_learner_is_promoted(make_network) -> None:
     """ADD_VOTER on a caught-up learner makes it a voter on every node."""
     net = cluster_with_learner(make_network)

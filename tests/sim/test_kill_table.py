@@ -20,7 +20,7 @@ from warmd.testing.sim import DEFAULT_STEPS
 LAST_LINE = re.compile(r"mutants=(\d+) caught=(\d+)")
 # (mutant, nodes, first seed that caught it) from the kill table in docs/testing.md.
 RECORDED_FIRST_CATCHES = [
-    ("votes-for-any-log", 3, 6),
+    ("votes-for-any-log", 3, 9),
     ("votes-for-any-log", 5, 4),
     ("votes-twice-per-term", 3, 1),
     ("votes-twice-per-term", 5, 1),
@@ -42,7 +42,7 @@ RECORDED_FIRST_CATCHES = [
     ("promotes-lagging-learners", 5, 79),
     ("pre-vote-bumps-term", 3, 1),
     ("pre-vote-bumps-term", 5, 1),
-    ("lease-reads-without-check-quorum", 3, 28),
+    ("lease-reads-without-check-quorum", 3, 112),
     ("lease-reads-without-check-quorum", 5, 73),
     ("snapshot-over-newer-log", 3, 384),
     ("snapshot-over-newer-log", 5, 100),
