@@ -87,29 +87,6 @@ CALIBRATED = CostModel(
 LOOPBACK_US = 50.0  # the same model on one machine: loopback instead of a LAN
 
 
-class LearnersLearnCommitLater(RaftNode):
-    """An experiment, not shipped: when the commit index moves in a Ready that has no new
-    entries for a learner, the leader sends it no empty APPEND to say so; the learner
-    learns the commit with its next entries or heartbeat (at most heartbeat_ticks later).
-    Learners do not count toward commit, so nothing waits for them. The change it models
-    is one condition in RaftNode._flush_broadcast (docs/benchmarks.md, "Membership")."""
-
-    _in_broadcast = False
-
-    def _flush_broadcast(self) -> None:
-        self._in_broadcast = True
-        try:
-            super()._flush_broadcast()
-        finally:
-            self._in_broadcast = False
-
-    def _send_append(self, to: int, pr: Progress, send_if_empty: bool = True) -> bool:
-        # Inside the broadcast, only the commit-only APPEND is sent with send_if_empty.
-        if self._in_broadcast and send_if_empty and pr.is_learner:
-            return False
-        return super()._send_append(to, pr, send_if_empty)
-
-
 class LearnersPacedPerTick(RaftNode):
     """An experiment, not shipped: in replicate state the leader sends a learner at most
     one APPEND per tick, so everything committed within a tick reaches each learner in one
@@ -131,7 +108,6 @@ class LearnersPacedPerTick(RaftNode):
 
 
 EXPERIMENTS: dict[str, NodeFactory] = {
-    "lazy_commit": LearnersLearnCommitLater,  # no commit-only APPEND to learners
     "paced": LearnersPacedPerTick,  # one APPEND per learner per tick
 }
 

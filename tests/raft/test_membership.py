@@ -7,7 +7,7 @@ import pytest
 from warmd.raft.confchange import decode_conf_change, encode_conf_change
 from warmd.raft.errors import PromotionCheck, PromotionRefused, ProposalDropped
 from warmd.raft.storage import MemoryStorage
-from warmd.raft.types import ConfChange, ConfChangeType, MessageType, Role
+from warmd.raft.types import ConfChange, ConfChangeType, Message, MessageType, Role
 
 ADD_LEARNER, ADD_VOTER, REMOVE = ConfChangeType.ADD_LEARNER, ConfChangeType.ADD_VOTER, ConfChangeType.REMOVE_NODE
 
@@ -53,28 +53,39 @@ def test_learner_does_not_count_for_the_commit_quorum(make_network) -> None:
     net.cut(1, 3)
     committed = net.nodes[1].log.committed
     net.propose(1, b"y")
+    net.tick(1, nodes=[1])  # a replicating learner's entries go out in batches or on a tick
     assert net.nodes[4].log.last_index() == net.nodes[1].log.last_index()
     assert net.nodes[1].log.committed == committed
 
 
-def test_learner_learns_a_new_commit_with_the_heartbeat_not_an_append_of_its_own(
+def test_learner_gets_entries_in_batches_or_on_the_tick_and_the_commit_with_them(
         make_network) -> None:
-    """A commit-only APPEND goes to voters, not to a learner (half the leader's messages to
-    learners, for nothing that waits); the next heartbeat tells the learner the commit."""
-    net = cluster_with_learner(make_network, heartbeat_ticks=2)
-    sent_before = len(net.sent)
-    net.propose(1, b"z")
+    """A replicating learner is sent nothing per Ready: its entries go out once a quarter of
+    learner_lag_entries_max wait, or on the leader's next tick; no empty APPEND tells it a
+    commit (voters get theirs at once). What each APPEND and answer cost the leader is
+    spent once per batch, and the learner never lags enough to refuse a promotion."""
+    net = cluster_with_learner(make_network, heartbeat_ticks=2, learner_lag_entries_max=64)
     leader, learner = net.nodes[1], net.nodes[4]
-    appends = [m for m in net.sent[sent_before:] if m.type == MessageType.APPEND]
-    with_entries = {m.to for m in appends if m.entries}
-    commit_only = {m.to for m in appends if not m.entries}
-    assert with_entries == {2, 3, 4}
-    assert commit_only == {2, 3}, "a voter hears the commit at once; the learner does not"
+
+    def appends_since(mark: int) -> list[Message]:
+        return [m for m in net.sent[mark:] if m.type == MessageType.APPEND]
+
+    mark = len(net.sent)
+    net.propose(1, b"z")
+    assert {m.to for m in appends_since(mark) if m.entries} == {2, 3}
+    assert {m.to for m in appends_since(mark) if not m.entries} == {2, 3}, "commit to voters"
+    assert learner.log.last_index() < leader.log.last_index()
+    net.tick(1, nodes=[1])
     assert learner.log.last_index() == leader.log.last_index()
-    assert learner.log.committed < leader.log.committed
-    net.tick(2)  # one heartbeat interval
+    net.tick(2)  # a heartbeat interval: the learner hears the commit
     assert learner.log.committed == leader.log.committed
     assert net.app_state[4] == net.app_state[1]
+
+    mark = len(net.sent)
+    net.propose(1, *(b"batch%d" % i for i in range(16)))  # 64 // 4 entries waiting
+    to_learner = [m for m in appends_since(mark) if m.to == 4 and m.entries]
+    assert to_learner and learner.log.last_index() == leader.log.last_index()
+    assert len(to_learner) < 16, "one APPEND per batch, not per entry"
 
 
 def test_caught_up_learner_is_promoted(make_network) -> None:

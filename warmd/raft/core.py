@@ -899,13 +899,33 @@ class RaftNode:
         self._broadcast_pending = False
         commit_moved, self._commit_broadcast_pending = self._commit_broadcast_pending, False
         for node_id, pr in self._progress.items():
-            if node_id == self.id:
+            if node_id == self.id or self._learner_batch_waits(pr):
                 continue
             sent = False
             while self._send_append(node_id, pr, send_if_empty=False):
                 sent = True
             if commit_moved and not sent and not _learns_commit_later(pr):
                 self._send_append(node_id, pr)  # an empty APPEND tells the new commit index
+
+    def _learner_batch_waits(self, pr: Progress) -> bool:
+        """Whether a replicating learner's entries wait for a fuller batch or the next tick.
+
+        Each APPEND to a learner and its answer cost the leader as much as a voter's, for
+        nothing a commit waits on: sent per Ready, 24 learners cut the commits/s of the cost
+        model to 0.73x of none. A learner gets its entries once a quarter of
+        `learner_lag_entries_max` wait (so it never lags by enough to refuse a promotion for
+        it) or at the next tick (`_send_learner_batches`), whichever comes first."""
+        if not (pr.is_learner and pr.state == ProgressState.REPLICATE):
+            return False
+        waiting = self.log.last_index() - pr.next + 1
+        return waiting < max(1, self.config.learner_lag_entries_max // 4)
+
+    def _send_learner_batches(self) -> None:
+        """Each tick, what replicating learners were held back for (see above)."""
+        for node_id, pr in self._progress.items():
+            if node_id != self.id and pr.is_learner and pr.state == ProgressState.REPLICATE:
+                while self._send_append(node_id, pr, send_if_empty=False):
+                    pass
 
     def _send_append(self, to: int, pr: Progress, send_if_empty: bool = True) -> bool:
         """Send the entries `pr` is missing (or a snapshot); returns whether anything was sent."""
@@ -1050,6 +1070,7 @@ class RaftNode:
                 self._become_follower(self._term, NO_NODE)  # §6.2: cannot reach a quorum
                 return
             self._lead_transferee = NO_NODE  # a transfer that did not finish in time is aborted
+        self._send_learner_batches()
         if self._heartbeat_elapsed >= self.config.heartbeat_ticks:
             self._heartbeat_elapsed = 0
             self._broadcast_heartbeat(self._read_only.last_pending_context() or b"")
