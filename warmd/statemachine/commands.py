@@ -312,10 +312,17 @@ class RegisterNode(Validated):
 
 @dataclass(**_FROZEN)
 class Heartbeat(Validated):
-    """A node is alive; a node declared dead comes back to life (its old fences stay stale)."""
+    """A node is alive; a node declared dead comes back to life (its old fences stay stale).
+
+    `fsync_p99_us` is the node's WAL fsync p99 since it started (-1: none yet), carried so
+    that every node's console shows every peer's, with the heartbeat's age."""
 
     node_id: int
     now_ms: int
+    fsync_p99_us: int = -1
+
+    def _check_values(self) -> None:
+        check_min("Heartbeat.fsync_p99_us", self.fsync_p99_us, -1)
 
 
 @dataclass(**_FROZEN)

@@ -437,6 +437,8 @@ class StateMachine:
             return node
         node.last_heartbeat_ms = command.now_ms  # the node's own stamp: shown, never judged
         node.heartbeats += 1
+        if command.fsync_p99_us >= 0:
+            node.fsync_p99_us = command.fsync_p99_us
         node.alive = True
         return Applied(None)
 

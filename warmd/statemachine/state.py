@@ -129,6 +129,7 @@ class NodeRecord:
     alive: bool = True
     draining: bool = False
     heartbeats: int = 0
+    fsync_p99_us: int = -1  # from its latest heartbeat that had one; -1: not known
 
     def carries(self, required: Labels) -> bool:
         """Whether the node has every required label with the required value."""

@@ -122,6 +122,13 @@ def test_node_rows_count_slots_running_work_and_recent_errors(built: StateBuilde
     assert rows[1].status == "up"
 
 
+def test_a_peers_fsync_p99_comes_from_its_heartbeat_and_this_nodes_is_live() -> None:
+    rows = {row.node_id: row for row in peer_rows(
+        _status("follower", node_id=2, leader_id=3), "0.1.0", 1.5, None, {2: 9.0, 3: 4.25})}
+    assert rows[2].fsync_p99_ms == 1.5, "this node: its own histogram, not its heartbeat"
+    assert rows[3].fsync_p99_ms == 4.25 and rows[1].fsync_p99_ms is None
+
+
 def test_peer_rows_mark_the_leader_and_say_how_far_each_trails() -> None:
     rows = peer_rows(_status(), "0.1.0", 2.5)
     assert [row.node_id for row in rows] == [1, 2, 3, 4] and rows[0].is_leader

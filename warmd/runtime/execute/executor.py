@@ -186,7 +186,8 @@ class Executor:
         while True:
             await self._clock.sleep(self.options.heartbeat_interval_s)
             try:
-                await self._propose(Heartbeat(node_id=self.node_id, now_ms=self._clock.wall_ms()))
+                await self._propose(Heartbeat(node_id=self.node_id, now_ms=self._clock.wall_ms(),
+                                              fsync_p99_us=_fsync_p99_us()))
             except DriverStopped:
                 return
             except Exception:  # a silent node loses its tasks: never stop heartbeating
@@ -337,3 +338,9 @@ class Executor:
                                  reason=refusal_reason(outcome))
                 return
             await self._clock.sleep(self.options.retry_pause_s)
+
+
+def _fsync_p99_us() -> int:
+    """This node's WAL fsync p99 since it started, for its heartbeat (-1: no fsync yet)."""
+    bound_s = metrics.histogram_quantile(metrics.WAL_FSYNC, 0.99)
+    return -1 if bound_s is None else round(bound_s * 1_000_000)

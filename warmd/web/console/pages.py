@@ -58,11 +58,15 @@ async def overview_page(request: web.Request) -> web.Response:
 async def cluster_page(request: web.Request) -> web.Response:
     readers = _readers(request)
     status = readers.status()
-    replication = readers.state().replication
+    state = readers.state()
+    replication = state.replication
+    heartbeat_fsync_ms = {node.node_id: node.fsync_p99_us / 1000 for node in state.nodes.values()
+                          if node.fsync_p99_us >= 0}
     return _answer(request, "cluster.html", {
         "leader_id": status.leader_id, "term": status.term, "role": status.role,
         "node_id": status.node_id,
-        "peers": peer_rows(status, readers.version, readers.fsync_p99_ms(), replication),
+        "peers": peer_rows(status, readers.version, readers.fsync_p99_ms(), replication,
+                           heartbeat_fsync_ms),
         "replication_known": status.role == "leader",
         "report": None if status.role == "leader" else report_age(status, replication,
                                                                   readers.wall_ms())})

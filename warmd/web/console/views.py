@@ -67,7 +67,7 @@ class PeerRow:
     trails_by: int | None  # entries behind the leader's last index
     last_contact_s: float | None  # since the leader last heard from it
     version: str | None
-    fsync_p99_ms: float | None  # this node's only: another's is on its own /cluster
+    fsync_p99_ms: float | None  # live for this node; a peer's from its latest heartbeat
     source: str = ""  # "live", "report" or "" (unknown)
 
 
@@ -95,9 +95,12 @@ def report_age(status: DriverStatus, record: ReplicationRecord | None,
 
 
 def peer_rows(status: DriverStatus, version: str, fsync_p99_ms: float | None = None,
-              replication: ReplicationRecord | None = None) -> list[PeerRow]:
+              replication: ReplicationRecord | None = None,
+              heartbeat_fsync_ms: Mapping[int, float] | None = None) -> list[PeerRow]:
     """Every member, the leader first, then by id; off the leader, replication figures
-    come from the leader's report when it is of the current term."""
+    come from the leader's report when it is of the current term. A peer's fsync p99 is
+    the one its latest heartbeat carried (`heartbeat_fsync_ms`); this node's is live."""
+    heartbeat_fsync_ms = heartbeat_fsync_ms or {}
     on_leader = status.role == "leader"
     report = replication.report if replication is not None else None
     if on_leader or (report is not None and report.term != status.term):
@@ -121,7 +124,8 @@ def peer_rows(status: DriverStatus, version: str, fsync_p99_ms: float | None = N
             applied_index=status.applied_index if is_self else None,
             match_index=figures[0], trails_by=figures[1], last_contact_s=figures[2],
             version=version if is_self else (leader_version or None),
-            fsync_p99_ms=fsync_p99_ms if is_self else None, source=figures[3]))
+            fsync_p99_ms=fsync_p99_ms if is_self else heartbeat_fsync_ms.get(peer.node_id),
+            source=figures[3]))
     return sorted(rows, key=lambda row: (not row.is_leader, row.node_id))
 
 
