@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -297,6 +298,17 @@ async def test_the_effect_table_exports_as_csv(console: Console) -> None:
     text = await (await console.client.get("/effect")).text()
     assert "redis://127.0.0.1:1 (no rule)" in text and "2 of 3 sampled keys read" in text
     assert 'aria-label="share of warmed redis://127.0.0.1:1 (no rule) keys read after"' in text
+
+
+@pytest.mark.parametrize(("path", "title"), [
+    ("/", "Overview"), ("/cluster", "Cluster"), ("/nodes", "Nodes"), ("/plans", "Plans"),
+    ("/tasks", "Tasks"), ("/rules", "Rules"), ("/effect", "Effect")])
+async def test_every_page_has_a_plain_title(console: Console, path: str, title: str) -> None:
+    """A page's <title> is its name: no markup spilled into the head (the effect page's
+    per-pattern section once landed inside its title block)."""
+    text = await (await console.client.get(path)).text()
+    head = text.split("</head>")[0]
+    assert re.search(rf"<title>{title}\b[^<]*</title>", head), head[:400]
 
 
 async def test_run_a_plan_now_plans_on_the_leader_with_trigger_manual(
