@@ -317,6 +317,8 @@ class Heartbeat(Validated):
     `fsync_p99_us` is the node's WAL fsync p99 since it started (-1: none yet), carried so
     that every node's console shows every peer's, with the heartbeat's age."""
 
+    WIRE_OMITTED_AT_DEFAULT: ClassVar[frozenset[str]] = frozenset({"fsync_p99_us"})
+
     node_id: int
     now_ms: int
     fsync_p99_us: int = -1

@@ -51,6 +51,9 @@ class Validated:
 
     __slots__ = ()
     WIRE_TAGGED: ClassVar[bool] = True  # commands carry {"type": ClassName}; nested specs don't
+    # Fields left off the wire while they hold their default: a field added to a command
+    # that must keep its size (a bench's 100-byte Heartbeat) costs nothing until it is set.
+    WIRE_OMITTED_AT_DEFAULT: ClassVar[frozenset[str]] = frozenset()
 
     def __post_init__(self) -> None:
         plan = _PLANS.get(type(self)) or _plan(type(self))
@@ -261,10 +264,20 @@ def to_wire(value: Any) -> Any:
     names = _field_names(kind)
     if names is not None:
         wire = {"type": type(value).__name__} if value.WIRE_TAGGED else {}
+        omitted = value.WIRE_OMITTED_AT_DEFAULT
         for name in names:
-            wire[name] = to_wire(getattr(value, name))
+            field_value = getattr(value, name)
+            if omitted and name in omitted and field_value == _default_of(kind, name):
+                continue
+            wire[name] = to_wire(field_value)
         return wire
     return value
+
+
+@functools.cache
+def _default_of(cls: type, name: str) -> Any:
+    """The declared default of one field of a dataclass."""
+    return next(field.default for field in dataclasses.fields(cls) if field.name == name)
 
 
 @functools.cache
