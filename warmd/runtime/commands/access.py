@@ -17,7 +17,7 @@ from warmd.access import Actor, Interface, Role
 from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
 from warmd.errors import AdminError
-from warmd.runtime.commands.errors import raft_errors
+from warmd.runtime.commands.errors import propose_applied, raft_errors
 from warmd.runtime.commands.paging import page_request, take_page
 from warmd.runtime.node.driver import Driver
 from warmd.statemachine.access import (
@@ -29,7 +29,6 @@ from warmd.statemachine.access import (
     hash_secret,
 )
 from warmd.statemachine.commands import Command, InvalidCommand
-from warmd.statemachine.state import Applied
 
 SECRET_PREFIX = "wmd_"  # makes a leaked secret easy to recognise (and to grep for)
 TTL_S_MAX = 10 * 366 * 24 * 3600
@@ -116,11 +115,7 @@ class AccessCommands:
         server.register("audit", self.audit, summary="who did what, newest first")
 
     async def _write(self, command: Command) -> Any:
-        async with raft_errors():
-            result = await self._driver.propose(command)
-        if not isinstance(result, Applied):
-            raise AdminError(ErrorCode.FAILED, f"refused: {result.reason}")
-        return result.value
+        return await propose_applied(self._driver, command)
 
     async def add(self, args: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
         name = _text(args, "name")

@@ -26,12 +26,11 @@ from warmd.logging import get_logger
 from warmd.raft.errors import NotLeader, ProposalDropped
 from warmd.rules.compile import KnownNames, check_files
 from warmd.rules.errors import render_all
-from warmd.runtime.commands.errors import raft_errors
+from warmd.runtime.commands.errors import propose_applied, raft_errors
 from warmd.runtime.leader.rule_names import known_names
 from warmd.runtime.node.driver import Driver, DriverStopped, ProposalTimeout
 from warmd.statemachine.commands import InvalidCommand
 from warmd.statemachine.ruleset import SetRuleEnabled, SetRules
-from warmd.statemachine.state import Applied
 
 _log = get_logger("warmd.rules")
 START_POLL_S = 0.2
@@ -126,11 +125,8 @@ class RulesCommands:
             command = SetRules.of(files, self._driver.clock.wall_ms(), actor=actor.name)
         except InvalidCommand as error:
             raise AdminError(ErrorCode.BAD_REQUEST, f"rule set refused: {error}") from None
-        async with raft_errors():
-            result = await self._driver.propose(command)
-        if not isinstance(result, Applied):
-            raise AdminError(ErrorCode.FAILED, f"refused: {result.reason}")
-        return {"ok": True, "version": result.value, "previous": previous,
+        version = await propose_applied(self._driver, command)
+        return {"ok": True, "version": version, "previous": previous,
                 "files": [name for name, _ in files]}
 
     async def show(self, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,10 +171,7 @@ class RulesCommands:
                              f"{', '.join(sorted(self._rule_names())) or 'none'})")
         command = SetRuleEnabled(name=name, enabled=enabled,
                                  now_ms=self._driver.clock.wall_ms(), actor=actor.name)
-        async with raft_errors():
-            result = await self._driver.propose(command)
-        if not isinstance(result, Applied):
-            raise AdminError(ErrorCode.FAILED, f"refused: {result.reason}")
+        await propose_applied(self._driver, command)
         return {"name": name, "enabled": enabled}
 
     def _rule_names(self) -> set[str]:

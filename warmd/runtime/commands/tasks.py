@@ -16,7 +16,7 @@ from warmd.admin.server import AdminServer
 from warmd.cache.effect import TaskEffect
 from warmd.errors import AdminError
 from warmd.ids import NODE_ID_MAX
-from warmd.runtime.commands.errors import raft_errors
+from warmd.runtime.commands.errors import propose_applied, raft_errors
 from warmd.runtime.commands.paging import page_request, take_page
 from warmd.runtime.node.driver import Driver
 from warmd.statemachine.commands import (
@@ -184,11 +184,7 @@ class TaskCommands:
         return self._driver.state
 
     async def _write(self, command: Command) -> Any:
-        async with raft_errors():
-            result = await self._driver.propose(command)
-        if not isinstance(result, Applied):
-            raise AdminError(ErrorCode.FAILED, f"refused: {result.reason}")
-        return result.value
+        return await propose_applied(self._driver, command)
 
     async def _read_point(self) -> int:
         async with raft_errors():
