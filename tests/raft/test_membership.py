@@ -88,6 +88,25 @@ def test_learner_gets_entries_in_batches_or_on_the_tick_and_the_commit_with_them
     assert len(to_learner) < 16, "one APPEND per batch, not per entry"
 
 
+def test_a_learners_answer_does_not_send_it_the_entries_that_arrived_meanwhile(
+        make_network) -> None:
+    """The answer to a learner's batch waits like the batch did: what the leader appended
+    while the batch travelled goes out with the next full batch or tick, not one APPEND
+    per round trip (which kept the leader's messages per commit near a voter's)."""
+    net = cluster_with_learner(make_network, learner_lag_entries_max=64)
+    leader, learner = net.nodes[1], net.nodes[4]
+    for i in range(16):
+        leader.propose(b"batch%d" % i)
+    net.process_ready(1)  # the batch of 16 leaves for the learner
+    leader.propose(b"meanwhile")  # appended before the learner's answer comes back
+    mark = len(net.sent)
+    net.stabilize()
+    assert learner.log.last_index() == leader.log.last_index() - 1
+    assert not [m for m in net.sent[mark:] if m.to == 4 and m.entries]
+    net.tick(1, nodes=[1])
+    assert learner.log.last_index() == leader.log.last_index()
+
+
 def test_caught_up_learner_is_promoted(make_network) -> None:
     """ADD_VOTER on a caught-up learner makes it a voter on every node."""
     net = cluster_with_learner(make_network)

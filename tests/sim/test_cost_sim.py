@@ -35,7 +35,7 @@ def test_learners_cost_the_leader_per_commit_but_not_a_follower() -> None:
     """Each learner adds messages and CPU to the leader's commit; a follower's stays put."""
     alone, with_learners = _measure(seed=3), _measure(seed=3, learners=8)
     assert with_learners.learner is not None and alone.learner is None
-    assert with_learners.leader.messages > alone.leader.messages * 3, (alone, with_learners)
+    assert with_learners.leader.messages > alone.leader.messages * 1.5, (alone, with_learners)
     assert with_learners.leader.cpu_us > alone.leader.cpu_us * 1.1, (alone, with_learners)
     assert alone.follower is not None and with_learners.follower is not None
     assert with_learners.follower.cpu_us < alone.follower.cpu_us * 1.3, (alone, with_learners)

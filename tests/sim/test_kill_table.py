@@ -42,7 +42,7 @@ RECORDED_FIRST_CATCHES = [
     ("promotes-lagging-learners", 5, 79),
     ("pre-vote-bumps-term", 3, 1),
     ("pre-vote-bumps-term", 5, 1),
-    ("lease-reads-without-check-quorum", 3, 6),
+    ("lease-reads-without-check-quorum", 3, 112),
     ("lease-reads-without-check-quorum", 5, 73),
     ("snapshot-over-newer-log", 3, 384),
     ("snapshot-over-newer-log", 5, 100),

@@ -914,7 +914,10 @@ class RaftNode:
         nothing a commit waits on: sent per Ready, 24 learners cut the commits/s of the cost
         model to 0.73x of none. A learner gets its entries once a quarter of
         `learner_lag_entries_max` wait (so it never lags by enough to refuse a promotion for
-        it) or at the next tick (`_send_learner_batches`), whichever comes first."""
+        it) or at the next tick (`_send_learner_batches`), whichever comes first. Its answers
+        wait the same way: a learner's acknowledgement no longer sends it what arrived since
+        its last batch (that made one APPEND per round trip: 0.77x in the same model with 5
+        voters, 0.80-0.83x without it)."""
         if not (pr.is_learner and pr.state == ProgressState.REPLICATE):
             return False
         waiting = self.log.last_index() - pr.next + 1
@@ -984,9 +987,10 @@ class RaftNode:
             if self._role != Role.LEADER:
                 return  # the commit completed our own removal: we stepped down
             sent = False
-            while self._send_append(message.from_id, pr, send_if_empty=False):
+            while not self._learner_batch_waits(pr) and self._send_append(
+                    message.from_id, pr, send_if_empty=False):
                 sent = True
-            if was_paused and not committed and not sent:
+            if was_paused and not committed and not sent and not _learns_commit_later(pr):
                 self._send_append(message.from_id, pr)  # it missed the commit index while paused
         if message.from_id == self._lead_transferee and pr.match == self.log.last_index():
             self._send(MessageType.TIMEOUT_NOW, message.from_id)
