@@ -61,6 +61,9 @@ def one_trial(cluster: ProcessCluster, leader: int, target: str, redis_port: int
     cluster.start(owner)
     cluster.wait_until(lambda: task_state(cluster, leader, task_id)["state"] == "SUCCEEDED", 60,
                        "the task to finish")
+    # The next trial kills another member: until the restarted one is back and caught up,
+    # that would leave no quorum (a loaded machine takes seconds to start a daemon).
+    cluster.wait_applied(owner, cluster.call(leader, "status")["commit_index"], timeout_s=60)
     print(f"trial {number}: owner {owner} killed at checkpoint {running['checkpoint']}, "
           f"resumed by node {task['owner']} after {resume_ms:.0f} ms from checkpoint "
           f"{task['checkpoint']} ({written_before} keys were written), redone {redone}",

@@ -243,6 +243,30 @@ async def test_reconnects_after_peer_restart(started) -> None:
     assert sender.statistics().peers[2].reconnects >= 1
 
 
+async def test_a_peer_that_dials_in_is_redialed_without_waiting_out_the_backoff(started) -> None:
+    """A restarted peer's handshake on our listener proves it is up: our dialer, asleep in
+    a long backoff, redials at once, so our messages reach it in well under the backoff
+    (with another member down, every commit and read waits for this link)."""
+    sender = await started(1, reconnect_initial_s=5.0, reconnect_max_s=5.0)
+    receiver = await started(2)
+    _connect(sender, receiver)
+    await sender.send([_heartbeat(1, 2)])
+    await _next(receiver)
+    port = receiver.listen_address[1]
+    await receiver.close()
+    await _wait_until(lambda: not sender.statistics().peers[2].connected)
+    # The sender now sleeps 2.5-5 s before it dials again.
+    restarted = await started(2, listen_port=port)
+    restarted.update_peers({1: sender.listen_address})
+    await restarted.send([_heartbeat(2, 1)])  # it dials us
+    await _next(sender)
+    started_s = time.monotonic()
+    await sender.send([_heartbeat(1, 2, term=9)])
+    message = await asyncio.wait_for(anext(restarted.received()), 2.0)
+    assert message.term == 9
+    assert time.monotonic() - started_s < 2.0
+
+
 async def test_dead_or_unknown_peer_never_blocks_or_raises(started) -> None:
     """Sending to an unknown node or a port nobody listens on returns at once and is counted."""
     sender = await started(1, outbound_queue_messages=4)

@@ -166,6 +166,7 @@ class _Peer:
         self.queue: deque[bytes] = deque()
         self.capacity = capacity
         self.wake = asyncio.Event()
+        self.heard_from = asyncio.Event()  # it dialed us: cut a reconnect backoff short
         self.task: asyncio.Task[None] | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.stopped = False
@@ -340,8 +341,26 @@ class TcpTransport:
                     log.info("peer_disconnected", peer_id=peer.node_id)
                 counter.connected = False
                 peer.drop_connection()
-            await self._clock.sleep(self._backoff_s(failures))
+            await self._back_off(peer, self._backoff_s(failures))
             counter.reconnects += 1
+
+    async def _back_off(self, peer: _Peer, duration_s: float) -> None:
+        """Sleep before redialing, unless the peer dials us meanwhile.
+
+        After a few failed dials the backoff reaches `reconnect_max_s` (2 s), and a peer
+        that restarts within it would hear nothing from us for up to that long although
+        its own connection to us already works: with another member down, every commit and
+        linearizable read waits for this link (a read timed out after 3 s in
+        bench/task_failover.py). Its handshake on our listener proves it is up, so we
+        redial at once."""
+        peer.heard_from.clear()
+        sleeping = asyncio.ensure_future(self._clock.sleep(duration_s))
+        heard = asyncio.ensure_future(peer.heard_from.wait())
+        try:
+            await asyncio.wait((sleeping, heard), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            heard.cancel()
 
     def _backoff_s(self, failures: int) -> float:
         """Full-jitter exponential backoff: uniform(0.5, 1) x min(cap, initial x 2^failures)."""
@@ -474,6 +493,8 @@ class TcpTransport:
             stream = FrameReader(reader, handshake.MAX_HANDSHAKE_FRAME_BYTES)
             peer_id = await self._accept_connection(stream, writer)
             in_handshake = False
+            if (peer := self._peers.get(peer_id)) is not None:
+                peer.heard_from.set()
             self._slots.release(source)
             stream.decoder.max_frame_bytes = self._options.max_frame_bytes
             await self._receive_frames(stream, peer_id)
