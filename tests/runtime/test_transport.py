@@ -15,9 +15,9 @@ import uvloop
 from structlog.testing import capture_logs
 
 from warmd import codec
+from warmd.frames import FRAME_HEADER, FrameDecoder, encode_frame
 from warmd.raft.types import Entry, Message, MessageType
 from warmd.runtime.node import handshake
-from warmd.runtime.node.framing import FRAME_HEADER, FrameDecoder, encode_frame
 from warmd.runtime.node.handshake import Hello
 from warmd.runtime.node.transport import TcpTransport, TransportOptions
 

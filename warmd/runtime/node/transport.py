@@ -29,9 +29,10 @@ import structlog
 from warmd import codec
 from warmd.clock import Clock, SystemClock
 from warmd.codec import CodecError
+from warmd.frames import FrameError, FrameTooLarge, encode_frame
 from warmd.raft.types import NO_NODE, Message
 from warmd.runtime.node import handshake
-from warmd.runtime.node.framing import FrameError, FrameReader, FrameTooLarge, encode_frame
+from warmd.runtime.node.framing import FrameReader
 from warmd.runtime.node.handshake import HandshakeError, Hello, Refusal
 from warmd.secret import Secret
 
