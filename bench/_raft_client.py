@@ -2,8 +2,10 @@
 
 Run as its own process, so the system under test pays its real client path and the client's
 CPU is not the server's. Both systems get the same loop: `concurrency` coroutines on one
-asyncio loop, each keeping one write in flight over one connection (warmd: the admin socket,
-pipelined, replies matched by id; etcd: one gRPC channel of the `aetcd` client, multiplexed).
+asyncio loop, each keeping one write in flight over one connection (warmd: the admin socket
+through warmd's own `PipelinedClient`, msgpack frames, the requests of a loop turn in one
+write, replies matched by id, `--lines` for JSON lines instead; etcd: one gRPC channel of
+the `aetcd` client, multiplexed).
 A warm-up of `--warmup` writes runs first and is not counted. A failed write is counted and
 the loop goes on; the run is reported either way. Prints one JSON line:
 `{"ops_s", "p50_ms", "p99_ms", "failures", "count", "first_error", "client_cpu_us"}` (the

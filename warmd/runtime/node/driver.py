@@ -4,7 +4,7 @@ Ticks, received messages and local requests (proposals, reads, membership change
 transfers) all go through one queue into one task, so the core is never touched
 concurrently and a request can never land between `ready()` and `advance()`. Each
 Ready is handled in etcd's order (docs/raft.md): persist through DiskStorage.save on one
-worker thread (a leader sends its messages first, while it persists: the core counts
+writer thread (writer.py; a leader sends its messages first, while it persists: the core counts
 its own vote only after `advance`; a follower sends the requests it forwards to the
 leader first too) and apply the committed entries (applier.py) that an earlier Ready
 persisted while the fsync runs (the others after it), send, serve ReadIndex answers,
@@ -49,6 +49,7 @@ from warmd.runtime.node.disk import DiskStorage
 from warmd.runtime.node.forked import ForkedJob, ForkedJobFailed, start_forked
 from warmd.runtime.node.status import DriverStatus, build_status
 from warmd.runtime.node.transport import Transport
+from warmd.runtime.node.writer import WriterThread
 from warmd.statemachine.commands import Command, Session, encode_command
 from warmd.statemachine.state import ApplyResult, MachineState
 from warmd.statemachine.topics import Topic
@@ -136,7 +137,7 @@ class Driver:
         self.options = options
         self._clock = clock or SystemClock()
         self._events: asyncio.Queue[Any] = asyncio.Queue(EVENT_QUEUE_CAPACITY)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-disk")
+        self._writer = WriterThread("raft-disk")
         # Snapshot files are written beside the log writer, so appends never queue behind one.
         self._snapshot_writer = ThreadPoolExecutor(max_workers=1,
                                                    thread_name_prefix="raft-snapshot")
@@ -183,7 +184,7 @@ class Driver:
             await asyncio.gather(self.finished, return_exceptions=True)  # also retrieves a failure
         await asyncio.gather(*self._compactions, return_exceptions=True)
         self._snapshot_writer.shutdown(wait=True)
-        self._writer.shutdown(wait=True)
+        self._writer.close()
         self._fail_waiting(DriverStopped("the node is shutting down"))
 
     def _fail_waiting(self, error: BaseException) -> None:
@@ -325,8 +326,7 @@ class Driver:
             self._on_membership_changed(outcome.removed_ids)
 
     async def _on_writer(self, function: Callable[..., _T], *args: Any) -> _T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, function, *args)
+        return await self._writer.run(function, *args)
 
     async def _persist_compaction(self, snapshot: Snapshot) -> None:
         try:
