@@ -7,7 +7,7 @@ number in flight, acknowledged after commit (and apply).
 
 - warmd: fsync on, the config's default Raft timing and segment size. Driven from a client
   process (bench/_raft_client.py, `client_load`) through a node's admin socket with
-  pipelined `bench-write` requests, to a follower (which forwards to the leader) or to the
+  pipelined `bench-write` requests in msgpack frames (warmd.admin.pipeline), to a follower (which forwards to the leader) or to the
   leader; or, labelled "in-process", by `bench-propose` inside the leader (`warmd_load`).
 - PySyncObj: bench/_pysyncobj_node.py, journal file on (PySyncObj does not fsync it); the
   load runs in the leader's process (PySyncObj has no client protocol).

@@ -2,8 +2,10 @@
 
 Run as its own process, so the system under test pays its real client path and the client's
 CPU is not the server's. Both systems get the same loop: `concurrency` coroutines on one
-asyncio loop, each keeping one write in flight over one connection (warmd: the admin socket,
-pipelined, replies matched by id; etcd: one gRPC channel of the `aetcd` client, multiplexed).
+asyncio loop, each keeping one write in flight over one connection (warmd: the admin socket
+through warmd's own `PipelinedClient`, msgpack frames, the requests of a loop turn in one
+write, replies matched by id, `--lines` for JSON lines instead; etcd: one gRPC channel of
+the `aetcd` client, multiplexed).
 A warm-up of `--warmup` writes runs first and is not counted. A failed write is counted and
 the loop goes on; the run is reported either way. Prints one JSON line:
 `{"ops_s", "p50_ms", "p99_ms", "failures", "count", "first_error", "client_cpu_us"}` (the
@@ -23,12 +25,11 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgpack
 from _peers import percentile_ms
 
-from warmd.admin.protocol import Request, decode_response, encode_request
+from warmd.admin.pipeline import PipelinedClient
 from warmd.runtime.commands.bench_load import padded_entry
 
 Write = Callable[[int, int], Awaitable[None]]  # (worker, sequence) -> acknowledged
@@ -77,21 +78,19 @@ async def closed_loop(write: Write, count: int, concurrency: int, tally: Tally,
 # ---------------------------------------------------------------------------- warmd
 
 class WarmdConnection:
-    """One admin-socket connection with many `bench-write` requests in flight."""
+    """`bench-write` requests in flight on one admin connection, through warmd's own
+    pipelined client (warmd/admin/pipeline.py: msgpack frames, the requests of one loop
+    turn in one write, replies by id)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 size_bytes: int, run_tag: str) -> None:
-        self._reader, self._writer = reader, writer
-        self._waiting: dict[int, asyncio.Future[Any]] = {}
-        self._ids = itertools.count(1)
+    def __init__(self, client: PipelinedClient, size_bytes: int, run_tag: str) -> None:
+        self._client = client
         self._client_ids: dict[int, str] = {}
         self._size_bytes, self._run_tag = size_bytes, run_tag
-        self._receiving = asyncio.create_task(self._receive())
 
     @staticmethod
-    async def open(path: str, size_bytes: int, run_tag: str) -> WarmdConnection:
-        reader, writer = await asyncio.open_unix_connection(path, limit=1 << 21)
-        return WarmdConnection(reader, writer, size_bytes, run_tag)
+    async def open(path: str, size_bytes: int, run_tag: str, frames: bool) -> WarmdConnection:
+        return WarmdConnection(await PipelinedClient.open(path, frames=frames), size_bytes,
+                               run_tag)
 
     def client_id(self, worker: int) -> str:
         """The worker's client id, padded so its entry is `size_bytes` long (node ids and
@@ -104,31 +103,11 @@ class WarmdConnection:
         return self._client_ids[worker]
 
     async def write(self, worker: int, sequence: int) -> None:
-        request_id = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting[request_id] = future
-        args = {"client_id": self.client_id(worker), "sequence": sequence}
-        self._writer.write(encode_request(Request("bench-write", args, request_id)))
-        await future
-
-    async def _receive(self) -> None:
-        try:
-            while line := await self._reader.readline():
-                response = decode_response(line)
-                future = self._waiting.pop(response.request_id)
-                if response.ok:
-                    future.set_result(None)
-                else:
-                    future.set_exception(RuntimeError(
-                        f"{response.error_code}: {response.error_message}"))
-        finally:
-            for future in self._waiting.values():
-                if not future.done():
-                    future.set_exception(ConnectionError("the daemon closed the connection"))
+        await self._client.call("bench-write", client_id=self.client_id(worker),
+                                sequence=sequence)
 
     async def close(self) -> None:
-        self._writer.close()
-        await asyncio.gather(self._receiving, return_exceptions=True)
+        await self._client.close()
 
 
 def base36(number: int) -> str:
@@ -143,8 +122,8 @@ def base36(number: int) -> str:
 
 
 async def run_warmd(path: str, count: int, warmup: int, concurrency: int,
-                    size_bytes: int, tag: str) -> tuple[Tally, float]:
-    connection = await WarmdConnection.open(path, size_bytes, tag)
+                    size_bytes: int, tag: str, frames: bool = True) -> tuple[Tally, float]:
+    connection = await WarmdConnection.open(path, size_bytes, tag, frames)
     try:
         await closed_loop(connection.write, warmup, concurrency, Tally())
         tally = Tally()
@@ -182,12 +161,18 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--lines", action="store_true",
+                        help="warmd: speak JSON lines instead of msgpack frames (to compare)")
     parser.add_argument("--tag", default=f"{time.time_ns() % 4096:x}",
                         help="names this run's warmd sessions (unique per run on a cluster)")
     args = parser.parse_args()
-    run = run_warmd if args.system == "warmd" else run_etcd
-    tally, elapsed_s = asyncio.run(run(args.target, args.count, args.warmup, args.concurrency,
-                                       args.size, args.tag))
+    if args.system == "warmd":
+        run = run_warmd(args.target, args.count, args.warmup, args.concurrency, args.size,
+                        args.tag, frames=not args.lines)
+    else:
+        run = run_etcd(args.target, args.count, args.warmup, args.concurrency, args.size,
+                       args.tag)
+    tally, elapsed_s = asyncio.run(run)
     latencies_s = sorted(tally.latencies_s)
     print(json.dumps({
         "ops_s": len(latencies_s) / elapsed_s, "p50_ms": percentile_ms(latencies_s, 0.5),

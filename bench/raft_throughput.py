@@ -8,7 +8,8 @@ run. Each round runs every system once at each in-flight count, in an order rota
 round to round, so a burst of load from elsewhere falls on all of them.
 
 - warmd, follower_client: a client process (bench/_raft_client.py) sends pipelined
-  `bench-write` requests to a FOLLOWER's admin socket; the follower forwards each proposal
+  `bench-write` requests to a FOLLOWER's admin socket through warmd's Python client
+  (warmd.admin.pipeline, msgpack frames); the follower forwards the proposals
   to the leader, as an executor's proposals travel. The headline figure.
 - warmd, leader_client: the same client on the leader's admin socket.
 - warmd, in-process: `bench-propose`, the load generated inside the leader (no client);

@@ -12,7 +12,8 @@ def packb(o: object, *, use_bin_type: bool = ..., default: Callable[[Any], objec
           strict_types: bool = ..., datetime: bool = ...) -> bytes: ...
 def unpackb(packed: bytes | bytearray | memoryview, *, raw: bool = ..., use_list: bool = ...,
             strict_map_key: bool = ..., max_buffer_size: int = ...,
-            object_hook: Callable[[dict[Any, Any]], object] | None = ...) -> Any: ...
+            object_hook: Callable[[dict[Any, Any]], object] | None = ...,
+            ext_hook: Callable[[int, bytes], object] = ...) -> Any: ...
 
 class Unpacker:
     def __init__(self, file_like: _Readable | None = ..., *, read_size: int = ...,

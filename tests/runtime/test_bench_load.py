@@ -126,10 +126,10 @@ async def test_bench_write_commits_client_made_entries_once(tmp_path: Path) -> N
     client_id = "b1.0." + "x" * 40
     try:
         first = await driver.read()  # past the new leader's no-op
-        await asyncio.gather(*(writes.write({"client_id": f"{client_id}{n}", "sequence": 1})
+        await asyncio.gather(*(writes.submit({"client_id": f"{client_id}{n}", "sequence": 1})
                                for n in range(8)))
         for sequence in (2, 3):
-            await writes.write({"client_id": client_id + "0", "sequence": sequence})
+            await writes.submit({"client_id": client_id + "0", "sequence": sequence})
         assert driver.applier.applied_index == first + 1 + 10  # RegisterNode, then 10 writes
         assert driver.node_id in driver.state.nodes
         cached = writes._entry({"client_id": client_id + "0", "sequence": 9})
@@ -139,13 +139,13 @@ async def test_bench_write_commits_client_made_entries_once(tmp_path: Path) -> N
             node_id=driver.node_id, now_ms=decoded.command.now_ms))  # type: ignore[union-attr]
         assert cached == encode_command(fresh)
         with pytest.raises(AdminError, match="older than the last applied") as stale:
-            await writes.write({"client_id": client_id + "0", "sequence": 1})
+            await writes.submit({"client_id": client_id + "0", "sequence": 1})
         assert stale.value.code == "failed"
         for args in ({"client_id": client_id}, {"client_id": 5, "sequence": 1},
                      {"client_id": client_id, "sequence": 0}, {"client_id": "", "sequence": 1},
                      {"client_id": "x" * 300, "sequence": 1}):
             with pytest.raises(AdminError) as refused:
-                await writes.write(args)
+                await writes.submit(args)
             assert refused.value.code == "bad_request"
     finally:
         await _stop(driver)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from warmd.runtime.node.framing import (
+from warmd.frames import (
     FRAME_HEADER,
     EmptyFrame,
     FrameDecoder,

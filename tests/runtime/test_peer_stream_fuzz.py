@@ -16,9 +16,9 @@ import struct
 import msgpack
 
 from warmd import codec
+from warmd.frames import FrameDecoder, encode_frame
 from warmd.raft.types import Entry, Message, MessageType
 from warmd.runtime.node import handshake
-from warmd.runtime.node.framing import FrameDecoder, encode_frame
 from warmd.runtime.node.handshake import Hello
 from warmd.runtime.node.transport import TcpTransport, TransportOptions
 

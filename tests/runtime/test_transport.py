@@ -15,9 +15,9 @@ import uvloop
 from structlog.testing import capture_logs
 
 from warmd import codec
+from warmd.frames import FRAME_HEADER, FrameDecoder, encode_frame
 from warmd.raft.types import Entry, Message, MessageType
 from warmd.runtime.node import handshake
-from warmd.runtime.node.framing import FRAME_HEADER, FrameDecoder, encode_frame
 from warmd.runtime.node.handshake import Hello
 from warmd.runtime.node.transport import TcpTransport, TransportOptions
 
@@ -499,3 +499,23 @@ async def test_accept_pauses_when_descriptors_run_out(started) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     paused = [event for event in logs if event["event"] == "peer_accept_paused"]
     assert paused[0]["log_level"] == "warning" and paused[0]["error"] == "EMFILE"
+
+
+async def test_queued_and_direct_writes_keep_their_order(started) -> None:
+    """Messages sent while the connection is being made wait in the queue; once it is up a
+    Ready's messages are written at once (one write per peer). Sent in both ways, in
+    bursts, they arrive in the order they were sent and every frame is counted out."""
+    sender, receiver = await started(1), await started(2)
+    _connect(sender, receiver)
+    for term in range(1, 101):  # before the connection exists: all through the queue
+        await sender.send([_heartbeat(1, 2, term)])
+    await _wait_until(lambda: _count(sender, 2, "frames_out") == 100)
+    assert sender._peers[2].live is not None and not sender._peers[2].queue
+    term = 100
+    for _ in range(50):  # the connection is up: each burst in one direct write
+        await sender.send([_heartbeat(1, 2, term + 1), _heartbeat(1, 2, term + 2)])
+        term += 2
+    iterator = receiver.received()
+    terms = [(await _next(receiver, iterator)).term for _ in range(200)]
+    assert terms == list(range(1, 201))
+    assert _count(sender, 2, "frames_out") == 200 and _count(sender, 2, "dropped") == 0

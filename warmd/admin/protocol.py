@@ -1,9 +1,15 @@
 """The admin wire format: one JSON object per line over the Unix socket, requests and replies.
 
-JSON lines rather than binary frames because an operator can talk to a stuck daemon with
-`socat - UNIX-CONNECT:/run/warmd/admin.sock` and read the answer. Encoding and decoding are
-pure; errors travel as `{"code", "message"}` and become `AdminError`, whose code maps to a
-sysexits-style exit status for warmctl.
+JSON lines by default, because an operator can talk to a stuck daemon with
+`socat - UNIX-CONNECT:/run/warmd/admin.sock` and read the answer. A program that sends many
+requests may switch its connection to binary frames: it sends the `protocol` request
+`{"command": "protocol", "args": {"frames": "msgpack"}}` as a JSON line, and after its
+JSON reply both sides send `[u32 big-endian length][msgpack map]` frames holding the same
+objects (warmd/frames.py; at most LINE_BYTES_MAX bytes each). Decoding a frame costs a
+fraction of parsing a JSON line, and a reader takes every frame a read brought at once. A
+daemon without binary frames answers `unknown_command`: the client stays on JSON lines.
+Encoding and decoding are pure; errors travel as `{"code", "message"}` and become
+`AdminError`, whose code maps to a sysexits-style exit status for warmctl.
 
 Replies come in the order of the requests, except that a client may keep many requests of
 a pipelined command (`bench-write`) in flight on one connection: their replies come as each
@@ -20,7 +26,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -31,6 +37,8 @@ PROTOCOL_VERSION = 1
 LINE_BYTES_MAX = 1 << 20  # a request or reply longer than this is refused, not buffered
 NESTING_DEPTH_MAX = 32  # arrays and objects inside one another; no command needs more than 4
 COMMAND_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,63}")
+PROTOCOL_COMMAND = "protocol"  # switches a connection's encoding (module docstring)
+FRAMES_MSGPACK = "msgpack"
 
 
 class ErrorCode(StrEnum):
@@ -104,6 +112,15 @@ def encode_request(request: Request) -> bytes:
     Raises:
         AdminError: (bad_request) the command name is invalid or an argument is not JSON.
     """
+    return _dump(request_document(request), ErrorCode.BAD_REQUEST)
+
+
+def request_document(request: Request) -> dict[str, Any]:
+    """The object a request travels as (either encoding).
+
+    Raises:
+        AdminError: (bad_request) the command name is invalid.
+    """
     _check_command(request.command)
     document = {
         "v": PROTOCOL_VERSION,
@@ -113,7 +130,7 @@ def encode_request(request: Request) -> bytes:
     }
     if request.token is not None:
         document["token"] = request.token
-    return _dump(document, ErrorCode.BAD_REQUEST)
+    return document
 
 
 def decode_request(line: bytes) -> Request:
@@ -122,7 +139,16 @@ def decode_request(line: bytes) -> Request:
     Raises:
         AdminError: (bad_request) the line is not a valid request object.
     """
-    document = _load(line, ErrorCode.BAD_REQUEST)
+    return request_from(_load(line, ErrorCode.BAD_REQUEST))
+
+
+def request_from(document: Any) -> Request:
+    """The request a decoded object (either encoding) holds.
+
+    Raises:
+        AdminError: (bad_request) it is not a valid request object.
+    """
+    document = checked_document(document, ErrorCode.BAD_REQUEST)
     request_id = document.get("id", 0)
     if not isinstance(request_id, int) or isinstance(request_id, bool):
         raise AdminError(ErrorCode.BAD_REQUEST, '"id" must be an integer')
@@ -139,9 +165,18 @@ def decode_request(line: bytes) -> Request:
     return Request(command, args, request_id, token)
 
 
+Dump = Callable[[dict[str, Any], ErrorCode], bytes]
+
+
 def encode_response(response: Response) -> bytes:
     """One reply line; a result that is not JSON becomes an internal error reply, and one
     longer than LINE_BYTES_MAX a `too_large` error that says how to page."""
+    return fitted_response(response, _dump)
+
+
+def fitted_response(response: Response, dump: Dump) -> bytes:
+    """The reply encoded by `dump` (either encoding); a result it cannot encode becomes an
+    internal error reply, and one longer than LINE_BYTES_MAX a `too_large` error."""
     document: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": response.request_id}
     if response.ok:
         document |= {"ok": True, "result": response.result}
@@ -149,14 +184,15 @@ def encode_response(response: Response) -> bytes:
         error = {"code": response.error_code, "message": response.error_message}
         document |= {"ok": False, "error": error}
     try:
-        return _dump(document, ErrorCode.INTERNAL)
+        return dump(document, ErrorCode.INTERNAL)
     except ReplyTooLarge as error:
         message = (f"the reply ({error.size_bytes} bytes) exceeds the {LINE_BYTES_MAX}-byte "
                    "line limit; ask for fewer items with `limit` and continue from the "
                    "reply's `next_cursor` (warmctl pages by itself)")
-        return encode_response(Response(response.request_id, None, ErrorCode.TOO_LARGE, message))
+        return fitted_response(
+            Response(response.request_id, None, ErrorCode.TOO_LARGE, message), dump)
     except AdminError as error:
-        return encode_response(error_response(response.request_id, error))
+        return fitted_response(error_response(response.request_id, error), dump)
 
 
 def decode_response(line: bytes) -> Response:
@@ -165,7 +201,16 @@ def decode_response(line: bytes) -> Response:
     Raises:
         AdminError: (protocol) the line is not a valid reply object.
     """
-    document = _load(line, ErrorCode.PROTOCOL)
+    return response_from(_load(line, ErrorCode.PROTOCOL))
+
+
+def response_from(document: Any) -> Response:
+    """The reply a decoded object (either encoding) holds.
+
+    Raises:
+        AdminError: (protocol) it is not a valid reply object.
+    """
+    document = checked_document(document, ErrorCode.PROTOCOL)
     request_id = document.get("id", 0)
     if document.get("ok") is True:
         return Response(request_id, document.get("result"))
@@ -209,7 +254,7 @@ def _dump(document: dict[str, Any], code: ErrorCode) -> bytes:
     return line
 
 
-def _load(line: bytes, code: ErrorCode) -> dict[str, Any]:
+def _load(line: bytes, code: ErrorCode) -> Any:
     if len(line) > LINE_BYTES_MAX:
         raise AdminError(code, f"line of {len(line)} bytes exceeds {LINE_BYTES_MAX}")
     # json.loads would recurse once per level. Counting the opening brackets first is one C
@@ -221,8 +266,13 @@ def _load(line: bytes, code: ErrorCode) -> dict[str, Any]:
         document = json.loads(line)
     except (UnicodeDecodeError, ValueError) as error:
         raise AdminError(code, f"not a JSON line: {error}") from None
+    return document
+
+
+def checked_document(document: Any, code: ErrorCode) -> dict[str, Any]:
+    """`document` if it is an object of this protocol's version, else AdminError(code)."""
     if not isinstance(document, dict):
-        raise AdminError(code, "expected a JSON object")
+        raise AdminError(code, "expected an object (a map)")
     version = document.get("v", PROTOCOL_VERSION)
     if version != PROTOCOL_VERSION:
         raise AdminError(code, f"protocol version {version!r} is not {PROTOCOL_VERSION}")

@@ -29,7 +29,7 @@ UNLISTED = _ADMINISTER
 COMMAND_ACCESS: dict[str, CommandAccess] = {
     # reads: anyone who may see the console
     **dict.fromkeys((
-        "ping", "commands", "status", "members", "read", "health", "plugins", "metrics",
+        "ping", "commands", "protocol", "status", "members", "read", "health", "plugins", "metrics",
         "nodes", "task-list", "task-show", "rules-show", "rules-history", "explain", "plans",
         "summaries",
     ), _READ),

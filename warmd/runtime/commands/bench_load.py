@@ -19,8 +19,9 @@ durable on a quorum and applied on the node that was asked.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,7 +30,8 @@ import msgpack
 from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
 from warmd.errors import AdminError
-from warmd.runtime.commands.errors import raft_errors
+from warmd.raft.errors import RaftError
+from warmd.runtime.commands.errors import admin_error, raft_errors
 from warmd.runtime.node.driver import Driver
 from warmd.statemachine.commands import (
     Heartbeat,
@@ -38,7 +40,7 @@ from warmd.statemachine.commands import (
     Session,
     encode_command,
 )
-from warmd.statemachine.state import Rejected
+from warmd.statemachine.state import ApplyResult, Rejected
 
 COUNT_MAX = 2_000_000
 CONCURRENCY_MAX = 4096
@@ -206,12 +208,30 @@ class BenchWrites:
         self._registering = asyncio.Lock()  # a thousand first requests register the node once
         self._wires: dict[str, dict[str, Any]] = {}
 
-    async def write(self, args: Mapping[str, Any]) -> None:
+    def submit(self, args: Mapping[str, Any]) -> asyncio.Future[None] | Awaitable[None]:
+        """Propose the request's entry; the future of its answer (the admin server replies
+        from its callback, no task per request), or, until this node is registered, a
+        coroutine that registers it first.
+
+        Raises:
+            AdminError: (bad_request) bad arguments; (unavailable) the driver is stopped.
+        """
         data = self._entry(args)
+        if self._driver.node_id not in self._driver.state.nodes:
+            return self._register_then_write(data)
+        try:
+            proposal = self._driver.propose_data_soon(data)
+        except RaftError as error:
+            raise admin_error(error) from None
+        answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        proposal.add_done_callback(functools.partial(_answer_write, answer))
+        answer.add_done_callback(functools.partial(_withdraw, proposal))
+        return answer
+
+    async def _register_then_write(self, data: bytes) -> None:
         async with raft_errors():
-            if self._driver.node_id not in self._driver.state.nodes:
-                async with self._registering:
-                    await register_node(self._driver)
+            async with self._registering:  # a thousand first requests register once
+                await register_node(self._driver)
             result = await self._driver.propose_data(data)
         if isinstance(result, Rejected):
             raise AdminError(ErrorCode.FAILED, f"bench write rejected: {result.reason}")
@@ -242,6 +262,31 @@ class BenchWrites:
         return packed
 
 
+def _answer_write(answer: asyncio.Future[None], proposal: asyncio.Future[ApplyResult]) -> None:
+    """Pass a bench write's outcome on: None once applied, else the error a client sees."""
+    if answer.done():
+        return
+    if proposal.cancelled():
+        answer.cancel()
+        return
+    error = proposal.exception()
+    if isinstance(error, RaftError):
+        answer.set_exception(admin_error(error))
+    elif error is not None:
+        answer.set_exception(error)
+    elif isinstance(result := proposal.result(), Rejected):
+        answer.set_exception(AdminError(ErrorCode.FAILED,
+                                        f"bench write rejected: {result.reason}"))
+    else:
+        answer.set_result(None)
+
+
+def _withdraw(proposal: asyncio.Future[ApplyResult], answer: asyncio.Future[None]) -> None:
+    """A cancelled answer (its connection closed) stops waiting for the entry."""
+    if answer.cancelled():
+        proposal.cancel()
+
+
 def register_bench_commands(server: AdminServer, driver: Driver) -> None:
     """Add `bench-propose` and `bench-write` to the admin socket (0600: only the operator
     can load the node)."""
@@ -253,5 +298,5 @@ def register_bench_commands(server: AdminServer, driver: Driver) -> None:
 
     server.register("bench-propose", bench_propose,
                     summary="propose COUNT durable SIZE-byte commands, CONCURRENCY in flight")
-    server.register("bench-write", BenchWrites(driver).write, pipelined=True,
+    server.register("bench-write", BenchWrites(driver).submit, pipelined=True,
                     summary="one durable heartbeat entry named CLIENT_ID/SEQUENCE (pipelined)")

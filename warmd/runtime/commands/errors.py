@@ -8,7 +8,7 @@ from typing import Any
 
 from warmd.admin.protocol import ErrorCode
 from warmd.errors import AdminError
-from warmd.raft.errors import NotLeader, ProposalDropped
+from warmd.raft.errors import NotLeader, ProposalDropped, RaftError
 from warmd.runtime.node.driver import Driver, DriverStopped, ProposalTimeout
 from warmd.statemachine.commands import Command
 from warmd.statemachine.state import Applied
@@ -19,15 +19,22 @@ async def raft_errors() -> AsyncIterator[None]:
     """Translate Raft errors into AdminErrors with the right code."""
     try:
         yield
-    except NotLeader as error:
-        raise AdminError(ErrorCode.NOT_LEADER, str(error)) from None
-    except ProposalDropped as error:
-        code = ErrorCode.UNAVAILABLE if error.reason == ProposalDropped.NO_LEADER else ErrorCode.FAILED
-        raise AdminError(code, str(error)) from None
-    except ProposalTimeout as error:
-        raise AdminError(ErrorCode.TIMEOUT, str(error)) from None
-    except DriverStopped as error:
-        raise AdminError(ErrorCode.UNAVAILABLE, str(error)) from None
+    except (NotLeader, ProposalDropped, ProposalTimeout, DriverStopped) as error:
+        raise admin_error(error) from None
+
+
+def admin_error(error: RaftError) -> AdminError:
+    """The AdminError a Raft or driver error is told to a client as (its code says whether
+    to retry, and where); one that has no code of its own is `failed`."""
+    if isinstance(error, NotLeader):
+        return AdminError(ErrorCode.NOT_LEADER, str(error))
+    if isinstance(error, ProposalDropped) and error.reason == ProposalDropped.NO_LEADER:
+        return AdminError(ErrorCode.UNAVAILABLE, str(error))
+    if isinstance(error, ProposalTimeout):
+        return AdminError(ErrorCode.TIMEOUT, str(error))
+    if isinstance(error, DriverStopped):
+        return AdminError(ErrorCode.UNAVAILABLE, str(error))
+    return AdminError(ErrorCode.FAILED, str(error))
 
 
 async def propose_applied(driver: Driver, command: Command) -> Any:

@@ -29,9 +29,10 @@ import structlog
 from warmd import codec
 from warmd.clock import Clock, SystemClock
 from warmd.codec import CodecError
+from warmd.frames import FrameError, FrameTooLarge, encode_frame
 from warmd.raft.types import NO_NODE, Message
 from warmd.runtime.node import handshake
-from warmd.runtime.node.framing import FrameError, FrameReader, FrameTooLarge, encode_frame
+from warmd.runtime.node.framing import FrameReader
 from warmd.runtime.node.handshake import HandshakeError, Hello, Refusal
 from warmd.secret import Secret
 
@@ -169,6 +170,7 @@ class _Peer:
         self.heard_from = asyncio.Event()  # it dialed us: cut a reconnect backoff short
         self.task: asyncio.Task[None] | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.live: asyncio.StreamWriter | None = None  # the writer, once past the handshake
         self.stopped = False
         self.last_refusal: Refusal | None = None  # the last handshake failure, until connected
 
@@ -180,6 +182,19 @@ class _Peer:
         self.queue.append(frame)
         self.wake.set()
         return not dropped
+
+    def write_now(self, frames: list[bytes]) -> bool:
+        """Write `frames` at once in one write when nothing waits before them and the
+        connection is up and keeping pace; False when they must go through the queue.
+
+        A Ready's messages to one peer then leave in one write, with no wake-up of the
+        pump task per Ready (the pump still drains what a slow or new connection queued)."""
+        live = self.live
+        if (live is None or self.queue or live.is_closing()
+                or live.transport.get_write_buffer_size() >= WRITE_BATCH_BYTES):
+            return False
+        live.write(b"".join(frames))
+        return True
 
     def take_batch(self) -> list[bytes]:
         batch: list[bytes] = []
@@ -199,6 +214,7 @@ class _Peer:
         self.drop_connection()
 
     def drop_connection(self) -> None:
+        self.live = None
         if self.writer is not None:
             self.writer.close()
             self.writer = None
@@ -301,16 +317,24 @@ class TcpTransport:
         self.send_nowait(messages)
 
     def send_nowait(self, messages: Sequence[Message]) -> None:
-        """`send` for synchronous callers."""
+        """`send` for synchronous callers: each peer's messages in one write when its
+        connection keeps pace, else queued for its pump."""
         if self._closed:
             return
+        frames: dict[int, list[bytes]] = {}
         for message in messages:
-            peer = self._peers.get(message.to)
-            if peer is None:
+            if message.to not in self._peers:
                 self._counter(message.to).dropped += 1
                 continue
-            if not peer.enqueue(encode_frame(codec.encode_message(message))):
-                self._counter(message.to).dropped += 1
+            frames.setdefault(message.to, []).append(encode_frame(codec.encode_message(message)))
+        for node_id, batch in frames.items():
+            peer, counter = self._peers[node_id], self._counter(node_id)
+            if peer.write_now(batch):
+                counter.frames_out += len(batch)
+                continue
+            for frame in batch:
+                if not peer.enqueue(frame):
+                    counter.dropped += 1
             if (peer.task is None or peer.task.done()) and not peer.stopped:
                 peer.task = asyncio.create_task(self._run_peer(peer), name=f"peer-{peer.node_id}")
 
@@ -383,6 +407,7 @@ class TcpTransport:
         except TimeoutError:
             raise HandshakeError(Refusal.TIMEOUT, "no handshake in time") from None
         counter.connected = True
+        peer.live = writer
         peer.last_refusal = None
         log.info("peer_connected", peer_id=peer.node_id, host=host, port=port)
         closed = asyncio.ensure_future(reader.read(1))  # the listener never sends: EOF = gone
