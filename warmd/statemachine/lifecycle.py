@@ -21,6 +21,7 @@ from warmd.statemachine.commands import (
     NODE_COMMANDS,
     TASK_COMMANDS,
     Assign,
+    Batch,
     Cancel,
     Expire,
     Fail,
@@ -452,7 +453,8 @@ def render_markdown() -> str:
     lines += ["", "## Rule set commands", "", "They replace the replicated rule set "
               "(kept in snapshots), never a task's state.", "",
               f"- **SetRules**({_fields(SetRules)}): {_doc(SetRules)}"]
-    lines += ["", "## Envelope", "", f"- **Session**({_fields(Session)}): {_doc(Session)}", ""]
+    lines += ["", "## Envelopes", "", f"- **Session**({_fields(Session)}): {_doc(Session)}",
+              f"- **Batch**({_fields(Batch)}): {_doc(Batch)}", ""]
     lines += ["## Time", "", CLOCKS, "## Pipelining", "", PIPELINING]
     return "\n".join(lines)
 
