@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.svg_plot import Series, line_chart
 from chaos.ops import executor_settings, wait_executors
+from warmd.codec import TAG_ENTRY
 from warmd.runtime.commands.bench_plan import key_ranges
 from warmd.runtime.execute.key_writer import KeyTask, KeyWriterRunner
 from warmd.testing.procs import ProcessCluster, Timing
@@ -84,7 +85,7 @@ class SegmentScanner:
     directory: Path
     offsets: dict[Path, int] = field(default_factory=dict)
     largest: int = 0
-    records: int = 0  # every record seen so far
+    entries: int = 0  # log entries seen so far (records but hard states)
 
     def scan(self) -> None:
         for path in sorted(self.directory.rglob("log-*.seg")):
@@ -98,7 +99,8 @@ class SegmentScanner:
                         if length == 0 or offset + RECORD_HEADER.size + length > size:
                             break  # preallocated zeros or a record still being written
                         self.largest = max(self.largest, length)
-                        self.records += 1
+                        # [tag, ...] in msgpack: a fixarray byte, then the tag
+                        self.entries += handle.read(2)[1:] == bytes([TAG_ENTRY])
                         offset += RECORD_HEADER.size + length
             except FileNotFoundError:
                 continue  # compacted away after its records were counted
@@ -120,7 +122,7 @@ class Round:
     write_s: float = 0.0  # every task's write time, summed
     to_first_start_s: float = 0.0  # ours: the admin call to the first Start (plan, first pass)
     running_s: float = 0.0  # ours: the first Start to the last Finish (logged times)
-    entries: int = 0  # ours: log records the round added (a node's log: plan, tasks, beats)
+    entries: int = 0  # ours: log entries the round added (plan, tasks, heartbeats, all)
     prefetch: str = ""  # ours: each node's prefetch at the end of the round
 
     @property
@@ -296,9 +298,9 @@ class ScaleCluster:
                     datetime.fromisoformat(event["timestamp"]).timestamp())
         return min(stamps["Start"]), max(stamps["Finish"])
 
-    def records(self) -> int:
-        """Log records seen so far in one node's segments (every node logs the same)."""
-        return self.scanners[0].records
+    def entries(self) -> int:
+        """Log entries seen so far in one node's segments (every node logs the same)."""
+        return self.scanners[0].entries
 
     def prefetch(self) -> str:
         """Each node's prefetch now: its registration or its last change, from its log."""
@@ -401,7 +403,7 @@ def cluster_round(scale: ScaleCluster, keys: int, plan_id: str, keys_per_task: i
     tasks = len(task_ranges(keys, keys_per_task))
     server_pid = scale.server.process.pid
     scale.scan()
-    redis_cpu_s, cpu_s, records = cpu_seconds(server_pid), scale.cpu_seconds(), scale.records()
+    redis_cpu_s, cpu_s, entries = cpu_seconds(server_pid), scale.cpu_seconds(), scale.entries()
     started, started_wall = time.perf_counter(), time.time()
     committed = scale.plan(plan_id, keys, tasks)
     print(f"    plan of {tasks} tasks in {committed['entries']} entries: built in "
@@ -415,7 +417,7 @@ def cluster_round(scale: ScaleCluster, keys: int, plan_id: str, keys_per_task: i
     return Round(keys, elapsed, lost=lost + tasks - states.get("SUCCEEDED", 0), tasks=tasks,
                  cpu_s=cpu_s, redis_cpu_s=redis_cpu_s, write_s=scale.write_seconds(plan_id),
                  to_first_start_s=first_start - started_wall,
-                 running_s=last_finish - first_start, entries=scale.records() - records,
+                 running_s=last_finish - first_start, entries=scale.entries() - entries,
                  prefetch=scale.prefetch())
 
 

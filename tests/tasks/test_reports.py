@@ -143,3 +143,17 @@ async def test_finish_reports_of_several_tasks_share_an_entry() -> None:
     assert [task.state.value for task in log.ledger.state.tasks.values()] == [
         "RUNNING", "SUCCEEDED", "SUCCEEDED"]
     await sender.close()
+
+
+async def test_a_finish_and_the_next_start_made_together_share_the_first_entry() -> None:
+    """An idle sender yields once before its first entry, so a slot's Finish and the next
+    run's Start, proposed in the same moment, cost one entry, not two."""
+    log = SlowLog(commit_s=0.01)
+    fences = _fences(log, 2)
+    log.ledger.append(Start(task_id="t0", node_id=1, fence=fences[0], now_ms=1))
+    sender = ReportSender(log.propose)
+    results = await asyncio.gather(
+        sender.propose(Finish(task_id="t0", node_id=1, fence=fences[0], now_ms=2)),
+        sender.propose(Start(task_id="t1", node_id=1, fence=fences[1], now_ms=2)))
+    assert results == [Applied(None), Applied(None)] and sender.entries == 1
+    await sender.close()

@@ -56,7 +56,9 @@ class ReportSender:
 
     async def _send(self) -> None:
         """Propose what is queued, one entry at a time (or beside a stalled one), until the
-        queue is empty."""
+        queue is empty. It first yields once: a slot that ends a task proposes its Finish
+        and, in the same moment, the next run's Start; both go in the first entry."""
+        await asyncio.sleep(0)
         while self._queue:
             batch = [item for item in self._queue[:self._batch_max] if not item[1].done()]
             del self._queue[:self._batch_max]
