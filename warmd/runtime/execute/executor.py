@@ -6,7 +6,8 @@ its assignment): Start, then the Runner with progress checkpoints, then Finish o
 carrying the fence. A slot never waits for a commit: the node takes `prefetch` tasks per slot
 ahead of its free slots, the run writes while its Start commits, checkpoints go one at a time
 in the background (checkpoints.py), and the slot takes its next task while the Finish
-commits (docs/lifecycle.md, "Pipelining"). Whenever the local state shows the fence
+commits (docs/lifecycle.md, "Pipelining"). Its reports share log entries (reports.py), and
+with `prefetch = "auto"` it holds as many tasks ahead as cover a refill (prefetch.py). Whenever the local state shows the fence
 superseded (the leader released and reassigned the task after this node went silent), the
 run is cancelled at once; a report that still reaches the log with the old fence is refused
 there and counted. A restarted executor first catches up (a ReadIndex read), then ADOPTS
