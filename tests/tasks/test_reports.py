@@ -119,7 +119,7 @@ def test_the_tuner_changes_at_most_every_interval_and_ignores_idle_holds() -> No
         tuner.assigned(step + 0.1, 1)
     assert tuner.maybe_change(10.0) == 4
     for step in range(2 * SAMPLES_MIN):
-        tuner.wrote(11 + step * 0.01, 0.1, work_waiting=True)
+        tuner.wrote(11 + step * 0.01, 0.2, work_waiting=True)
     assert tuner.target() == 1 and tuner.maybe_change(10.0 + CHANGE_INTERVAL_S / 2) is None
     assert tuner.maybe_change(10.0 + CHANGE_INTERVAL_S) == 1
 
@@ -157,3 +157,15 @@ async def test_a_finish_and_the_next_start_made_together_share_the_first_entry()
         sender.propose(Start(task_id="t1", node_id=1, fence=fences[1], now_ms=2)))
     assert results == [Applied(None), Applied(None)] and sender.entries == 1
     await sender.close()
+
+
+def test_the_tuner_covers_the_slow_refills_not_the_typical_one() -> None:
+    """Refills of 50 ms with one in five at 250 ms and 50 ms writes: the median would hold
+    one task ahead, but the slow refills leave a slot idle, so the tuner holds five."""
+    tuner = PrefetchTuner(prefetch=1)
+    now_s = 0.0
+    for step in range(SAMPLES_MIN * 3):
+        tuner.wrote(now_s, 0.05, work_waiting=True)
+        now_s += 0.25 if step % 5 == 0 else 0.05
+        tuner.assigned(now_s, 1)
+    assert tuner.target() == 5

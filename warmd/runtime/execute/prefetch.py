@@ -4,8 +4,10 @@ A slot that ends a task starts the next at once only if one is already assigned 
 node. The hold its task freed comes back as a new assignment after the refill latency R:
 the Finish's commit, the wait for the leader's next scheduling pass (at most one per
 100 ms) and that pass's commit. A slot ends a task every W (its write time), so it needs
-R / W tasks queued behind the one it runs. The tuner measures both (medians of the newest
-SAMPLES) and answers ceil(R / W) within [1, maximum]: near 1 when writes are slow (a loaded
+R / W tasks queued behind the one it runs. The tuner measures both over the newest SAMPLES
+and answers ceil(R / W) within [1, maximum], with R the 90th percentile of the refills (a
+refill waits for a pass and two commits, and it is the slow ones that leave a slot idle)
+and W the median write: near 1 when writes are slow (a loaded
 machine, big tasks), more when a task is written faster than a refill comes (a quiet
 machine, 1,000-key tasks: ~30 ms writes against ~100-150 ms refills). More than needed only
 lengthens a plan's tail (a node's queue runs on after the others ran dry) and what a dead
@@ -19,7 +21,8 @@ import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
-SAMPLES = 32  # the newest write times and refills the medians are taken over
+SAMPLES = 32  # the newest write times and refills the tuner judges on
+REFILL_QUANTILE = 0.9
 SAMPLES_MIN = 8  # no change before this many of each
 REFILL_MAX_S = 5.0  # a freed hold not refilled this long: no work came, not a refill
 CHANGE_INTERVAL_S = 2.0  # a node re-registers its holds at most this often
@@ -56,7 +59,8 @@ class PrefetchTuner:
         if len(self.writes_s) < SAMPLES_MIN or len(self.refills_s) < SAMPLES_MIN:
             return self.prefetch
         write_s = max(statistics.median(self.writes_s), 1e-3)
-        wanted = math.ceil(statistics.median(self.refills_s) / write_s)
+        refill_s = sorted(self.refills_s)[int(REFILL_QUANTILE * (len(self.refills_s) - 1))]
+        wanted = math.ceil(refill_s / write_s)
         return max(1, min(self.maximum, wanted))
 
     def maybe_change(self, now_s: float) -> int | None:
