@@ -27,6 +27,7 @@ SAMPLES_MIN = 8  # no change before this many of each
 REFILL_MAX_S = 5.0  # a freed hold not refilled this long: no work came, not a refill
 CHANGE_INTERVAL_S = 2.0  # a node re-registers its holds at most this often
 PREFETCH_AUTO_MAX = 8
+FREED_KEPT = 256
 
 
 @dataclass(slots=True)
@@ -37,7 +38,8 @@ class PrefetchTuner:
     maximum: int = PREFETCH_AUTO_MAX
     writes_s: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLES))
     refills_s: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLES))
-    freed_s: deque[float] = field(default_factory=deque)  # holds freed, not yet refilled
+    # holds freed, not yet refilled (bounded: a node refilled by no one must not grow it)
+    freed_s: deque[float] = field(default_factory=lambda: deque(maxlen=FREED_KEPT))
     changed_s: float = -math.inf
 
     def wrote(self, now_s: float, write_s: float, work_waiting: bool) -> None:
