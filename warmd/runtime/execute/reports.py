@@ -20,6 +20,8 @@ from warmd.statemachine.state import ApplyResult, batch_results
 
 Propose = Callable[[Command], Awaitable[ApplyResult]]  # the driver's propose
 STALL_S = 0.5  # an entry in flight this long no longer holds the next one back
+# A Finish with its result line is ~150 bytes: 500 keep an entry near 75 KB.
+REPORTS_PER_ENTRY_MAX = min(500, BATCH_COMMANDS_MAX)
 
 
 class ReportSender:
@@ -33,7 +35,7 @@ class ReportSender:
     was proposed (tests and status: reports per entry).
     """
 
-    def __init__(self, propose: Propose, batch_max: int = BATCH_COMMANDS_MAX,
+    def __init__(self, propose: Propose, batch_max: int = REPORTS_PER_ENTRY_MAX,
                  stall_s: float = STALL_S) -> None:
         self._propose = propose
         self._batch_max = batch_max
