@@ -1,8 +1,7 @@
 """An executor's reports to the log (Start, checkpoints, Finish, Fail), one entry at a time.
 
-Every report is a Raft entry decoded, logged, fsync'd and applied on every member: at
-1,000-key tasks that fixed cost per entry, not the writes, was most of the cluster's CPU
-per key. So a node keeps one report entry in flight; the reports its runs make while it
+Every report was its own Raft entry, replicated, fsync'd and applied on every member: two
+of the four entries a 1,000-key task cost the log. So a node keeps one report entry in flight; the reports its runs make while it
 commits go together in the next entry, a `Batch` in which each report is applied on its
 own (its own fence, guards and result), as if it had been proposed alone. A lone report
 goes as itself, so a quiet node's log looks as before. Batching never delays a report by
