@@ -33,7 +33,7 @@ Last line: `keys=... e2e_keys_s=... runner_keys_s=... ratio_vs_runner=... max_en
 leader_rss_mb=... snapshot_bytes=... lost=... duplicated=...` for the largest size run.
 
 Usage: python bench/scale.py [--quick] [--sizes 10000,100000,1000000] [--rounds 3]
-       [--tasks-count 10000] [--keys-per-task 1000] [--prefetch N] [--svg docs/scale.svg]
+       [--tasks-count 10000] [--keys-per-task 1000] [--prefetch N|auto] [--svg docs/scale.svg]
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.svg_plot import Series, line_chart
 from chaos.ops import executor_settings, wait_executors
+from warmd.codec import TAG_ENTRY
 from warmd.runtime.commands.bench_plan import key_ranges
 from warmd.runtime.execute.key_writer import KeyTask, KeyWriterRunner
 from warmd.testing.procs import ProcessCluster, Timing
@@ -84,6 +85,7 @@ class SegmentScanner:
     directory: Path
     offsets: dict[Path, int] = field(default_factory=dict)
     largest: int = 0
+    entries: int = 0  # log entries seen so far (records but hard states)
 
     def scan(self) -> None:
         for path in sorted(self.directory.rglob("log-*.seg")):
@@ -97,6 +99,8 @@ class SegmentScanner:
                         if length == 0 or offset + RECORD_HEADER.size + length > size:
                             break  # preallocated zeros or a record still being written
                         self.largest = max(self.largest, length)
+                        # [tag, ...] in msgpack: a fixarray byte, then the tag
+                        self.entries += handle.read(2)[1:] == bytes([TAG_ENTRY])
                         offset += RECORD_HEADER.size + length
             except FileNotFoundError:
                 continue  # compacted away after its records were counted
@@ -118,6 +122,8 @@ class Round:
     write_s: float = 0.0  # every task's write time, summed
     to_first_start_s: float = 0.0  # ours: the admin call to the first Start (plan, first pass)
     running_s: float = 0.0  # ours: the first Start to the last Finish (logged times)
+    entries: int = 0  # ours: log entries the round added (plan, tasks, heartbeats, all)
+    prefetch: str = ""  # ours: each node's prefetch at the end of the round
 
     @property
     def cpu_us_per_key(self) -> float:
@@ -141,6 +147,9 @@ class Round:
                 f"{self.redis_cpu_s / self.keys * 1e6:.1f}), slots writing {self.writing:.0%}: "
                 f"per task {self.write_ms_per_task:.0f} ms writing, "
                 f"{self.wait_ms_per_task:.0f} ms waiting")
+        if self.entries:
+            text += (f"; {self.entries / self.tasks:.2f} log entries a task (all of them), "
+                     f"prefetch {self.prefetch}")
         if self.running_s:
             text += (f"; first Start after {self.to_first_start_s:.2f} s, then slots writing "
                      f"{self.write_s / (NODES * CAPACITY * self.running_s):.0%} of "
@@ -231,7 +240,7 @@ class ScaleCluster:
     """A 3-node cluster with executors, the Redis they warm, and the measurements."""
 
     def __init__(self, server: ServerProcess, capacity: int = CAPACITY,
-                 prefetch: int | None = None) -> None:
+                 prefetch: int | str | None = None) -> None:
         self.server = server
         self.cluster = ProcessCluster(NODES, TIMING)
         settings = executor_settings(LEASE_MS, HEARTBEAT_MS, capacity=capacity,
@@ -288,6 +297,21 @@ class ScaleCluster:
                 stamps[event["command"]].append(
                     datetime.fromisoformat(event["timestamp"]).timestamp())
         return min(stamps["Start"]), max(stamps["Finish"])
+
+    def entries(self) -> int:
+        """Log entries seen so far in one node's segments (every node logs the same)."""
+        return self.scanners[0].entries
+
+    def prefetch(self) -> str:
+        """Each node's prefetch now: its registration or its last change, from its log."""
+        values = []
+        for node in self.cluster.nodes.values():
+            value = "?"
+            for line in node.log_text().splitlines():
+                if '"executor_registered"' in line or '"executor_prefetch_changed"' in line:
+                    value = str(json.loads(line).get("prefetch", "?"))
+            values.append(value)
+        return ",".join(values)
 
     def transitions(self, plan_id: str) -> list[dict[str, Any]]:
         """Every node's logged task transitions of the plan (kept whatever compaction does)."""
@@ -378,7 +402,8 @@ def lost_keys(port: int, plan_id: str, keys: int, keys_per_task: int) -> int:
 def cluster_round(scale: ScaleCluster, keys: int, plan_id: str, keys_per_task: int) -> Round:
     tasks = len(task_ranges(keys, keys_per_task))
     server_pid = scale.server.process.pid
-    redis_cpu_s, cpu_s = cpu_seconds(server_pid), scale.cpu_seconds()
+    scale.scan()
+    redis_cpu_s, cpu_s, entries = cpu_seconds(server_pid), scale.cpu_seconds(), scale.entries()
     started, started_wall = time.perf_counter(), time.time()
     committed = scale.plan(plan_id, keys, tasks)
     print(f"    plan of {tasks} tasks in {committed['entries']} entries: built in "
@@ -392,7 +417,8 @@ def cluster_round(scale: ScaleCluster, keys: int, plan_id: str, keys_per_task: i
     return Round(keys, elapsed, lost=lost + tasks - states.get("SUCCEEDED", 0), tasks=tasks,
                  cpu_s=cpu_s, redis_cpu_s=redis_cpu_s, write_s=scale.write_seconds(plan_id),
                  to_first_start_s=first_start - started_wall,
-                 running_s=last_finish - first_start)
+                 running_s=last_finish - first_start, entries=scale.entries() - entries,
+                 prefetch=scale.prefetch())
 
 
 def flush(port: int) -> None:
@@ -436,7 +462,7 @@ class SizeResult:
 
 
 def run_size(server: ServerProcess, keys: int, rounds: int, keys_per_task: int,
-             prefetch: int | None) -> SizeResult:
+             prefetch: int | str | None) -> SizeResult:
     ours: list[Round] = []
     peer: list[Round] = []
     with ScaleCluster(server, prefetch=prefetch) as scale:
@@ -513,6 +539,10 @@ def task_run(server: ServerProcess, count: int) -> TaskRun:
                        scale.snapshot(), scale.peak_rss_mb(), scale.elections())
 
 
+def _prefetch(text: str) -> int | str:
+    return text if text == "auto" else int(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100k keys, 2 rounds, no task run")
@@ -520,8 +550,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tasks-count", type=int, default=10_000, help="0: no task run")
     parser.add_argument("--keys-per-task", type=int, default=KEYS_PER_TASK)
-    parser.add_argument("--prefetch", type=int, default=None,
-                        help="the executors' tasks held ahead per slot (default: as shipped)")
+    parser.add_argument("--prefetch", type=_prefetch, default=None,
+                        help='the executors\' tasks held ahead per slot, or "auto" (default: '
+                             'as shipped)')
     parser.add_argument("--svg", default="")
     args = parser.parse_args()
     sizes = [100_000] if args.quick else [int(size) for size in args.sizes.split(",")]

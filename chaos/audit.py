@@ -11,6 +11,8 @@ independently of the machine's own guards, what the lifecycle promises:
 * every node's log holds the same entries up to the shortest commit index, so the
   replicas' states agree (`divergent` counts nodes whose digest differs there);
 * every SUCCEEDED task's keys are in the cache.
+
+A Batch entry's commands are checked one by one, as if each were its own entry.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from warmd.runtime.node.disk import DiskStorage
 from warmd.statemachine.commands import (
     FENCED_COMMANDS,
     Assign,
+    Batch,
     Command,
     Release,
     Session,
@@ -34,7 +37,7 @@ from warmd.statemachine.commands import (
 from warmd.statemachine.lifecycle import TaskState
 from warmd.statemachine.machine import StateMachine
 from warmd.statemachine.schema import InvalidCommand
-from warmd.statemachine.state import Applied
+from warmd.statemachine.state import Applied, batch_results
 
 TERMINAL_STATES = frozenset({TaskState.SUCCEEDED, TaskState.CANCELLED, TaskState.EXPIRED,
                              TaskState.SKIPPED})
@@ -115,17 +118,29 @@ class _Replay:
             self.machine.state.applied_index = entry.index
             return
         command = _inner(entry.data)
+        # A Batch's commands are checked one by one, each against the state before the
+        # entry (a task appears at most once in a batch but for a Release and its Assign).
+        commands = list(command.commands) if isinstance(command, Batch) else [command]
+        before = [self._before(each) for each in commands]
+        result = self.machine.apply_entry(entry.index, entry.data)
+        if self.report is None or command is None:
+            return
+        results = (batch_results(result, len(commands)) if isinstance(command, Batch)
+                   else [result])
+        for each, (state_before, lease_end_ms), each_result in zip(
+                commands, before, results, strict=True):
+            if each is not None and isinstance(each_result, Applied):
+                self._check(entry.index, each, state_before, lease_end_ms)
+
+    def _before(self, command: Command | None) -> tuple[TaskState | None, int | None]:
+        """The task's state before the entry, and for a Release its owner's lease end."""
         state = self.machine.state
         task = state.tasks.get(getattr(command, "task_id", "")) if command is not None else None
-        before = task.state if task is not None else None
         lease_end_ms = None
         if isinstance(command, Release) and task is not None and task.owner in state.nodes:
             owner = state.nodes[task.owner]
             lease_end_ms = owner.last_heartbeat_ms + owner.lease_ms
-        result = self.machine.apply_entry(entry.index, entry.data)
-        if self.report is None or not isinstance(result, Applied) or command is None:
-            return
-        self._check(entry.index, command, before, lease_end_ms)
+        return (task.state if task is not None else None), lease_end_ms
 
     def _check(self, index: int, command: Command, before: TaskState | None,
                lease_end_ms: int | None) -> None:
@@ -148,7 +163,8 @@ class _Replay:
                                          f"(until {lease_end_ms})")
         if task_id is None:
             return
-        after = self.machine.state.tasks[task_id].state
+        task = self.machine.state.tasks.get(task_id)
+        after = task.state if task is not None else before
         if after in TERMINAL_STATES and before not in TERMINAL_STATES:
             self.terminal_entries[task_id] += 1
 

@@ -37,7 +37,8 @@ class ExecutorConfig:
     the leader declares the node dead and reassigns its tasks; heartbeat_interval_ms: well
     under the lease; batch_keys: keys per write and per progress checkpoint; keys_per_second:
     a rate cap per task (0: none); prefetch: tasks per slot held assigned ahead of the free
-    slots, so a slot never waits for the commits between two tasks.
+    slots, so a slot never waits for the commits between two tasks, or "auto" (as many as
+    cover the measured refill latency over the task write time, 1..8).
     """
 
     enabled: bool = True
@@ -46,7 +47,7 @@ class ExecutorConfig:
     heartbeat_interval_ms: int = 500
     batch_keys: int = 10
     keys_per_second: int = 0
-    prefetch: int = 1
+    prefetch: int | str = "auto"  # an integer, or "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +122,18 @@ def executor_config(section: Section) -> ExecutorConfig:
         heartbeat_interval_ms=heartbeat_ms,
         batch_keys=section.integer("batch_keys", default.batch_keys, minimum=1),
         keys_per_second=section.integer("keys_per_second", default.keys_per_second, minimum=0),
-        prefetch=section.integer("prefetch", default.prefetch, minimum=0, maximum=64),
+        prefetch=_prefetch(section),
     )
+
+
+def _prefetch(section: Section) -> int | str:
+    """`prefetch`: "auto" (the default), or a fixed number of tasks per slot (0..64)."""
+    value = section.table.get("prefetch", "auto")
+    if value == "auto":
+        return "auto"
+    if isinstance(value, str):
+        raise ConfigKeyError(section.key("prefetch"), f'expected an integer or "auto", got {value!r}')
+    return section.integer("prefetch", minimum=0, maximum=64)
 
 
 def source_config(section: Section) -> SourceConfig:

@@ -14,6 +14,7 @@ from warmd.statemachine.commands import (
     COMMAND_TYPES,
     AddPlanPart,
     Assign,
+    Batch,
     Cancel,
     DeclareDead,
     Drain,
@@ -99,6 +100,9 @@ SAMPLES = [
     OpenPlan(plan_id="p2", trigger="manual", rules_version="", requests=4, parts=2, tasks=2,
              now_ms=14, watch="redis", note="big"),
     AddPlanPart(plan_id="p2", part=1, tasks=(PlannedTask(task_id="p2-1", spec=SPEC),), now_ms=15),
+    Batch(commands=(Finish(task_id="t1", node_id=2, fence=5, now_ms=9, result="ok"),
+                    DeclareDead(node_id=3, now_ms=9, heartbeats=4),
+                    Assign(task_id="t2", node_id=2, now_ms=9))),
 ]
 
 

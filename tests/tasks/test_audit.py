@@ -17,6 +17,7 @@ from warmd.runtime.execute.executor import ExecutorOptions
 from warmd.statemachine.commands import (
     FENCED_COMMANDS,
     Assign,
+    Batch,
     Command,
     Finish,
     Heartbeat,
@@ -114,6 +115,46 @@ def test_the_audit_catches_an_accepted_stale_fence_and_a_release_inside_a_lease(
     report, _ = audit_logs([_log(1, [*_history(), late])], [])
     assert report.stale_fence_accepted == 1
     assert any("accepted under fence 5, latest assignment 10" in v for v in report.violations)
+
+
+def test_commands_inside_batches_are_audited_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same history with the release and reassignment in one Batch entry and the late
+    Start batched with a heartbeat: a clean machine passes, the broken ones are caught."""
+    history = _history()
+    late = Start(task_id="t", node_id=1, fence=5, now_ms=1_700)
+    batched: list[Command] = [*history[:8], Batch(commands=(history[8], history[9])),
+                              Batch(commands=(Heartbeat(node_id=2, now_ms=1_650), late))]
+    report, _ = audit_logs([_log(1, batched)], [])
+    assert report.violations == []
+
+    class _Both(_ReleasesLiveOwners, _AcceptsStaleFences):
+        """Both bugs at once."""
+    monkeypatch.setattr(audit, "StateMachine", _Both)
+    report, _ = audit_logs([_log(1, batched)], [])
+    assert report.lease_overlaps == 1 and report.reassignments == 1
+    assert report.stale_fence_accepted == 1
+    assert any("accepted under fence 5, latest assignment 9" in v for v in report.violations)
+
+
+def test_a_task_finished_inside_a_batch_counts_once() -> None:
+    """Finishes batched with other reports reach a terminal state once each; a repeat in a
+    later batch is refused, not a duplicate."""
+    spec = TaskSpec(keys=("a",), target="redis://127.0.0.1:1")
+    commands: list[Command] = [
+        RegisterNode(node_id=1, capacity=2, lease_ms=LEASE_MS, now_ms=0),
+        SubmitTask(task_id="t", spec=spec, now_ms=1), SubmitTask(task_id="u", spec=spec, now_ms=1),
+        Batch(commands=(MarkReady(task_id="t", now_ms=2), MarkReady(task_id="u", now_ms=2),
+                        Assign(task_id="t", node_id=1, now_ms=2),
+                        Assign(task_id="u", node_id=1, now_ms=2))),  # index 4: both fences
+        Batch(commands=(Start(task_id="t", node_id=1, fence=4, now_ms=3),
+                        Start(task_id="u", node_id=1, fence=4, now_ms=3))),
+        Batch(commands=(Finish(task_id="t", node_id=1, fence=4, now_ms=4),
+                        Finish(task_id="u", node_id=1, fence=4, now_ms=4))),
+        Batch(commands=(Finish(task_id="t", node_id=1, fence=4, now_ms=5),
+                        Heartbeat(node_id=1, now_ms=5))),
+    ]
+    report, _ = audit_logs([_log(1, commands), _log(2, commands)], ["t", "u"])
+    assert report.violations == [] and report.terminal == 2 and report.duplicates == 0
 
 
 def test_forked_logs_are_reported_as_divergent() -> None:

@@ -17,14 +17,14 @@ from warmd.scheduler.expiry import expirations
 from warmd.scheduler.liveness import Silence, dead_nodes, releases, stamped_silence
 from warmd.scheduler.readiness import admissions
 from warmd.scheduler.retry import retries
-from warmd.statemachine.commands import Command, MarkReady
+from warmd.statemachine.commands import BatchedCommand, MarkReady
 from warmd.statemachine.state import MachineState
 
 
 def decide(
     state: MachineState, now_ms: int, config: SchedulerConfig, rng: random.Random,
     silence: Silence | None = None,
-) -> list[Command]:
+) -> list[BatchedCommand]:
     """Everything the leader should propose now, in the order it must be applied.
 
     Expiry first (an expired task gets nothing else), then dead nodes and the release of

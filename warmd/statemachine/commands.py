@@ -491,15 +491,35 @@ class Session(Validated):
             fail("Session.command", "a session envelope cannot hold another")
 
 
+BATCH_COMMANDS_MAX = 2_000  # a scheduling pass proposes at most ~2,000 commands (~150 KB)
+
+
+@dataclass(**_FROZEN)
+class Batch(Validated):
+    """Several task or node commands in one log entry, applied in order, each exactly as
+    if it were alone at this entry's index (its own guards, fences and result; an Assign's
+    fence is this entry's index). Applied value: each command's result, in order
+    (`batch_results`). One entry instead of one per command: a scheduling pass's admissions
+    and assignments, or the reports an executor has ready at once."""
+
+    commands: tuple[BatchedCommand, ...]
+
+    def _check_values(self) -> None:
+        if not 1 <= len(self.commands) <= BATCH_COMMANDS_MAX:
+            fail("Batch.commands", f"must hold 1..{BATCH_COMMANDS_MAX} commands, "
+                                   f"got {len(self.commands)}")
+
+
 TaskCommand = Union[  # noqa: UP007 - a runtime Union, used for isinstance and type hints
     SubmitTask, MarkReady, MarkWaiting, Skip, Assign, Start, ReportProgress, Finish, Fail,
     Release, Cancel, Retry, Expire, Rerun,
 ]
 NodeCommand = Union[RegisterNode, Heartbeat, Drain, DeclareDead, RemoveNode]  # noqa: UP007
+BatchedCommand = Union[TaskCommand, NodeCommand]  # noqa: UP007 - what a Batch may hold
 AccessCommand = Union[AddToken, RevokeToken, RecordAudit]  # noqa: UP007
 Command = Union[  # noqa: UP007
     TaskCommand, NodeCommand, SetRules, ReportSummary, SubmitPlan, RecordEffect, AccessCommand,
-    Session, OpenPlan, AddPlanPart, SetRuleEnabled, ReportReplication,
+    Session, OpenPlan, AddPlanPart, SetRuleEnabled, ReportReplication, Batch,
 ]
 
 TASK_COMMANDS: tuple[type, ...] = typing.get_args(TaskCommand)
@@ -508,16 +528,19 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (*TASK_COMMANDS, *NODE_COMMANDS, SetRules, ReportSummary, SubmitPlan, RecordEffect,
                 *typing.get_args(AccessCommand), Session, OpenPlan, AddPlanPart, SetRuleEnabled,
-                ReportReplication)
+                ReportReplication, Batch)
 }
 _COMMAND_CLASSES = tuple(COMMAND_TYPES.values())
 FENCED_COMMANDS = (Start, ReportProgress, Finish, Fail)
 
 
 def stamp(command: Command, now_ms: int) -> Command:
-    """Return `command` with the leader's clock in `now_ms` (inside a session envelope too)."""
+    """Return `command` with the leader's clock in `now_ms` (inside envelopes too)."""
     if isinstance(command, Session):
         return dataclasses.replace(command, command=stamp(command.command, now_ms))
+    if isinstance(command, Batch):
+        return Batch(commands=tuple(dataclasses.replace(each, now_ms=now_ms)
+                                    for each in command.commands))
     return dataclasses.replace(command, now_ms=now_ms)
 
 

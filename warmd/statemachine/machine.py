@@ -19,6 +19,7 @@ from warmd.statemachine.commands import (
     TASK_COMMANDS,
     AddPlanPart,
     Assign,
+    Batch,
     Cancel,
     Command,
     DeclareDead,
@@ -68,6 +69,7 @@ from warmd.statemachine.state import (
     SessionRecord,
     TaskNote,
     TaskRecord,
+    result_to_wire,
 )
 from warmd.statemachine.summaries import ReportSummary, SummaryRecord, summary_key
 from warmd.statemachine.topics import EVERYTHING, TOPICS_OF, Topic
@@ -135,7 +137,7 @@ class StateMachine:
             RecordAudit: self._record_audit,
             OpenPlan: self._open_plan, AddPlanPart: self._add_plan_part,
             SetRuleEnabled: self._set_rule_enabled,
-            ReportReplication: self._report_replication,
+            ReportReplication: self._report_replication, Batch: self._apply_batch,
         }
 
     def take_changed(self) -> frozenset[Topic]:
@@ -198,6 +200,11 @@ class StateMachine:
         if isinstance(result, Applied):
             self._changed |= TOPICS_OF.get(type(command), frozenset())
         return result
+
+    def _apply_batch(self, index: int, batch: Batch) -> ApplyResult:
+        """Each command in order, at this index, as if alone; the value holds every result."""
+        return Applied([result_to_wire(self._apply_one(index, command))
+                        for command in batch.commands])
 
     def _dispatch(self, index: int, command: Any) -> ApplyResult:
         """Every task command goes through the lifecycle; the others have one handler each."""

@@ -30,15 +30,14 @@ from warmd.statemachine.replication import ReplicationRecord, ReportReplication
 from warmd.statemachine.ruleset import DisabledRule, RuleSetRecord, RuleVersion, SetRules
 from warmd.statemachine.schema import build, to_wire
 from warmd.statemachine.state import (
-    Applied,
-    ApplyResult,
     AttemptRecord,
     MachineState,
     NodeRecord,
-    Rejected,
     SessionRecord,
     TaskNote,
     TaskRecord,
+    result_from_wire,
+    result_to_wire,
 )
 from warmd.statemachine.summaries import SummaryRecord
 
@@ -212,13 +211,9 @@ def _staged_from_wire(wire: dict[str, Any]) -> StagedPlan:
 
 
 def _session_to_wire(session: SessionRecord) -> dict[str, Any]:
-    result = session.result
-    outcome = (
-        {"applied": result.value} if isinstance(result, Applied) else {"rejected": result.reason}
-    )
     return {
         "client_id": session.client_id, "sequence": session.sequence,
-        "last_index": session.last_index, "result": outcome,
+        "last_index": session.last_index, "result": result_to_wire(session.result),
     }
 
 
@@ -249,7 +244,7 @@ def _state_from_wire(wire: dict[str, Any], batch: int) -> Generator[None, None, 
         session = SessionRecord(
             client_id=str(session_wire["client_id"]),
             sequence=_int(session_wire["sequence"]),
-            result=_result_from_wire(session_wire["result"]),
+            result=result_from_wire(session_wire["result"]),
             last_index=_int(session_wire["last_index"]),
         )
         state.sessions[session.client_id] = session
@@ -320,12 +315,6 @@ def _checked(record: D) -> D:
             name = "an integer" if expected is int else field.type
             raise TypeError(f"{type(record).__name__}.{field.name}: expected {name}")
     return record
-
-
-def _result_from_wire(wire: dict[str, Any]) -> ApplyResult:
-    if "rejected" in wire:
-        return Rejected(str(wire["rejected"]))
-    return Applied(wire["applied"])
 
 
 def _int(value: Any) -> int:

@@ -45,6 +45,29 @@ def refusal_reason(result: object) -> str:
     return result.reason if isinstance(result, Rejected) else ""
 
 
+def result_to_wire(result: ApplyResult) -> dict[str, Any]:
+    """A result as a msgpack-able map (kept in snapshots' sessions, and a Batch's value)."""
+    return {"applied": result.value} if isinstance(result, Applied) else {"rejected": result.reason}
+
+
+def result_from_wire(wire: dict[str, Any]) -> ApplyResult:
+    """Inverse of result_to_wire."""
+    if "rejected" in wire:
+        return Rejected(str(wire["rejected"]))
+    return Applied(wire["applied"])
+
+
+def batch_results(result: ApplyResult, count: int) -> list[ApplyResult]:
+    """The result of each of a Batch's `count` commands, from the Batch's own result (a
+    refused Batch, which applied none of them, refuses each)."""
+    if isinstance(result, Rejected):
+        return [result] * count
+    results = [result_from_wire(wire) for wire in result.value]
+    if len(results) != count:
+        raise ValueError(f"a batch of {count} commands returned {len(results)} results")
+    return results
+
+
 ATTEMPTS_KEPT = 20  # a task's newest assignments kept (reassignments can be many)
 NOTES_KEPT = 12  # a task's newest notes kept (gate answers, re-runs)
 TERMS_KEPT = 1_000  # term starts kept to tell the term of a step's index

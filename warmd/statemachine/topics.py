@@ -14,6 +14,7 @@ from warmd.statemachine.access import AddToken, RecordAudit, RevokeToken
 from warmd.statemachine.commands import (
     AddPlanPart,
     Assign,
+    Batch,
     Cancel,
     DeclareDead,
     Drain,
@@ -75,5 +76,6 @@ TOPICS_OF: dict[type, frozenset[Topic]] = {
     SetRuleEnabled: frozenset({Topic.RULES}),
     ReportReplication: frozenset({Topic.REPLICATION}),
     ReportSummary: frozenset({Topic.SUMMARIES}),
+    Batch: frozenset(),  # its commands report their own topics as each applies
     **{command: frozenset({Topic.ACCESS}) for command in (AddToken, RevokeToken, RecordAudit)},
 }

@@ -6,7 +6,8 @@ its assignment): Start, then the Runner with progress checkpoints, then Finish o
 carrying the fence. A slot never waits for a commit: the node takes `prefetch` tasks per slot
 ahead of its free slots, the run writes while its Start commits, checkpoints go one at a time
 in the background (checkpoints.py), and the slot takes its next task while the Finish
-commits (docs/lifecycle.md, "Pipelining"). Whenever the local state shows the fence
+commits (docs/lifecycle.md, "Pipelining"). Its reports share log entries (reports.py), and
+with `prefetch = "auto"` it holds as many tasks ahead as cover a refill (prefetch.py). Whenever the local state shows the fence
 superseded (the leader released and reassigned the task after this node went silent), the
 run is cancelled at once; a report that still reaches the log with the old fence is refused
 there and counted. A restarted executor first catches up (a ReadIndex read), then ADOPTS
@@ -30,6 +31,8 @@ from warmd.logging import get_logger
 from warmd.raft.errors import RaftError
 from warmd.runtime.execute.checkpoints import Checkpoints, FenceLost
 from warmd.runtime.execute.key_writer import run_result
+from warmd.runtime.execute.prefetch import PrefetchTuner
+from warmd.runtime.execute.reports import ReportSender
 from warmd.runtime.node.driver import Driver, DriverStopped
 from warmd.statemachine.commands import (
     Command,
@@ -48,6 +51,7 @@ _SETTLED_STATES = frozenset({TaskState.SUCCEEDED, TaskState.FAILED})
 _log = get_logger("warmd.executor")
 # Reconcile at least this often even without a change notice: a safety net, not the path.
 RECONCILE_IDLE_S = 1.0
+HEARTBEATS_IN_FLIGHT_MAX = 8  # heartbeats awaiting their commit (stalled ones time out)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,7 +62,9 @@ class ExecutorOptions:
     progress checkpoint; keys_per_second: a rate cap per task (0: none); prefetch: tasks
     per slot the node holds assigned beyond those it runs, so a slot that ends a task
     starts the next at once instead of waiting for its Finish, a scheduling pass and an
-    Assign to commit (the node registers capacity x (1 + prefetch) as what it holds)."""
+    Assign to commit (the node registers capacity x (1 + prefetch) as what it holds);
+    prefetch_auto: start at `prefetch` and follow what the measured refill latency and
+    write time call for (prefetch.py), re-registering when it changes."""
 
     capacity: int = 4
     lease_ms: int = 3_000
@@ -67,6 +73,7 @@ class ExecutorOptions:
     batch_keys: int = 10
     keys_per_second: float = 0.0
     prefetch: int = 1
+    prefetch_auto: bool = True
 
     def __post_init__(self) -> None:
         if self.capacity < 0 or self.lease_ms < 1 or self.batch_keys < 1 or self.prefetch < 0:
@@ -91,12 +98,14 @@ class ExecutorOptions:
             heartbeat_interval_s=config.heartbeat_interval_ms / 1000,
             batch_keys=config.batch_keys,
             keys_per_second=float(config.keys_per_second),
-            prefetch=config.prefetch,
+            prefetch=1 if config.prefetch == "auto" else int(config.prefetch),
+            prefetch_auto=config.prefetch == "auto",
         )
 
     @property
     def holds(self) -> int:
-        """The capacity the node registers: tasks it may hold assigned, running or queued."""
+        """The capacity the node registers first: tasks it may hold assigned, running or
+        queued (with prefetch_auto, the executor's `holds` follows its tuner)."""
         return self.capacity * (1 + self.prefetch)
 
 
@@ -129,6 +138,10 @@ class Executor:
         self.node_id = driver.node_id
         self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(max(1, options.capacity))  # runs writing at once
+        self.reports = ReportSender(self._driver.propose)  # Start, checkpoints, Finish, Fail
+        self.prefetch = options.prefetch  # tasks per slot held ahead, as last registered
+        self._tuner = PrefetchTuner(options.prefetch) if options.prefetch_auto else None
+        self._reregistering: asyncio.Task[None] | None = None
         self.superseded_runs = 0  # runs stopped because the fence moved on
 
     async def run(self) -> None:
@@ -142,9 +155,12 @@ class Executor:
         finally:
             if heartbeats is not None:
                 heartbeats.cancel()
+            if self._reregistering is not None:
+                self._reregistering.cancel()
             for running in list(self._running.values()):
                 running.cancel()
             await asyncio.gather(*self._running.values(), return_exceptions=True)
+            await self.reports.close()
 
     async def _reconcile_forever(self) -> None:
         """Reconcile whenever the tasks change (assignments, releases), not on a poll."""
@@ -174,24 +190,60 @@ class Executor:
         options = self.options
         while True:
             result = await self._propose(RegisterNode(
-                node_id=self.node_id, capacity=options.holds, lease_ms=options.lease_ms,
+                node_id=self.node_id, capacity=self.holds, lease_ms=options.lease_ms,
                 now_ms=self._clock.wall_ms()))
             if isinstance(result, Applied):
                 _log.info("executor_registered", node_id=self.node_id, capacity=options.capacity,
-                          prefetch=options.prefetch, lease_ms=options.lease_ms)
+                          prefetch=self.prefetch, lease_ms=options.lease_ms,
+                          prefetch_auto=options.prefetch_auto)
                 return
             await self._clock.sleep(options.retry_pause_s)
 
+    @property
+    def holds(self) -> int:
+        """What the node registers as the tasks it holds: its slots and those queued ahead."""
+        return self.options.capacity * (1 + self.prefetch)
+
+    def _tune(self, write_s: float) -> None:
+        """Feed the tuner a slot's write time; re-register when it wants another prefetch."""
+        if self._tuner is None:
+            return
+        state, now_ms = self._driver.state, self._clock.wall_ms()
+        waiting = bool(state.index.ready) or bool(state.index.opening.up_to(now_ms, 1))
+        self._tuner.wrote(self._clock.monotonic(), write_s, waiting)
+        prefetch = self._tuner.maybe_change(self._clock.monotonic())
+        if prefetch is None:
+            return
+        _log.info("executor_prefetch_changed", node_id=self.node_id, prefetch=prefetch,
+                  was=self.prefetch)
+        self.prefetch = prefetch
+        if self._reregistering is None or self._reregistering.done():
+            self._reregistering = asyncio.create_task(self._register())
+
     async def _heartbeat_forever(self) -> None:
-        while True:
-            await self._clock.sleep(self.options.heartbeat_interval_s)
-            try:
-                await self._propose(Heartbeat(node_id=self.node_id, now_ms=self._clock.wall_ms(),
-                                              fsync_p99_us=_fsync_p99_us()))
-            except DriverStopped:
-                return
-            except Exception:  # a silent node loses its tasks: never stop heartbeating
-                _log.exception("executor_heartbeat_crashed")
+        """A heartbeat every interval, whether or not the last one committed: one forwarded
+        to a leader that just died waits for its proposal timeout (longer than a lease), and
+        waiting for it would get this node declared dead by the next leader."""
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                await self._clock.sleep(self.options.heartbeat_interval_s)
+                if len(in_flight) < HEARTBEATS_IN_FLIGHT_MAX:
+                    beat = asyncio.create_task(self._heartbeat())
+                    in_flight.add(beat)
+                    beat.add_done_callback(in_flight.discard)
+        finally:
+            for beat in list(in_flight):
+                beat.cancel()
+
+    async def _heartbeat(self) -> None:
+        try:
+            await self._propose(Heartbeat(node_id=self.node_id, now_ms=self._clock.wall_ms(),
+                                          fsync_p99_us=_fsync_p99_us()))
+        except DriverStopped:
+            return
+        except Exception:  # a silent node loses its tasks: never stop heartbeating
+            _log.exception("executor_heartbeat_crashed")
 
     async def _propose(self, command: Command) -> ApplyResult | None:
         """Propose once; None when Raft could not take it now (no leader, timeout)."""
@@ -223,9 +275,11 @@ class Executor:
                     running.cancel()
                 del self._running[key]
         # Oldest assignment first: runs queue for a slot in the order they were assigned.
-        for key in sorted(owned, key=lambda key: key[1]):
-            if key not in self._running:
-                self._running[key] = asyncio.create_task(self._run_task(*key))
+        new = sorted((key for key in owned if key not in self._running), key=lambda key: key[1])
+        for key in new:
+            self._running[key] = asyncio.create_task(self._run_task(*key))
+        if self._tuner is not None and new:
+            self._tuner.assigned(self._clock.monotonic(), len(new))
 
     def _settled(self, task_id: str, fence: int) -> bool:
         """The run's own Finish or Fail was applied (the run is logging it), or the task is
@@ -250,6 +304,7 @@ class Executor:
                     return
                 started = asyncio.create_task(self._start(task_id, fence))
                 result = await self._write(task, started)
+                self._tune(result.duration_s)
             if not await started:
                 raise FenceLost(task_id)
             await self._settle(task_id, fence, result)
@@ -287,7 +342,7 @@ class Executor:
                     _log.info("executor_resuming", task_id=task_id, fence=fence,
                               checkpoint=task.checkpoint)
                 return True
-            started = await self._propose(Start(task_id=task_id, node_id=self.node_id,
+            started = await self.reports.propose(Start(task_id=task_id, node_id=self.node_id,
                                                 fence=fence, now_ms=self._clock.wall_ms()))
             if isinstance(started, Applied):
                 _log.info("task_transition", command="Start", task_id=task_id,
@@ -301,7 +356,7 @@ class Executor:
         """Propose one checkpoint until the log takes it; FenceLost once the task is not ours."""
         async def report(keys_done: int) -> None:
             while True:
-                result = await self._propose(ReportProgress(
+                result = await self.reports.propose(ReportProgress(
                     task_id=task_id, node_id=self.node_id, fence=fence, keys_done=keys_done,
                     now_ms=self._clock.wall_ms()))
                 task = self._holds(task_id, fence)
@@ -321,12 +376,12 @@ class Executor:
         """Finish or Fail under the fence, retrying until the log has taken it."""
         while self._holds(task_id, fence) is not None:
             if result.outcome == TaskOutcome.SUCCEEDED:
-                command: Command = Finish(task_id=task_id, node_id=self.node_id, fence=fence,
+                command: Finish | Fail = Finish(task_id=task_id, node_id=self.node_id, fence=fence,
                                           now_ms=self._clock.wall_ms(), result=result_text(result))
             else:
                 command = Fail(task_id=task_id, node_id=self.node_id, fence=fence,
                                now_ms=self._clock.wall_ms(), error=result.reason[:200] or result.outcome.value)
-            outcome = await self._propose(command)
+            outcome = await self.reports.propose(command)
             if outcome is not None:
                 _log.info("task_transition", command=type(command).__name__, task_id=task_id,
                           plan_id=self._plan_of(task_id), node_id=self.node_id, fence=fence,

@@ -9,7 +9,8 @@ never more often than `interval_s`.
 
 Each pass first makes the local state linearizable (a ReadIndex read, so a new leader sees
 every committed entry before deciding), stamps the leader's clock as `now_ms`, and proposes
-the commands in order. A pass never starts while the previous pass's proposals are still
+the commands in order, up to PASS_BATCH_COMMANDS to an entry (a `Batch`: each command is
+applied as if alone, but the pass costs the log one entry, not one per task). A pass never starts while the previous pass's proposals are still
 uncommitted (it awaits them all), and the instant this node stops being leader the pass is
 abandoned. The loop keeps nothing between passes, so a new leader continues from the
 replicated state alone; a repeated command is refused by the state machine's guards.
@@ -32,13 +33,15 @@ from warmd.runtime.node.changes import Subscription
 from warmd.runtime.node.driver import Driver, DriverStopped
 from warmd.scheduler import SchedulerConfig, decide
 from warmd.scheduler.plan import next_due_ms
-from warmd.statemachine.commands import Command
-from warmd.statemachine.state import Applied, ApplyResult, refusal_reason
+from warmd.statemachine.commands import Batch, BatchedCommand, Command
+from warmd.statemachine.state import Applied, ApplyResult, batch_results, refusal_reason
 from warmd.statemachine.topics import Topic
 
 _log = get_logger("warmd.scheduling")
 IDLE_PASS_S = 5.0  # a pass at least this often while leading, whatever the feed says
 FAILED_PASS_RETRY_S = 0.5  # a pass that failed (no read point, a bug) is retried this soon
+# Commands of a pass per log entry: ~80 bytes each, so an entry stays near 80 KB.
+PASS_BATCH_COMMANDS = 1_000
 WAKING_TOPICS = frozenset({Topic.TASKS, Topic.NODES, Topic.PLANS, Topic.LEADERSHIP})
 # Heartbeats only update the leader's view of who is silent; they do not start a pass.
 WATCHED_TOPICS = WAKING_TOPICS | {Topic.HEARTBEATS}
@@ -64,6 +67,7 @@ class SchedulingCounters:
     proposed: int = 0
     applied: int = 0
     refused: int = 0
+    entries: int = 0  # log entries the commands went in (Batches of a pass)
     abandoned_passes: int = 0
 
 
@@ -144,8 +148,10 @@ class SchedulingLoop:
         self.counters.passes += 1
         if not commands:
             return
-        proposals = [asyncio.ensure_future(self._driver.propose(command)) for command in commands]
-        self.counters.proposed += len(proposals)
+        entries = pass_entries(commands)
+        proposals = [asyncio.ensure_future(self._driver.propose(entry)) for entry in entries]
+        self.counters.proposed += len(commands)
+        self.counters.entries += len(entries)
         pending = await self._await_unless_deposed(proposals)
         if pending:
             for proposal in pending:
@@ -154,7 +160,9 @@ class SchedulingLoop:
             self.counters.abandoned_passes += 1
             _log.info("scheduling_pass_abandoned", reason="leadership lost",
                       outstanding=len(pending))
-        self._count(commands, proposals)
+        for entry, proposal in zip(entries, proposals, strict=True):
+            if proposal.done() and not proposal.cancelled() and proposal.exception() is None:
+                self._count(entry, proposal.result())
 
     async def _await_unless_deposed(self, proposals: Sequence[asyncio.Future[ApplyResult]]
                                     ) -> set[asyncio.Future[Any]]:
@@ -173,12 +181,12 @@ class SchedulingLoop:
             leadership.close()
         return pending
 
-    def _count(self, commands: list[Command],
-               proposals: Sequence[asyncio.Future[ApplyResult]]) -> None:
-        for command, proposal in zip(commands, proposals, strict=True):
-            if not proposal.done() or proposal.cancelled() or proposal.exception() is not None:
-                continue
-            if isinstance(proposal.result(), Applied):
+    def _count(self, entry: Command, result: ApplyResult) -> None:
+        """Count and log each command of an applied (or refused) entry."""
+        commands = entry.commands if isinstance(entry, Batch) else (entry,)
+        results = batch_results(result, len(commands)) if isinstance(entry, Batch) else [result]
+        for command, each in zip(commands, results, strict=True):
+            if isinstance(each, Applied):
                 self.counters.applied += 1
                 task_id = getattr(command, "task_id", "")
                 task = self._driver.state.tasks.get(task_id)
@@ -188,4 +196,14 @@ class SchedulingLoop:
             else:
                 self.counters.refused += 1
                 _log.debug("scheduling_refused", command=type(command).__name__,
-                           reason=refusal_reason(proposal.result()))
+                           reason=refusal_reason(each))
+
+
+def pass_entries(commands: Sequence[BatchedCommand]) -> list[Command]:
+    """A pass's commands as log entries, in order: up to PASS_BATCH_COMMANDS in one Batch
+    (one entry instead of one per MarkReady, Assign, Release...); a lone command as itself."""
+    entries: list[Command] = []
+    for start in range(0, len(commands), PASS_BATCH_COMMANDS):
+        chunk = tuple(commands[start:start + PASS_BATCH_COMMANDS])
+        entries.append(chunk[0] if len(chunk) == 1 else Batch(commands=chunk))
+    return entries
