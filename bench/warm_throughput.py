@@ -221,11 +221,14 @@ def bench_memcached(quick: bool, results: dict[str, float]) -> None:
 
 # --- HTTP replay -------------------------------------------------------------------------
 
-async def warmd_replay(base_url: str, count: int, pinned: bool = False) -> Sample:
+async def warmd_replay(base_url: str, count: int, pinned: bool = False,
+                       pipeline: int = 1) -> Sample:
     """WarmRunner replaying `count` distinct paths through the adaptive limiter, cap and
     start at 64 (what a rule gets); `pinned` holds the limit at 64 (concurrency_min too), to
-    show the client's own pace apart from the limiter's backing off."""
-    client = HttpClient(base_url=base_url, connection_limit=HTTP_CONCURRENCY)
+    show the client's own pace apart from the limiter's backing off; `pipeline` requests
+    deep on each connection (the http cache's `pipeline` setting)."""
+    client = HttpClient(base_url=base_url, connection_limit=HTTP_CONCURRENCY,
+                        pipeline=pipeline)
     registry = HookRegistry()
     registry.add(ReplayLoader(client))
     limits = WarmLimits(batch_keys=count, origin=LimitConfig(

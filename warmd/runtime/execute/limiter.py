@@ -3,7 +3,9 @@
 `AimdLimit` is the pure decision (no clock: it is fed samples); `OriginLimiter` does the
 timing: it holds requests while in-flight >= the limit and spaces them to the rate cap.
 Like Netflix's concurrency-limits, the healthy latency is the minimum of a recent window,
-so a lasting change of the origin's speed is relearned instead of throttled forever.
+so a lasting change of the origin's speed is relearned instead of throttled forever. A
+sample's latency has our own event loop's lag taken out (`LoopLag`): the limit judges the
+origin, so a busy or descheduled client does not throttle a healthy origin.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -109,6 +111,55 @@ class AimdLimit:
         return max(self.config.concurrency_min, int(self.limit))
 
 
+LAG_TICK_S = 0.005  # how often LoopLag looks at the loop
+# A timer may fire up to a millisecond late on an idle loop (libuv's timers have 1 ms
+# resolution): only lateness beyond that is the loop's lag.
+LAG_GRANULARITY_S = 0.001
+
+
+class LoopLag:
+    """Running total of how late the event loop ran a ticking timer, while anyone uses it.
+
+    A request's measured latency includes the time its answer waited for our own loop
+    (callbacks of other requests, or the process not being scheduled on a loaded host);
+    the lag that piled up between two marks bounds that wait, so `since(mark)` is what to
+    take out of a latency measured over the same span. One tick every LAG_TICK_S while the
+    limiter has requests in flight; it stops itself when the limiter goes idle.
+    """
+
+    def __init__(self, busy: Callable[[], bool]) -> None:
+        self._busy = busy
+        self.total_s = 0.0
+        self._due_s = 0.0  # perf_counter time the pending tick is due; 0: not ticking
+
+    def mark(self) -> float:
+        """The lag so far (including a tick overdue right now); start ticking if idle."""
+        if not self._due_s:
+            self._schedule(time.perf_counter())
+        return self._current()
+
+    def since(self, mark: float) -> float:
+        return max(0.0, self._current() - mark)
+
+    def _current(self) -> float:
+        overdue_s = time.perf_counter() - self._due_s - LAG_GRANULARITY_S
+        return self.total_s + overdue_s if self._due_s and overdue_s > 0 else self.total_s
+
+    def _schedule(self, now_s: float) -> None:
+        self._due_s = now_s + LAG_TICK_S
+        asyncio.get_running_loop().call_later(LAG_TICK_S, self._tick)
+
+    def _tick(self) -> None:
+        now_s = time.perf_counter()
+        late_s = now_s - self._due_s - LAG_GRANULARITY_S
+        if late_s > 0:
+            self.total_s += late_s
+        if self._busy():
+            self._schedule(now_s)
+        else:
+            self._due_s = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class LimiterStatistics:
     limit: int
@@ -122,7 +173,9 @@ class OriginLimiter:
     """Async gate in front of an origin: `async with limiter.slot() as report:`.
 
     Waiters queue in FIFO order and a release wakes only as many as the limit has room
-    for, so hundreds of waiting workers cost nothing per request.
+    for, so hundreds of waiting workers cost nothing per request. A batch of requests
+    (warmd.cache.http_batch) holds slots through `acquire`/`try_acquire`/`release` and
+    reports each round with `round_started`/`round_finished` instead.
     """
 
     def __init__(self, config: LimitConfig, clock: Clock | None = None) -> None:
@@ -133,6 +186,36 @@ class OriginLimiter:
         self._in_flight_max = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._next_start_s = 0.0
+        self.lag = LoopLag(lambda: self._in_flight > 0)
+
+    async def acquire(self) -> int:
+        """Wait for a slot (FIFO); return the requests in flight, this one included."""
+        return await self._acquire()
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody waits for it; never blocks."""
+        if self._in_flight >= self.decision.current() or self._waiters:
+            return False
+        self._in_flight += 1
+        self._in_flight_max = max(self._in_flight_max, self._in_flight)
+        return True
+
+    def release(self) -> None:
+        self._release()
+
+    def over_limit(self) -> bool:
+        """True when more slots are held than the limit now allows (it backed off)."""
+        return self._in_flight > self.decision.current()
+
+    def round_started(self) -> float:
+        """A mark for `round_finished` (the loop's lag so far)."""
+        return self.lag.mark()
+
+    def round_finished(self, mark: float, latency_s: float, failed: bool) -> None:
+        """One round of requests on one slot took `latency_s` (as the client measured it)."""
+        metrics.warm_request("origin", latency_s)
+        self.decision.on_sample(LimitSample(max(0.0, latency_s - self.lag.since(mark)),
+                                            failed, self._in_flight))
 
     async def _acquire(self) -> int:
         if self._in_flight < self.decision.current() and not self._waiters:
@@ -178,6 +261,7 @@ class OriginLimiter:
         report = SlotReport()
         try:
             await self._wait_rate()
+            mark = self.lag.mark()
             started = time.perf_counter()
             try:
                 yield report
@@ -187,7 +271,8 @@ class OriginLimiter:
             finally:
                 latency_s = time.perf_counter() - started
                 metrics.warm_request("origin", latency_s)
-                self.decision.on_sample(LimitSample(latency_s, report.failed, in_flight))
+                origin_s = max(0.0, latency_s - self.lag.since(mark))
+                self.decision.on_sample(LimitSample(origin_s, report.failed, in_flight))
         finally:
             self._release()
 
