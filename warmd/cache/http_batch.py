@@ -37,9 +37,9 @@ class ConcurrencyGate(Protocol):
 
     def over_limit(self) -> bool: ...
 
-    def round_started(self) -> float: ...
+    def round_started(self) -> None: ...
 
-    def round_finished(self, mark: float, latency_s: float, failed: bool) -> None: ...
+    def round_finished(self, latency_s: float, failed: bool) -> None: ...
 
 
 class FixedGate:
@@ -69,10 +69,10 @@ class FixedGate:
     def over_limit(self) -> bool:
         return False
 
-    def round_started(self) -> float:
-        return 0.0
+    def round_started(self) -> None:
+        pass
 
-    def round_finished(self, mark: float, latency_s: float, failed: bool) -> None:
+    def round_finished(self, latency_s: float, failed: bool) -> None:
         pass
 
 
@@ -126,11 +126,10 @@ class _Connection(asyncio.Protocol):
         self.skip_status = 0
         self.draining = False  # an answer without a length runs to the end of the connection
         self.close_announced = False
-        self.reused = False
+        self.reused = False  # answered a round before this one (or came from the idle list)
         self.timed_out = False
         self.failed_round = False
         self.started_s = self.progress_s = 0.0
-        self.mark = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -138,7 +137,7 @@ class _Connection(asyncio.Protocol):
     def start_round(self, batch: _Batch, positions: list[int]) -> None:
         self.batch, self.round, self.answered, self.failed_round = batch, positions, 0, False
         self.started_s = self.progress_s = time.perf_counter()
-        self.mark = batch.gate.round_started()
+        batch.gate.round_started()
         requests = batch.requests
         if len(positions) == 1:
             self.transport.write(requests[positions[0]])
@@ -170,6 +169,8 @@ class _Connection(asyncio.Protocol):
             return
         if self.answered == len(self.round) and self.batch is batch:
             batch.round_done(self, now_s)
+        elif self.close_announced and not self.draining and not self.skip:
+            self.transport.close()  # nothing more will be answered here: requeue the rest
 
     def _parse(self, batch: _Batch, buffer: bytes, now_s: float) -> None:
         """Answer as many requests of the round as `buffer` completes; keep the rest."""
@@ -308,7 +309,11 @@ class _Batch:
                 return
         task = asyncio.ensure_future(self._connect())
         self.connecting.add(task)
-        task.add_done_callback(self.connecting.discard)
+        task.add_done_callback(self._connected)
+
+    def _connected(self, task: asyncio.Task[None]) -> None:
+        self.connecting.discard(task)
+        self._wake()
 
     async def _connect(self) -> None:
         pool = self.pool
@@ -335,8 +340,8 @@ class _Batch:
         connection.start_round(self, self._take())
 
     def round_done(self, connection: _Connection, now_s: float) -> None:
-        self.gate.round_finished(connection.mark, now_s - connection.started_s,
-                                 connection.failed_round)
+        self.gate.round_finished(now_s - connection.started_s, connection.failed_round)
+        connection.reused = True  # a server may close it before its next round: see lost()
         if connection.close_announced:
             connection.batch = None
             connection.transport.close()

@@ -30,6 +30,10 @@ class LimitSample:
     latency_s: float
     failed: bool  # an error or a throttling status (503, 429 ...)
     in_flight: int  # requests in flight when it started
+    # Our own event loop's lag when it finished (LoopLag): the latency minus this is the
+    # origin's part, which congestion is judged on; the healthy minimum learns from the
+    # latency itself (lag only adds to it, so its minimum stays true).
+    loop_lag_s: float = 0.0
 
 
 OBJECTIVE_WINDOW_SAMPLES = 1_000  # the recent samples a latency objective is judged on
@@ -71,7 +75,7 @@ class AimdLimit:
             return False
         threshold_s = max(baseline * self.config.latency_tolerance,
                           baseline + self.config.latency_slack_s)
-        return sample.latency_s > threshold_s
+        return sample.latency_s - sample.loop_lag_s > threshold_s
 
     def _misses_objective(self, sample: LimitSample) -> bool:
         """True when this sample is over the objective and more of the recent samples are
@@ -82,7 +86,7 @@ class AimdLimit:
         window = self._over_objective
         if len(window) == window.maxlen:
             self._over_count -= window[0]
-        over = sample.latency_s > objective_s
+        over = sample.latency_s - sample.loop_lag_s > objective_s
         window.append(over)
         self._over_count += over
         share = 1 - self.config.objective_percentile / 100
@@ -111,39 +115,44 @@ class AimdLimit:
         return max(self.config.concurrency_min, int(self.limit))
 
 
-LAG_TICK_S = 0.005  # how often LoopLag looks at the loop
+LAG_TICK_S = 0.002  # how often LoopLag looks at the loop
 # A timer may fire up to a millisecond late on an idle loop (libuv's timers have 1 ms
 # resolution): only lateness beyond that is the loop's lag.
 LAG_GRANULARITY_S = 0.001
 
 
 class LoopLag:
-    """Running total of how late the event loop ran a ticking timer, while anyone uses it.
+    """How late our own event loop runs right now, from a timer ticking while anyone uses it.
 
-    A request's measured latency includes the time its answer waited for our own loop
-    (callbacks of other requests, or the process not being scheduled on a loaded host);
-    the lag that piled up between two marks bounds that wait, so `since(mark)` is what to
-    take out of a latency measured over the same span. One tick every LAG_TICK_S while the
-    limiter has requests in flight; it stops itself when the limiter goes idle.
+    An answer that reached the socket waits for the loop (callbacks of other requests, or
+    the process not scheduled on a loaded host) before its latency is taken; that wait is
+    the loop's current lag: the lateness of a tick overdue now, or of one that fired in the
+    last tick interval. Only the lag at the end of a request is taken out of its latency
+    (lag earlier on overlapped the origin's own work: a total over the whole request would
+    take out the origin's latency too). One tick every LAG_TICK_S while the limiter has
+    requests in flight; it stops when the limiter goes idle.
     """
 
     def __init__(self, busy: Callable[[], bool]) -> None:
         self._busy = busy
-        self.total_s = 0.0
         self._due_s = 0.0  # perf_counter time the pending tick is due; 0: not ticking
+        self._last_tick_s = 0.0
+        self._last_late_s = 0.0
 
-    def mark(self) -> float:
-        """The lag so far (including a tick overdue right now); start ticking if idle."""
+    def start(self) -> None:
+        """Tick from now on, if not ticking already."""
         if not self._due_s:
             self._schedule(time.perf_counter())
-        return self._current()
 
-    def since(self, mark: float) -> float:
-        return max(0.0, self._current() - mark)
-
-    def _current(self) -> float:
-        overdue_s = time.perf_counter() - self._due_s - LAG_GRANULARITY_S
-        return self.total_s + overdue_s if self._due_s and overdue_s > 0 else self.total_s
+    def recent_s(self) -> float:
+        """The loop's lag now: a tick overdue now, or one that fired late in the last
+        interval, plus that interval (the loop may have stalled up to one interval before
+        the tick was due: answers waiting since then waited that much longer)."""
+        now_s = time.perf_counter()
+        overdue_s = now_s - self._due_s - LAG_GRANULARITY_S if self._due_s else 0.0
+        if overdue_s <= 0 and (now_s - self._last_tick_s >= LAG_TICK_S or not self._last_late_s):
+            return 0.0
+        return max(overdue_s, self._last_late_s) + LAG_TICK_S
 
     def _schedule(self, now_s: float) -> None:
         self._due_s = now_s + LAG_TICK_S
@@ -151,9 +160,8 @@ class LoopLag:
 
     def _tick(self) -> None:
         now_s = time.perf_counter()
-        late_s = now_s - self._due_s - LAG_GRANULARITY_S
-        if late_s > 0:
-            self.total_s += late_s
+        self._last_late_s = max(0.0, now_s - self._due_s - LAG_GRANULARITY_S)
+        self._last_tick_s = now_s
         if self._busy():
             self._schedule(now_s)
         else:
@@ -207,15 +215,14 @@ class OriginLimiter:
         """True when more slots are held than the limit now allows (it backed off)."""
         return self._in_flight > self.decision.current()
 
-    def round_started(self) -> float:
-        """A mark for `round_finished` (the loop's lag so far)."""
-        return self.lag.mark()
+    def round_started(self) -> None:
+        self.lag.start()
 
-    def round_finished(self, mark: float, latency_s: float, failed: bool) -> None:
+    def round_finished(self, latency_s: float, failed: bool) -> None:
         """One round of requests on one slot took `latency_s` (as the client measured it)."""
         metrics.warm_request("origin", latency_s)
-        self.decision.on_sample(LimitSample(max(0.0, latency_s - self.lag.since(mark)),
-                                            failed, self._in_flight))
+        self.decision.on_sample(LimitSample(latency_s, failed, self._in_flight,
+                                            self.lag.recent_s()))
 
     async def _acquire(self) -> int:
         if self._in_flight < self.decision.current() and not self._waiters:
@@ -261,7 +268,7 @@ class OriginLimiter:
         report = SlotReport()
         try:
             await self._wait_rate()
-            mark = self.lag.mark()
+            self.lag.start()
             started = time.perf_counter()
             try:
                 yield report
@@ -271,8 +278,8 @@ class OriginLimiter:
             finally:
                 latency_s = time.perf_counter() - started
                 metrics.warm_request("origin", latency_s)
-                origin_s = max(0.0, latency_s - self.lag.since(mark))
-                self.decision.on_sample(LimitSample(origin_s, report.failed, in_flight))
+                self.decision.on_sample(LimitSample(latency_s, report.failed, in_flight,
+                                                    self.lag.recent_s()))
         finally:
             self._release()
 
