@@ -124,6 +124,7 @@ class _Connection(asyncio.Protocol):
         self.buffer = b""
         self.skip = 0  # body bytes of the current answer still to come (not kept)
         self.skip_status = 0
+        self.skip_keep_alive = True
         self.draining = False  # an answer without a length runs to the end of the connection
         self.close_announced = False
         self.reused = False  # answered a round before this one (or came from the idle list)
@@ -173,47 +174,59 @@ class _Connection(asyncio.Protocol):
             self.transport.close()  # nothing more will be answered here: requeue the rest
 
     def _parse(self, batch: _Batch, buffer: bytes, now_s: float) -> None:
-        """Answer as many requests of the round as `buffer` completes; keep the rest."""
-        position, size = 0, len(buffer)
-        while self.answered < len(self.round) and not self.close_announced:
-            head_end = buffer.find(b"\r\n\r\n", position)
-            if head_end == -1:
-                if size - position > MAX_HEADER_BYTES:
-                    raise HttpProtocolError("response head too large")
-                break
-            head = parse_head(buffer, position, head_end)
-            body_start = head_end + 4
-            if 100 <= head.status < 200:  # interim answer: the real one follows
-                position = body_start
-                continue
-            self.close_announced = not head.keep_alive
-            if head.chunked:
-                end = chunked_end(buffer, body_start)
-                if end == -1:
+        """Answer as many requests of the round as `buffer` completes; keep the rest.
+        (The per-answer work is inlined: it runs once per request of a replay.)"""
+        position, size, answered, count = 0, len(buffer), self.answered, len(self.round)
+        result = batch.result
+        statuses, latencies_s, latency_s = result.statuses, result.latencies_s, \
+            now_s - self.started_s
+        try:
+            while answered < count and not self.close_announced:
+                head_end = buffer.find(b"\r\n\r\n", position)
+                if head_end == -1:
+                    if size - position > MAX_HEADER_BYTES:
+                        raise HttpProtocolError("response head too large")
                     break
-            elif head.content_length is not None:
-                end = body_start + head.content_length
-                if end > size:  # the rest of this body is counted, not buffered
-                    self.skip, self.skip_status = end - size, head.status
-                    batch.result.body_bytes += size - body_start
-                    position = size
-                    break
-            elif head.status in (204, 304):
-                end = body_start
-            else:
-                self.draining = self.close_announced = True
-                batch.result.body_bytes += size - body_start
-                self._answer(batch, head.status, now_s)
-                position = size
-                break
-            batch.result.body_bytes += end - body_start
-            self._answer(batch, head.status, now_s)
-            position = end
-        if position < size and self.answered == len(self.round) and not self.draining:
+                status, length, chunked, keep_alive = parse_head(buffer, position, head_end)
+                body_start = head_end + 4
+                if 100 <= status < 200:  # interim answer: the real one follows
+                    position = body_start
+                    continue
+                if chunked:
+                    end = chunked_end(buffer, body_start)
+                    if end == -1:
+                        break
+                elif length is not None:
+                    end = body_start + length
+                    if end > size:  # the rest of this body is counted, not buffered
+                        self.skip, self.skip_status = end - size, status
+                        self.skip_keep_alive = keep_alive
+                        result.body_bytes += size - body_start
+                        position = size
+                        break
+                elif status in (204, 304):
+                    end = body_start
+                else:  # no length: the body runs to the end of the connection
+                    self.draining, end, keep_alive = True, size, False
+                result.body_bytes += end - body_start
+                statuses[self.round[answered]] = status
+                latencies_s.append(latency_s)
+                answered += 1
+                if 200 <= status < 300:
+                    result.ok += 1
+                elif status >= 500 or status == THROTTLED:
+                    self.failed_round = True
+                self.close_announced = not keep_alive
+                position = end
+        finally:
+            batch.remaining -= answered - self.answered
+            self.answered = answered
+        if position < size and answered == count and not self.draining:
             raise HttpProtocolError("more response bytes than requests sent")
         self.buffer = buffer[position:] if position < size else b""
 
     def _answer(self, batch: _Batch, status: int, now_s: float) -> None:
+        """The answer whose body was being skipped is complete."""
         index = self.round[self.answered]
         self.answered += 1
         result = batch.result
@@ -223,6 +236,7 @@ class _Connection(asyncio.Protocol):
             result.ok += 1
         elif status >= 500 or status == THROTTLED:
             self.failed_round = True
+        self.close_announced = not self.skip_keep_alive
         batch.remaining -= 1
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -195,6 +195,8 @@ class OriginLimiter:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._next_start_s = 0.0
         self.lag = LoopLag(lambda: self._in_flight > 0)
+        # metrics.warm_request("origin", ...) with its label looked up once, not per round
+        self._observe = metrics.WARM_REQUEST_DURATION.labels(target_kind="origin").observe
 
     async def acquire(self) -> int:
         """Wait for a slot (FIFO); return the requests in flight, this one included."""
@@ -220,7 +222,7 @@ class OriginLimiter:
 
     def round_finished(self, latency_s: float, failed: bool) -> None:
         """One round of requests on one slot took `latency_s` (as the client measured it)."""
-        metrics.warm_request("origin", latency_s)
+        self._observe(latency_s)
         self.decision.on_sample(LimitSample(latency_s, failed, self._in_flight,
                                             self.lag.recent_s()))
 
@@ -277,7 +279,7 @@ class OriginLimiter:
                 raise
             finally:
                 latency_s = time.perf_counter() - started
-                metrics.warm_request("origin", latency_s)
+                self._observe(latency_s)
                 self.decision.on_sample(LimitSample(latency_s, report.failed, in_flight,
                                                     self.lag.recent_s()))
         finally:
