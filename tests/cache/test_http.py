@@ -298,3 +298,27 @@ def test_only_paths_on_a_plain_http_base_are_batched() -> None:
     assert not HttpClient(base_url="http://a.test").batchable(["http://b.test/x", "//b/x"])
     with pytest.raises(CacheError, match="pipeline"):
         HttpClient(base_url="http://a.test", pipeline=0)
+
+
+async def _slow_chunked_then_close(reader: asyncio.StreamReader,
+                                   writer: asyncio.StreamWriter) -> None:
+    """Answers one request with a chunked body in two parts 50 ms apart, announcing close."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                 b"5\r\nhello\r\n")
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.write(b"0\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+
+async def test_an_announced_close_waits_for_the_answer_to_finish() -> None:
+    """A chunked answer saying Connection: close is read to its end before the connection
+    is let go; the rest of its pipelined round is sent again on new connections."""
+    server, url = await _serve(_slow_chunked_then_close)
+    client = HttpClient(base_url=url, pipeline=4)
+    async with server, asyncio.timeout(10):
+        result = await client.get_many([f"/c/{n}" for n in range(3)], FixedGate(1))
+    assert result.statuses == [200] * 3 and result.pipeline_fallbacks == 0
+    await client.close()
