@@ -4,7 +4,8 @@ Every peer writes the same work as warmd: 16-byte keys, 100-byte values, acknowl
 writes. Redis: `redis-benchmark -P 64` with and without `EX`, and redis-py (asyncio,
 hiredis, one pipeline per connection holding its share of the whole batch). Memcached:
 memcaslap (memaslap) from a `--cfg_cmd` file fixing key and value sizes, set-only; pymemcache
-`set_many` from a thread pool over a `PooledClient`. HTTP: wrk against nginx, a C origin.
+`set_many` from a thread pool over a `PooledClient`. HTTP: wrk against nginx, a C origin,
+with and without HTTP/1.1 pipelining (bench/wrk_pipeline.lua).
 """
 
 from __future__ import annotations
@@ -236,11 +237,19 @@ def nginx_origin() -> Iterator[Origin]:
             process.wait(timeout=10)
 
 
-def wrk(url: str, connections: int, seconds: float) -> Sample:
-    """`wrk -t1 -c<connections>` for `seconds` against one URL (nginx serves every path alike)."""
+WRK_PIPELINE_SCRIPT = Path(__file__).resolve().parent / "wrk_pipeline.lua"
+
+
+def wrk(url: str, connections: int, seconds: float, pipeline: int = 1) -> Sample:
+    """`wrk -t1 -c<connections>` for `seconds` against one URL (nginx serves every path
+    alike); `pipeline` > 1 sends that many GETs per write on each connection (HTTP/1.1
+    pipelining, bench/wrk_pipeline.lua), as warmd does with an http cache's `pipeline`."""
     if missing("wrk", "wrk"):
         return Sample(NAN, NAN)
+    script = ["-s", str(WRK_PIPELINE_SCRIPT)] if pipeline > 1 else []
+    arguments = ["--", str(pipeline)] if pipeline > 1 else []
     cpu_before = children_cpu_s()
-    output = run_tool(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url])
+    output = run_tool(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", *script, url,
+                       *arguments])
     match = re.search(r"Requests/sec:\s+([\d.]+)", output)
     return Sample(float(match.group(1)) if match else NAN, children_cpu_s() - cpu_before)

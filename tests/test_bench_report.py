@@ -65,7 +65,7 @@ def test_missing_or_nan_figures_show_a_dash(report):
     rows = rows_by_metric(report, report.BenchRun("warm_throughput", 0, WARM_LINE))
     memcached = rows["Memcached vs memcaslap, equal sizes (keys/s)"]
     assert (memcached.ours, memcached.peer, memcached.ratio) == ("—", "100,000", "—")
-    assert rows["HTTP replay vs wrk, nginx origin (req/s)"].ours == "—"
+    assert rows["HTTP replay vs wrk, both pipelined 16 deep, nginx origin (req/s)"].ours == "—"
 
 
 def test_ratio_computed_when_the_bench_prints_none(report):
@@ -102,7 +102,7 @@ def test_render_puts_machine_and_date_on_every_row(report):
     lines = table.splitlines()
     assert lines[0].startswith("| Bench | Metric | Ours | Peer | Ratio | Spread |")
     body = lines[2:]
-    assert len(body) == 5 + 2
+    assert len(body) == 6 + 2  # the six warm_throughput rows, two for the failed failover
     assert all(line.endswith("| 2 cores | 2026-12-06 18:00 UTC |") for line in body)
     assert sum("failed (exit 1)" in line for line in body) == 2
 

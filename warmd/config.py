@@ -149,6 +149,7 @@ class CacheConfig:
     timeout_ms: int
     max_concurrency: int
     headers: tuple[tuple[str, str], ...]  # http only
+    pipeline: int = 1  # http only: GETs per connection at once (HTTP/1.1 pipelining; 1: off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,7 +465,7 @@ _CACHE_KEYS = {
     "redis": ("kind", "address", "db", "password_file", "timeout_ms", "max_concurrency"),
     "redis-cluster": ("kind", "addresses", "password_file", "timeout_ms", "max_concurrency"),
     "memcached": ("kind", "addresses", "timeout_ms", "max_concurrency"),
-    "http": ("kind", "url", "headers", "timeout_ms", "max_concurrency"),
+    "http": ("kind", "url", "headers", "timeout_ms", "max_concurrency", "pipeline"),
 }
 
 
@@ -493,6 +494,7 @@ def _cache(section: Section) -> CacheConfig:
         timeout_ms=section.integer("timeout_ms", 1000, minimum=1, maximum=600_000),
         max_concurrency=section.integer("max_concurrency", 64, minimum=1, maximum=100_000),
         headers=section.string_table("headers"),
+        pipeline=section.integer("pipeline", 1, minimum=1, maximum=256),
     )
 
 

@@ -194,11 +194,13 @@ async def test_fetch_loader_writes_origin_bodies(memcached_servers) -> None:
         await backend.close()
 
 
-async def test_replay_retries_503_and_respects_the_cap() -> None:
-    """Replay retries injected 503s until every request succeeds, never above the cap."""
+@pytest.mark.parametrize("pipeline", [1, 4])
+async def test_replay_retries_503_and_respects_the_cap(pipeline: int) -> None:
+    """Replay retries injected 503s until every request succeeds, never above the cap
+    (a pipelined connection is one unit of it: aiohttp answers its requests in turn)."""
     state = OriginState(fail_ratio=0.2, service_time_s=0.002, capacity=64, seed=5)
     async with TestOrigin(state) as origin:
-        client = HttpClient(base_url=origin.url)
+        client = HttpClient(base_url=origin.url, pipeline=pipeline)
         registry = HookRegistry()
         registry.add(ReplayLoader(client))
         requests = tuple(WarmRequest(f"/page/{n}", params={"q": str(n)}) for n in range(300))

@@ -69,7 +69,8 @@ def open_http_client(cache: CacheConfig) -> HttpClient:
         raise ConfigError(f"caches.{cache.name}: not an http cache with a url")
     return HttpClient(base_url=cache.url, headers=warm_up_headers(dict(cache.headers)),
                       timeout_s=cache.timeout_ms / 1000,
-                      connection_limit=cache.max_concurrency, name=cache.name)
+                      connection_limit=cache.max_concurrency, name=cache.name,
+                      pipeline=cache.pipeline)
 
 
 class ConfiguredCaches:

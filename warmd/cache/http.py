@@ -8,13 +8,14 @@ records status, bytes and latency; aiohttp errors never leave this module.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
+from warmd.cache.http_batch import BatchResult, ConcurrencyGate, PipelinePool
 from warmd.cache.http_raw import RawHttpPool, build_request, request_tail
 from warmd.errors import CacheError, CacheUnavailable
 
@@ -29,6 +30,13 @@ class HttpStatusError(CacheError):
         self.url = url
         self.status = status
         self.transient = status in TRANSIENT_STATUSES
+
+
+def is_transient(error: CacheError) -> bool:
+    """Worth another attempt after a backoff: a throttling status or an unreachable origin."""
+    if isinstance(error, HttpStatusError):
+        return error.transient
+    return isinstance(error, CacheUnavailable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +56,22 @@ class HttpClient:
     `base_url` joins relative paths; `host_header` lets a replay reach one instance while
     the service sees the public host name. With engine "raw" (default), plain-http GETs use
     `RawHttpPool` (about 5x less CPU per request than aiohttp); https always uses aiohttp.
+    `get_many` sends a whole replay batch over callback-driven connections, `pipeline`
+    requests deep on each (1: no pipelining, the default; opt in per cache).
     """
 
     def __init__(self, *, base_url: str = "", headers: Mapping[str, str] | None = None,
                  host_header: str | None = None, timeout_s: float = 10.0,
                  connection_limit: int = 256, engine: Literal["raw", "aiohttp"] = "raw",
-                 name: str | None = None) -> None:
+                 name: str | None = None, pipeline: int = 1) -> None:
         if engine not in ("raw", "aiohttp"):
             raise CacheError(f"unknown http engine {engine!r}")
+        if pipeline < 1:
+            raise CacheError(f"pipeline must be >= 1 (1: no pipelining), not {pipeline}")
         self.base_url, self.engine, self.timeout_s = base_url, engine, timeout_s
+        self.pipeline = pipeline
+        self._batch_pool: PipelinePool | None = None
+        self._batch_tail = b""
         self.headers = dict(headers or {})
         self.host_header = host_header
         if host_header:
@@ -103,11 +118,38 @@ class HttpClient:
             raise HttpStatusError(full_url, status)
         return HttpResponse(full_url, status, len(body), latency_s, body if keep_body else None)
 
+    def batchable(self, urls: Sequence[str]) -> bool:
+        """True when `get_many` can send `urls`: the raw engine, a plain-http base url, and
+        absolute paths on it (what a replay task holds)."""
+        return (self.engine == "raw" and self._base_origin.startswith("http://")
+                and all(url[:1] == "/" and url[1:2] != "/" for url in urls))
+
+    async def get_many(self, urls: Sequence[str], gate: ConcurrencyGate) -> BatchResult:
+        """GET every path of a batch on the base url's host, at most as many connections
+        at once as `gate` allows; each path's status or error in the result, in order.
+
+        Raises:
+            CacheError: the urls are not batchable (see `batchable`).
+        """
+        if not self.batchable(urls):
+            raise CacheError("get_many needs paths on a plain-http base url")
+        pool = self._batch_pool
+        if pool is None:
+            base = urlsplit(self.base_url)
+            if not base.hostname:
+                raise CacheError(f"bad url {self.base_url!r}: no host")
+            pool = self._batch_pool = PipelinePool(
+                base.hostname, base.port or 80, size=self.connection_limit,
+                timeout_s=self.timeout_s, depth=self.pipeline)
+            self._batch_tail = request_tail(self.host_header or base.netloc, self.headers)
+        tail = self._batch_tail
+        return await pool.get_many([build_request(url, tail) for url in urls], gate)
+
     async def _get_raw(self, full_url: str) -> tuple[int, bytes]:
         scheme_end = full_url.index("//") + 2
         path_start = full_url.find("/", scheme_end)
         netloc = full_url[scheme_end:path_start] if path_start != -1 else full_url[scheme_end:]
-        target = full_url[path_start:].partition("#")[0] if path_start != -1 else "/"
+        target = full_url[path_start:] if path_start != -1 else "/"
         pool = self._pools.get(netloc)
         tail = self._request_tails.get(netloc)
         if pool is None or tail is None:
@@ -132,6 +174,9 @@ class HttpClient:
             raise CacheUnavailable(f"http {full_url}", repr(error)) from error
 
     async def close(self) -> None:
+        if self._batch_pool is not None:
+            self._batch_pool.close()
+            self._batch_pool = None
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
+from urllib.parse import quote
 
 from warmd.errors import CacheError, CacheUnavailable
 
@@ -29,13 +30,25 @@ def request_tail(host_header: str, headers: Mapping[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+# A request target with a byte outside visible ASCII (non-ASCII, space, CR/LF: a log line's
+# path must not be able to add a header) is %-encoded, keeping these as they are.
+_TARGET_SAFE = "/?&=%:;@!$'()*+,~-._[]"
+_TARGET_UNSAFE = re.compile(r"[^\x21-\x7e]")
+
+
 def build_request(path: str, tail: bytes) -> bytes:
-    return b"GET " + path.encode("latin-1") + b" HTTP/1.1\r\n" + tail
+    """The GET of `path` (a request target; a fragment is dropped, characters a request
+    line cannot hold are %-encoded as UTF-8, as a browser does)."""
+    if "#" in path:
+        path = path.partition("#")[0]
+    if _TARGET_UNSAFE.search(path):
+        path = quote(path, safe=_TARGET_SAFE)
+    return b"GET " + path.encode("ascii") + b" HTTP/1.1\r\n" + tail
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseHead:
-    """What the client needs from a response head: the status and how the body is framed."""
+class ResponseHead(NamedTuple):
+    """What the client needs from a response head: the status and how the body is framed
+    (a tuple: a pipelined batch makes one per answer, and a frozen dataclass costs 3x)."""
 
     status: int
     content_length: int | None
@@ -49,28 +62,36 @@ _FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding|connection)[ \t]*
                       re.IGNORECASE)
 
 
-def parse_head(head: bytes) -> ResponseHead:
-    """Status code and body framing from the bytes before the blank line.
+_CONTENT_LENGTH, _TRANSFER_ENCODING = len("content-length"), len("transfer-encoding")
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) (\d{3})(?=[ \r]|$)")
+
+
+def parse_head(head: bytes, start: int = 0, end: int | None = None) -> ResponseHead:
+    """Status code and body framing from the bytes before the blank line (`head[start:end]`,
+    so a pipelined reader need not copy each head out of its buffer).
 
     Raises:
         HttpProtocolError: a bad status line or Content-Length.
     """
-    status_line, _, _ = head.partition(b"\r\n")
-    parts = status_line.split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-        raise HttpProtocolError(f"bad status line {status_line[:80]!r}")
-    length, chunked, keep_alive = None, False, True
-    for name, value in _FRAMING.findall(head):
-        name, value = name.lower(), value.strip().lower()
-        if name == b"content-length":
+    end = len(head) if end is None else end
+    status_line = _STATUS_LINE.match(head, start, end)
+    if status_line is None:
+        line_end = head.find(b"\r\n", start, end)
+        raise HttpProtocolError(f"bad status line {head[start:line_end][:80]!r}")
+    length, chunked = None, False
+    keep_alive = status_line.group(1) == b"1"  # HTTP/1.0 closes unless it says keep-alive
+    for name, value in _FRAMING.findall(head, start, end):
+        value = value.strip()
+        if len(name) == _CONTENT_LENGTH:  # the names differ in length: no lower() needed
             if not value.isdigit():
                 raise HttpProtocolError(f"bad Content-Length {value[:40]!r}")
             length = int(value)
-        elif name == b"transfer-encoding":
-            chunked = value == b"chunked"
+        elif len(name) == _TRANSFER_ENCODING:
+            chunked = value.lower() == b"chunked"
         else:
-            keep_alive = value != b"close"
-    return ResponseHead(int(parts[1]), length, chunked, keep_alive)
+            value = value.lower()
+            keep_alive = value != b"close" if keep_alive else value == b"keep-alive"
+    return ResponseHead(int(status_line.group(2)), length, chunked, keep_alive)
 
 
 class _Connection:

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
+
+from warmd.testing.servers import ServerProcess, ServerStartError, _wait_port, free_port
 
 
 @dataclass
@@ -125,15 +131,37 @@ class TestOrigin:
             await self._runner.cleanup()
 
 
+def start_origin(*, service_time_s: float = 0.0, capacity: int = 64,
+                 startup_timeout_s: float = 15.0) -> ServerProcess:
+    """A TestOrigin in its own process (so a test's busy event loop does not slow it)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "warmd.testing.origin", "--port", str(port),
+         "--service-time-ms", str(service_time_s * 1000), "--capacity", str(capacity)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = ServerProcess("origin", port, process, Path(tempfile.gettempdir()),
+                           owns_directory=False)
+    try:
+        _wait_port(port, process, startup_timeout_s)
+    except ServerStartError:
+        server.stop()
+        raise
+    return server
+
+
 def main() -> None:
-    """Run an origin in its own process (used by bench/warm_throughput.py)."""
+    """Run an origin in its own process (used by bench/warm_throughput.py and tests)."""
     import argparse
 
     parser = argparse.ArgumentParser(description="warmd test origin")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--body-bytes", type=int, default=100)
+    parser.add_argument("--service-time-ms", type=float, default=0.0)
+    parser.add_argument("--capacity", type=int, default=64)
     args = parser.parse_args()
-    origin = TestOrigin(OriginState(body_bytes=args.body_bytes), port=args.port)
+    origin = TestOrigin(OriginState(body_bytes=args.body_bytes, capacity=args.capacity,
+                                    service_time_s=args.service_time_ms / 1000),
+                        port=args.port)
     web.run_app(origin.app(), host="127.0.0.1", port=args.port, access_log=None,
                 print=None, backlog=2048)
 

@@ -3,7 +3,9 @@
 `AimdLimit` is the pure decision (no clock: it is fed samples); `OriginLimiter` does the
 timing: it holds requests while in-flight >= the limit and spaces them to the rate cap.
 Like Netflix's concurrency-limits, the healthy latency is the minimum of a recent window,
-so a lasting change of the origin's speed is relearned instead of throttled forever.
+so a lasting change of the origin's speed is relearned instead of throttled forever. A
+sample's latency has our own event loop's lag taken out (`LoopLag`): the limit judges the
+origin, so a busy or descheduled client does not throttle a healthy origin.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -28,6 +30,10 @@ class LimitSample:
     latency_s: float
     failed: bool  # an error or a throttling status (503, 429 ...)
     in_flight: int  # requests in flight when it started
+    # Our own event loop's lag when it finished (LoopLag): the latency minus this is the
+    # origin's part, which congestion is judged on; the healthy minimum learns from the
+    # latency itself (lag only adds to it, so its minimum stays true).
+    loop_lag_s: float = 0.0
 
 
 OBJECTIVE_WINDOW_SAMPLES = 1_000  # the recent samples a latency objective is judged on
@@ -69,7 +75,7 @@ class AimdLimit:
             return False
         threshold_s = max(baseline * self.config.latency_tolerance,
                           baseline + self.config.latency_slack_s)
-        return sample.latency_s > threshold_s
+        return sample.latency_s - sample.loop_lag_s > threshold_s
 
     def _misses_objective(self, sample: LimitSample) -> bool:
         """True when this sample is over the objective and more of the recent samples are
@@ -80,7 +86,7 @@ class AimdLimit:
         window = self._over_objective
         if len(window) == window.maxlen:
             self._over_count -= window[0]
-        over = sample.latency_s > objective_s
+        over = sample.latency_s - sample.loop_lag_s > objective_s
         window.append(over)
         self._over_count += over
         share = 1 - self.config.objective_percentile / 100
@@ -109,6 +115,59 @@ class AimdLimit:
         return max(self.config.concurrency_min, int(self.limit))
 
 
+LAG_TICK_S = 0.002  # how often LoopLag looks at the loop
+# A timer may fire up to a millisecond late on an idle loop (libuv's timers have 1 ms
+# resolution): only lateness beyond that is the loop's lag.
+LAG_GRANULARITY_S = 0.001
+
+
+class LoopLag:
+    """How late our own event loop runs right now, from a timer ticking while anyone uses it.
+
+    An answer that reached the socket waits for the loop (callbacks of other requests, or
+    the process not scheduled on a loaded host) before its latency is taken; that wait is
+    the loop's current lag: the lateness of a tick overdue now, or of one that fired in the
+    last tick interval. Only the lag at the end of a request is taken out of its latency
+    (lag earlier on overlapped the origin's own work: a total over the whole request would
+    take out the origin's latency too). One tick every LAG_TICK_S while the limiter has
+    requests in flight; it stops when the limiter goes idle.
+    """
+
+    def __init__(self, busy: Callable[[], bool]) -> None:
+        self._busy = busy
+        self._due_s = 0.0  # perf_counter time the pending tick is due; 0: not ticking
+        self._last_tick_s = 0.0
+        self._last_late_s = 0.0
+
+    def start(self) -> None:
+        """Tick from now on, if not ticking already."""
+        if not self._due_s:
+            self._schedule(time.perf_counter())
+
+    def recent_s(self) -> float:
+        """The loop's lag now: a tick overdue now, or one that fired late in the last
+        interval, plus that interval (the loop may have stalled up to one interval before
+        the tick was due: answers waiting since then waited that much longer)."""
+        now_s = time.perf_counter()
+        overdue_s = now_s - self._due_s - LAG_GRANULARITY_S if self._due_s else 0.0
+        if overdue_s <= 0 and (now_s - self._last_tick_s >= LAG_TICK_S or not self._last_late_s):
+            return 0.0
+        return max(overdue_s, self._last_late_s) + LAG_TICK_S
+
+    def _schedule(self, now_s: float) -> None:
+        self._due_s = now_s + LAG_TICK_S
+        asyncio.get_running_loop().call_later(LAG_TICK_S, self._tick)
+
+    def _tick(self) -> None:
+        now_s = time.perf_counter()
+        self._last_late_s = max(0.0, now_s - self._due_s - LAG_GRANULARITY_S)
+        self._last_tick_s = now_s
+        if self._busy():
+            self._schedule(now_s)
+        else:
+            self._due_s = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class LimiterStatistics:
     limit: int
@@ -122,7 +181,9 @@ class OriginLimiter:
     """Async gate in front of an origin: `async with limiter.slot() as report:`.
 
     Waiters queue in FIFO order and a release wakes only as many as the limit has room
-    for, so hundreds of waiting workers cost nothing per request.
+    for, so hundreds of waiting workers cost nothing per request. A batch of requests
+    (warmd.cache.http_batch) holds slots through `acquire`/`try_acquire`/`release` and
+    reports each round with `round_started`/`round_finished` instead.
     """
 
     def __init__(self, config: LimitConfig, clock: Clock | None = None) -> None:
@@ -133,6 +194,37 @@ class OriginLimiter:
         self._in_flight_max = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._next_start_s = 0.0
+        self.lag = LoopLag(lambda: self._in_flight > 0)
+        # metrics.warm_request("origin", ...) with its label looked up once, not per round
+        self._observe = metrics.WARM_REQUEST_DURATION.labels(target_kind="origin").observe
+
+    async def acquire(self) -> int:
+        """Wait for a slot (FIFO); return the requests in flight, this one included."""
+        return await self._acquire()
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody waits for it; never blocks."""
+        if self._in_flight >= self.decision.current() or self._waiters:
+            return False
+        self._in_flight += 1
+        self._in_flight_max = max(self._in_flight_max, self._in_flight)
+        return True
+
+    def release(self) -> None:
+        self._release()
+
+    def over_limit(self) -> bool:
+        """True when more slots are held than the limit now allows (it backed off)."""
+        return self._in_flight > self.decision.current()
+
+    def round_started(self) -> None:
+        self.lag.start()
+
+    def round_finished(self, latency_s: float, failed: bool) -> None:
+        """One round of requests on one slot took `latency_s` (as the client measured it)."""
+        self._observe(latency_s)
+        self.decision.on_sample(LimitSample(latency_s, failed, self._in_flight,
+                                            self.lag.recent_s()))
 
     async def _acquire(self) -> int:
         if self._in_flight < self.decision.current() and not self._waiters:
@@ -178,6 +270,7 @@ class OriginLimiter:
         report = SlotReport()
         try:
             await self._wait_rate()
+            self.lag.start()
             started = time.perf_counter()
             try:
                 yield report
@@ -186,8 +279,9 @@ class OriginLimiter:
                 raise
             finally:
                 latency_s = time.perf_counter() - started
-                metrics.warm_request("origin", latency_s)
-                self.decision.on_sample(LimitSample(latency_s, report.failed, in_flight))
+                self._observe(latency_s)
+                self.decision.on_sample(LimitSample(latency_s, report.failed, in_flight,
+                                                    self.lag.recent_s()))
         finally:
             self._release()
 

@@ -36,6 +36,11 @@ from warmd.statemachine.state import TaskRecord
 
 DEFAULT_TTL_S = 3600
 PROGRESS_BATCH_REQUESTS = 50  # requests per checkpoint through Raft for loader tasks
+# ...but a replay batch goes to the HTTP client in one call (runtime/execute/replay.py) and
+# ends when its slowest request does: 50 would leave most of 64 connections idle at each
+# batch's end and propose a checkpoint every 50 GETs. A reassigned replay task repeats at
+# most this many GETs, which are idempotent.
+REPLAY_BATCH_REQUESTS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +114,8 @@ class SpecRunner:
                                 if spec.concurrency else {}))
         limits = WarmLimits(origin=origin, ttl_s=spec.ttl_s or self.settings.default_ttl_s,
                             ttl_jitter_ratio=spec.ttl_jitter_permille / 1000,
-                            batch_keys=PROGRESS_BATCH_REQUESTS)
+                            batch_keys=REPLAY_BATCH_REQUESTS if spec.loader == "replay"
+                            else PROGRESS_BATCH_REQUESTS)
         return WarmTask(task_id=task.task_id, requests=requests, target=target, loader=loader,
                         limits=limits, checkpoint=task.checkpoint)
 

@@ -28,11 +28,11 @@ from warmd.cache.base import (
     values_bytes,
 )
 from warmd.cache.guard import MemoryGuard
-from warmd.cache.http import HttpStatusError
+from warmd.cache.http import is_transient
 from warmd.clock import Clock, SystemClock
 from warmd.errors import CacheError, CacheUnavailable, ConfigError
 from warmd.hooks.base import PluginError, WarmRequest, call_plugin
-from warmd.hooks.loaders import RequestKeyMapper, ValueLoader
+from warmd.hooks.loaders import ReplayLoader, RequestKeyMapper, ValueLoader
 from warmd.hooks.registry import HookRegistry
 from warmd.hooks.task import (
     LimitConfig,
@@ -44,6 +44,7 @@ from warmd.hooks.task import (
 )
 from warmd.logging import get_logger
 from warmd.runtime.execute.limiter import OriginLimiter
+from warmd.runtime.execute.replay import replay_batch
 
 _log = get_logger("warmd.warmer")
 FAILURE_SAMPLE_SIZE = 20
@@ -91,12 +92,6 @@ def _jitter_table(low_s: int, high_s: int) -> tuple[int, ...]:
     bounds = [-(-j * JITTER_TABLE_SIZE // size) for j in range(size + 1)]
     runs = map(repeat, range(low_s, high_s + 1), map(sub, bounds[1:], bounds[:-1]))
     return tuple(chain.from_iterable(runs))
-
-
-def is_transient(error: CacheError) -> bool:
-    if isinstance(error, HttpStatusError):
-        return error.transient
-    return isinstance(error, CacheUnavailable)
 
 
 @dataclass
@@ -277,6 +272,10 @@ class WarmRunner:
             if None in values:
                 tally.add_failures([KeyFailure(k, "no value")
                                     for k, v in zip(keys, values, strict=True) if v is None])
+        elif (isinstance(loader, ReplayLoader) and limiter is not None
+              and await replay_batch(loader, limiter, task.limits, batch, keys, self._clock,
+                                     tally)):
+            values = [None] * len(batch)  # replayed: the service's own cache filled
         else:
             values = await _OriginBatch(task, loader, limiter, tally, self._clock).load_all(
                 batch, keys)
