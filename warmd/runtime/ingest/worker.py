@@ -3,8 +3,8 @@
 `summarise_files` cuts each file (plain, or the content of a gzip file) into one byte range per
 worker, parses and summarises each range in a process pool (one worker per core by default) and
 merges the partial summaries in order as they come, so a daemon's heartbeat never waits behind
-a parse. `AnalysisWorker` is the long-lived form the
-daemon uses: lines in, summaries out, in a separate process.
+a parse. `AnalysisWorker` is the long-lived form the daemon uses: lines in, summaries out, in a
+separate process.
 """
 
 from __future__ import annotations
