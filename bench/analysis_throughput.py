@@ -12,10 +12,13 @@ Every figure is measured in a fresh process (no cache or interpreter warmed by a
 round), rounds interleave the contenders, and the medians are printed with their spread
 (min-max). Ratios compare medians of one log and size. The wall clock moves with other jobs'
 load on a shared machine; the one-core runs also report CPU time. Peak RSS is that of a
-separate `warmd analyze --json` process (default workers) on the largest log of each kind.
+separate `warmd analyze --json` process (default workers) on the largest log of each kind and
+on the whole LP DAAC `.gz` as users have it: the largest process (main or pool worker), by
+the VmHWM of each process of the tree.
 
 The last line is `name=value ...`: `ratio_vs_bare` (synthetic, one core each),
-`real_ratio_vs_bare` (LP DAAC, one core each) and `peak_rss_mb` at the largest size run.
+`real_ratio_vs_bare` (LP DAAC, one core each), `real_gz_peak_rss_mb` (the whole LP DAAC
+`.gz`) and `peak_rss_mb` (the largest of the peaks measured).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import gzip
 import multiprocessing
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -206,19 +210,58 @@ def goaccess_run(path: Path, kind: LogKind, cores: int,
     return Run(time.perf_counter() - started, 0.0)
 
 
-_RSS_PROBE = (
-    "import resource, subprocess, sys\n"
-    "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-)
+def _descendants(root: int) -> list[int]:
+    """The process ids under `root` (from /proc: pool workers are the forkserver's children,
+    not the analysing process's)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found.extend(children)
+        todo.extend(children)
+    return found
+
+
+def _hwm_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_probe(command: list[str]) -> None:
+    """Run `command` and print the peak RSS (kB) of its largest process: the VmHWM of the
+    command and every process under it, sampled every 0.2 s, or the rusage maximum of the
+    waited children when that is larger (a process that peaked just before it ended)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    peak = 0
+    while process.poll() is None:
+        peak = max([peak, _hwm_kb(process.pid)] + [_hwm_kb(pid) for pid in
+                                                    _descendants(process.pid)])
+        time.sleep(0.2)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, command)
+    print(max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
 
 
 def peak_rss_mb(path: Path, kind: LogKind) -> float:
-    """Peak RSS of the largest process of a `warmd analyze --json` run on the file (a fresh
-    probe process, so that no earlier child counts)."""
+    """Peak RSS of the largest process (main, or a pool worker) of a `warmd analyze --json`
+    run on the file, measured by a fresh probe process, so that no earlier child counts."""
     probe = subprocess.run(
-        [sys.executable, "-c", _RSS_PROBE, sys.executable, "-m", "warmd", "analyze", str(path),
-         "--format", kind.spec, "--json"], check=True, capture_output=True, text=True)
+        [sys.executable, __file__, "--rss-probe", sys.executable, "-m", "warmd", "analyze",
+         str(path), "--format", kind.spec, "--json"], check=True, capture_output=True, text=True)
     return int(probe.stdout.split()[-1]) / 1024
 
 
@@ -304,7 +347,11 @@ def main() -> None:
                         help="one core, two, or both (default)")
     parser.add_argument("--one", nargs=4, metavar=("CONTENDER", "PATH", "KIND", "CORES"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--rss-probe", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rss_probe:
+        rss_probe(args.rss_probe)
+        return
     if args.one:
         contender, path, kind, cores = args.one
         one(contender, Path(path), KINDS[kind], int(cores))
@@ -326,9 +373,12 @@ def main() -> None:
               f"{args.rounds} interleaved rounds, load average {os.getloadavg()[0]:.1f}")
         results = measure(logs, args.rounds, tuple(args.cores))
         rss = {name: peak_rss_mb(logs[(name, sizes[-1])], KINDS[name]) for name in args.logs}
+        if "lpdaac" in args.logs:  # the whole export as users have it: gzip, read in place
+            rss["lpdaac .gz, all"] = peak_rss_mb(REAL_LOG, LPDAAC)
     figures = report(results, sizes, args.logs, tuple(args.cores))
     for name, value in rss.items():
-        print(f"peak RSS of `warmd analyze` on {name} {sizes[-1]:,} lines: {value:.0f} MB")
+        lines = "478,755" if name.endswith("all") else f"{sizes[-1]:,}"
+        print(f"peak RSS of `warmd analyze` on {name} {lines} lines: {value:.0f} MB")
     fields = {"lines": sizes[-1], "load_1m": round(os.getloadavg()[0], 2)}
     fields.update({key: round(value, 3) for key, value in figures.items()})
     if "synthetic" in args.logs:
@@ -338,6 +388,8 @@ def main() -> None:
             fields[key] = round(figures[f"synthetic_{key}"])
     if "lpdaac" in args.logs:
         fields["real_ratio_vs_bare"] = round(figures["lpdaac_1core_vs_bare"], 3)
+    if "lpdaac" in args.logs:
+        fields["real_gz_peak_rss_mb"] = round(rss["lpdaac .gz, all"])
     fields["peak_rss_mb"] = round(max(rss.values()))
     print(" ".join(f"{key}={value}" for key, value in fields.items()))
 

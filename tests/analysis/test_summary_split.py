@@ -56,7 +56,7 @@ def test_same_summary_for_any_split(seed: int) -> None:
     lines = _log(seed)
     text = "\n".join(lines) + "\n"
     with tempfile.TemporaryDirectory() as directory, pytest.MonkeyPatch.context() as patch:
-        patch.setattr(worker, "CHUNK_LINES", 700)  # several gzip chunks per worker
+        patch.setattr(worker, "CHUNK_LINES", 700)  # several chunks in the serial run
         plain = Path(directory, "access.log")
         plain.write_text(text)
         packed = Path(directory, "access.log.gz")

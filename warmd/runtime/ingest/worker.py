@@ -1,9 +1,10 @@
 """Reading logs (plain or gzip) and summarising them in worker processes, off the event loop.
 
-`summarise_files` splits the files into chunks of lines, parses and summarises each chunk in a
-process pool (one worker per core by default) and merges the partial summaries in order, so a
-daemon's heartbeat never waits behind a parse. `AnalysisWorker` is the long-lived form the
-daemon uses: lines in, summaries out, in a separate process.
+`summarise_files` cuts each file (plain, or the content of a gzip file) into one byte range per
+worker, parses and summarises each range in a process pool (one worker per core by default) and
+merges the partial summaries in order as they come, so a daemon's heartbeat never waits behind
+a parse. `AnalysisWorker` is the long-lived form the daemon uses: lines in, summaries out, in a
+separate process.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import gc
 import gzip
 import io
+import math
 import multiprocessing
 import os
 import queue
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +42,7 @@ CHUNK_LINES = 20_000
 BLOCK_BYTES = 4_000_000  # about 25k combined-log lines
 
 _T = TypeVar("_T")
-_Range = tuple[str, int, int, LogFormat, SummaryConfig]  # a file's byte range to summarise
+_Range = tuple[str, int, int | None, LogFormat, SummaryConfig]  # a file's byte range to summarise
 
 
 def open_log(path: str) -> io.TextIOBase:
@@ -59,10 +62,25 @@ def open_log(path: str) -> io.TextIOBase:
 
 
 def iter_lines(paths: Sequence[str]) -> Iterator[str]:
-    """Every line of every file, in order."""
+    """Every line of every file, in order.
+
+    Raises:
+        ConfigError: a file cannot be read, or its gzip stream is damaged or cut short.
+    """
     for path in paths:
-        with open_log(path) as handle:
+        with _reading(path), open_log(path) as handle:
             yield from handle
+
+
+@contextmanager
+def _reading(path: str) -> Iterator[None]:
+    """Turn the errors of reading a log (a damaged or truncated gzip stream too) into a
+    ConfigError naming the file, instead of a traceback from the middle of the analysis."""
+    try:
+        yield
+    except (OSError, EOFError, zlib.error) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise ConfigError(f"cannot read log {path}: {reason}") from error
 
 
 def estimate_lines(paths: Sequence[str], sample_lines: int = 2_000) -> int | None:
@@ -149,47 +167,22 @@ def astuple_shallow(columns: Columns) -> tuple[list, ...]:
             columns.clients, columns.agents)
 
 
-_PROCESS_CACHE: dict[str, Summary] = {}
-
-
-def _summarise_chunk(job: tuple[LogFormat, SummaryConfig, list[str]]) -> Summary:
-    """Summarise one chunk. A worker process keeps its template caches between chunks (the
-    shipped summary leaves them behind), so each distinct target is decomposed once."""
-    log_format, config, lines = job
-    parser = LineParser(log_format)
-    summary = Summary(config)
-    warm = _PROCESS_CACHE.get("warm")
-    if warm is not None and warm.config == config:
-        summary.generaliser, summary._memo, summary._bot_cache = (
-            warm.generaliser, warm._memo, warm._bot_cache)
-    _PROCESS_CACHE["warm"] = summary
-    summary.add_columns(*astuple_shallow(parse_columns(parser, lines)))
-    summary.malformed = parser.malformed
-    summary.malformed_samples = parser.malformed_samples
-    return summary
-
-
 def summarise_files(paths: Sequence[str], spec: str | None = None,
                     config: SummaryConfig | None = None, workers: int | None = None,
                     progress: Callable[[int], None] | None = None) -> Summary:
     """Parse and summarise logs with one process per core; merge the parts in log order.
 
-    Plain files are cut into one byte range per worker, each read by its own process (no
-    lines cross a pipe); gzip files, which cannot be cut, go through the pool in chunks.
+    Each file is cut into one byte range per worker, each read by its own process (no lines
+    cross a pipe). A gzip file is cut by its uncompressed size: each worker decompresses it
+    from the start and skips to its range (decompressing costs far less than parsing), so a
+    gzip log gives the summary of the same log in plain text.
     """
     config = config or SummaryConfig()
     log_format = resolve_format(paths, spec)
     workers = workers or os.cpu_count() or 1
     if workers == 1:
         return _summarise_serially(paths, log_format, config, progress)
-    if not any(_is_gzip(path) for path in paths):
-        return _summarise_ranges(paths, log_format, config, workers, progress)
-    jobs = ((log_format, config, chunk) for chunk in _chunks(iter_lines(paths), CHUNK_LINES))
-    total = Summary(config)
-    context = multiprocessing.get_context("forkserver")
-    with context.Pool(workers) as pool:
-        _merge_all(total, pool.imap(_summarise_chunk, jobs), progress)
-    return total
+    return _summarise_ranges(paths, log_format, config, workers, progress)
 
 
 def _is_gzip(path: str) -> bool:
@@ -214,31 +207,52 @@ def _summarise_serially(paths: Sequence[str], log_format: LogFormat, config: Sum
     return summary
 
 
+def file_ranges(path: str, workers: int) -> list[tuple[int, int | None]]:
+    """The byte ranges [start, end) of the file's (uncompressed) content for `workers`
+    processes; None ends a range at the end of the content. A gzip file's recorded size may
+    be short of its content (a stream of several members, or over 4 GiB), so its last range
+    always runs to the end."""
+    with _reading(path):
+        size = _uncompressed_size(path)
+    bounds = [size * part // workers for part in range(workers + 1)]
+    ranges: list[tuple[int, int | None]] = [
+        (start, end) for start, end in pairwise(bounds) if end > start]
+    if _is_gzip(path):
+        ranges[-1:] = [(ranges[-1][0] if ranges else 0, None)]
+    return ranges
+
+
 def _summarise_ranges(paths: Sequence[str], log_format: LogFormat, config: SummaryConfig,
                       workers: int, progress: Callable[[int], None] | None) -> Summary:
-    jobs: list[_Range] = []
-    for path in paths:
-        size = os.path.getsize(path)
-        bounds = [size * part // workers for part in range(workers + 1)]
-        jobs.extend((path, start, end, log_format, config)
-                    for start, end in pairwise(bounds) if end > start)
+    """The ranges' summaries merged in log order as they come: the main process holds the
+    total and at most the parts that arrived ahead of their turn, never all of them."""
+    jobs: list[_Range] = [(path, start, end, log_format, config) for path in paths
+                          for start, end in file_ranges(path, workers)]
     context = multiprocessing.get_context("forkserver")
     done = context.Value("q", 0)
-    with context.Pool(workers, initializer=_set_counter, initargs=(done,)) as pool:
-        pending = pool.map_async(_summarise_range, jobs)
-        reported = 0
-        while not pending.ready():
-            pending.wait(0.2)
-            if progress is not None and done.value > reported:
-                progress(done.value - reported)
-                reported = done.value
-        parts = pending.get()
-    if progress is not None and done.value > reported:
-        progress(done.value - reported)
     total = Summary(config)
-    for part in parts:
-        total.merge(part)
+    reported = 0
+    with context.Pool(workers, initializer=_set_counter, initargs=(done,)) as pool:
+        parts = pool.imap(_summarise_range, jobs)
+        for _ in jobs:
+            while True:
+                try:
+                    part = parts.next(0.2)
+                    break
+                except multiprocessing.TimeoutError:
+                    reported = _report(progress, done.value, reported)
+            total.merge(part)
+            del part  # merged: its memory goes back before the next part is taken
+    _report(progress, done.value, reported)
     return total
+
+
+def _report(progress: Callable[[int], None] | None, done: int, reported: int) -> int:
+    """Tell `progress` the lines done since the last report; the lines reported now."""
+    if progress is not None and done > reported:
+        progress(done - reported)
+        return done
+    return reported
 
 
 _COUNTER: list[Any] = []
@@ -249,11 +263,11 @@ def _set_counter(counter: Any) -> None:
 
 
 def _summarise_range(job: _Range) -> Summary:
-    """The lines that start in [start, end) of a plain file, in one summary."""
+    """The lines that start in [start, end) of a file's content, in one summary."""
     path, start, end, log_format, config = job
     parser = LineParser(log_format)
     summary = Summary(config)
-    with _collector_paused():
+    with _collector_paused(), _reading(path):
         for text in _range_blocks(path, start, end):
             summary.add_columns(*astuple_shallow(parse_text(parser, text)))
             if _COUNTER:
@@ -282,31 +296,27 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _range_blocks(path: str, start: int, end: int,
+def _range_blocks(path: str, start: int, end: int | None,
                   block_bytes: int = BLOCK_BYTES) -> Iterator[str]:
-    """The lines that start in [start, end), as decoded blocks of whole lines (one decode and
-    one regex pass per block instead of one per line)."""
-    with open(path, "rb") as handle:
+    """The lines that start in [start, end) of the file's content (to its end when `end` is
+    None), as decoded blocks of whole lines (one decode and one regex pass per block instead
+    of one per line). A gzip file's content is decompressed from the start (seeking forward
+    in a gzip stream reads through it)."""
+    opener = gzip.open if _is_gzip(path) else open
+    limit = math.inf if end is None else end
+    with opener(path, "rb") as handle:
         if start:
             handle.seek(start - 1)
             handle.readline()  # the line in progress at `start` belongs to the range before
         position = handle.tell()
-        while position < end:
-            block = handle.read(min(block_bytes, end - position))
+        while position < limit:
+            block = handle.read(int(min(block_bytes, limit - position)))
             if not block:
                 return
             if not block.endswith(b"\n"):
                 block += handle.readline()  # finish the last line that starts in the range
             position += len(block)
             yield block.decode("utf-8", "replace")
-
-
-def _merge_all(total: Summary, parts: Iterable[Summary],
-               progress: Callable[[int], None] | None) -> None:
-    for part in parts:
-        total.merge(part)
-        if progress is not None:
-            progress(part.lines + part.malformed)
 
 
 @dataclass(frozen=True)
