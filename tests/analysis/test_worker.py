@@ -90,5 +90,5 @@ def test_truncated_gzip_is_a_clear_error(tmp_path: Path, workers: int) -> None:
     data = gzip.compress(("\n".join(generate_lines(SPEC)) + "\n").encode())
     packed = tmp_path / "cut.log.gz"
     packed.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ConfigError, match="cannot read log .*cut.log.gz"):
+    with pytest.raises(ConfigError, match=r"cannot read log .*cut\.log\.gz"):
         summarise_files([str(packed)], "combined", workers=workers)
