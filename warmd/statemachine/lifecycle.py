@@ -390,7 +390,9 @@ for commits it does not need before its next write (warmd/runtime/execute/execut
   as many per slot as cover a refill: the time from a slot freeing its hold to the next
   Assign for the node (the Finish's commit, the wait for the next scheduling pass, its
   commit) over the time a slot takes to write a task, 1 to 8, re-registering (at most every
-  2 s) when that changes. More would only lengthen a plan's tail and what a dead node holds.
+  2 s) when that changes. What a node holds ahead is about one refill of work, so at a
+  plan's end it runs on for about one refill latency after the others ran dry; more would
+  only lengthen that tail and what a dead node holds.
 - Start in flight: a run begins writing as soon as its Assign is applied on the node, while
   its Start commits. The Assign is already committed, so the owner and fence are fixed in
   the log and only a Release (after the owner's lease ran out) can take the task away,
