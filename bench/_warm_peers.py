@@ -47,12 +47,28 @@ def key_of(prefix: str, number: int) -> str:
 
 
 def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a running process, from /proc (NaN where absent)."""
+    """User + system CPU seconds of a running process and of its live children (nginx's
+    workers under its master), from /proc (NaN where the process is absent)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        own = _stat_fields(pid)
     except OSError:
         return NAN
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(own[11]) + int(own[12])
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or entry.name == str(pid):
+            continue
+        try:
+            fields = _stat_fields(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile
+        if fields[1] == str(pid):
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name: state, ppid, ... (utime is [11])."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def children_cpu_s() -> float:
@@ -194,8 +210,8 @@ class Origin:
 
 NGINX_CONFIG = """\
 daemon off;
-master_process off;
-worker_processes 1;
+master_process {master};
+worker_processes {workers};
 pid {root}/nginx.pid;
 error_log {root}/error.log error;
 events {{ worker_connections 4096; }}
@@ -215,16 +231,21 @@ http {{
 """
 
 
+NGINX_WORKERS = 2  # one saturated its core under wrk on a quiet machine (busy 0.97-0.99)
+
+
 @contextlib.contextmanager
-def nginx_origin() -> Iterator[Origin]:
-    """nginx in one process (no master) answering every GET with a 100-byte body: a C origin
-    whose CPU use shows whether it, rather than the client, sets the rate."""
+def nginx_origin(workers: int = NGINX_WORKERS) -> Iterator[Origin]:
+    """nginx answering every GET with a 100-byte body: a C origin whose CPU use (master and
+    workers, see process_cpu_s) shows whether it, rather than the client, sets the rate."""
     if shutil.which("nginx") is None:
         raise RuntimeError("PEER MISSING: nginx (Debian package nginx-light)")
     with tempfile.TemporaryDirectory(prefix="warm-origin-") as root:
         port = free_port()
         config = Path(root) / "nginx.conf"
-        config.write_text(NGINX_CONFIG.format(root=root, port=port, body=VALUE.decode()))
+        config.write_text(NGINX_CONFIG.format(
+            root=root, port=port, body=VALUE.decode(), workers=workers,
+            master="on" if workers > 1 else "off"))
         process = subprocess.Popen(["nginx", "-c", str(config), "-p", root],
                                    stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    start_new_session=True)

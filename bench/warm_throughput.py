@@ -256,8 +256,9 @@ HTTP_PIPELINE = 16  # GETs per connection at once in the pipelined pair (warmd a
 
 def bench_http(quick: bool, results: dict[str, float]) -> None:
     """wrk and warmd's replay against nginx, without and with HTTP/1.1 pipelining (16 deep
-    on 64 connections, both); the origin's busy share of its one core, printed per run,
-    shows whether it limited anyone (well under 1.0: it did not).
+    on 64 connections, both); nginx runs 2 workers (one saturated its core under wrk on a
+    quiet machine) and its busy cores (master and workers, at most 2.0) are printed per run,
+    to show whether it limited anyone.
 
     The headline `http_ratio_vs_wrk` is the pipelined pair (each at its best, same
     settings); `http_unpipelined_ratio_vs_wrk` is the pair without pipelining, warmd's

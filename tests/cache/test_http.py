@@ -157,7 +157,7 @@ async def test_every_request_gets_its_own_answer(server_url: str, pipeline: int)
     expected_bytes = sum(len(f"/item/{n}?q={n}".encode()) * 50 for n in range(40))
     assert result.body_bytes >= expected_bytes
     assert gate.in_use == 0  # every slot went back
-    again = await client.get_many(PATHS[6:], gate)  # kept-alive connections are reused
+    again = await client.get_many(PATHS[6:])  # kept-alive connections are reused
     assert again.statuses == EXPECTED[6:]
     await client.close()
 

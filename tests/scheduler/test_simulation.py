@@ -2,7 +2,9 @@
 
 Pure and in one process (no Raft): leader changes are modelled by a new leader deciding from
 a snapshot of the state with a fresh rng. Afterwards no task is lost or doubled, no stale
-report was accepted, and paused executors' late reports were refused and counted.
+report was accepted, and paused executors' late reports were refused and counted. Batched,
+each pass is one Batch entry and each executor's reports of a step another, as the daemon
+proposes them: the same must hold.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import pytest
 from warmd.scheduler import SchedulerConfig, decide
 from warmd.statemachine.commands import (
     FENCED_COMMANDS,
+    Batch,
+    Command,
     Fail,
     Finish,
     Heartbeat,
@@ -27,7 +31,7 @@ from warmd.statemachine.commands import (
 from warmd.statemachine.ledger import Ledger
 from warmd.statemachine.lifecycle import TERMINAL_STATES, TaskState
 from warmd.statemachine.machine import StateMachine
-from warmd.statemachine.state import Applied, Rejected
+from warmd.statemachine.state import Applied, ApplyResult, Rejected, batch_results
 
 TICK_MS = 50
 LEASE_MS = 400
@@ -57,7 +61,8 @@ class Audit:
 
 
 class Simulation:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, batched: bool = False) -> None:
+        self.batched = batched
         self.rng = random.Random(seed)
         self.ledger = Ledger()
         self.audit = Audit()
@@ -67,10 +72,28 @@ class Simulation:
         for node_id in self.executors:
             self._append(RegisterNode(node_id=node_id, capacity=3, lease_ms=LEASE_MS, now_ms=0))
 
-    def _append(self, command) -> object:
+    def _append_all(self, commands: list[Command]) -> list[ApplyResult]:
+        """One entry per command, or (batched) one Batch entry for them all."""
+        if not self.batched or len(commands) < 2:
+            return [self._append(command) for command in commands]
+        fences = [self._fence(command) for command in commands]
+        results = batch_results(self.ledger.append(Batch(commands=tuple(commands))),
+                                len(commands))
+        for command, fence_before, result in zip(commands, fences, results, strict=True):
+            self._check(command, fence_before, result)
+        return results
+
+    def _fence(self, command: Command) -> int | None:
         task = self.ledger.state.tasks.get(getattr(command, "task_id", ""))
-        fence_before = task.fence if task else None
+        return task.fence if task else None
+
+    def _append(self, command) -> object:
+        fence_before = self._fence(command)
         result = self.ledger.append(command)
+        self._check(command, fence_before, result)
+        return result
+
+    def _check(self, command, fence_before: int | None, result: ApplyResult) -> None:
         if isinstance(command, FENCED_COMMANDS):
             if isinstance(result, Applied):
                 assert command.fence == fence_before, f"stale report accepted: {command}"
@@ -78,7 +101,6 @@ class Simulation:
                 self.audit.stale_refused += 1
         if isinstance(command, Finish) and isinstance(result, Applied):
             self.audit.finishes[command.task_id] = self.audit.finishes.get(command.task_id, 0) + 1
-        return result
 
     def submit(self, number: int) -> None:
         deadline = self.now_ms + 400 if number % 10 == 9 else None  # some tasks cannot make it
@@ -97,8 +119,7 @@ class Simulation:
             commands = decide(successor.state, self.now_ms, CONFIG, self.leader_rng)
         else:
             commands = decide(self.ledger.state, self.now_ms, CONFIG, self.leader_rng)
-        for command in commands:
-            self._append(command)
+        self._append_all(commands)
         for executor in self.executors.values():
             self._run_executor(executor)
 
@@ -126,35 +147,38 @@ class Simulation:
         if not executor.up or executor.paused_until_ms > self.now_ms:
             return
         self._append(Heartbeat(node_id=executor.node_id, now_ms=self.now_ms))
+        starts: list[Command] = []
         for task in self.ledger.state.in_state(TaskState.ASSIGNED):
             if task.owner == executor.node_id and task.task_id not in executor.work:
                 executor.work[task.task_id] = (task.fence, task.checkpoint)  # resume point
-                self._append(Start(task_id=task.task_id, node_id=executor.node_id,
-                                   fence=task.fence, now_ms=self.now_ms))
+                starts.append(Start(task_id=task.task_id, node_id=executor.node_id,
+                                    fence=task.fence, now_ms=self.now_ms))
+        self._append_all(starts)
         for task in self.ledger.state.in_state(TaskState.RUNNING):
             # A restarted executor adopts what the state says it still runs (same node, same
             # fence, from the checkpoint); otherwise such a task would stay RUNNING forever.
             if task.owner == executor.node_id and task.task_id not in executor.work:
                 executor.work[task.task_id] = (task.fence, task.checkpoint)
-        for task_id, (fence, done) in sorted(executor.work.items()):
-            self._advance(executor, task_id, fence, done)
+        advanced = [self._advance(executor, task_id, fence, done)
+                    for task_id, (fence, done) in sorted(executor.work.items())]
+        results = self._append_all([report for _, report, _ in advanced])
+        for (task_id, report, done), result in zip(advanced, results, strict=True):
+            if isinstance(report, Fail) or isinstance(result, Rejected) or done == KEYS:
+                executor.work.pop(task_id)
+            else:
+                executor.work[task_id] = (report.fence, done)
 
-    def _advance(self, executor: Executor, task_id: str, fence: int, done: int) -> None:
-        """Warm a few keys and report; a refused report means the task is no longer ours."""
+    def _advance(self, executor: Executor, task_id: str, fence: int, done: int
+                 ) -> tuple[str, Command, int]:
+        """Warm a few keys: (task, the report to make, keys done). A refused report means
+        the task is no longer ours."""
         report = dict(task_id=task_id, node_id=executor.node_id, fence=fence, now_ms=self.now_ms)
         if self.rng.random() < 0.03:
-            result = self._append(Fail(**report, error="origin 503"))
-            executor.work.pop(task_id)
-            return
+            return task_id, Fail(**report, error="origin 503"), done
         done = min(KEYS, done + self.rng.randint(1, 2))
         if done == KEYS:
-            result = self._append(Finish(**report))
-        else:
-            result = self._append(ReportProgress(**report, keys_done=done))
-        if isinstance(result, Rejected) or done == KEYS:
-            executor.work.pop(task_id)
-        else:
-            executor.work[task_id] = (fence, done)
+            return task_id, Finish(**report), done
+        return task_id, ReportProgress(**report, keys_done=done), done
 
 
 def _settled(state) -> bool:
@@ -167,11 +191,12 @@ def _settled(state) -> bool:
     return True
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["entries", "batched"])
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
-def test_no_task_lost_or_doubled_under_crashes_and_pauses(seed: int) -> None:
+def test_no_task_lost_or_doubled_under_crashes_and_pauses(seed: int, batched: bool) -> None:
     """Every task ends settled exactly once; no stale report is accepted; faults happened and
     paused executors' late reports were refused and counted in the state (seed in the id)."""
-    simulation = _run_with_faults(seed)
+    simulation = _run_with_faults(seed, batched)
     for executor in simulation.executors.values():  # heal: everyone restarts
         executor.paused_until_ms = 0
         if not executor.up:
@@ -194,9 +219,9 @@ def test_no_task_lost_or_doubled_under_crashes_and_pauses(seed: int) -> None:
     assert state.stale_fence_rejections > 0
 
 
-def _run_with_faults(seed: int) -> Simulation:
+def _run_with_faults(seed: int, batched: bool = False) -> Simulation:
     """Submit a task every third tick while faults are injected, then keep faulting a while."""
-    simulation = Simulation(seed)
+    simulation = Simulation(seed, batched)
     for number in range(TASKS):
         simulation.submit(number)
         if number == TASKS // 2:

@@ -18,6 +18,7 @@ from warmd.statemachine.commands import (
     TaskSpec,
     decode_command,
     encode_command,
+    stamp,
 )
 from warmd.statemachine.ledger import Ledger
 from warmd.statemachine.lifecycle import TaskState
@@ -109,3 +110,12 @@ def test_empty_or_nested_batches_are_refused(commands: tuple[object, ...]) -> No
         Batch(commands=commands)  # type: ignore[arg-type]
     data = encode_command(Batch(commands=(MarkReady(task_id="t0", now_ms=1),)))
     assert decode_command(data) == Batch(commands=(MarkReady(task_id="t0", now_ms=1),))
+
+
+def test_stamp_sets_leader_time_on_every_command_of_a_batch() -> None:
+    """The leader's clock reaches each command inside a Batch, inside a session too."""
+    batch = Batch(commands=(MarkReady(task_id="t0", now_ms=1), Assign(task_id="t0", node_id=1,
+                                                                       now_ms=2)))
+    stamped = stamp(Session(client_id="c", sequence=1, command=batch), 99)
+    assert isinstance(stamped, Session) and isinstance(stamped.command, Batch)
+    assert [command.now_ms for command in stamped.command.commands] == [99, 99]

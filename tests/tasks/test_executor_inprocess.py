@@ -127,3 +127,36 @@ async def test_a_pass_abandoned_on_leadership_loss_does_not_end_the_scheduling_l
         await driver.stop()
         await driver.transport.close()
         driver.storage.close()
+
+
+async def test_auto_prefetch_holds_more_when_tasks_are_written_faster_than_refilled(
+        tmp_path: Path, redis_target: ServerProcess) -> None:
+    """With writes of ~25 ms and refills that wait for a scheduling pass (at most one per
+    100 ms), a node on `prefetch = "auto"` re-registers to hold several tasks per slot
+    ahead (more than the 1 it starts with), and every task still runs once and succeeds."""
+    driver = await _driver(tmp_path)
+    runner = SpecRunner(ConfiguredCaches(()), RunnerSettings(batch_keys=10, keys_per_second=200.0))
+    options = ExecutorOptions(capacity=2, lease_ms=LEASE_MS, heartbeat_interval_s=30.0)
+    assert options.prefetch_auto and options.prefetch == 1
+    executor = Executor(driver, runner, options)
+    loop = SchedulingLoop(driver, SchedulingOptions(), random.Random(1))
+    tasks = [asyncio.create_task(executor.run()), asyncio.create_task(loop.run())]
+    state = driver.applier.machine.state
+    try:
+        await _until(lambda: 1 in state.nodes, 10, "the executor to register")
+        assert state.nodes[1].capacity == 2 * (1 + 1)
+        spec = TaskSpec(keys=tuple(f"auto:{n}" for n in range(5)), target=f"redis://{redis_target.address}")
+        now_ms = int(time.time() * 1000)
+        await asyncio.gather(*(driver.propose(SubmitTask(task_id=f"a{n:03d}", spec=spec, now_ms=now_ms))
+                               for n in range(80)))
+        await _until(lambda: len(state.by_state[TaskState.SUCCEEDED]) == 80, 60, "every task")
+        assert executor.prefetch > 1 and state.nodes[1].capacity == 2 * (1 + executor.prefetch)
+        assert all(len(task.attempts) == 1 for task in state.tasks.values())
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await runner.close()
+        await driver.stop()
+        await driver.transport.close()
+        driver.storage.close()

@@ -169,3 +169,19 @@ def test_the_tuner_covers_the_slow_refills_not_the_typical_one() -> None:
         now_s += 0.25 if step % 5 == 0 else 0.05
         tuner.assigned(now_s, 1)
     assert tuner.target() == 5
+
+
+async def test_reports_come_at_most_one_entry_per_spacing() -> None:
+    """Commits are fast here, yet reports made 5 ms apart after the first wait for the
+    spacing and go together: a node proposes one report entry per 20 ms at most."""
+    log = SlowLog(commit_s=0.001)
+    fences = _fences(log, 3)
+    sender = ReportSender(log.propose, spacing_s=0.02)
+    pending = []
+    for number, fence in enumerate(fences):
+        pending.append(asyncio.ensure_future(
+            sender.propose(Start(task_id=f"t{number}", node_id=1, fence=fence, now_ms=1))))
+        await asyncio.sleep(0.005)
+    assert await asyncio.gather(*pending) == [Applied(None)] * 3
+    assert (sender.entries, sender.reports) == (2, 3)
+    await sender.close()

@@ -201,8 +201,7 @@ async def test_our_own_loop_lag_does_not_back_off_a_fast_origin() -> None:
         origin.stop()
     assert statistics.median(judged_limits) >= 12, judged_limits
     assert raw.decision.backoff_count >= max(3, 3 * judged.decision.backoff_count), \
-        (raw.decision.backoff_count, judged.decision.backoff_count)
-    assert statistics.median(raw_limits) < statistics.median(judged_limits), raw_limits
+        (raw.decision.backoff_count, judged.decision.backoff_count, raw_limits)
 
 
 async def test_a_slow_origin_process_still_backs_off() -> None:

@@ -272,3 +272,19 @@ async def test_concurrent_tasks_share_the_origin_cap() -> None:
         assert [r.keys_ok for r in results] == [150, 150]
         assert state.in_flight_max <= 5
         await client.close()
+
+
+async def test_replay_failures_name_the_request_and_are_not_retried() -> None:
+    """Through the batch path a 404 fails its request once, named by its key (the mapper's
+    path and query string), while the other requests of the batch succeed."""
+    async with TestOrigin() as origin:
+        client = HttpClient(base_url=origin.url, pipeline=4)
+        registry = HookRegistry()
+        registry.add(ReplayLoader(client))
+        requests = (WarmRequest("/missing/a", params={"q": "1"}),
+                    *(WarmRequest(f"/ok/{n}") for n in range(9)))
+        result = await WarmRunner({}, registry).run(WarmTask("404s", requests, "", "replay"))
+        assert (result.keys_ok, result.keys_failed) == (9, 1)
+        assert result.failures[0].key == "/missing/a?q=1" and "404" in result.failures[0].reason
+        assert origin.state.not_found == 1
+        await client.close()

@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from warmd.cache.http_batch import BatchResult, ConcurrencyGate, PipelinePool
+from warmd.cache.http_batch import BatchResult, ConcurrencyGate, FixedGate, PipelinePool
 from warmd.cache.http_raw import RawHttpPool, build_request, request_tail
 from warmd.errors import CacheError, CacheUnavailable
 
@@ -124,9 +124,11 @@ class HttpClient:
         return (self.engine == "raw" and self._base_origin.startswith("http://")
                 and all(url[:1] == "/" and url[1:2] != "/" for url in urls))
 
-    async def get_many(self, urls: Sequence[str], gate: ConcurrencyGate) -> BatchResult:
+    async def get_many(self, urls: Sequence[str], gate: ConcurrencyGate | None = None
+                       ) -> BatchResult:
         """GET every path of a batch on the base url's host, at most as many connections
-        at once as `gate` allows; each path's status or error in the result, in order.
+        at once as `gate` allows (an origin limiter; by default `connection_limit`, fixed);
+        each path's status or error in the result, in order.
 
         Raises:
             CacheError: the urls are not batchable (see `batchable`).
@@ -143,7 +145,8 @@ class HttpClient:
                 timeout_s=self.timeout_s, depth=self.pipeline)
             self._batch_tail = request_tail(self.host_header or base.netloc, self.headers)
         tail = self._batch_tail
-        return await pool.get_many([build_request(url, tail) for url in urls], gate)
+        return await pool.get_many([build_request(url, tail) for url in urls],
+                                   gate or FixedGate(self.connection_limit))
 
     async def _get_raw(self, full_url: str) -> tuple[int, bytes]:
         scheme_end = full_url.index("//") + 2

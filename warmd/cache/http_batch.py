@@ -43,7 +43,7 @@ class ConcurrencyGate(Protocol):
 
 
 class FixedGate:
-    """A gate of `size` slots that never adapts (for callers without a limiter)."""
+    """A gate of `size` slots that never adapts (HttpClient.get_many's default)."""
 
     def __init__(self, size: int) -> None:
         self.size, self.in_use = size, 0

@@ -7,9 +7,9 @@ carrying the fence. A slot never waits for a commit: the node takes `prefetch` t
 ahead of its free slots, the run writes while its Start commits, checkpoints go one at a time
 in the background (checkpoints.py), and the slot takes its next task while the Finish
 commits (docs/lifecycle.md, "Pipelining"). Its reports share log entries (reports.py), and
-with `prefetch = "auto"` it holds as many tasks ahead as cover a refill (prefetch.py). Whenever the local state shows the fence
-superseded (the leader released and reassigned the task after this node went silent), the
-run is cancelled at once; a report that still reaches the log with the old fence is refused
+with `prefetch = "auto"` it holds as many tasks ahead as cover a refill (prefetch.py).
+Whenever the local state shows the fence superseded (the leader released and reassigned the
+task after this node went silent), the run is cancelled at once; a report that still reaches the log with the old fence is refused
 there and counted. A restarted executor first catches up (a ReadIndex read), then ADOPTS
 the tasks the state says it owns: a RUNNING one resumes from its checkpoint without a new
 Start, so nothing sticks in RUNNING.
@@ -187,16 +187,20 @@ class Executor:
                 await self._clock.sleep(self.options.retry_pause_s)
 
     async def _register(self) -> None:
+        """Register what the node holds now, again if the tuner changed it meanwhile."""
         options = self.options
         while True:
+            holds = self.holds
             result = await self._propose(RegisterNode(
-                node_id=self.node_id, capacity=self.holds, lease_ms=options.lease_ms,
+                node_id=self.node_id, capacity=holds, lease_ms=options.lease_ms,
                 now_ms=self._clock.wall_ms()))
             if isinstance(result, Applied):
                 _log.info("executor_registered", node_id=self.node_id, capacity=options.capacity,
                           prefetch=self.prefetch, lease_ms=options.lease_ms,
                           prefetch_auto=options.prefetch_auto)
-                return
+                if holds == self.holds:
+                    return
+                continue
             await self._clock.sleep(options.retry_pause_s)
 
     @property

@@ -10,7 +10,7 @@ transient (429, 502-504, unreachable), with the runner's backoff between attempt
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from warmd.cache.base import KeyFailure
@@ -32,8 +32,8 @@ class ReplayTally(Protocol):
 
 
 async def replay_batch(loader: ReplayLoader, limiter: OriginLimiter, limits: WarmLimits,
-                       batch: Sequence[WarmRequest], keys: Sequence[str], clock: Clock,
-                       tally: ReplayTally) -> bool:
+                       batch: Sequence[WarmRequest], key_of: Callable[[int], str],
+                       clock: Clock, tally: ReplayTally) -> bool:
     """Replay `batch`; count each request in `tally`. False (and nothing sent) when the
     client cannot batch these requests or a rate cap spaces single requests: the caller
     takes the per-request path then."""
@@ -63,7 +63,7 @@ async def replay_batch(loader: ReplayLoader, limiter: OriginLimiter, limits: War
             if not last and is_transient(error):
                 retry.append(index)
             else:
-                failures.append(KeyFailure(keys[index], str(error)))
+                failures.append(KeyFailure(key_of(index), str(error)))
         tally.add_failures(failures)
         if not retry:
             return True

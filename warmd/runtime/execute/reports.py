@@ -1,11 +1,14 @@
 """An executor's reports to the log (Start, checkpoints, Finish, Fail), one entry at a time.
 
-Every report was its own Raft entry, replicated, fsync'd and applied on every member: two
-of the four entries a 1,000-key task cost the log. So a node keeps one report entry in flight; the reports its runs make while it
-commits go together in the next entry, a `Batch` in which each report is applied on its
-own (its own fence, guards and result), as if it had been proposed alone. A lone report
-goes as itself, so a quiet node's log looks as before. Batching never delays a report by
-more than the commit in flight (or STALL_S, when that commit is lost with its leader).
+Every report was its own Raft entry, and each entry a round of replication, fsync on a
+majority and apply on every member: two of the four entries a 1,000-key task cost the log,
+and the rounds, more than the entries, cost the CPU. So a node keeps one report entry in
+flight and proposes at most one per SPACING_S; the reports its runs make meanwhile go
+together in the next entry, a `Batch` in which each report is applied on its own (its own
+fence, guards and result), as if it had been proposed alone. A lone report goes as itself.
+A report waits at most the commit in flight or the spacing (or STALL_S, when that commit
+is lost with its leader); a Finish held back delays its slot's refill, which the executor's
+auto prefetch covers.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from warmd.statemachine.state import ApplyResult, batch_results
 
 Propose = Callable[[Command], Awaitable[ApplyResult]]  # the driver's propose
 STALL_S = 0.5  # an entry in flight this long no longer holds the next one back
+SPACING_S = 0.02  # at most one report entry per this long
 # A Finish with its result line is ~150 bytes: 500 keep an entry near 75 KB.
 REPORTS_PER_ENTRY_MAX = min(500, BATCH_COMMANDS_MAX)
 
@@ -35,10 +39,12 @@ class ReportSender:
     """
 
     def __init__(self, propose: Propose, batch_max: int = REPORTS_PER_ENTRY_MAX,
-                 stall_s: float = STALL_S) -> None:
+                 stall_s: float = STALL_S, spacing_s: float = SPACING_S) -> None:
         self._propose = propose
         self._batch_max = batch_max
         self._stall_s = stall_s
+        self._spacing_s = spacing_s
+        self._last_entry_s = -spacing_s
         self._queue: list[tuple[BatchedCommand, asyncio.Future[ApplyResult | None]]] = []
         self._sender: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -56,11 +62,16 @@ class ReportSender:
         return await future
 
     async def _send(self) -> None:
-        """Propose what is queued, one entry at a time (or beside a stalled one), until the
-        queue is empty. It first yields once: a slot that ends a task proposes its Finish
-        and, in the same moment, the next run's Start; both go in the first entry."""
-        await asyncio.sleep(0)
-        while self._queue:
+        """Propose what is queued, one entry at a time (or beside a stalled one) and at most
+        one per spacing, until the queue is empty. Even the first entry after a quiet spell
+        waits one turn of the loop: a slot that ends a task proposes its Finish and, in the
+        same moment, the next run's Start; both go in it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(max(0.0, self._last_entry_s + self._spacing_s - loop.time()))
+            if not self._queue:
+                return
+            self._last_entry_s = loop.time()
             batch = [item for item in self._queue[:self._batch_max] if not item[1].done()]
             del self._queue[:self._batch_max]
             if not batch:

@@ -265,6 +265,9 @@ class WarmRunner:
     async def _load_batch(self, task: WarmTask, batch: Sequence[WarmRequest], loader: object,
                           limiter: OriginLimiter | None, tally: _Tally, rng: random.Random
                           ) -> Sequence[Item]:
+        if (isinstance(loader, ReplayLoader) and limiter is not None
+                and await self._replay(task, batch, loader, limiter, tally)):
+            return ItemColumns([], [], [])  # replayed: the service's own cache filled
         keys = await self._map_keys(task, batch)
         ttls = jittered_ttls(task.limits.ttl_s, task.limits.ttl_jitter_ratio, len(batch), rng)
         if isinstance(loader, ValueLoader):  # direct fill: no origin, no per-key plugin call
@@ -272,10 +275,6 @@ class WarmRunner:
             if None in values:
                 tally.add_failures([KeyFailure(k, "no value")
                                     for k, v in zip(keys, values, strict=True) if v is None])
-        elif (isinstance(loader, ReplayLoader) and limiter is not None
-              and await replay_batch(loader, limiter, task.limits, batch, keys, self._clock,
-                                     tally)):
-            values = [None] * len(batch)  # replayed: the service's own cache filled
         else:
             values = await _OriginBatch(task, loader, limiter, tally, self._clock).load_all(
                 batch, keys)
@@ -289,6 +288,19 @@ class WarmRunner:
                               "but the task has no target to write them to")
         # Columns, not a tuple per item: see ItemColumns (allocation and GC cost per item).
         return ItemColumns(keys, values, ttls)  # type: ignore[arg-type]
+
+    async def _replay(self, task: WarmTask, batch: Sequence[WarmRequest], loader: ReplayLoader,
+                      limiter: OriginLimiter, tally: _Tally) -> bool:
+        """The replay batch path (see replay.py); False when it does not apply. Keys only
+        name failures here, so the built-in mapper runs for a failed request alone."""
+        mapper = self.registry.get("key_mapper", task.key_mapper)
+        keys = None if isinstance(mapper, RequestKeyMapper) else await self._map_keys(task, batch)
+
+        def key_of(index: int) -> str:
+            return mapper.key_for(batch[index]) if keys is None else keys[index]
+
+        return await replay_batch(loader, limiter, task.limits, batch, key_of, self._clock,
+                                  tally)
 
     async def _map_keys(self, task: WarmTask, batch: Sequence[WarmRequest]) -> list[str]:
         mapper = self.registry.get("key_mapper", task.key_mapper)
