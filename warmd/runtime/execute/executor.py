@@ -138,7 +138,7 @@ class Executor:
         self.node_id = driver.node_id
         self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(max(1, options.capacity))  # runs writing at once
-        self.reports = ReportSender(self._driver.propose)  # Start, checkpoints, Finish, Fail
+        self.reports = ReportSender(self._driver.propose, self._clock)  # Start, Finish, ...
         self.prefetch = options.prefetch  # tasks per slot held ahead, as last registered
         self._tuner = PrefetchTuner(options.prefetch) if options.prefetch_auto else None
         self._reregistering: asyncio.Task[None] | None = None

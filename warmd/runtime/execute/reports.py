@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from warmd.clock import Clock, SystemClock
 from warmd.raft.errors import RaftError
 from warmd.statemachine.commands import BATCH_COMMANDS_MAX, Batch, BatchedCommand, Command
 from warmd.statemachine.state import ApplyResult, batch_results
@@ -38,9 +39,11 @@ class ReportSender:
     was proposed (tests and status: reports per entry).
     """
 
-    def __init__(self, propose: Propose, batch_max: int = REPORTS_PER_ENTRY_MAX,
-                 stall_s: float = STALL_S, spacing_s: float = SPACING_S) -> None:
+    def __init__(self, propose: Propose, clock: Clock | None = None,
+                 batch_max: int = REPORTS_PER_ENTRY_MAX, stall_s: float = STALL_S,
+                 spacing_s: float = SPACING_S) -> None:
         self._propose = propose
+        self._clock = clock or SystemClock()
         self._batch_max = batch_max
         self._stall_s = stall_s
         self._spacing_s = spacing_s
@@ -66,17 +69,20 @@ class ReportSender:
         one per spacing, until the queue is empty. Even the first entry after a quiet spell
         waits one turn of the loop: a slot that ends a task proposes its Finish and, in the
         same moment, the next run's Start; both go in it."""
-        loop = asyncio.get_running_loop()
+        clock = self._clock
         while True:
-            await asyncio.sleep(max(0.0, self._last_entry_s + self._spacing_s - loop.time()))
+            await clock.sleep(max(0.0, self._last_entry_s + self._spacing_s - clock.monotonic()))
             if not self._queue:
                 return
-            self._last_entry_s = loop.time()
+            self._last_entry_s = clock.monotonic()
             batch = [item for item in self._queue[:self._batch_max] if not item[1].done()]
             del self._queue[:self._batch_max]
             if not batch:
                 continue
-            await asyncio.wait({self._start_entry(batch)}, timeout=self._stall_s)
+            entry = self._start_entry(batch)
+            stalled = asyncio.create_task(clock.sleep(self._stall_s))
+            await asyncio.wait({entry, stalled}, return_when=asyncio.FIRST_COMPLETED)
+            stalled.cancel()
 
     def _start_entry(self, batch: list[tuple[BatchedCommand, asyncio.Future[ApplyResult | None]]]
                      ) -> asyncio.Task[None]:
