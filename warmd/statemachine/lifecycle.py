@@ -433,10 +433,11 @@ a Batch's commands one by one.
   for 0.5 s no longer holds the next back: one lost with a dead leader waits for its
   proposal timeout, and the Finishes behind it must land inside their lease.
 
-Measured in bench/scale.py (1M keys, 1,000-key tasks, load 3): 0.65-0.87 entries a task
-in all, heartbeats and the plan's parts included, where there were 4.1; the slots wrote
-94-97 % of the time from the first Start (61-75 % before), and the cluster's CPU per key
-fell 5.5-5.7 -> 4.4-5.3 us (batching without the spacing had left it where it was).
+Measured in bench/scale.py (1M keys, 1,000-key tasks, load 2-3, interleaved with the
+code before): 0.60-0.64 entries a task in all, heartbeats and the plan's parts included,
+where there were 4.1; the slots wrote 86-89 % of the time from the first Start (65-69 %
+before), and the cluster's CPU per key fell 5.6-6.6 -> 4.2-4.8 us (batching without the
+spacing had left it where it was).
 """
 
 
