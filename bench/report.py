@@ -100,6 +100,10 @@ ROWS = (
     Row("scale", "Tasks started more than once", "duplicated", target="0"),
     Row("summary_traffic", "Replicated log growth, 100 hosts (MB/h)", "fleet_log_mb_h",
         target="< 100"),
+    Row("console_load", "Slowest console page over 10,000 tasks, median (ms)", "worst_page_ms",
+        target="≤ 300"),
+    Row("console_load", "Leader CPU with 50 open event streams (% of a core)",
+        "streams_cpu_pct", target="< 5"),
     Row("membership", "Commits/s with 24 learners / without (simulated, worst of 3-7 voters)",
         ratio="ratio_24_learners", target="≥ 0.8"),
     Row("membership", "p99 commit, 7 voters / 3 (simulated, worst of 0-24 learners)",
@@ -231,9 +235,11 @@ def _demote(old_block: str) -> str:
 
 
 def machine_description() -> str:
+    """Cores, Python and the 1-minute load average when a bench starts: the benches' own
+    work raises it too, so only a figure well above that (other work) marks a loaded run."""
     load = os.getloadavg()[0]
     return (f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"loaded machine (load {load:.1f})")
+            f"load {load:.1f} at its start")
 
 
 def run_bench(name: str, quick: bool, machine: str) -> BenchRun:
@@ -277,7 +283,12 @@ def now() -> str:
 
 
 def bench_names() -> list[str]:
-    return sorted(path.stem for path in BENCH_DIR.glob("[a-z]*.py") if path.stem != "report")
+    """Every script in bench/ that runs (a `__main__` block; not a helper module such as
+    svg_plot), but this one and the probes (`*_probe.py`: measurements run by hand that
+    need libraries warmd does not depend on, e.g. polars)."""
+    return sorted(path.stem for path in BENCH_DIR.glob("[a-z]*.py")
+                  if path.stem != "report" and not path.stem.endswith("_probe")
+                  and 'if __name__ == "__main__":' in path.read_text())
 
 
 def main() -> int:
@@ -292,8 +303,8 @@ def main() -> int:
     names = args.only or bench_names()
     text = args.doc.read_text()  # before the benches run: a wrong path fails at once
     machine = machine_description()
-    runs = [from_log(name) if args.from_logs else run_bench(name, args.quick, machine)
-            for name in names]
+    runs = [from_log(name) if args.from_logs
+            else run_bench(name, args.quick, machine_description()) for name in names]
     date = now()
     mode = ("from saved outputs" if args.from_logs else "`--quick`" if args.quick
             else "full runs")
