@@ -4,7 +4,9 @@
 them all with `--quick`), keeps each one's output in build/bench/NAME.log, parses its last
 line (`name=value ...`: the contracts of issue 18) and writes ONE table between the report
 markers at the top of docs/benchmarks.md; the table it replaces moves to the History
-section. `--from-logs` renders from the saved outputs without running anything.
+section. `--from-logs` renders from the saved outputs without running anything. With
+`--only`, the other benches' rows of the current table stay as they were (each keeps its own
+machine and date), so one bench can be rerun without rerunning them all.
 
 A bench that fails, times out or prints no figures still gets its rows, saying so. A ratio
 is the bench's own (its key in the last line) or ours / peer; its spread is the
@@ -208,6 +210,35 @@ def render(runs: list[BenchRun], machine: str, date: str) -> str:
     return "\n".join(lines)
 
 
+def current_table(text: str) -> list[str]:
+    """The rows (markdown lines) of the report table now between the markers."""
+    if BEGIN not in text or END not in text:
+        return []
+    block = text.partition(BEGIN)[2].partition(END)[0]
+    return [line for line in block.splitlines()
+            if line.startswith("| ") and not line.startswith("| Bench |")]
+
+
+def row_bench(line: str) -> str:
+    return line.split("|")[1].strip()
+
+
+def splice(table: str, kept: list[str]) -> str:
+    """`table` (fresh rows of some benches) merged into the `kept` rows of the current
+    table: a rerun bench's rows take the place of its old ones, a new bench's go last."""
+    header, fresh = table.splitlines()[:2], table.splitlines()[2:]
+    rerun = {row_bench(line) for line in fresh}
+    lines: list[str] = []
+    for line in kept:
+        bench = row_bench(line)
+        if bench not in rerun:
+            lines.append(line)
+        elif not any(row_bench(done) == bench for done in lines):
+            lines.extend(row for row in fresh if row_bench(row) == bench)
+    lines.extend(row for row in fresh if row not in lines)
+    return "\n".join(header + lines)
+
+
 def update_doc(text: str, table: str, heading: str) -> str:
     """Put `table` between the markers (right after the title's paragraph when there are
     none yet); the report found there before moves to the top of the History section
@@ -308,8 +339,12 @@ def main() -> int:
     date = now()
     mode = ("from saved outputs" if args.from_logs else "`--quick`" if args.quick
             else "full runs")
+    table = render(runs, machine, date)
+    if args.only:
+        table = splice(table, current_table(text))
+        mode += f" of {', '.join(names)}; the other rows as they were, each with its date"
     heading = f"## Latest report ({date}, {mode}, `make bench` / `bench/report.py`)"
-    args.doc.write_text(update_doc(text, render(runs, machine, date), heading))
+    args.doc.write_text(update_doc(text, table, heading))
     failed = [run.bench for run in runs if run.returncode != 0]
     print(f"wrote {args.doc}; failed: {', '.join(failed) or 'none'}")
     return 1 if failed else 0

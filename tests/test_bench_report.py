@@ -147,3 +147,24 @@ def test_saved_output_reads_back_as_it_ran(report, tmp_path, monkeypatch):
     assert (saved.returncode, saved.last_line, saved.machine) == (3, "a=1 b=2", "2 cores")
     assert saved.date.endswith(" UTC") and saved.date[:2] == "20"
     assert report.from_log("never_ran").returncode == -1
+
+
+def test_rerunning_one_bench_keeps_the_other_rows(report):
+    """--only: the rerun bench's rows replace its old ones in place; the others, with their
+    own dates, stay; a bench new to the table goes last."""
+    old_runs = [report.BenchRun("warm_throughput", 0, WARM_LINE),
+                report.BenchRun("raft_throughput", 0, RAFT_LINE),
+                report.BenchRun("failover", 0, "warmd_failover_ms_median=700")]
+    doc = report.update_doc(DOC, report.render(old_runs, "2 cores", "OLD"), "## Latest report")
+    kept = report.current_table(doc)
+    assert len(kept) == 6 + 3 + 2
+    faster = RAFT_LINE.replace("ratio_vs_etcd=4.00", "ratio_vs_etcd=5.00")
+    fresh = report.render([report.BenchRun("raft_throughput", 0, faster),
+                           report.BenchRun("new_bench", 0, "x=1")], "2 cores", "NEW")
+    lines = report.splice(fresh, kept).splitlines()
+    benches = [report.row_bench(line) for line in lines[2:]]
+    assert benches == ["warm_throughput"] * 6 + ["raft_throughput"] * 3 + ["failover"] * 2 + [
+        "new_bench"]
+    assert all(line.endswith("| OLD |") for line in lines[2:8] + lines[11:13])
+    assert all(line.endswith("| NEW |") for line in lines[8:11] + lines[13:])
+    assert "| 5 |" in lines[8] and "| 4 |" not in "".join(lines[8:11])
