@@ -4,6 +4,7 @@ single-node driver with its disk log and transport."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from warmd.raft.types import ConfState
 from warmd.runtime.commands.bench_load import (
     BenchWrites,
     EntryMaker,
+    GcTimer,
     LoadRequest,
     padded_entry,
     run_load,
@@ -149,3 +151,23 @@ async def test_bench_write_commits_client_made_entries_once(tmp_path: Path) -> N
             assert refused.value.code == "bad_request"
     finally:
         await _stop(driver)
+
+
+def test_the_gc_timer_counts_collections_and_their_cpu_time() -> None:
+    """bench-gc's timer charges each collection to its generation; a full collection over
+    a heap of cycles takes measurable CPU time; closed, it counts no more."""
+    timer = GcTimer()
+    try:
+        cycles = [[] for _ in range(200_000)]
+        for cycle in cycles:
+            cycle.append(cycle)
+        del cycles
+        gc.collect()
+        report = timer.report()
+        assert report["collections"][2] >= 1
+        assert report["seconds"][2] > 0
+        assert report["tracked"] > 0 and len(report["thresholds"]) == 3
+    finally:
+        timer.close()
+    gc.collect()
+    assert timer.report()["collections"] == report["collections"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import asdict, dataclass
@@ -287,9 +288,43 @@ def _withdraw(proposal: asyncio.Future[ApplyResult], answer: asyncio.Future[None
         proposal.cancel()
 
 
+class GcTimer:
+    """`bench-gc`: the cyclic garbage collector's runs and CPU time in this process so far.
+
+    A bench reads it before and after a load to charge the collector's time per write
+    (gc.callbacks; the timer is installed by the first call, so a daemon nobody benches
+    pays nothing). The time is the collecting thread's CPU time (a collection holds the
+    GIL), so a process preempted mid-collection is not charged for the wait.
+    """
+
+    def __init__(self) -> None:
+        self.collections = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started_s = 0.0
+        gc.callbacks.append(self._on_collection)
+
+    def _on_collection(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started_s = time.thread_time()
+            return
+        generation = info["generation"]
+        self.seconds[generation] += time.thread_time() - self._started_s
+        self.collections[generation] += 1
+
+    def close(self) -> None:
+        """Stop timing (tests; a daemon keeps its timer for its life)."""
+        gc.callbacks.remove(self._on_collection)
+
+    def report(self) -> dict[str, Any]:
+        return {"collections": list(self.collections),
+                "seconds": [round(seconds, 6) for seconds in self.seconds],
+                "thresholds": list(gc.get_threshold()), "frozen": gc.get_freeze_count(),
+                "tracked": len(gc.get_objects())}
+
+
 def register_bench_commands(server: AdminServer, driver: Driver) -> None:
-    """Add `bench-propose` and `bench-write` to the admin socket (0600: only the operator
-    can load the node)."""
+    """Add `bench-propose`, `bench-write` and `bench-gc` to the admin socket (0600: only
+    the operator can load the node)."""
     async def bench_propose(args: Mapping[str, Any]) -> dict[str, Any]:
         request = LoadRequest.from_args(args)
         async with raft_errors():
@@ -300,3 +335,12 @@ def register_bench_commands(server: AdminServer, driver: Driver) -> None:
                     summary="propose COUNT durable SIZE-byte commands, CONCURRENCY in flight")
     server.register("bench-write", BenchWrites(driver).submit, pipelined=True,
                     summary="one durable heartbeat entry named CLIENT_ID/SEQUENCE (pipelined)")
+    timer: list[GcTimer] = []
+
+    async def bench_gc(args: Mapping[str, Any]) -> dict[str, Any]:
+        if not timer:
+            timer.append(GcTimer())
+        return timer[0].report()
+
+    server.register("bench-gc", bench_gc,
+                    summary="the garbage collector's runs and seconds since the first call")
