@@ -22,6 +22,7 @@ from warmd.runtime.commands.bench_load import (
     LoadRequest,
     padded_entry,
     run_load,
+    write_reply,
 )
 from warmd.runtime.node.applier import Applier
 from warmd.runtime.node.disk import DiskStorage
@@ -119,6 +120,16 @@ async def test_an_unanswered_request_times_out_and_cancellation_propagates(tmp_p
         await _stop(driver)
 
 
+async def _write(writes: BenchWrites, args: dict[str, object]) -> None:
+    """One bench-write as the admin server answers it: the proposal's future through
+    `write_reply`, or the registering coroutine of the first writes."""
+    outcome = writes.submit(args)
+    if isinstance(outcome, asyncio.Future):
+        await asyncio.wait([outcome])
+        return write_reply(outcome)
+    return await outcome
+
+
 async def test_bench_write_commits_client_made_entries_once(tmp_path: Path) -> None:
     """bench-write registers the node once, commits one Session(Heartbeat) per request (the
     kept wire map gives the same bytes a fresh encode would), refuses a stale sequence with
@@ -128,10 +139,10 @@ async def test_bench_write_commits_client_made_entries_once(tmp_path: Path) -> N
     client_id = "b1.0." + "x" * 40
     try:
         first = await driver.read()  # past the new leader's no-op
-        await asyncio.gather(*(writes.submit({"client_id": f"{client_id}{n}", "sequence": 1})
+        await asyncio.gather(*(_write(writes, {"client_id": f"{client_id}{n}", "sequence": 1})
                                for n in range(8)))
         for sequence in (2, 3):
-            await writes.submit({"client_id": client_id + "0", "sequence": sequence})
+            await _write(writes, {"client_id": client_id + "0", "sequence": sequence})
         assert driver.applier.applied_index == first + 1 + 10  # RegisterNode, then 10 writes
         assert driver.node_id in driver.state.nodes
         cached = writes._entry({"client_id": client_id + "0", "sequence": 9})
@@ -141,13 +152,13 @@ async def test_bench_write_commits_client_made_entries_once(tmp_path: Path) -> N
             node_id=driver.node_id, now_ms=decoded.command.now_ms))  # type: ignore[union-attr]
         assert cached == encode_command(fresh)
         with pytest.raises(AdminError, match="older than the last applied") as stale:
-            await writes.submit({"client_id": client_id + "0", "sequence": 1})
+            await _write(writes, {"client_id": client_id + "0", "sequence": 1})
         assert stale.value.code == "failed"
         for args in ({"client_id": client_id}, {"client_id": 5, "sequence": 1},
                      {"client_id": client_id, "sequence": 0}, {"client_id": "", "sequence": 1},
                      {"client_id": "x" * 300, "sequence": 1}):
             with pytest.raises(AdminError) as refused:
-                await writes.submit(args)
+                await _write(writes, args)
             assert refused.value.code == "bad_request"
     finally:
         await _stop(driver)

@@ -55,6 +55,10 @@ from warmd.frames import FrameDecoder, FrameError
 from warmd.logging import get_logger
 
 Handler = Callable[..., Awaitable[Any] | Any]  # (args) or, registered with_actor, (args, actor)
+# A pipelined command's reply from the future its handler returned: the result to send, or
+# an exception (AdminError) for an error reply. Lets a handler return the future of the work
+# itself (a Raft proposal) instead of a second future that a callback would fill.
+Reply = Callable[["asyncio.Future[Any]"], Any]
 _log = get_logger("warmd.admin")
 PIPELINE_DEPTH_MAX = 4096  # pipelined requests running at once on one connection
 PIPELINE_BURST_MAX = 64  # pipelined requests started before the reader yields to the loop
@@ -137,6 +141,7 @@ class AdminServer:
         self._connections_max = connections_max
         self._handlers: dict[str, tuple[Handler, str, bool]] = {}
         self._pipelined: set[str] = set()
+        self._replies: dict[str, Reply] = {}  # pipelined commands answered through a Reply
         self._authenticate = authenticate
         self._recorder = recorder
         self._writers: set[asyncio.StreamWriter] = set()
@@ -150,10 +155,13 @@ class AdminServer:
                       summary="switch this connection to msgpack frames (frames=msgpack)")
 
     def register(self, command: str, handler: Handler, *, summary: str = "",
-                 with_actor: bool = False, pipelined: bool = False) -> None:
+                 with_actor: bool = False, pipelined: bool = False,
+                 reply: Reply | None = None) -> None:
         """Serve `command` with `handler(args) -> result` (a coroutine function or a plain one);
         `with_actor` handlers are called `handler(args, actor)`; `pipelined`: requests of it
-        may run concurrently on one connection (module docstring).
+        may run concurrently on one connection (module docstring). `reply` (pipelined only):
+        when the handler returns a future, `reply(future)` once it is done is the result sent
+        (or raises the error sent), instead of the future's own result.
 
         Raises:
             ValueError: the name is not a lowercase command name or is already registered.
@@ -162,9 +170,13 @@ class AdminServer:
             raise ValueError(f"command name {command!r} must match {COMMAND_PATTERN.pattern}")
         if command in self._handlers:
             raise ValueError(f"command {command!r} is already registered")
+        if reply is not None and not pipelined:
+            raise ValueError(f"command {command!r}: only a pipelined command takes a reply")
         self._handlers[command] = (handler, summary, with_actor)
         if pipelined:
             self._pipelined.add(command)
+        if reply is not None:
+            self._replies[command] = reply
 
     def commands(self) -> list[str]:
         """The registered command names, sorted."""
@@ -365,10 +377,10 @@ class AdminServer:
             error = self._handler_error(error, request.command, actor)
             self._send(connection, request, error_response(request.request_id, error))
             return
-        if isinstance(outcome, asyncio.Future):
+        if isinstance(outcome, asyncio.Future):  # one callback: the reply, then untracked
+            connection.running.add(outcome)
             outcome.add_done_callback(functools.partial(
                 self._settled, request, actor, connection))
-            connection.track(outcome)
         elif inspect.isawaitable(outcome):
             connection.track(asyncio.ensure_future(
                 self._finish(request, actor, connection, outcome)))
@@ -377,16 +389,25 @@ class AdminServer:
 
     def _settled(self, request: Request, actor: Actor, connection: _Connection,
                  future: asyncio.Future[Any]) -> None:
+        """Queue the reply of a pipelined request whose future is done, and stop counting
+        it as running (after queuing: `settle` then finds its reply queued)."""
         if future.cancelled():
+            connection.running.discard(future)
             return  # only a closing connection cancels: nobody to tell
-        error = future.exception()
-        if error is None:
-            response = Response(request.request_id, future.result())
-        else:
+        reply = self._replies.get(request.command)
+        failure = future.exception() if reply is None else None
+        if failure is None:
+            try:
+                response = Response(request.request_id,
+                                    future.result() if reply is None else reply(future))
+            except Exception as error:  # the reply's verdict on a failed or refused future
+                failure = error
+        if failure is not None:
             response = error_response(request.request_id, self._handler_error(
-                error if isinstance(error, Exception) else Exception(error),
+                failure if isinstance(failure, Exception) else Exception(failure),
                 request.command, actor))
         self._send(connection, request, response)
+        connection.running.discard(future)
 
     async def _finish(self, request: Request, actor: Actor, connection: _Connection,
                       outcome: Awaitable[Any]) -> None:
@@ -513,6 +534,11 @@ class AdminServer:
         handler, _, with_actor = entry
         try:
             result = handler(args, actor) if with_actor else handler(args)
+            reply = self._replies.get(command)
+            if reply is not None and isinstance(result, asyncio.Future):
+                with contextlib.suppress(Exception):  # the reply judges a failed future
+                    await result
+                return reply(result)
             if inspect.isawaitable(result):
                 result = await result
             return result

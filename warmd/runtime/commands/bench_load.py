@@ -19,7 +19,6 @@ durable on a quorum and applied on the node that was asked.
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import time
 from collections.abc import Awaitable, Mapping
@@ -209,10 +208,11 @@ class BenchWrites:
         self._registering = asyncio.Lock()  # a thousand first requests register the node once
         self._wires: dict[str, dict[str, Any]] = {}
 
-    def submit(self, args: Mapping[str, Any]) -> asyncio.Future[None] | Awaitable[None]:
-        """Propose the request's entry; the future of its answer (the admin server replies
-        from its callback, no task per request), or, until this node is registered, a
-        coroutine that registers it first.
+    def submit(self, args: Mapping[str, Any]
+               ) -> asyncio.Future[ApplyResult] | Awaitable[None]:
+        """Propose the request's entry: the proposal's future, which the admin server answers
+        through `write_reply` from its callback (no task, no second future per request), or,
+        until this node is registered, a coroutine that registers it first.
 
         Raises:
             AdminError: (bad_request) bad arguments; (unavailable) the driver is stopped.
@@ -221,13 +221,9 @@ class BenchWrites:
         if self._driver.node_id not in self._driver.state.nodes:
             return self._register_then_write(data)
         try:
-            proposal = self._driver.propose_data_soon(data)
+            return self._driver.propose_data_soon(data)
         except RaftError as error:
             raise admin_error(error) from None
-        answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        proposal.add_done_callback(functools.partial(_answer_write, answer))
-        answer.add_done_callback(functools.partial(_withdraw, proposal))
-        return answer
 
     async def _register_then_write(self, data: bytes) -> None:
         async with raft_errors():
@@ -263,29 +259,16 @@ class BenchWrites:
         return packed
 
 
-def _answer_write(answer: asyncio.Future[None], proposal: asyncio.Future[ApplyResult]) -> None:
-    """Pass a bench write's outcome on: None once applied, else the error a client sees."""
-    if answer.done():
-        return
-    if proposal.cancelled():
-        answer.cancel()
-        return
+def write_reply(proposal: asyncio.Future[ApplyResult]) -> None:
+    """A bench write's reply once its proposal is done: None once applied, else raises the
+    error a client sees (a Raft error's own code, `failed` for a refused entry)."""
     error = proposal.exception()
     if isinstance(error, RaftError):
-        answer.set_exception(admin_error(error))
-    elif error is not None:
-        answer.set_exception(error)
-    elif isinstance(result := proposal.result(), Rejected):
-        answer.set_exception(AdminError(ErrorCode.FAILED,
-                                        f"bench write rejected: {result.reason}"))
-    else:
-        answer.set_result(None)
-
-
-def _withdraw(proposal: asyncio.Future[ApplyResult], answer: asyncio.Future[None]) -> None:
-    """A cancelled answer (its connection closed) stops waiting for the entry."""
-    if answer.cancelled():
-        proposal.cancel()
+        raise admin_error(error)
+    if error is not None:
+        raise error
+    if isinstance(result := proposal.result(), Rejected):
+        raise AdminError(ErrorCode.FAILED, f"bench write rejected: {result.reason}")
 
 
 class GcTimer:
@@ -333,7 +316,7 @@ def register_bench_commands(server: AdminServer, driver: Driver) -> None:
 
     server.register("bench-propose", bench_propose,
                     summary="propose COUNT durable SIZE-byte commands, CONCURRENCY in flight")
-    server.register("bench-write", BenchWrites(driver).submit, pipelined=True,
+    server.register("bench-write", BenchWrites(driver).submit, pipelined=True, reply=write_reply,
                     summary="one durable heartbeat entry named CLIENT_ID/SEQUENCE (pipelined)")
     timer: list[GcTimer] = []
 
