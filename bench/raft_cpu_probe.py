@@ -8,6 +8,8 @@ apply). Same load as the bench's headline path (bench/_raft_client.py, pipelined
 cluster. Per run it reads each member's user+system CPU from /proc and its collector's
 time from `bench-gc` (gc.callbacks in the daemon) before and after, and prints microseconds
 per write (warm-up writes included in the divisor, as the bench does), then medians.
+A daemon from before `bench-gc` shows 0 for the collector (to compare with older code, run
+the probe with PYTHONPATH naming a checkout of it, from another directory).
 
     .venv/bin/python bench/raft_cpu_probe.py [--rounds 3] [--flight 64 1024] [--count 20000]
 """
@@ -23,6 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _peers import DEFAULT_TIMING, BenchCluster, client_load, cpu_seconds
+
+from warmd.admin.client import AdminClientError
 
 ROLES = ("entry follower", "leader", "other follower")
 
@@ -48,7 +52,10 @@ def _sample(cluster: BenchCluster, roles: dict[str, int]) -> dict[str, Sample]:
     for role, node_id in roles.items():
         process = cluster.nodes[node_id].process
         assert process is not None
-        gc_report = cluster.call(node_id, "bench-gc")
+        try:
+            gc_report = cluster.call(node_id, "bench-gc")
+        except AdminClientError:  # a daemon from before bench-gc: no collector figures
+            gc_report = {"collections": (0, 0, 0), "seconds": (0.0, 0.0, 0.0)}
         samples[role] = Sample(cpu_seconds([process.pid]), tuple(gc_report["collections"]),
                                tuple(gc_report["seconds"]))
     return samples
