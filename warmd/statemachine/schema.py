@@ -154,9 +154,36 @@ def _slot_plan(cls: type, fields: tuple[dataclasses.Field[Any], ...], hints: dic
                 or field.default_factory is not dataclasses.MISSING):
             raise TypeError(f"{cls.__name__}.{field.name}: a Validated field needs a slot "
                             "(slots=True), no default factory, and a place in __init__")
-        plan.append((field.name, f"{cls.__name__}.{field.name}", _converter(hints[field.name]),
-                     field.default, descriptor.__set__))
+        plan.append((field.name, f"{cls.__name__}.{field.name}",
+                     _checked_converter(field.name, hints[field.name]), field.default,
+                     descriptor.__set__))
     return tuple(plan)
+
+
+def _checked_converter(name: str, hint: Any) -> Converter:
+    """The field's converter with `_check_common`'s check of its name folded in, so that
+    `build` checks each value as it converts it instead of reading every field back."""
+    convert = _converter(hint)
+    least = dict(_COMMON_MINIMUMS).get(name)
+    if least is not None:
+        return functools.partial(_conform_at_least, convert, least)
+    if name in _COMMON_NAMES:
+        return functools.partial(_conform_name, convert, name == "rule")
+    return convert
+
+
+def _conform_at_least(convert: Converter, least: int, value: Any, where: str) -> Any:
+    value = convert(value, where)
+    if isinstance(value, int) and value < least:
+        check_min(where, value, least)
+    return value
+
+
+def _conform_name(convert: Converter, empty_allowed: bool, value: Any, where: str) -> Any:
+    value = convert(value, where)
+    if isinstance(value, str) and (value or not empty_allowed):
+        check_name(where, value)
+    return value
 
 
 def conform(hint: Any, value: Any, where: str) -> Any:
@@ -265,10 +292,11 @@ def build(cls: type[T], value: Any, where: str, tagged: bool = False) -> T:
     """Build a Validated dataclass from its wire map, refusing unknown or missing fields;
     `tagged`: the map also holds the "type" tag (from_map read it), which is not a field.
 
-    The same checks as constructing the class (conversion per field, then the common and
-    the class's own checks), but the fields are set straight into their slots: no keyword
-    arguments, no __init__, no second pass reading them back (decoding every applied entry
-    on every member made this the state machine's largest cost).
+    The same checks as constructing the class (conversion and the common checks per
+    field, then the class's own), but the fields are set straight into their slots: no
+    keyword arguments, no __init__, no second pass reading them back (decoding every
+    applied entry on every member made this the state machine's largest cost). With
+    several faults, the first in field order is the one reported.
 
     Raises: InvalidCommand.
     """
@@ -288,7 +316,6 @@ def build(cls: type[T], value: Any, where: str, tagged: bool = False) -> T:
             set_slot(instance, convert(raw, field_where))
     if found + tagged != len(value):
         _refuse_fields(plan, value, where, tagged)
-    instance._check_common()  # type: ignore[attr-defined]
     instance._check_values()  # type: ignore[attr-defined]
     return instance
 
