@@ -166,20 +166,26 @@ def _checked_converter(name: str, hint: Any) -> Converter:
     convert = _converter(hint)
     least = dict(_COMMON_MINIMUMS).get(name)
     if least is not None:
-        return functools.partial(_conform_at_least, convert, least)
+        return functools.partial(_conform_at_least, convert, least, hint is int)
     if name in _COMMON_NAMES:
-        return functools.partial(_conform_name, convert, name == "rule")
+        return functools.partial(_conform_name, convert, name == "rule", hint is str)
     return convert
 
 
-def _conform_at_least(convert: Converter, least: int, value: Any, where: str) -> Any:
+def _conform_at_least(convert: Converter, least: int, plain: bool, value: Any, where: str
+                      ) -> Any:
+    if plain and type(value) is int and least <= value <= INT_MAX:
+        return value  # the common case of an `int` field: one test, no call to `convert`
     value = convert(value, where)
     if isinstance(value, int) and value < least:
         check_min(where, value, least)
     return value
 
 
-def _conform_name(convert: Converter, empty_allowed: bool, value: Any, where: str) -> Any:
+def _conform_name(convert: Converter, empty_allowed: bool, plain: bool, value: Any, where: str
+                  ) -> Any:
+    if plain and type(value) is str and 0 < len(value) <= NAME_CHARS_MAX:
+        return value  # the common case of a `str` field: one test, no call to `convert`
     value = convert(value, where)
     if isinstance(value, str) and (value or not empty_allowed):
         check_name(where, value)
