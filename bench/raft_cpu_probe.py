@@ -8,8 +8,8 @@ apply). Same load as the bench's headline path (bench/_raft_client.py, pipelined
 cluster. Per run it reads each member's user+system CPU from /proc and its collector's
 time from `bench-gc` (gc.callbacks in the daemon) before and after, and prints microseconds
 per write (warm-up writes included in the divisor, as the bench does), then medians.
-A daemon from before `bench-gc` shows 0 for the collector (to compare with older code, run
-the probe with PYTHONPATH naming a checkout of it, from another directory).
+A daemon from before `bench-gc` shows 0 for the collector, so the probe also measures older
+code (docs/benchmarks.md, "Session 7", says how its daemons were run from a checkout).
 
     .venv/bin/python bench/raft_cpu_probe.py [--rounds 3] [--flight 64 1024] [--count 20000]
 """
