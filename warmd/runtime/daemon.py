@@ -333,9 +333,9 @@ class Daemon:
 
 # The young generation's threshold (CPython's default is 700 allocations). Measured on the
 # entry follower of bench/raft_cpu_probe.py (2026-12-07, docs/benchmarks.md "Session 7"):
-# with 1,024 writes in flight each request keeps ~18 objects alive across a collection, so
-# at 700 a young collection ran every ~40 writes and promoted them; at 10,000 the collector's
-# CPU per write fell from 5.2 to 3.0 us (64 in flight: 1.8 to 0), memory held a little longer.
+# each request keeps some 20-30 objects alive across a collection, so at 700 a young
+# collection ran every 25-40 writes and promoted them; at 10,000 the collector's CPU per
+# write fell from 5.2 to 3.0 us at 1,024 in flight (64: 1.8 to 0), memory held a little longer.
 GC_YOUNG_THRESHOLD = 10_000
 
 
