@@ -345,10 +345,12 @@ def _settle_heap() -> None:
 
     A full collection walked all of it (~25 ms each, several a second under a client's
     load: 8-11 us per write on the entry follower), though those objects live as long as
-    the process and are freed, if ever, by reference counting. Garbage made before this
-    point is collected first, so nothing dead is frozen.
+    the process and are freed, if ever, by reference counting. The young and middle
+    generations are collected first, so recent garbage is not frozen; not a full
+    collection, which over a big recovered state would stall the loop for seconds (what
+    start-up left in the old generation stays, once).
     """
-    gc.collect()
+    gc.collect(1)
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
