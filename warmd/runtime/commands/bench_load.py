@@ -29,6 +29,7 @@ import msgpack
 
 from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
+from warmd.codec import pack
 from warmd.errors import AdminError
 from warmd.raft.errors import RaftError
 from warmd.runtime.commands.errors import admin_error, raft_errors
@@ -126,7 +127,7 @@ class EntryMaker:
     def entry(self, sequence: int) -> bytes:
         if self._wire:
             self._wire["sequence"] = sequence
-            data: bytes = msgpack.packb(self._wire, use_bin_type=True)
+            data = pack(self._wire)
             if len(data) == self._size_bytes:
                 return data
         data = padded_entry(self._node_id, self._worker, sequence, self._size_bytes,
@@ -255,8 +256,7 @@ class BenchWrites:
             return data
         wire["sequence"] = sequence
         wire["command"]["now_ms"] = now_ms
-        packed: bytes = msgpack.packb(wire, use_bin_type=True)
-        return packed
+        return pack(wire)
 
 
 def write_reply(proposal: asyncio.Future[ApplyResult]) -> None:
