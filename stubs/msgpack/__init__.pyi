@@ -15,6 +15,11 @@ def unpackb(packed: bytes | bytearray | memoryview, *, raw: bool = ..., use_list
             object_hook: Callable[[dict[Any, Any]], object] | None = ...,
             ext_hook: Callable[[int, bytes], object] = ...) -> Any: ...
 
+class Packer:
+    def __init__(self, *, use_bin_type: bool = ..., default: Callable[[Any], object] | None = ...,
+                 strict_types: bool = ..., autoreset: bool = ...) -> None: ...
+    def pack(self, obj: object) -> bytes: ...
+
 class Unpacker:
     def __init__(self, file_like: _Readable | None = ..., *, read_size: int = ...,
                  use_list: bool = ..., raw: bool = ..., strict_map_key: bool = ...,

@@ -13,6 +13,7 @@ from warmd.admin.framed import decode_response_frame, encode_request_frame
 from warmd.admin.pipeline import PipelinedClient
 from warmd.admin.protocol import Request, decode_response, encode_request
 from warmd.errors import AdminError
+from warmd.runtime.daemon import GC_YOUNG_THRESHOLD
 from warmd.testing.procs import ProcessCluster
 
 CLIENTS = 8
@@ -87,6 +88,9 @@ def test_a_follower_forwards_pipelined_writes_in_order_each_answered_once(
     assert all(isinstance(outcome, AdminError) and outcome.code == "failed"
                and "older than the last applied" in outcome.message for outcome in stale)
     assert again[CLIENTS:] == [None] * (CLIENTS * (PER_CLIENT - 1))
+    collector = cluster.call(follower, "bench-gc")  # start-up's heap is out of its scans
+    assert collector["frozen"] > 10_000
+    assert collector["thresholds"][0] == GC_YOUNG_THRESHOLD
 
 
 def test_a_leader_killed_mid_batch_leaves_no_write_unanswered(

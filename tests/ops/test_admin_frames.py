@@ -38,12 +38,22 @@ class Echo:
         return future
 
 
+def _shouted(future: asyncio.Future[dict]) -> str:
+    """The reply of `shout`: the echoed name in capitals; a name of digits is refused, and
+    the future's own error passes through."""
+    name = future.result()["name"]
+    if name.isdigit():
+        raise AdminError("failed", f"{name} is a number")
+    return name.upper()
+
+
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[Path, Echo]]:
     directory = Path(tempfile.mkdtemp(prefix="warmd-frames-", dir="/tmp"))
     echo = Echo()
     server = AdminServer(directory / "admin.sock")
     server.register("echo", echo.echo, pipelined=True)
+    server.register("shout", echo.echo, pipelined=True, reply=_shouted)
     server.register("count", lambda args: {"held": len(echo.held)})
     await server.start()
     yield directory / "admin.sock", echo
@@ -151,3 +161,24 @@ async def test_a_connection_that_closes_with_requests_held_does_not_disturb_the_
     again = await PipelinedClient.open(path)
     assert await again.call("echo", name="z") == {"name": "z"}
     await again.close()
+
+
+async def test_a_reply_function_answers_from_the_handlers_future(served) -> None:
+    """A pipelined command registered with `reply` answers with what the reply function
+    makes of the handler's future (held or done at once), its raised AdminError, or the
+    future's own error; a plain command cannot take a reply."""
+    path, echo = served
+    client = await PipelinedClient.open(path)
+    held = client.call("shout", name="hold-2")
+    assert await client.call("shout", name="quiet") == "QUIET"
+    with pytest.raises(AdminError, match="42 is a number") as number:
+        await client.call("shout", name="42")
+    assert number.value.code == "failed"
+    with pytest.raises(AdminError, match="needs a name"):
+        await client.call("shout", name=7)
+    await asyncio.sleep(0.05)
+    echo.held["hold-2"].set_result({"name": "later"})
+    assert await held == "LATER"
+    await client.close()
+    with pytest.raises(ValueError, match="only a pipelined command"):
+        AdminServer(path.parent / "other.sock").register("x", echo.echo, reply=_shouted)

@@ -4,6 +4,7 @@ single-node driver with its disk log and transport."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from warmd.raft.types import ConfState
 from warmd.runtime.commands.bench_load import (
     BenchWrites,
     EntryMaker,
+    GcTimer,
     LoadRequest,
     padded_entry,
     run_load,
+    write_reply,
 )
 from warmd.runtime.node.applier import Applier
 from warmd.runtime.node.disk import DiskStorage
@@ -117,6 +120,16 @@ async def test_an_unanswered_request_times_out_and_cancellation_propagates(tmp_p
         await _stop(driver)
 
 
+async def _write(writes: BenchWrites, args: dict[str, object]) -> None:
+    """One bench-write as the admin server answers it: the proposal's future through
+    `write_reply`, or the registering coroutine of the first writes."""
+    outcome = writes.submit(args)
+    if isinstance(outcome, asyncio.Future):
+        await asyncio.wait([outcome])
+        return write_reply(outcome)
+    return await outcome
+
+
 async def test_bench_write_commits_client_made_entries_once(tmp_path: Path) -> None:
     """bench-write registers the node once, commits one Session(Heartbeat) per request (the
     kept wire map gives the same bytes a fresh encode would), refuses a stale sequence with
@@ -126,10 +139,10 @@ async def test_bench_write_commits_client_made_entries_once(tmp_path: Path) -> N
     client_id = "b1.0." + "x" * 40
     try:
         first = await driver.read()  # past the new leader's no-op
-        await asyncio.gather(*(writes.submit({"client_id": f"{client_id}{n}", "sequence": 1})
+        await asyncio.gather(*(_write(writes, {"client_id": f"{client_id}{n}", "sequence": 1})
                                for n in range(8)))
         for sequence in (2, 3):
-            await writes.submit({"client_id": client_id + "0", "sequence": sequence})
+            await _write(writes, {"client_id": client_id + "0", "sequence": sequence})
         assert driver.applier.applied_index == first + 1 + 10  # RegisterNode, then 10 writes
         assert driver.node_id in driver.state.nodes
         cached = writes._entry({"client_id": client_id + "0", "sequence": 9})
@@ -139,13 +152,33 @@ async def test_bench_write_commits_client_made_entries_once(tmp_path: Path) -> N
             node_id=driver.node_id, now_ms=decoded.command.now_ms))  # type: ignore[union-attr]
         assert cached == encode_command(fresh)
         with pytest.raises(AdminError, match="older than the last applied") as stale:
-            await writes.submit({"client_id": client_id + "0", "sequence": 1})
+            await _write(writes, {"client_id": client_id + "0", "sequence": 1})
         assert stale.value.code == "failed"
         for args in ({"client_id": client_id}, {"client_id": 5, "sequence": 1},
                      {"client_id": client_id, "sequence": 0}, {"client_id": "", "sequence": 1},
                      {"client_id": "x" * 300, "sequence": 1}):
             with pytest.raises(AdminError) as refused:
-                await writes.submit(args)
+                await _write(writes, args)
             assert refused.value.code == "bad_request"
     finally:
         await _stop(driver)
+
+
+def test_the_gc_timer_counts_collections_and_their_cpu_time() -> None:
+    """bench-gc's timer charges each collection to its generation; a full collection over
+    a heap of cycles takes measurable CPU time; closed, it counts no more."""
+    timer = GcTimer()
+    try:
+        cycles = [[] for _ in range(200_000)]
+        for cycle in cycles:
+            cycle.append(cycle)
+        del cycles
+        gc.collect()
+        report = timer.report()
+        assert report["collections"][2] >= 1
+        assert report["seconds"][2] > 0
+        assert report["tracked"] > 0 and len(report["thresholds"]) == 3
+    finally:
+        timer.close()
+    gc.collect()
+    assert timer.report()["collections"] == report["collections"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 
 import msgpack
@@ -157,3 +158,39 @@ def test_encode_rejects_unknown_types() -> None:
     """Encoding something that is not a Raft value is a programmer error (TypeError)."""
     with pytest.raises(TypeError):
         codec.encode("not a raft value")  # type: ignore[arg-type]
+
+
+_PACKABLE = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False)
+    | st.text(max_size=40) | st.binary(max_size=300),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                               max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_PACKABLE)
+def test_the_kept_packer_writes_what_packb_writes(value: object) -> None:
+    """codec.pack reuses a Packer per thread: the bytes are packb's (WAL records already on
+    disk and peers of the old code read them), also right after a value it refused."""
+    with pytest.raises(TypeError):
+        codec.pack({"unpackable": object()})
+    assert codec.pack(value) == msgpack.packb(value, use_bin_type=True)
+
+
+def test_threads_packing_at_once_get_their_own_bytes() -> None:
+    """Threads packing at the same time each get exactly their value's bytes (a Packer's
+    buffer is its state, so each thread has its own)."""
+    values = [[number, "x" * number, bytes(number)] for number in range(1, 9)]
+    wrong: list[int] = []
+
+    def pack_many(value: list[object]) -> None:
+        expected = msgpack.packb(value, use_bin_type=True)
+        wrong.extend(1 for _ in range(20_000) if codec.pack(value) != expected)
+
+    threads = [threading.Thread(target=pack_many, args=(value,)) for value in values]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not wrong

@@ -215,3 +215,46 @@ def test_random_maps_with_a_valid_tag_never_escape(body: object, tag: str) -> No
     fields = body if isinstance(body, dict) else {"task_id": body}
     with contextlib.suppress(InvalidCommand):
         decode_command(msgpack.packb({**fields, "type": tag}, use_bin_type=True))
+
+
+def _through_init(wire: object) -> object:
+    """The reference decoder: the class called with the wire fields (what `build` did
+    before it set slots directly), the unknown and missing fields refused first."""
+    if not isinstance(wire, dict) or wire.get("type") not in COMMAND_TYPES:
+        raise InvalidCommand("not a tagged map")
+    fields = {key: value for key, value in wire.items() if key != "type"}
+    try:
+        return COMMAND_TYPES[wire["type"]](**fields)
+    except TypeError as error:  # an unknown or missing keyword
+        raise InvalidCommand(str(error)) from None
+
+
+_WIRE_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 2**64 - 1) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3), max_leaves=6)
+
+
+_FIELD_NAMES = {"task_id", "node_id", "now_ms", "fence", "sequence", "client_id", "colour",
+                "keys_done", "result", "fsync_p99_us", "reason", "error", "type", "command"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(SAMPLES), st.dictionaries(
+    st.sampled_from(sorted(_FIELD_NAMES - {"command"})),
+    _WIRE_VALUES, max_size=3), st.lists(st.sampled_from(sorted(_FIELD_NAMES)), max_size=2))
+def test_decoding_sets_the_same_fields_as_constructing(sample: object, changes: dict[str, object],
+                                                      dropped: list[str]) -> None:
+    """A sample's wire map with fields changed, added or dropped: the decoder (which sets
+    slots without __init__) and the class's constructor accept the same maps and build
+    equal commands, or both refuse."""
+    wire = msgpack.unpackb(encode_command(sample))  # type: ignore[arg-type]
+    wire.update({key: value for key, value in changes.items() if key != "type"})
+    for key in dropped:
+        wire.pop(key, None)
+    try:
+        expected = _through_init(wire)
+    except InvalidCommand:
+        with pytest.raises(InvalidCommand):
+            decode_command(msgpack.packb(wire, use_bin_type=True))
+        return
+    assert decode_command(msgpack.packb(wire, use_bin_type=True)) == expected

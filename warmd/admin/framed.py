@@ -25,6 +25,7 @@ from warmd.admin.protocol import (
     request_from,
     response_from,
 )
+from warmd.codec import pack
 from warmd.errors import AdminError
 from warmd.frames import FRAME_HEADER
 
@@ -64,7 +65,7 @@ def decode_response_frame(payload: bytes) -> Response:
 
 def _pack(document: dict[str, Any], code: ErrorCode) -> bytes:
     try:
-        payload: bytes = msgpack.packb(document, use_bin_type=True)
+        payload = pack(document)
     except (TypeError, ValueError, OverflowError) as error:
         raise AdminError(code, f"cannot encode as msgpack: {error}") from None
     if len(payload) > LINE_BYTES_MAX:

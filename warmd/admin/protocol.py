@@ -177,12 +177,14 @@ def encode_response(response: Response) -> bytes:
 def fitted_response(response: Response, dump: Dump) -> bytes:
     """The reply encoded by `dump` (either encoding); a result it cannot encode becomes an
     internal error reply, and one longer than LINE_BYTES_MAX a `too_large` error."""
-    document: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": response.request_id}
+    document: dict[str, Any]
     if response.ok:
-        document |= {"ok": True, "result": response.result}
+        document = {"v": PROTOCOL_VERSION, "id": response.request_id, "ok": True,
+                    "result": response.result}
     else:
         error = {"code": response.error_code, "message": response.error_message}
-        document |= {"ok": False, "error": error}
+        document = {"v": PROTOCOL_VERSION, "id": response.request_id, "ok": False,
+                    "error": error}
     try:
         return dump(document, ErrorCode.INTERNAL)
     except ReplyTooLarge as error:

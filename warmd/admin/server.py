@@ -55,6 +55,10 @@ from warmd.frames import FrameDecoder, FrameError
 from warmd.logging import get_logger
 
 Handler = Callable[..., Awaitable[Any] | Any]  # (args) or, registered with_actor, (args, actor)
+# A pipelined command's reply from the future its handler returned: the result to send, or
+# an exception (AdminError) for an error reply. Lets a handler return the future of the work
+# itself (a Raft proposal) instead of a second future that a callback would fill.
+Reply = Callable[["asyncio.Future[Any]"], Any]
 _log = get_logger("warmd.admin")
 PIPELINE_DEPTH_MAX = 4096  # pipelined requests running at once on one connection
 PIPELINE_BURST_MAX = 64  # pipelined requests started before the reader yields to the loop
@@ -137,6 +141,7 @@ class AdminServer:
         self._connections_max = connections_max
         self._handlers: dict[str, tuple[Handler, str, bool]] = {}
         self._pipelined: set[str] = set()
+        self._replies: dict[str, Reply] = {}  # pipelined commands answered through a Reply
         self._authenticate = authenticate
         self._recorder = recorder
         self._writers: set[asyncio.StreamWriter] = set()
@@ -150,10 +155,13 @@ class AdminServer:
                       summary="switch this connection to msgpack frames (frames=msgpack)")
 
     def register(self, command: str, handler: Handler, *, summary: str = "",
-                 with_actor: bool = False, pipelined: bool = False) -> None:
+                 with_actor: bool = False, pipelined: bool = False,
+                 reply: Reply | None = None) -> None:
         """Serve `command` with `handler(args) -> result` (a coroutine function or a plain one);
         `with_actor` handlers are called `handler(args, actor)`; `pipelined`: requests of it
-        may run concurrently on one connection (module docstring).
+        may run concurrently on one connection (module docstring). `reply` (pipelined only):
+        when the handler returns a future, `reply(future)` once it is done is the result sent
+        (or raises the error sent), instead of the future's own result.
 
         Raises:
             ValueError: the name is not a lowercase command name or is already registered.
@@ -162,9 +170,13 @@ class AdminServer:
             raise ValueError(f"command name {command!r} must match {COMMAND_PATTERN.pattern}")
         if command in self._handlers:
             raise ValueError(f"command {command!r} is already registered")
+        if reply is not None and not pipelined:
+            raise ValueError(f"command {command!r}: only a pipelined command takes a reply")
         self._handlers[command] = (handler, summary, with_actor)
         if pipelined:
             self._pipelined.add(command)
+        if reply is not None:
+            self._replies[command] = reply
 
     def commands(self) -> list[str]:
         """The registered command names, sorted."""
@@ -325,7 +337,9 @@ class AdminServer:
             decoder.append(data)
             try:
                 while (payload := decoder.next_frame()) is not None:
-                    await self._take(decode_request_frame(payload), connection)
+                    request = decode_request_frame(payload)
+                    if not self._begin_now(request, connection):
+                        await self._take(request, connection)
             except FrameError as error:
                 await self._refuse_request(connection, AdminError(
                     ErrorCode.BAD_REQUEST, f"bad request frame: {error}"))
@@ -347,6 +361,16 @@ class AdminServer:
             await connection.settle()
             await self._answer(request, connection)
 
+    def _begin_now(self, request: Request, connection: _Connection) -> bool:
+        """`_take` without a coroutine for the common pipelined request, one that does not
+        mutate and finds room at once (two coroutines per request showed in a loaded
+        follower's profile); False: it was not started, `_take` must."""
+        if (request.command in self._pipelined and not command_access(request.command).mutates
+                and connection.admit_now()):
+            self._begin(request, connection)
+            return True
+        return False
+
     def _begin(self, request: Request, connection: _Connection) -> None:
         """Start a pipelined request without a task of its own: a handler that returns a
         future is answered from the future's callback (a task per request was a tenth of
@@ -365,10 +389,10 @@ class AdminServer:
             error = self._handler_error(error, request.command, actor)
             self._send(connection, request, error_response(request.request_id, error))
             return
-        if isinstance(outcome, asyncio.Future):
+        if isinstance(outcome, asyncio.Future):  # one callback: the reply, then untracked
+            connection.running.add(outcome)
             outcome.add_done_callback(functools.partial(
                 self._settled, request, actor, connection))
-            connection.track(outcome)
         elif inspect.isawaitable(outcome):
             connection.track(asyncio.ensure_future(
                 self._finish(request, actor, connection, outcome)))
@@ -377,16 +401,25 @@ class AdminServer:
 
     def _settled(self, request: Request, actor: Actor, connection: _Connection,
                  future: asyncio.Future[Any]) -> None:
+        """Queue the reply of a pipelined request whose future is done, and stop counting
+        it as running (after queuing: `settle` then finds its reply queued)."""
         if future.cancelled():
+            connection.running.discard(future)
             return  # only a closing connection cancels: nobody to tell
-        error = future.exception()
-        if error is None:
-            response = Response(request.request_id, future.result())
-        else:
+        reply = self._replies.get(request.command)
+        failure = future.exception() if reply is None else None
+        if failure is None:
+            try:
+                response = Response(request.request_id,
+                                    future.result() if reply is None else reply(future))
+            except Exception as error:  # the reply's verdict on a failed or refused future
+                failure = error
+        if failure is not None:
             response = error_response(request.request_id, self._handler_error(
-                error if isinstance(error, Exception) else Exception(error),
+                failure if isinstance(failure, Exception) else Exception(failure),
                 request.command, actor))
         self._send(connection, request, response)
+        connection.running.discard(future)
 
     async def _finish(self, request: Request, actor: Actor, connection: _Connection,
                       outcome: Awaitable[Any]) -> None:
@@ -513,6 +546,11 @@ class AdminServer:
         handler, _, with_actor = entry
         try:
             result = handler(args, actor) if with_actor else handler(args)
+            reply = self._replies.get(command)
+            if reply is not None and isinstance(result, asyncio.Future):
+                with contextlib.suppress(Exception):  # the reply judges a failed future
+                    await result
+                return reply(result)
             if inspect.isawaitable(result):
                 result = await result
             return result
@@ -647,6 +685,15 @@ class _Connection:
         self._admitted += 1
         if self._admitted % PIPELINE_BURST_MAX == 0:
             await asyncio.sleep(0)
+
+    def admit_now(self) -> bool:
+        """Admit one more pipelined request if that needs no wait (room in the pipeline, not
+        a burst's last): True; False leaves the admission to `admit`."""
+        if (len(self.running) >= PIPELINE_DEPTH_MAX
+                or (self._admitted + 1) % PIPELINE_BURST_MAX == 0):
+            return False
+        self._admitted += 1
+        return True
 
     def track(self, pending: asyncio.Future[Any]) -> None:
         """Count a pipelined request's future (or task) until it is done; its reply is

@@ -85,7 +85,9 @@ _COMMON_NAMES = ("task_id", "client_id", "target", "rule")
 _COMMON_MINIMUMS = (("now_ms", 0), ("keys_done", 0), ("not_before_ms", 0), ("node_id", 1),
                     ("fence", 1))
 _set_attribute = object.__setattr__
+_MISSING: Any = dataclasses.MISSING
 Converter = typing.Callable[[Any, str], Any]  # (wire or Python value, where) -> conformed value
+Setter = typing.Callable[[Any, Any], None]  # a slot's __set__: (instance, value)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,6 +103,9 @@ class _Plan:
     required: frozenset[str]  # fields without a default, for refusing missing ones
     named: tuple[tuple[str, str], ...]  # _COMMON_NAMES the class has, with their `where`
     bounded: tuple[tuple[str, str, int], ...]  # _COMMON_MINIMUMS the class has
+    # For decoding without __init__: (name, where, converter, default or _MISSING, setter)
+    # per field, in order.
+    slots: tuple[tuple[str, str, Converter, Any, Setter], ...]
 
 
 _PLANS: dict[type, _Plan] = {}
@@ -125,9 +130,66 @@ def _plan(cls: type) -> _Plan:
                     if hasattr(cls, name)),
         bounded=tuple((name, f"{cls.__name__}.{name}", least)
                       for name, least in _COMMON_MINIMUMS if hasattr(cls, name)),
+        slots=_slot_plan(cls, fields, hints),
     )
     _PLANS[cls] = plan
     return plan
+
+
+def _slot_plan(cls: type, fields: tuple[dataclasses.Field[Any], ...], hints: dict[str, Any]
+               ) -> tuple[tuple[str, str, Converter, Any, Setter], ...]:
+    """Each field's converter, default and slot setter, for `build`.
+
+    Raises: TypeError (a programming error) for a class `build` cannot fill slot by slot:
+        a field without a slot (not `slots=True`), with a default factory, or not in
+        __init__, or a __post_init__ of its own (`build` runs only Validated's checks).
+    """
+    if getattr(cls, "__post_init__", None) is not Validated.__post_init__:
+        raise TypeError(f"{cls.__name__}: checks belong in _check_values, not __post_init__")
+    plan = []
+    for field in fields:
+        descriptor = next((vars(klass)[field.name] for klass in cls.__mro__
+                           if field.name in vars(klass)), None)
+        if (not isinstance(descriptor, types.MemberDescriptorType) or not field.init
+                or field.default_factory is not dataclasses.MISSING):
+            raise TypeError(f"{cls.__name__}.{field.name}: a Validated field needs a slot "
+                            "(slots=True), no default factory, and a place in __init__")
+        plan.append((field.name, f"{cls.__name__}.{field.name}",
+                     _checked_converter(field.name, hints[field.name]), field.default,
+                     descriptor.__set__))
+    return tuple(plan)
+
+
+def _checked_converter(name: str, hint: Any) -> Converter:
+    """The field's converter with `_check_common`'s check of its name folded in, so that
+    `build` checks each value as it converts it instead of reading every field back."""
+    convert = _converter(hint)
+    least = dict(_COMMON_MINIMUMS).get(name)
+    if least is not None:
+        return functools.partial(_conform_at_least, convert, least, hint is int)
+    if name in _COMMON_NAMES:
+        return functools.partial(_conform_name, convert, name == "rule", hint is str)
+    return convert
+
+
+def _conform_at_least(convert: Converter, least: int, plain: bool, value: Any, where: str
+                      ) -> Any:
+    if plain and type(value) is int and least <= value <= INT_MAX:
+        return value  # the common case of an `int` field: one test, no call to `convert`
+    value = convert(value, where)
+    if isinstance(value, int) and value < least:
+        check_min(where, value, least)
+    return value
+
+
+def _conform_name(convert: Converter, empty_allowed: bool, plain: bool, value: Any, where: str
+                  ) -> Any:
+    if plain and type(value) is str and 0 < len(value) <= NAME_CHARS_MAX:
+        return value  # the common case of a `str` field: one test, no call to `convert`
+    value = convert(value, where)
+    if isinstance(value, str) and (value or not empty_allowed):
+        check_name(where, value)
+    return value
 
 
 def conform(hint: Any, value: Any, where: str) -> Any:
@@ -150,6 +212,8 @@ def _converter(hint: Any) -> Converter:
         return functools.partial(_conform_dataclass, hint)
     if hint is int:
         return _conform_int
+    if hint is str:
+        return _conform_str
     return functools.partial(_conform_instance, hint)
 
 
@@ -166,6 +230,8 @@ def _union_converter(options: tuple[Any, ...]) -> Converter:
     registry = {option.__name__: option for option in others}
 
     def conform_tagged(value: Any, where: str) -> Any:
+        if type(value) is dict:  # decoding: checked first, isinstance over 40 classes is not free
+            return from_map(value, where, registry)
         if value is None and optional:
             return None
         if isinstance(value, others):
@@ -209,6 +275,10 @@ def _conform_int(value: Any, where: str) -> Any:
     return _conform_scalar(int, value, where)
 
 
+def _conform_str(value: Any, where: str) -> Any:
+    return value if type(value) is str else _conform_scalar(str, value, where)
+
+
 def _conform_instance(hint: type, value: Any, where: str) -> Any:
     return value if isinstance(value, hint) else _conform_scalar(hint, value, where)
 
@@ -224,36 +294,58 @@ def _conform_scalar(hint: type, value: Any, where: str) -> Any:
     return value
 
 
-def build(cls: type[T], value: Any, where: str) -> T:
-    """Build a Validated dataclass from its wire map (tag removed), refusing unknown or
-    missing fields.
+def build(cls: type[T], value: Any, where: str, tagged: bool = False) -> T:
+    """Build a Validated dataclass from its wire map, refusing unknown or missing fields;
+    `tagged`: the map also holds the "type" tag (from_map read it), which is not a field.
+
+    The same checks as constructing the class (conversion and the common checks per
+    field, then the class's own), but the fields are set straight into their slots: no
+    keyword arguments, no __init__, no second pass reading them back (decoding every
+    applied entry on every member made this the state machine's largest cost). With
+    several faults, the first in field order is the one reported.
 
     Raises: InvalidCommand.
     """
     if not isinstance(value, dict):
         fail(where, f"expected a map, got {type(value).__name__}")
     plan = _PLANS.get(cls) or _plan(cls)
-    unknown = value.keys() - plan.names
+    instance = cls.__new__(cls)
+    found = 0
+    for name, field_where, convert, default, set_slot in plan.slots:
+        raw = value.get(name, _MISSING)
+        if raw is _MISSING:
+            if default is _MISSING:
+                _refuse_fields(plan, value, where, tagged)
+            set_slot(instance, default)  # a declared default: valid for its field
+        else:
+            found += 1
+            set_slot(instance, convert(raw, field_where))
+    if found + tagged != len(value):
+        _refuse_fields(plan, value, where, tagged)
+    instance._check_values()  # type: ignore[attr-defined]
+    return instance
+
+
+def _refuse_fields(plan: _Plan, value: dict[Any, Any], where: str, tagged: bool
+                   ) -> typing.NoReturn:
+    """Fail naming the unknown fields of a wire map, or else its missing ones."""
+    unknown = value.keys() - plan.names - ({"type"} if tagged else set())
     if unknown:
         fail(where, f"unknown field(s) {', '.join(sorted(map(str, unknown)))}")
-    missing = plan.required - value.keys()
-    if missing:
-        fail(where, f"missing field(s) {', '.join(sorted(missing))}")
-    return cls(**value)
+    fail(where, f"missing field(s) {', '.join(sorted(plan.required - value.keys()))}")
 
 
 def from_map(value: Any, where: str, registry: typing.Mapping[str, type[T]]) -> T:
     """Build the class a tagged map names ({"type": name, ...}). Raises: InvalidCommand."""
     if not isinstance(value, dict):
         fail(where, f"a command must be a map, got {type(value).__name__}")
-    fields = dict(value)
-    tag = fields.pop("type", None)
+    tag = value.get("type")
     if not isinstance(tag, str):
         fail(where, "a command map needs a string 'type' tag")
     cls = registry.get(tag)
     if cls is None:
         fail(where, f"unknown command type {tag!r}")
-    return build(cls, fields, tag)
+    return build(cls, value, tag, tagged=True)
 
 
 def to_wire(value: Any) -> Any:

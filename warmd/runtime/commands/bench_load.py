@@ -19,7 +19,7 @@ durable on a quorum and applied on the node that was asked.
 from __future__ import annotations
 
 import asyncio
-import functools
+import gc
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import asdict, dataclass
@@ -29,6 +29,7 @@ import msgpack
 
 from warmd.admin.protocol import ErrorCode
 from warmd.admin.server import AdminServer
+from warmd.codec import pack
 from warmd.errors import AdminError
 from warmd.raft.errors import RaftError
 from warmd.runtime.commands.errors import admin_error, raft_errors
@@ -126,7 +127,7 @@ class EntryMaker:
     def entry(self, sequence: int) -> bytes:
         if self._wire:
             self._wire["sequence"] = sequence
-            data: bytes = msgpack.packb(self._wire, use_bin_type=True)
+            data = pack(self._wire)
             if len(data) == self._size_bytes:
                 return data
         data = padded_entry(self._node_id, self._worker, sequence, self._size_bytes,
@@ -208,10 +209,11 @@ class BenchWrites:
         self._registering = asyncio.Lock()  # a thousand first requests register the node once
         self._wires: dict[str, dict[str, Any]] = {}
 
-    def submit(self, args: Mapping[str, Any]) -> asyncio.Future[None] | Awaitable[None]:
-        """Propose the request's entry; the future of its answer (the admin server replies
-        from its callback, no task per request), or, until this node is registered, a
-        coroutine that registers it first.
+    def submit(self, args: Mapping[str, Any]
+               ) -> asyncio.Future[ApplyResult] | Awaitable[None]:
+        """Propose the request's entry: the proposal's future, which the admin server answers
+        through `write_reply` from its callback (no task, no second future per request), or,
+        until this node is registered, a coroutine that registers it first.
 
         Raises:
             AdminError: (bad_request) bad arguments; (unavailable) the driver is stopped.
@@ -220,13 +222,9 @@ class BenchWrites:
         if self._driver.node_id not in self._driver.state.nodes:
             return self._register_then_write(data)
         try:
-            proposal = self._driver.propose_data_soon(data)
+            return self._driver.propose_data_soon(data)
         except RaftError as error:
             raise admin_error(error) from None
-        answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        proposal.add_done_callback(functools.partial(_answer_write, answer))
-        answer.add_done_callback(functools.partial(_withdraw, proposal))
-        return answer
 
     async def _register_then_write(self, data: bytes) -> None:
         async with raft_errors():
@@ -258,38 +256,58 @@ class BenchWrites:
             return data
         wire["sequence"] = sequence
         wire["command"]["now_ms"] = now_ms
-        packed: bytes = msgpack.packb(wire, use_bin_type=True)
-        return packed
+        return pack(wire)
 
 
-def _answer_write(answer: asyncio.Future[None], proposal: asyncio.Future[ApplyResult]) -> None:
-    """Pass a bench write's outcome on: None once applied, else the error a client sees."""
-    if answer.done():
-        return
-    if proposal.cancelled():
-        answer.cancel()
-        return
+def write_reply(proposal: asyncio.Future[ApplyResult]) -> None:
+    """A bench write's reply once its proposal is done: None once applied, else raises the
+    error a client sees (a Raft error's own code, `failed` for a refused entry)."""
     error = proposal.exception()
     if isinstance(error, RaftError):
-        answer.set_exception(admin_error(error))
-    elif error is not None:
-        answer.set_exception(error)
-    elif isinstance(result := proposal.result(), Rejected):
-        answer.set_exception(AdminError(ErrorCode.FAILED,
-                                        f"bench write rejected: {result.reason}"))
-    else:
-        answer.set_result(None)
+        raise admin_error(error)
+    if error is not None:
+        raise error
+    if isinstance(result := proposal.result(), Rejected):
+        raise AdminError(ErrorCode.FAILED, f"bench write rejected: {result.reason}")
 
 
-def _withdraw(proposal: asyncio.Future[ApplyResult], answer: asyncio.Future[None]) -> None:
-    """A cancelled answer (its connection closed) stops waiting for the entry."""
-    if answer.cancelled():
-        proposal.cancel()
+class GcTimer:
+    """`bench-gc`: the cyclic garbage collector's runs and CPU time in this process so far.
+
+    A bench reads it before and after a load to charge the collector's time per write
+    (gc.callbacks; the timer is installed by the first call, so a daemon nobody benches
+    pays nothing). The time is the collecting thread's CPU time (a collection holds the
+    GIL), so a process preempted mid-collection is not charged for the wait.
+    """
+
+    def __init__(self) -> None:
+        self.collections = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started_s = 0.0
+        gc.callbacks.append(self._on_collection)
+
+    def _on_collection(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started_s = time.thread_time()
+            return
+        generation = info["generation"]
+        self.seconds[generation] += time.thread_time() - self._started_s
+        self.collections[generation] += 1
+
+    def close(self) -> None:
+        """Stop timing (tests; a daemon keeps its timer for its life)."""
+        gc.callbacks.remove(self._on_collection)
+
+    def report(self) -> dict[str, Any]:
+        return {"collections": list(self.collections),
+                "seconds": [round(seconds, 6) for seconds in self.seconds],
+                "thresholds": list(gc.get_threshold()), "frozen": gc.get_freeze_count(),
+                "tracked": len(gc.get_objects())}
 
 
 def register_bench_commands(server: AdminServer, driver: Driver) -> None:
-    """Add `bench-propose` and `bench-write` to the admin socket (0600: only the operator
-    can load the node)."""
+    """Add `bench-propose`, `bench-write` and `bench-gc` to the admin socket (0600: only
+    the operator can load the node)."""
     async def bench_propose(args: Mapping[str, Any]) -> dict[str, Any]:
         request = LoadRequest.from_args(args)
         async with raft_errors():
@@ -298,5 +316,14 @@ def register_bench_commands(server: AdminServer, driver: Driver) -> None:
 
     server.register("bench-propose", bench_propose,
                     summary="propose COUNT durable SIZE-byte commands, CONCURRENCY in flight")
-    server.register("bench-write", BenchWrites(driver).submit, pipelined=True,
+    server.register("bench-write", BenchWrites(driver).submit, pipelined=True, reply=write_reply,
                     summary="one durable heartbeat entry named CLIENT_ID/SEQUENCE (pipelined)")
+    timer: list[GcTimer] = []
+
+    async def bench_gc(args: Mapping[str, Any]) -> dict[str, Any]:
+        if not timer:
+            timer.append(GcTimer())
+        return timer[0].report()
+
+    server.register("bench-gc", bench_gc,
+                    summary="the garbage collector's runs and seconds since the first call")

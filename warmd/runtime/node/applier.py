@@ -133,9 +133,9 @@ class Applier:
         futures = self._waiting.pop(data, None)
         if not futures:
             return
-        first, rest = futures[0], futures[1:]
-        if rest:
-            self._waiting[data] = rest  # an identical later proposal gets its own entry
+        first = futures[0]
+        if len(futures) > 1:
+            self._waiting[data] = futures[1:]  # an identical later proposal gets its own entry
         if not first.done():
             first.set_result(result)
 
