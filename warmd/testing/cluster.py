@@ -1,16 +1,20 @@
 """SimCluster: N pure RaftNodes driven tick by tick over a SimNetwork, with crashes.
 
-The driver follows the Ready contract for each node: persist (snapshot, entries,
-hard state) into the node's MemoryStorage, which plays the disk; send messages;
-apply the snapshot and committed entries to the key-value machine; advance. A crash
-drops the RaftNode and the machine and keeps only the storage, so whatever was not
-persisted is lost; a restart builds a new RaftNode on that storage. The safety
-checker watches every persisted, applied and observed fact.
+The driver follows the Ready contract for each node as the real driver does, with
+asynchronous storage writes: at once it sends the Ready's early messages and applies its
+committed entries; the write into the node's MemoryStorage (which plays the disk)
+completes later, at a seeded random moment, in order, and only then are the other
+messages sent and the Ready advanced. A Ready that installs a snapshot or overwrites
+entries in flight waits for the writes before it and completes at once. A crash drops
+the RaftNode, the machine and the writes still in flight and keeps only the storage, so
+whatever was not persisted is lost; a restart builds a new RaftNode on that storage. The
+safety checker watches every persisted, applied and observed fact.
 """
 
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -49,6 +53,8 @@ CrashHook = Callable[["SimNode", Ready], bool]
 
 READY_ROUNDS_MAX = 10_000  # a core whose has_ready() never settles is a bug, not a hang
 CAMPAIGN_RETRY_TICKS = 4  # elect(): a candidate without a result after this long tries again
+PERSIST_NOW_CHANCE = 0.5  # a write in flight completes at each chance with this probability
+PERSIST_TICKS_MAX = 2  # and surely once it is this many ticks old (a disk that answers)
 _KEEPS_TERM = frozenset({MessageType.PRE_VOTE})  # carries a future term without raising ours
 
 
@@ -75,6 +81,9 @@ class ClusterOptions:
     # A crash also loses what was written without a sync (a commit-only hard state:
     # Ready.must_sync was False), as a disk with a volatile write cache does.
     lose_unsynced_on_crash: bool = False
+    # Storage writes complete after the Ready, in a seeded order (the real driver's
+    # asynchronous writes); False: each Ready is persisted before the next is made.
+    async_persist: bool = True
 
     def __post_init__(self) -> None:
         if self.node_count < 1:
@@ -117,6 +126,10 @@ class SimNode:
         # The lowest term the node held right after taking an APPEND since its last Ready:
         # the term it wrote those entries in (it may rise again before the Ready).
         self.append_term: int | None = None
+        # Readys handed out whose writes have not completed: the Ready, the tick it
+        # started, whether its early messages went and its entries were applied at once.
+        self.in_flight: deque[tuple[Ready, int, bool]] = deque()
+        self.last_handed = storage.last_index()  # the last entry given to a write
 
     @property
     def up(self) -> bool:
@@ -161,6 +174,7 @@ class SimCluster:
         self.node_factory = node_factory
         self.clock = VirtualClock()
         self.network = SimNetwork(random.Random(rng.getrandbits(64)), faults)
+        self._disk_rng = random.Random(rng.getrandbits(64))  # when writes in flight complete
         self.checker = SafetyChecker()
         self.workload = workload
         self._scenario_sequences: dict[int, int] = {}
@@ -212,6 +226,7 @@ class SimCluster:
         node.snapshot_index = snapshot.meta.index
         self.checker.observe_snapshot_applied(node_id, snapshot.meta.index)
         node.read_waiting = []
+        node.last_handed = node.storage.last_index()
         node.raft = self.node_factory(
             self.options.config_for(node_id), node.storage, random.Random(self.rng.getrandbits(64))
         )
@@ -230,6 +245,7 @@ class SimCluster:
         node.lifetime += 1
         node.crash_point = CrashPoint.NONE
         node.stalled_until, node.held = 0, []
+        node.in_flight.clear()  # never written
 
     def restart(self, node_id: int) -> None:
         """Crash (if up) and boot again from disk."""
@@ -317,6 +333,9 @@ class SimCluster:
         self.checker.now_ticks = now_ticks
         nodes = self.nodes
         self._wake_stalled(now_ticks)
+        for node in nodes.values():
+            if node.in_flight and node.stalled_until <= now_ticks:
+                self._complete_writes(node, everything=False)
         for message in self.network.deliver_due(now_ticks):
             target = nodes.get(message.to)
             if target is None or target.raft is None:
@@ -405,7 +424,7 @@ class SimCluster:
     def _drain(self, node: SimNode) -> None:
         raft = node.raft
         rounds = 0
-        while raft is not None and raft.has_ready():
+        while raft is not None and node.raft is raft and raft.has_ready():
             rounds += 1
             if rounds > READY_ROUNDS_MAX:
                 raise SafetyViolation("ready loop", f"node {node.node_id} still has a Ready "
@@ -415,23 +434,66 @@ class SimCluster:
                 self.lost_entries.extend((self.clock.now_ticks, lost) for lost in ready.lost_entries)
             if ready.hard_state is not None and raft.role is Role.LEADER:
                 self._observe_leader_commit(node, raft, ready.hard_state.commit)
-            self._persist(node, ready)
-            if node.crash_point is not CrashPoint.NONE and self._crash_now(node, ready, sent=False):
+            barrier = ready.snapshot is not None or (
+                bool(ready.entries) and ready.entries[0].index <= node.last_handed)
+            if barrier:  # the real driver settles the writes before it first
+                self._complete_writes(node, everything=True)
+                if node.raft is not raft:
+                    return
+            if ready.entries:
+                node.last_handed = ready.entries[-1].index
+            elif ready.snapshot is not None:
+                node.last_handed = ready.snapshot.meta.index
+            # A scripted crash point names an instant of the synchronous order (e.g. "won,
+            # persisted its no-op, sent nothing"): such a node persists each Ready at once.
+            early = (self.options.async_persist and ready.snapshot is None
+                     and node.crash_point is CrashPoint.NONE)
+            if early:  # what the driver does before the write completes
+                self._send(node, ready.early_messages)
+                self._apply(node, ready)
+            node.in_flight.append((ready, self.clock.now_ticks, early))
+            self._complete_writes(node, everything=barrier or not early)
+
+    def _complete_writes(self, node: SimNode, everything: bool) -> None:
+        """Complete writes in flight, oldest first: all of them, or each with
+        PERSIST_NOW_CHANCE (surely once PERSIST_TICKS_MAX old), stopping at the first
+        that stays in flight (the writer is one thread, in order)."""
+        raft = node.raft
+        while node.in_flight and node.raft is raft and raft is not None:
+            ready, started, early = node.in_flight[0]
+            if not (everything or self.clock.now_ticks - started >= PERSIST_TICKS_MAX
+                    or self._disk_rng.random() < PERSIST_NOW_CHANCE):
                 return
-            if self.crash_hook is not None and self.crash_hook(node, ready):
-                self.crash(node.node_id)
-                return
-            now_ticks = self.clock.now_ticks
-            for message in ready.messages:
-                self.network.send(message, now_ticks)
-                if message.type is MessageType.APPEND_RESPONSE and not message.reject:
-                    self.checker.observe_acknowledged(node.node_id, message.term, message.index,
-                                                      message.to)
-            if node.crash_point is CrashPoint.AFTER_VOTE and self._crash_now(node, ready, sent=True):
-                return
+            node.in_flight.popleft()
+            self._finish_ready(node, raft, ready, early)
+
+    def _finish_ready(self, node: SimNode, raft: RaftNode, ready: Ready, early: bool) -> None:
+        """The write completed: persist, maybe crash, send the rest, (apply,) advance."""
+        self._persist(node, ready)
+        if node.crash_point is not CrashPoint.NONE and self._crash_now(node, ready, sent=False):
+            return
+        if self.crash_hook is not None and self.crash_hook(node, ready):
+            self.crash(node.node_id)
+            return
+        if early:
+            sent = {id(message) for message in ready.early_messages}
+            self._send(node, [m for m in ready.messages if id(m) not in sent])
+        else:
+            self._send(node, ready.messages)
+        if node.crash_point is CrashPoint.AFTER_VOTE and self._crash_now(node, ready, sent=True):
+            return
+        if not early:
             self._apply(node, ready)
-            raft.advance(ready)
-            self._maybe_compact(node)
+        raft.advance(ready)
+        self._maybe_compact(node)
+
+    def _send(self, node: SimNode, messages: Iterable[Message]) -> None:
+        now_ticks = self.clock.now_ticks
+        for message in messages:
+            self.network.send(message, now_ticks)
+            if message.type is MessageType.APPEND_RESPONSE and not message.reject:
+                self.checker.observe_acknowledged(node.node_id, message.term, message.index,
+                                                  message.to)
 
     def _observe_leader_commit(self, node: SimNode, raft: RaftNode, commit: int) -> None:
         """A leader's commit index is a decision: hand the entries it covers to the checker

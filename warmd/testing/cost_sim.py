@@ -168,6 +168,7 @@ class CostCluster(SimCluster):
             node_count=run.voters,
             raft=raft or RaftConfig(node_id=1, election_timeout_ticks=10, heartbeat_ticks=2),
             learner_ids=tuple(range(run.voters + 1, run.voters + run.learners + 1)),
+            async_persist=False,  # the cost model charges the synchronous Ready loop
         )
         self.model, self.run_options = model, run
         self._events: list[tuple[float, int, int, _Kind, _Payload]] = []

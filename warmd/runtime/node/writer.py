@@ -6,6 +6,12 @@ asyncio one: 8-14 % of a loaded member's event-loop time in a profile (issue 18)
 job is a tuple on a C `SimpleQueue`, and its asyncio future is settled with one
 `call_soon_threadsafe`. Jobs run one at a time in the order given, as DiskStorage requires
 (one writer); what they do, and so the durability, is unchanged.
+
+Group commit across jobs: the driver hands over a Ready's save while earlier ones are
+still being synced (asynchronous storage writes), so the jobs queued behind an fsync are
+taken together: each is run (written, not synced), then the group's `sync` once, and
+only then is any of their futures settled. A job is never reported done before the sync
+that covers it has returned.
 """
 
 from __future__ import annotations
@@ -18,7 +24,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
-_Job = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]
+_Sync = Callable[[], None]
+_Job = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[..., Any], tuple[Any, ...],
+             _Sync | None]
+GROUP_JOBS_MAX = 256  # jobs written before one sync (bounds a group's latency)
 
 
 class WriterClosed(RuntimeError):
@@ -36,8 +45,11 @@ class WriterThread:
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
-    def run(self, function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
-        """Queue a job; the future of its result (or its exception).
+    def run(self, function: Callable[..., _T], *args: Any,
+            sync: _Sync | None = None) -> asyncio.Future[_T]:
+        """Queue a job; the future of its result (or its exception). With `sync`, the job
+        is settled only after `sync()` has run once after it (shared by the jobs queued
+        together with it; its error fails them all).
 
         Raises:
             WriterClosed: after `close()`.
@@ -46,7 +58,7 @@ class WriterThread:
             raise WriterClosed("the writer thread is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
-        self._jobs.put((loop, future, function, args))
+        self._jobs.put((loop, future, function, args, sync))
         return future
 
     def close(self) -> None:
@@ -57,12 +69,36 @@ class WriterThread:
         self._thread.join()
 
     def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            loop, future, function, args = job
+        closing = False
+        while not closing and (job := self._jobs.get()) is not None:
+            group = [job]
+            while len(group) < GROUP_JOBS_MAX:
+                try:
+                    queued = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if queued is None:
+                    closing = True
+                    break
+                group.append(queued)
+            self._run_group(group)
+
+    @staticmethod
+    def _run_group(group: list[_Job]) -> None:
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        sync: _Sync | None = None
+        for _, _, function, args, job_sync in group:
             try:
-                result, error = function(*args), None
+                outcomes.append((function(*args), None))
             except BaseException as raised:  # handed to the awaiting side, as an executor does
-                result, error = None, raised
+                outcomes.append((None, raised))
+            sync = job_sync or sync
+        if sync is not None:
+            try:
+                sync()
+            except BaseException as raised:  # nothing in the group is durable
+                outcomes = [(None, error or raised) for _, error in outcomes]
+        for (loop, future, *_), (result, error) in zip(group, outcomes, strict=True):
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_settle, future, result, error)
 
