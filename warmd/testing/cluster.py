@@ -591,6 +591,7 @@ class SimCluster:
             if entry.index <= node.machine.applied_index:
                 continue  # already inside a restored snapshot
             checker.observe_applied(node.node_id, entry, term)
+            checker.observe_applied_from_disk(node.node_id, entry, node.term_at(entry.index))
             applied = node.machine.apply(entry)
             if applied is not None and self.workload is not None:
                 self.workload.on_write_applied(applied.command, self.clock.now_ticks,

@@ -161,6 +161,7 @@ class Driver:
                                                    thread_name_prefix="raft-snapshot")
         self._sequence = itertools.count(1)
         self._reads: dict[bytes, asyncio.Future[int]] = {}
+        self._reads_leader = node.leader_id  # the leader the pending reads were asked of
         self._read_points: list[tuple[int, bytes]] = []
         self._last_contact_s: dict[int, float] = {}
         self._latest_snapshot = storage.snapshot()
@@ -299,6 +300,7 @@ class Driver:
             self._compactions.add(persisting)
             persisting.add_done_callback(self._compactions.discard)
         if ready.soft_state is not None:
+            self._fail_reads_of_old_leader(ready.soft_state.leader_id)
             self._on_soft_state()
         if barrier:
             await self._settle_durable(wait_for=len(self._in_flight))
@@ -435,12 +437,29 @@ class Driver:
                 future.set_result(index)
         self._read_points = still_waiting
 
+    def _fail_reads_of_old_leader(self, leader_id: int) -> None:
+        """The leader changed (we stepped down, or another won): a read it had not answered
+        yet never will be (a new leader does not know its heartbeat round), so fail it now
+        with a retryable error rather than let it wait out the proposal timeout. A read
+        already given its read index only waits for our apply and stays."""
+        if leader_id == self._reads_leader:
+            return
+        self._reads_leader = leader_id
+        answered = {context for _, context in self._read_points}
+        for context, future in self._reads.items():
+            if context not in answered and not future.done():
+                future.set_exception(ProposalDropped(
+                    ProposalDropped.NO_LEADER,
+                    f"the leader changed (now {leader_id or 'unknown'}) before the read was "
+                    "answered; retry it"))
+
     async def read(self) -> int:
         """A linearizable read point (ReadIndex): once this returns, the local state machine
         reflects every write committed before the call; returns that applied index.
 
         Raises:
-            ProposalDropped (no leader), ProposalTimeout, DriverStopped.
+            ProposalDropped (no leader, or the leader changed before answering: retry),
+            ProposalTimeout, DriverStopped.
         """
         context = f"{self.options.client_id}:read:{next(self._sequence)}".encode()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
