@@ -378,6 +378,10 @@ class RaftNode:
         hard_changed = hard != self._prev_hard
         vote_changed = hard.term != self._prev_hard.term or hard.vote != self._prev_hard.vote
         messages = tuple(self._messages)
+        compaction = self._compaction
+        if compaction is not None and snapshot is not None and (
+                compaction.meta.index <= snapshot.meta.index):
+            compaction = None  # the leader's snapshot, installed since, covers ours
         ready = Ready(
             soft_state=soft if soft != self._prev_soft else None,
             hard_state=hard if hard_changed else None,
@@ -390,7 +394,7 @@ class RaftNode:
             early_messages=self._early_messages(messages, vote_changed),
             read_states=tuple(self._read_states),
             must_sync=bool(entries) or snapshot is not None or vote_changed,
-            compaction=self._compaction,
+            compaction=compaction,
             lost_entries=tuple(self._lost_entries),
         )
         self._messages = []
@@ -1324,8 +1328,6 @@ class RaftNode:
             self.log.commit_to(meta.index)  # our log already has it: just fast-forward
             return False
         self.log.restore(snapshot)
-        if self._compaction is not None and self._compaction.meta.index <= meta.index:
-            self._compaction = None  # the leader's snapshot covers ours, not yet handed out
         self._conf_history = [(meta.index, meta.conf_state)]
         self._apply_config()
         return True

@@ -47,7 +47,7 @@ from warmd.testing.network import LinkFaults, SimNetwork
 from warmd.testing.workload import Workload
 
 NodeFactory = Callable[[RaftConfig, MemoryStorage, random.Random], RaftNode]
-# Decides, after a Ready is persisted and before it is sent, whether the node dies now.
+# Decides, when a Ready is made, whether the node dies once it is persisted, unsent.
 CrashHook = Callable[["SimNode", Ready], bool]
 
 
@@ -99,6 +99,20 @@ class ClusterOptions:
         return config
 
 
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A Ready handed out whose write has not completed: the tick it started, whether its
+    early messages went and its entries were applied at once, and the node's terms when
+    it was made (the checker judges the write by those, not by a term reached since)."""
+
+    ready: Ready
+    started_ticks: int
+    early: bool
+    writing_term: int  # the term of the leader the entries came from
+    term: int
+    doomed: bool  # the crash hook chose it: the node dies once it is written, unsent
+
+
 class SimNode:
     """One simulated server: its disk (storage) survives a crash, the rest does not."""
 
@@ -126,9 +140,7 @@ class SimNode:
         # The lowest term the node held right after taking an APPEND since its last Ready:
         # the term it wrote those entries in (it may rise again before the Ready).
         self.append_term: int | None = None
-        # Readys handed out whose writes have not completed: the Ready, the tick it
-        # started, whether its early messages went and its entries were applied at once.
-        self.in_flight: deque[tuple[Ready, int, bool]] = deque()
+        self.in_flight: deque[Write] = deque()  # Readys whose writes have not completed
         self.last_handed = storage.last_index()  # the last entry given to a write
 
     @property
@@ -446,12 +458,18 @@ class SimCluster:
                 node.last_handed = ready.snapshot.meta.index
             # A scripted crash point names an instant of the synchronous order (e.g. "won,
             # persisted its no-op, sent nothing"): such a node persists each Ready at once.
+            # So does one the crash hook dooms now ("a leader dies right after appending,
+            # before replicating": its early messages never leave, as if all were lost).
+            doomed = self.crash_hook is not None and self.crash_hook(node, ready)
             early = (self.options.async_persist and ready.snapshot is None
-                     and node.crash_point is CrashPoint.NONE)
+                     and node.crash_point is CrashPoint.NONE and not doomed)
             if early:  # what the driver does before the write completes
                 self._send(node, ready.early_messages)
                 self._apply(node, ready)
-            node.in_flight.append((ready, self.clock.now_ticks, early))
+            writing_term, node.append_term = node.append_term, None
+            node.in_flight.append(Write(ready, self.clock.now_ticks, early,
+                                        raft.term if writing_term is None else writing_term,
+                                        raft.term, doomed))
             self._complete_writes(node, everything=barrier or not early)
 
     def _complete_writes(self, node: SimNode, everything: bool) -> None:
@@ -460,19 +478,20 @@ class SimCluster:
         that stays in flight (the writer is one thread, in order)."""
         raft = node.raft
         while node.in_flight and node.raft is raft and raft is not None:
-            ready, started, early = node.in_flight[0]
-            if not (everything or self.clock.now_ticks - started >= PERSIST_TICKS_MAX
+            write = node.in_flight[0]
+            if not (everything or self.clock.now_ticks - write.started_ticks >= PERSIST_TICKS_MAX
                     or self._disk_rng.random() < PERSIST_NOW_CHANCE):
                 return
             node.in_flight.popleft()
-            self._finish_ready(node, raft, ready, early)
+            self._finish_ready(node, raft, write)
 
-    def _finish_ready(self, node: SimNode, raft: RaftNode, ready: Ready, early: bool) -> None:
+    def _finish_ready(self, node: SimNode, raft: RaftNode, write: Write) -> None:
         """The write completed: persist, maybe crash, send the rest, (apply,) advance."""
-        self._persist(node, ready)
+        ready, early = write.ready, write.early
+        self._persist(node, write)
         if node.crash_point is not CrashPoint.NONE and self._crash_now(node, ready, sent=False):
             return
-        if self.crash_hook is not None and self.crash_hook(node, ready):
+        if write.doomed:
             self.crash(node.node_id)
             return
         if early:
@@ -524,22 +543,21 @@ class SimCluster:
             self.crash(node.node_id)
         return due
 
-    def _persist(self, node: SimNode, ready: Ready) -> None:
+    def _persist(self, node: SimNode, write: Write) -> None:
         storage = node.storage
         checker = self.checker
+        ready = write.ready
         if ready.snapshot is not None and ready.snapshot.meta.index > 0:
             storage.apply_snapshot(ready.snapshot)
-        writing_term, node.append_term = node.append_term, None
         if ready.entries:
-            if writing_term is None and node.raft is not None:
-                writing_term = node.raft.term  # a leader writes its own entries in its term
+            # A leader writes its own entries in its term (writing_term is then its term).
             checker.observe_persisted_entries(node.node_id, ready.entries, node.term_at,
-                                              writing_term)
+                                              write.writing_term)
             storage.append(list(ready.entries))
             self._check_conf_changes(node, ready.entries)
-        if (ready.entries or ready.snapshot is not None) and node.raft is not None:
+        if ready.entries or ready.snapshot is not None:
             first_written = ready.entries[0].index if ready.entries else 0
-            checker.observe_log_end(node.node_id, node.raft.term, storage.last_index(),
+            checker.observe_log_end(node.node_id, write.term, storage.last_index(),
                                     first_written)
         soft = ready.soft_state
         if soft is not None and soft.role is Role.PRE_CANDIDATE:

@@ -23,7 +23,7 @@ from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.errors import NotLeader, ProposalDropped
 from warmd.raft.types import Message, Ready, Role
-from warmd.testing.cluster import ClusterOptions, NodeFactory, SimCluster, SimNode
+from warmd.testing.cluster import ClusterOptions, NodeFactory, SimCluster, SimNode, Write
 from warmd.testing.kvstore import PutCommand
 from warmd.testing.network import SimNetwork
 
@@ -303,8 +303,9 @@ class CostCluster(SimCluster):
         """Whose link and disk a host uses: its own, or the one shared machine's."""
         return self._hosts[min(self._hosts)] if self._cores else sender
 
-    def _persist(self, node: SimNode, ready: Ready) -> None:
-        super()._persist(node, ready)
+    def _persist(self, node: SimNode, write: Write) -> None:
+        super()._persist(node, write)
+        ready = write.ready
         host = self._hosts.get(node.node_id)
         if host is None:
             return
