@@ -352,9 +352,13 @@ class Driver:
             self._last_saved_index = ready.snapshot.meta.index
         if ready.entries:
             self._last_saved_index = ready.entries[-1].index
-        saving = self._writer.run(self.storage.save, ready.hard_state, ready.entries,
-                                  ready.snapshot, False,
-                                  sync=self.storage.sync if ready.must_sync else None)
+        sync = self.storage.sync if ready.must_sync else None
+        if ready.snapshot is None:  # merged with the saves queued beside it: one write
+            saving = self._writer.run_merged(self.storage.save_all,
+                                             (ready.hard_state, ready.entries), sync=sync)
+        else:
+            saving = self._writer.run(self.storage.save, ready.hard_state, ready.entries,
+                                      ready.snapshot, False, sync=sync)
         saving.add_done_callback(self._wake)
         return saving
 
