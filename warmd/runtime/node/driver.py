@@ -204,6 +204,10 @@ class Driver:
                 await self._events.put(_STOP)
             await asyncio.gather(self.finished, return_exceptions=True)  # also retrieves a failure
         await asyncio.gather(*self._compactions, return_exceptions=True)
+        # Saves still in flight are awaited here, not in close()'s join: on a frozen disk
+        # they never return, and the loop must stay free for a second stop signal.
+        await asyncio.gather(*(item.saving for item in self._in_flight
+                               if item.saving is not None), return_exceptions=True)
         self._snapshot_writer.shutdown(wait=True)
         self._writer.close()
         self._fail_waiting(DriverStopped("the node is shutting down"))
