@@ -144,19 +144,28 @@ def test_follower_acknowledges_entries_in_the_ready_that_persists_them() -> None
     assert [(m.type, m.index) for m in ready.messages] == [(MessageType.APPEND_RESPONSE, 1)]
 
 
-def test_ready_must_be_advanced_before_the_next() -> None:
-    """The Ready contract: ready() twice without advance() is a programmer error."""
+def test_readys_may_be_outstanding_and_are_advanced_oldest_first() -> None:
+    """Asynchronous storage writes: ready() again before advance() hands out only what is
+    new; advance() takes the oldest outstanding Ready, anything else is a programmer error."""
     storage = MemoryStorage(ConfState(voters=(1,)))
     node = RaftNode(RaftConfig(node_id=1), storage, random.Random(1))
     node.campaign()
-    ready = node.ready()
-    with pytest.raises(InvariantViolation):
-        node.ready()
+    first = node.ready()
+    node.propose(b"x")
+    second = node.ready()
+    assert [e.index for e in first.entries] == [1]
+    assert [e.index for e in second.entries] == [2]  # the no-op is not handed out twice
     with pytest.raises(InvariantViolation, match="advance"):
-        node.advance(Ready())  # not the Ready it handed out
-    storage.append(ready.entries)
-    node.advance(ready)
+        node.advance(second)
+    with pytest.raises(InvariantViolation, match="advance"):
+        node.advance(Ready())  # not a Ready it handed out
+    assert node.log.committed == 0  # nothing of ours is durable yet
+    storage.append(first.entries)
+    node.advance(first)
     assert node.log.committed == 1
+    storage.append(second.entries)
+    node.advance(second)
+    assert node.log.committed == 2
 
 
 def test_commit_only_change_needs_no_sync(make_network) -> None:

@@ -536,3 +536,26 @@ def test_only_the_disks_own_errors_are_called_disk_failures(
         monkeypatch.undo()
         assert [event["kind"] for event in logs if event["event"] == "disk_failed"] == [kind]
         storage.close()
+
+
+def test_save_all_writes_several_readys_as_saving_them_in_turn(
+        directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer's merged saves: a later Ready's entries overwrite an earlier one's from
+    their first index, the newest hard state wins, and nothing is synced until sync()."""
+    storage = _open(directory)
+    storage.save(None, _entries(1, 2, term=1), None, sync=True)
+    calls: list[int] = []
+    real_sync = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (calls.append(fd), real_sync(fd)))
+    storage.save_all([(HardState(1, 1, 1), _entries(3, 5, term=1)),
+                      (None, _entries(6, 6, term=1)),
+                      (HardState(2, 2, 2), _entries(5, 7, term=2))])
+    assert calls == []
+    storage.sync()
+    assert len(calls) == 1
+    storage.close()
+    reopened = _open(directory)
+    assert reopened.initial_state()[0] == HardState(2, 2, 2)
+    expected = [*_entries(1, 4, term=1), *_entries(5, 7, term=2)]
+    assert reopened.entries(1, 8) == expected
+    reopened.close()

@@ -75,3 +75,49 @@ async def test_a_cancelled_wait_does_not_break_the_thread() -> None:
         assert await writer.run(lambda: 7) == 7
     finally:
         writer.close()
+
+
+async def test_jobs_queued_behind_a_sync_share_it_and_merged_jobs_share_one_call() -> None:
+    """While one group syncs, the saves queued behind it are written together (merged jobs
+    of one function in one call) and synced once; none is settled before that sync."""
+    writer = WriterThread("test-writer")
+    started, release = threading.Event(), threading.Event()
+    calls: list[list[int]] = []
+    syncs: list[list[list[int]]] = []
+
+    def blocking_sync() -> None:
+        started.set()
+        release.wait(5)
+
+    def write(items: list[int]) -> int:
+        calls.append(items)
+        return sum(items)
+
+    try:
+        first = writer.run(lambda: "first", sync=blocking_sync)
+        await asyncio.to_thread(started.wait, 5)
+        merged = [writer.run_merged(write, number, sync=lambda: syncs.append(list(calls)))
+                  for number in range(5)]
+        await asyncio.sleep(0.05)
+        assert not any(future.done() for future in merged)  # queued behind the first sync
+        release.set()
+        assert await first == "first"
+        assert await asyncio.gather(*merged) == [10] * 5
+    finally:
+        writer.close()
+    assert calls == [[0, 1, 2, 3, 4]]
+    assert syncs == [[[0, 1, 2, 3, 4]]]  # one sync, after the one write
+
+
+async def test_a_failed_sync_fails_every_job_of_its_group() -> None:
+    writer = WriterThread("test-writer")
+
+    def failing_sync() -> None:
+        raise OSError(5, "Input/output error")
+
+    try:
+        jobs = [writer.run_merged(len, number, sync=failing_sync) for number in range(3)]
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+    finally:
+        writer.close()
+    assert all(isinstance(result, OSError) for result in results)

@@ -5,6 +5,15 @@ injected `random.Random`, and every effect leaves through `ready()`. The driver
 persists a Ready's hard state, snapshot and entries, then sends its messages,
 then applies its committed entries, then calls `advance()`.
 
+A driver may also keep stepping, ticking and calling `ready()` while earlier Readys are
+being persisted (etcd's asynchronous storage writes), as long as it persists them in
+order and advances them in order. Safety then rests on four rules kept here: a Ready
+never repeats what an earlier one handed out; its committed entries are durable on this
+node already (so they may be applied at once); only its `early_messages` may leave
+before the Ready is persisted (never an acknowledgement, vote or vote request, and
+nothing at all while a new term or vote is not yet durable); and a leader counts itself
+toward commit only for what `advance` has told it is durable.
+
 Membership: a configuration takes effect on every node as soon as its CONF_CHANGE
 entry is APPENDED to the node's log (Raft dissertation §4.1), and is reverted if
 that entry is truncated. The leader appends a change only after it has committed
@@ -67,6 +76,12 @@ from warmd.raft.types import (
 CAMPAIGN_TRANSFER = b"transfer"  # vote context: a leadership transfer overrides the leader lease
 UNCONFIGURED = b"unconfigured"  # APPEND_RESPONSE context: a blank joiner asks for the configuration
 _FORWARDED = frozenset({MessageType.PROPOSE, MessageType.READ_INDEX, MessageType.TRANSFER_LEADER})
+# A leader's replication and answers: they claim nothing about the sender's disk (its
+# followers persist in parallel with it; it counts itself toward commit only for what
+# is durable), so they may leave before the Ready that made them is persisted, once the
+# leader's term and vote are durable. Everything else speaks for this node's log or vote.
+_LEADER_EARLY = frozenset({MessageType.APPEND, MessageType.HEARTBEAT, MessageType.SNAPSHOT,
+                           MessageType.TIMEOUT_NOW, MessageType.READ_INDEX_RESPONSE})
 _KNOWN_TYPES = frozenset(MessageType)
 _KNOWN_ENTRY_TYPES = frozenset(EntryType)
 
@@ -170,7 +185,10 @@ class RaftNode:
         self._compaction: Snapshot | None = None
         self._prev_soft = SoftState()
         self._prev_hard = hard_state
-        self._ready_outstanding: Ready | None = None
+        # Readys handed out and not yet advanced, oldest first, each with whether it
+        # changes the term or vote (no early message leaves until that is durable).
+        self._readys_outstanding: deque[tuple[Ready, bool]] = deque()
+        self._vote_changes_outstanding = 0
         self._become_follower(self._term, NO_NODE)
 
     def _restore_applied(self, applied_index: int) -> None:
@@ -181,7 +199,7 @@ class RaftNode:
                 f"applied_index {applied_index} must lie between the snapshot index "
                 f"{self.log.first_index() - 1} and the commit index {self.log.committed}"
             )
-        self.log.applied = applied_index
+        self.log.applied = self.log.applying = applied_index
 
     def _replay_conf_changes(self, lo: int) -> None:
         """Record the CONF_CHANGE entries of the log from `lo` on into the history."""
@@ -324,8 +342,10 @@ class RaftNode:
             newest = max(newest, self._compaction.meta.index)
         if index <= newest:
             raise SnapshotOutOfDate(f"a snapshot at {newest} already covers index {index}")
-        if index > self.log.applied:
-            raise ValueError(f"cannot snapshot at {index}: only {self.log.applied} is applied")
+        # `applying`, not `applied`: an asynchronous driver applies a Ready's entries at
+        # once and advances it after its fsync, so its state may be ahead of `applied`.
+        if index > self.log.applying:
+            raise ValueError(f"cannot snapshot at {index}: only {self.log.applying} is applied")
         meta = SnapshotMeta(index=index, term=self.log.term(index), conf_state=self._conf_at(index))
         self._compaction = Snapshot(meta=meta, data=data)
         self._prune_conf_history(index)
@@ -339,7 +359,7 @@ class RaftNode:
                 or self._lost_entries):
             return True
         log = self.log
-        if log.unstable or log.unstable_snapshot is not None or self._compaction is not None:
+        if log.has_unhanded() or self._compaction is not None:
             return True
         if log.has_next_committed():
             return True
@@ -349,15 +369,19 @@ class RaftNode:
         return (self._leader_id, self.role) != (soft.leader_id, soft.role)
 
     def ready(self) -> Ready:
-        """The next batch of work; call advance() with it before calling ready() again."""
-        invariant(self._ready_outstanding is None, "ready() called again before advance()")
+        """The next batch of work. Earlier Readys may still be outstanding: persist and
+        advance them in the order ready() returned them (see the module docstring)."""
         self._flush_broadcast()
         self._flush_forwarding()
         hard, soft = self._hard_state(), self._soft_state()
-        entries = tuple(self.log.unstable)
-        snapshot = self.log.unstable_snapshot
+        entries, snapshot = self.log.hand_out()
         hard_changed = hard != self._prev_hard
         vote_changed = hard.term != self._prev_hard.term or hard.vote != self._prev_hard.vote
+        messages = tuple(self._messages)
+        compaction = self._compaction
+        if compaction is not None and snapshot is not None and (
+                compaction.meta.index <= snapshot.meta.index):
+            compaction = None  # the leader's snapshot, installed since, covers ours
         ready = Ready(
             soft_state=soft if soft != self._prev_soft else None,
             hard_state=hard if hard_changed else None,
@@ -366,10 +390,11 @@ class RaftNode:
             committed_entries=tuple(
                 self.log.next_committed(self.config.max_committed_bytes_per_ready)
             ),
-            messages=tuple(self._messages),
+            messages=messages,
+            early_messages=self._early_messages(messages, vote_changed),
             read_states=tuple(self._read_states),
             must_sync=bool(entries) or snapshot is not None or vote_changed,
-            compaction=self._compaction,
+            compaction=compaction,
             lost_entries=tuple(self._lost_entries),
         )
         self._messages = []
@@ -377,15 +402,31 @@ class RaftNode:
         self._lost_entries = []
         self._compaction = None
         self._prev_hard, self._prev_soft = hard, soft
-        self._ready_outstanding = ready
+        self._readys_outstanding.append((ready, vote_changed))
+        self._vote_changes_outstanding += vote_changed
         return ready
 
+    def _early_messages(self, messages: tuple[Message, ...],
+                        vote_changed: bool) -> tuple[Message, ...]:
+        """The messages that may leave before their Ready is durable: forwarded requests
+        (they claim nothing) and, once this node's term and vote are on disk, a leader's
+        replication. A leader whose term is not yet durable could, restarted, win the same
+        term again and send other entries under it."""
+        term_durable = not vote_changed and not self._vote_changes_outstanding
+        return tuple(message for message in messages
+                     if message.type in _FORWARDED
+                     or (term_durable and self._sends_before_persist(message)))
+
+    def _sends_before_persist(self, message: Message) -> bool:
+        """Whether `message` claims nothing about this node's disk (see _LEADER_EARLY)."""
+        return message.type in _LEADER_EARLY
+
     def advance(self, ready: Ready) -> None:
-        """The driver has persisted, sent and applied `ready`."""
-        invariant(
-            ready is self._ready_outstanding, "advance() must get the Ready the last ready() returned"
-        )
-        self._ready_outstanding = None
+        """The driver has persisted, sent and applied `ready` (the oldest outstanding one)."""
+        outstanding = self._readys_outstanding
+        invariant(bool(outstanding) and ready is outstanding[0][0],
+                  "advance() must get the oldest Ready not yet advanced")
+        self._vote_changes_outstanding -= outstanding.popleft()[1]
         log = self.log
         if ready.snapshot is not None:
             log.stable_snapshot_to(ready.snapshot.meta.index)

@@ -3,6 +3,12 @@
 The unstable part (entries from `offset`, or a snapshot received from the leader)
 goes out in Ready.entries / Ready.snapshot and becomes stable on advance(). Entries
 below `offset` are in storage and agree with this log.
+
+Several Readys may be in flight at once (the driver keeps stepping while a Ready's fsync
+runs), so the log keeps two more marks: `handed`, the last unstable entry already given
+to a Ready (the next Ready carries only what follows it), and `applying`, the last
+committed entry given out to be applied. Committed entries are given out only up to the
+stable index: an entry is applied once it is committed AND on this node's own disk.
 """
 
 from __future__ import annotations
@@ -25,8 +31,11 @@ class RaftLog:
         self.unstable: list[Entry] = []
         self.unstable_snapshot: Snapshot | None = None
         self.offset = storage.last_index() + 1
+        self.handed = self.offset - 1  # the last entry given to a Ready (>= offset - 1)
+        self.snapshot_handed = False  # unstable_snapshot is in a Ready already
         self.committed = storage.first_index() - 1
         self.applied = self.committed
+        self.applying = self.committed  # the last entry given out to be applied (>= applied)
 
     # --- bounds and terms ---
 
@@ -108,11 +117,13 @@ class RaftLog:
             return
         invariant(after >= self.committed, f"truncating committed entries at {after + 1}")
         invariant(after <= self.last_index(), f"append at {after + 1} leaves a gap")
+        self.handed = min(self.handed, after)  # the replacements go out in the next Ready
         if after + 1 == self.offset + len(self.unstable):
             self.unstable.extend(entries)
         elif after + 1 <= self.offset:
             # Storage will truncate on persisting; until then the new tail is unstable.
             self.offset = after + 1
+            self.handed = after
             self.unstable = list(entries)
         else:
             del self.unstable[after + 1 - self.offset :]
@@ -129,6 +140,7 @@ class RaftLog:
     def applied_to(self, index: int) -> None:
         invariant(index <= self.committed, f"applied {index} past commit {self.committed}")
         self.applied = max(self.applied, index)
+        self.applying = max(self.applying, self.applied)
 
     def stable_to(self, index: int, term: int) -> None:
         """Entries up to `index` are durable, unless the tail was replaced since the Ready."""
@@ -136,17 +148,38 @@ class RaftLog:
             return
         del self.unstable[: index + 1 - self.offset]
         self.offset = index + 1
+        self.handed = max(self.handed, index)
 
     def stable_snapshot_to(self, index: int) -> None:
         if self.unstable_snapshot is not None and self.unstable_snapshot.meta.index == index:
             self.unstable_snapshot = None
+            self.snapshot_handed = False
 
     def restore(self, snapshot: Snapshot) -> None:
         """Replace the log with a snapshot from the leader (committed at its index)."""
         self.committed = snapshot.meta.index
         self.unstable = []
         self.offset = snapshot.meta.index + 1
+        self.handed = snapshot.meta.index
         self.unstable_snapshot = snapshot
+        self.snapshot_handed = False
+
+    # --- handing out to Readys ---
+
+    def has_unhanded(self) -> bool:
+        """Whether entries or a snapshot wait to go out in a Ready."""
+        if self.unstable_snapshot is not None and not self.snapshot_handed:
+            return True
+        return self.handed < self.last_index()
+
+    def hand_out(self) -> tuple[tuple[Entry, ...], Snapshot | None]:
+        """The unstable entries (and snapshot) not yet in a Ready; marks them handed."""
+        snapshot = None
+        if self.unstable_snapshot is not None and not self.snapshot_handed:
+            snapshot, self.snapshot_handed = self.unstable_snapshot, True
+        entries = tuple(self.unstable[self.handed + 1 - self.offset :])
+        self.handed = self.last_index()
+        return entries, snapshot
 
     # --- reads ---
 
@@ -180,12 +213,20 @@ class RaftLog:
         hi = min(self.last_index() + 1, lo + max_count)
         return self.slice(lo, hi, max_bytes)
 
+    def _appliable(self) -> int:
+        """The last index that may be applied: committed and durable on this node."""
+        return min(self.committed, self.stable_index())
+
     def has_next_committed(self) -> bool:
-        return self.committed > max(self.applied, self.first_index() - 1)
+        return self._appliable() > max(self.applying, self.first_index() - 1)
 
     def next_committed(self, max_bytes: int = NO_LIMIT) -> list[Entry]:
-        """Committed entries not yet applied, within max_bytes (at least one if any)."""
-        lo = max(self.applied + 1, self.first_index())
-        if lo > self.committed:
+        """Committed, durable entries not yet given out to be applied, within max_bytes (at
+        least one if any); marks them as being applied."""
+        lo = max(self.applying + 1, self.first_index())
+        hi = self._appliable()
+        if lo > hi:
             return []
-        return self.slice(lo, self.committed + 1, max_bytes)
+        entries = self.slice(lo, hi + 1, max_bytes)
+        self.applying = entries[-1].index
+        return entries

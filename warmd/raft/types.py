@@ -157,6 +157,11 @@ class Ready:
     Persist `hard_state`, `snapshot` and `entries` (fsync when `must_sync`), then
     send `messages`, then apply `committed_entries`, then call `advance(ready)`.
     All fields are read-only.
+
+    A driver that persists asynchronously may instead send `early_messages` (a subset
+    of `messages`, the same objects) and apply `committed_entries` (always durable on
+    this node already) at once, and the rest of `messages` once this Ready and every
+    earlier one are durable; it advances the Readys in order (docs/raft.md).
     """
 
     soft_state: SoftState | None = None
@@ -165,6 +170,7 @@ class Ready:
     snapshot: Snapshot | None = None
     committed_entries: tuple[Entry, ...] = ()
     messages: tuple[Message, ...] = ()
+    early_messages: tuple[Message, ...] = ()
     read_states: tuple[ReadState, ...] = ()
     must_sync: bool = False
     # A snapshot the application handed in through RaftNode.compact(): persist it

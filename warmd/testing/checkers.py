@@ -283,6 +283,16 @@ class SafetyChecker:
             self._fail("stale read index", f"node {node_id} answered a read at index {index}; "
                        f"{floor} was committed when the read was asked")
 
+    def observe_applied_from_disk(self, node_id: int, entry: Entry,
+                                  persisted_term: int | None) -> None:
+        """An entry is applied only once it is on the node's own disk (`persisted_term`:
+        the term at its index there, None when a snapshot covers it): what a node shows
+        applied it has acknowledged, and a crash cannot unapply it."""
+        if persisted_term is not None and persisted_term != entry.term:
+            self._fail("applied ahead of its log", f"node {node_id} applied index "
+                       f"{entry.index} (term {entry.term}) while its disk holds term "
+                       f"{persisted_term or 'nothing'} there")
+
     def observe_snapshot_applied(self, node_id: int, index: int) -> None:
         """A snapshot moves a node's applied index forward, never back."""
         record = self._record(node_id)

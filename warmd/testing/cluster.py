@@ -1,16 +1,20 @@
 """SimCluster: N pure RaftNodes driven tick by tick over a SimNetwork, with crashes.
 
-The driver follows the Ready contract for each node: persist (snapshot, entries,
-hard state) into the node's MemoryStorage, which plays the disk; send messages;
-apply the snapshot and committed entries to the key-value machine; advance. A crash
-drops the RaftNode and the machine and keeps only the storage, so whatever was not
-persisted is lost; a restart builds a new RaftNode on that storage. The safety
-checker watches every persisted, applied and observed fact.
+The driver follows the Ready contract for each node as the real driver does, with
+asynchronous storage writes: at once it sends the Ready's early messages and applies its
+committed entries; the write into the node's MemoryStorage (which plays the disk)
+completes later, at a seeded random moment, in order, and only then are the other
+messages sent and the Ready advanced. A Ready that installs a snapshot or overwrites
+entries in flight waits for the writes before it and completes at once. A crash drops
+the RaftNode, the machine and the writes still in flight and keeps only the storage, so
+whatever was not persisted is lost; a restart builds a new RaftNode on that storage. The
+safety checker watches every persisted, applied and observed fact.
 """
 
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -43,12 +47,14 @@ from warmd.testing.network import LinkFaults, SimNetwork
 from warmd.testing.workload import Workload
 
 NodeFactory = Callable[[RaftConfig, MemoryStorage, random.Random], RaftNode]
-# Decides, after a Ready is persisted and before it is sent, whether the node dies now.
+# Decides, when a Ready is made, whether the node dies once it is persisted, unsent.
 CrashHook = Callable[["SimNode", Ready], bool]
 
 
 READY_ROUNDS_MAX = 10_000  # a core whose has_ready() never settles is a bug, not a hang
 CAMPAIGN_RETRY_TICKS = 4  # elect(): a candidate without a result after this long tries again
+PERSIST_NOW_CHANCE = 0.5  # a write in flight completes at each chance with this probability
+PERSIST_TICKS_MAX = 2  # and surely once it is this many ticks old (a disk that answers)
 _KEEPS_TERM = frozenset({MessageType.PRE_VOTE})  # carries a future term without raising ours
 
 
@@ -75,6 +81,9 @@ class ClusterOptions:
     # A crash also loses what was written without a sync (a commit-only hard state:
     # Ready.must_sync was False), as a disk with a volatile write cache does.
     lose_unsynced_on_crash: bool = False
+    # Storage writes complete after the Ready, in a seeded order (the real driver's
+    # asynchronous writes); False: each Ready is persisted before the next is made.
+    async_persist: bool = True
 
     def __post_init__(self) -> None:
         if self.node_count < 1:
@@ -88,6 +97,20 @@ class ClusterOptions:
         config = replace(self.raft, node_id=node_id)
         config.validate()
         return config
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A Ready handed out whose write has not completed: the tick it started, whether its
+    early messages went and its entries were applied at once, and the node's terms when
+    it was made (the checker judges the write by those, not by a term reached since)."""
+
+    ready: Ready
+    started_ticks: int
+    early: bool
+    writing_term: int  # the term of the leader the entries came from
+    term: int
+    doomed: bool  # the crash hook chose it: the node dies once it is written, unsent
 
 
 class SimNode:
@@ -117,6 +140,8 @@ class SimNode:
         # The lowest term the node held right after taking an APPEND since its last Ready:
         # the term it wrote those entries in (it may rise again before the Ready).
         self.append_term: int | None = None
+        self.in_flight: deque[Write] = deque()  # Readys whose writes have not completed
+        self.last_handed = storage.last_index()  # the last entry given to a write
 
     @property
     def up(self) -> bool:
@@ -161,6 +186,7 @@ class SimCluster:
         self.node_factory = node_factory
         self.clock = VirtualClock()
         self.network = SimNetwork(random.Random(rng.getrandbits(64)), faults)
+        self._disk_rng = random.Random(rng.getrandbits(64))  # when writes in flight complete
         self.checker = SafetyChecker()
         self.workload = workload
         self._scenario_sequences: dict[int, int] = {}
@@ -212,6 +238,7 @@ class SimCluster:
         node.snapshot_index = snapshot.meta.index
         self.checker.observe_snapshot_applied(node_id, snapshot.meta.index)
         node.read_waiting = []
+        node.last_handed = node.storage.last_index()
         node.raft = self.node_factory(
             self.options.config_for(node_id), node.storage, random.Random(self.rng.getrandbits(64))
         )
@@ -230,6 +257,7 @@ class SimCluster:
         node.lifetime += 1
         node.crash_point = CrashPoint.NONE
         node.stalled_until, node.held = 0, []
+        node.in_flight.clear()  # never written
 
     def restart(self, node_id: int) -> None:
         """Crash (if up) and boot again from disk."""
@@ -317,6 +345,9 @@ class SimCluster:
         self.checker.now_ticks = now_ticks
         nodes = self.nodes
         self._wake_stalled(now_ticks)
+        for node in nodes.values():
+            if node.in_flight and node.stalled_until <= now_ticks:
+                self._complete_writes(node, everything=False)
         for message in self.network.deliver_due(now_ticks):
             target = nodes.get(message.to)
             if target is None or target.raft is None:
@@ -405,7 +436,7 @@ class SimCluster:
     def _drain(self, node: SimNode) -> None:
         raft = node.raft
         rounds = 0
-        while raft is not None and raft.has_ready():
+        while raft is not None and node.raft is raft and raft.has_ready():
             rounds += 1
             if rounds > READY_ROUNDS_MAX:
                 raise SafetyViolation("ready loop", f"node {node.node_id} still has a Ready "
@@ -415,23 +446,73 @@ class SimCluster:
                 self.lost_entries.extend((self.clock.now_ticks, lost) for lost in ready.lost_entries)
             if ready.hard_state is not None and raft.role is Role.LEADER:
                 self._observe_leader_commit(node, raft, ready.hard_state.commit)
-            self._persist(node, ready)
-            if node.crash_point is not CrashPoint.NONE and self._crash_now(node, ready, sent=False):
+            barrier = ready.snapshot is not None or (
+                bool(ready.entries) and ready.entries[0].index <= node.last_handed)
+            if barrier:  # the real driver settles the writes before it first
+                self._complete_writes(node, everything=True)
+                if node.raft is not raft:
+                    return
+            if ready.entries:
+                node.last_handed = ready.entries[-1].index
+            elif ready.snapshot is not None:
+                node.last_handed = ready.snapshot.meta.index
+            # A scripted crash point names an instant of the synchronous order (e.g. "won,
+            # persisted its no-op, sent nothing"): such a node persists each Ready at once.
+            # So does one the crash hook dooms now ("a leader dies right after appending,
+            # before replicating": its early messages never leave, as if all were lost).
+            doomed = self.crash_hook is not None and self.crash_hook(node, ready)
+            early = (self.options.async_persist and ready.snapshot is None
+                     and node.crash_point is CrashPoint.NONE and not doomed)
+            if early:  # what the driver does before the write completes
+                self._send(node, ready.early_messages)
+                self._apply(node, ready)
+            writing_term, node.append_term = node.append_term, None
+            node.in_flight.append(Write(ready, self.clock.now_ticks, early,
+                                        raft.term if writing_term is None else writing_term,
+                                        raft.term, doomed))
+            self._complete_writes(node, everything=barrier or not early)
+
+    def _complete_writes(self, node: SimNode, everything: bool) -> None:
+        """Complete writes in flight, oldest first: all of them, or each with
+        PERSIST_NOW_CHANCE (surely once PERSIST_TICKS_MAX old), stopping at the first
+        that stays in flight (the writer is one thread, in order)."""
+        raft = node.raft
+        while node.in_flight and node.raft is raft and raft is not None:
+            write = node.in_flight[0]
+            if not (everything or self.clock.now_ticks - write.started_ticks >= PERSIST_TICKS_MAX
+                    or self._disk_rng.random() < PERSIST_NOW_CHANCE):
                 return
-            if self.crash_hook is not None and self.crash_hook(node, ready):
-                self.crash(node.node_id)
-                return
-            now_ticks = self.clock.now_ticks
-            for message in ready.messages:
-                self.network.send(message, now_ticks)
-                if message.type is MessageType.APPEND_RESPONSE and not message.reject:
-                    self.checker.observe_acknowledged(node.node_id, message.term, message.index,
-                                                      message.to)
-            if node.crash_point is CrashPoint.AFTER_VOTE and self._crash_now(node, ready, sent=True):
-                return
+            node.in_flight.popleft()
+            self._finish_ready(node, raft, write)
+
+    def _finish_ready(self, node: SimNode, raft: RaftNode, write: Write) -> None:
+        """The write completed: persist, maybe crash, send the rest, (apply,) advance."""
+        ready, early = write.ready, write.early
+        self._persist(node, write)
+        if node.crash_point is not CrashPoint.NONE and self._crash_now(node, ready, sent=False):
+            return
+        if write.doomed:
+            self.crash(node.node_id)
+            return
+        if early:
+            sent = {id(message) for message in ready.early_messages}
+            self._send(node, [m for m in ready.messages if id(m) not in sent])
+        else:
+            self._send(node, ready.messages)
+        if node.crash_point is CrashPoint.AFTER_VOTE and self._crash_now(node, ready, sent=True):
+            return
+        if not early:
             self._apply(node, ready)
-            raft.advance(ready)
-            self._maybe_compact(node)
+        raft.advance(ready)
+        self._maybe_compact(node)
+
+    def _send(self, node: SimNode, messages: Iterable[Message]) -> None:
+        now_ticks = self.clock.now_ticks
+        for message in messages:
+            self.network.send(message, now_ticks)
+            if message.type is MessageType.APPEND_RESPONSE and not message.reject:
+                self.checker.observe_acknowledged(node.node_id, message.term, message.index,
+                                                  message.to)
 
     def _observe_leader_commit(self, node: SimNode, raft: RaftNode, commit: int) -> None:
         """A leader's commit index is a decision: hand the entries it covers to the checker
@@ -462,22 +543,21 @@ class SimCluster:
             self.crash(node.node_id)
         return due
 
-    def _persist(self, node: SimNode, ready: Ready) -> None:
+    def _persist(self, node: SimNode, write: Write) -> None:
         storage = node.storage
         checker = self.checker
+        ready = write.ready
         if ready.snapshot is not None and ready.snapshot.meta.index > 0:
             storage.apply_snapshot(ready.snapshot)
-        writing_term, node.append_term = node.append_term, None
         if ready.entries:
-            if writing_term is None and node.raft is not None:
-                writing_term = node.raft.term  # a leader writes its own entries in its term
+            # A leader writes its own entries in its term (writing_term is then its term).
             checker.observe_persisted_entries(node.node_id, ready.entries, node.term_at,
-                                              writing_term)
+                                              write.writing_term)
             storage.append(list(ready.entries))
             self._check_conf_changes(node, ready.entries)
-        if (ready.entries or ready.snapshot is not None) and node.raft is not None:
+        if ready.entries or ready.snapshot is not None:
             first_written = ready.entries[0].index if ready.entries else 0
-            checker.observe_log_end(node.node_id, node.raft.term, storage.last_index(),
+            checker.observe_log_end(node.node_id, write.term, storage.last_index(),
                                     first_written)
         soft = ready.soft_state
         if soft is not None and soft.role is Role.PRE_CANDIDATE:
@@ -529,6 +609,7 @@ class SimCluster:
             if entry.index <= node.machine.applied_index:
                 continue  # already inside a restored snapshot
             checker.observe_applied(node.node_id, entry, term)
+            checker.observe_applied_from_disk(node.node_id, entry, node.term_at(entry.index))
             applied = node.machine.apply(entry)
             if applied is not None and self.workload is not None:
                 self.workload.on_write_applied(applied.command, self.clock.now_ticks,

@@ -23,7 +23,7 @@ from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.errors import NotLeader, ProposalDropped
 from warmd.raft.types import Message, Ready, Role
-from warmd.testing.cluster import ClusterOptions, NodeFactory, SimCluster, SimNode
+from warmd.testing.cluster import ClusterOptions, NodeFactory, SimCluster, SimNode, Write
 from warmd.testing.kvstore import PutCommand
 from warmd.testing.network import SimNetwork
 
@@ -168,6 +168,7 @@ class CostCluster(SimCluster):
             node_count=run.voters,
             raft=raft or RaftConfig(node_id=1, election_timeout_ticks=10, heartbeat_ticks=2),
             learner_ids=tuple(range(run.voters + 1, run.voters + run.learners + 1)),
+            async_persist=False,  # the cost model charges the synchronous Ready loop
         )
         self.model, self.run_options = model, run
         self._events: list[tuple[float, int, int, _Kind, _Payload]] = []
@@ -302,8 +303,9 @@ class CostCluster(SimCluster):
         """Whose link and disk a host uses: its own, or the one shared machine's."""
         return self._hosts[min(self._hosts)] if self._cores else sender
 
-    def _persist(self, node: SimNode, ready: Ready) -> None:
-        super()._persist(node, ready)
+    def _persist(self, node: SimNode, write: Write) -> None:
+        super()._persist(node, write)
+        ready = write.ready
         host = self._hosts.get(node.node_id)
         if host is None:
             return

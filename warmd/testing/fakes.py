@@ -37,6 +37,14 @@ class MemoryDisk(MemoryStorage):
             self.set_hard_state(hard_state)
         self.saves += 1
 
+    def save_all(self, saves: Sequence[tuple[HardState | None, Sequence[Entry]]]) -> None:
+        """The writer's merged saves (DiskStorage.save_all): each in turn."""
+        for hard_state, entries in saves:
+            self.save(hard_state, entries, None, sync=False)
+
+    def sync(self) -> None:
+        """Nothing to sync: every save is "durable" already."""
+
     def write_snapshot_file(self, snapshot: Snapshot) -> None:
         """Nothing to write: `adopt_snapshot` keeps it."""
 

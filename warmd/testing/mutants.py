@@ -15,7 +15,15 @@ from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.raft.readonly import ReadRequest
 from warmd.raft.storage import LogStorage
-from warmd.raft.types import NO_NODE, ConfChange, HardState, Message, MessageType, Role, Snapshot
+from warmd.raft.types import (
+    NO_NODE,
+    ConfChange,
+    HardState,
+    Message,
+    MessageType,
+    Role,
+    Snapshot,
+)
 
 
 class VotesForAnyLog(RaftNode):
@@ -201,6 +209,29 @@ class ConcurrentMembershipChanges(RaftNode):
         super()._check_conf_proposal(change)
 
 
+class AcksBeforeDurable(RaftNode):
+    """Breaks persist-before-acknowledge (Figure 2, "respond after persisting"; etcd's
+    asynchronous writes): lets its append, heartbeat and vote answers leave before the
+    Ready that holds their entries and vote is on disk."""
+
+    breaks = "§5.3, Figure 2 (persistence)"
+
+    def _sends_before_persist(self, message: Message) -> bool:
+        return True
+
+
+class AppliesBeforeDurable(RaftNode):
+    """Breaks "applied never runs ahead of our own log": hands out committed entries to be
+    applied before they are on this node's disk."""
+
+    breaks = "§5.3, Figure 2 (persistence)"
+
+    def __init__(self, config: RaftConfig, storage: LogStorage, rng: random.Random) -> None:
+        super().__init__(config, storage, rng)
+        log = self.log
+        log._appliable = lambda: log.committed  # type: ignore[method-assign]
+
+
 MUTANTS: dict[str, type[RaftNode]] = {
     "votes-for-any-log": VotesForAnyLog,
     "votes-twice-per-term": VotesTwicePerTerm,
@@ -216,4 +247,6 @@ MUTANTS: dict[str, type[RaftNode]] = {
     "lease-reads-without-check-quorum": LeaseReadsWithoutCheckQuorum,
     "snapshot-over-newer-log": SnapshotOverNewerLog,
     "concurrent-membership-changes": ConcurrentMembershipChanges,
+    "acks-before-durable": AcksBeforeDurable,
+    "applies-before-durable": AppliesBeforeDurable,
 }

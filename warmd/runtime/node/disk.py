@@ -258,12 +258,42 @@ class DiskStorage:
                 self._files.append_records([codec.encode(hard_state)])
             if sync or self._files.directory_dirty:
                 self._files.sync_active()
-            # Only now may readers (the core, serving followers) see the new state.
+            # Only now may readers (the core, serving followers) see the new state. Without
+            # `sync` (the writer syncs a group of saves at once) it is not durable yet, but
+            # the core reads only below its stable index, which moves when the driver hears
+            # that the group's sync returned.
             with self._lock:
                 if new_entries:
                     self._replace_suffix(new_entries, positions)
                 if hard_state is not None:
                     self._hard_state = hard_state
+
+    def save_all(self, saves: Sequence[tuple[HardState | None, Sequence[Entry]]]) -> None:
+        """`save` several Readys' hard states and entries at once, without a sync: one
+        write for all the entries (a later Ready's entries overwrite an earlier one's from
+        their first index, as saving them in turn would) and one for the newest hard state.
+
+        Raises:
+            DiskFailed: a write failed now or earlier.
+        """
+        merged: list[Entry] = []
+        hard_state = None
+        for saved_hard_state, entries in saves:
+            if entries:
+                if merged and entries[0].index <= merged[-1].index:
+                    del merged[max(0, entries[0].index - merged[0].index):]
+                merged.extend(entries)
+            hard_state = saved_hard_state or hard_state
+        self.save(hard_state, merged, None, sync=False)
+
+    def sync(self) -> None:
+        """fdatasync what `save(..., sync=False)` calls wrote (the writer's group commit).
+
+        Raises:
+            DiskFailed: the sync failed now or a write failed earlier.
+        """
+        with self._writing("sync"):
+            self._files.sync_active()
 
     def _write_entries(self, entries: list[Entry]) -> list[int]:
         """Write entries to the segments, first cutting a conflicting suffix on disk."""

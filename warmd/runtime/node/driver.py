@@ -2,14 +2,17 @@
 
 Ticks, received messages and local requests (proposals, reads, membership changes,
 transfers) all go through one queue into one task, so the core is never touched
-concurrently and a request can never land between `ready()` and `advance()`. Each
-Ready is handled in etcd's order (docs/raft.md): persist through DiskStorage.save on one
-writer thread (writer.py; a leader sends its messages first, while it persists: the core counts
-its own vote only after `advance`; a follower sends the requests it forwards to the
-leader first too) and apply the committed entries (applier.py) that an earlier Ready
-persisted while the fsync runs (the others after it), send, serve ReadIndex answers,
-`advance`. Requests that arrive while a Ready is persisted
-wait in the queue and travel together in the next one: that is the group commit.
+concurrently. Storage writes are asynchronous (etcd's AsyncStorageWrites; docs/raft.md):
+a Ready's save goes to the writer thread (writer.py, one fsync for all the saves queued
+behind the one being synced) and the driver goes on stepping messages, ticks and
+proposals into the core while it runs. At once it sends the Ready's `early_messages` (a
+leader's appends and heartbeats, a follower's forwarded requests), applies its committed
+entries (the core hands out only entries durable here) and notes ReadIndex answers; once
+the save and every earlier one have returned, it sends the rest of the messages
+(acknowledgements and votes: nothing that speaks for this node's disk leaves before the
+fsync) and calls `advance`, in order. A Ready that installs a snapshot or overwrites
+entries already handed to the writer waits until the saves before it are settled, and
+is settled before the next Ready is made.
 
 A failed disk write (DiskFailed) or a broken invariant ends the task; the daemon
 watches `Driver.finished` and exits, because a node that cannot persist must not vote.
@@ -18,6 +21,8 @@ watches `Driver.finished` and exits, because a node that cannot persist must not
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import functools
 import itertools
 from collections.abc import Callable
@@ -38,7 +43,6 @@ from warmd.raft.types import (
     ConfChangeType,
     ConfState,
     Message,
-    MessageType,
     Ready,
     Role,
     Snapshot,
@@ -61,6 +65,7 @@ _log = get_logger("warmd.driver")
 _T = TypeVar("_T")
 EVENT_QUEUE_CAPACITY = 16384
 EVENTS_PER_BATCH_MAX = 4096  # events taken before the next Ready, so ticks stay prompt
+READYS_IN_FLIGHT_MAX = 64  # Readys handed to the writer and not yet settled (bounds memory)
 
 
 class ProposalTimeout(RaftError):
@@ -111,18 +116,31 @@ class _Propose:
     future: asyncio.Future[ApplyResult]
 
 
+@dataclass(slots=True)
+class _InFlight:
+    """A Ready handed out: its save on the writer thread (None: nothing to write) and the
+    messages that may leave only once it is durable."""
+
+    ready: Ready
+    saving: asyncio.Future[None] | None
+    held: tuple[Message, ...]
+    started_s: float
+
+
 _TICK = object()
 _STOP = object()
-# What a follower sends to the leader on behalf of its local requests (RaftNode._forward).
-_FORWARDED = frozenset({MessageType.PROPOSE, MessageType.READ_INDEX, MessageType.TRANSFER_LEADER})
+_SAVED = object()  # a save returned: settle what is durable (no-op as an event)
 
 
-def _already_durable(ready: Ready) -> bool:
-    """Whether every committed entry of `ready` was persisted by an earlier Ready (a
-    leader's always are: it counts itself toward commit only after `advance`)."""
-    if not ready.committed_entries or not ready.entries:
-        return True
-    return ready.committed_entries[-1].index < ready.entries[0].index
+def _held(ready: Ready) -> tuple[Message, ...]:
+    """The Ready's messages that must wait until it is durable (all but early_messages)."""
+    early = ready.early_messages
+    if not early:
+        return ready.messages
+    if len(early) == len(ready.messages):
+        return ()
+    early_ids = {id(message) for message in early}
+    return tuple(message for message in ready.messages if id(message) not in early_ids)
 
 
 class Driver:
@@ -143,11 +161,14 @@ class Driver:
                                                    thread_name_prefix="raft-snapshot")
         self._sequence = itertools.count(1)
         self._reads: dict[bytes, asyncio.Future[int]] = {}
+        self._reads_leader = node.leader_id  # the leader the pending reads were asked of
         self._read_points: list[tuple[int, bytes]] = []
         self._last_contact_s: dict[int, float] = {}
         self._latest_snapshot = storage.snapshot()
         self._applied_bytes = 0  # entry bytes applied since the latest snapshot
         self._tasks: list[asyncio.Task[None]] = []
+        self._in_flight: collections.deque[_InFlight] = collections.deque()
+        self._last_saved_index = storage.last_index()  # the last entry handed to the writer
         self._putting: set[asyncio.Future[None]] = set()  # proposals waiting for queue room
         self._stopping = False
         self.finished: asyncio.Task[None] | None = None
@@ -183,6 +204,10 @@ class Driver:
                 await self._events.put(_STOP)
             await asyncio.gather(self.finished, return_exceptions=True)  # also retrieves a failure
         await asyncio.gather(*self._compactions, return_exceptions=True)
+        # Saves still in flight are awaited here, not in close()'s join: on a frozen disk
+        # they never return, and the loop must stay free for a second stop signal.
+        await asyncio.gather(*(item.saving for item in self._in_flight
+                               if item.saving is not None), return_exceptions=True)
         self._snapshot_writer.shutdown(wait=True)
         self._writer.close()
         self._fail_waiting(DriverStopped("the node is shutting down"))
@@ -214,9 +239,10 @@ class Driver:
                     if event is _STOP:
                         return
                     self._handle(event)
+                await self._settle_durable()
                 while self.node.has_ready():
-                    with metrics.COMMIT_DURATION.time():
-                        await self._handle_ready(self.node.ready())
+                    await self._handle_ready(self.node.ready())
+                    await self._settle_durable()
         except BaseException as error:
             if not isinstance(error, asyncio.CancelledError):
                 _log.error("driver_failed", error=str(error), kind=type(error).__name__)
@@ -224,6 +250,8 @@ class Driver:
             raise
 
     def _handle(self, event: Any) -> None:
+        if event is _SAVED:
+            return  # _run settles the durable Readys after the batch
         if event is _TICK:
             self.node.tick()
         elif isinstance(event, Message):
@@ -245,21 +273,28 @@ class Driver:
                 event.future.set_exception(error)
 
     async def _handle_ready(self, ready: Ready) -> None:
-        leader = self.node.role == Role.LEADER
-        messages = await self._send_before_save(ready.messages, leader)
+        """Start a Ready: early messages, its save, its (durable) committed entries."""
+        barrier = ready.snapshot is not None or (
+            bool(ready.entries) and ready.entries[0].index <= self._last_saved_index)
+        if barrier:
+            # A snapshot install or an overwritten suffix: the saves before it are settled
+            # first, so the disk, the core's stable marks and the state machine never see
+            # it interleaved with older writes.
+            await self._settle_durable(wait_for=len(self._in_flight))
+        elif len(self._in_flight) >= READYS_IN_FLIGHT_MAX:
+            await self._settle_durable(wait_for=1)
+        if ready.early_messages:
+            metrics.heartbeats.sent(ready.early_messages, self._clock.monotonic())
+            await self.transport.send(ready.early_messages)
         saving = self._start_save(ready)
-        early = ready.snapshot is None and _already_durable(ready)
-        try:
-            if early:
-                # While our own fsync runs (it releases the GIL): these entries are on our
-                # disk already (and on a quorum's), so applying them and answering their
-                # proposers need not wait for the fsync of the newer ones. Entries still in
-                # this Ready wait for it, so "applied" never runs ahead of our own log (a
-                # learner that shows an entry applied has acknowledged it to the leader).
-                self._apply(ready)
-        finally:
-            if saving is not None:
-                await saving
+        self._in_flight.append(_InFlight(ready, saving, _held(ready), self._clock.monotonic()))
+        self._apply(ready)  # durable here already: applying need not wait for this fsync
+        self._note_reads(ready)
+        for lost in ready.lost_entries:
+            _log.warning("follower_lost_entries", peer_id=lost.node_id,
+                         first_index=lost.first_index, last_index=lost.last_index,
+                         hint="its disk lost acknowledged entries; it is not counted toward "
+                              "commit until it has them again (docs/raft.md)")
         if ready.compaction is not None:
             # Written behind the driver's back: a big snapshot file and its fsync take a
             # second, and the driver must go on ticking, heartbeating and appending meanwhile
@@ -268,56 +303,73 @@ class Driver:
             persisting = asyncio.ensure_future(self._persist_compaction(ready.compaction))
             self._compactions.add(persisting)
             persisting.add_done_callback(self._compactions.discard)
-        if messages:
-            await self.transport.send(messages)
+        if ready.soft_state is not None:
+            self._fail_reads_of_old_leader(ready.soft_state.leader_id)
+            self._on_soft_state()
+        if barrier:
+            await self._settle_durable(wait_for=len(self._in_flight))
+
+    async def _settle_durable(self, wait_for: int = 0) -> None:
+        """Finish the Readys whose saves (and all earlier ones) have returned, oldest
+        first: send what waited for the fsync, install a snapshot, `advance`. First wait
+        until at least the oldest `wait_for` of them are durable.
+
+        Raises:
+            DiskFailed: a save failed (the driver ends: a node that cannot persist must
+                not acknowledge).
+        """
+        in_flight = self._in_flight
+        while in_flight:
+            head = in_flight[0]
+            if head.saving is not None and not head.saving.done():
+                if wait_for <= 0:
+                    return
+                await asyncio.wait((head.saving,))
+            wait_for -= 1
+            in_flight.popleft()
+            await self._finish(head)
+
+    async def _finish(self, done: _InFlight) -> None:
+        ready = done.ready
+        if done.saving is not None:
+            done.saving.result()
+            metrics.WAL_FSYNC.observe(self._clock.monotonic() - done.started_s)
+        if done.held:
+            metrics.heartbeats.sent(done.held, self._clock.monotonic())
+            await self.transport.send(done.held)
         if ready.snapshot is not None:
             await self.applier.restore_in_steps(ready.snapshot)
             self._latest_snapshot = ready.snapshot
             self._update_peers()
-        if not early:
-            self._apply(ready)
-        self._note_reads(ready)
-        for lost in ready.lost_entries:
-            _log.warning("follower_lost_entries", peer_id=lost.node_id,
-                         first_index=lost.first_index, last_index=lost.last_index,
-                         hint="its disk lost acknowledged entries; it is not counted toward "
-                              "commit until it has them again (docs/raft.md)")
         self.node.advance(ready)
+        metrics.COMMIT_DURATION.observe(self._clock.monotonic() - done.started_s)
         self._snapshot_if_due()
-        if ready.soft_state is not None:
-            self._on_soft_state()
-
-    async def _send_before_save(self, messages: tuple[Message, ...],
-                                leader: bool) -> tuple[Message, ...]:
-        """Send what may leave before our fsync; return what must wait for it.
-
-        A leader sends everything (its followers persist in parallel with it). A follower
-        holds back what speaks for its log or vote until they are on disk, but not the
-        requests it forwards to the leader: they claim nothing, and held back, every
-        proposal made on a follower waited for the follower's last append's fsync
-        (profiled)."""
-        if not messages:
-            return ()
-        if leader:
-            metrics.heartbeats.sent(messages, self._clock.monotonic())
-            await self.transport.send(messages)
-            return ()
-        forwarded = [message for message in messages if message.type in _FORWARDED]
-        if not forwarded:
-            return messages
-        await self.transport.send(forwarded)
-        return tuple(message for message in messages if message.type not in _FORWARDED)
 
     def _start_save(self, ready: Ready) -> asyncio.Future[None] | None:
-        """Persist the Ready's entries and states on the writer thread; None if nothing to."""
+        """Queue the Ready's entries and states on the writer thread; None if nothing to.
+
+        Written without a sync of its own: the writer syncs once after the saves queued
+        together, and settles none of them before that sync has returned."""
         if ready.hard_state is None and not ready.entries and ready.snapshot is None:
             return None
-        return asyncio.ensure_future(self._save(ready))
+        if ready.snapshot is not None:
+            self._last_saved_index = ready.snapshot.meta.index
+        if ready.entries:
+            self._last_saved_index = ready.entries[-1].index
+        sync = self.storage.sync if ready.must_sync else None
+        if ready.snapshot is None:  # merged with the saves queued beside it: one write
+            saving = self._writer.run_merged(self.storage.save_all,
+                                             (ready.hard_state, ready.entries), sync=sync)
+        else:
+            saving = self._writer.run(self.storage.save, ready.hard_state, ready.entries,
+                                      ready.snapshot, False, sync=sync)
+        saving.add_done_callback(self._wake)
+        return saving
 
-    async def _save(self, ready: Ready) -> None:
-        with metrics.WAL_FSYNC.time():
-            await self._on_writer(self.storage.save, ready.hard_state, ready.entries,
-                                  ready.snapshot, ready.must_sync)
+    def _wake(self, _saving: asyncio.Future[None]) -> None:
+        """A save returned: let the task settle it (a full queue wakes the task anyway)."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self._events.put_nowait(_SAVED)
 
     def _apply(self, ready: Ready) -> None:
         outcome = self.applier.apply(ready.committed_entries)
@@ -393,12 +445,29 @@ class Driver:
                 future.set_result(index)
         self._read_points = still_waiting
 
+    def _fail_reads_of_old_leader(self, leader_id: int) -> None:
+        """The leader changed (we stepped down, or another won): a read it had not answered
+        yet never will be (a new leader does not know its heartbeat round), so fail it now
+        with a retryable error rather than let it wait out the proposal timeout. A read
+        already given its read index only waits for our apply and stays."""
+        if leader_id == self._reads_leader:
+            return
+        self._reads_leader = leader_id
+        answered = {context for _, context in self._read_points}
+        for context, future in self._reads.items():
+            if context not in answered and not future.done():
+                future.set_exception(ProposalDropped(
+                    ProposalDropped.NO_LEADER,
+                    f"the leader changed (now {leader_id or 'unknown'}) before the read was "
+                    "answered; retry it"))
+
     async def read(self) -> int:
         """A linearizable read point (ReadIndex): once this returns, the local state machine
         reflects every write committed before the call; returns that applied index.
 
         Raises:
-            ProposalDropped (no leader), ProposalTimeout, DriverStopped.
+            ProposalDropped (no leader, or the leader changed before answering: retry),
+            ProposalTimeout, DriverStopped.
         """
         context = f"{self.options.client_id}:read:{next(self._sequence)}".encode()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
