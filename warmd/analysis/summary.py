@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from warmd.analysis.batch import cacheable_mask, verdicts
 from warmd.analysis.formats import Record
@@ -225,6 +227,27 @@ class Summary:
         window.take(self.block(targets, times_s, methods, statuses, clients, agents))
         self.add_window(window)
 
+    @contextmanager
+    def windowed(self, new_window: Callable[[], Window] = Window
+                 ) -> Iterator[Callable[[list[str], list[float], list[str], list[int],
+                                         list[str], list[str]], None]]:
+        """A way to add consecutive batches (columns, as add_columns takes them) through
+        windows: the summary takes each window when it is full, when a batch's hours would
+        go back within it, and at the end of the `with`. Equal to add_columns on each
+        window's batches concatenated (see window.py); the summary is behind until then."""
+        window = new_window()
+
+        def add(*columns: Any) -> None:
+            nonlocal window
+            block = self.block(*columns)
+            if not window.accepts(block):
+                self.add_window(window)
+                window = new_window()
+            window.take(block)
+
+        yield add
+        self.add_window(window)
+
     def block(self, targets: list[str], times_s: list[float], methods: list[str],
               statuses: list[int], clients: list[str], agents: list[str]) -> Block:
         """A batch of columns as a Window takes it: its cacheable lines by this summary's
@@ -246,7 +269,9 @@ class Summary:
         if self.landmark_s is None:
             self.landmark_s = window.first_kept_s
         first_s, last_s, counts = window.first_s, window.last_s, window.counts
-        paths = {target.partition("?")[0] for target in self._memo.unknown(set(last_s))}
+        # First-seen order: the generaliser's statistics are bounded, so which paths it
+        # counts may depend on the order (a set's would change with the hash seed).
+        paths = dict.fromkeys(target.partition("?")[0] for target in self._memo.unknown(last_s))
         if any([self.generaliser.observe(path) for path in paths]):
             self._memo.forget_targets()
             self._fold_generalised()

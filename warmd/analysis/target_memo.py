@@ -5,6 +5,7 @@ Bounded; keyed by the generaliser's slug positions (a new slug position clears i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from typing import NamedTuple
 
@@ -47,8 +48,9 @@ class TargetMemo:
         self._shapes: dict[tuple[str, str], TargetInfo] = {}
         self._frozen: tuple[int, frozenset[tuple[int, int, str]]] = (0, frozenset())
 
-    def unknown(self, targets: set[str]) -> list[str]:
-        """The targets not memoised (their paths may be new to the generaliser)."""
+    def unknown(self, targets: Iterable[str]) -> list[str]:
+        """The targets not memoised (their paths may be new to the generaliser), in the
+        order given."""
         known = self._targets
         return [target for target in targets if target not in known]
 

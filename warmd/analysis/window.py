@@ -21,8 +21,8 @@ CLIENT_SAMPLE = 8  # one kept line in CLIENT_SAMPLE gives its (target, client) p
 # How much a window holds before the summary takes it: distinct targets, and (target, hour)
 # counts. About 0.5 KB each (the dict entries; the target strings are the parse's), so a
 # window stays near 40 MB whatever the log.
-WINDOW_TARGETS = 40_000
-WINDOW_HOUR_ENTRIES = 80_000
+WINDOW_TARGETS = 60_000
+WINDOW_HOUR_ENTRIES = 150_000
 
 
 @dataclass
@@ -53,11 +53,6 @@ class Block:
         runs = per_hour_counts(targets, times_s) if targets else []
         return cls(lines, first_s, last_s, exclusions, targets, times_s, clients, runs)
 
-    @property
-    def monotone(self) -> bool:
-        """True when each hour has one run, in increasing order (the hours never go back)."""
-        hours = [hour for hour, _ in self.runs]
-        return all(a < b for a, b in zip(hours, hours[1:], strict=False))
 
 
 @dataclass
@@ -83,20 +78,16 @@ class Window:
     runs: list[tuple[int, dict[str, int]]] = field(default_factory=list)
     pairs: Counter[tuple[str, str]] = field(default_factory=Counter)
     hour_entries: int = 0
-    monotone: bool = True
+    runs_by_hour: dict[int, list[dict[str, int]]] = field(default_factory=dict)
 
     def full(self) -> bool:
         """True when the window holds as much as it may (the summary should take it)."""
         return len(self.last_s) >= self.max_targets or self.hour_entries >= self.max_hour_entries
 
     def accepts(self, block: Block) -> bool:
-        """True when taking `block` keeps the window equal to the concatenation: an empty
-        window takes any block; otherwise the window must not be full, and the hours must
-        not go back within the window, the block, or between them."""
-        if not self.kept or not block.runs:
-            return True
-        return (not self.full() and self.monotone and block.monotone
-                and block.runs[0][0] >= self.runs[-1][0])
+        """True when the window may take `block`: it is empty, or not full, or the block
+        has no cacheable line."""
+        return not self.kept or not block.runs or not self.full()
 
     def take(self, block: Block) -> None:
         """Fold `block` in (the caller checked `accepts`)."""
@@ -126,21 +117,42 @@ class Window:
         self.counts.update(targets)
 
     def _take_runs(self, block: Block) -> None:
-        runs = block.runs
-        if not self.runs:
-            self.monotone = block.monotone
-        elif runs[0][0] == self.runs[-1][0]:  # the same hour goes on: one run
-            last = self.runs[-1][1]
-            before = len(last)
-            for target, count in runs[0][1].items():
-                last[target] = last.get(target, 0) + count
-            self.hour_entries += len(last) - before
-            runs = runs[1:]
-        self.runs.extend(runs)
-        self.hour_entries += sum(len(counts) for _, counts in runs)
+        """Continue the runs as the concatenation's Counter(zip(targets, hours)) lists them:
+        a (target, hour) pair already in the window adds to its count where it is; the new
+        pairs follow in the block's order, consecutive ones of one hour in one run."""
+        by_hour = self.runs_by_hour
+        for hour, counts in block.runs:
+            if hour not in by_hour:  # every pair is new, and the last run is another hour
+                run = dict(counts)
+                self.runs.append((hour, run))
+                by_hour[hour] = [run]
+                self.hour_entries += len(run)
+                continue
+            new = _count_into(by_hour[hour], counts)
+            if not new:
+                continue
+            if self.runs[-1][0] == hour:
+                self.runs[-1][1].update(new)
+            else:
+                self.runs.append((hour, new))
+                by_hour[hour].append(new)
+            self.hour_entries += len(new)
 
     def order(self) -> list[str]:
         """The distinct targets by last time, ties by last position latest first (the
         order one batch of the concatenation would take them in)."""
         latest_first = sorted(self.last_pos, key=self.last_pos.__getitem__, reverse=True)
         return sorted(latest_first, key=self.last_s.__getitem__)
+
+
+def _count_into(runs: list[dict[str, int]], counts: dict[str, int]) -> dict[str, int]:
+    """Add `counts` to the runs of one hour holding their targets; the others, returned."""
+    new: dict[str, int] = {}
+    for target, count in counts.items():
+        for run in runs:
+            if target in run:
+                run[target] += count
+                break
+        else:
+            new[target] = count
+    return new
