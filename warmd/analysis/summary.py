@@ -195,10 +195,19 @@ class Summary:
     def __getstate__(self) -> dict[str, object]:
         """Ship the summary without its caches (they are rebuilt where it lands)."""
         state = dict(self.__dict__)
+        state.update(self._empty_caches(), _bot=None)
+        return state
+
+    def drop_caches(self) -> None:
+        """Free what only more lines would use (the target memo, the bot cache, the
+        generaliser's statistics; its slug positions stay). A worker does this before its
+        summary is pickled: pickling needs memory of its own, the caches tens of MB."""
+        self.__dict__.update(self._empty_caches())
+
+    def _empty_caches(self) -> dict[str, object]:
         generaliser = PathGeneraliser()
         generaliser.generalised = set(self.generaliser.generalised)
-        state.update(generaliser=generaliser, _memo=TargetMemo(), _bot_cache={}, _bot=None)
-        return state
+        return {"generaliser": generaliser, "_memo": TargetMemo(), "_bot_cache": {}}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)

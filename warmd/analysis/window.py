@@ -21,8 +21,8 @@ CLIENT_SAMPLE = 8  # one kept line in CLIENT_SAMPLE gives its (target, client) p
 # How much a window holds before the summary takes it: distinct targets, and (target, hour)
 # counts. About 0.5 KB each (the dict entries; the target strings are the parse's), so a
 # window stays near 40 MB whatever the log.
-WINDOW_TARGETS = 60_000
-WINDOW_HOUR_ENTRIES = 150_000
+WINDOW_TARGETS = 40_000
+WINDOW_HOUR_ENTRIES = 100_000
 
 
 @dataclass

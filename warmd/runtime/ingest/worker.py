@@ -277,6 +277,7 @@ def _summarise_range(job: _Range) -> Summary:
                     _COUNTER[0].value += text.count("\n")
     summary.malformed = parser.malformed
     summary.malformed_samples = list(parser.malformed_samples)
+    summary.drop_caches()  # the pool pickles it next
     return summary
 
 
