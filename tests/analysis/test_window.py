@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from itertools import chain
 
 import msgpack
 from hypothesis import given, settings
@@ -80,7 +81,7 @@ def test_windowed_summary_is_the_summary_of_each_window_concatenated(seed: int,
     for window in windows:
         group = batches[position:position + len(window.blocks)]
         position += len(window.blocks)
-        concatenated.add_columns(*(sum((list(batch[n]) for batch in group), [])
+        concatenated.add_columns(*(list(chain.from_iterable(batch[n] for batch in group))
                                    for n in range(6)))
     assert position == len(batches)
     assert windowed.lines == concatenated.lines > 0

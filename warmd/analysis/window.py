@@ -113,7 +113,7 @@ class Window:
             first_s = {target: first_s[target] for target in first_s.keys() - self.first_s}
         self.first_s.update(first_s)
         self.last_s.update(zip(targets, times_s, strict=True))
-        self.last_pos.update(zip(targets, range(self.kept, self.kept + len(targets))))
+        self.last_pos.update(zip(targets, range(self.kept, self.kept + len(targets)), strict=True))
         self.counts.update(targets)
 
     def _take_runs(self, block: Block) -> None:
