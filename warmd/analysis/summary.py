@@ -357,30 +357,35 @@ class Summary:
         """Each hour's requests per target. The decay weight is taken once per hour, at the
         first target whose template is kept, where line by line would first take it (taking
         it may move the landmark)."""
+        templates, requests = self.templates, self.requests
         for hour, hour_counts in per_hour:
             weight = None
             window = self.windows.get(hour)
             if window is None:
                 window = self.windows[hour] = HeavyHitters(WINDOW_CAPACITY)
+            hour_of_day = hour % 24
+            weekday = (hour // 24 + 3) % 7  # 1970-01-01 was a Thursday (Monday == 0)
             for target, count in hour_counts.items():
                 info = infos[target]
-                stats = self.templates.get(info.pattern)
-                if stats is not None:
-                    if weight is None:
-                        weight = self.decay_weight(hour * 3600 + 1800)
-                    self._add_hour(stats, info, hour, count, count * weight, last_s[target])
-                    window.add(info.key, count, count, last_s[target])
+                stats = templates.get(info.pattern)
+                if stats is None:
+                    continue
+                if weight is None:
+                    weight = self.decay_weight(hour * 3600 + 1800)
+                time_s = last_s[target]
+                requests.add(info.key, count * weight, count, time_s)
+                stats.hours[hour_of_day] += count
+                stats.weekdays[weekday] += count
+                if any(info.ordinals):
+                    self._add_dates(stats, info, hour, count, count * weight, time_s)
+                window.add(info.key, count, count, time_s)
 
-    def _add_hour(self, stats: TemplateStats, info: TargetInfo, hour: int, count: int,
-                  weight: float, last_s: float) -> None:
-        """Requests of one target within one hour (`weight`: their forward-decayed weight):
-        profiles, and dates against the day."""
-        self.requests.add(info.key, weight, count, last_s)
-        stats.hours[hour % 24] += count
+    def _add_dates(self, stats: TemplateStats, info: TargetInfo, hour: int, count: int,
+                   weight: float, last_s: float) -> None:
+        """Requests of one target with date values within one hour (`weight`: their
+        forward-decayed weight): the dates' offsets from the day, and the request with its
+        dates as offsets among the template's date keys."""
         day = hour // 24
-        stats.weekdays[(day + 3) % 7] += count  # 1970-01-01 was a Thursday (Monday == 0)
-        if not any(info.ordinals):
-            return
         tokens = list(info.parts.values)
         for position, ordinal in enumerate(info.ordinals):
             if ordinal is not None:
