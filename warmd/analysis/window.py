@@ -19,8 +19,9 @@ from warmd.analysis.batch import per_hour_counts
 
 CLIENT_SAMPLE = 8  # one kept line in CLIENT_SAMPLE gives its (target, client) pair
 # How much a window holds before the summary takes it: distinct targets, and (target, hour)
-# counts. About 0.5 KB each (the dict entries; the target strings are the parse's), so a
-# window stays near 40 MB whatever the log.
+# counts. A few hundred bytes each in the window's dicts, and while the summary takes it, a
+# template info per target (~0.8 KB on LP DAAC's constraint expressions): the largest worker
+# on the LP DAAC .gz peaks at ~250 MB (60,000 / 150,000 took it to 290-311 MB).
 WINDOW_TARGETS = 40_000
 WINDOW_HOUR_ENTRIES = 100_000
 
@@ -52,7 +53,6 @@ class Block:
             clients = list(compress(clients, keep))
         runs = per_hour_counts(targets, times_s) if targets else []
         return cls(lines, first_s, last_s, exclusions, targets, times_s, clients, runs)
-
 
 
 @dataclass
