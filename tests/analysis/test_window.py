@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from warmd.analysis.formats import COMBINED, LineParser, parse_columns
 from warmd.analysis.summary import Summary
 from warmd.analysis.summary_plain import summary_to_plain
+from warmd.analysis.target import PathGeneraliser
 from warmd.analysis.window import Block, Window
 from warmd.runtime.ingest.worker import astuple_shallow
 from warmd.testing.loggen import LogSpec, generate_lines
@@ -110,3 +111,30 @@ def test_runs_go_on_as_the_concatenation_counts_them_and_a_full_window_is_cut() 
     assert window.accepts(block([], []))  # no cacheable line: nothing to hold
     assert window.order() == ["/d", "/a", "/e", "/c", "/b"]  # ties: the latest line first
     assert window.counts == {"/a": 2, "/b": 2, "/c": 1, "/d": 2, "/e": 1}
+
+
+
+class _Observed(PathGeneraliser):
+    """A generaliser that notes the order in which it is shown paths."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: list[str] = []
+
+    def observe(self, path: str) -> bool:
+        self.shown.append(path)
+        return super().observe(path)
+
+
+def test_new_paths_are_observed_in_first_seen_order() -> None:
+    """The generaliser's statistics are bounded (which signatures it keeps depends on the
+    order it sees paths in), so a batch's new paths go to it in the order they came, not a
+    set's order (which changes with the string hash seed from run to run)."""
+    rng = random.Random(5)
+    targets = [f"/d{rng.randrange(9)}/w{rng.randrange(500)}/f.hdf?x={n}" for n in range(3_000)]
+    summary = Summary()
+    summary.generaliser = _Observed()
+    count = len(targets)
+    summary.add_columns(targets, [1.7e9 + n for n in range(count)], ["GET"] * count,
+                        [200] * count, ["c"] * count, [""] * count)
+    assert summary.generaliser.shown == list(dict.fromkeys(t.partition("?")[0] for t in targets))
