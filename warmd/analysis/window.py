@@ -20,10 +20,11 @@ from warmd.analysis.batch import per_hour_counts
 CLIENT_SAMPLE = 8  # one kept line in CLIENT_SAMPLE gives its (target, client) pair
 # How much a window holds before the summary takes it: distinct targets, and (target, hour)
 # counts. A few hundred bytes each in the window's dicts, and while the summary takes it, a
-# template info per target (~0.8 KB on LP DAAC's constraint expressions): the largest worker
-# on the LP DAAC .gz peaks at ~250 MB (60,000 / 150,000 took it to 290-311 MB).
-WINDOW_TARGETS = 40_000
-WINDOW_HOUR_ENTRIES = 100_000
+# template info per target (~0.8 KB on LP DAAC's constraint expressions). Measured on LP DAAC
+# repeated to 2M lines (the largest worker; 292 MB before windows): 20,000 / 50,000 289 MB,
+# 30,000 / 75,000 299 MB, 40,000 / 100,000 303-314 MB, over the 300 MB target.
+WINDOW_TARGETS = 20_000
+WINDOW_HOUR_ENTRIES = 50_000
 
 
 @dataclass
