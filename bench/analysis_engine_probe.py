@@ -67,7 +67,7 @@ def warmd_per_line(spec: str) -> Callable[[bytes], Any]:
     def run(block: bytes) -> Any:
         columns = parse(block)
         targets, times_s, clients = columns.targets, columns.times_s, columns.clients
-        keep = summary._cacheable_mask(columns.methods, columns.statuses, columns.agents)
+        keep, _ = summary._cacheable_mask(columns.methods, columns.statuses, columns.agents)
         if keep is not None:
             targets, times_s, clients = (list(compress(column, keep))
                                          for column in (targets, times_s, clients))

@@ -9,23 +9,24 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import compress
+from typing import Any
 
-from warmd.analysis.batch import cacheable_mask, per_hour_counts, verdicts
+from warmd.analysis.batch import cacheable_mask, verdicts
 from warmd.analysis.formats import Record
 from warmd.analysis.sketch import DistinctCount, HeavyHitters, stable_hash
 from warmd.analysis.target import Decomposed, PathGeneraliser
 from warmd.analysis.target_memo import TargetInfo, TargetMemo, date_ordinal
+from warmd.analysis.window import Block, Window
 
 __all__ = ["EPOCH_ORDINAL", "SeriesStats", "SlotStats", "Summary", "SummaryConfig",
            "TemplateStats", "date_ordinal", "date_token", "local_offsets", "log_zone_h",
            "summarise"]
 
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-CLIENT_SAMPLE = 8
 DATE_FORMATS = {8: "%Y%m%d", 10: "%Y-%m-%d"}
 _RESCALE_EXPONENT = 400.0
 # Per-hour request counts: what the self-backtest replays. The latest three days in full (the
@@ -194,10 +195,19 @@ class Summary:
     def __getstate__(self) -> dict[str, object]:
         """Ship the summary without its caches (they are rebuilt where it lands)."""
         state = dict(self.__dict__)
+        state.update(self._empty_caches(), _bot=None)
+        return state
+
+    def drop_caches(self) -> None:
+        """Free what only more lines would use (the target memo, the bot cache, the
+        generaliser's statistics; its slug positions stay). A worker does this before its
+        summary is pickled: pickling needs memory of its own, the caches tens of MB."""
+        self.__dict__.update(self._empty_caches())
+
+    def _empty_caches(self) -> dict[str, object]:
         generaliser = PathGeneraliser()
         generaliser.generalised = set(self.generaliser.generalised)
-        state.update(generaliser=generaliser, _memo=TargetMemo(), _bot_cache={}, _bot=None)
-        return state
+        return {"generaliser": generaliser, "_memo": TargetMemo(), "_bot_cache": {}}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
@@ -222,55 +232,80 @@ class Summary:
         """
         if not targets:
             return
-        self.lines += len(targets)
-        self.first_s = min(self.first_s, min(times_s))
-        self.last_s = max(self.last_s, max(times_s))
-        keep = self._cacheable_mask(methods, statuses, agents)
-        if keep is not None:
-            targets = list(compress(targets, keep))
-            times_s = list(compress(times_s, keep))
-            clients = list(compress(clients, keep))
-        if not targets:
+        window = Window()
+        window.take(self.block(targets, times_s, methods, statuses, clients, agents))
+        self.add_window(window)
+
+    @contextmanager
+    def windowed(self, new_window: Callable[[], Window] = Window
+                 ) -> Iterator[Callable[[list[str], list[float], list[str], list[int],
+                                         list[str], list[str]], None]]:
+        """A way to add consecutive batches (columns, as add_columns takes them) through
+        windows: the summary takes each window when it is full, when a batch's hours would
+        go back within it, and at the end of the `with`. Equal to add_columns on each
+        window's batches concatenated (see window.py); the summary is behind until then."""
+        window = new_window()
+
+        def add(*columns: Any) -> None:
+            nonlocal window
+            block = self.block(*columns)
+            if not window.accepts(block):
+                self.add_window(window)
+                window = new_window()
+            window.take(block)
+
+        yield add
+        self.add_window(window)
+
+    def block(self, targets: list[str], times_s: list[float], methods: list[str],
+              statuses: list[int], clients: list[str], agents: list[str]) -> Block:
+        """A batch of columns as a Window takes it: its cacheable lines by this summary's
+        filters (method, status, bot), the others counted by reason."""
+        return Block.of(targets, times_s, clients,
+                        *self._cacheable_mask(methods, statuses, agents))
+
+    def add_window(self, window: Window) -> None:
+        """Summarise a window of blocks: the summary of its blocks' columns concatenated."""
+        if not window.lines:
+            return
+        self.lines += window.lines
+        self.first_s = min(self.first_s, window.first_line_s)
+        self.last_s = max(self.last_s, window.last_line_s)
+        for reason, count in window.excluded.items():
+            self.excluded[reason] += count
+        if not window.kept:
             return
         if self.landmark_s is None:
-            self.landmark_s = min(times_s)
-        paths = {target.partition("?")[0] for target in self._memo.unknown(set(targets))}
+            self.landmark_s = window.first_kept_s
+        first_s, last_s, counts = window.first_s, window.last_s, window.counts
+        # First-seen order: the generaliser's statistics are bounded, so which paths it
+        # counts may depend on the order (a set's would change with the hash seed).
+        paths = dict.fromkeys(target.partition("?")[0] for target in self._memo.unknown(last_s))
         if any([self.generaliser.observe(path) for path in paths]):
             self._memo.forget_targets()
             self._fold_generalised()
-        first_s = dict(zip(reversed(targets), reversed(times_s), strict=True))
-        last_s = dict(zip(targets, times_s, strict=True))
-        per_hour = per_hour_counts(targets, times_s)
-        counts = per_hour[0][1]
-        if len(per_hour) > 1:
-            counts = Counter()
-            for _, hour_counts in per_hour:
-                counts.update(hour_counts)
-        infos = {target: self._info(target) for target in first_s}
+        infos = {target: self._info(target) for target in last_s}
         # Last-seen order: an advancing value is last asked for after the previous one, while
         # pages and hot ids come back late in any order (first-seen order would favour 1, 2, 3).
-        for target in sorted(first_s, key=last_s.__getitem__):
+        for target in window.order():
             self._add_target(infos[target], counts[target], first_s[target], last_s[target])
-        self._add_hours(per_hour, infos, last_s)
+        self._add_hours(window.runs, infos, last_s)
         self._trim_windows()
-        sample = slice(None, None, CLIENT_SAMPLE)
-        self._add_clients(infos, targets[sample], clients[sample])
+        self._add_clients(infos, window.pairs)
 
-    def _cacheable_mask(self, methods: list[str], statuses: list[int],
-                        agents: list[str]) -> bytes | None:
-        """Per line 1 when it may enter warm sets, else 0 (None: every line may); the
-        exclusions are counted into `excluded` by reason (method, then status, then bot)."""
+    def _cacheable_mask(self, methods: list[str], statuses: list[int], agents: list[str]
+                        ) -> tuple[bytes | None, list[tuple[str, int]]]:
+        """Per line 1 when it may enter warm sets, else 0 (None: every line may), and the
+        exclusions counted by reason (method, then status, then bot), in the order their
+        first lines came."""
         if len(self._bot_cache) > 50_000:
             self._bot_cache.clear()
         allowed = set(self.config.methods)
-        keep, exclusions = cacheable_mask(
+        return cacheable_mask(
             verdicts(methods, lambda method: method in allowed),
             verdicts(statuses, lambda status: 200 <= status < 300),
             verdicts(agents, lambda agent: not (
                 agent and self._bot is not None and self._is_bot(agent))))
-        for reason, count in exclusions:
-            self.excluded[reason] += count
-        return keep
 
     def _is_bot(self, agent: str) -> bool:
         known = self._bot_cache.get(agent)
@@ -322,30 +357,35 @@ class Summary:
         """Each hour's requests per target. The decay weight is taken once per hour, at the
         first target whose template is kept, where line by line would first take it (taking
         it may move the landmark)."""
+        templates, requests = self.templates, self.requests
         for hour, hour_counts in per_hour:
             weight = None
             window = self.windows.get(hour)
             if window is None:
                 window = self.windows[hour] = HeavyHitters(WINDOW_CAPACITY)
+            hour_of_day = hour % 24
+            weekday = (hour // 24 + 3) % 7  # 1970-01-01 was a Thursday (Monday == 0)
             for target, count in hour_counts.items():
                 info = infos[target]
-                stats = self.templates.get(info.pattern)
-                if stats is not None:
-                    if weight is None:
-                        weight = self.decay_weight(hour * 3600 + 1800)
-                    self._add_hour(stats, info, hour, count, count * weight, last_s[target])
-                    window.add(info.key, count, count, last_s[target])
+                stats = templates.get(info.pattern)
+                if stats is None:
+                    continue
+                if weight is None:
+                    weight = self.decay_weight(hour * 3600 + 1800)
+                time_s = last_s[target]
+                requests.add(info.key, count * weight, count, time_s)
+                stats.hours[hour_of_day] += count
+                stats.weekdays[weekday] += count
+                if any(info.ordinals):
+                    self._add_dates(stats, info, hour, count, count * weight, time_s)
+                window.add(info.key, count, count, time_s)
 
-    def _add_hour(self, stats: TemplateStats, info: TargetInfo, hour: int, count: int,
-                  weight: float, last_s: float) -> None:
-        """Requests of one target within one hour (`weight`: their forward-decayed weight):
-        profiles, and dates against the day."""
-        self.requests.add(info.key, weight, count, last_s)
-        stats.hours[hour % 24] += count
+    def _add_dates(self, stats: TemplateStats, info: TargetInfo, hour: int, count: int,
+                   weight: float, last_s: float) -> None:
+        """Requests of one target with date values within one hour (`weight`: their
+        forward-decayed weight): the dates' offsets from the day, and the request with its
+        dates as offsets among the template's date keys."""
         day = hour // 24
-        stats.weekdays[(day + 3) % 7] += count  # 1970-01-01 was a Thursday (Monday == 0)
-        if not any(info.ordinals):
-            return
         tokens = list(info.parts.values)
         for position, ordinal in enumerate(info.ordinals):
             if ordinal is not None:
@@ -370,14 +410,14 @@ class Summary:
                     self.windows[hour] = HeavyHitters(WEEK_WINDOW_CAPACITY)
                     self.windows[hour].merge(window)  # keeps the heaviest, error bound kept
 
-    def _add_clients(self, infos: dict[str, TargetInfo], targets: list[str],
-                     clients: list[str]) -> None:
+    def _add_clients(self, infos: dict[str, TargetInfo],
+                     pairs_seen: Counter[tuple[str, str]]) -> None:
         """Sampled (target, client) lines: per slot, the rows and the distinct clients, values
         and (value, client) pairs. The distinct counts keep the smallest hashes whatever the
         order, so each slot takes its template's hashes of the batch as one set."""
-        client_hashes = {client: stable_hash(client) for client in set(clients)}
+        client_hashes = {client: stable_hash(client) for client in {c for _, c in pairs_seen}}
         by_template: dict[tuple[str, tuple[str, ...]], list[tuple[TargetInfo, str, int]]] = {}
-        for (target, client), count in Counter(zip(targets, clients, strict=True)).items():
+        for (target, client), count in pairs_seen.items():
             info = infos[target]
             key = (info.pattern, info.parts.template.slot_names)
             by_template.setdefault(key, []).append((info, client, count))

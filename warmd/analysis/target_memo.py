@@ -5,13 +5,17 @@ Bounded; keyed by the generaliser's slug positions (a new slug position clears i
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterable
 from datetime import date
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from warmd.analysis.sketch import stable_hash
 from warmd.analysis.target import Decomposed, PathMemo, decompose, value_type
 
+_T = TypeVar("_T")
 TARGET_CACHE_SIZE = 25_000  # memoised decompositions per process (about 1 KB each)
+INTERNED_SIZE = 4_096  # distinct kind and ordinal tuples shared between infos
 
 
 class TargetInfo(NamedTuple):
@@ -24,7 +28,10 @@ class TargetInfo(NamedTuple):
     pattern: str
     kinds: tuple[str, ...]
     ordinals: tuple[int | None, ...]
-    value_hashes: tuple[int, ...]  # stable hashes of the slot values (for the KMV sketches)
+    # Stable hashes of the slot values (for the KMV sketches), as 32-bit unsigned integers:
+    # a window holds tens of thousands of infos at once, and a tuple of ints takes 4-8 times
+    # the memory of an array of them.
+    value_hashes: array[int]
 
 
 def date_ordinal(value: str) -> int | None:
@@ -46,9 +53,11 @@ class TargetMemo:
         self._paths: PathMemo = {}
         self._shapes: dict[tuple[str, str], TargetInfo] = {}
         self._frozen: tuple[int, frozenset[tuple[int, int, str]]] = (0, frozenset())
+        self._interned: dict[tuple[object, ...], tuple[object, ...]] = {}
 
-    def unknown(self, targets: set[str]) -> list[str]:
-        """The targets not memoised (their paths may be new to the generaliser)."""
+    def unknown(self, targets: Iterable[str]) -> list[str]:
+        """The targets not memoised (their paths may be new to the generaliser), in the
+        order given."""
         known = self._targets
         return [target for target in targets if target not in known]
 
@@ -80,12 +89,19 @@ class TargetMemo:
             self._shapes.clear()
         return self._frozen[1]
 
+    def _intern(self, values: tuple[_T, ...]) -> tuple[_T, ...]:
+        """One shared tuple per distinct tuple of kinds or ordinals (a template's targets
+        mostly have the same ones: all None for ordinals)."""
+        if len(self._interned) >= INTERNED_SIZE:
+            self._interned.clear()
+        return self._interned.setdefault(values, values)  # type: ignore[return-value]
+
     def _new_info(self, parts: Decomposed) -> TargetInfo:
-        kinds = tuple(map(value_type, parts.values))
-        ordinals = tuple(date_ordinal(v) if k == "date" else None
-                         for v, k in zip(parts.values, kinds, strict=True))
+        kinds = self._intern(tuple(map(value_type, parts.values)))
+        ordinals = self._intern(tuple(date_ordinal(v) if k == "date" else None
+                                      for v, k in zip(parts.values, kinds, strict=True)))
         return TargetInfo(parts, parts.template.compose(parts.values), parts.template.pattern,
-                          kinds, ordinals, tuple(map(stable_hash, parts.values)))
+                          kinds, ordinals, array("I", map(stable_hash, parts.values)))
 
     def _one_parameter_info(self, path: str, query: str,
                             generalised: frozenset[tuple[int, int, str]]) -> TargetInfo:
@@ -102,7 +118,9 @@ class TargetMemo:
             self._shapes[(path, name)] = shape
         kind = value_type(value)
         ordinal = date_ordinal(value) if kind == "date" else None
+        hashes = shape.value_hashes[:-1]
+        hashes.append(stable_hash(value))
         return TargetInfo(Decomposed(shape.parts.template, (*shape.parts.values[:-1], value)),
-                          shape.key + value, shape.pattern, (*shape.kinds[:-1], kind),
-                          (*shape.ordinals[:-1], ordinal),
-                          (*shape.value_hashes[:-1], stable_hash(value)))
+                          shape.key + value, shape.pattern,
+                          self._intern((*shape.kinds[:-1], kind)),
+                          self._intern((*shape.ordinals[:-1], ordinal)), hashes)

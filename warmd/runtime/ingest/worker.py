@@ -146,8 +146,10 @@ def summarise_records(records: Iterable[Record], config: SummaryConfig | None = 
                       malformed: int = 0, samples: Sequence[str] = ()) -> Summary:
     """A summary of already-parsed records, in chunks (bounded temporary memory)."""
     summary = Summary(config)
-    for chunk in _chunks(iter(records), CHUNK_LINES):
-        summary.add_records(chunk)
+    with summary.windowed() as add:
+        for chunk in _chunks(iter(records), CHUNK_LINES):
+            add([r.target for r in chunk], [r.time_s for r in chunk], [r.method for r in chunk],
+                [r.status for r in chunk], [r.client for r in chunk], [r.agent for r in chunk])
     summary.malformed = malformed
     summary.malformed_samples = list(samples[:5])
     return summary
@@ -197,9 +199,9 @@ def _summarise_serially(paths: Sequence[str], log_format: LogFormat, config: Sum
                         progress: Callable[[int], None] | None) -> Summary:
     summary = Summary(config)
     parser = LineParser(log_format)
-    with _collector_paused():
+    with _collector_paused(), summary.windowed() as add:
         for chunk in _chunks(iter_lines(paths), CHUNK_LINES):
-            summary.add_columns(*astuple_shallow(parse_columns(parser, chunk)))
+            add(*astuple_shallow(parse_columns(parser, chunk)))
             if progress is not None:
                 progress(len(chunk))
     summary.malformed = parser.malformed
@@ -267,14 +269,15 @@ def _summarise_range(job: _Range) -> Summary:
     path, start, end, log_format, config = job
     parser = LineParser(log_format)
     summary = Summary(config)
-    with _collector_paused(), _reading(path):
+    with _collector_paused(), _reading(path), summary.windowed() as add:
         for text in _range_blocks(path, start, end):
-            summary.add_columns(*astuple_shallow(parse_text(parser, text)))
+            add(*astuple_shallow(parse_text(parser, text)))
             if _COUNTER:
                 with _COUNTER[0].get_lock():
                     _COUNTER[0].value += text.count("\n")
     summary.malformed = parser.malformed
     summary.malformed_samples = list(parser.malformed_samples)
+    summary.drop_caches()  # the pool pickles it next
     return summary
 
 
