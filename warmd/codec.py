@@ -26,6 +26,7 @@ from warmd.raft.types import (
     MessageType,
     Snapshot,
     SnapshotMeta,
+    make_entry,
 )
 
 TAG_ENTRY = 100
@@ -40,13 +41,6 @@ _MESSAGE_TYPES = {member.value: member for member in MessageType}
 _ENTRY_TYPES = {member.value: member for member in EntryType}
 _CONF_CHANGE_TYPES = {member.value: member for member in ConfChangeType}
 _MESSAGE_FIELD_COUNT = 16
-# Frozen dataclasses set fields through object.__setattr__; building an Entry through
-# its slot descriptors skips the keyword-argument machinery on the decode hot path.
-_new_entry = Entry.__new__
-_set_entry_term: Callable[[Entry, int], None] = vars(Entry)["term"].__set__
-_set_entry_index: Callable[[Entry, int], None] = vars(Entry)["index"].__set__
-_set_entry_type: Callable[[Entry, EntryType], None] = vars(Entry)["type"].__set__
-_set_entry_data: Callable[[Entry, bytes], None] = vars(Entry)["data"].__set__
 
 RaftValue = Message | Entry | HardState | ConfState | ConfChange | SnapshotMeta | Snapshot
 
@@ -135,12 +129,7 @@ def _entry_from_fields(fields: Any) -> Entry:
         raise CodecError(f"unknown entry type {kind!r:.40}")
     if type(data) is not bytes:
         raise CodecError("entry data must be bytes")
-    entry = _new_entry(Entry)
-    _set_entry_term(entry, term)
-    _set_entry_index(entry, index)
-    _set_entry_type(entry, entry_type)
-    _set_entry_data(entry, data)
-    return entry
+    return make_entry(term, index, entry_type, data)
 
 
 def _entries_from_fields(value: Any) -> tuple[Entry, ...]:

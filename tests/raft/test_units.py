@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -16,7 +17,16 @@ from warmd.raft.errors import Compacted, LogLost, SnapshotOutOfDate, Unavailable
 from warmd.raft.log import RaftLog
 from warmd.raft.progress import Decrease, Inflights, Progress
 from warmd.raft.storage import MemoryStorage
-from warmd.raft.types import ConfState, Entry, HardState, ProgressState, Snapshot, SnapshotMeta
+from warmd.raft.types import (
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    ProgressState,
+    Snapshot,
+    SnapshotMeta,
+    make_entry,
+)
 
 
 def entries(*terms: int, start: int = 1) -> list[Entry]:
@@ -232,3 +242,14 @@ def test_node_refuses_to_start_on_a_log_that_lost_committed_entries() -> None:
         RaftNode(RaftConfig(node_id=1), storage, random.Random(1))
     assert raised.value.exit_status == 65
     assert "new id" in str(raised.value) and "commit index 3" in str(raised.value)
+
+
+@given(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1), st.sampled_from(EntryType),
+       st.binary(max_size=64))
+def test_make_entry_equals_the_constructor(term: int, index: int, kind: EntryType,
+                                           data: bytes) -> None:
+    """The hot paths' entry builder gives the constructor's entry: equal, same hash, frozen."""
+    made, built = make_entry(term, index, kind, data), Entry(term, index, kind, data)
+    assert made == built and hash(made) == hash(built) and repr(made) == repr(built)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.term = term + 1  # type: ignore[misc]

@@ -519,3 +519,30 @@ async def test_queued_and_direct_writes_keep_their_order(started) -> None:
     terms = [(await _next(receiver, iterator)).term for _ in range(200)]
     assert terms == list(range(1, 201))
     assert _count(sender, 2, "frames_out") == 200 and _count(sender, 2, "dropped") == 0
+
+
+async def test_deliver_to_hands_messages_over_in_order_and_gives_them_back(started) -> None:
+    """With `deliver_to`, received messages go to the callable, in order, and not to
+    `received()`; a waiting callable holds that peer's socket back; None restores `received()`."""
+    sender, receiver = await started(1), await started(2)
+    _connect(sender, receiver)
+    delivered: list[Message] = []
+    gate = asyncio.Event()
+
+    async def deliver(message: Message) -> None:
+        delivered.append(message)
+        if message.term == 3:
+            await gate.wait()  # back-pressure: nothing after it is read meanwhile
+
+    receiver.deliver_to(deliver)
+    await sender.send([_heartbeat(1, 2, term) for term in (1, 2, 3, 4)])
+    await _wait_until(lambda: len(delivered) == 3)
+    await asyncio.sleep(0.05)
+    assert [message.term for message in delivered] == [1, 2, 3]
+    gate.set()
+    await _wait_until(lambda: len(delivered) == 4)
+    assert delivered[-1].term == 4
+    await _nothing_arrives(receiver, 0.1)
+    receiver.deliver_to(None)
+    await sender.send([_heartbeat(1, 2, term=5)])
+    assert (await _next(receiver)).term == 5 and len(delivered) == 4

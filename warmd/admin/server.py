@@ -671,6 +671,8 @@ class _Connection:
         self.running: set[asyncio.Future[Any]] = set()
         self._admitted = 0
         self._outbox: list[bytes] = []
+        # Kept: asyncio.get_running_loop() makes a getpid() system call per use on 3.11.
+        self._loop = asyncio.get_running_loop()
 
     async def admit(self) -> None:
         """Wait for room for one more pipelined request (PIPELINE_DEPTH_MAX at once).
@@ -718,7 +720,7 @@ class _Connection:
         encoded = (encode_response_frame if self.framed else encode_response)(response)
         self._outbox.append(encoded)
         if len(self._outbox) == 1:
-            asyncio.get_running_loop().call_soon(self.flush)
+            self._loop.call_soon(self.flush)
         return encoded
 
     def flush(self) -> None:

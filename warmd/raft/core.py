@@ -71,6 +71,7 @@ from warmd.raft.types import (
     Snapshot,
     SnapshotMeta,
     SoftState,
+    make_entry,
 )
 
 CAMPAIGN_TRANSFER = b"transfer"  # vote context: a leadership transfer overrides the leader lease
@@ -748,7 +749,7 @@ class RaftNode:
             self._leader_propose(kind, data)
             return
         self._check_forwarding()
-        self._forwarding.append(Entry(term=0, index=0, type=kind, data=data))
+        self._forwarding.append(make_entry(0, 0, kind, data))
 
     def _flush_forwarding(self) -> None:
         """Send the proposals made since the last Ready to the leader, as few PROPOSE
@@ -794,7 +795,7 @@ class RaftNode:
                 ProposalDropped.TOO_MUCH_UNCOMMITTED, f"{self._uncommitted_bytes} bytes pending"
             )
         index = self.log.last_index() + 1
-        entry = Entry(term=self._term, index=index, type=kind, data=data)
+        entry = make_entry(self._term, index, kind, data)
         if size:
             self._uncommitted.append((index, size))
             self._uncommitted_bytes += size

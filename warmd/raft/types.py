@@ -7,6 +7,7 @@ Node id 0 means "none" (no vote, no leader).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -60,6 +61,26 @@ class Entry:
     index: int
     type: EntryType = EntryType.NORMAL
     data: bytes = b""
+
+
+_new_entry = Entry.__new__
+_set_entry_term: Callable[[Entry, int], None] = vars(Entry)["term"].__set__
+_set_entry_index: Callable[[Entry, int], None] = vars(Entry)["index"].__set__
+_set_entry_type: Callable[[Entry, EntryType], None] = vars(Entry)["type"].__set__
+_set_entry_data: Callable[[Entry, bytes], None] = vars(Entry)["data"].__set__
+
+
+def make_entry(term: int, index: int, kind: EntryType, data: bytes) -> Entry:
+    """`Entry(term, index, kind, data)` for the paths every write takes (proposing, the
+    leader's appends read back from its log, decoding): a frozen dataclass's `__init__`
+    sets each field through object.__setattr__, the slots' own setters take 0.3 instead
+    of 0.5 µs an entry. Equal to the constructor's result; like it, checks nothing."""
+    entry = _new_entry(Entry)
+    _set_entry_term(entry, term)
+    _set_entry_index(entry, index)
+    _set_entry_type(entry, kind)
+    _set_entry_data(entry, data)
+    return entry
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 from warmd.clock import ManualClock, Timer
 from warmd.raft.storage import MemoryStorage
 from warmd.raft.types import ConfState, Entry, HardState, Message, Snapshot
-from warmd.runtime.node.transport import TransportStatistics
+from warmd.runtime.node.transport import Deliver, TransportStatistics
 
 
 class MemoryDisk(MemoryStorage):
@@ -114,6 +114,9 @@ class MemoryTransport:
         inbox = self._network.inbox(self.node_id)
         while True:
             yield await inbox.get()
+
+    def deliver_to(self, deliver: Deliver | None) -> None:
+        """Messages come through `received()` only: the fake keeps its one inbox per node."""
 
     def update_peers(self, peers: Mapping[int, tuple[str, int]]) -> None:
         """Every attached node is reachable by id: addresses are not needed."""

@@ -70,9 +70,12 @@ class Applier:
 
     # ------------------------------------------------------------------ proposers
 
-    def wait_for(self, data: bytes) -> asyncio.Future[ApplyResult]:
-        """A future resolved with the result of the first committed entry holding `data`."""
-        future: asyncio.Future[ApplyResult] = asyncio.get_running_loop().create_future()
+    def wait_for(self, data: bytes, loop: asyncio.AbstractEventLoop | None = None
+                 ) -> asyncio.Future[ApplyResult]:
+        """A future resolved with the result of the first committed entry holding `data`;
+        `loop` is the running loop when the caller has it (looking it up costs a system call
+        per proposal on Python 3.11)."""
+        future: asyncio.Future[ApplyResult] = (loop or asyncio.get_running_loop()).create_future()
         self._waiting.setdefault(data, []).append(future)
         return future
 

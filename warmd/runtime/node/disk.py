@@ -23,7 +23,15 @@ from warmd import codec
 from warmd.errors import invariant
 from warmd.raft.errors import Compacted, SnapshotOutOfDate, Unavailable
 from warmd.raft.storage import ENTRY_OVERHEAD_BYTES
-from warmd.raft.types import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta
+from warmd.raft.types import (
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    Snapshot,
+    SnapshotMeta,
+    make_entry,
+)
 from warmd.runtime.node import segment
 from warmd.runtime.node.segment import (
     DISK_ERRNOS,
@@ -231,7 +239,8 @@ class DiskStorage:
             budget -= len(data) + ENTRY_OVERHEAD_BYTES
             if result and max_bytes is not None and budget < 0:
                 break
-            result.append(Entry(self._terms[offset], index, _ENTRY_TYPES[self._types[offset]], data))
+            result.append(make_entry(self._terms[offset], index, _ENTRY_TYPES[self._types[offset]],
+                                     data))
         return result
 
     def snapshot(self) -> Snapshot:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from warmd import metrics
-from warmd.clock import Clock, SystemClock, Timer
+from warmd.clock import Clock, SystemClock
 from warmd.config_table import Address
 from warmd.errors import InvariantViolation, WarmdError
 from warmd.logging import get_logger
@@ -49,6 +49,7 @@ from warmd.raft.types import (
 )
 from warmd.runtime.node.applier import Applier
 from warmd.runtime.node.changes import ChangeFeed
+from warmd.runtime.node.deadlines import Deadlines
 from warmd.runtime.node.disk import DiskStorage
 from warmd.runtime.node.forked import ForkedJob, ForkedJobFailed, start_forked
 from warmd.runtime.node.status import DriverStatus, build_status
@@ -170,6 +171,8 @@ class Driver:
         self._in_flight: collections.deque[_InFlight] = collections.deque()
         self._last_saved_index = storage.last_index()  # the last entry handed to the writer
         self._putting: set[asyncio.Future[None]] = set()  # proposals waiting for queue room
+        self._deadlines = Deadlines(options.proposal_timeout_s, self._timeout_error)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the running loop, from start()
         self._stopping = False
         self.finished: asyncio.Task[None] | None = None
         self.on_state_change: Callable[[DriverStatus], object] | None = None
@@ -184,7 +187,10 @@ class Driver:
         if self._latest_snapshot.meta.index > self.applier.applied_index:
             await self.applier.restore_in_steps(self._latest_snapshot)
         self._update_peers()
+        # Kept: asyncio.get_running_loop() makes a getpid() system call per use on 3.11.
+        self._loop = asyncio.get_running_loop()
         self.finished = asyncio.create_task(self._run(), name="raft-driver")
+        self.transport.deliver_to(self._deliver)
         self._tasks = [
             asyncio.create_task(self._tick_forever(), name="raft-ticker"),
             asyncio.create_task(self._receive_forever(), name="raft-receiver"),
@@ -193,6 +199,7 @@ class Driver:
     async def stop(self) -> None:
         """Finish the Ready in hand, stop the task and fail every waiting request."""
         self._stopping = True
+        self.transport.deliver_to(None)
         snapshotting = [self._snapshot_task] if self._snapshot_task is not None else []
         for task in [*self._tasks, *snapshotting]:
             task.cancel()
@@ -222,6 +229,7 @@ class Driver:
             if not future.done():
                 future.set_exception(error)
         self._reads.clear()
+        self._deadlines.clear()
 
     # ------------------------------------------------------------------ the task
 
@@ -419,14 +427,20 @@ class Driver:
         interval_s = self.options.tick_interval_s
         while True:
             await self._clock.sleep(interval_s)
+            self._deadlines.sweep(self._clock.monotonic())
             if not self._events.full():
                 self._events.put_nowait(_TICK)
 
     async def _receive_forever(self) -> None:
+        """What came through `received()`: messages queued before `deliver_to`, and all of
+        them from a transport that delivers only there."""
         async for message in self.transport.received():
-            now_s = self._last_contact_s[message.from_id] = self._clock.monotonic()
-            metrics.heartbeats.received(message, now_s)
-            await self._events.put(message)
+            await self._deliver(message)
+
+    async def _deliver(self, message: Message) -> None:
+        now_s = self._last_contact_s[message.from_id] = self._clock.monotonic()
+        metrics.heartbeats.received(message, now_s)
+        await self._events.put(message)
 
     # ------------------------------------------------------------------ reads
 
@@ -503,24 +517,17 @@ class Driver:
     async def _wait(self, future: asyncio.Future[_T], what: str) -> _T:
         """Await a request's own future, failing it with ProposalTimeout when time is up.
 
-        A timer on the future itself, not wait_for(shield(...)): those cost two extra
-        futures and a task wake-up per proposal, ~10% of a loaded leader's CPU (profiled).
-        The future belongs to this one request, so cancelling or failing it is safe; the
-        applier and the read bookkeeping skip futures that are already done.
+        The tick's deadline sweep fails the future itself, not wait_for(shield(...)): those
+        cost two extra futures and a task wake-up per proposal, ~10% of a loaded leader's
+        CPU (profiled). The future belongs to this one request, so cancelling or failing it
+        is safe; the applier and the read bookkeeping skip futures that are already done.
         """
-        timer = self._clock.call_later(self.options.proposal_timeout_s, self._time_out, future,
-                                       what)
-        try:
-            return await future
-        finally:
-            timer.cancel()
+        self._deadlines.add(self._clock.monotonic(), future, what)
+        return await future
 
-    def _time_out(self, future: asyncio.Future[Any], what: str) -> None:
-        if not future.done():
-            future.set_exception(ProposalTimeout(
-                f"{what} not applied within {self.options.proposal_timeout_s:g} s "
-                f"(leader {self.node.leader_id or 'unknown'})"
-            ))
+    def _timeout_error(self, what: str) -> ProposalTimeout:
+        return ProposalTimeout(f"{what} not applied within {self.options.proposal_timeout_s:g} s "
+                               f"(leader {self.node.leader_id or 'unknown'})")
 
     async def propose(self, command: Command) -> ApplyResult:
         """Replicate a state machine command once (session envelope) and return its result.
@@ -549,10 +556,9 @@ class Driver:
             DriverStopped: the driver is not running.
         """
         self._check_running()
-        future = self.applier.wait_for(data)
-        timer = self._clock.call_later(self.options.proposal_timeout_s, self._time_out, future,
-                                       "proposal")
-        future.add_done_callback(functools.partial(self._proposal_done, data, timer))
+        future = self.applier.wait_for(data, self._loop)
+        self._deadlines.add(self._clock.monotonic(), future, "proposal")
+        future.add_done_callback(functools.partial(self._proposal_done, data))
         event = _Propose(data, future)
         try:
             self._events.put_nowait(event)
@@ -562,9 +568,7 @@ class Driver:
             putting.add_done_callback(self._putting.discard)
         return future
 
-    def _proposal_done(self, data: bytes, timer: Timer,
-                       future: asyncio.Future[ApplyResult]) -> None:
-        timer.cancel()
+    def _proposal_done(self, data: bytes, future: asyncio.Future[ApplyResult]) -> None:
         self.applier.forget(data, future)
         error = None if future.cancelled() else future.exception()
         if isinstance(error, RaftError):

@@ -20,7 +20,7 @@ import random
 import socket
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -46,6 +46,9 @@ RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.EN
 BUSY_LOG_INTERVAL_S = 5.0
 
 
+Deliver = Callable[[Message], Awaitable[None]]
+
+
 class Transport(Protocol):
     """What the driver needs from a transport (TcpTransport here, fakes in tests)."""
 
@@ -56,6 +59,11 @@ class Transport(Protocol):
         ...
 
     def received(self) -> AsyncIterator[Message]: ...
+
+    def deliver_to(self, deliver: Deliver | None) -> None:
+        """Hand messages received from now on to `deliver` (awaited: while it waits, that
+        peer's socket is not read) instead of `received()`; None goes back to `received()`."""
+        ...
 
     def update_peers(self, peers: Mapping[int, tuple[str, int]]) -> None: ...
 
@@ -223,8 +231,10 @@ class _Peer:
 class TcpTransport:
     """Raft messages over TCP; see the module docstring.
 
-    Received messages are read with `async for message in transport.received()`;
-    the driver forwards them into its one event queue.
+    Received messages are read with `async for message in transport.received()`, or
+    handed to the callable given to `deliver_to`: the driver's, which puts them into its
+    one event queue straight from the connection's reading task (through `received()`
+    each message took two more task wake-ups, and loop turns, on its way to the driver).
     """
 
     def __init__(self, options: TransportOptions, peers: Mapping[int, tuple[str, int]] | None = None,
@@ -235,6 +245,7 @@ class TcpTransport:
         self._peers: dict[int, _Peer] = {}
         self._counters: dict[int, _Counters] = {}
         self._received: asyncio.Queue[Message | None] = asyncio.Queue(options.received_queue_messages)
+        self._deliver: Deliver | None = None
         self._nonces = handshake.NonceMemory()
         self._listener: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
@@ -337,6 +348,10 @@ class TcpTransport:
                     counter.dropped += 1
             if (peer.task is None or peer.task.done()) and not peer.stopped:
                 peer.task = asyncio.create_task(self._run_peer(peer), name=f"peer-{peer.node_id}")
+
+    def deliver_to(self, deliver: Deliver | None) -> None:
+        """See `Transport.deliver_to`. Messages already queued for `received()` stay there."""
+        self._deliver = deliver
 
     async def _run_peer(self, peer: _Peer) -> None:
         """Dial, handshake and pump frames; on failure wait a jittered backoff and redial."""
@@ -610,7 +625,9 @@ class TcpTransport:
                     raise CodecError(f"message from {message.from_id} to {message.to} "
                                      f"on the connection of node {peer_id}")
                 counter.frames_in += 1
-                await self._received.put(message)  # a full queue slows only this peer's socket
+                # A full queue (or the driver's) slows only this peer's socket.
+                deliver = self._deliver
+                await (self._received.put(message) if deliver is None else deliver(message))
 
     # ------------------------------------------------------------------ statistics
 
