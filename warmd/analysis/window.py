@@ -110,8 +110,9 @@ class Window:
         targets, times_s = block.targets, block.times_s
         self.first_kept_s = min(self.first_kept_s, min(times_s))
         first_s = dict(zip(reversed(targets), reversed(times_s), strict=True))
-        if self.first_s:
-            first_s = {target: first_s[target] for target in first_s.keys() - self.first_s}
+        if self.first_s:  # kept in the block's order, not a set difference's hash order
+            seen = self.first_s
+            first_s = {target: time_s for target, time_s in first_s.items() if target not in seen}
         self.first_s.update(first_s)
         self.last_s.update(zip(targets, times_s, strict=True))
         self.last_pos.update(zip(targets, range(self.kept, self.kept + len(targets)), strict=True))
