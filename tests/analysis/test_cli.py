@@ -82,6 +82,11 @@ def test_bad_arguments_are_clear_errors(log_path: str, tmp_path: Path, capsys) -
     assert main(["predict", log_path, "--budget", "5", "--at", "tomorrow"]) == 78
     assert "bad time" in capsys.readouterr().err
     assert main(["backtest", log_path, "--capacity", "0"]) == 78
+    for command in (["predict", log_path, "--budget", "5"], ["analyze", log_path]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--workers", "0"])
+        assert exit_info.value.code == 2
+        assert "--workers: 0 must be a positive integer" in capsys.readouterr().err
 
 
 def test_progress_is_silent_when_piped_and_draws_on_a_tty() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from warmd.analysis.formats import COMBINED, LineParser
+from warmd.analysis.formats import COMBINED, Columns, LineParser
 from warmd.analysis.summary import summarise
 from warmd.analysis.summary_plain import summary_to_plain
 from warmd.errors import ConfigError
@@ -92,3 +92,38 @@ def test_truncated_gzip_is_a_clear_error(tmp_path: Path, workers: int) -> None:
     packed.write_bytes(data[: len(data) // 2])
     with pytest.raises(ConfigError, match=r"cannot read log .*cut\.log\.gz"):
         summarise_files([str(packed)], "combined", workers=workers)
+
+
+def test_until_summarises_only_the_requests_before_it(tmp_path: Path) -> None:
+    """`until_s` (what `warmd predict --at` passes) gives the summary of the log cut just
+    before that time, to the last sketch entry (one process; two cut the file elsewhere, so
+    their parts merge to the same counts); the malformed lines after it still count."""
+    lines = list(generate_lines(SPEC))
+    parser = LineParser(COMBINED)
+    times = [record.time_s if record else None for record in map(parser.parse, lines)]
+    cut = next(i for i, t in enumerate(times) if t is not None and i > len(lines) * 2 // 3)
+    until_s = times[cut]
+    assert until_s is not None and all(t is None or t < until_s for t in times[:cut])
+    whole, head = tmp_path / "access.log", tmp_path / "head.log"
+    whole.write_text("\n".join(lines) + "\n")
+    head.write_text("\n".join(lines[:cut]) + "\n")
+    expected = summarise_files([str(head)], "combined", workers=1)
+    until = summarise_files([str(whole)], "combined", workers=1, until_s=until_s)
+    assert 0 < until.lines < len(lines) * 0.7
+    assert until.malformed == parser.malformed > expected.malformed
+    until.malformed = expected.malformed
+    assert summary_to_plain(until) == summary_to_plain(expected)
+    split = summarise_files([str(whole)], "combined", workers=2, until_s=until_s)
+    assert (split.lines, split.excluded) == (until.lines, until.excluded)
+    assert {p: t.count for p, t in split.templates.items()} == {
+        p: t.count for p, t in until.templates.items()}
+
+
+def test_columns_before_keeps_the_earlier_requests_in_order() -> None:
+    """Columns.before cuts every column alike and keeps the order; None keeps all."""
+    columns = Columns(["/a", "/b", "/c", "/d"], [3.0, 1.0, 5.0, 2.0], ["GET"] * 4,
+                      [200, 201, 202, 203], ["x", "y", "z", "w"], ["", "", "", ""])
+    assert columns.before(None) is columns and columns.before(6.0) is columns
+    assert columns.before(3.0) == Columns(["/b", "/d"], [1.0, 2.0], ["GET"] * 2, [201, 203],
+                                          ["y", "w"], ["", ""])
+    assert columns.before(0.5).targets == []

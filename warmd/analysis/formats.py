@@ -321,6 +321,16 @@ class Columns:
     clients: list[str]
     agents: list[str]
 
+    def before(self, until_s: float | None) -> Columns:
+        """The requests made before `until_s` (all of them when None), in their order:
+        what `warmd predict --at` learns from."""
+        if until_s is None or not self.times_s or max(self.times_s) < until_s:
+            return self
+        keep = [time_s < until_s for time_s in self.times_s]
+        return Columns(*(list(compress(column, keep)) for column in (
+            self.targets, self.times_s, self.methods, self.statuses, self.clients,
+            self.agents)))
+
 
 def parse_columns(parser: LineParser, lines: list[str]) -> Columns:
     """Parse `lines` into columns; malformed lines are counted and sampled on `parser`.

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from warmd.access import Interface, Role
-from warmd.cli.cluster import _call, _command, _positive_int, _print, call_pages
+from warmd.cli.cluster import _call, _command, _print, call_pages
+from warmd.cli.command import positive_int
 from warmd.cli.plans_view import local_time, when
 from warmd.cli.tasks import _limit
 from warmd.statemachine.access import RESULTS
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = _command(actions, "add", "create a token; its secret is printed once", _add)
     parser.add_argument("--name", required=True, help="the token's name (shown in the audit)")
     parser.add_argument("--role", required=True, choices=[role.name.lower() for role in Role])
-    parser.add_argument("--ttl", type=_positive_int, metavar="SECONDS",
+    parser.add_argument("--ttl", type=positive_int, metavar="SECONDS",
                         help="expire after this many seconds (default: never)")
     _command(actions, "list", "the tokens: name, role, state, expiry (never the secret)", _list)
     parser = _command(actions, "revoke", "revoke a token for good", _revoke)
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="only the calls made with this token")
     parser.add_argument("--interface", choices=[interface.value for interface in Interface])
     parser.add_argument("--result", choices=sorted(RESULTS))
-    parser.add_argument("--since-s", type=_positive_int, metavar="SECONDS",
+    parser.add_argument("--since-s", type=positive_int, metavar="SECONDS",
                         help="only the last SECONDS")
     parser.add_argument("--limit", type=_limit, default=100,
                         help="show at most N records (default 100; 0 for all)")

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from warmd.analysis.formats import TimeParser
 from warmd.analysis.summary import Summary
+from warmd.cli.command import positive_int
 from warmd.cli.progress import Progress
 from warmd.cli.shares_view import render_shares
 from warmd.errors import ConfigError
@@ -62,12 +63,18 @@ def add_format_argument(parser: argparse.ArgumentParser) -> None:
                              "(default: detect)")
 
 
+def add_workers_argument(parser: argparse.ArgumentParser) -> None:
+    """The shared --workers option: processes reading the logs."""
+    parser.add_argument("--workers", type=positive_int, default=None,
+                        help="processes reading the logs (default: cores)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("analyze", help="diagnose the parameters of access logs")
     parser.add_argument("logs", nargs="+", metavar="LOG", help="access log files (.gz ok)")
     add_format_argument(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    add_workers_argument(parser)
     parser.add_argument("--budget", type=int, default=0,
                         help="also show the self-backtest's split of N keys per template, "
                              "for the window after the log's end")

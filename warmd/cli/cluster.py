@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from warmd.admin.client import add_socket_argument, client_from_args
+from warmd.cli.command import positive_int
 from warmd.cli.plans_view import format_warm_up
 from warmd.config_table import parse_address
 
@@ -26,15 +27,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _command(subparsers, "status", "show this node's Raft role, term, leader and indexes", _status)
     _command(subparsers, "members", "list the cluster's voters and learners", _members)
     parser = _command(subparsers, "add-learner", "add a non-voting member", _add_learner)
-    parser.add_argument("node_id", type=_positive_int, metavar="ID")
+    parser.add_argument("node_id", type=positive_int, metavar="ID")
     parser.add_argument("address", type=_address, metavar="HOST:PORT")
     parser = _command(subparsers, "promote", "make a caught-up learner a voter", _promote)
-    parser.add_argument("node_id", type=_positive_int, metavar="ID")
+    parser.add_argument("node_id", type=positive_int, metavar="ID")
     parser = _command(subparsers, "remove", "remove a member from the cluster", _remove)
-    parser.add_argument("node_id", type=_positive_int, metavar="ID")
+    parser.add_argument("node_id", type=positive_int, metavar="ID")
     parser = _command(subparsers, "transfer-leader", "hand leadership to another voter",
                       _transfer)
-    parser.add_argument("node_id", type=_positive_int, nargs="?", metavar="ID",
+    parser.add_argument("node_id", type=positive_int, nargs="?", metavar="ID",
                         help="the new leader (default: the most caught-up voter)")
     parser = _command(subparsers, "snapshot",
                       "snapshot and compact the log now; `snapshot save FILE` also writes it",
@@ -43,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("file", nargs="?", metavar="FILE")
     parser = _command(subparsers, "check-write",
                       "replicate COUNT heartbeats of this node and report the rate", _check_write)
-    parser.add_argument("count", type=_positive_int, nargs="?", default=100, metavar="COUNT")
+    parser.add_argument("count", type=positive_int, nargs="?", default=100, metavar="COUNT")
     _command(subparsers, "plugins", "list the plugins this node loaded, with their versions",
              _plugins)
     _command(subparsers, "health", "check the quorum and every member; exit 1 if one is "
@@ -57,16 +58,6 @@ def _command(subparsers: argparse._SubParsersAction, name: str, help_text: str,
     parser.add_argument("--json", action="store_true", help="print the reply as JSON")
     parser.set_defaults(handler=handler)
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
-    return value
 
 
 def _address(text: str) -> str:

@@ -37,6 +37,17 @@ class CommandModule:
         return tuple(name for name, _ in self.commands)
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (counts, ids, processes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
+    return value
+
+
 def build_parser(prog: str, description: str, modules: Sequence[CommandModule],
                  chosen: str | None = None, configure: Configure | None = None,
                  ) -> argparse.ArgumentParser:

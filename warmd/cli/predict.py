@@ -6,24 +6,21 @@ import argparse
 import json
 import os
 import sys
-from itertools import islice
 
-from warmd.analysis.formats import LineParser
 from warmd.analysis.summary import Summary
-from warmd.cli.analyze import add_format_argument, parse_duration_s, parse_instant_s
+from warmd.cli.analyze import (
+    add_format_argument,
+    add_workers_argument,
+    parse_duration_s,
+    parse_instant_s,
+)
 from warmd.cli.progress import Progress
 from warmd.cli.rules import add_rule_arguments, load_rule_files
 from warmd.cli.shares_view import render_shares
 from warmd.errors import ConfigError
 from warmd.rules.apply import predict_records
 from warmd.rules.engine import Prediction, rank
-from warmd.runtime.ingest.worker import (
-    CHUNK_LINES,
-    estimate_lines,
-    iter_lines,
-    read_records,
-    resolve_format,
-)
+from warmd.runtime.ingest.worker import estimate_lines, read_records, summarise_files
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(default: the last timestamp of the log)")
     parser.add_argument("--horizon", default="6h", help="window after --at (default 6h)")
     add_format_argument(parser)
+    add_workers_argument(parser)
     add_rule_arguments(parser)
     parser.add_argument("--explain", action="store_true",
                         help="append score, expected hits and source after tabs; the "
@@ -54,7 +52,7 @@ def _predict(args: argparse.Namespace) -> int:
     ruleset = load_rule_files(args)
     at_s = parse_instant_s(args.at) if args.at else None
     if ruleset is None:
-        summary = _summarise_until(args.logs, args.log_format, at_s)
+        summary = _summarise_until(args.logs, args.log_format, at_s, args.workers)
         predictions, shares = rank(summary, summary.last_s if at_s is None else at_s,
                                    horizon_s, args.budget)
         if args.explain:
@@ -74,28 +72,22 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summarise_until(paths: list[str], spec: str | None, at_s: float | None) -> Summary:
-    """The summary of the lines before `at_s` (all lines when None), streamed in chunks so
-    memory stays that of the summary, however long the logs.
+def _summarise_until(paths: list[str], spec: str | None, at_s: float | None,
+                     workers: int | None = None) -> Summary:
+    """The summary of the requests before `at_s` (all when None): what `warmd analyze`
+    builds (one process per core, memory that of the summary however long the logs), cut
+    at `at_s`.
 
     Raises:
         ConfigError: no parsable request in the logs (before `at_s`).
     """
-    parser = LineParser(resolve_format(paths, spec))
-    summary = Summary()
     progress = Progress(estimate_lines(paths))
-    lines = iter_lines(paths)
-    while chunk := list(islice(lines, CHUNK_LINES)):
-        records = parser.parse_many(chunk)
-        summary.add_records(records if at_s is None else
-                            [r for r in records if r.time_s < at_s])
-        progress(len(chunk))
+    summary = summarise_files(paths, spec, workers=workers, progress=progress, until_s=at_s)
     progress.close()
     if summary.lines == 0:
         raise ConfigError("no parsable request in the logs" +
                           ("" if at_s is None else " before --at"))
-    summary.malformed = parser.malformed
-    summary.malformed_samples = list(parser.malformed_samples[:5])
+    summary.malformed_samples = summary.malformed_samples[:5]
     return summary
 
 

@@ -10,7 +10,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from warmd.cli.cluster import _call, _command, _positive_int, _print, call_pages
+from warmd.cli.cluster import _call, _command, _print, call_pages
+from warmd.cli.command import positive_int
 from warmd.cli.plans_view import age, when
 from warmd.statemachine.lifecycle import TaskState
 
@@ -26,11 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--target", required=True, help="cache URL, e.g. redis://127.0.0.1:6379")
     parser.add_argument("--key", action="append", default=[], dest="keys", metavar="KEY")
     parser.add_argument("--prefix", help="generate keys PREFIX0 .. PREFIX<count-1>")
-    parser.add_argument("--count", type=_positive_int, help="how many keys to generate")
+    parser.add_argument("--count", type=positive_int, help="how many keys to generate")
     parser.add_argument("--id", dest="task_id", help="task id (default: a random one)")
     parser.add_argument("--priority", type=int)
     parser.add_argument("--deadline-in-s", type=float, help="expire unless done within this")
-    parser.add_argument("--ttl", type=_positive_int, metavar="SECONDS",
+    parser.add_argument("--ttl", type=positive_int, metavar="SECONDS",
                         help="the keys' TTL (default: the executor's, 1 h)")
     parser.add_argument("--value", help="the value written for every key (default: the task id)")
     parser = _command(actions, "ls", "list tasks, by state then id (filters: --state, --plan, "
@@ -52,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--plan", metavar="PLAN", help="with --failed: only this plan's")
     _command(subparsers, "nodes", "list executor nodes: capacity, load, liveness", _nodes)
     parser = _command(subparsers, "drain", "stop assigning new tasks to a node", _drain)
-    parser.add_argument("node_id", type=_positive_int, metavar="NODE")
+    parser.add_argument("node_id", type=positive_int, metavar="NODE")
     parser.add_argument("--undo", action="store_true", help="resume assigning to the node")
 
 

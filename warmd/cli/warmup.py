@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from warmd.cli.cluster import _call, _command, _positive_int, _print, call_pages
+from warmd.cli.cluster import _call, _command, _print, call_pages
+from warmd.cli.command import positive_int
 from warmd.cli.plans_view import format_explanation, format_plans, format_summaries
 
 EXPLAIN_TIMEOUT_S = 60.0
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "makes one now (on the leader)", _plans)
     parser.add_argument("action", nargs="?", choices=["cancel", "run"])
     parser.add_argument("plan", nargs="?", metavar="PLAN")
-    parser.add_argument("--limit", type=_positive_int, default=20, metavar="N",
+    parser.add_argument("--limit", type=positive_int, default=20, metavar="N",
                         help="how many plans, newest first (default 20)")
     _command(subparsers, "summaries",
              "the analysis summary each node shipped, per log source", _summaries)

@@ -42,7 +42,8 @@ CHUNK_LINES = 20_000
 BLOCK_BYTES = 4_000_000  # about 25k combined-log lines
 
 _T = TypeVar("_T")
-_Range = tuple[str, int, int | None, LogFormat, SummaryConfig]  # a file's byte range to summarise
+# A file's byte range to summarise, and the time before which its requests count (None: all).
+_Range = tuple[str, int, int | None, LogFormat, SummaryConfig, float | None]
 
 
 def open_log(path: str) -> io.TextIOBase:
@@ -171,8 +172,11 @@ def astuple_shallow(columns: Columns) -> tuple[list, ...]:
 
 def summarise_files(paths: Sequence[str], spec: str | None = None,
                     config: SummaryConfig | None = None, workers: int | None = None,
-                    progress: Callable[[int], None] | None = None) -> Summary:
+                    progress: Callable[[int], None] | None = None,
+                    until_s: float | None = None) -> Summary:
     """Parse and summarise logs with one process per core; merge the parts in log order.
+    With `until_s`, only the requests made before it are summarised (the lines after it
+    are still read: a log need not be in time order); malformed lines count either way.
 
     Each file is cut into one byte range per worker, each read by its own process (no lines
     cross a pipe). A gzip file is cut by its uncompressed size: each worker decompresses it
@@ -183,8 +187,8 @@ def summarise_files(paths: Sequence[str], spec: str | None = None,
     log_format = resolve_format(paths, spec)
     workers = workers or os.cpu_count() or 1
     if workers == 1:
-        return _summarise_serially(paths, log_format, config, progress)
-    return _summarise_ranges(paths, log_format, config, workers, progress)
+        return _summarise_serially(paths, log_format, config, progress, until_s)
+    return _summarise_ranges(paths, log_format, config, workers, progress, until_s)
 
 
 def _is_gzip(path: str) -> bool:
@@ -196,12 +200,13 @@ def _is_gzip(path: str) -> bool:
 
 
 def _summarise_serially(paths: Sequence[str], log_format: LogFormat, config: SummaryConfig,
-                        progress: Callable[[int], None] | None) -> Summary:
+                        progress: Callable[[int], None] | None,
+                        until_s: float | None = None) -> Summary:
     summary = Summary(config)
     parser = LineParser(log_format)
     with _collector_paused(), summary.windowed() as add:
         for chunk in _chunks(iter_lines(paths), CHUNK_LINES):
-            add(*astuple_shallow(parse_columns(parser, chunk)))
+            add(*astuple_shallow(parse_columns(parser, chunk).before(until_s)))
             if progress is not None:
                 progress(len(chunk))
     summary.malformed = parser.malformed
@@ -225,10 +230,11 @@ def file_ranges(path: str, workers: int) -> list[tuple[int, int | None]]:
 
 
 def _summarise_ranges(paths: Sequence[str], log_format: LogFormat, config: SummaryConfig,
-                      workers: int, progress: Callable[[int], None] | None) -> Summary:
+                      workers: int, progress: Callable[[int], None] | None,
+                      until_s: float | None = None) -> Summary:
     """The ranges' summaries merged in log order as they come: the main process holds the
     total and at most the parts that arrived ahead of their turn, never all of them."""
-    jobs: list[_Range] = [(path, start, end, log_format, config) for path in paths
+    jobs: list[_Range] = [(path, start, end, log_format, config, until_s) for path in paths
                           for start, end in file_ranges(path, workers)]
     context = multiprocessing.get_context("forkserver")
     done = context.Value("q", 0)
@@ -266,12 +272,12 @@ def _set_counter(counter: Any) -> None:
 
 def _summarise_range(job: _Range) -> Summary:
     """The lines that start in [start, end) of a file's content, in one summary."""
-    path, start, end, log_format, config = job
+    path, start, end, log_format, config, until_s = job
     parser = LineParser(log_format)
     summary = Summary(config)
     with _collector_paused(), _reading(path), summary.windowed() as add:
         for text in _range_blocks(path, start, end):
-            add(*astuple_shallow(parse_text(parser, text)))
+            add(*astuple_shallow(parse_text(parser, text).before(until_s)))
             if _COUNTER:
                 with _COUNTER[0].get_lock():
                     _COUNTER[0].value += text.count("\n")
