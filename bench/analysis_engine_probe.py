@@ -11,13 +11,18 @@ block of a log, in CPU time per line, rounds interleaved, medians with min-max:
   `str.extract_groups` with its regex), then the same per-line aggregations, handed back to
   Python as lists (what the per-distinct-target work would start from).
 The summary's per-distinct-target work (templating, sketches) is the same either way and is
-not measured here.
+not measured here. What the probe adds instead is the budget it would have: the bare loop of
+bench/analysis_throughput.py (its regex, a Counter of paths) is timed on the same blocks, and
+the time a 0.5x ratio allows (twice the bare loop's) less the engine's parse and aggregation
+is divided by the (target, hour) groups and the distinct targets of the whole log (fewer
+than the blocks' sum: the most generous window, the whole log, is assumed).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import time
@@ -82,6 +87,33 @@ def warmd_per_line(spec: str) -> Callable[[bytes], Any]:
     return run
 
 
+BARE = {"combined": r'(\S+) \S+ \S+ \[([^\]]+)\] "(\S+) (?P<path>\S+)[^"]*" (\d{3}) (\S+)',
+        "lpdaac": r"^([^|]+)\|&\|([^|]*)\|&\|(?:[^|]*\|&\|){4}(?P<path>[^|]*)\|&\|(\d+)"}
+
+
+def bare_loop(pattern: str) -> Callable[[bytes], Any]:
+    """bench/analysis_throughput.py's bare loop (a match per line, a Counter of paths)."""
+    regex = re.compile(pattern)
+
+    def run(block: bytes) -> Any:
+        paths: Counter[str] = Counter()
+        for line in block.decode("utf-8", "replace").split("\n"):
+            match = regex.match(line)
+            if match:
+                paths[match.group("path")] += 1
+        return paths
+    return run
+
+
+def whole_log_groups(frame: Callable[[bytes], pl.LazyFrame], data: list[bytes]
+                     ) -> tuple[int, int]:
+    """The distinct (target, hour) groups and distinct targets of the whole log's kept lines."""
+    kept = pl.concat([frame(block).filter(
+        pl.col("method").eq("GET") & pl.col("status").is_between(200, 299)).select(
+        "target", (pl.col("time_s") // 3600).alias("hour")).collect() for block in data])
+    return kept.unique().height, kept["target"].n_unique()
+
+
 def _frame(block: bytes) -> pl.LazyFrame:
     return pl.read_csv(block, has_header=False, separator="\x01", quote_char=None,
                        new_columns=["line"], infer_schema=False).lazy()
@@ -143,7 +175,8 @@ def main() -> None:
     frame = polars_combined if args.kind == "combined" else polars_lpdaac
     data = list(blocks(args.log))
     lines = sum(block.count(b"\n") for block in data)
-    contenders = {"warmd parse": warmd_parse(spec),
+    contenders = {"bare loop": bare_loop(BARE[args.kind]),
+                  "warmd parse": warmd_parse(spec),
                   "warmd parse + per-line passes": warmd_per_line(spec),
                   "polars parse": lambda block: frame(block).collect(),
                   "polars parse + per-line aggregation": polars_per_line(frame)}
@@ -159,6 +192,13 @@ def main() -> None:
     for name, values in times.items():
         print(f"  {name:<36} {statistics.median(values):.2f} "
               f"({min(values):.2f}-{max(values):.2f})")
+    groups, targets = whole_log_groups(frame, data)
+    left = 2 * statistics.median(times["bare loop"]) - statistics.median(
+        times["polars parse + per-line aggregation"])
+    print(f"whole log: {groups / lines:.2f} (target, hour) groups and {targets / lines:.2f} "
+          f"distinct targets per line; at 0.5x the bare loop, after the engine's parse and "
+          f"aggregation, {left:.2f} us a line are left: {left * lines / groups:.2f} us per "
+          f"group or {left * lines / targets:.2f} us per distinct target for all the rest")
 
 
 if __name__ == "__main__":
