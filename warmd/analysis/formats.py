@@ -327,9 +327,9 @@ class Columns:
         if until_s is None or not self.times_s or max(self.times_s) < until_s:
             return self
         keep = [time_s < until_s for time_s in self.times_s]
-        return Columns(*(list(compress(column, keep)) for column in (
-            self.targets, self.times_s, self.methods, self.statuses, self.clients,
-            self.agents)))
+        return Columns(list(compress(self.targets, keep)), list(compress(self.times_s, keep)),
+                       list(compress(self.methods, keep)), list(compress(self.statuses, keep)),
+                       list(compress(self.clients, keep)), list(compress(self.agents, keep)))
 
 
 def parse_columns(parser: LineParser, lines: list[str]) -> Columns:
