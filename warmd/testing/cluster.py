@@ -195,6 +195,9 @@ class SimCluster:
         self.lost_entries: list[tuple[int, LostEntries]] = []  # (tick, report) from leaders
         self.crash_hook: CrashHook | None = None  # e.g. the nemesis's crash rates
         self._read_floors: dict[bytes, int] = {}  # read context -> commit when first asked
+        # While True the Raft nodes get no tick (no heartbeat, election or learner batch):
+        # messages, disks and clients still move. What completes then needs no timer.
+        self.raft_clocks_stopped = False
         rates = self.options.tick_rates
         self._skewed = any(rate != 1.0 for rate in rates)
         for node_id in (*conf_state.voters, *conf_state.learners):
@@ -356,7 +359,9 @@ class SimCluster:
                 target.held.append(message)
             else:
                 target.step(message)
-        if self._skewed:
+        if self.raft_clocks_stopped:
+            pass
+        elif self._skewed:
             self._tick_skewed()
         else:
             for node in nodes.values():
