@@ -372,7 +372,7 @@ class Driver:
         A Ready that changes only the commit index (volatile state in Raft, Figure 2) is
         not written on its own: its hard state goes with the next save, or at the next
         tick (`_save_commit_late`). Written on its own it cost a hand-off to the writer
-        thread and back per commit advance: 9 % of the members' CPU per write through a
+        thread and back per commit advance: 6-7 % of the members' CPU per write through a
         follower at 64 in flight (docs/benchmarks.md, "Session 8"). A lower commit on
         disk is always safe: a restarted node learns the rest from the leader; only
         `warmd recover`, which keeps the log up to the commit on disk, may keep up to
