@@ -130,3 +130,17 @@ def test_a_matching_commit_only_append_raises_the_commit_unanswered(make_network
         net.process_ready(2)
         assert follower.log.committed == follower.log.last_index()
         assert len(net.sent[start:]) == answered
+
+
+def test_a_new_leader_tells_every_member_the_commit_of_its_log(make_network) -> None:
+    """Follower 3's write reached every log but was not committed when leader 1 went
+    away; the new leader knows nothing of who forwarded what, so every member is told the
+    commit of its no-op (and of the write before it) at once, with no heartbeat."""
+    net = _elected(make_network, check_quorum=False)  # no leader lease: 2 may campaign now
+    net.drop = lambda message: message.type == MessageType.APPEND_RESPONSE
+    net.propose(3, b"w1")
+    net.drop = None
+    assert all(net.app_state[node] == [] for node in (1, 2, 3))
+    net.isolate(1)
+    net.elect(2)
+    assert net.app_state[2] == net.app_state[3] == [b"w1"]
