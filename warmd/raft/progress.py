@@ -77,8 +77,9 @@ class Progress:
     inflights: Inflights = field(init=False)
     snapshot_send: SnapshotSend | None = None
     # Who waits for the commit index there: the last index appended from proposals this
-    # member forwarded (it answers their clients once it applies them). A member with nothing waiting learns a new commit with its next
-    # entries or heartbeat instead of an empty APPEND of its own (RaftNode._waits_for_commit).
+    # member forwarded (it answers their clients once it applies them). A member with
+    # nothing waiting learns a new commit with its next entries or heartbeat instead of
+    # an empty APPEND of its own (RaftNode._tells_commit_now).
     commit_wanted: int = 0
     # The highest commit index sent to it that its log reaches (an APPEND's commit capped
     # at the APPEND's last index, a heartbeat's); optimistic (a message may be lost, which

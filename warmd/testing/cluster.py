@@ -359,20 +359,22 @@ class SimCluster:
                 target.held.append(message)
             else:
                 target.step(message)
-        if self.raft_clocks_stopped:
-            pass
-        elif self._skewed:
-            self._tick_skewed()
-        else:
-            for node in nodes.values():
-                if node.raft is not None and node.stalled_until <= now_ticks:
-                    node.raft.tick()
+        if not self.raft_clocks_stopped:
+            self._tick_rafts(now_ticks)
         if self.workload is not None:
             self.workload.step(self, now_ticks)
         for node in nodes.values():
             if node.raft is not None and node.stalled_until <= now_ticks:
                 self._drain(node)
         self.observe()
+
+    def _tick_rafts(self, now_ticks: int) -> None:
+        if self._skewed:
+            self._tick_skewed()
+            return
+        for node in self.nodes.values():
+            if node.raft is not None and node.stalled_until <= now_ticks:
+                node.raft.tick()
 
     def stall(self, node_id: int, ticks: int) -> None:
         """Starve a node of CPU for `ticks` ticks: it steps, ticks and sends nothing;
