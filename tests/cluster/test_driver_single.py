@@ -140,3 +140,29 @@ async def test_a_few_large_entries_trigger_a_snapshot_by_bytes(tmp_path: Path) -
         assert driver.storage.first_index() > 1  # compacted
     finally:
         await _close(driver)
+
+
+async def test_a_commit_index_alone_is_written_at_the_next_tick_and_on_stop(tmp_path: Path) -> None:
+    """A Ready that only raises the commit index is not written on its own; the commit
+    reaches the disk with the next save or at the next tick (5 ms here), and a stop
+    writes what is left, so a restart finds every applied entry committed."""
+    driver = await _start(tmp_path)
+    try:
+        await _until_leader(driver)
+        await driver.propose(RegisterNode(node_id=5, capacity=2, lease_ms=1000, now_ms=1))
+        for _ in range(100):  # 0.5 s: a hundred ticks
+            if driver.storage.initial_state()[0].commit >= driver.applier.applied_index:
+                break
+            await asyncio.sleep(0.005)
+        assert driver.storage.initial_state()[0].commit == driver.applier.applied_index
+        results = await asyncio.gather(*(driver.propose(Heartbeat(node_id=5, now_ms=n))
+                                         for n in range(20)))
+        assert all(result == Applied(None) for result in results)
+        applied = driver.applier.applied_index
+    finally:
+        await _close(driver)
+    storage = DiskStorage.open(tmp_path, conf_state=ConfState(voters=(1,)))
+    try:
+        assert storage.initial_state()[0].commit == applied
+    finally:
+        storage.close()

@@ -392,4 +392,4 @@ def test_no_entry_over_the_cap_enters_any_log(make_network) -> None:
     follower.propose(b"z" * 1500)  # forwarded; the leader's cap drops it
     follower.propose(b"w" * 1000)
     net.stabilize()
-    assert net.app_state[2] == [b"w" * 1000]
+    assert net.app_state[1] == net.app_state[3] == [b"w" * 1000]  # 3 forwarded it

@@ -76,6 +76,9 @@ from warmd.raft.types import (
 
 CAMPAIGN_TRANSFER = b"transfer"  # vote context: a leadership transfer overrides the leader lease
 UNCONFIGURED = b"unconfigured"  # APPEND_RESPONSE context: a blank joiner asks for the configuration
+# APPEND context: an empty APPEND that only raises the commit index of a replicating member;
+# accepted, it needs no answer (a rejection is always answered; see `_handle_append`).
+COMMIT_ONLY = b"commit"
 _FORWARDED = frozenset({MessageType.PROPOSE, MessageType.READ_INDEX, MessageType.TRANSFER_LEADER})
 # A leader's replication and answers: they claim nothing about the sender's disk (its
 # followers persist in parallel with it; it counts itself toward commit only for what
@@ -119,17 +122,6 @@ class _SnapshotReceive:
     from_id: int  # chunks from another leader may encode the same state differently
     received: int = 0
     chunks: list[bytes] = field(default_factory=list)
-
-
-def _learns_commit_later(pr: Progress) -> bool:
-    """Whether a new commit index may wait for this member's next entries or heartbeat
-    (heartbeat_ticks later) rather than go out in an empty APPEND of its own: so for a
-    learner that replicates. Nothing waits for a learner's commit, and those APPENDs and
-    their answers were half the leader's messages to learners (24 learners: 0.57x the
-    commits/s of none in the cost model, 0.78x without them; docs/benchmarks.md
-    "Membership"). A learner still probing is told at once: its answer is what the leader
-    judges a promotion by."""
-    return pr.is_learner and pr.state == ProgressState.REPLICATE
 
 
 class RaftNode:
@@ -479,6 +471,7 @@ class RaftNode:
         self._reads_waiting_for_commit = []
         self._broadcast_pending = False
         self._commit_broadcast_pending = False
+        self._commit_wanted_by_all = 0  # a leader's own proposals: every member may wait for them
         self._uncommitted: deque[tuple[int, int]] = deque()  # (index, data bytes) of proposals
         self._uncommitted_bytes = 0
 
@@ -521,8 +514,10 @@ class RaftNode:
         last = self.log.last_index()
         for node_id in self._voters | self._learners:
             self._progress[node_id] = self._new_progress(node_id, last + 1)
-        # Every change still in the log is uncommitted as far as we know (§4.1).
+        # Every change still in the log is uncommitted as far as we know (§4.1), and any
+        # member may wait for anything in it (proposals it forwarded to an earlier leader).
         self._pending_conf_index = last
+        self._commit_wanted_by_all = last + 1
         # §5.4.2 / §8: an empty entry of our term lets us commit everything before it.
         self._append_entries([Entry(term=self._term, index=last + 1)])
 
@@ -782,7 +777,8 @@ class RaftNode:
         if not self.config.forward_proposals:
             raise NotLeader(self._leader_id)
 
-    def _leader_propose(self, kind: EntryType, data: bytes) -> None:
+    def _leader_propose(self, kind: EntryType, data: bytes,
+                        forwarded_by: Progress | None = None) -> None:
         if self._lead_transferee != NO_NODE:
             raise ProposalDropped(ProposalDropped.TRANSFER_IN_PROGRESS, f"to {self._lead_transferee}")
         if self.id not in self._progress:
@@ -804,15 +800,24 @@ class RaftNode:
             # changes no configuration, so skip _append_to_log's bookkeeping.
             self.log.append((entry,))
             self._broadcast_pending = True
+            if forwarded_by is not None:
+                forwarded_by.commit_wanted = index
+            else:
+                self._commit_wanted_by_all = index  # the leader's own work (assignments...)
             return
         self._check_conf_proposal(decode_conf_change(data))
         self._pending_conf_index = index
         self._append_entries([entry])
+        self._commit_wanted_by_all = index  # a configuration: every member is concerned
 
     def _propose_forwarded(self, message: Message) -> None:
+        """Append a follower's proposals; the follower waits to be told they committed
+        (its clients are answered once it applies them). One from a node that is not a
+        member (no Progress) counts as the leader's own."""
+        forwarder = self._progress.get(message.from_id)
         for entry in message.entries:
             with contextlib.suppress(ProposalDropped):  # dropped silently; the client retries
-                self._leader_propose(entry.type, entry.data)
+                self._leader_propose(entry.type, entry.data, forwarder)
 
     def _check_conf_proposal(self, change: ConfChange) -> None:
         if not self._committed_in_term():
@@ -946,8 +951,22 @@ class RaftNode:
             sent = False
             while self._send_append(node_id, pr, send_if_empty=False):
                 sent = True
-            if commit_moved and not sent and not _learns_commit_later(pr):
-                self._send_append(node_id, pr)  # an empty APPEND tells the new commit index
+            if commit_moved and not sent and self._tells_commit_now(pr):
+                self._send_append(node_id, pr, commit_only=True)
+
+    def _tells_commit_now(self, pr: Progress) -> bool:
+        """Whether a new commit index goes to this member at once, in an empty APPEND of
+        its own, rather than with its next entries or heartbeat (heartbeat_ticks later).
+
+        At once when something there waits for it (`Progress.waits_for_commit`: proposals
+        it forwarded, the leader's own proposals) or when the empty APPEND is its probe;
+        a member's reads are told by their heartbeat round (`_answer_read`). A replicating
+        member with nothing waiting learns it later: through a follower at 64 writes in
+        flight the commit-only APPENDs to the other follower and its answers were half of
+        its traffic (docs/benchmarks.md, "Session 8"), and nothing there waited for them."""
+        if pr.state != ProgressState.REPLICATE:
+            return True  # a probe (a learner's answer is what a promotion is judged by)
+        return pr.waits_for_commit(self.log.committed, self._commit_wanted_by_all)
 
     def _learner_batch_waits(self, pr: Progress) -> bool:
         """Whether a replicating learner's entries wait for a fuller batch or the next tick.
@@ -972,8 +991,14 @@ class RaftNode:
                 while self._send_append(node_id, pr, send_if_empty=False):
                     pass
 
-    def _send_append(self, to: int, pr: Progress, send_if_empty: bool = True) -> bool:
-        """Send the entries `pr` is missing (or a snapshot); returns whether anything was sent."""
+    def _send_append(self, to: int, pr: Progress, send_if_empty: bool = True,
+                     commit_only: bool = False) -> bool:
+        """Send the entries `pr` is missing (or a snapshot); returns whether anything was sent.
+
+        `commit_only`: the caller sends it for the commit index alone, so an empty APPEND
+        to a replicating member is marked COMMIT_ONLY and, accepted, goes unanswered:
+        nothing here needs that answer (its entries' own answers free the window, move
+        match and the transfer; heartbeats keep `recent_active` and recover lost ones)."""
         if pr.is_paused():
             return False
         previous = pr.next - 1
@@ -994,11 +1019,15 @@ class RaftNode:
             # A joiner that starts with an empty configuration learns the founding one
             # here, so replaying the log's changes gives it the right configuration.
             founding = SnapshotMeta(conf_state=self._conf_history[0][1])
+        last = entries[-1].index if entries else previous
+        unanswered = commit_only and not entries and pr.state == ProgressState.REPLICATE
         self._send(
             MessageType.APPEND, to, index=previous, log_term=previous_term,
             entries=tuple(entries), commit=self.log.committed, snapshot_meta=founding,
+            context=COMMIT_ONLY if unanswered else b"",
         )
-        pr.sent_entries(entries[-1].index if entries else previous, len(entries))
+        pr.told_commit(min(self.log.committed, last))
+        pr.sent_entries(last, len(entries))
         return True
 
     def _handle_append_response(self, message: Message, pr: Progress) -> None:
@@ -1032,8 +1061,9 @@ class RaftNode:
             while not self._learner_batch_waits(pr) and self._send_append(
                     message.from_id, pr, send_if_empty=False):
                 sent = True
-            if was_paused and not committed and not sent and not _learns_commit_later(pr):
-                self._send_append(message.from_id, pr)  # it missed the commit index while paused
+            if was_paused and not committed and not sent and self._tells_commit_now(pr):
+                # it missed the commit index while paused
+                self._send_append(message.from_id, pr, commit_only=True)
         if message.from_id == self._lead_transferee and pr.match == self.log.last_index():
             self._send(MessageType.TIMEOUT_NOW, message.from_id)
 
@@ -1135,9 +1165,9 @@ class RaftNode:
         committed = self.log.committed
         for node_id, pr in self._progress.items():
             if node_id != self.id:
-                self._send(
-                    MessageType.HEARTBEAT, node_id, commit=min(pr.match, committed), context=context
-                )
+                commit = min(pr.match, committed)
+                self._send(MessageType.HEARTBEAT, node_id, commit=commit, context=context)
+                pr.told_commit(commit)
 
     def _handle_heartbeat_response(self, message: Message, pr: Progress) -> None:
         pr.recent_active = True
@@ -1178,7 +1208,8 @@ class RaftNode:
                     self._append_to_log(entries[conflict - message.index - 1 :])
             last_new = message.index + len(entries)
             log.commit_to(min(message.commit, last_new))
-            self._append_response(message.from_id, index=last_new)
+            if not (message.context == COMMIT_ONLY and not entries and self._configured()):
+                self._append_response(message.from_id, index=last_new)
             return
         hint_index = min(message.index, log.last_index())
         hint_index, hint_term = log.find_conflict_by_term(hint_index, message.log_term)
@@ -1348,6 +1379,9 @@ class RaftNode:
         self._broadcast_heartbeat(ack_context)
 
     def _answer_read(self, request: ReadRequest) -> None:
+        """Give the read its index. A member asking for it needs no commit-only APPEND:
+        the read's heartbeat told it min(match, commit), and a member whose match was
+        behind gets the rest from the APPEND its heartbeat answer triggers."""
         if request.from_id == self.id:
             self._read_states.append(ReadState(index=request.index, context=request.context))
         else:

@@ -76,6 +76,15 @@ class Progress:
     is_learner: bool = False
     inflights: Inflights = field(init=False)
     snapshot_send: SnapshotSend | None = None
+    # Who waits for the commit index there: the last index appended from proposals this
+    # member forwarded (it answers their clients once it applies them). A member with
+    # nothing waiting learns a new commit with its next entries or heartbeat instead of
+    # an empty APPEND of its own (RaftNode._tells_commit_now).
+    commit_wanted: int = 0
+    # The highest commit index sent to it that its log reaches (an APPEND's commit capped
+    # at the APPEND's last index, a heartbeat's); optimistic (a message may be lost, which
+    # the next heartbeat repairs), so reset whenever the state changes.
+    commit_told: int = 0
 
     def __post_init__(self) -> None:
         self.inflights = Inflights(self.max_inflight)
@@ -85,6 +94,7 @@ class Progress:
         self.probe_sent = False
         self.snapshot_send = None
         self.inflights.reset()
+        self.commit_told = 0
 
     def become_probe(self) -> None:
         """After a rejection or a finished snapshot: find the match one APPEND at a time."""
@@ -120,6 +130,23 @@ class Progress:
                 self.inflights.add(last_index)
         else:
             self.probe_sent = True
+
+    def told_commit(self, commit: int) -> None:
+        """A message that lets the member commit up to `commit` went out."""
+        if commit > self.commit_told:
+            self.commit_told = commit
+
+    def waits_for_commit(self, committed: int, wanted_by_all: int) -> bool:
+        """Whether something waits on the member (its own `commit_wanted`, or for a voter
+        the leader's `wanted_by_all`) for a commit it has not been told yet and that the
+        leader can tell it now (`committed`, capped at what the member was sent).
+
+        A learner is left out of `wanted_by_all`: its entries already wait for a batch or
+        the leader's next tick, and commit-only APPENDs to learners and their answers were
+        half the leader's messages to them (docs/benchmarks.md, "Membership")."""
+        told = self.commit_told
+        wanted = self.commit_wanted if self.is_learner else max(self.commit_wanted, wanted_by_all)
+        return wanted > told and min(committed, self.next - 1) > told
 
     def maybe_decrease_to(self, rejected: int, match_hint: int) -> Decrease:
         """A follower rejected the APPEND at `rejected`; move next back.

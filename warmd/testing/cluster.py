@@ -195,6 +195,9 @@ class SimCluster:
         self.lost_entries: list[tuple[int, LostEntries]] = []  # (tick, report) from leaders
         self.crash_hook: CrashHook | None = None  # e.g. the nemesis's crash rates
         self._read_floors: dict[bytes, int] = {}  # read context -> commit when first asked
+        # While True the Raft nodes get no tick (no heartbeat, election or learner batch):
+        # messages, disks and clients still move. What completes then needs no timer.
+        self.raft_clocks_stopped = False
         rates = self.options.tick_rates
         self._skewed = any(rate != 1.0 for rate in rates)
         for node_id in (*conf_state.voters, *conf_state.learners):
@@ -356,18 +359,22 @@ class SimCluster:
                 target.held.append(message)
             else:
                 target.step(message)
-        if self._skewed:
-            self._tick_skewed()
-        else:
-            for node in nodes.values():
-                if node.raft is not None and node.stalled_until <= now_ticks:
-                    node.raft.tick()
+        if not self.raft_clocks_stopped:
+            self._tick_rafts(now_ticks)
         if self.workload is not None:
             self.workload.step(self, now_ticks)
         for node in nodes.values():
             if node.raft is not None and node.stalled_until <= now_ticks:
                 self._drain(node)
         self.observe()
+
+    def _tick_rafts(self, now_ticks: int) -> None:
+        if self._skewed:
+            self._tick_skewed()
+            return
+        for node in self.nodes.values():
+            if node.raft is not None and node.stalled_until <= now_ticks:
+                node.raft.tick()
 
     def stall(self, node_id: int, ticks: int) -> None:
         """Starve a node of CPU for `ticks` ticks: it steps, ticks and sends nothing;

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from typing import Unpack
 
 from warmd.raft import quorum
 from warmd.raft.config import RaftConfig
-from warmd.raft.core import RaftNode
+from warmd.raft.core import RaftNode, _Reply
+from warmd.raft.progress import Progress
 from warmd.raft.readonly import ReadRequest
 from warmd.raft.storage import LogStorage
 from warmd.raft.types import (
@@ -21,6 +23,7 @@ from warmd.raft.types import (
     HardState,
     Message,
     MessageType,
+    ProgressState,
     Role,
     Snapshot,
 )
@@ -232,6 +235,30 @@ class AppliesBeforeDurable(RaftNode):
         log._appliable = lambda: log.committed  # type: ignore[method-assign]
 
 
+class NeverTellsWaitingMembers(RaftNode):
+    """Breaks "a member learns the commit something on it waits for at once": the leader
+    sends a replicating member no empty APPEND for a new commit index, so a write forwarded
+    by a follower (or a read served there) waits for a heartbeat or later entries (the
+    simulator's promptness check runs with every Raft clock stopped)."""
+
+    breaks = "liveness (commit told to waiting members)"
+
+    def _tells_commit_now(self, pr: Progress) -> bool:
+        return pr.state is not ProgressState.REPLICATE  # the break: waiters are ignored
+
+
+class SilentOnRejection(RaftNode):
+    """Breaks §5.3 (the leader backs up on a rejection): a follower whose log does not
+    match an APPEND never says so, so the leader never finds where their logs agree."""
+
+    breaks = "§5.3 (liveness)"
+
+    def _append_response(self, to: int, **fields: Unpack[_Reply]) -> None:
+        if fields.get("reject"):
+            return  # the break: a rejection must always be answered
+        super()._append_response(to, **fields)
+
+
 MUTANTS: dict[str, type[RaftNode]] = {
     "votes-for-any-log": VotesForAnyLog,
     "votes-twice-per-term": VotesTwicePerTerm,
@@ -249,4 +276,6 @@ MUTANTS: dict[str, type[RaftNode]] = {
     "concurrent-membership-changes": ConcurrentMembershipChanges,
     "acks-before-durable": AcksBeforeDurable,
     "applies-before-durable": AppliesBeforeDurable,
+    "never-tells-waiting-members": NeverTellsWaitingMembers,
+    "silent-on-rejection": SilentOnRejection,
 }

@@ -18,11 +18,13 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import msgpack
+
 from warmd.errors import InvariantViolation
 from warmd.raft.config import RaftConfig
 from warmd.raft.core import RaftNode
 from warmd.testing.checkers import SafetyViolation
-from warmd.testing.cluster import ClusterOptions, NodeFactory, SimCluster
+from warmd.testing.cluster import ClusterOptions, NodeFactory, SimCluster, SimNode
 from warmd.testing.linearizability import check_history
 from warmd.testing.mutants import MUTANTS
 from warmd.testing.nemesis import Nemesis, SwarmProfile
@@ -32,6 +34,8 @@ from warmd.testing.workload import Workload, WorkloadOptions
 DEFAULT_STEPS = 600
 LIVENESS_ELECTION_TIMEOUTS = 30  # after healing, this many election timeouts at most
 CATCH_UP_TICKS_PER_ENTRY = 4  # a lagging member may take this long per missing entry
+PROMPT_TICKS = 40  # with Raft clocks stopped, a write or read on a voter completes by then
+PROMPT_CLIENT_ID = 1 << 20  # the promptness probe's client: no workload client has it
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +152,43 @@ def _heal_and_check_liveness(cluster: SimCluster, nemesis: Nemesis,
                 f"{workload.pending_count()} operations pending")
     lag_entries = max(_lags(cluster).values(), default=0)
     catch_up_ticks = bound_ticks + CATCH_UP_TICKS_PER_ENTRY * lag_entries
-    if cluster.run_until(lambda: cluster.leader_id() is not None
-                         and max(_lags(cluster).values(), default=0) == 0, catch_up_ticks):
+    if not cluster.run_until(lambda: cluster.leader_id() is not None
+                             and max(_lags(cluster).values(), default=0) == 0, catch_up_ticks):
+        return (f"liveness: members still behind the leader {catch_up_ticks} ticks after "
+                f"answering: lag={_lags(cluster)}")
+    return _check_prompt_answers(cluster)
+
+
+def _check_prompt_answers(cluster: SimCluster) -> str | None:
+    """With every Raft clock stopped, a write proposed on each voter is applied there and
+    a read asked there is served within PROMPT_TICKS: the leader tells a member the commit
+    something on it waits for at once, never only with a later heartbeat. (A learner's
+    entries wait for the leader's next tick by design, so learners are left out.)"""
+    leader = cluster.leader_id()
+    if leader is None:
         return None
-    return (f"liveness: members still behind the leader {catch_up_ticks} ticks after "
-            f"answering: lag={_lags(cluster)}")
+    voters = sorted(cluster.raft(leader).conf_state.voters)
+    cluster.raft_clocks_stopped = True
+    try:
+        for number, node_id in enumerate(voters, start=1):
+            put = cluster.put(node_id, f"prompt-{node_id}", "v", client_id=PROMPT_CLIENT_ID)
+            context = msgpack.packb((PROMPT_CLIENT_ID, number))
+            if cluster.submit_read(node_id, context) is not None:
+                return f"promptness: node {node_id} refused a read (leader {leader})"
+            node = cluster.nodes[node_id]
+
+            def done(node: SimNode = node, key: str = put.key, context: bytes = context) -> bool:
+                served = any(state.context == context for state in node.read_states)
+                return node.machine.values.get(key) == "v" and served and not node.read_waiting
+
+            if not cluster.run_until(done, PROMPT_TICKS):
+                return (f"promptness: with Raft clocks stopped, a write and a read on node "
+                        f"{node_id} (leader {leader}) did not complete within {PROMPT_TICKS} "
+                        f"ticks: applied={cluster.applied_index(node_id)}, commit on the "
+                        f"leader={cluster.raft(leader).log.committed}")
+    finally:
+        cluster.raft_clocks_stopped = False
+    return None
 
 
 def _lags(cluster: SimCluster) -> dict[int, int]:

@@ -306,8 +306,9 @@ class GcTimer:
 
 
 def register_bench_commands(server: AdminServer, driver: Driver) -> None:
-    """Add `bench-propose`, `bench-write` and `bench-gc` to the admin socket (0600: only
-    the operator can load the node)."""
+    """Add `bench-propose`, `bench-write` and `bench-gc` (the collector's figures and the
+    Raft messages sent and received so far) to the admin socket (0600: only the operator
+    can load the node)."""
     async def bench_propose(args: Mapping[str, Any]) -> dict[str, Any]:
         request = LoadRequest.from_args(args)
         async with raft_errors():
@@ -323,7 +324,9 @@ def register_bench_commands(server: AdminServer, driver: Driver) -> None:
     async def bench_gc(args: Mapping[str, Any]) -> dict[str, Any]:
         if not timer:
             timer.append(GcTimer())
-        return timer[0].report()
+        peers = driver.transport.statistics()  # Raft messages, to count them per write
+        return {**timer[0].report(), "frames_out": peers.total("frames_out"),
+                "frames_in": peers.total("frames_in")}
 
     server.register("bench-gc", bench_gc,
                     summary="the garbage collector's runs and seconds since the first call")
