@@ -41,7 +41,8 @@ def _samples() -> dict[str, bytes]:
     }
 
 
-def _best_us(function, calls: int) -> float:
+def best_us(function, calls: int) -> float:
+    """The best of REPEATS timings of `calls` calls, in us per call."""
     return min(timeit.repeat(function, number=calls, repeat=REPEATS)) / calls * 1e6
 
 
@@ -52,8 +53,8 @@ def main() -> None:
     calls = 2_000 if parser.parse_args().quick else CALLS
     figures = []
     for name, data in _samples().items():
-        warmd_us = _best_us(lambda data=data: decode_command(data), calls)
-        bare_us = _best_us(lambda data=data: msgpack.unpackb(data), calls)
+        warmd_us = best_us(lambda data=data: decode_command(data), calls)
+        bare_us = best_us(lambda data=data: msgpack.unpackb(data), calls)
         print(f"{name:24s} warmd {warmd_us:8.2f} us/call  bare msgpack {bare_us:8.2f} us/call"
               f"  ratio {warmd_us / bare_us:6.1f}")
         figures.append((name.split()[0].split("(")[0].lower(), warmd_us, bare_us))

@@ -20,10 +20,10 @@ so run it with msgspec installed by hand: `.venv/bin/pip install msgspec` then
 from __future__ import annotations
 
 import argparse
-import timeit
 from typing import Annotated, Union
 
 import msgspec
+from command_decode import CALLS, best_us
 
 from warmd.statemachine.commands import (
     Batch,
@@ -38,8 +38,6 @@ from warmd.statemachine.commands import (
     encode_command,
 )
 
-CALLS = 20_000
-REPEATS = 5
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Stamp = Annotated[int, msgspec.Meta(ge=0)]
 NodeId = Annotated[int, msgspec.Meta(ge=1)]
@@ -166,10 +164,6 @@ def _samples() -> dict[str, tuple[bytes, object]]:
     }
 
 
-def _best_us(function, calls: int) -> float:
-    return min(timeit.repeat(function, number=calls, repeat=REPEATS)) / calls * 1e6
-
-
 def _check_compatible(name: str, data: bytes, struct: object, decoder: msgspec.msgpack.Decoder,
                       encoder: msgspec.msgpack.Encoder) -> None:
     """Same bytes both ways, or the probe's figures would compare different work."""
@@ -195,10 +189,10 @@ def main() -> None:
     for name, (data, struct) in _samples().items():
         _check_compatible(name, data, struct, decoder, encoder)
         command = decode_command(data)
-        row = (_best_us(lambda data=data: decode_command(data), calls),
-               _best_us(lambda data=data: decoder.decode(data), calls),
-               _best_us(lambda command=command: encode_command(command), calls),
-               _best_us(lambda struct=struct: encoder.encode(struct), calls))
+        row = (best_us(lambda data=data: decode_command(data), calls),
+               best_us(lambda data=data: decoder.decode(data), calls),
+               best_us(lambda command=command: encode_command(command), calls),
+               best_us(lambda struct=struct: encoder.encode(struct), calls))
         print(f"{name:30s} decode warmd {row[0]:7.2f} msgspec {row[1]:6.2f} us  "
               f"encode warmd {row[2]:7.2f} msgspec {row[3]:6.2f} us  ({len(data)} bytes)")
         figures.append((name.split("(")[0].lower(), *row))

@@ -86,7 +86,7 @@ def test_bad_arguments_are_clear_errors(log_path: str, tmp_path: Path, capsys) -
         with pytest.raises(SystemExit) as exit_info:
             main([*command, "--workers", "0"])
         assert exit_info.value.code == 2
-        assert "--workers: 0 must be a positive integer" in capsys.readouterr().err
+        assert "--workers: 0 must be 1 or more" in capsys.readouterr().err
 
 
 def test_progress_is_silent_when_piped_and_draws_on_a_tty() -> None:

@@ -11,9 +11,8 @@ from typing import Any
 
 from warmd.access import Interface, Role
 from warmd.cli.cluster import _call, _command, _print, call_pages
-from warmd.cli.command import positive_int
+from warmd.cli.command import page_limit, positive_int
 from warmd.cli.plans_view import local_time, when
-from warmd.cli.tasks import _limit
 from warmd.statemachine.access import RESULTS
 
 
@@ -39,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--result", choices=sorted(RESULTS))
     parser.add_argument("--since-s", type=positive_int, metavar="SECONDS",
                         help="only the last SECONDS")
-    parser.add_argument("--limit", type=_limit, default=100,
+    parser.add_argument("--limit", type=page_limit, default=100,
                         help="show at most N records (default 100; 0 for all)")
     parser = _command(subparsers, "login-link",
                       "a one-time console login link for this node (single use, short expiry)",

@@ -37,15 +37,22 @@ class CommandModule:
         return tuple(name for name, _ in self.commands)
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1 (counts, ids, processes)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
-    return value
+def int_at_least(minimum: int, meaning: str = "") -> Callable[[str], int]:
+    """An argparse type: an integer of at least `minimum` (`meaning` says what the
+    smallest stands for, e.g. "0 (all)")."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be {meaning or minimum} or more")
+        return value
+    return parse
+
+
+positive_int = int_at_least(1)  # counts, ids, processes
+page_limit = int_at_least(0, "0 (all)")  # rows a listing shows
 
 
 def build_parser(prog: str, description: str, modules: Sequence[CommandModule],

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from warmd.cli.cluster import _call, _command, _print, call_pages
-from warmd.cli.command import positive_int
+from warmd.cli.command import page_limit, positive_int
 from warmd.cli.plans_view import age, when
 from warmd.statemachine.lifecycle import TaskState
 
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--state", type=str.upper, choices=[state.value for state in TaskState])
     parser.add_argument("--plan", metavar="PLAN", help="only the tasks of this plan")
     parser.add_argument("--rule", metavar="RULE", help="only the tasks this rule made")
-    parser.add_argument("--limit", type=_limit, default=100,
+    parser.add_argument("--limit", type=page_limit, default=100,
                         help="show at most N tasks (default 100; 0 for all, fetched page by page)")
     parser = _command(actions, "show", "show one task", _show)
     parser.add_argument("task_id", metavar="ID")
@@ -85,16 +85,6 @@ def task_line(task: Mapping[str, Any], now_ms: int, id_width: int = 24) -> str:
     return (f"{task['task_id']:<{id_width}} {task['state']:<10} "
             f"{task['checkpoint']:>6}/{task['keys']:<6} attempt {task['attempt']}  "
             f"{owner:<20} {age(task['updated_ms'], now_ms)}")
-
-
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 (all) or more")
-    return value
 
 
 def _list(args: argparse.Namespace) -> int:
